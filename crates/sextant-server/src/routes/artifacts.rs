@@ -1,0 +1,164 @@
+//! The `mlflow-artifacts` proxy: clients upload, list, download and delete
+//! files through the server, so they never need the storage credentials or a
+//! shared filesystem.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::TryStreamExt;
+use sextant_api::mlflow as dto;
+use sextant_artifacts::ArtifactPath;
+
+use crate::error::ApiResult;
+use crate::AppState;
+
+/// The URI scheme of proxied artifacts.
+const PROXY_SCHEME: &str = "mlflow-artifacts:";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/artifacts", get(list)).route(
+        "/artifacts/{*path}",
+        get(download)
+            .put(upload)
+            .delete(remove)
+            .layer(axum::extract::DefaultBodyLimit::disable()),
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct ListQuery {
+    path: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<dto::ListArtifactsResponse>> {
+    let path = ArtifactPath::parse(query.path.as_deref().unwrap_or(""))?;
+    let files = state.artifacts().list(&path).await?;
+    Ok(Json(dto::ListArtifactsResponse {
+        root_uri: None,
+        files: files.into_iter().map(file_info).collect(),
+    }))
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let path = ArtifactPath::parse(&path)?;
+    state
+        .artifacts()
+        .put(&path, body.into_data_stream())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn download(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+    let path = ArtifactPath::parse(&path)?;
+    let download = state.artifacts().get(&path).await?;
+    let content_type = guess_content_type(path.file_name());
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        path.file_name().replace('"', "")
+    );
+    let mut response =
+        Body::from_stream(download.body.map_err(std::io::Error::other)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(download.size));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let path = ArtifactPath::parse(&path)?;
+    state.artifacts().delete(&path).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+fn file_info(info: sextant_artifacts::FileInfo) -> dto::FileInfo {
+    dto::FileInfo {
+        path: info.path,
+        is_dir: info.is_dir,
+        file_size: info.file_size,
+    }
+}
+
+fn guess_content_type(file_name: &str) -> &'static str {
+    let extension = file_name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "txt" | "log" | "md" | "yaml" | "yml" | "py" | "cfg" | "ini" | "toml" => "text/plain",
+        "json" => "application/json",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "svg" => "image/svg+xml",
+        "gif" => "image/gif",
+        "pdf" => "application/pdf",
+        _ if file_name == "MLmodel" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A run or logged model's listing through the run-scoped endpoints.
+pub(crate) struct ProxiedListing {
+    pub(crate) root_uri: String,
+    pub(crate) files: Vec<dto::FileInfo>,
+}
+
+/// Lists `relative` under an `mlflow-artifacts:/…` root. Paths in the
+/// answer are relative to the root, as MLflow's `ListArtifacts` returns
+/// them. Roots elsewhere (a user-chosen location) list as empty.
+pub(crate) async fn list_under_uri(
+    state: &AppState,
+    root_uri: &str,
+    relative: &str,
+) -> ApiResult<ProxiedListing> {
+    let Some(root) = root_uri.strip_prefix(PROXY_SCHEME) else {
+        return Ok(ProxiedListing {
+            root_uri: root_uri.to_string(),
+            files: Vec::new(),
+        });
+    };
+    let root = root.trim_start_matches('/').trim_end_matches('/');
+    let relative_path = ArtifactPath::parse(relative)?;
+    let full = if relative_path.is_root() {
+        root.to_string()
+    } else {
+        format!("{root}/{}", relative_path.as_str())
+    };
+    let entries = state.artifacts().list(&ArtifactPath::parse(&full)?).await?;
+    let files = entries
+        .into_iter()
+        .map(|entry| {
+            let path = if relative_path.is_root() {
+                entry.path
+            } else {
+                format!("{}/{}", relative_path.as_str(), entry.path)
+            };
+            dto::FileInfo {
+                path,
+                is_dir: entry.is_dir,
+                file_size: entry.file_size,
+            }
+        })
+        .collect();
+    Ok(ProxiedListing {
+        root_uri: root_uri.to_string(),
+        files,
+    })
+}

@@ -1,0 +1,336 @@
+//! The model registry: registered models, versions, stages, aliases.
+
+use axum::extract::State;
+use axum::Json;
+use sextant_api::mlflow as dto;
+use sextant_core::KeyValue;
+use sextant_store::NewModelVersion;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::MlflowRequest;
+use crate::routes::{empty, required};
+use crate::AppState;
+
+type Request = MlflowRequest<dto::RegistryRequest>;
+type JsonValue = Json<serde_json::Value>;
+
+/// `version` arrives as a string (proto) or, from some clients, a number.
+fn version(request: &dto::RegistryRequest) -> ApiResult<String> {
+    match &request.version {
+        Some(serde_json::Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+        Some(serde_json::Value::Number(number)) => Ok(number.to_string()),
+        _ => Err(ApiError::missing("version")),
+    }
+}
+
+fn tags(request: &mut dto::RegistryRequest) -> ApiResult<Vec<KeyValue>> {
+    std::mem::take(&mut request.tags)
+        .into_iter()
+        .map(|kv| {
+            Ok(KeyValue {
+                key: required(kv.key, "tags.key")?,
+                value: kv.value.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn registered_model(model: &sextant_core::RegisteredModel) -> Json<dto::RegisteredModelResponse> {
+    Json(dto::RegisteredModelResponse {
+        registered_model: model.into(),
+    })
+}
+
+fn model_version(version: &sextant_core::ModelVersion) -> Json<dto::ModelVersionResponse> {
+    Json(dto::ModelVersionResponse {
+        model_version: version.into(),
+    })
+}
+
+pub(crate) async fn create_registered_model(
+    State(state): State<AppState>,
+    MlflowRequest(mut request): Request,
+) -> ApiResult<Json<dto::RegisteredModelResponse>> {
+    let name = required(request.name.take(), "name")?;
+    let tags = tags(&mut request)?;
+    let model = state
+        .store()
+        .create_registered_model(&name, &tags, request.description.as_deref())
+        .await?;
+    Ok(registered_model(&model))
+}
+
+pub(crate) async fn get_registered_model(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::RegisteredModelResponse>> {
+    let model = state
+        .store()
+        .get_registered_model(&required(request.name, "name")?)
+        .await?;
+    Ok(registered_model(&model))
+}
+
+pub(crate) async fn rename_registered_model(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::RegisteredModelResponse>> {
+    let name = required(request.name, "name")?;
+    let new_name = required(request.new_name, "new_name")?;
+    let model = state
+        .store()
+        .rename_registered_model(&name, &new_name)
+        .await?;
+    Ok(registered_model(&model))
+}
+
+pub(crate) async fn update_registered_model(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::RegisteredModelResponse>> {
+    let name = required(request.name, "name")?;
+    let model = state
+        .store()
+        .update_registered_model(&name, request.description.as_deref())
+        .await?;
+    Ok(registered_model(&model))
+}
+
+pub(crate) async fn delete_registered_model(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    state
+        .store()
+        .delete_registered_model(&required(request.name, "name")?)
+        .await?;
+    Ok(empty())
+}
+
+pub(crate) async fn search_registered_models(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::SearchRegisteredModelsResponse>> {
+    let page = state
+        .store()
+        .search_registered_models(
+            request.filter.as_deref().filter(|f| !f.trim().is_empty()),
+            request.max_results.unwrap_or(100),
+            &request.order_by,
+            request.page_token.as_deref(),
+        )
+        .await?;
+    Ok(Json(dto::SearchRegisteredModelsResponse {
+        registered_models: page.items.iter().map(Into::into).collect(),
+        next_page_token: page.next_page_token,
+    }))
+}
+
+pub(crate) async fn get_latest_versions(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::ModelVersionsResponse>> {
+    let name = required(request.name, "name")?;
+    let versions = state
+        .store()
+        .get_latest_versions(&name, &request.stages)
+        .await?;
+    Ok(Json(dto::ModelVersionsResponse {
+        model_versions: versions.iter().map(Into::into).collect(),
+        next_page_token: None,
+    }))
+}
+
+pub(crate) async fn set_registered_model_tag(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    let name = required(request.name, "name")?;
+    let key = required(request.key, "key")?;
+    let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
+    state
+        .store()
+        .set_registered_model_tag(&name, &KeyValue { key, value })
+        .await?;
+    Ok(empty())
+}
+
+pub(crate) async fn delete_registered_model_tag(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    let name = required(request.name, "name")?;
+    state
+        .store()
+        .delete_registered_model_tag(&name, &required(request.key, "key")?)
+        .await?;
+    Ok(empty())
+}
+
+pub(crate) async fn set_alias(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    let version = version(&request)?;
+    let name = required(request.name, "name")?;
+    let alias = required(request.alias, "alias")?;
+    state
+        .store()
+        .set_registered_model_alias(&name, &alias, &version)
+        .await?;
+    Ok(empty())
+}
+
+pub(crate) async fn delete_alias(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    let name = required(request.name, "name")?;
+    state
+        .store()
+        .delete_registered_model_alias(&name, &required(request.alias, "alias")?)
+        .await?;
+    Ok(empty())
+}
+
+pub(crate) async fn get_version_by_alias(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::ModelVersionResponse>> {
+    let name = required(request.name, "name")?;
+    let version = state
+        .store()
+        .get_model_version_by_alias(&name, &required(request.alias, "alias")?)
+        .await?;
+    Ok(model_version(&version))
+}
+
+pub(crate) async fn create_model_version(
+    State(state): State<AppState>,
+    MlflowRequest(mut request): Request,
+) -> ApiResult<Json<dto::ModelVersionResponse>> {
+    let tags = tags(&mut request)?;
+    let new = NewModelVersion {
+        name: required(request.name, "name")?,
+        source: required(request.source, "source")?,
+        run_id: request.run_id,
+        run_link: request.run_link,
+        description: request.description,
+        model_id: request.model_id,
+        user_id: None,
+        tags,
+    };
+    let version = state.store().create_model_version(&new).await?;
+    Ok(model_version(&version))
+}
+
+pub(crate) async fn get_model_version(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::ModelVersionResponse>> {
+    let version = version(&request)?;
+    let found = state
+        .store()
+        .get_model_version(&required(request.name, "name")?, &version)
+        .await?;
+    Ok(model_version(&found))
+}
+
+pub(crate) async fn update_model_version(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::ModelVersionResponse>> {
+    let version = version(&request)?;
+    let name = required(request.name, "name")?;
+    let updated = state
+        .store()
+        .update_model_version(&name, &version, request.description.as_deref())
+        .await?;
+    Ok(model_version(&updated))
+}
+
+pub(crate) async fn delete_model_version(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    let version = version(&request)?;
+    state
+        .store()
+        .delete_model_version(&required(request.name, "name")?, &version)
+        .await?;
+    Ok(empty())
+}
+
+pub(crate) async fn transition_stage(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::ModelVersionResponse>> {
+    let version = version(&request)?;
+    let name = required(request.name, "name")?;
+    let stage = required(request.stage, "stage")?;
+    let archive = request.archive_existing_versions.unwrap_or(false);
+    let updated = state
+        .store()
+        .transition_model_version_stage(&name, &version, &stage, archive)
+        .await?;
+    Ok(model_version(&updated))
+}
+
+pub(crate) async fn search_model_versions(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::ModelVersionsResponse>> {
+    let page = state
+        .store()
+        .search_model_versions(
+            request.filter.as_deref().filter(|f| !f.trim().is_empty()),
+            request.max_results.unwrap_or(10_000),
+            &request.order_by,
+            request.page_token.as_deref(),
+        )
+        .await?;
+    Ok(Json(dto::ModelVersionsResponse {
+        model_versions: page.items.iter().map(Into::into).collect(),
+        next_page_token: page.next_page_token,
+    }))
+}
+
+pub(crate) async fn get_download_uri(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<Json<dto::DownloadUriResponse>> {
+    let version = version(&request)?;
+    let artifact_uri = state
+        .store()
+        .get_model_version_download_uri(&required(request.name, "name")?, &version)
+        .await?;
+    Ok(Json(dto::DownloadUriResponse { artifact_uri }))
+}
+
+pub(crate) async fn set_model_version_tag(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    let version = version(&request)?;
+    let name = required(request.name, "name")?;
+    let key = required(request.key, "key")?;
+    let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
+    state
+        .store()
+        .set_model_version_tag(&name, &version, &KeyValue { key, value })
+        .await?;
+    Ok(empty())
+}
+
+pub(crate) async fn delete_model_version_tag(
+    State(state): State<AppState>,
+    MlflowRequest(request): Request,
+) -> ApiResult<JsonValue> {
+    let version = version(&request)?;
+    let name = required(request.name, "name")?;
+    state
+        .store()
+        .delete_model_version_tag(&name, &version, &required(request.key, "key")?)
+        .await?;
+    Ok(empty())
+}

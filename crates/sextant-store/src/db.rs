@@ -1,0 +1,155 @@
+//! Small helpers over sqlx's `Any` driver: a query builder that numbers
+//! `$n` placeholders (both SQLite and PostgreSQL accept them) and typed
+//! column getters with the column name in the error.
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use crate::Result;
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Real(f64),
+}
+
+/// SQL text plus its bound values, built in one pass so that placeholder
+/// numbers and values cannot get out of step.
+#[derive(Debug, Default)]
+pub(crate) struct SqlBuilder {
+    pub(crate) sql: String,
+    binds: Vec<Bind>,
+}
+
+impl SqlBuilder {
+    pub(crate) fn new(sql: &str) -> SqlBuilder {
+        SqlBuilder {
+            sql: sql.to_string(),
+            binds: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut SqlBuilder {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub(crate) fn bind(&mut self, value: Bind) -> &mut SqlBuilder {
+        self.binds.push(value);
+        self.sql.push('$');
+        self.sql.push_str(&self.binds.len().to_string());
+        self
+    }
+
+    pub(crate) fn bind_text(&mut self, value: impl Into<String>) -> &mut SqlBuilder {
+        self.bind(Bind::Text(value.into()))
+    }
+
+    /// Appends `(p1, p2, …)` for a non-empty list.
+    pub(crate) fn bind_text_list<'a>(
+        &mut self,
+        values: impl IntoIterator<Item = &'a String>,
+    ) -> &mut SqlBuilder {
+        self.sql.push('(');
+        for (idx, value) in values.into_iter().enumerate() {
+            if idx > 0 {
+                self.sql.push_str(", ");
+            }
+            self.bind_text(value.clone());
+        }
+        self.sql.push(')');
+        self
+    }
+
+    pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        bind_all(sqlx::query(&self.sql), &self.binds)
+    }
+}
+
+pub(crate) fn bind_all<'q>(
+    mut query: Query<'q, Any, AnyArguments<'q>>,
+    binds: &[Bind],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for value in binds {
+        query = match value {
+            Bind::Text(text) => query.bind(text.clone()),
+            Bind::OptText(text) => query.bind(text.clone()),
+            Bind::Int(n) => query.bind(*n),
+            Bind::Real(x) => query.bind(*x),
+        };
+    }
+    query
+}
+
+pub(crate) fn text(row: &AnyRow, column: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(column)?)
+}
+
+pub(crate) fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+pub(crate) fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(column)?)
+}
+
+pub(crate) fn real(row: &AnyRow, column: &str) -> Result<f64> {
+    Ok(row.try_get::<f64, _>(column)?)
+}
+
+/// Stored metric value back to the float the client logged: NaN is kept as
+/// a flag because neither engine stores NaN reliably.
+pub(crate) fn metric_value(row: &AnyRow) -> Result<f64> {
+    if int(row, "is_nan")? != 0 {
+        Ok(f64::NAN)
+    } else {
+        real(row, "value")
+    }
+}
+
+/// Whether an sqlx error is a uniqueness violation (both engines).
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db_err) => {
+            matches!(db_err.kind(), sqlx::error::ErrorKind::UniqueViolation)
+                || db_err.message().contains("UNIQUE constraint failed")
+        }
+        _ => false,
+    }
+}
+
+/// Opaque page token: base64 of the offset, as MLflow's SQL store does, so
+/// tokens from either server look alike.
+pub(crate) fn encode_page_token(offset: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{{\"offset\": {offset}}}"))
+}
+
+pub(crate) fn decode_page_token(token: Option<&str>) -> Result<i64> {
+    use base64::Engine;
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(0);
+    };
+    let invalid = || {
+        crate::StoreError::InvalidInput(format!(
+            "Invalid page token, could not base64-decode: '{token}'"
+        ))
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    match json.get("offset").and_then(|v| v.as_i64()) {
+        Some(offset) if offset >= 0 => Ok(offset),
+        _ => Err(invalid()),
+    }
+}

@@ -1,0 +1,76 @@
+//! Versioned migrations, applied at start-up.
+//!
+//! Both backends carry the same list of versions; a test checks that the
+//! two directories agree. Migrations are only ever added, never edited.
+
+use sqlx::AnyPool;
+
+use crate::{now_ms, Backend, Result};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+}];
+
+/// Applies every migration newer than the database, each in its own
+/// transaction. On PostgreSQL an advisory lock serialises replicas that
+/// start at the same time.
+pub(crate) async fn apply(pool: &AnyPool, backend: Backend) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock(7391001)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply_locked(&mut conn, backend).await;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7391001)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply_locked(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS sextant_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM sextant_migrations")
+        .fetch_one(&mut *conn)
+        .await?;
+    let current = current.unwrap_or(0);
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let sql = match backend {
+            Backend::Sqlite => migration.sqlite,
+            Backend::Postgres => migration.postgres,
+        };
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applying migration"
+        );
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO sextant_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! Compiles parsed search filters (`sextant_core::search`) into SQL.
+//!
+//! Every comparison on a metric, param, tag or dataset becomes an `EXISTS`
+//! sub-query keyed by the primary key of its table, so `AND`, `OR` and
+//! parentheses compose freely and each test is one index lookup per
+//! candidate row. Metrics are compared against `latest_metrics`, never the
+//! history. MLflow's join semantics are kept: a run without tag `x` never
+//! matches `tags.x != 'v'`, only `tags.x IS NULL`.
+
+use sextant_core::search::{Comparator, Comparison, Entity, Filter, OrderBy, Value};
+use sextant_core::ViewType;
+
+use crate::db::{Bind, SqlBuilder};
+use crate::{Backend, Result, StoreError};
+
+/// The table family a search runs over, with its alias in the outer query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `runs r`
+    Runs,
+    /// `experiments e`
+    Experiments,
+    /// `registered_models rm`
+    RegisteredModels,
+    /// `model_versions mv`
+    ModelVersions,
+    /// `logged_models lm`
+    LoggedModels,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ColumnKind {
+    Text,
+    Number,
+}
+
+/// `lifecycle_stage IN (…)` for a view type.
+pub(crate) fn push_view_type(sql: &mut SqlBuilder, column: &str, view_type: ViewType) {
+    match view_type {
+        ViewType::ActiveOnly => sql.push(column).push(" = 'active'"),
+        ViewType::DeletedOnly => sql.push(column).push(" = 'deleted'"),
+        ViewType::All => sql.push("1 = 1"),
+    };
+}
+
+pub(crate) fn push_filter(
+    sql: &mut SqlBuilder,
+    backend: Backend,
+    target: Target,
+    filter: &Filter,
+) -> Result<()> {
+    match filter {
+        Filter::Comparison(comparison) => push_comparison(sql, backend, target, comparison),
+        Filter::And(children) | Filter::Or(children) => {
+            let joiner = if matches!(filter, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            sql.push("(");
+            for (idx, child) in children.iter().enumerate() {
+                if idx > 0 {
+                    sql.push(joiner);
+                }
+                push_filter(sql, backend, target, child)?;
+            }
+            sql.push(")");
+            Ok(())
+        }
+    }
+}
+
+/// Pushes `expr IS NULL, expr ASC|DESC` so rows lacking the key sort last.
+pub(crate) fn push_order_key(sql: &mut SqlBuilder, target: Target, order: &OrderBy) -> Result<()> {
+    let direction = if order.ascending { " ASC" } else { " DESC" };
+    match order.ident.entity {
+        Entity::Attribute => {
+            let (column, _) = attribute_column(target, &order.ident.key)?;
+            sql.push(column)
+                .push(" IS NULL, ")
+                .push(column)
+                .push(direction);
+            Ok(())
+        }
+        Entity::Metric | Entity::Param | Entity::Tag => {
+            let (table, value_column, join) = keyed_table(target, order.ident.entity)?;
+            push_keyed_scalar(sql, table, value_column, join, &order.ident.key);
+            sql.push(" IS NULL, ");
+            push_keyed_scalar(sql, table, value_column, join, &order.ident.key);
+            sql.push(direction);
+            Ok(())
+        }
+        Entity::Dataset => Err(StoreError::InvalidInput(
+            "Cannot order by a dataset field".into(),
+        )),
+    }
+}
+
+fn push_keyed_scalar(sql: &mut SqlBuilder, table: &str, value_column: &str, join: &str, key: &str) {
+    sql.push("(SELECT x.")
+        .push(value_column)
+        .push(" FROM ")
+        .push(table)
+        .push(" x WHERE ")
+        .push(join);
+    sql.push(" AND x.key = ");
+    sql.bind_text(key);
+    if table == "latest_metrics" {
+        sql.push(" AND x.is_nan = 0");
+    }
+    sql.push(")");
+}
+
+fn push_comparison(
+    sql: &mut SqlBuilder,
+    backend: Backend,
+    target: Target,
+    comparison: &Comparison,
+) -> Result<()> {
+    let key = &comparison.ident.key;
+    match comparison.ident.entity {
+        Entity::Attribute => {
+            let (column, kind) = attribute_column(target, key)?;
+            push_predicate(sql, backend, column, kind, comparison)
+        }
+        Entity::Metric | Entity::Param | Entity::Tag => {
+            let (table, value_column, join) = keyed_table(target, comparison.ident.entity)?;
+            let kind = if comparison.ident.entity == Entity::Metric {
+                ColumnKind::Number
+            } else {
+                ColumnKind::Text
+            };
+            let column = format!("x.{value_column}");
+            match comparison.comparator {
+                Comparator::IsNull | Comparator::IsNotNull => {
+                    if comparison.comparator == Comparator::IsNull {
+                        sql.push("NOT ");
+                    }
+                    sql.push("EXISTS (SELECT 1 FROM ")
+                        .push(table)
+                        .push(" x WHERE ")
+                        .push(join)
+                        .push(" AND x.key = ");
+                    sql.bind_text(key.clone()).push(")");
+                    Ok(())
+                }
+                // MLflow treats a model without this tag as "not a prompt",
+                // and its client appends this clause to every registry search.
+                Comparator::NotEq
+                    if comparison.ident.entity == Entity::Tag
+                        && key == "mlflow.prompt.is_prompt" =>
+                {
+                    sql.push("NOT EXISTS (SELECT 1 FROM ")
+                        .push(table)
+                        .push(" x WHERE ")
+                        .push(join)
+                        .push(" AND x.key = ");
+                    sql.bind_text(key.clone()).push(" AND ");
+                    let positive = Comparison {
+                        comparator: Comparator::Eq,
+                        ..comparison.clone()
+                    };
+                    push_predicate(sql, backend, &column, kind, &positive)?;
+                    sql.push(")");
+                    Ok(())
+                }
+                _ => {
+                    sql.push("EXISTS (SELECT 1 FROM ")
+                        .push(table)
+                        .push(" x WHERE ")
+                        .push(join)
+                        .push(" AND x.key = ");
+                    sql.bind_text(key.clone());
+                    if table == "latest_metrics" || table == "metrics" {
+                        sql.push(" AND x.is_nan = 0");
+                    }
+                    sql.push(" AND ");
+                    push_predicate(sql, backend, &column, kind, comparison)?;
+                    sql.push(")");
+                    Ok(())
+                }
+            }
+        }
+        Entity::Dataset => {
+            if target != Target::Runs {
+                return Err(StoreError::InvalidInput(
+                    "Dataset filters are only supported when searching runs".into(),
+                ));
+            }
+            let column = match key.as_str() {
+                "name" => "d.name",
+                "digest" => "d.digest",
+                "context" => "ri.context",
+                other => {
+                    return Err(StoreError::InvalidInput(format!(
+                        "Invalid dataset key '{other}'"
+                    )))
+                }
+            };
+            sql.push(
+                "EXISTS (SELECT 1 FROM run_dataset_inputs ri JOIN datasets d ON d.dataset_id = ri.dataset_id \
+                 WHERE ri.run_id = r.run_id AND ",
+            );
+            push_predicate(sql, backend, column, ColumnKind::Text, comparison)?;
+            sql.push(")");
+            Ok(())
+        }
+    }
+}
+
+fn push_predicate(
+    sql: &mut SqlBuilder,
+    backend: Backend,
+    column: &str,
+    kind: ColumnKind,
+    comparison: &Comparison,
+) -> Result<()> {
+    let operator = match comparison.comparator {
+        Comparator::Eq => "=",
+        Comparator::NotEq => "<>",
+        Comparator::Gt => ">",
+        Comparator::Ge => ">=",
+        Comparator::Lt => "<",
+        Comparator::Le => "<=",
+        Comparator::IsNull => {
+            sql.push(column).push(" IS NULL");
+            return Ok(());
+        }
+        Comparator::IsNotNull => {
+            sql.push(column).push(" IS NOT NULL");
+            return Ok(());
+        }
+        Comparator::Like | Comparator::ILike => {
+            let Value::String(pattern) = &comparison.value else {
+                return Err(invalid_value(comparison));
+            };
+            let case_insensitive = comparison.comparator == Comparator::ILike;
+            match (backend, case_insensitive) {
+                (Backend::Postgres, true) => {
+                    sql.push(column).push(" ILIKE ");
+                    sql.bind_text(pattern.clone());
+                }
+                (Backend::Sqlite, true) => {
+                    sql.push("LOWER(").push(column).push(") LIKE LOWER(");
+                    sql.bind_text(pattern.clone()).push(")");
+                }
+                (_, false) => {
+                    sql.push(column).push(" LIKE ");
+                    sql.bind_text(pattern.clone());
+                }
+            }
+            return Ok(());
+        }
+        Comparator::In | Comparator::NotIn => {
+            let Value::List(values) = &comparison.value else {
+                return Err(invalid_value(comparison));
+            };
+            if values.is_empty() {
+                sql.push(if comparison.comparator == Comparator::In {
+                    "1 = 0"
+                } else {
+                    "1 = 1"
+                });
+                return Ok(());
+            }
+            sql.push(column)
+                .push(if comparison.comparator == Comparator::In {
+                    " IN "
+                } else {
+                    " NOT IN "
+                });
+            sql.bind_text_list(values);
+            return Ok(());
+        }
+    };
+    sql.push(column).push(" ").push(operator).push(" ");
+    match (&comparison.value, kind) {
+        (Value::Number(number), ColumnKind::Number) => {
+            sql.bind(Bind::Real(*number));
+        }
+        (Value::String(text), ColumnKind::Text) => {
+            sql.bind_text(text.clone());
+        }
+        // A quoted number against a numeric column: compare numerically.
+        (Value::String(text), ColumnKind::Number) => match text.trim().parse::<f64>() {
+            Ok(number) => {
+                sql.bind(Bind::Real(number));
+            }
+            Err(_) => return Err(invalid_value(comparison)),
+        },
+        (Value::Number(number), ColumnKind::Text) => {
+            sql.bind_text(format_number(*number));
+        }
+        _ => return Err(invalid_value(comparison)),
+    }
+    Ok(())
+}
+
+fn format_number(number: f64) -> String {
+    if number.fract() == 0.0 && number.abs() < 1e15 {
+        format!("{}", number as i64)
+    } else {
+        number.to_string()
+    }
+}
+
+fn invalid_value(comparison: &Comparison) -> StoreError {
+    StoreError::InvalidInput(format!(
+        "Invalid value for comparison on '{}': {:?}",
+        comparison.ident.key, comparison.value
+    ))
+}
+
+/// The SQL column of an attribute for a target.
+fn attribute_column(target: Target, key: &str) -> Result<(&'static str, ColumnKind)> {
+    use ColumnKind::{Number, Text};
+    let column = match (target, key) {
+        (Target::Runs, "run_id") => ("r.run_id", Text),
+        (Target::Runs, "run_name") => ("r.name", Text),
+        (Target::Runs, "status") => ("r.status", Text),
+        (Target::Runs, "user_id") => ("r.user_id", Text),
+        (Target::Runs, "artifact_uri") => ("r.artifact_uri", Text),
+        (Target::Runs, "lifecycle_stage") => ("r.lifecycle_stage", Text),
+        (Target::Runs, "start_time" | "created") => ("r.start_time", Number),
+        (Target::Runs, "end_time") => ("r.end_time", Number),
+        (Target::Experiments, "name") => ("e.name", Text),
+        (Target::Experiments, "experiment_id") => ("CAST(e.experiment_id AS TEXT)", Text),
+        (Target::Experiments, "creation_time") => ("e.creation_time", Number),
+        (Target::Experiments, "last_update_time") => ("e.last_update_time", Number),
+        (Target::RegisteredModels, "name") => ("rm.name", Text),
+        (Target::RegisteredModels, "creation_timestamp") => ("rm.creation_timestamp", Number),
+        (Target::RegisteredModels, "last_updated_timestamp" | "timestamp") => {
+            ("rm.last_updated_timestamp", Number)
+        }
+        (Target::ModelVersions, "name") => ("mv.name", Text),
+        (Target::ModelVersions, "run_id") => ("mv.run_id", Text),
+        (Target::ModelVersions, "source_path" | "source") => ("mv.source", Text),
+        (Target::ModelVersions, "version_number" | "version") => ("mv.version", Number),
+        (Target::ModelVersions, "creation_timestamp") => ("mv.creation_timestamp", Number),
+        (Target::ModelVersions, "last_updated_timestamp") => ("mv.last_updated_timestamp", Number),
+        (Target::ModelVersions, "current_stage") => ("mv.current_stage", Text),
+        (Target::LoggedModels, "name") => ("lm.name", Text),
+        (Target::LoggedModels, "model_id") => ("lm.model_id", Text),
+        (Target::LoggedModels, "model_type") => ("lm.model_type", Text),
+        (Target::LoggedModels, "status") => ("lm.status", Text),
+        (Target::LoggedModels, "source_run_id") => ("lm.source_run_id", Text),
+        (Target::LoggedModels, "creation_timestamp" | "creation_time") => {
+            ("lm.creation_timestamp_ms", Number)
+        }
+        (Target::LoggedModels, "last_updated_timestamp" | "last_updated_time") => {
+            ("lm.last_updated_timestamp_ms", Number)
+        }
+        _ => {
+            return Err(StoreError::InvalidInput(format!(
+                "Invalid attribute key '{key}' specified."
+            )))
+        }
+    };
+    Ok(column)
+}
+
+/// `(table, value column, join condition against the outer alias)` for keyed
+/// entities (metrics, params, tags) of a target.
+fn keyed_table(
+    target: Target,
+    entity: Entity,
+) -> Result<(&'static str, &'static str, &'static str)> {
+    let table = match (target, entity) {
+        (Target::Runs, Entity::Metric) => ("latest_metrics", "value", "x.run_id = r.run_id"),
+        (Target::Runs, Entity::Param) => ("params", "value", "x.run_id = r.run_id"),
+        (Target::Runs, Entity::Tag) => ("run_tags", "value", "x.run_id = r.run_id"),
+        (Target::Experiments, Entity::Tag) => (
+            "experiment_tags",
+            "value",
+            "x.experiment_id = e.experiment_id",
+        ),
+        (Target::RegisteredModels, Entity::Tag) => {
+            ("registered_model_tags", "value", "x.name = rm.name")
+        }
+        (Target::ModelVersions, Entity::Tag) => (
+            "model_version_tags",
+            "value",
+            "x.name = mv.name AND x.version = mv.version",
+        ),
+        (Target::LoggedModels, Entity::Metric) => ("metrics", "value", "x.model_id = lm.model_id"),
+        (Target::LoggedModels, Entity::Param) => {
+            ("logged_model_params", "value", "x.model_id = lm.model_id")
+        }
+        (Target::LoggedModels, Entity::Tag) => {
+            ("logged_model_tags", "value", "x.model_id = lm.model_id")
+        }
+        _ => {
+            return Err(StoreError::InvalidInput(format!(
+                "This search does not support {entity:?} filters"
+            )))
+        }
+    };
+    Ok(table)
+}
