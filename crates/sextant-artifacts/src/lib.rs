@@ -339,9 +339,11 @@ impl ArtifactStore {
             ));
         }
         let location = self.object_path(path);
-        let mut deleted_any = false;
-        match self.backend.delete(&location).await {
-            Ok(()) => deleted_any = true,
+        // A file is one object; a directory is every object under its prefix
+        // (on the local disk the directory itself cannot be deleted as an
+        // object, so it is never passed to `delete`).
+        match self.backend.head(&location).await {
+            Ok(_) => return Ok(self.backend.delete(&location).await?),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(err) => return Err(err.into()),
         }
@@ -351,18 +353,16 @@ impl ArtifactStore {
             .map_ok(|meta| meta.location)
             .try_collect()
             .await?;
+        if children.is_empty() {
+            return Err(ArtifactError::NotFound(path.as_str().into()));
+        }
         for child in children {
             match self.backend.delete(&child).await {
-                Ok(()) => deleted_any = true,
-                Err(object_store::Error::NotFound { .. }) => {}
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(err) => return Err(err.into()),
             }
         }
-        if deleted_any {
-            Ok(())
-        } else {
-            Err(ArtifactError::NotFound(path.as_str().into()))
-        }
+        Ok(())
     }
 }
 
