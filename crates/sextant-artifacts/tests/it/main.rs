@@ -1,0 +1,144 @@
+//! The same conformance checks on the local disk and on a real
+//! S3-compatible server (`SEXTANT_TEST_S3_ENDPOINT`, e.g. moto; under CI it
+//! must be set).
+
+use bytes::Bytes;
+use futures::{stream, TryStreamExt};
+use sextant_artifacts::{ArtifactError, ArtifactPath, ArtifactStore};
+
+const LIMIT: u64 = 64 * 1024 * 1024;
+
+fn path(text: &str) -> ArtifactPath {
+    ArtifactPath::parse(text).expect("valid test path")
+}
+
+async fn read_all(store: &ArtifactStore, at: &str) -> Vec<u8> {
+    let download = store.get(&path(at)).await.expect("get");
+    let chunks: Vec<Bytes> = download.body.try_collect().await.expect("body");
+    chunks.concat()
+}
+
+fn body(data: Vec<u8>, chunk: usize) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(chunk)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    stream::iter(chunks)
+}
+
+async fn conformance(store: ArtifactStore) {
+    let small = b"hello world".to_vec();
+    // Larger than the single-request limit, so it goes through multipart.
+    let large: Vec<u8> = (0..9 * 1024 * 1024 + 17_u32)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    assert_eq!(
+        store
+            .put(&path("run/a.txt"), body(small.clone(), 4))
+            .await
+            .expect("put small"),
+        small.len() as u64
+    );
+    store
+        .put(&path("run/sub/large.bin"), body(large.clone(), 64 * 1024))
+        .await
+        .expect("put large");
+    assert_eq!(read_all(&store, "run/a.txt").await, small);
+    assert_eq!(read_all(&store, "run/sub/large.bin").await, large);
+
+    let listing = store.list(&path("run")).await.expect("list");
+    let names: Vec<(String, bool)> = listing.iter().map(|f| (f.path.clone(), f.is_dir)).collect();
+    assert_eq!(
+        names,
+        vec![("sub".to_string(), true), ("a.txt".to_string(), false)]
+    );
+    assert_eq!(listing[1].file_size, Some(small.len() as u64));
+    assert!(store
+        .list(&path("run/a.txt"))
+        .await
+        .expect("list file")
+        .is_empty());
+    assert!(store
+        .list(&path("nothing/here"))
+        .await
+        .expect("list missing")
+        .is_empty());
+
+    // Overwrite replaces.
+    store
+        .put(&path("run/a.txt"), body(b"v2".to_vec(), 1))
+        .await
+        .expect("overwrite");
+    assert_eq!(read_all(&store, "run/a.txt").await, b"v2");
+
+    // A failed upload leaves nothing behind.
+    let broken = stream::iter(vec![
+        Ok(Bytes::from_static(b"part")),
+        Err(std::io::Error::other("client went away")),
+    ]);
+    let err = store
+        .put(&path("run/broken.bin"), broken)
+        .await
+        .expect_err("broken upload");
+    assert!(matches!(err, ArtifactError::Body(_)), "{err}");
+    assert!(matches!(
+        store.get(&path("run/broken.bin")).await,
+        Err(ArtifactError::NotFound(_))
+    ));
+
+    store.delete(&path("run/sub")).await.expect("delete dir");
+    assert!(matches!(
+        store.get(&path("run/sub/large.bin")).await,
+        Err(ArtifactError::NotFound(_))
+    ));
+    store.delete(&path("run/a.txt")).await.expect("delete file");
+    assert!(matches!(
+        store.delete(&path("run/a.txt")).await,
+        Err(ArtifactError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn local_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ArtifactStore::open(&dir.path().display().to_string(), &[], LIMIT).expect("open");
+    conformance(store).await;
+}
+
+#[tokio::test]
+async fn upload_limit_is_enforced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ArtifactStore::open(&dir.path().display().to_string(), &[], 1000).expect("open");
+    let err = store
+        .put(&path("big.bin"), body(vec![0; 5000], 100))
+        .await
+        .expect_err("over limit");
+    assert!(matches!(err, ArtifactError::TooLarge { limit: 1000 }));
+    assert!(matches!(
+        store.get(&path("big.bin")).await,
+        Err(ArtifactError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn s3_compatible_server() {
+    let Ok(endpoint) = std::env::var("SEXTANT_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set SEXTANT_TEST_S3_ENDPOINT"
+        );
+        eprintln!("SEXTANT_TEST_S3_ENDPOINT is not set: S3 variant not run");
+        return;
+    };
+    let bucket = std::env::var("SEXTANT_TEST_S3_BUCKET").unwrap_or_else(|_| "sextant-test".into());
+    let options = vec![
+        ("aws_endpoint".to_string(), endpoint),
+        ("aws_allow_http".to_string(), "true".to_string()),
+        ("aws_access_key_id".to_string(), "testing".to_string()),
+        ("aws_secret_access_key".to_string(), "testing".to_string()),
+        ("aws_region".to_string(), "us-east-1".to_string()),
+    ];
+    let prefix = format!("s3://{bucket}/it-{}", uuid::Uuid::new_v4().simple());
+    let store = ArtifactStore::open(&prefix, &options, LIMIT).expect("open s3");
+    conformance(store).await;
+}
