@@ -82,7 +82,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
+            // The one message a failed start must show, whatever RUST_LOG says.
+            eprintln!("sextant: error: {err:#}");
             ExitCode::from(2)
         }
     }
