@@ -74,3 +74,40 @@ async fn apply_locked(conn: &mut sqlx::AnyConnection, backend: Backend) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    fn versions(dir: &str) -> BTreeSet<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir);
+        std::fs::read_dir(&path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .collect()
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migrations_and_all_are_embedded() {
+        let sqlite = versions("sqlite");
+        assert_eq!(
+            sqlite,
+            versions("postgres"),
+            "migrations/sqlite and migrations/postgres must hold the same files"
+        );
+        assert_eq!(
+            sqlite.len(),
+            super::MIGRATIONS.len(),
+            "every migration file must be listed in MIGRATIONS"
+        );
+        for (idx, migration) in super::MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                migration.version,
+                idx as i64 + 1,
+                "versions are consecutive from 1"
+            );
+        }
+    }
+}
