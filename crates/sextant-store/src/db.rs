@@ -66,6 +66,19 @@ impl SqlBuilder {
         self
     }
 
+    /// Appends `(p1, p2, …)` for a non-empty list of integers.
+    pub(crate) fn bind_int_list(&mut self, values: &[i64]) -> &mut SqlBuilder {
+        self.sql.push('(');
+        for (idx, value) in values.iter().enumerate() {
+            if idx > 0 {
+                self.sql.push_str(", ");
+            }
+            self.bind(Bind::Int(*value));
+        }
+        self.sql.push(')');
+        self
+    }
+
     pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         bind_all(sqlx::query(&self.sql), &self.binds)
     }

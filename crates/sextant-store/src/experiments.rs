@@ -1,12 +1,12 @@
 //! Experiments: create, read, rename, soft-delete, restore, tags, search.
 
-use sextant_core::search::{self, SearchKind};
+use sextant_core::search::SearchKind;
 use sextant_core::validation::{self, KeyKind};
 use sextant_core::{Experiment, KeyValue, LifecycleStage, Page, ViewType};
 use sqlx::any::AnyRow;
 
 use crate::db::{self, SqlBuilder};
-use crate::search_sql::{self, Target};
+use crate::search_sql::{self, Paging, Target};
 use crate::{now_ms, Result, Store, StoreError};
 
 const DEFAULT_EXPERIMENT_NAME: &str = "Default";
@@ -236,44 +236,27 @@ impl Store {
         max_results: i64,
         page_token: Option<&str>,
     ) -> Result<Page<Experiment>> {
-        if !(1..=50_000).contains(&max_results) {
-            return Err(StoreError::InvalidInput(format!(
-                "Invalid value {max_results} for parameter 'max_results' supplied. It must be at most 50000"
-            )));
-        }
-        let offset = db::decode_page_token(page_token)?;
-        let filter = filter
-            .map(|f| search::parse_filter(SearchKind::Experiments, f))
-            .transpose()?
-            .flatten();
-        let order_by = order_by
-            .iter()
-            .map(|clause| search::parse_order_by(SearchKind::Experiments, clause))
-            .collect::<Result<Vec<_>, _>>()?;
+        let paging = Paging::new(max_results, 50_000, page_token)?;
+        let (filter, order_by) =
+            search_sql::parse_search(SearchKind::Experiments, filter, order_by)?;
         let mut sql = SqlBuilder::new("SELECT e.* FROM experiments e WHERE ");
         search_sql::push_view_type(&mut sql, "e.lifecycle_stage", view_type);
-        if let Some(filter) = &filter {
-            sql.push(" AND ");
-            search_sql::push_filter(&mut sql, self.backend, Target::Experiments, filter)?;
-        }
-        sql.push(" ORDER BY ");
-        for clause in &order_by {
-            search_sql::push_order_key(&mut sql, Target::Experiments, clause)?;
-            sql.push(", ");
-        }
-        sql.push("e.creation_time DESC, e.experiment_id ASC LIMIT ");
-        sql.bind(db::Bind::Int(max_results + 1));
-        sql.push(" OFFSET ");
-        sql.bind(db::Bind::Int(offset));
-        let rows = sql.query().fetch_all(&self.pool).await?;
-        let has_more = rows.len() as i64 > max_results;
+        search_sql::push_filter_and_order(
+            &mut sql,
+            self.backend,
+            Target::Experiments,
+            filter.as_ref(),
+            &order_by,
+            "e.creation_time DESC, e.experiment_id ASC",
+        )?;
+        paging.push_limit(&mut sql);
+        let (rows, next_page_token) = paging.split(sql.query().fetch_all(&self.pool).await?);
         let mut experiments = Vec::with_capacity(rows.len());
-        for row in rows.iter().take(max_results as usize) {
+        for row in &rows {
             let mut experiment = experiment_from_row(row)?;
             experiment.tags = self.experiment_tags(db::int(row, "experiment_id")?).await?;
             experiments.push(experiment);
         }
-        let next_page_token = has_more.then(|| db::encode_page_token(offset + max_results));
         Ok(Page {
             items: experiments,
             next_page_token,

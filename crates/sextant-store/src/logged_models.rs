@@ -3,15 +3,15 @@
 
 use std::collections::HashMap;
 
-use sextant_core::search::{self, Entity, Identifier, OrderBy, SearchKind};
+use sextant_core::search::{Entity, Identifier, OrderBy, SearchKind};
 use sextant_core::validation::{self, KeyKind};
 use sextant_core::{KeyValue, LoggedModel, LoggedModelStatus, Metric, Page};
 use sqlx::any::AnyRow;
 
-use crate::db::{self, Bind, SqlBuilder};
+use crate::db::{self, SqlBuilder};
 use crate::experiments::{key_value_from_row, parse_experiment_id};
 use crate::runs::metric_from_row;
-use crate::search_sql::{self, Target};
+use crate::search_sql::{self, Paging, Target};
 use crate::{new_hex_id, now_ms, Result, Store, StoreError};
 
 /// What `logged-models` (create) receives.
@@ -174,73 +174,59 @@ impl Store {
         max_results: i64,
         page_token: Option<&str>,
     ) -> Result<Page<LoggedModel>> {
-        if !(1..=50_000).contains(&max_results) {
-            return Err(StoreError::InvalidInput(format!(
-                "Invalid value {max_results} for parameter 'max_results'"
-            )));
-        }
-        let offset = db::decode_page_token(page_token)?;
-        let filter = filter
-            .map(|f| search::parse_filter(SearchKind::LoggedModels, f))
-            .transpose()?
-            .flatten();
+        let paging = Paging::new(max_results, 50_000, page_token)?;
+        let (filter, _) = search_sql::parse_search(SearchKind::LoggedModels, filter, &[])?;
+        // This endpoint sends structured clauses: `metrics.<key>` or an attribute.
+        let order_by: Vec<OrderBy> = order_by
+            .iter()
+            .map(|(field, ascending)| {
+                let ident = match field.strip_prefix("metrics.") {
+                    Some(key) => Identifier {
+                        entity: Entity::Metric,
+                        key: key.to_string(),
+                    },
+                    None => Identifier {
+                        entity: Entity::Attribute,
+                        key: field.clone(),
+                    },
+                };
+                OrderBy {
+                    ident,
+                    ascending: *ascending,
+                }
+            })
+            .collect();
         let mut sql = SqlBuilder::new(
             "SELECT lm.model_id FROM logged_models lm WHERE lm.lifecycle_stage = 'active'",
         );
         if !experiment_ids.is_empty() {
-            sql.push(" AND lm.experiment_id IN (");
-            for (idx, id) in experiment_ids.iter().enumerate() {
-                if idx > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Bind::Int(parse_experiment_id(id)?));
-            }
-            sql.push(")");
+            let ids = experiment_ids
+                .iter()
+                .map(|id| parse_experiment_id(id))
+                .collect::<Result<Vec<_>>>()?;
+            sql.push(" AND lm.experiment_id IN ");
+            sql.bind_int_list(&ids);
         }
-        if let Some(filter) = &filter {
-            sql.push(" AND ");
-            search_sql::push_filter(&mut sql, self.backend, Target::LoggedModels, filter)?;
-        }
-        sql.push(" ORDER BY ");
-        for (field, ascending) in order_by {
-            let ident = match field.strip_prefix("metrics.") {
-                Some(key) => Identifier {
-                    entity: Entity::Metric,
-                    key: key.to_string(),
-                },
-                None => Identifier {
-                    entity: Entity::Attribute,
-                    key: field.clone(),
-                },
-            };
-            search_sql::push_order_key(
-                &mut sql,
-                Target::LoggedModels,
-                &OrderBy {
-                    ident,
-                    ascending: *ascending,
-                },
-            )?;
-            sql.push(", ");
-        }
-        sql.push("lm.creation_timestamp_ms DESC, lm.model_id ASC LIMIT ");
-        sql.bind(Bind::Int(max_results + 1));
-        sql.push(" OFFSET ");
-        sql.bind(Bind::Int(offset));
-        let rows = sql.query().fetch_all(&self.pool).await?;
-        let has_more = rows.len() as i64 > max_results;
+        search_sql::push_filter_and_order(
+            &mut sql,
+            self.backend,
+            Target::LoggedModels,
+            filter.as_ref(),
+            &order_by,
+            "lm.creation_timestamp_ms DESC, lm.model_id ASC",
+        )?;
+        paging.push_limit(&mut sql);
+        let (rows, next_page_token) = paging.split(sql.query().fetch_all(&self.pool).await?);
         let ids = rows
             .iter()
-            .take(max_results as usize)
             .map(|r| db::text(r, "model_id"))
             .collect::<Result<Vec<_>>>()?;
         let items = self.load_logged_models(&ids).await?;
         Ok(Page {
             items,
-            next_page_token: has_more.then(|| db::encode_page_token(offset + max_results)),
+            next_page_token,
         })
     }
-
     async fn load_logged_models(&self, model_ids: &[String]) -> Result<Vec<LoggedModel>> {
         if model_ids.is_empty() {
             return Ok(Vec::new());

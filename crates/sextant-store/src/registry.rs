@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use sextant_core::search::{self, SearchKind};
+use sextant_core::search::SearchKind;
 use sextant_core::validation::{self, KeyKind};
 use sextant_core::{KeyValue, ModelVersion, Page, RegisteredModel, RegisteredModelAlias, Stage};
 use sqlx::any::AnyRow;
 
 use crate::db::{self, Bind, SqlBuilder};
 use crate::experiments::key_value_from_row;
-use crate::search_sql::{self, Target};
+use crate::search_sql::{self, Paging, Target};
 use crate::{now_ms, Result, Store, StoreError};
 
 /// What `model-versions/create` receives.
@@ -178,46 +178,28 @@ impl Store {
         order_by: &[String],
         page_token: Option<&str>,
     ) -> Result<Page<RegisteredModel>> {
-        if !(1..=1000).contains(&max_results) {
-            return Err(StoreError::InvalidInput(format!(
-                "Invalid value {max_results} for parameter 'max_results' supplied. It must be at most 1000"
-            )));
-        }
-        let offset = db::decode_page_token(page_token)?;
-        let filter = filter
-            .map(|f| search::parse_filter(SearchKind::RegisteredModels, f))
-            .transpose()?
-            .flatten();
-        let order_by = order_by
-            .iter()
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| search::parse_order_by(SearchKind::RegisteredModels, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let paging = Paging::new(max_results, 1000, page_token)?;
+        let (filter, order_by) =
+            search_sql::parse_search(SearchKind::RegisteredModels, filter, order_by)?;
         let mut sql = SqlBuilder::new("SELECT rm.name FROM registered_models rm WHERE 1 = 1");
-        if let Some(filter) = &filter {
-            sql.push(" AND ");
-            search_sql::push_filter(&mut sql, self.backend, Target::RegisteredModels, filter)?;
-        }
-        sql.push(" ORDER BY ");
-        for clause in &order_by {
-            search_sql::push_order_key(&mut sql, Target::RegisteredModels, clause)?;
-            sql.push(", ");
-        }
-        sql.push("rm.name ASC LIMIT ");
-        sql.bind(Bind::Int(max_results + 1));
-        sql.push(" OFFSET ");
-        sql.bind(Bind::Int(offset));
-        let rows = sql.query().fetch_all(&self.pool).await?;
-        let has_more = rows.len() as i64 > max_results;
+        search_sql::push_filter_and_order(
+            &mut sql,
+            self.backend,
+            Target::RegisteredModels,
+            filter.as_ref(),
+            &order_by,
+            "rm.name ASC",
+        )?;
+        paging.push_limit(&mut sql);
+        let (rows, next_page_token) = paging.split(sql.query().fetch_all(&self.pool).await?);
         let names = rows
             .iter()
-            .take(max_results as usize)
             .map(|r| db::text(r, "name"))
             .collect::<Result<Vec<_>>>()?;
         let items = self.load_registered_models(&names).await?;
         Ok(Page {
             items,
-            next_page_token: has_more.then(|| db::encode_page_token(offset + max_results)),
+            next_page_token,
         })
     }
 
@@ -578,41 +560,23 @@ impl Store {
         order_by: &[String],
         page_token: Option<&str>,
     ) -> Result<Page<ModelVersion>> {
-        if !(1..=200_000).contains(&max_results) {
-            return Err(StoreError::InvalidInput(format!(
-                "Invalid value {max_results} for parameter 'max_results' supplied. It must be at most 200000"
-            )));
-        }
-        let offset = db::decode_page_token(page_token)?;
-        let filter = filter
-            .map(|f| search::parse_filter(SearchKind::ModelVersions, f))
-            .transpose()?
-            .flatten();
-        let order_by = order_by
-            .iter()
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| search::parse_order_by(SearchKind::ModelVersions, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let paging = Paging::new(max_results, 200_000, page_token)?;
+        let (filter, order_by) =
+            search_sql::parse_search(SearchKind::ModelVersions, filter, order_by)?;
         let mut sql = SqlBuilder::new("SELECT mv.* FROM model_versions mv WHERE 1 = 1");
-        if let Some(filter) = &filter {
-            sql.push(" AND ");
-            search_sql::push_filter(&mut sql, self.backend, Target::ModelVersions, filter)?;
-        }
-        sql.push(" ORDER BY ");
-        for clause in &order_by {
-            search_sql::push_order_key(&mut sql, Target::ModelVersions, clause)?;
-            sql.push(", ");
-        }
-        sql.push("mv.last_updated_timestamp DESC, mv.name ASC, mv.version DESC LIMIT ");
-        sql.bind(Bind::Int(max_results + 1));
-        sql.push(" OFFSET ");
-        sql.bind(Bind::Int(offset));
-        let mut versions = self.load_model_versions(&mut sql).await?;
-        let has_more = versions.len() as i64 > max_results;
-        versions.truncate(max_results as usize);
+        search_sql::push_filter_and_order(
+            &mut sql,
+            self.backend,
+            Target::ModelVersions,
+            filter.as_ref(),
+            &order_by,
+            "mv.last_updated_timestamp DESC, mv.name ASC, mv.version DESC",
+        )?;
+        paging.push_limit(&mut sql);
+        let (items, next_page_token) = paging.split(self.load_model_versions(&mut sql).await?);
         Ok(Page {
-            items: versions,
-            next_page_token: has_more.then(|| db::encode_page_token(offset + max_results)),
+            items,
+            next_page_token,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sextant_core::search::{self, SearchKind};
+use sextant_core::search::SearchKind;
 use sextant_core::validation::{self, KeyKind};
 use sextant_core::{
     Dataset, DatasetInput, KeyValue, LifecycleStage, Metric, ModelOutput, Page, Run, RunData,
@@ -14,7 +14,7 @@ use sqlx::{Any, Transaction};
 
 use crate::db::{self, Bind, SqlBuilder};
 use crate::experiments::{key_value_from_row, parse_experiment_id};
-use crate::search_sql::{self, Target};
+use crate::search_sql::{self, Paging, Target};
 use crate::{new_hex_id, now_ms, Result, Store, StoreError};
 
 /// Tag MLflow uses to carry the run name.
@@ -338,7 +338,6 @@ impl Store {
         page_token: Option<&str>,
     ) -> Result<Page<Metric>> {
         self.run_info(run_id).await?;
-        let offset = db::decode_page_token(page_token)?;
         let limit = max_results.unwrap_or(validation::MAX_METRIC_HISTORY_PAGE);
         if !(1..=validation::MAX_METRIC_HISTORY_PAGE).contains(&limit) {
             return Err(StoreError::InvalidInput(format!(
@@ -346,24 +345,33 @@ impl Store {
                 validation::MAX_METRIC_HISTORY_PAGE
             )));
         }
-        let rows = sqlx::query(
-            "SELECT * FROM metrics WHERE run_id = $1 AND key = $2 ORDER BY step, timestamp, value LIMIT $3 OFFSET $4",
-        )
-        .bind(run_id)
-        .bind(key)
-        .bind(limit + 1)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+        // Keyset pagination: the token is the last point's primary-key
+        // suffix, so each page is one index range scan however deep it is.
+        let mut sql = SqlBuilder::new("SELECT * FROM metrics WHERE run_id = ");
+        sql.bind_text(run_id).push(" AND key = ").bind_text(key);
+        if let Some(after) = HistoryCursor::decode(page_token)? {
+            sql.push(" AND (step, timestamp, value, is_nan) > (");
+            sql.bind(Bind::Int(after.step)).push(", ");
+            sql.bind(Bind::Int(after.timestamp)).push(", ");
+            sql.bind(Bind::Real(after.value)).push(", ");
+            sql.bind(Bind::Int(after.is_nan)).push(")");
+        }
+        sql.push(" ORDER BY step, timestamp, value, is_nan LIMIT ");
+        sql.bind(Bind::Int(limit + 1));
+        let rows = sql.query().fetch_all(&self.pool).await?;
         let has_more = rows.len() as i64 > limit;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let next_page_token = match rows.last() {
+            Some(last) if has_more => Some(HistoryCursor::from_row(last)?.encode()),
+            _ => None,
+        };
         let items = rows
             .iter()
-            .take(limit as usize)
             .map(metric_from_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page {
             items,
-            next_page_token: has_more.then(|| db::encode_page_token(offset + limit)),
+            next_page_token,
         })
     }
 
@@ -441,72 +449,44 @@ impl Store {
         order_by: &[String],
         page_token: Option<&str>,
     ) -> Result<Page<Run>> {
-        if !(1..=validation::MAX_RUNS_PAGE).contains(&max_results) {
-            return Err(StoreError::InvalidInput(format!(
-                "Invalid value {max_results} for parameter 'max_results' supplied. It must be at most {}",
-                validation::MAX_RUNS_PAGE
-            )));
-        }
-        let offset = db::decode_page_token(page_token)?;
-        let filter = filter
-            .map(|f| search::parse_filter(SearchKind::Runs, f))
-            .transpose()?
-            .flatten();
-        let order_by = order_by
+        let paging = Paging::new(max_results, validation::MAX_RUNS_PAGE, page_token)?;
+        let (filter, order_by) = search_sql::parse_search(SearchKind::Runs, filter, order_by)?;
+        let experiment_numbers = experiment_ids
             .iter()
-            .filter(|clause| !clause.trim().is_empty())
-            .map(|clause| search::parse_order_by(SearchKind::Runs, clause))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut experiment_numbers = Vec::with_capacity(experiment_ids.len());
-        for id in experiment_ids {
-            match id.trim().parse::<i64>() {
-                Ok(n) => experiment_numbers.push(n),
-                Err(_) => {
-                    return Err(StoreError::InvalidInput(format!(
-                        "Invalid experiment id '{id}'"
-                    )));
-                }
-            }
-        }
+            .map(|id| {
+                id.trim()
+                    .parse::<i64>()
+                    .map_err(|_| StoreError::InvalidInput(format!("Invalid experiment id '{id}'")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         if experiment_numbers.is_empty() {
             return Ok(Page {
                 items: Vec::new(),
                 next_page_token: None,
             });
         }
-        let mut sql = SqlBuilder::new("SELECT r.run_id FROM runs r WHERE r.experiment_id IN (");
-        for (idx, id) in experiment_numbers.iter().enumerate() {
-            if idx > 0 {
-                sql.push(", ");
-            }
-            sql.bind(Bind::Int(*id));
-        }
-        sql.push(") AND ");
+        let mut sql = SqlBuilder::new("SELECT r.run_id FROM runs r WHERE r.experiment_id IN ");
+        sql.bind_int_list(&experiment_numbers);
+        sql.push(" AND ");
         search_sql::push_view_type(&mut sql, "r.lifecycle_stage", view_type);
-        if let Some(filter) = &filter {
-            sql.push(" AND ");
-            search_sql::push_filter(&mut sql, self.backend, Target::Runs, filter)?;
-        }
-        sql.push(" ORDER BY ");
-        for clause in &order_by {
-            search_sql::push_order_key(&mut sql, Target::Runs, clause)?;
-            sql.push(", ");
-        }
-        sql.push("r.start_time DESC, r.run_id ASC LIMIT ");
-        sql.bind(Bind::Int(max_results + 1));
-        sql.push(" OFFSET ");
-        sql.bind(Bind::Int(offset));
-        let rows = sql.query().fetch_all(&self.pool).await?;
-        let has_more = rows.len() as i64 > max_results;
+        search_sql::push_filter_and_order(
+            &mut sql,
+            self.backend,
+            Target::Runs,
+            filter.as_ref(),
+            &order_by,
+            "r.start_time DESC, r.run_id ASC",
+        )?;
+        paging.push_limit(&mut sql);
+        let (rows, next_page_token) = paging.split(sql.query().fetch_all(&self.pool).await?);
         let run_ids = rows
             .iter()
-            .take(max_results as usize)
             .map(|row| db::text(row, "run_id"))
             .collect::<Result<Vec<_>>>()?;
-        let runs = self.load_runs(&run_ids).await?;
+        let items = self.load_runs(&run_ids).await?;
         Ok(Page {
-            items: runs,
-            next_page_token: has_more.then(|| db::encode_page_token(offset + max_results)),
+            items,
+            next_page_token,
         })
     }
 
@@ -872,4 +852,47 @@ fn generate_run_name(run_id: &str) -> String {
         NOUNS[pick(4) % NOUNS.len()],
         pick(8) % 1000
     )
+}
+
+/// Position after the last point of a metric-history page.
+struct HistoryCursor {
+    step: i64,
+    timestamp: i64,
+    value: f64,
+    is_nan: i64,
+}
+
+impl HistoryCursor {
+    fn from_row(row: &AnyRow) -> Result<HistoryCursor> {
+        Ok(HistoryCursor {
+            step: db::int(row, "step")?,
+            timestamp: db::int(row, "timestamp")?,
+            value: db::real(row, "value")?,
+            is_nan: db::int(row, "is_nan")?,
+        })
+    }
+
+    fn encode(&self) -> String {
+        use base64::Engine;
+        let json = serde_json::json!([self.step, self.timestamp, self.value, self.is_nan]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    fn decode(token: Option<&str>) -> Result<Option<HistoryCursor>> {
+        use base64::Engine;
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let invalid = || StoreError::InvalidInput(format!("Invalid page token '{token}'"));
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| invalid())?;
+        let parts: (i64, i64, f64, i64) = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        Ok(Some(HistoryCursor {
+            step: parts.0,
+            timestamp: parts.1,
+            value: parts.2,
+            is_nan: parts.3,
+        }))
+    }
 }

@@ -7,10 +7,12 @@
 //! history. MLflow's join semantics are kept: a run without tag `x` never
 //! matches `tags.x != 'v'`, only `tags.x IS NULL`.
 
-use sextant_core::search::{Comparator, Comparison, Entity, Filter, OrderBy, Value};
+use sextant_core::search::{
+    self, Comparator, Comparison, Entity, Filter, OrderBy, SearchKind, Value,
+};
 use sextant_core::ViewType;
 
-use crate::db::{Bind, SqlBuilder};
+use crate::db::{self, Bind, SqlBuilder};
 use crate::{Backend, Result, StoreError};
 
 /// The table family a search runs over, with its alias in the outer query.
@@ -396,4 +398,88 @@ fn keyed_table(
         }
     };
     Ok(table)
+}
+
+/// Parses a search's filter and `order_by` strings for `kind`.
+pub(crate) fn parse_search(
+    kind: SearchKind,
+    filter: Option<&str>,
+    order_by: &[String],
+) -> Result<(Option<Filter>, Vec<OrderBy>)> {
+    let filter = filter
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| search::parse_filter(kind, f))
+        .transpose()?
+        .flatten();
+    let order_by = order_by
+        .iter()
+        .filter(|clause| !clause.trim().is_empty())
+        .map(|clause| search::parse_order_by(kind, clause))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((filter, order_by))
+}
+
+/// Appends ` AND <filter>` when there is one, then
+/// ` ORDER BY <clauses…>, <tiebreak>`; the tiebreak makes the order total,
+/// which pagination needs.
+pub(crate) fn push_filter_and_order(
+    sql: &mut SqlBuilder,
+    backend: Backend,
+    target: Target,
+    filter: Option<&Filter>,
+    order_by: &[OrderBy],
+    tiebreak: &str,
+) -> Result<()> {
+    if let Some(filter) = filter {
+        sql.push(" AND ");
+        push_filter(sql, backend, target, filter)?;
+    }
+    sql.push(" ORDER BY ");
+    for clause in order_by {
+        push_order_key(sql, target, clause)?;
+        sql.push(", ");
+    }
+    sql.push(tiebreak);
+    Ok(())
+}
+
+/// Offset pagination behind an opaque token.
+pub(crate) struct Paging {
+    limit: i64,
+    offset: i64,
+}
+
+impl Paging {
+    /// Checks `max_results` against the endpoint's largest page `most`
+    /// and decodes the token.
+    pub(crate) fn new(max_results: i64, most: i64, page_token: Option<&str>) -> Result<Paging> {
+        if !(1..=most).contains(&max_results) {
+            return Err(StoreError::InvalidInput(format!(
+                "Invalid value {max_results} for parameter 'max_results' supplied. It must be between 1 and {most}"
+            )));
+        }
+        Ok(Paging {
+            limit: max_results,
+            offset: db::decode_page_token(page_token)?,
+        })
+    }
+
+    /// Appends ` LIMIT <n + 1> OFFSET <o>`: the one extra row tells whether
+    /// another page follows without a second query.
+    pub(crate) fn push_limit(&self, sql: &mut SqlBuilder) {
+        sql.push(" LIMIT ");
+        sql.bind(Bind::Int(self.limit + 1));
+        sql.push(" OFFSET ");
+        sql.bind(Bind::Int(self.offset));
+    }
+
+    /// Drops the extra row and returns the token of the next page, if any.
+    pub(crate) fn split<T>(&self, mut rows: Vec<T>) -> (Vec<T>, Option<String>) {
+        let has_more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
+        (
+            rows,
+            has_more.then(|| db::encode_page_token(self.offset + self.limit)),
+        )
+    }
 }
