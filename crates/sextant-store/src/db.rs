@@ -84,14 +84,16 @@ impl SqlBuilder {
     }
 }
 
+/// Binds by reference: the values live in the builder for as long as the
+/// query does, so nothing is copied on the way to the driver.
 pub(crate) fn bind_all<'q>(
     mut query: Query<'q, Any, AnyArguments<'q>>,
-    binds: &[Bind],
+    binds: &'q [Bind],
 ) -> Query<'q, Any, AnyArguments<'q>> {
     for value in binds {
         query = match value {
-            Bind::Text(text) => query.bind(text.clone()),
-            Bind::OptText(text) => query.bind(text.clone()),
+            Bind::Text(text) => query.bind(text.as_str()),
+            Bind::OptText(text) => query.bind(text.as_deref()),
             Bind::Int(n) => query.bind(*n),
             Bind::Real(x) => query.bind(*x),
         };

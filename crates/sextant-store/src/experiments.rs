@@ -21,7 +21,7 @@ impl Store {
         .bind(DEFAULT_EXPERIMENT_NAME)
         .bind(self.artifact_location_for(0))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }
@@ -48,7 +48,7 @@ impl Store {
             validation::validate_tag_value(&tag.key, &tag.value)?;
         }
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         let inserted = sqlx::query_scalar::<_, i64>(
             "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
              VALUES ($1, $2, 'active', $3, $3) RETURNING experiment_id",
@@ -141,7 +141,7 @@ impl Store {
         .bind(new_name)
         .bind(now_ms())
         .bind(parse_experiment_id(&experiment.experiment_id)?)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await;
         match updated {
             Ok(_) => Ok(()),
@@ -175,7 +175,7 @@ impl Store {
 
     async fn set_experiment_stage(&self, experiment_id: i64, stage: LifecycleStage) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
             .bind(stage.as_str())
             .bind(now)
@@ -205,7 +205,7 @@ impl Store {
         validation::validate_tag_value(key, value)?;
         let experiment = self.require_active_experiment(experiment_id).await?;
         let id = parse_experiment_id(&experiment.experiment_id)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         upsert_tag(&mut tx, id, key, value).await?;
         tx.commit().await?;
         Ok(())
@@ -218,7 +218,7 @@ impl Store {
             sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
                 .bind(id)
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&self.write_pool)
                 .await?;
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(

@@ -85,7 +85,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A handle to the metadata store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Connections for reads (and every access on PostgreSQL).
     pool: AnyPool,
+    /// Connections for writes. On SQLite this is one connection: SQLite has
+    /// a single writer anyway, and queueing writers here (asynchronously)
+    /// replaces lock contention inside SQLite, whose busy handler sleeps
+    /// and whose deferred transactions fail with "database is locked" when
+    /// two of them try to upgrade to writing at once.
+    write_pool: AnyPool,
     backend: Backend,
     default_artifact_root: String,
     writer: writer::WriterHandle,
@@ -97,37 +104,19 @@ impl Store {
     pub async fn open(config: &StoreConfig) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalize_url(&config.database_url)?;
-        let pool_options = AnyPoolOptions::new()
-            .max_connections(config.max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(30));
-        let pool_options = match backend {
-            Backend::Sqlite => pool_options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // MLflow matches LIKE case-sensitively; ILIKE lowers both sides.
-                    // WAL lets readers proceed while the writer commits;
-                    // NORMAL sync in WAL mode keeps every committed
-                    // transaction across a process crash (kill -9) and only
-                    // risks the last ones on power loss.
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
-                        "PRAGMA busy_timeout = 10000",
-                        "PRAGMA case_sensitive_like = ON",
-                    ] {
-                        sqlx::Executor::execute(&mut *conn, pragma).await?;
-                    }
-                    Ok(())
-                })
-            }),
-            Backend::Postgres => pool_options,
-        };
-        let pool = pool_options.connect(&url).await.map_err(|err| {
+        let open = |max_connections: u32| open_pool(backend, &url, max_connections);
+        let pool = open(config.max_connections.max(2)).await.map_err(|err| {
             StoreError::Open(format!("{}: {err}", redact_url(&config.database_url)))
         })?;
-        migrate::apply(&pool, backend).await?;
-        let writer = writer::WriterHandle::spawn(pool.clone(), backend);
+        let write_pool = match backend {
+            Backend::Sqlite => open(1).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        migrate::apply(&write_pool, backend).await?;
+        let writer = writer::WriterHandle::spawn(write_pool.clone(), backend);
         let store = Store {
             pool,
+            write_pool,
             backend,
             default_artifact_root: config.default_artifact_root.clone(),
             writer,
@@ -145,14 +134,47 @@ impl Store {
     /// closes the pool. Writes submitted afterwards fail with `ShuttingDown`.
     pub async fn close(&self) {
         self.writer.shutdown().await;
+        self.write_pool.close().await;
         self.pool.close().await;
     }
 
     /// A cheap liveness probe of the database.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
         Ok(())
     }
+}
+
+async fn open_pool(
+    backend: Backend,
+    url: &str,
+    max_connections: u32,
+) -> Result<AnyPool, sqlx::Error> {
+    let pool_options = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30));
+    let pool_options = match backend {
+        Backend::Sqlite => pool_options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers proceed while the writer commits; NORMAL
+                // sync in WAL mode keeps every committed transaction across a
+                // crash of the process (kill -9) and only risks the last ones
+                // on power loss. MLflow matches LIKE case-sensitively (ILIKE
+                // lowers both sides).
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA busy_timeout = 10000",
+                    "PRAGMA case_sensitive_like = ON",
+                ] {
+                    sqlx::Executor::execute(&mut *conn, pragma).await?;
+                }
+                Ok(())
+            })
+        }),
+        Backend::Postgres => pool_options,
+    };
+    pool_options.connect(url).await
 }
 
 /// Accepts the spellings users know from MLflow (`sqlite:///abs/path.db`,

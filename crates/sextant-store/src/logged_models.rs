@@ -51,7 +51,7 @@ impl Store {
             experiment.artifact_location.trim_end_matches('/')
         );
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         sqlx::query(
             "INSERT INTO logged_models (model_id, experiment_id, name, artifact_uri, status, status_message, model_type, \
              source_run_id, creation_timestamp_ms, last_updated_timestamp_ms, lifecycle_stage) \
@@ -104,7 +104,7 @@ impl Store {
             .bind(status.as_str())
             .bind(now_ms())
             .bind(model_id)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         self.get_logged_model(model_id).await
     }
@@ -115,7 +115,7 @@ impl Store {
             validation::validate_tag_value(&tag.key, &tag.value)?;
         }
         self.require_logged_model(model_id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         for tag in tags {
             upsert_keyed(&mut tx, "logged_model_tags", model_id, tag).await?;
         }
@@ -129,7 +129,7 @@ impl Store {
         let deleted = sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(model_id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
@@ -145,7 +145,7 @@ impl Store {
             validation::validate_param_value(&param.key, &param.value)?;
         }
         self.require_logged_model(model_id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         for param in params {
             upsert_keyed(&mut tx, "logged_model_params", model_id, param).await?;
         }
@@ -159,7 +159,7 @@ impl Store {
         sqlx::query("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = $1 WHERE model_id = $2")
             .bind(now_ms())
             .bind(model_id)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         Ok(())
     }

@@ -35,7 +35,7 @@ impl Store {
         validate_model_name(name)?;
         validate_tags(tags)?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO registered_models (name, creation_timestamp, last_updated_timestamp, description, last_version) \
              VALUES ($1, $2, $2, $3, 0)",
@@ -84,7 +84,7 @@ impl Store {
     ) -> Result<RegisteredModel> {
         validate_model_name(new_name)?;
         self.require_registered_model(name).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         let renamed = sqlx::query(
             "UPDATE registered_models SET name = $1, last_updated_timestamp = $2 WHERE name = $3",
         )
@@ -128,14 +128,14 @@ impl Store {
             .bind(description.map(str::to_string))
             .bind(now_ms())
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         self.get_registered_model(name).await
     }
 
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
         self.require_registered_model(name).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         for table in [
             "registered_model_tags",
             "model_version_tags",
@@ -155,7 +155,7 @@ impl Store {
     pub async fn set_registered_model_tag(&self, name: &str, tag: &KeyValue) -> Result<()> {
         validate_tags(std::slice::from_ref(tag))?;
         self.require_registered_model(name).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         upsert_model_tag(&mut tx, name, tag).await?;
         tx.commit().await?;
         Ok(())
@@ -166,7 +166,7 @@ impl Store {
         sqlx::query("DELETE FROM registered_model_tags WHERE name = $1 AND key = $2")
             .bind(name)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         Ok(())
     }
@@ -315,7 +315,7 @@ impl Store {
             }
         }
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         let version: i64 = sqlx::query_scalar(
             "UPDATE registered_models SET last_version = last_version + 1, last_updated_timestamp = $1 WHERE name = $2 RETURNING last_version",
         )
@@ -371,14 +371,14 @@ impl Store {
             .bind(now_ms())
             .bind(name)
             .bind(current.version)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         self.get_model_version(name, version).await
     }
 
     pub async fn delete_model_version(&self, name: &str, version: &str) -> Result<()> {
         let current = self.get_model_version(name, version).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         for table in [
             "model_version_tags",
             "registered_model_aliases",
@@ -417,7 +417,7 @@ impl Store {
         })?;
         let current = self.get_model_version(name, version).await?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         if archive_existing && matches!(stage, Stage::Staging | Stage::Production) {
             sqlx::query(
                 "UPDATE model_versions SET current_stage = 'Archived', last_updated_timestamp = $1 \
@@ -471,7 +471,7 @@ impl Store {
     ) -> Result<()> {
         validate_tags(std::slice::from_ref(tag))?;
         let current = self.get_model_version(name, version).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         upsert_version_tag(&mut tx, name, current.version, tag).await?;
         tx.commit().await?;
         Ok(())
@@ -488,7 +488,7 @@ impl Store {
             .bind(name)
             .bind(current.version)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         Ok(())
     }
@@ -508,7 +508,7 @@ impl Store {
         .bind(name)
         .bind(alias)
         .bind(current.version)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }
@@ -518,7 +518,7 @@ impl Store {
         sqlx::query("DELETE FROM registered_model_aliases WHERE name = $1 AND alias = $2")
             .bind(name)
             .bind(alias)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         Ok(())
     }

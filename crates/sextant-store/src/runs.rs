@@ -76,7 +76,7 @@ impl Store {
             experiment.artifact_location.trim_end_matches('/')
         );
         let start_time = start_time.unwrap_or_else(now_ms);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (run_id, experiment_id, name, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) \
              VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active')",
@@ -129,7 +129,7 @@ impl Store {
 
     pub async fn update_run(&self, run_id: &str, update: &RunUpdate) -> Result<RunInfo> {
         self.require_active_run(run_id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         if let Some(status) = update.status {
             sqlx::query("UPDATE runs SET status = $1 WHERE run_id = $2")
                 .bind(status.as_str())
@@ -163,7 +163,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }
@@ -174,7 +174,7 @@ impl Store {
             "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = $1",
         )
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }
@@ -219,7 +219,7 @@ impl Store {
         let deleted = sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
             .bind(run_id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
@@ -238,7 +238,7 @@ impl Store {
     ) -> Result<()> {
         let info = self.require_active_run(run_id).await?;
         let experiment_id = parse_experiment_id(&info.experiment_id)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         for input in datasets {
             let dataset = &input.dataset;
             if dataset.name.is_empty() || dataset.digest.is_empty() {
@@ -313,7 +313,7 @@ impl Store {
     /// Records models a run produced (MLflow 3 `runs/outputs`).
     pub async fn log_outputs(&self, run_id: &str, outputs: &[ModelOutput]) -> Result<()> {
         self.require_active_run(run_id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         for output in outputs {
             sqlx::query(
                 "INSERT INTO run_model_outputs (run_id, model_id, step) VALUES ($1, $2, $3) \

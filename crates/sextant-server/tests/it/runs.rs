@@ -6,6 +6,7 @@ use crate::helpers::{value_of, TestApp};
 backend_tests!(
     latest_metric_is_greatest_step_timestamp_value,
     non_finite_metric_values_round_trip,
+    metric_values_round_trip_bit_for_bit,
     params_cannot_change_and_batches_are_atomic,
     run_lifecycle_and_tags,
     metric_history_pages,
@@ -403,4 +404,46 @@ async fn concurrent_logging_loses_nothing(app: TestApp) {
         .unwrap()
         .iter()
         .all(|m| m["step"] == 49));
+}
+
+/// Values come back exactly as logged, to the last bit.
+async fn metric_values_round_trip_bit_for_bit(app: TestApp) {
+    let run_id = app.create_run("0", "exact").await;
+    let values = [
+        0.1,
+        1.0 / 3.0,
+        0.9992503785922918,
+        1e-300,
+        123456789.12345679,
+        -2.5e-8,
+        0.30000000000000004,
+    ];
+    let metrics: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(step, value)| json!({"key": "x", "value": value, "timestamp": 1, "step": step}))
+        .collect();
+    app.post(
+        "runs/log-batch",
+        json!({"run_id": run_id, "metrics": metrics}),
+    )
+    .await
+    .ok();
+    let history = app
+        .get(
+            "metrics/get-history",
+            &[("run_id", &run_id), ("metric_key", "x")],
+        )
+        .await
+        .ok();
+    let stored: Vec<u64> = history["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_f64().unwrap().to_bits())
+        .collect();
+    assert_eq!(
+        stored,
+        values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
 }

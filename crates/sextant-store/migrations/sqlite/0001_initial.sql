@@ -1,4 +1,6 @@
 -- Tracking and registry schema, version 1 (SQLite flavour).
+-- Tables keyed by a composite primary key are WITHOUT ROWID: each row is
+-- stored once, in key order, instead of in a rowid table plus an index.
 -- The PostgreSQL file of the same number holds the same tables and indexes.
 CREATE TABLE experiments (
     experiment_id INTEGER PRIMARY KEY,
@@ -32,13 +34,13 @@ CREATE TABLE params (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_id, key)
-);
+) WITHOUT ROWID;
 CREATE TABLE run_tags (
     run_id TEXT NOT NULL,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_id, key)
-);
+) WITHOUT ROWID;
 -- Every metric point ever logged. Identical points are stored once, so a
 -- client that retries a batch does not duplicate history.
 CREATE TABLE metrics (
@@ -52,7 +54,7 @@ CREATE TABLE metrics (
     dataset_name TEXT,
     dataset_digest TEXT,
     PRIMARY KEY (run_id, key, step, timestamp, value, is_nan)
-);
+) WITHOUT ROWID;
 -- The latest point per (run, key): greatest (step, timestamp, value).
 -- Search filters and orders on it without rescanning history.
 CREATE TABLE latest_metrics (
@@ -66,7 +68,7 @@ CREATE TABLE latest_metrics (
     dataset_name TEXT,
     dataset_digest TEXT,
     PRIMARY KEY (run_id, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX latest_metrics_by_key_value ON latest_metrics (key, value);
 CREATE TABLE datasets (
     dataset_id TEXT PRIMARY KEY,
