@@ -409,7 +409,7 @@ async fn concurrent_logging_loses_nothing(app: TestApp) {
 /// Values come back exactly as logged, to the last bit.
 async fn metric_values_round_trip_bit_for_bit(app: TestApp) {
     let run_id = app.create_run("0", "exact").await;
-    let values = [
+    let values: [f64; 7] = [
         0.1,
         1.0 / 3.0,
         0.9992503785922918,
