@@ -239,7 +239,7 @@ impl Store {
         let paging = Paging::new(max_results, 50_000, page_token)?;
         let (filter, order_by) =
             search_sql::parse_search(SearchKind::Experiments, filter, order_by)?;
-        let mut sql = SqlBuilder::new("SELECT e.* FROM experiments e WHERE ");
+        let mut sql = SqlBuilder::new(self.backend, "SELECT e.* FROM experiments e WHERE ");
         search_sql::push_view_type(&mut sql, "e.lifecycle_stage", view_type);
         search_sql::push_filter_and_order(
             &mut sql,

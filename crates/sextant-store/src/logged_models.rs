@@ -197,6 +197,7 @@ impl Store {
             })
             .collect();
         let mut sql = SqlBuilder::new(
+            self.backend,
             "SELECT lm.model_id FROM logged_models lm WHERE lm.lifecycle_stage = 'active'",
         );
         if !experiment_ids.is_empty() {
@@ -232,7 +233,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let fetch = |sql: &str| {
-            let mut builder = SqlBuilder::new(sql);
+            let mut builder = SqlBuilder::new(self.backend, sql);
             builder.bind_text_list(model_ids);
             builder
         };

@@ -181,7 +181,10 @@ impl Store {
         let paging = Paging::new(max_results, 1000, page_token)?;
         let (filter, order_by) =
             search_sql::parse_search(SearchKind::RegisteredModels, filter, order_by)?;
-        let mut sql = SqlBuilder::new("SELECT rm.name FROM registered_models rm WHERE 1 = 1");
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT rm.name FROM registered_models rm WHERE 1 = 1",
+        );
         search_sql::push_filter_and_order(
             &mut sql,
             self.backend,
@@ -208,7 +211,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let fetch = |sql: &str| {
-            let mut builder = SqlBuilder::new(sql);
+            let mut builder = SqlBuilder::new(self.backend, sql);
             builder.bind_text_list(names);
             builder
         };
@@ -349,7 +352,7 @@ impl Store {
 
     pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
         let number = parse_version(version)?;
-        let mut sql = SqlBuilder::new("SELECT * FROM model_versions WHERE name = ");
+        let mut sql = SqlBuilder::new(self.backend, "SELECT * FROM model_versions WHERE name = ");
         sql.bind_text(name)
             .push(" AND version = ")
             .bind(Bind::Int(number));
@@ -563,7 +566,10 @@ impl Store {
         let paging = Paging::new(max_results, 200_000, page_token)?;
         let (filter, order_by) =
             search_sql::parse_search(SearchKind::ModelVersions, filter, order_by)?;
-        let mut sql = SqlBuilder::new("SELECT mv.* FROM model_versions mv WHERE 1 = 1");
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT mv.* FROM model_versions mv WHERE 1 = 1",
+        );
         search_sql::push_filter_and_order(
             &mut sql,
             self.backend,
@@ -601,14 +607,20 @@ impl Store {
         for (idx, version) in versions.iter().enumerate() {
             index.insert((version.name.clone(), version.version), idx);
         }
-        let mut tags = SqlBuilder::new("SELECT * FROM model_version_tags WHERE name IN ");
+        let mut tags = SqlBuilder::new(
+            self.backend,
+            "SELECT * FROM model_version_tags WHERE name IN ",
+        );
         tags.bind_text_list(&names);
         for row in tags.query().fetch_all(&self.pool).await? {
             if let Some(&idx) = index.get(&(db::text(&row, "name")?, db::int(&row, "version")?)) {
                 versions[idx].tags.push(key_value_from_row(&row)?);
             }
         }
-        let mut aliases = SqlBuilder::new("SELECT * FROM registered_model_aliases WHERE name IN ");
+        let mut aliases = SqlBuilder::new(
+            self.backend,
+            "SELECT * FROM registered_model_aliases WHERE name IN ",
+        );
         aliases.bind_text_list(&names);
         for row in aliases.query().fetch_all(&self.pool).await? {
             if let Some(&idx) = index.get(&(db::text(&row, "name")?, db::int(&row, "version")?)) {

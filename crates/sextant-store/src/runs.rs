@@ -15,13 +15,13 @@ use sqlx::{Any, Transaction};
 use crate::db::{self, Bind, SqlBuilder};
 use crate::experiments::{key_value_from_row, parse_experiment_id};
 use crate::search_sql::{self, Paging, Target};
-use crate::{new_hex_id, now_ms, Result, Store, StoreError};
+use crate::{new_hex_id, now_ms, Backend, Result, Store, StoreError};
 
 /// Tag MLflow uses to carry the run name.
 const RUN_NAME_TAG: &str = "mlflow.runName";
 /// Rows per multi-row `INSERT` (9 columns each stays far below the engines'
 /// placeholder limits).
-const METRIC_ROWS_PER_INSERT: usize = 100;
+const METRIC_ROWS_PER_INSERT: usize = 200;
 
 /// Metrics, params and tags to log to one run in one request.
 #[derive(Debug, Clone, Default)]
@@ -347,7 +347,7 @@ impl Store {
         }
         // Keyset pagination: the token is the last point's primary-key
         // suffix, so each page is one index range scan however deep it is.
-        let mut sql = SqlBuilder::new("SELECT * FROM metrics WHERE run_id = ");
+        let mut sql = SqlBuilder::new(self.backend, "SELECT * FROM metrics WHERE run_id = ");
         sql.bind_text(run_id).push(" AND key = ").bind_text(key);
         if let Some(after) = HistoryCursor::decode(page_token)? {
             sql.push(" AND (step, timestamp, value, is_nan) > (");
@@ -401,7 +401,7 @@ impl Store {
                 "Invalid value {max_results} for parameter 'max_results' supplied"
             )));
         }
-        let mut sql = SqlBuilder::new("SELECT * FROM metrics WHERE key = ");
+        let mut sql = SqlBuilder::new(self.backend, "SELECT * FROM metrics WHERE key = ");
         sql.bind_text(key);
         sql.push(" AND run_id IN ");
         sql.bind_text_list(run_ids);
@@ -465,7 +465,10 @@ impl Store {
                 next_page_token: None,
             });
         }
-        let mut sql = SqlBuilder::new("SELECT r.run_id FROM runs r WHERE r.experiment_id IN ");
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT r.run_id FROM runs r WHERE r.experiment_id IN ",
+        );
         sql.bind_int_list(&experiment_numbers);
         sql.push(" AND ");
         search_sql::push_view_type(&mut sql, "r.lifecycle_stage", view_type);
@@ -497,7 +500,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let fetch = |table: &str| {
-            let mut sql = SqlBuilder::new(&format!("SELECT * FROM {table} WHERE run_id IN "));
+            let mut sql = SqlBuilder::new(
+                self.backend,
+                &format!("SELECT * FROM {table} WHERE run_id IN "),
+            );
             sql.bind_text_list(run_ids);
             sql
         };
@@ -535,6 +541,7 @@ impl Store {
             }
         }
         let mut inputs = SqlBuilder::new(
+            self.backend,
             "SELECT ri.run_id, ri.tags_json, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile \
              FROM run_dataset_inputs ri JOIN datasets d ON d.dataset_id = ri.dataset_id WHERE ri.run_id IN ",
         );
@@ -575,7 +582,11 @@ impl Store {
 }
 
 /// Applies one batch inside the writer's transaction.
-pub(crate) async fn apply_log_batch(tx: &mut Transaction<'_, Any>, batch: &LogBatch) -> Result<()> {
+pub(crate) async fn apply_log_batch(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    batch: &LogBatch,
+) -> Result<()> {
     let run_id = batch.run_id.as_str();
     let stage: Option<String> =
         sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_id = $1")
@@ -620,19 +631,21 @@ pub(crate) async fn apply_log_batch(tx: &mut Transaction<'_, Any>, batch: &LogBa
         }
     }
     if !batch.metrics.is_empty() {
-        insert_metric_history(tx, run_id, &batch.metrics).await?;
-        update_latest_metrics(tx, run_id, &batch.metrics).await?;
+        insert_metric_history(tx, backend, run_id, &batch.metrics).await?;
+        update_latest_metrics(tx, backend, run_id, &batch.metrics).await?;
     }
     Ok(())
 }
 
 async fn insert_metric_history(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     run_id: &str,
     metrics: &[Metric],
 ) -> Result<()> {
     for chunk in metrics.chunks(METRIC_ROWS_PER_INSERT) {
         let mut sql = SqlBuilder::new(
+            backend,
             "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
         );
         for (idx, metric) in chunk.iter().enumerate() {
@@ -651,6 +664,7 @@ async fn insert_metric_history(
 /// MLflow's definition of a run's current metric value.
 async fn update_latest_metrics(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     run_id: &str,
     metrics: &[Metric],
 ) -> Result<()> {
@@ -663,6 +677,7 @@ async fn update_latest_metrics(
     }
     for metric in latest.values() {
         let mut sql = SqlBuilder::new(
+            backend,
             "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
         );
         push_metric_values(&mut sql, run_id, metric);

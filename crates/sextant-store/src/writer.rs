@@ -74,7 +74,6 @@ impl WriterHandle {
 }
 
 async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receiver<Job>) {
-    let _ = backend;
     while let Some(first) = receiver.recv().await {
         let mut writes = Vec::new();
         let mut shutdown = None;
@@ -93,7 +92,7 @@ async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receive
             next = receiver.try_recv().ok();
         }
         if !writes.is_empty() {
-            commit_group(&pool, writes).await;
+            commit_group(&pool, backend, writes).await;
         }
         if let Some(done) = shutdown {
             receiver.close();
@@ -105,7 +104,7 @@ async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receive
                 }
             }
             if !rest.is_empty() {
-                commit_group(&pool, rest).await;
+                commit_group(&pool, backend, rest).await;
             }
             let _ = done.send(());
             return;
@@ -115,9 +114,9 @@ async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receive
 
 type Pending = (LogBatch, oneshot::Sender<Result<()>>);
 
-async fn commit_group(pool: &AnyPool, writes: Vec<Pending>) {
+async fn commit_group(pool: &AnyPool, backend: Backend, writes: Vec<Pending>) {
     let n_jobs = writes.len();
-    let outcome = apply_group(pool, &writes).await;
+    let outcome = apply_group(pool, backend, &writes).await;
     match outcome {
         Ok(results) => {
             for ((_, reply), result) in writes.into_iter().zip(results) {
@@ -137,13 +136,17 @@ async fn commit_group(pool: &AnyPool, writes: Vec<Pending>) {
 
 /// Applies each job in a savepoint and commits once. The outer `Result`
 /// fails only when the transaction itself fails; per-job errors are inside.
-async fn apply_group(pool: &AnyPool, writes: &[Pending]) -> Result<Vec<Result<()>>, sqlx::Error> {
+async fn apply_group(
+    pool: &AnyPool,
+    backend: Backend,
+    writes: &[Pending],
+) -> Result<Vec<Result<()>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut results = Vec::with_capacity(writes.len());
     let single = writes.len() == 1;
     for (batch, _) in writes {
         if single {
-            let result = apply_log_batch(&mut tx, batch).await;
+            let result = apply_log_batch(&mut tx, backend, batch).await;
             if let Err(StoreError::Database(err)) = result {
                 return Err(err);
             }
@@ -151,7 +154,7 @@ async fn apply_group(pool: &AnyPool, writes: &[Pending]) -> Result<Vec<Result<()
             continue;
         }
         sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
-        let result = apply_log_batch(&mut tx, batch).await;
+        let result = apply_log_batch(&mut tx, backend, batch).await;
         match &result {
             Ok(()) => {
                 sqlx::query("RELEASE SAVEPOINT job")
