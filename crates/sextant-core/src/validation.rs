@@ -92,6 +92,24 @@ pub fn validate_key(kind: KeyKind, key: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// Cuts an over-long run param value to MLflow's limit. MLflow's server
+/// truncates rather than rejects, and clients rely on that (a long value
+/// logged by autologging must not fail the run).
+pub fn truncate_param_value(value: &mut String) {
+    truncate_chars(value, MAX_PARAM_VALUE_LENGTH);
+}
+
+/// Cuts an over-long run tag value to MLflow's limit, as MLflow's server does.
+pub fn truncate_tag_value(value: &mut String) {
+    truncate_chars(value, MAX_TAG_VALUE_LENGTH);
+}
+
+fn truncate_chars(value: &mut String, max_chars: usize) {
+    if let Some((byte_idx, _)) = value.char_indices().nth(max_chars) {
+        value.truncate(byte_idx);
+    }
+}
+
 /// Checks the length of a param value.
 pub fn validate_param_value(key: &str, value: &str) -> Result<(), InvalidInput> {
     if value.chars().count() > MAX_PARAM_VALUE_LENGTH {
@@ -196,6 +214,16 @@ mod tests {
         assert!(validate_key(KeyKind::Param, "/abs").is_err());
         assert!(validate_key(KeyKind::Param, "semi;colon").is_err());
         assert!(validate_key(KeyKind::Param, &"k".repeat(251)).is_err());
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        let mut value = "é".repeat(MAX_PARAM_VALUE_LENGTH + 5);
+        truncate_param_value(&mut value);
+        assert_eq!(value.chars().count(), MAX_PARAM_VALUE_LENGTH);
+        let mut short = "abc".to_string();
+        truncate_tag_value(&mut short);
+        assert_eq!(short, "abc");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sextant_core::search::SearchKind;
+use sextant_core::search::{Entity, Filter, OrderBy, SearchKind};
 use sextant_core::validation::{self, KeyKind};
 use sextant_core::{
     Dataset, DatasetInput, KeyValue, LifecycleStage, Metric, ModelOutput, Page, Run, RunData,
@@ -16,6 +16,31 @@ use crate::db::{self, Bind, SqlBuilder};
 use crate::experiments::{key_value_from_row, parse_experiment_id};
 use crate::search_sql::{self, Paging, Target};
 use crate::{new_hex_id, now_ms, Backend, Result, Store, StoreError};
+
+/// Makes the order of runs total, as MLflow breaks ties.
+const RUN_TIEBREAK: &str = "r.start_time DESC, r.run_id ASC";
+
+/// The conditions every run search applies: experiments, lifecycle and
+/// the user's filter.
+struct RunConditions<'a> {
+    experiment_ids: &'a [i64],
+    view_type: ViewType,
+    filter: Option<&'a Filter>,
+}
+
+impl RunConditions<'_> {
+    fn push(&self, sql: &mut SqlBuilder, backend: Backend) -> Result<()> {
+        sql.push("r.experiment_id IN ");
+        sql.bind_int_list(self.experiment_ids);
+        sql.push(" AND ");
+        search_sql::push_view_type(sql, "r.lifecycle_stage", self.view_type);
+        if let Some(filter) = self.filter {
+            sql.push(" AND ");
+            search_sql::push_filter(sql, backend, Target::Runs, filter)?;
+        }
+        Ok(())
+    }
+}
 
 /// Tag MLflow uses to carry the run name.
 const RUN_NAME_TAG: &str = "mlflow.runName";
@@ -50,10 +75,12 @@ impl Store {
         tags: &[KeyValue],
     ) -> Result<Run> {
         let experiment = self.require_active_experiment(experiment_id).await?;
-        for tag in tags {
+        let mut tags = tags.to_vec();
+        for tag in &mut tags {
             validation::validate_key(KeyKind::Tag, &tag.key)?;
-            validation::validate_tag_value(&tag.key, &tag.value)?;
+            validation::truncate_tag_value(&mut tag.value);
         }
+        let tags = tags.as_slice();
         let tag_name = tags
             .iter()
             .find(|t| t.key == RUN_NAME_TAG)
@@ -180,7 +207,7 @@ impl Store {
     }
 
     /// Logs metrics, params and tags atomically; returns once committed.
-    pub async fn log_batch(&self, batch: LogBatch) -> Result<()> {
+    pub async fn log_batch(&self, mut batch: LogBatch) -> Result<()> {
         validation::validate_batch_sizes(
             batch.metrics.len(),
             batch.params.len(),
@@ -190,9 +217,14 @@ impl Store {
             validation::validate_key(KeyKind::Metric, &metric.key)?;
         }
         let mut seen_params: HashMap<&str, &str> = HashMap::new();
+        for param in &mut batch.params {
+            validation::truncate_param_value(&mut param.value);
+        }
+        for tag in &mut batch.tags {
+            validation::truncate_tag_value(&mut tag.value);
+        }
         for param in &batch.params {
             validation::validate_key(KeyKind::Param, &param.key)?;
-            validation::validate_param_value(&param.key, &param.value)?;
             if let Some(previous) = seen_params.insert(&param.key, &param.value) {
                 if previous != param.value {
                     return Err(StoreError::InvalidInput(format!(
@@ -204,7 +236,6 @@ impl Store {
         }
         for tag in &batch.tags {
             validation::validate_key(KeyKind::Tag, &tag.key)?;
-            validation::validate_tag_value(&tag.key, &tag.value)?;
         }
         if batch.metrics.is_empty() && batch.params.is_empty() && batch.tags.is_empty() {
             // Still report a missing or deleted run, as MLflow does.
@@ -465,32 +496,106 @@ impl Store {
                 next_page_token: None,
             });
         }
-        let mut sql = SqlBuilder::new(
-            self.backend,
-            "SELECT r.run_id FROM runs r WHERE r.experiment_id IN ",
-        );
-        sql.bind_int_list(&experiment_numbers);
-        sql.push(" AND ");
-        search_sql::push_view_type(&mut sql, "r.lifecycle_stage", view_type);
-        search_sql::push_filter_and_order(
-            &mut sql,
-            self.backend,
-            Target::Runs,
-            filter.as_ref(),
-            &order_by,
-            "r.start_time DESC, r.run_id ASC",
-        )?;
-        paging.push_limit(&mut sql);
-        let (rows, next_page_token) = paging.split(sql.query().fetch_all(&self.pool).await?);
-        let run_ids = rows
-            .iter()
-            .map(|row| db::text(row, "run_id"))
-            .collect::<Result<Vec<_>>>()?;
+        let common = RunConditions {
+            experiment_ids: &experiment_numbers,
+            view_type,
+            filter: filter.as_ref(),
+        };
+        let run_ids = match order_by.split_first() {
+            Some((first, rest)) if first.ident.entity == Entity::Metric => {
+                self.runs_ordered_by_metric(&common, first, rest, &paging)
+                    .await?
+            }
+            _ => {
+                let mut sql = SqlBuilder::new(self.backend, "SELECT r.run_id FROM runs r WHERE ");
+                common.push(&mut sql, self.backend)?;
+                search_sql::push_filter_and_order(
+                    &mut sql,
+                    self.backend,
+                    Target::Runs,
+                    None,
+                    &order_by,
+                    RUN_TIEBREAK,
+                )?;
+                paging.push_limit(&mut sql);
+                let rows = sql.query().fetch_all(&self.pool).await?;
+                let run_ids = rows
+                    .iter()
+                    .map(|row| db::text(row, "run_id"))
+                    .collect::<Result<Vec<_>>>()?;
+                paging.split(run_ids)
+            }
+        };
+        let (run_ids, next_page_token) = run_ids;
         let items = self.load_runs(&run_ids).await?;
         Ok(Page {
             items,
             next_page_token,
         })
+    }
+
+    /// A page of runs ordered first by a metric, the common way to look for
+    /// the best runs. Runs that have the metric come first, read in order
+    /// from the `(key, value)` index so that the database can stop after
+    /// the page instead of sorting every candidate; runs without it follow,
+    /// in the order of the remaining clauses. Same order as the general
+    /// query, which sorts missing values last.
+    async fn runs_ordered_by_metric(
+        &self,
+        common: &RunConditions<'_>,
+        first: &OrderBy,
+        rest: &[OrderBy],
+        paging: &Paging,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let wanted = paging.offset() + paging.limit() + 1;
+        let mut with_metric = SqlBuilder::new(
+            self.backend,
+            "SELECT r.run_id FROM latest_metrics o JOIN runs r ON r.run_id = o.run_id WHERE o.key = ",
+        );
+        with_metric.bind_text(first.ident.key.clone());
+        with_metric.push(" AND o.is_nan = 0 AND ");
+        common.push(&mut with_metric, self.backend)?;
+        with_metric.push(if first.ascending {
+            " ORDER BY o.value ASC, "
+        } else {
+            " ORDER BY o.value DESC, "
+        });
+        for clause in rest {
+            search_sql::push_order_key(&mut with_metric, Target::Runs, clause)?;
+            with_metric.push(", ");
+        }
+        with_metric.push(RUN_TIEBREAK).push(" LIMIT ");
+        with_metric.bind(Bind::Int(wanted));
+        let rows = with_metric.query().fetch_all(&self.pool).await?;
+        let mut run_ids = rows
+            .iter()
+            .map(|row| db::text(row, "run_id"))
+            .collect::<Result<Vec<_>>>()?;
+        let n_with_metric = run_ids.len() as i64;
+        let mut page: Vec<String> = run_ids.drain(..).skip(paging.offset() as usize).collect();
+        if n_with_metric < wanted {
+            let mut without = SqlBuilder::new(self.backend, "SELECT r.run_id FROM runs r WHERE ");
+            common.push(&mut without, self.backend)?;
+            without.push(" AND NOT EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_id = r.run_id AND x.key = ");
+            without.bind_text(first.ident.key.clone());
+            without.push(" AND x.is_nan = 0)");
+            search_sql::push_filter_and_order(
+                &mut without,
+                self.backend,
+                Target::Runs,
+                None,
+                rest,
+                RUN_TIEBREAK,
+            )?;
+            without.push(" LIMIT ");
+            without.bind(Bind::Int(wanted - paging.offset().max(n_with_metric)));
+            without.push(" OFFSET ");
+            without.bind(Bind::Int((paging.offset() - n_with_metric).max(0)));
+            for row in without.query().fetch_all(&self.pool).await? {
+                page.push(db::text(&row, "run_id")?);
+            }
+        }
+        Ok(paging.split(page))
     }
 
     /// Loads full runs (info, latest metrics, params, tags, inputs, outputs)

@@ -473,6 +473,14 @@ impl Paging {
         sql.bind(Bind::Int(self.offset));
     }
 
+    pub(crate) fn limit(&self) -> i64 {
+        self.limit
+    }
+
+    pub(crate) fn offset(&self) -> i64 {
+        self.offset
+    }
+
     /// Drops the extra row and returns the token of the next page, if any.
     pub(crate) fn split<T>(&self, mut rows: Vec<T>) -> (Vec<T>, Option<String>) {
         let has_more = rows.len() as i64 > self.limit;

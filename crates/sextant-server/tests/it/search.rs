@@ -193,6 +193,28 @@ async fn search_runs_order_and_pages(app: TestApp) {
         }
     }
     assert_eq!(collected, expect(&[11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]));
+    // Pages that cross from runs with the ordering metric to runs without it.
+    for page_size in [1, 4, 5, 7] {
+        let mut collected = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = json!({"experiment_ids": [experiment_id], "order_by": ["metrics.loss DESC"], "max_results": page_size});
+            if let Some(token) = &token {
+                body["page_token"] = json!(token);
+            }
+            let page = app.post("runs/search", body).await.ok();
+            collected.extend(run_names(&page));
+            match page["next_page_token"].as_str() {
+                Some(next) => token = Some(next.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            collected,
+            expect(&[1, 3, 5, 7, 9, 11, 10, 8, 6, 4, 2, 0]),
+            "page size {page_size}"
+        );
+    }
     app.post(
         "runs/search",
         json!({"experiment_ids": [experiment_id], "page_token": "not-a-token"}),
