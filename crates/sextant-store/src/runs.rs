@@ -736,24 +736,33 @@ pub(crate) async fn apply_log_batch(
         }
     }
     if !batch.metrics.is_empty() {
-        insert_metric_history(tx, backend, run_id, &batch.metrics).await?;
-        update_latest_metrics(tx, backend, run_id, &batch.metrics).await?;
+        let points: Vec<RunPoint<'_>> = batch
+            .metrics
+            .iter()
+            .map(|metric| (run_id, metric))
+            .collect();
+        insert_metric_points(tx, backend, &points).await?;
     }
     Ok(())
 }
 
-async fn insert_metric_history(
+/// One metric point and the run it belongs to; the writer merges the
+/// points of many requests into one set of statements.
+pub(crate) type RunPoint<'a> = (&'a str, &'a Metric);
+
+/// Appends points to the history and moves `latest_metrics` forward, in a
+/// fixed number of statements however many runs and requests they span.
+pub(crate) async fn insert_metric_points(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
-    run_id: &str,
-    metrics: &[Metric],
+    points: &[RunPoint<'_>],
 ) -> Result<()> {
-    for chunk in metrics.chunks(METRIC_ROWS_PER_INSERT) {
+    for chunk in points.chunks(METRIC_ROWS_PER_INSERT) {
         let mut sql = SqlBuilder::new(
             backend,
             "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
         );
-        for (idx, metric) in chunk.iter().enumerate() {
+        for (idx, (run_id, metric)) in chunk.iter().enumerate() {
             if idx > 0 {
                 sql.push(", ");
             }
@@ -762,30 +771,39 @@ async fn insert_metric_history(
         sql.push(" ON CONFLICT DO NOTHING");
         sql.query().execute(&mut **tx).await?;
     }
-    Ok(())
+    update_latest_metrics(tx, backend, points).await
 }
 
-/// Keeps `latest_metrics` at the greatest `(step, timestamp, value)` per key,
-/// MLflow's definition of a run's current metric value.
+/// Keeps `latest_metrics` at the greatest `(step, timestamp, value)` per run
+/// and key, MLflow's definition of a run's current metric value. Points are
+/// first reduced to one per (run, key), so one upsert statement never
+/// touches a row twice (PostgreSQL refuses that).
 async fn update_latest_metrics(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
-    run_id: &str,
-    metrics: &[Metric],
+    points: &[RunPoint<'_>],
 ) -> Result<()> {
-    let mut latest: BTreeMap<&str, &Metric> = BTreeMap::new();
-    for metric in metrics {
-        let entry = latest.entry(metric.key.as_str()).or_insert(metric);
+    let mut latest: BTreeMap<(&str, &str), &Metric> = BTreeMap::new();
+    for (run_id, metric) in points {
+        let entry = latest
+            .entry((run_id, metric.key.as_str()))
+            .or_insert(metric);
         if sort_key(metric) > sort_key(entry) {
             *entry = metric;
         }
     }
-    for metric in latest.values() {
+    let latest: Vec<_> = latest.into_iter().collect();
+    for chunk in latest.chunks(METRIC_ROWS_PER_INSERT) {
         let mut sql = SqlBuilder::new(
             backend,
             "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest) VALUES ",
         );
-        push_metric_values(&mut sql, run_id, metric);
+        for (idx, ((run_id, _), metric)) in chunk.iter().enumerate() {
+            if idx > 0 {
+                sql.push(", ");
+            }
+            push_metric_values(&mut sql, run_id, metric);
+        }
         sql.push(
             " ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
              value = excluded.value, is_nan = excluded.is_nan, model_id = excluded.model_id, \
@@ -914,11 +932,11 @@ fn dataset_input_from_row(row: &AnyRow) -> Result<DatasetInput> {
     })
 }
 
-fn run_not_found(run_id: &str) -> StoreError {
+pub(crate) fn run_not_found(run_id: &str) -> StoreError {
     StoreError::NotFound(format!("Run with id={run_id} not found"))
 }
 
-fn run_not_active(run_id: &str) -> StoreError {
+pub(crate) fn run_not_active(run_id: &str) -> StoreError {
     StoreError::InvalidInput(format!(
         "The run {run_id} must be in the 'active' state. Current state is deleted."
     ))

@@ -9,13 +9,17 @@
 //! lets SQLite keep up with concurrent clients; an answered request has
 //! always been committed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::runs::{apply_log_batch, LogBatch};
+use crate::db::SqlBuilder;
+use crate::runs::{
+    apply_log_batch, insert_metric_points, run_not_active, run_not_found, LogBatch, RunPoint,
+};
 use crate::{Backend, Result, StoreError};
 
 /// Most jobs committed together; bounds transaction size and latency.
@@ -134,48 +138,97 @@ async fn commit_group(pool: &AnyPool, backend: Backend, writes: Vec<Pending>) {
     }
 }
 
-/// Applies each job in a savepoint and commits once. The outer `Result`
-/// fails only when the transaction itself fails; per-job errors are inside.
+/// Applies a group of jobs in one transaction and commits once. The outer
+/// `Result` fails only when the transaction itself fails; each job's own
+/// outcome is inside.
+///
+/// Jobs that only log metrics (the hot path: `log-metric`, metric-only
+/// `log-batch`) cannot fail once their run is known to be active, so their
+/// points are merged into one set of statements. Jobs with params or tags
+/// can be refused (a param may not change), so each runs inside its own
+/// savepoint and a refusal undoes only that job.
 async fn apply_group(
     pool: &AnyPool,
     backend: Backend,
     writes: &[Pending],
 ) -> Result<Vec<Result<()>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(writes.len());
-    let single = writes.len() == 1;
-    for (batch, _) in writes {
-        if single {
-            let result = apply_log_batch(&mut tx, backend, batch).await;
-            if let Err(StoreError::Database(err)) = result {
-                return Err(err);
+    let stages = run_stages(&mut tx, backend, writes).await?;
+    let mut results: Vec<Result<()>> = Vec::with_capacity(writes.len());
+    let mut merged: Vec<RunPoint<'_>> = Vec::new();
+    let mut one_by_one = Vec::new();
+    for (idx, (batch, _)) in writes.iter().enumerate() {
+        let run_id = batch.run_id.as_str();
+        match stages.get(run_id).map(String::as_str) {
+            None => results.push(Err(run_not_found(run_id))),
+            Some("active") if batch.params.is_empty() && batch.tags.is_empty() => {
+                merged.extend(batch.metrics.iter().map(|metric| (run_id, metric)));
+                results.push(Ok(()));
             }
-            results.push(result);
-            continue;
+            Some("active") => {
+                one_by_one.push(idx);
+                results.push(Ok(()));
+            }
+            Some(_) => results.push(Err(run_not_active(run_id))),
         }
+    }
+    if !merged.is_empty() {
+        if let Err(err) = insert_metric_points(&mut tx, backend, &merged).await {
+            return Err(into_sqlx(err));
+        }
+    }
+    for idx in one_by_one {
         sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
-        let result = apply_log_batch(&mut tx, backend, batch).await;
-        match &result {
-            Ok(()) => {
-                sqlx::query("RELEASE SAVEPOINT job")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Err(_) => {
-                sqlx::query("ROLLBACK TO SAVEPOINT job")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("RELEASE SAVEPOINT job")
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        let result = apply_log_batch(&mut tx, backend, &writes[idx].0).await;
+        if result.is_ok() {
+            sqlx::query("RELEASE SAVEPOINT job")
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("ROLLBACK TO SAVEPOINT job")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("RELEASE SAVEPOINT job")
+                .execute(&mut *tx)
+                .await?;
         }
-        results.push(result);
+        results[idx] = result;
     }
-    if single && results.first().is_some_and(|r| r.is_err()) {
-        tx.rollback().await?;
-    } else {
-        tx.commit().await?;
-    }
+    tx.commit().await?;
     Ok(results)
+}
+
+/// Lifecycle stage of every run the group writes to, in one query.
+async fn run_stages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    writes: &[Pending],
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let mut run_ids: Vec<String> = writes
+        .iter()
+        .map(|(batch, _)| batch.run_id.clone())
+        .collect();
+    run_ids.sort();
+    run_ids.dedup();
+    let mut sql = SqlBuilder::new(
+        backend,
+        "SELECT run_id, lifecycle_stage FROM runs WHERE run_id IN ",
+    );
+    sql.bind_text_list(&run_ids);
+    let mut stages = HashMap::with_capacity(run_ids.len());
+    for row in sql.query().fetch_all(&mut **tx).await? {
+        stages.insert(
+            row.try_get::<String, _>("run_id")?,
+            row.try_get::<String, _>("lifecycle_stage")?,
+        );
+    }
+    Ok(stages)
+}
+
+/// Statement failures inside the merged path fail the whole group.
+fn into_sqlx(err: StoreError) -> sqlx::Error {
+    match err {
+        StoreError::Database(err) => err,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
 }

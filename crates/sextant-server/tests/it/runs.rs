@@ -12,6 +12,7 @@ backend_tests!(
     metric_history_pages,
     datasets_and_model_outputs,
     concurrent_logging_loses_nothing,
+    refused_requests_do_not_disturb_their_group,
 );
 
 fn metric(key: &str, value: serde_json::Value, timestamp: i64, step: i64) -> serde_json::Value {
@@ -460,4 +461,64 @@ async fn metric_values_round_trip_bit_for_bit(app: TestApp) {
         stored,
         values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     );
+}
+
+/// Requests committed together: the refused ones (unknown run, changed
+/// param) get their own error and leave no trace; the others all land.
+async fn refused_requests_do_not_disturb_their_group(app: TestApp) {
+    let run_id = app.create_run("0", "mixed-group").await;
+    app.post(
+        "runs/log-parameter",
+        json!({"run_id": run_id, "key": "lr", "value": "0.1"}),
+    )
+    .await
+    .ok();
+    let app = std::sync::Arc::new(app);
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..6_i64 {
+        let app = app.clone();
+        let run_id = run_id.clone();
+        clients.spawn(async move {
+            for step in 0..30_i64 {
+                let metric = json!({"key": format!("c{client}"), "value": 1.0, "timestamp": 1, "step": step});
+                match client {
+                    0 => {
+                        let body = json!({"run_id": "0000000000000000000000000000beef", "metrics": [metric]});
+                        app.post("runs/log-batch", body).await.error(404, "RESOURCE_DOES_NOT_EXIST");
+                    }
+                    1 => {
+                        let body = json!({"run_id": run_id, "metrics": [metric], "params": [{"key": "lr", "value": "0.2"}]});
+                        app.post("runs/log-batch", body).await.error(400, "INVALID_PARAMETER_VALUE");
+                    }
+                    2 => {
+                        let body = json!({"run_id": run_id, "metrics": [metric], "tags": [{"key": "t", "value": step.to_string()}]});
+                        app.post("runs/log-batch", body).await.ok();
+                    }
+                    _ => {
+                        let body = json!({"run_id": run_id, "metrics": [metric]});
+                        app.post("runs/log-batch", body).await.ok();
+                    }
+                }
+            }
+        });
+    }
+    while let Some(joined) = clients.join_next().await {
+        joined.expect("client task");
+    }
+    for (client, expected) in [(1, 0), (2, 30), (3, 30), (4, 30), (5, 30)] {
+        let history = app
+            .get(
+                "metrics/get-history",
+                &[("run_id", &run_id), ("metric_key", &format!("c{client}"))],
+            )
+            .await
+            .ok();
+        assert_eq!(
+            history["metrics"].as_array().map(Vec::len),
+            Some(expected),
+            "client {client}"
+        );
+    }
+    let run = app.get_run(&run_id).await;
+    assert_eq!(value_of(&run["data"]["params"], "lr"), Some(&json!("0.1")));
 }
