@@ -1,56 +1,126 @@
 //! Serde helpers for protobuf-JSON as MLflow clients speak it.
 
-use serde::de::{self, Deserializer};
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::Deserialize;
 
 /// An int64 given as a JSON number or a decimal string (proto3 JSON allows
-/// both, and GET query parameters are always strings).
+/// both, and GET query parameters are always strings). A visitor rather
+/// than an untagged enum: this runs for every metric of every batch, and
+/// untagged enums buffer each value before trying the variants.
 pub fn opt_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Int {
-        Number(i64),
-        Float(f64),
-        Text(String),
+    struct IntVisitor;
+
+    impl<'de> Visitor<'de> for IntVisitor {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer, or a string holding one")
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+            Ok(Some(value))
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+            i64::try_from(value)
+                .map(Some)
+                .map_err(|_| E::custom(format!("integer {value} is out of range")))
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+            if value.fract() == 0.0 && value.abs() < 9.2e18 {
+                Ok(Some(value as i64))
+            } else {
+                Err(E::custom(format!("expected an integer, got {value}")))
+            }
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| E::custom(format!("expected an integer, got '{text}'")))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(
+            self,
+            deserializer: D2,
+        ) -> Result<Self::Value, D2::Error> {
+            deserializer.deserialize_any(IntVisitor)
+        }
     }
-    match Option::<Int>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(Int::Number(n)) => Ok(Some(n)),
-        Some(Int::Float(x)) if x.fract() == 0.0 && x.abs() < 9.2e18 => Ok(Some(x as i64)),
-        Some(Int::Float(x)) => Err(de::Error::custom(format!("expected an integer, got {x}"))),
-        Some(Int::Text(text)) if text.is_empty() => Ok(None),
-        Some(Int::Text(text)) => text
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| de::Error::custom(format!("expected an integer, got '{text}'"))),
-    }
+
+    deserializer.deserialize_option(IntVisitor)
 }
 
 /// A double given as a number, a numeric string, or one of the strings
 /// `"NaN"`, `"Infinity"`, `"-Infinity"` that MLflow clients send for
 /// non-finite values.
 pub fn opt_f64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Float {
-        Number(f64),
-        Text(String),
+    struct FloatVisitor;
+
+    impl<'de> Visitor<'de> for FloatVisitor {
+        type Value = Option<f64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number, or \"NaN\", \"Infinity\" or \"-Infinity\"")
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+            Ok(Some(value))
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+            Ok(Some(value as f64))
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+            Ok(Some(value as f64))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            match text.trim() {
+                "NaN" | "nan" => Ok(Some(f64::NAN)),
+                "Infinity" | "inf" | "+Infinity" => Ok(Some(f64::INFINITY)),
+                "-Infinity" | "-inf" => Ok(Some(f64::NEG_INFINITY)),
+                other => other
+                    .parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| E::custom(format!("expected a number, got '{text}'"))),
+            }
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(
+            self,
+            deserializer: D2,
+        ) -> Result<Self::Value, D2::Error> {
+            deserializer.deserialize_any(FloatVisitor)
+        }
     }
-    match Option::<Float>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(Float::Number(x)) => Ok(Some(x)),
-        Some(Float::Text(text)) => match text.trim() {
-            "NaN" | "nan" => Ok(Some(f64::NAN)),
-            "Infinity" | "inf" | "+Infinity" => Ok(Some(f64::INFINITY)),
-            "-Infinity" | "-inf" => Ok(Some(f64::NEG_INFINITY)),
-            other => other
-                .parse::<f64>()
-                .map(Some)
-                .map_err(|_| de::Error::custom(format!("expected a number, got '{text}'"))),
-        },
-    }
+
+    deserializer.deserialize_option(FloatVisitor)
 }
 
 /// A bool given as JSON `true`/`false` or the strings `"true"`/`"false"`.
