@@ -53,6 +53,23 @@ struct ServerArgs {
     /// Defaults to <data-dir>/artifacts.
     #[arg(long, env = "SEXTANT_ARTIFACTS_DESTINATION")]
     artifacts_destination: Option<String>,
+    /// Artifact root for new experiments, as `mlflow server` spells it. The
+    /// default, `mlflow-artifacts:/`, makes clients upload and download
+    /// through this server; a storage URL here (e.g. `s3://bucket/path`)
+    /// makes clients talk to the storage directly with their own credentials.
+    #[arg(
+        long,
+        default_value = "mlflow-artifacts:/",
+        env = "SEXTANT_DEFAULT_ARTIFACT_ROOT"
+    )]
+    default_artifact_root: String,
+    /// Accepted for `mlflow server` compatibility; Sextant always serves artifacts.
+    #[arg(long = "serve-artifacts", hide = true)]
+    _serve_artifacts: bool,
+    /// Accepted for `mlflow server` compatibility and ignored: one Sextant
+    /// process uses every core.
+    #[arg(long, hide = true)]
+    workers: Option<u32>,
     /// Largest single artifact upload, in bytes.
     #[arg(long, default_value_t = 50 * 1024 * 1024 * 1024, env = "SEXTANT_MAX_ARTIFACT_BYTES")]
     max_artifact_bytes: u64,
@@ -124,19 +141,26 @@ fn object_store_options() -> Vec<(String, String)> {
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    if let Some(workers) = args.workers {
+        tracing::info!(
+            workers,
+            "--workers is ignored: one Sextant process uses every core"
+        );
+    }
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("while creating the data directory {}", data_dir.display()))?;
-    let database_url = match args.backend_store_uri {
+    let database_url = match args.backend_store_uri.clone() {
         Some(uri) => uri,
         None => format!("sqlite://{}", data_dir.join("sextant.db").display()),
     };
     let artifacts_destination = args
         .artifacts_destination
+        .clone()
         .unwrap_or_else(|| data_dir.join("artifacts").display().to_string());
     let store = Store::open(&StoreConfig {
         database_url: database_url.clone(),
-        default_artifact_root: "mlflow-artifacts:/".to_string(),
+        default_artifact_root: args.default_artifact_root.clone(),
         max_connections: args.max_connections,
     })
     .await

@@ -14,18 +14,17 @@ use sqlx::{Any, Transaction};
 
 use crate::db::{self, Bind, SqlBuilder};
 use crate::experiments::{key_value_from_row, parse_experiment_id};
-use crate::search_sql::{self, Paging, Target};
+use crate::search_sql::{self, SortKey, SortValue, Target, ValueKind};
 use crate::{new_hex_id, now_ms, Backend, Result, Store, StoreError};
 
-/// Makes the order of runs total, as MLflow breaks ties.
-const RUN_TIEBREAK: &str = "r.start_time DESC, r.run_id ASC";
-
 /// The conditions every run search applies: experiments, lifecycle and
-/// the user's filter.
+/// the user's filter; optionally only runs lacking a metric.
+#[derive(Clone, Copy)]
 struct RunConditions<'a> {
     experiment_ids: &'a [i64],
     view_type: ViewType,
     filter: Option<&'a Filter>,
+    without_metric: Option<&'a str>,
 }
 
 impl RunConditions<'_> {
@@ -37,6 +36,11 @@ impl RunConditions<'_> {
         if let Some(filter) = self.filter {
             sql.push(" AND ");
             search_sql::push_filter(sql, backend, Target::Runs, filter)?;
+        }
+        if let Some(metric_key) = self.without_metric {
+            sql.push(" AND NOT EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_id = r.run_id AND x.key = ");
+            sql.bind_text(metric_key);
+            sql.push(" AND x.is_nan = 0)");
         }
         Ok(())
     }
@@ -471,6 +475,10 @@ impl Store {
         Ok(result)
     }
 
+    /// Runs matching a filter, in `order_by` order (then newest first), one
+    /// page at a time. Pages are keyset pages: the token carries the last
+    /// run's sort values, so a page deep into the results costs the same as
+    /// the first one.
     pub async fn search_runs(
         &self,
         experiment_ids: &[String],
@@ -480,8 +488,20 @@ impl Store {
         order_by: &[String],
         page_token: Option<&str>,
     ) -> Result<Page<Run>> {
-        let paging = Paging::new(max_results, validation::MAX_RUNS_PAGE, page_token)?;
+        if !(1..=validation::MAX_RUNS_PAGE).contains(&max_results) {
+            return Err(StoreError::InvalidInput(format!(
+                "Invalid value {max_results} for parameter 'max_results' supplied. It must be between 1 and {}",
+                validation::MAX_RUNS_PAGE
+            )));
+        }
         let (filter, order_by) = search_sql::parse_search(SearchKind::Runs, filter, order_by)?;
+        let mut keys = order_by
+            .iter()
+            .map(|clause| SortKey::for_order(Target::Runs, clause))
+            .collect::<Result<Vec<_>>>()?;
+        keys.push(SortKey::column("r.start_time", ValueKind::Int, false));
+        keys.push(SortKey::column("r.run_id", ValueKind::Text, true));
+        let cursor = search_sql::decode_cursor(page_token, &keys)?;
         let experiment_numbers = experiment_ids
             .iter()
             .map(|id| {
@@ -500,33 +520,28 @@ impl Store {
             experiment_ids: &experiment_numbers,
             view_type,
             filter: filter.as_ref(),
+            without_metric: None,
         };
-        let run_ids = match order_by.split_first() {
-            Some((first, rest)) if first.ident.entity == Entity::Metric => {
-                self.runs_ordered_by_metric(&common, first, rest, &paging)
+        let wanted = max_results + 1;
+        let mut found = match order_by.first() {
+            Some(first) if first.ident.entity == Entity::Metric => {
+                self.runs_ordered_by_metric(&common, first, &keys, cursor.as_deref(), wanted)
                     .await?
             }
             _ => {
-                let mut sql = SqlBuilder::new(self.backend, "SELECT r.run_id FROM runs r WHERE ");
-                common.push(&mut sql, self.backend)?;
-                search_sql::push_filter_and_order(
-                    &mut sql,
-                    self.backend,
-                    Target::Runs,
-                    None,
-                    &order_by,
-                    RUN_TIEBREAK,
-                )?;
-                paging.push_limit(&mut sql);
-                let rows = sql.query().fetch_all(&self.pool).await?;
-                let run_ids = rows
-                    .iter()
-                    .map(|row| db::text(row, "run_id"))
-                    .collect::<Result<Vec<_>>>()?;
-                paging.split(run_ids)
+                self.select_runs(&common, None, &keys, cursor.as_deref(), wanted)
+                    .await?
             }
         };
-        let (run_ids, next_page_token) = run_ids;
+        let next_page_token = if found.len() as i64 > max_results {
+            found.truncate(max_results as usize);
+            found
+                .last()
+                .map(|(_, values)| search_sql::encode_cursor(values))
+        } else {
+            None
+        };
+        let run_ids: Vec<String> = found.into_iter().map(|(run_id, _)| run_id).collect();
         let items = self.load_runs(&run_ids).await?;
         Ok(Page {
             items,
@@ -534,68 +549,108 @@ impl Store {
         })
     }
 
-    /// A page of runs ordered first by a metric, the common way to look for
-    /// the best runs. Runs that have the metric come first, read in order
-    /// from the `(key, value)` index so that the database can stop after
-    /// the page instead of sorting every candidate; runs without it follow,
-    /// in the order of the remaining clauses. Same order as the general
-    /// query, which sorts missing values last.
+    /// Up to `limit` runs after `cursor` in the order of `keys`, with their
+    /// sort values. With `metric`, only runs that have that metric, joined
+    /// as `o` so that `keys` may use `o.value`.
+    async fn select_runs(
+        &self,
+        common: &RunConditions<'_>,
+        metric: Option<&str>,
+        keys: &[SortKey],
+        cursor: Option<&[SortValue]>,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<SortValue>)>> {
+        let mut sql = SqlBuilder::new(self.backend, "SELECT r.run_id");
+        let aliases: Vec<String> = (0..keys.len()).map(|idx| format!("s{idx}")).collect();
+        for (key, alias) in keys.iter().zip(&aliases) {
+            sql.push(", ");
+            key.push_select(&mut sql, alias);
+        }
+        match metric {
+            Some(metric_key) => {
+                sql.push(
+                    " FROM latest_metrics o JOIN runs r ON r.run_id = o.run_id WHERE o.key = ",
+                );
+                sql.bind_text(metric_key);
+                sql.push(" AND o.is_nan = 0 AND ");
+            }
+            None => {
+                sql.push(" FROM runs r WHERE ");
+            }
+        }
+        common.push(&mut sql, self.backend)?;
+        if let Some(cursor) = cursor {
+            sql.push(" AND ");
+            search_sql::push_keyset_after(&mut sql, keys, cursor);
+        }
+        sql.push(" ORDER BY ");
+        for (idx, key) in keys.iter().enumerate() {
+            if idx > 0 {
+                sql.push(", ");
+            }
+            key.push_order(&mut sql);
+        }
+        sql.push(" LIMIT ");
+        sql.bind(Bind::Int(limit));
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let values = keys
+                    .iter()
+                    .zip(&aliases)
+                    .map(|(key, alias)| key.decode(row, alias))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((db::text(row, "run_id")?, values))
+            })
+            .collect()
+    }
+
+    /// Runs ordered first by a metric, the common way to look for the best
+    /// runs. Runs that have the metric come first, read in order from the
+    /// `(key, value)` index so that the database stops after the page
+    /// instead of sorting every candidate; runs without it follow, in the
+    /// order of the remaining keys. Same order, and same tokens, as the
+    /// general query, which sorts missing values last.
     async fn runs_ordered_by_metric(
         &self,
         common: &RunConditions<'_>,
         first: &OrderBy,
-        rest: &[OrderBy],
-        paging: &Paging,
-    ) -> Result<(Vec<String>, Option<String>)> {
-        let wanted = paging.offset() + paging.limit() + 1;
-        let mut with_metric = SqlBuilder::new(
-            self.backend,
-            "SELECT r.run_id FROM latest_metrics o JOIN runs r ON r.run_id = o.run_id WHERE o.key = ",
-        );
-        with_metric.bind_text(first.ident.key.clone());
-        with_metric.push(" AND o.is_nan = 0 AND ");
-        common.push(&mut with_metric, self.backend)?;
-        with_metric.push(if first.ascending {
-            " ORDER BY o.value ASC, "
-        } else {
-            " ORDER BY o.value DESC, "
-        });
-        for clause in rest {
-            search_sql::push_order_key(&mut with_metric, Target::Runs, clause)?;
-            with_metric.push(", ");
-        }
-        with_metric.push(RUN_TIEBREAK).push(" LIMIT ");
-        with_metric.bind(Bind::Int(wanted));
-        let rows = with_metric.query().fetch_all(&self.pool).await?;
-        let mut run_ids = rows
-            .iter()
-            .map(|row| db::text(row, "run_id"))
-            .collect::<Result<Vec<_>>>()?;
-        let n_with_metric = run_ids.len() as i64;
-        let mut page: Vec<String> = run_ids.drain(..).skip(paging.offset() as usize).collect();
-        if n_with_metric < wanted {
-            let mut without = SqlBuilder::new(self.backend, "SELECT r.run_id FROM runs r WHERE ");
-            common.push(&mut without, self.backend)?;
-            without.push(" AND NOT EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_id = r.run_id AND x.key = ");
-            without.bind_text(first.ident.key.clone());
-            without.push(" AND x.is_nan = 0)");
-            search_sql::push_filter_and_order(
-                &mut without,
-                self.backend,
-                Target::Runs,
-                None,
-                rest,
-                RUN_TIEBREAK,
-            )?;
-            without.push(" LIMIT ");
-            without.bind(Bind::Int(wanted - paging.offset().max(n_with_metric)));
-            without.push(" OFFSET ");
-            without.bind(Bind::Int((paging.offset() - n_with_metric).max(0)));
-            for row in without.query().fetch_all(&self.pool).await? {
-                page.push(db::text(&row, "run_id")?);
+        keys: &[SortKey],
+        cursor: Option<&[SortValue]>,
+        wanted: i64,
+    ) -> Result<Vec<(String, Vec<SortValue>)>> {
+        let rest = &keys[1..];
+        let in_runs_without = cursor.is_some_and(|values| values[0] == SortValue::Null);
+        let mut found = Vec::new();
+        if !in_runs_without {
+            let mut with_metric =
+                vec![SortKey::column("o.value", ValueKind::Real, first.ascending)];
+            with_metric.extend(rest.iter().cloned());
+            found = self
+                .select_runs(common, Some(&first.ident.key), &with_metric, cursor, wanted)
+                .await?;
+            if found.len() as i64 >= wanted {
+                return Ok(found);
             }
         }
-        Ok(paging.split(page))
+        let rest_cursor = cursor
+            .filter(|_| in_runs_without)
+            .map(|values| &values[1..]);
+        let remaining = wanted - found.len() as i64;
+        let conditions = RunConditions {
+            without_metric: Some(&first.ident.key),
+            ..*common
+        };
+        for (run_id, values) in self
+            .select_runs(&conditions, None, rest, rest_cursor, remaining)
+            .await?
+        {
+            let mut full = Vec::with_capacity(keys.len());
+            full.push(SortValue::Null);
+            full.extend(values);
+            found.push((run_id, full));
+        }
+        Ok(found)
     }
 
     /// Loads full runs (info, latest metrics, params, tags, inputs, outputs)

@@ -473,14 +473,6 @@ impl Paging {
         sql.bind(Bind::Int(self.offset));
     }
 
-    pub(crate) fn limit(&self) -> i64 {
-        self.limit
-    }
-
-    pub(crate) fn offset(&self) -> i64 {
-        self.offset
-    }
-
     /// Drops the extra row and returns the token of the next page, if any.
     pub(crate) fn split<T>(&self, mut rows: Vec<T>) -> (Vec<T>, Option<String>) {
         let has_more = rows.len() as i64 > self.limit;
@@ -490,4 +482,236 @@ impl Paging {
             has_more.then(|| db::encode_page_token(self.offset + self.limit)),
         )
     }
+}
+
+/// How a sort key's value is read back from a row and carried in a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    Real,
+    Int,
+    Text,
+}
+
+/// One run's value for one sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SortValue {
+    Null,
+    Real(f64),
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Debug, Clone)]
+enum SortExpr {
+    Column(&'static str),
+    Keyed {
+        table: &'static str,
+        value_column: &'static str,
+        join: &'static str,
+        key: String,
+    },
+}
+
+/// One key of a keyset-paginated order: an expression, its direction, and
+/// whether it can be missing (missing values sort last, as in MLflow).
+#[derive(Debug, Clone)]
+pub(crate) struct SortKey {
+    expr: SortExpr,
+    kind: ValueKind,
+    ascending: bool,
+}
+
+impl SortKey {
+    /// The key for a user's `order_by` clause.
+    pub(crate) fn for_order(target: Target, order: &OrderBy) -> Result<SortKey> {
+        match order.ident.entity {
+            Entity::Attribute => {
+                let (column, kind) = attribute_column(target, &order.ident.key)?;
+                let kind = match kind {
+                    ColumnKind::Number => ValueKind::Int,
+                    ColumnKind::Text => ValueKind::Text,
+                };
+                Ok(SortKey {
+                    expr: SortExpr::Column(column),
+                    kind,
+                    ascending: order.ascending,
+                })
+            }
+            Entity::Metric | Entity::Param | Entity::Tag => {
+                let (table, value_column, join) = keyed_table(target, order.ident.entity)?;
+                let kind = if order.ident.entity == Entity::Metric {
+                    ValueKind::Real
+                } else {
+                    ValueKind::Text
+                };
+                Ok(SortKey {
+                    expr: SortExpr::Keyed {
+                        table,
+                        value_column,
+                        join,
+                        key: order.ident.key.clone(),
+                    },
+                    kind,
+                    ascending: order.ascending,
+                })
+            }
+            Entity::Dataset => Err(StoreError::InvalidInput(
+                "Cannot order by a dataset field".into(),
+            )),
+        }
+    }
+
+    /// A plain column (tiebreaks, or a joined metric value).
+    pub(crate) fn column(column: &'static str, kind: ValueKind, ascending: bool) -> SortKey {
+        SortKey {
+            expr: SortExpr::Column(column),
+            kind,
+            ascending,
+        }
+    }
+
+    fn push_expr(&self, sql: &mut SqlBuilder) {
+        match &self.expr {
+            SortExpr::Column(column) => {
+                sql.push(column);
+            }
+            SortExpr::Keyed {
+                table,
+                value_column,
+                join,
+                key,
+            } => push_keyed_scalar(sql, table, value_column, join, key),
+        }
+    }
+
+    /// `expr IS NULL, expr ASC|DESC`.
+    pub(crate) fn push_order(&self, sql: &mut SqlBuilder) {
+        self.push_expr(sql);
+        sql.push(" IS NULL, ");
+        self.push_expr(sql);
+        sql.push(if self.ascending { " ASC" } else { " DESC" });
+    }
+
+    /// `expr AS alias` for the select list.
+    pub(crate) fn push_select(&self, sql: &mut SqlBuilder, alias: &str) {
+        self.push_expr(sql);
+        sql.push(" AS ").push(alias);
+    }
+
+    pub(crate) fn decode(&self, row: &sqlx::any::AnyRow, alias: &str) -> Result<SortValue> {
+        use sqlx::Row;
+        Ok(match self.kind {
+            ValueKind::Real => row
+                .try_get::<Option<f64>, _>(alias)?
+                .map_or(SortValue::Null, SortValue::Real),
+            ValueKind::Int => row
+                .try_get::<Option<i64>, _>(alias)?
+                .map_or(SortValue::Null, SortValue::Int),
+            ValueKind::Text => row
+                .try_get::<Option<String>, _>(alias)?
+                .map_or(SortValue::Null, SortValue::Text),
+        })
+    }
+
+    fn bind_value(&self, sql: &mut SqlBuilder, value: &SortValue) {
+        match value {
+            SortValue::Real(x) => sql.bind(Bind::Real(*x)),
+            SortValue::Int(n) => sql.bind(Bind::Int(*n)),
+            SortValue::Text(text) => sql.bind(Bind::Text(text.clone())),
+            SortValue::Null => sql.push("NULL"),
+        };
+    }
+}
+
+/// Appends the condition "comes after `cursor` in the order of `keys`":
+/// the lexicographic comparison spelled out, with missing values last.
+pub(crate) fn push_keyset_after(sql: &mut SqlBuilder, keys: &[SortKey], cursor: &[SortValue]) {
+    let mut terms = 0;
+    sql.push("(");
+    for (idx, key) in keys.iter().enumerate() {
+        // Nothing comes after a missing value within its own key: all
+        // missing values are equal and sort last.
+        if cursor[idx] == SortValue::Null {
+            continue;
+        }
+        if terms > 0 {
+            sql.push(" OR ");
+        }
+        terms += 1;
+        sql.push("(");
+        for (prior, value) in keys[..idx].iter().zip(cursor) {
+            prior.push_expr(sql);
+            if *value == SortValue::Null {
+                sql.push(" IS NULL AND ");
+            } else {
+                sql.push(" = ");
+                prior.bind_value(sql, value);
+                sql.push(" AND ");
+            }
+        }
+        sql.push("(");
+        key.push_expr(sql);
+        sql.push(if key.ascending { " > " } else { " < " });
+        key.bind_value(sql, &cursor[idx]);
+        sql.push(" OR ");
+        key.push_expr(sql);
+        sql.push(" IS NULL))");
+    }
+    if terms == 0 {
+        sql.push("1 = 0");
+    }
+    sql.push(")");
+}
+
+/// Page token of a keyset page: the last row's sort values.
+pub(crate) fn encode_cursor(values: &[SortValue]) -> String {
+    use base64::Engine;
+    let json: Vec<serde_json::Value> = values
+        .iter()
+        .map(|value| match value {
+            SortValue::Null => serde_json::Value::Null,
+            // Bits, not the float: exact, and infinities survive JSON.
+            SortValue::Real(x) => serde_json::json!(x.to_bits()),
+            SortValue::Int(n) => serde_json::json!(n),
+            SortValue::Text(text) => serde_json::json!(text),
+        })
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::Value::Array(json).to_string())
+}
+
+/// Reads a keyset token for `keys`; a token of another query is refused.
+pub(crate) fn decode_cursor(
+    token: Option<&str>,
+    keys: &[SortKey],
+) -> Result<Option<Vec<SortValue>>> {
+    use base64::Engine;
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid =
+        || StoreError::InvalidInput(format!("Invalid page token '{token}' for this search"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let json: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if json.len() != keys.len() {
+        return Err(invalid());
+    }
+    keys.iter()
+        .zip(json)
+        .map(|(key, value)| match (key.kind, value) {
+            (_, serde_json::Value::Null) => Ok(SortValue::Null),
+            (ValueKind::Real, serde_json::Value::Number(n)) => n
+                .as_u64()
+                .map(|bits| SortValue::Real(f64::from_bits(bits)))
+                .ok_or_else(invalid),
+            (ValueKind::Int, serde_json::Value::Number(n)) => {
+                n.as_i64().map(SortValue::Int).ok_or_else(invalid)
+            }
+            (ValueKind::Text, serde_json::Value::String(text)) => Ok(SortValue::Text(text)),
+            _ => Err(invalid()),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }

@@ -6,7 +6,11 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::helpers::TestApp;
 
-backend_tests!(search_runs_filters, search_runs_order_and_pages);
+backend_tests!(
+    search_runs_filters,
+    search_runs_order_and_pages,
+    keyset_pages_match_the_full_order
+);
 
 /// Twelve runs: `lr` alternates 0.01/0.1, `acc` = i/12, `team` on every
 /// third run, `loss` only on odd runs.
@@ -227,4 +231,90 @@ async fn search_runs_order_and_pages(app: TestApp) {
     )
     .await
     .error(400, "INVALID_PARAMETER_VALUE");
+}
+
+async fn all_pages(
+    app: &TestApp,
+    experiment_id: &str,
+    order_by: &[&str],
+    filter: &str,
+    page_size: i64,
+) -> Vec<String> {
+    let mut collected = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"experiment_ids": [experiment_id], "order_by": order_by, "filter": filter, "max_results": page_size});
+        if let Some(token) = &token {
+            body["page_token"] = json!(token);
+        }
+        let page = app.post("runs/search", body).await.ok();
+        collected.extend(run_names(&page));
+        match page["next_page_token"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+        assert!(
+            collected.len() <= 12,
+            "pagination does not end: {collected:?}"
+        );
+    }
+    collected
+}
+
+/// Whatever the order (ties, missing values, both directions, several
+/// keys), walking the pages gives exactly the one-page answer.
+async fn keyset_pages_match_the_full_order(app: TestApp) {
+    let (experiment_id, run_ids) = seed(&app).await;
+    app.post(
+        "runs/update",
+        json!({"run_id": run_ids[4], "status": "FINISHED", "end_time": 5}),
+    )
+    .await
+    .ok();
+    app.post(
+        "runs/update",
+        json!({"run_id": run_ids[7], "status": "FINISHED", "end_time": 9}),
+    )
+    .await
+    .ok();
+    let orders: &[&[&str]] = &[
+        &[],
+        &["params.lr DESC"],
+        &["params.lr ASC", "metrics.loss DESC"],
+        &["tags.team ASC"],
+        &["tags.team DESC", "metrics.acc ASC"],
+        &["metrics.loss ASC"],
+        &["metrics.loss DESC", "params.lr ASC"],
+        &["attributes.end_time DESC"],
+        &["attributes.status ASC", "attributes.run_name DESC"],
+    ];
+    for order_by in orders {
+        for filter in ["", "params.lr = '0.1' OR tags.team IS NOT NULL"] {
+            let full = all_pages(&app, &experiment_id, order_by, filter, 1000).await;
+            for page_size in [1, 2, 5] {
+                let paged = all_pages(&app, &experiment_id, order_by, filter, page_size).await;
+                assert_eq!(
+                    paged, full,
+                    "order {order_by:?}, filter {filter:?}, page size {page_size}"
+                );
+            }
+        }
+    }
+    let sorted = all_pages(&app, &experiment_id, &["tags.team ASC"], "", 1000).await;
+    assert_eq!(
+        &sorted[..4],
+        expect(&[6, 0, 9, 3]).as_slice(),
+        "Alpha before beta, missing last"
+    );
+    let a_token = app
+        .post("runs/search", json!({"experiment_ids": [experiment_id], "order_by": ["params.lr DESC"], "max_results": 2}))
+        .await
+        .ok()["next_page_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A token only fits the order it came from.
+    app.post("runs/search", json!({"experiment_ids": [experiment_id], "order_by": ["params.lr DESC", "metrics.acc ASC"], "page_token": a_token}))
+        .await
+        .error(400, "INVALID_PARAMETER_VALUE");
 }
