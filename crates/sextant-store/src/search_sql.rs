@@ -519,6 +519,10 @@ pub(crate) struct SortKey {
     expr: SortExpr,
     kind: ValueKind,
     ascending: bool,
+    /// Whether rows can lack a value. Only then does the order spell out
+    /// "missing last", which would keep the database from reading an index
+    /// in order.
+    nullable: bool,
 }
 
 impl SortKey {
@@ -535,6 +539,8 @@ impl SortKey {
                     expr: SortExpr::Column(column),
                     kind,
                     ascending: order.ascending,
+                    // Of the orderable run attributes only end_time can be unset.
+                    nullable: column == "r.end_time",
                 })
             }
             Entity::Metric | Entity::Param | Entity::Tag => {
@@ -553,6 +559,7 @@ impl SortKey {
                     },
                     kind,
                     ascending: order.ascending,
+                    nullable: true,
                 })
             }
             Entity::Dataset => Err(StoreError::InvalidInput(
@@ -561,12 +568,13 @@ impl SortKey {
         }
     }
 
-    /// A plain column (tiebreaks, or a joined metric value).
+    /// A column that always has a value (tiebreaks, a joined metric value).
     pub(crate) fn column(column: &'static str, kind: ValueKind, ascending: bool) -> SortKey {
         SortKey {
             expr: SortExpr::Column(column),
             kind,
             ascending,
+            nullable: false,
         }
     }
 
@@ -584,10 +592,12 @@ impl SortKey {
         }
     }
 
-    /// `expr IS NULL, expr ASC|DESC`.
+    /// `[expr IS NULL, ]expr ASC|DESC`.
     pub(crate) fn push_order(&self, sql: &mut SqlBuilder) {
-        self.push_expr(sql);
-        sql.push(" IS NULL, ");
+        if self.nullable {
+            self.push_expr(sql);
+            sql.push(" IS NULL, ");
+        }
         self.push_expr(sql);
         sql.push(if self.ascending { " ASC" } else { " DESC" });
     }
@@ -653,9 +663,12 @@ pub(crate) fn push_keyset_after(sql: &mut SqlBuilder, keys: &[SortKey], cursor: 
         key.push_expr(sql);
         sql.push(if key.ascending { " > " } else { " < " });
         key.bind_value(sql, &cursor[idx]);
-        sql.push(" OR ");
-        key.push_expr(sql);
-        sql.push(" IS NULL))");
+        if key.nullable {
+            sql.push(" OR ");
+            key.push_expr(sql);
+            sql.push(" IS NULL");
+        }
+        sql.push("))");
     }
     if terms == 0 {
         sql.push("1 = 0");
