@@ -182,39 +182,13 @@ async fn search_runs_order_and_pages(app: TestApp) {
         .ok();
     assert_eq!(run_names(&by_param), expect(&[1, 3]));
 
-    let mut collected = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut body = json!({"experiment_ids": [experiment_id], "order_by": ["metrics.acc DESC"], "max_results": 5});
-        if let Some(token) = &token {
-            body["page_token"] = json!(token);
-        }
-        let page = app.post("runs/search", body).await.ok();
-        collected.extend(run_names(&page));
-        match page["next_page_token"].as_str() {
-            Some(next) => token = Some(next.to_string()),
-            None => break,
-        }
-    }
-    assert_eq!(collected, expect(&[11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]));
+    let by_acc = all_pages(&app, &experiment_id, &["metrics.acc DESC"], "", 5).await;
+    assert_eq!(by_acc, expect(&[11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]));
     // Pages that cross from runs with the ordering metric to runs without it.
     for page_size in [1, 4, 5, 7] {
-        let mut collected = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut body = json!({"experiment_ids": [experiment_id], "order_by": ["metrics.loss DESC"], "max_results": page_size});
-            if let Some(token) = &token {
-                body["page_token"] = json!(token);
-            }
-            let page = app.post("runs/search", body).await.ok();
-            collected.extend(run_names(&page));
-            match page["next_page_token"].as_str() {
-                Some(next) => token = Some(next.to_string()),
-                None => break,
-            }
-        }
+        let by_loss = all_pages(&app, &experiment_id, &["metrics.loss DESC"], "", page_size).await;
         assert_eq!(
-            collected,
+            by_loss,
             expect(&[1, 3, 5, 7, 9, 11, 10, 8, 6, 4, 2, 0]),
             "page size {page_size}"
         );
