@@ -33,6 +33,8 @@ See README.md beside this file for what each figure means.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import concurrent.futures
 import datetime as dt
 import json
@@ -71,6 +73,7 @@ SEARCH_ORDER = ["metrics.acc DESC"]
 SEED_THREADS = 8
 SETTLE_S = 3.0  # pause between scenarios so queued work drains
 API = "/api/2.0/mlflow"
+LOCK_PATH = "/tmp/sextant-bench-tracking.lock"
 
 
 # --------------------------------------------------------------------------- #
@@ -759,6 +762,14 @@ def _version(cmd: list[str]) -> str:
         return f"unknown ({exc})"
 
 
+def _binary_id(path: str) -> dict:
+    """Which build was measured: the binary's mtime and sha256 prefix."""
+    p = Path(path)
+    digest = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    mtime = dt.datetime.fromtimestamp(p.stat().st_mtime).astimezone().isoformat(timespec="seconds")
+    return {"path": str(p), "mtime": mtime, "sha256_16": digest}
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -796,6 +807,22 @@ def main() -> int:
     mlflow_python = Path(args.mlflow).parent / "python"
     args.mlflow_python = str(mlflow_python) if mlflow_python.exists() else sys.executable
 
+    # Stop the servers (the finally blocks) on SIGTERM/SIGINT too. A background
+    # job of a non-interactive shell inherits SIGINT ignored; undo that.
+    def _terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+
+    # Two benchmark runs at once would measure each other: wait for the other.
+    lock = open(LOCK_PATH, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another tracking benchmark holds {LOCK_PATH}; waiting for it to finish", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out_stem = out.with_suffix("")
@@ -811,6 +838,7 @@ def main() -> int:
             "python": sys.version.split()[0],
             "uptime_start": _version(["uptime"]),
             "sextant": _version([args.sextant_bin, "--version"]) if "sextant" in servers else None,
+            "sextant_binary": _binary_id(args.sextant_bin) if "sextant" in servers else None,
             "mlflow": _version([args.mlflow, "--version"]) if "mlflow" in servers else None,
             "wrk": _version([args.wrk, "--version"]),
             "git": _version(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),

@@ -33,6 +33,9 @@ def main() -> None:
     reports = [json.loads(Path(p).read_text()) for p in sys.argv[1:]]
     if not reports:
         sys.exit(__doc__)
+    builds = {json.dumps(r["meta"].get("sextant_binary"), sort_keys=True) for r in reports}
+    if len(builds) > 1:
+        print(f"WARNING: these runs measured different Sextant builds: {sorted(builds)}\n")
     print("| scenario | Sextant | MLflow | ratio (Sextant's advantage) |")
     print("|---|---:|---:|---:|")
     for label, path, higher, digits in ROWS:
@@ -42,7 +45,10 @@ def main() -> None:
     print()
     for path in sys.argv[1:]:
         r = json.loads(Path(path).read_text())
-        print(f"- {Path(path).name}: {r['meta']['date']}; load at start: {r['meta']['uptime_start'].split('load average:')[-1].strip()}")
+        print(
+            f"- {Path(path).name}: {r['meta']['date']}; Sextant build {r['meta'].get('sextant_binary')}; "
+            f"load at start: {r['meta']['uptime_start'].split('load average:')[-1].strip()}"
+        )
         for name, server in r["servers"].items():
             loads = {k: v.get("load_before") for k, v in server.get("scenarios", {}).items()}
             print(f"  - {name}: load average before each scenario (1/5/15 min) {loads}")
