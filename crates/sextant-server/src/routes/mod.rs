@@ -29,6 +29,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .nest("/ajax-api/3.0/mlflow", mlflow)
         .nest("/api/2.0/mlflow-artifacts", artifacts.clone())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifacts)
+        .route("/", get(meta::index))
         .route("/health", get(meta::health))
         .route("/version", get(meta::version))
         .route("/api/3.0/mlflow/server-info", get(meta::server_info))
