@@ -3,7 +3,6 @@
 //! Field names follow MLflow's protobuf messages so that the mapping to the
 //! wire format in `sextant-api` stays one-to-one and easy to audit.
 
-use std::fmt;
 
 /// Declares a closed set of string-valued states with their canonical spelling.
 macro_rules! string_enum {
@@ -27,8 +26,8 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }

@@ -6,8 +6,11 @@
 //! `sextant-store`. Everything here is plain data and pure functions, so the
 //! other crates can share one vocabulary.
 
+#[macro_use]
 pub mod entities;
+pub mod governance;
 pub mod search;
 pub mod validation;
 
 pub use entities::*;
+pub use governance::*;

@@ -90,6 +90,33 @@ impl SqlBuilder {
         self
     }
 
+    /// Appends ` AND column IN (…)` restricting rows to the resources a
+    /// caller may see; `None` means every row. Integer columns get the ids
+    /// that parse as integers.
+    pub(crate) fn push_visible(
+        &mut self,
+        column: &str,
+        visible: Option<&[String]>,
+        integer: bool,
+    ) -> &mut SqlBuilder {
+        let Some(visible) = visible else {
+            return self;
+        };
+        if visible.is_empty() {
+            return self.push(" AND 1 = 0");
+        }
+        self.push(" AND ").push(column).push(" IN ");
+        if integer {
+            let ids: Vec<i64> = visible.iter().filter_map(|id| id.parse().ok()).collect();
+            if ids.is_empty() {
+                return self.push("(NULL)");
+            }
+            self.bind_int_list(&ids)
+        } else {
+            self.bind_text_list(visible)
+        }
+    }
+
     pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         bind_all(sqlx::query(&self.sql), &self.binds)
     }

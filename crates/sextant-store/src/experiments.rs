@@ -235,12 +235,14 @@ impl Store {
         order_by: &[String],
         max_results: i64,
         page_token: Option<&str>,
+        visible: Option<&[String]>,
     ) -> Result<Page<Experiment>> {
         let paging = Paging::new(max_results, 50_000, page_token)?;
         let (filter, order_by) =
             search_sql::parse_search(SearchKind::Experiments, filter, order_by)?;
         let mut sql = SqlBuilder::new(self.backend, "SELECT e.* FROM experiments e WHERE ");
         search_sql::push_view_type(&mut sql, "e.lifecycle_stage", view_type);
+        sql.push_visible("e.experiment_id", visible, true);
         search_sql::push_filter_and_order(
             &mut sql,
             self.backend,

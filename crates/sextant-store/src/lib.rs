@@ -14,8 +14,10 @@
 //! This crate knows nothing about HTTP; callers get domain types from
 //! `sextant-core` and a [`StoreError`] that says whose mistake it was.
 
+mod audit;
 mod db;
 mod experiments;
+mod governance;
 mod logged_models;
 mod migrate;
 mod registry;
@@ -28,6 +30,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use crate::audit::{entry_hash, AuditQuery, GENESIS_HASH};
+pub use crate::governance::{Credentials, NewTransitionRequest, TokenOwner, TransitionFilter};
 pub use crate::logged_models::NewLoggedModel;
 pub use crate::registry::NewModelVersion;
 pub use crate::runs::{LogBatch, RunUpdate};
@@ -96,6 +100,7 @@ pub struct Store {
     backend: Backend,
     default_artifact_root: String,
     writer: writer::WriterHandle,
+    audit: audit::AuditWriter,
 }
 
 impl Store {
@@ -114,12 +119,14 @@ impl Store {
         };
         migrate::apply(&write_pool, backend).await?;
         let writer = writer::WriterHandle::spawn(write_pool.clone(), backend);
+        let audit = audit::AuditWriter::spawn(write_pool.clone(), backend);
         let store = Store {
             pool,
             write_pool,
             backend,
             default_artifact_root: config.default_artifact_root.clone(),
             writer,
+            audit,
         };
         store.ensure_default_experiment().await?;
         Ok(store)
@@ -134,6 +141,7 @@ impl Store {
     /// closes the pool. Writes submitted afterwards fail with `ShuttingDown`.
     pub async fn close(&self) {
         self.writer.shutdown().await;
+        self.audit.shutdown().await;
         self.write_pool.close().await;
         self.pool.close().await;
     }

@@ -14,12 +14,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "governance",
+        sqlite: include_str!("../migrations/sqlite/0002_governance.sql"),
+        postgres: include_str!("../migrations/postgres/0002_governance.sql"),
+    },
+];
 
 /// Applies every migration newer than the database, each in its own
 /// transaction. On PostgreSQL an advisory lock serialises replicas that

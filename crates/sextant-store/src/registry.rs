@@ -68,7 +68,7 @@ impl Store {
         models.pop().ok_or_else(|| model_not_found(name))
     }
 
-    async fn require_registered_model(&self, name: &str) -> Result<()> {
+    pub(crate) async fn require_registered_model(&self, name: &str) -> Result<()> {
         let found: Option<String> =
             sqlx::query_scalar("SELECT name FROM registered_models WHERE name = $1")
                 .bind(name)
@@ -107,6 +107,8 @@ impl Store {
             "model_versions",
             "model_version_tags",
             "registered_model_aliases",
+            "model_policies",
+            "transition_requests",
         ] {
             sqlx::query(&format!("UPDATE {table} SET name = $1 WHERE name = $2"))
                 .bind(new_name)
@@ -114,6 +116,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Grants follow the model: they are what keeps it confidential.
+        sqlx::query("UPDATE permissions SET resource_id = $1 WHERE resource_type = 'registered_model' AND resource_id = $2")
+            .bind(new_name)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.get_registered_model(new_name).await
     }
@@ -141,6 +149,7 @@ impl Store {
             "model_version_tags",
             "registered_model_aliases",
             "model_versions",
+            "model_policies",
             "registered_models",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE name = $1"))
@@ -148,6 +157,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // A model created later under the same name must not inherit grants.
+        sqlx::query(
+            "DELETE FROM permissions WHERE resource_type = 'registered_model' AND resource_id = $1",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -177,6 +193,7 @@ impl Store {
         max_results: i64,
         order_by: &[String],
         page_token: Option<&str>,
+        visible: Option<&[String]>,
     ) -> Result<Page<RegisteredModel>> {
         let paging = Paging::new(max_results, 1000, page_token)?;
         let (filter, order_by) =
@@ -185,6 +202,7 @@ impl Store {
             self.backend,
             "SELECT rm.name FROM registered_models rm WHERE 1 = 1",
         );
+        sql.push_visible("rm.name", visible, false);
         search_sql::push_filter_and_order(
             &mut sql,
             self.backend,
@@ -419,27 +437,8 @@ impl Store {
             ))
         })?;
         let current = self.get_model_version(name, version).await?;
-        let now = now_ms();
         let mut tx = self.write_pool.begin().await?;
-        if archive_existing && matches!(stage, Stage::Staging | Stage::Production) {
-            sqlx::query(
-                "UPDATE model_versions SET current_stage = 'Archived', last_updated_timestamp = $1 \
-                 WHERE name = $2 AND version <> $3 AND current_stage = $4",
-            )
-            .bind(now)
-            .bind(name)
-            .bind(current.version)
-            .bind(stage.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("UPDATE model_versions SET current_stage = $1, last_updated_timestamp = $2 WHERE name = $3 AND version = $4")
-            .bind(stage.as_str())
-            .bind(now)
-            .bind(name)
-            .bind(current.version)
-            .execute(&mut *tx)
-            .await?;
+        apply_stage(&mut tx, name, current.version, stage, archive_existing, now_ms()).await?;
         tx.commit().await?;
         self.get_model_version(name, version).await
     }
@@ -504,16 +503,8 @@ impl Store {
     ) -> Result<()> {
         validate_alias(alias)?;
         let current = self.get_model_version(name, version).await?;
-        sqlx::query(
-            "INSERT INTO registered_model_aliases (name, alias, version) VALUES ($1, $2, $3) \
-             ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
-        )
-        .bind(name)
-        .bind(alias)
-        .bind(current.version)
-        .execute(&self.write_pool)
-        .await?;
-        Ok(())
+        let mut conn = self.write_pool.acquire().await?;
+        apply_alias(&mut conn, name, alias, current.version).await
     }
 
     pub async fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
@@ -562,6 +553,7 @@ impl Store {
         max_results: i64,
         order_by: &[String],
         page_token: Option<&str>,
+        visible: Option<&[String]>,
     ) -> Result<Page<ModelVersion>> {
         let paging = Paging::new(max_results, 200_000, page_token)?;
         let (filter, order_by) =
@@ -570,6 +562,7 @@ impl Store {
             self.backend,
             "SELECT mv.* FROM model_versions mv WHERE 1 = 1",
         );
+        sql.push_visible("mv.name", visible, false);
         search_sql::push_filter_and_order(
             &mut sql,
             self.backend,
@@ -690,7 +683,7 @@ fn validate_tags(tags: &[KeyValue]) -> Result<()> {
 
 /// MLflow reserves `latest` and version-like aliases (`v1`), which would
 /// make `models:/name@alias` URIs ambiguous.
-fn validate_alias(alias: &str) -> Result<()> {
+pub(crate) fn validate_alias(alias: &str) -> Result<()> {
     let lower = alias.to_ascii_lowercase();
     let version_like = lower
         .strip_prefix('v')
@@ -747,4 +740,61 @@ fn model_version_from_row(row: &AnyRow) -> Result<ModelVersion> {
         tags: Vec::new(),
         aliases: Vec::new(),
     })
+}
+
+/// Moves version `version` of `name` to `stage` inside `conn`'s transaction;
+/// with `archive_existing`, the versions already in that stage move to
+/// Archived.
+pub(crate) async fn apply_stage(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    version: i64,
+    stage: Stage,
+    archive_existing: bool,
+    now: i64,
+) -> Result<()> {
+    if archive_existing && matches!(stage, Stage::Staging | Stage::Production) {
+        sqlx::query(
+            "UPDATE model_versions SET current_stage = 'Archived', last_updated_timestamp = $1 \
+             WHERE name = $2 AND version <> $3 AND current_stage = $4",
+        )
+        .bind(now)
+        .bind(name)
+        .bind(version)
+        .bind(stage.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let done = sqlx::query("UPDATE model_versions SET current_stage = $1, last_updated_timestamp = $2 WHERE name = $3 AND version = $4")
+        .bind(stage.as_str())
+        .bind(now)
+        .bind(name)
+        .bind(version)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "Model Version (name={name}, version={version}) not found"
+        )));
+    }
+    Ok(())
+}
+
+/// Points `alias` of `name` at `version`.
+pub(crate) async fn apply_alias(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    alias: &str,
+    version: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO registered_model_aliases (name, alias, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
+    )
+    .bind(name)
+    .bind(alias)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
