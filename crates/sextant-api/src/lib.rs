@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod mlflow;
+pub mod v1;
 pub mod wire;
 
 use serde::Serialize;
@@ -44,6 +45,9 @@ pub enum ErrorCode {
     NotImplemented,
     /// The server is shutting down or overloaded (503).
     TemporarilyUnavailable,
+    /// The request conflicts with the resource's state, e.g. deciding a
+    /// transition request twice or a promotion vetoed by a gate (409).
+    Aborted,
 }
 
 impl ErrorCode {
@@ -62,6 +66,7 @@ impl ErrorCode {
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
+            ErrorCode::Aborted => "ABORTED",
         }
     }
 
@@ -79,6 +84,7 @@ impl ErrorCode {
             ErrorCode::InternalError => 500,
             ErrorCode::NotImplemented => 501,
             ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::Aborted => 409,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! PostgreSQL and object storage. This binary is the only place that reads
 //! the environment, installs the log subscriber and builds the runtime.
 
+mod client;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::AppState;
+use sextant_server::{AppState, Auth};
 use sextant_store::{Store, StoreConfig};
 
 #[derive(Parser)]
@@ -30,6 +32,55 @@ struct Cli {
 enum Command {
     /// Start the server (MLflow-compatible REST API and artifact proxy).
     Server(ServerArgs),
+    /// Set the first admin's password with the bootstrap token the server printed.
+    Bootstrap {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: client::BootstrapArgs,
+    },
+    /// Manage users (admins), or see who you are.
+    Users {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::UsersCommand,
+    },
+    /// Manage groups of users (admins).
+    Groups {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::GroupsCommand,
+    },
+    /// Create, list and revoke API tokens.
+    Tokens {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::TokensCommand,
+    },
+    /// Grant and revoke permissions on experiments, models and deployments.
+    Permissions {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::PermissionsCommand,
+    },
+    /// The promotion workflow: request, approve, reject, cancel; model policies.
+    Transitions {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::TransitionsCommand,
+    },
+    /// Query, export and verify the audit log.
+    Audit {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::AuditCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -74,11 +125,86 @@ struct ServerArgs {
     #[arg(long, default_value_t = 50 * 1024 * 1024 * 1024, env = "SEXTANT_MAX_ARTIFACT_BYTES")]
     max_artifact_bytes: u64,
     /// Largest number of database connections.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, env = "SEXTANT_MAX_CONNECTIONS")]
     max_connections: u32,
+    /// Require authentication (users, API tokens, permissions, promotion
+    /// workflow). At first start the admin gets SEXTANT_ADMIN_PASSWORD, or a
+    /// one-time bootstrap token is printed.
+    #[arg(long, env = "SEXTANT_AUTH")]
+    auth: bool,
+    /// Serve a non-loopback address without authentication, so that anyone
+    /// who can reach it can read and change everything.
+    #[arg(long, env = "SEXTANT_ALLOW_UNAUTHENTICATED_NETWORK_ACCESS")]
+    allow_unauthenticated_network_access: bool,
+    /// A TOML file of server settings (the options above, e.g. `auth = true`,
+    /// `port = 5000`); flags and SEXTANT_* variables override it.
+    #[arg(long, env = "SEXTANT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Settings a config file may hold: the `server` options, spelled with `_`
+/// or `-`.
+const CONFIG_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "data_dir",
+    "backend_store_uri",
+    "artifacts_destination",
+    "default_artifact_root",
+    "max_artifact_bytes",
+    "max_connections",
+    "auth",
+    "allow_unauthenticated_network_access",
+];
+
+/// Reads `--config FILE` (or SEXTANT_CONFIG) before the flags are parsed and
+/// turns each setting into its SEXTANT_* variable unless that is already
+/// set: flags beat variables, variables beat the file.
+fn apply_config_file() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let from_flag = args.iter().enumerate().find_map(|(idx, arg)| {
+        if arg == "--config" {
+            args.get(idx + 1).cloned()
+        } else {
+            arg.strip_prefix("--config=").map(str::to_string)
+        }
+    });
+    let Some(path) = from_flag.or_else(|| std::env::var("SEXTANT_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("while reading the config file {path}"))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("while parsing the config file {path}"))?;
+    for (key, value) in table {
+        let normalized = key.replace('-', "_");
+        if !CONFIG_KEYS.contains(&normalized.as_str()) {
+            anyhow::bail!(
+                "unknown setting '{key}' in {path}; known settings: {}",
+                CONFIG_KEYS.join(", ")
+            );
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => anyhow::bail!("setting '{key}' in {path} must be a string, number or boolean, not {}", other.type_str()),
+        };
+        let variable = format!("SEXTANT_{}", normalized.to_ascii_uppercase());
+        if std::env::var_os(&variable).is_none() {
+            // Single-threaded here: no runtime or other thread exists yet.
+            std::env::set_var(variable, text);
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
+    if let Err(err) = apply_config_file() {
+        eprintln!("sextant: error: {err:#}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -94,6 +220,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => serve(args).await,
+            Command::Bootstrap { connection, args } => client::bootstrap(&connection, args).await,
+            Command::Users { connection, command } => client::users(&connection, command).await,
+            Command::Groups { connection, command } => client::groups(&connection, command).await,
+            Command::Tokens { connection, command } => client::tokens(&connection, command).await,
+            Command::Permissions { connection, command } => {
+                client::permissions(&connection, command).await
+            }
+            Command::Transitions { connection, command } => {
+                client::transitions(&connection, command).await
+            }
+            Command::Audit { connection, command } => client::audit(&connection, command).await,
         }
     });
     match result {
@@ -175,6 +312,16 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .parse()
         .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
         .with_context(|| format!("invalid --host/--port: {}:{}", args.host, args.port))?;
+    if !args.auth && !address.ip().is_loopback() && !args.allow_unauthenticated_network_access {
+        anyhow::bail!(
+            "refusing to serve {address} without authentication: anyone who can reach it could read and \
+             change every experiment and model. Start with --auth (recommended), listen on 127.0.0.1, or pass \
+             --allow-unauthenticated-network-access if something in front of Sextant authenticates"
+        );
+    }
+    if !args.auth && !address.ip().is_loopback() {
+        tracing::warn!(%address, "serving a network address WITHOUT authentication (--allow-unauthenticated-network-access)");
+    }
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("while binding {address}"))?;
@@ -184,7 +331,32 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         artifacts = %artifacts.description(),
         "sextant is listening"
     );
-    sextant_server::run(listener, AppState::new(store, artifacts), shutdown_signal())
+    let auth = if args.auth {
+        Auth::Enabled
+    } else {
+        Auth::Disabled
+    };
+    let state = AppState::new(store, artifacts, auth);
+    if args.auth {
+        let admin_password = std::env::var("SEXTANT_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let token = state
+            .governance()
+            .bootstrap(admin_password.as_deref())
+            .await
+            .map_err(|err| anyhow::anyhow!(err))
+            .context("while creating the first admin")?;
+        if let Some(token) = token {
+            // Printed once, whatever the log filter: it is the only way in.
+            eprintln!(
+                "\nsextant: authentication is on and the admin has no password yet.\n\
+                 sextant: one-time bootstrap token (valid 24 hours, not shown again):\n\n    {token}\n\n\
+                 sextant: set the admin password with:\n    sextant bootstrap --server http://{address} --token {token}\n"
+            );
+        }
+    }
+    sextant_server::run(listener, state, shutdown_signal())
         .await
         .context("while serving")?;
     tracing::info!("sextant stopped");

@@ -9,6 +9,8 @@
 
 mod error;
 mod extract;
+pub mod guard;
+mod openapi;
 mod routes;
 
 use std::future::Future;
@@ -16,10 +18,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use sextant_artifacts::ArtifactStore;
+use sextant_governance::Governance;
 use sextant_store::Store;
 use tokio::net::TcpListener;
 
 pub use crate::error::ApiError;
+pub use crate::openapi::openapi_json;
+pub use crate::routes::{route_table, RouteInfo};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -30,13 +35,32 @@ pub struct AppState {
 struct StateInner {
     store: Store,
     artifacts: ArtifactStore,
+    governance: Governance,
+}
+
+/// Whether requests must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Single-user local use: every request is the anonymous local user.
+    Disabled,
+    /// Every route but health, version and the API docs needs credentials.
+    Enabled,
 }
 
 impl AppState {
-    pub fn new(store: Store, artifacts: ArtifactStore) -> AppState {
+    pub fn new(store: Store, artifacts: ArtifactStore, auth: Auth) -> AppState {
+        let governance = Governance::new(store.clone(), auth == Auth::Enabled);
         AppState {
-            inner: Arc::new(StateInner { store, artifacts }),
+            inner: Arc::new(StateInner {
+                store,
+                artifacts,
+                governance,
+            }),
         }
+    }
+
+    pub fn governance(&self) -> &Governance {
+        &self.inner.governance
     }
 
     pub fn store(&self) -> &Store {
@@ -63,8 +87,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
         .await;
     state.store().close().await;
     served

@@ -6,8 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures::TryStreamExt;
 use sextant_api::mlflow as dto;
 use sextant_artifacts::ArtifactPath;
@@ -18,22 +17,12 @@ use crate::AppState;
 /// The URI scheme of proxied artifacts.
 const PROXY_SCHEME: &str = "mlflow-artifacts:";
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/artifacts", get(list)).route(
-        "/artifacts/{*path}",
-        get(download)
-            .put(upload)
-            .delete(remove)
-            .layer(axum::extract::DefaultBodyLimit::disable()),
-    )
-}
-
 #[derive(serde::Deserialize)]
 pub(crate) struct ListQuery {
     path: Option<String>,
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<dto::ListArtifactsResponse>> {
@@ -45,7 +34,7 @@ async fn list(
     }))
 }
 
-async fn upload(
+pub(crate) async fn upload(
     State(state): State<AppState>,
     Path(path): Path<String>,
     body: Body,
@@ -58,7 +47,7 @@ async fn upload(
     Ok(StatusCode::OK)
 }
 
-async fn download(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn download(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
     let path = ArtifactPath::parse(&path)?;
     let download = state.artifacts().get(&path).await?;
     let content_type = guess_content_type(path.file_name());
@@ -77,7 +66,7 @@ async fn download(State(state): State<AppState>, Path(path): Path<String>) -> Ap
     Ok(response)
 }
 
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Path(path): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {

@@ -1,195 +1,212 @@
 //! Route table. MLflow mounts every route under `/api/2.0`, `/api/3.0` and
 //! the UI's `/ajax-api/…` prefixes; so does Sextant.
 
+/// `route!(METHOD "path", access, handler)`: one row of a route table.
+macro_rules! route {
+    ($method:ident $path:literal, $access:expr, $handler:expr) => {
+        $crate::guard::RouteSpec {
+            method: ::axum::http::Method::$method,
+            path: $path,
+            access: $access,
+            handler: |filter| ::axum::routing::on(filter, $handler),
+        }
+    };
+}
+
 mod artifacts;
 mod meta;
 mod registry;
 mod tracking;
+pub(crate) mod v1;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use sextant_api::ErrorCode;
+use sextant_core::Permission::{self, Edit, Manage, Read};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BODY;
+use crate::guard::{guard, Access, GuardContext, RouteSpec, Target};
 use crate::AppState;
 
+use Target::{Artifact, Experiment, ExperimentName, LoggedModel, Model, Run, Runs};
+
+const fn on_(permission: Permission, target: Target) -> Access {
+    Access::On(permission, target)
+}
+const SEARCH: Access = Access::SignedIn { mutates: false };
+const CREATE: Access = Access::SignedIn { mutates: true };
+const PUBLIC: Access = Access::Public;
+const RUN: Target = Run("run_id");
+const EXPERIMENT: Target = Experiment("experiment_id");
+const MODEL: Target = Model("name");
+
+/// MLflow's REST API, mounted under `/api/2.0/mlflow`, `/api/3.0/mlflow`
+/// and the UI's `/ajax-api/…` twins. Permissions follow MLflow's auth
+/// plugin: reading needs read, changing needs edit, deleting needs manage.
+static MLFLOW_ROUTES: &[RouteSpec] = &[
+    // experiments
+    route!(POST "/experiments/create", CREATE, tracking::create_experiment),
+    route!(GET "/experiments/get", on_(Read, EXPERIMENT), tracking::get_experiment),
+    route!(GET "/experiments/get-by-name", on_(Read, ExperimentName("experiment_name")), tracking::get_experiment_by_name),
+    route!(POST "/experiments/search", SEARCH, tracking::search_experiments),
+    route!(GET "/experiments/search", SEARCH, tracking::search_experiments),
+    route!(POST "/experiments/update", on_(Edit, EXPERIMENT), tracking::update_experiment),
+    route!(POST "/experiments/delete", on_(Manage, EXPERIMENT), tracking::delete_experiment),
+    route!(POST "/experiments/restore", on_(Manage, EXPERIMENT), tracking::restore_experiment),
+    route!(POST "/experiments/set-experiment-tag", on_(Edit, EXPERIMENT), tracking::set_experiment_tag),
+    route!(POST "/experiments/delete-experiment-tag", on_(Edit, EXPERIMENT), tracking::delete_experiment_tag),
+    // runs
+    route!(POST "/runs/create", on_(Edit, EXPERIMENT), tracking::create_run),
+    route!(GET "/runs/get", on_(Read, RUN), tracking::get_run),
+    route!(POST "/runs/update", on_(Edit, RUN), tracking::update_run),
+    route!(POST "/runs/delete", on_(Manage, RUN), tracking::delete_run),
+    route!(POST "/runs/restore", on_(Manage, RUN), tracking::restore_run),
+    route!(POST "/runs/search", SEARCH, tracking::search_runs),
+    route!(POST "/runs/log-metric", on_(Edit, RUN), tracking::log_metric),
+    route!(POST "/runs/log-parameter", on_(Edit, RUN), tracking::log_param),
+    route!(POST "/runs/log-batch", on_(Edit, RUN), tracking::log_batch),
+    route!(POST "/runs/set-tag", on_(Edit, RUN), tracking::set_tag),
+    route!(POST "/runs/delete-tag", on_(Edit, RUN), tracking::delete_tag),
+    route!(POST "/runs/log-inputs", on_(Edit, RUN), tracking::log_inputs),
+    route!(POST "/runs/outputs", on_(Edit, RUN), tracking::log_outputs),
+    route!(POST "/runs/log-model", on_(Edit, RUN), tracking::log_model),
+    route!(GET "/metrics/get-history", on_(Read, RUN), tracking::get_metric_history),
+    route!(GET "/metrics/get-history-bulk-interval", on_(Read, Runs("run_ids")), tracking::get_metric_history_bulk_interval),
+    route!(GET "/artifacts/list", on_(Read, RUN), tracking::list_run_artifacts),
+    // MLflow 3 logged models
+    route!(POST "/logged-models", on_(Edit, EXPERIMENT), tracking::create_logged_model),
+    route!(POST "/logged-models/search", SEARCH, tracking::search_logged_models),
+    route!(GET "/logged-models/{model_id}", on_(Read, LoggedModel), tracking::get_logged_model),
+    route!(PATCH "/logged-models/{model_id}", on_(Edit, LoggedModel), tracking::finalize_logged_model),
+    route!(DELETE "/logged-models/{model_id}", on_(Manage, LoggedModel), tracking::delete_logged_model),
+    route!(PATCH "/logged-models/{model_id}/tags", on_(Edit, LoggedModel), tracking::set_logged_model_tags),
+    route!(DELETE "/logged-models/{model_id}/tags/{tag_key}", on_(Edit, LoggedModel), tracking::delete_logged_model_tag),
+    route!(POST "/logged-models/{model_id}/params", on_(Edit, LoggedModel), tracking::log_logged_model_params),
+    route!(GET "/logged-models/{model_id}/artifacts/directories", on_(Read, LoggedModel), tracking::list_logged_model_artifacts),
+    // registry
+    route!(POST "/registered-models/create", CREATE, registry::create_registered_model),
+    route!(GET "/registered-models/get", on_(Read, MODEL), registry::get_registered_model),
+    route!(POST "/registered-models/rename", on_(Edit, MODEL), registry::rename_registered_model),
+    route!(PATCH "/registered-models/update", on_(Edit, MODEL), registry::update_registered_model),
+    route!(DELETE "/registered-models/delete", on_(Manage, MODEL), registry::delete_registered_model),
+    route!(GET "/registered-models/search", SEARCH, registry::search_registered_models),
+    route!(POST "/registered-models/get-latest-versions", on_(Read, MODEL), registry::get_latest_versions),
+    route!(GET "/registered-models/get-latest-versions", on_(Read, MODEL), registry::get_latest_versions),
+    route!(POST "/registered-models/set-tag", on_(Edit, MODEL), registry::set_registered_model_tag),
+    route!(DELETE "/registered-models/delete-tag", on_(Edit, MODEL), registry::delete_registered_model_tag),
+    route!(POST "/registered-models/alias", on_(Edit, MODEL), registry::set_alias),
+    route!(DELETE "/registered-models/alias", on_(Edit, MODEL), registry::delete_alias),
+    route!(GET "/registered-models/alias", on_(Read, MODEL), registry::get_version_by_alias),
+    route!(POST "/model-versions/create", on_(Edit, MODEL), registry::create_model_version),
+    route!(GET "/model-versions/get", on_(Read, MODEL), registry::get_model_version),
+    route!(PATCH "/model-versions/update", on_(Edit, MODEL), registry::update_model_version),
+    route!(DELETE "/model-versions/delete", on_(Manage, MODEL), registry::delete_model_version),
+    route!(POST "/model-versions/transition-stage", on_(Edit, MODEL), registry::transition_stage),
+    route!(GET "/model-versions/search", SEARCH, registry::search_model_versions),
+    route!(GET "/model-versions/get-download-uri", on_(Read, MODEL), registry::get_download_uri),
+    route!(POST "/model-versions/set-tag", on_(Edit, MODEL), registry::set_model_version_tag),
+    route!(DELETE "/model-versions/delete-tag", on_(Edit, MODEL), registry::delete_model_version_tag),
+];
+
+/// The `mlflow-artifacts` proxy, under `/api/2.0/mlflow-artifacts` (and
+/// `/ajax-api/…`). Paths start with the experiment id.
+static ARTIFACT_ROUTES: &[RouteSpec] = &[
+    route!(GET "/artifacts", on_(Read, Artifact), artifacts::list),
+    route!(GET "/artifacts/{*path}", on_(Read, Artifact), artifacts::download),
+    RouteSpec {
+        method: Method::PUT,
+        path: "/artifacts/{*path}",
+        access: on_(Edit, Artifact),
+        handler: |filter| on(filter, artifacts::upload).layer(DefaultBodyLimit::disable()),
+    },
+    route!(DELETE "/artifacts/{*path}", on_(Edit, Artifact), artifacts::remove),
+];
+
+/// Routes at the root: health, version, the landing page.
+static ROOT_ROUTES: &[RouteSpec] = &[
+    route!(GET "/", PUBLIC, meta::index),
+    route!(GET "/health", PUBLIC, meta::health),
+    route!(GET "/version", PUBLIC, meta::version),
+    route!(GET "/api/3.0/mlflow/server-info", PUBLIC, meta::server_info),
+];
+
+const MLFLOW_PREFIXES: &[&str] = &[
+    "/api/2.0/mlflow",
+    "/api/3.0/mlflow",
+    "/ajax-api/2.0/mlflow",
+    "/ajax-api/3.0/mlflow",
+];
+const ARTIFACT_PREFIXES: &[&str] = &["/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"];
+
+/// One route as the outside sees it: method, full path, rule.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    pub method: Method,
+    /// With the first of its prefixes, e.g. `/api/2.0/mlflow/runs/get`.
+    pub path: String,
+    pub access: Access,
+}
+
+/// Every route of the server with its access rule, one per method and path
+/// (each MLflow route once, under `/api/2.0/mlflow`).
+pub fn route_table() -> Vec<RouteInfo> {
+    let groups: [(&[RouteSpec], &str); 4] = [
+        (MLFLOW_ROUTES, MLFLOW_PREFIXES[0]),
+        (ARTIFACT_ROUTES, ARTIFACT_PREFIXES[0]),
+        (ROOT_ROUTES, ""),
+        (v1::ROUTES, v1::PREFIX),
+    ];
+    groups
+        .iter()
+        .flat_map(|(specs, prefix)| {
+            specs.iter().map(move |spec| RouteInfo {
+                method: spec.method.clone(),
+                path: format!("{prefix}{}", spec.path),
+                access: spec.access,
+            })
+        })
+        .collect()
+}
+
+fn build(specs: &'static [RouteSpec], state: &AppState) -> Router<AppState> {
+    specs.iter().fold(Router::new(), |router, spec| {
+        let filter = MethodFilter::try_from(spec.method.clone())
+            .expect("route tables use standard methods");
+        let guarded: MethodRouter<AppState> = (spec.handler)(filter).route_layer(
+            axum::middleware::from_fn_with_state(
+                GuardContext {
+                    state: state.clone(),
+                    spec,
+                },
+                guard,
+            ),
+        );
+        router.route(spec.path, guarded)
+    })
+}
+
 pub(crate) fn router(state: AppState) -> Router {
-    let mlflow = mlflow_routes();
-    let artifacts = artifacts::routes();
-    Router::new()
-        .nest("/api/2.0/mlflow", mlflow.clone())
-        .nest("/api/3.0/mlflow", mlflow.clone())
-        .nest("/ajax-api/2.0/mlflow", mlflow.clone())
-        .nest("/ajax-api/3.0/mlflow", mlflow)
-        .nest("/api/2.0/mlflow-artifacts", artifacts.clone())
-        .nest("/ajax-api/2.0/mlflow-artifacts", artifacts)
-        .route("/", get(meta::index))
-        .route("/health", get(meta::health))
-        .route("/version", get(meta::version))
-        .route("/api/3.0/mlflow/server-info", get(meta::server_info))
-        .fallback(endpoint_not_found)
+    let mlflow = build(MLFLOW_ROUTES, &state);
+    let artifacts = build(ARTIFACT_ROUTES, &state);
+    let mut app = build(ROOT_ROUTES, &state).nest(v1::PREFIX, build(v1::ROUTES, &state));
+    for prefix in MLFLOW_PREFIXES {
+        app = app.nest(prefix, mlflow.clone());
+    }
+    for prefix in ARTIFACT_PREFIXES {
+        app = app.nest(prefix, artifacts.clone());
+    }
+    app.fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-fn mlflow_routes() -> Router<AppState> {
-    Router::new()
-        // experiments
-        .route("/experiments/create", post(tracking::create_experiment))
-        .route("/experiments/get", get(tracking::get_experiment))
-        .route(
-            "/experiments/get-by-name",
-            get(tracking::get_experiment_by_name),
-        )
-        .route(
-            "/experiments/search",
-            post(tracking::search_experiments).get(tracking::search_experiments),
-        )
-        .route("/experiments/update", post(tracking::update_experiment))
-        .route("/experiments/delete", post(tracking::delete_experiment))
-        .route("/experiments/restore", post(tracking::restore_experiment))
-        .route(
-            "/experiments/set-experiment-tag",
-            post(tracking::set_experiment_tag),
-        )
-        .route(
-            "/experiments/delete-experiment-tag",
-            post(tracking::delete_experiment_tag),
-        )
-        // runs
-        .route("/runs/create", post(tracking::create_run))
-        .route("/runs/get", get(tracking::get_run))
-        .route("/runs/update", post(tracking::update_run))
-        .route("/runs/delete", post(tracking::delete_run))
-        .route("/runs/restore", post(tracking::restore_run))
-        .route("/runs/search", post(tracking::search_runs))
-        .route("/runs/log-metric", post(tracking::log_metric))
-        .route("/runs/log-parameter", post(tracking::log_param))
-        .route("/runs/log-batch", post(tracking::log_batch))
-        .route("/runs/set-tag", post(tracking::set_tag))
-        .route("/runs/delete-tag", post(tracking::delete_tag))
-        .route("/runs/log-inputs", post(tracking::log_inputs))
-        .route("/runs/outputs", post(tracking::log_outputs))
-        .route("/runs/log-model", post(tracking::log_model))
-        .route("/metrics/get-history", get(tracking::get_metric_history))
-        .route(
-            "/metrics/get-history-bulk-interval",
-            get(tracking::get_metric_history_bulk_interval),
-        )
-        .route("/artifacts/list", get(tracking::list_run_artifacts))
-        // MLflow 3 logged models
-        .route("/logged-models", post(tracking::create_logged_model))
-        .route(
-            "/logged-models/search",
-            post(tracking::search_logged_models),
-        )
-        .route(
-            "/logged-models/{model_id}",
-            get(tracking::get_logged_model)
-                .patch(tracking::finalize_logged_model)
-                .delete(tracking::delete_logged_model),
-        )
-        .route(
-            "/logged-models/{model_id}/tags",
-            patch(tracking::set_logged_model_tags),
-        )
-        .route(
-            "/logged-models/{model_id}/tags/{tag_key}",
-            delete(tracking::delete_logged_model_tag),
-        )
-        .route(
-            "/logged-models/{model_id}/params",
-            post(tracking::log_logged_model_params),
-        )
-        .route(
-            "/logged-models/{model_id}/artifacts/directories",
-            get(tracking::list_logged_model_artifacts),
-        )
-        // registry
-        .route(
-            "/registered-models/create",
-            post(registry::create_registered_model),
-        )
-        .route(
-            "/registered-models/get",
-            get(registry::get_registered_model),
-        )
-        .route(
-            "/registered-models/rename",
-            post(registry::rename_registered_model),
-        )
-        .route(
-            "/registered-models/update",
-            patch(registry::update_registered_model),
-        )
-        .route(
-            "/registered-models/delete",
-            delete(registry::delete_registered_model),
-        )
-        .route(
-            "/registered-models/search",
-            get(registry::search_registered_models),
-        )
-        .route(
-            "/registered-models/get-latest-versions",
-            post(registry::get_latest_versions).get(registry::get_latest_versions),
-        )
-        .route(
-            "/registered-models/set-tag",
-            post(registry::set_registered_model_tag),
-        )
-        .route(
-            "/registered-models/delete-tag",
-            delete(registry::delete_registered_model_tag),
-        )
-        .route(
-            "/registered-models/alias",
-            post(registry::set_alias)
-                .delete(registry::delete_alias)
-                .get(registry::get_version_by_alias),
-        )
-        .route(
-            "/model-versions/create",
-            post(registry::create_model_version),
-        )
-        .route("/model-versions/get", get(registry::get_model_version))
-        .route(
-            "/model-versions/update",
-            patch(registry::update_model_version),
-        )
-        .route(
-            "/model-versions/delete",
-            delete(registry::delete_model_version),
-        )
-        .route(
-            "/model-versions/transition-stage",
-            post(registry::transition_stage),
-        )
-        .route(
-            "/model-versions/search",
-            get(registry::search_model_versions),
-        )
-        .route(
-            "/model-versions/get-download-uri",
-            get(registry::get_download_uri),
-        )
-        .route(
-            "/model-versions/set-tag",
-            post(registry::set_model_version_tag),
-        )
-        .route(
-            "/model-versions/delete-tag",
-            delete(registry::delete_model_version_tag),
-        )
 }
 
 async fn endpoint_not_found(uri: axum::http::Uri) -> ApiError {

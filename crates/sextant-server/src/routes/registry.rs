@@ -1,13 +1,17 @@
 //! The model registry: registered models, versions, stages, aliases.
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
+use serde_json::json;
 use sextant_api::mlflow as dto;
-use sextant_core::KeyValue;
+use sextant_api::ErrorCode;
+use sextant_core::{KeyValue, ResourceKind, Stage, TransitionTarget};
+use sextant_governance::Principal;
 use sextant_store::NewModelVersion;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::MlflowRequest;
+use crate::guard::AuditNote;
 use crate::routes::{empty, required};
 use crate::AppState;
 
@@ -50,14 +54,18 @@ fn model_version(version: &sextant_core::ModelVersion) -> Json<dto::ModelVersion
 pub(crate) async fn create_registered_model(
     State(state): State<AppState>,
     MlflowRequest(mut request): Request,
-) -> ApiResult<Json<dto::RegisteredModelResponse>> {
+) -> ApiResult<(Extension<AuditNote>, Json<dto::RegisteredModelResponse>)> {
     let name = required(request.name.take(), "name")?;
     let tags = tags(&mut request)?;
     let model = state
         .store()
         .create_registered_model(&name, &tags, request.description.as_deref())
         .await?;
-    Ok(registered_model(&model))
+    let note = AuditNote {
+        created: Some((ResourceKind::RegisteredModel, model.name.clone())),
+        ..AuditNote::default()
+    };
+    Ok((Extension(note), registered_model(&model)))
 }
 
 pub(crate) async fn get_registered_model(
@@ -74,14 +82,22 @@ pub(crate) async fn get_registered_model(
 pub(crate) async fn rename_registered_model(
     State(state): State<AppState>,
     MlflowRequest(request): Request,
-) -> ApiResult<Json<dto::RegisteredModelResponse>> {
+) -> ApiResult<(Extension<AuditNote>, Json<dto::RegisteredModelResponse>)> {
     let name = required(request.name, "name")?;
     let new_name = required(request.new_name, "new_name")?;
     let model = state
         .store()
         .rename_registered_model(&name, &new_name)
         .await?;
-    Ok(registered_model(&model))
+    // Its grants moved with it.
+    state.governance().grants_changed();
+    let note = AuditNote {
+        resource: Some(("registered_model".into(), name.clone())),
+        before: Some(json!({ "name": name })),
+        after: Some(json!({ "name": new_name })),
+        ..AuditNote::default()
+    };
+    Ok((Extension(note), registered_model(&model)))
 }
 
 pub(crate) async fn update_registered_model(
@@ -104,13 +120,16 @@ pub(crate) async fn delete_registered_model(
         .store()
         .delete_registered_model(&required(request.name, "name")?)
         .await?;
+    state.governance().grants_changed();
     Ok(empty())
 }
 
 pub(crate) async fn search_registered_models(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(request): Request,
 ) -> ApiResult<Json<dto::SearchRegisteredModelsResponse>> {
+    let visible = principal.visible(ResourceKind::RegisteredModel);
     let page = state
         .store()
         .search_registered_models(
@@ -118,6 +137,7 @@ pub(crate) async fn search_registered_models(
             request.max_results.unwrap_or(100),
             &request.order_by,
             request.page_token.as_deref(),
+            visible.as_deref(),
         )
         .await?;
     Ok(Json(dto::SearchRegisteredModelsResponse {
@@ -167,30 +187,94 @@ pub(crate) async fn delete_registered_model_tag(
     Ok(empty())
 }
 
+/// With authentication on, moving a model version to a protected stage or
+/// alias (see the model's policy) takes an approved transition request;
+/// the direct MLflow call is refused with a message naming the workflow.
+async fn refuse_if_protected(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    target: &TransitionTarget,
+) -> ApiResult<()> {
+    if !state.governance().auth_enabled() {
+        return Ok(());
+    }
+    let policy = state.store().model_policy(name).await?;
+    if !policy.protects(target) {
+        return Ok(());
+    }
+    let flag = match target {
+        TransitionTarget::Stage(stage) => format!("--stage {stage}"),
+        TransitionTarget::Alias(alias) => format!("--alias {alias}"),
+    };
+    Err(ApiError::User(
+        ErrorCode::PermissionDenied,
+        format!(
+            "{target} of registered model '{name}' is protected: moving a version there needs an approved \
+             transition request. Ask for one with POST /api/v1/transition-requests or \
+             `sextant transitions request --model {name} --version {version} {flag}`, and have an approver \
+             approve it."
+        ),
+    ))
+}
+
 pub(crate) async fn set_alias(
     State(state): State<AppState>,
     MlflowRequest(request): Request,
-) -> ApiResult<JsonValue> {
+) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
     let version = version(&request)?;
     let name = required(request.name, "name")?;
     let alias = required(request.alias, "alias")?;
+    refuse_if_protected(&state, &name, &version, &TransitionTarget::Alias(alias.clone())).await?;
+    let before = alias_version(&state, &name, &alias).await;
     state
         .store()
         .set_registered_model_alias(&name, &alias, &version)
         .await?;
-    Ok(empty())
+    let note = AuditNote {
+        resource: Some(("registered_model".into(), name)),
+        before: Some(json!({ "alias": alias, "version": before })),
+        after: Some(json!({ "alias": alias, "version": version })),
+        ..AuditNote::default()
+    };
+    Ok((Extension(note), empty()))
+}
+
+async fn alias_version(state: &AppState, name: &str, alias: &str) -> Option<String> {
+    state
+        .store()
+        .get_model_version_by_alias(name, alias)
+        .await
+        .ok()
+        .map(|v| v.version.to_string())
 }
 
 pub(crate) async fn delete_alias(
     State(state): State<AppState>,
     MlflowRequest(request): Request,
-) -> ApiResult<JsonValue> {
+) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
     let name = required(request.name, "name")?;
+    let alias = required(request.alias, "alias")?;
+    let before = alias_version(&state, &name, &alias).await;
+    // Removing a protected alias is a demotion: it needs a request too.
+    refuse_if_protected(
+        &state,
+        &name,
+        before.as_deref().unwrap_or("?"),
+        &TransitionTarget::Alias(alias.clone()),
+    )
+    .await?;
     state
         .store()
-        .delete_registered_model_alias(&name, &required(request.alias, "alias")?)
+        .delete_registered_model_alias(&name, &alias)
         .await?;
-    Ok(empty())
+    let note = AuditNote {
+        resource: Some(("registered_model".into(), name)),
+        before: Some(json!({ "alias": alias, "version": before })),
+        after: Some(json!({ "alias": alias, "version": null })),
+        ..AuditNote::default()
+    };
+    Ok((Extension(note), empty()))
 }
 
 pub(crate) async fn get_version_by_alias(
@@ -264,22 +348,34 @@ pub(crate) async fn delete_model_version(
 pub(crate) async fn transition_stage(
     State(state): State<AppState>,
     MlflowRequest(request): Request,
-) -> ApiResult<Json<dto::ModelVersionResponse>> {
+) -> ApiResult<(Extension<AuditNote>, Json<dto::ModelVersionResponse>)> {
     let version = version(&request)?;
     let name = required(request.name, "name")?;
     let stage = required(request.stage, "stage")?;
     let archive = request.archive_existing_versions.unwrap_or(false);
+    if let Some(parsed) = Stage::parse_loose(&stage) {
+        refuse_if_protected(&state, &name, &version, &TransitionTarget::Stage(parsed)).await?;
+    }
+    let before = state.store().get_model_version(&name, &version).await?;
     let updated = state
         .store()
         .transition_model_version_stage(&name, &version, &stage, archive)
         .await?;
-    Ok(model_version(&updated))
+    let note = AuditNote {
+        resource: Some(("registered_model".into(), name)),
+        before: Some(json!({ "version": version, "stage": before.current_stage.as_str() })),
+        after: Some(json!({ "version": version, "stage": updated.current_stage.as_str(), "archive_existing_versions": archive })),
+        ..AuditNote::default()
+    };
+    Ok((Extension(note), model_version(&updated)))
 }
 
 pub(crate) async fn search_model_versions(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(request): Request,
 ) -> ApiResult<Json<dto::ModelVersionsResponse>> {
+    let visible = principal.visible(ResourceKind::RegisteredModel);
     let page = state
         .store()
         .search_model_versions(
@@ -287,6 +383,7 @@ pub(crate) async fn search_model_versions(
             request.max_results.unwrap_or(10_000),
             &request.order_by,
             request.page_token.as_deref(),
+            visible.as_deref(),
         )
         .await?;
     Ok(Json(dto::ModelVersionsResponse {

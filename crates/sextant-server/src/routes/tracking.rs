@@ -1,13 +1,18 @@
 //! Experiments, runs, metrics and MLflow 3 logged models.
 
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
+use sextant_governance::Principal;
 use sextant_api::mlflow as dto;
-use sextant_core::{KeyValue, LoggedModelStatus, Metric, ModelOutput, RunStatus, ViewType};
+use sextant_core::{
+    KeyValue, LoggedModelStatus, Metric, ModelOutput, Permission, ResourceKind, RunStatus,
+    ViewType,
+};
 use sextant_store::{LogBatch, NewLoggedModel, RunUpdate};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::MlflowRequest;
+use crate::guard::AuditNote;
 use crate::routes::artifacts::{list_under_uri, ProxiedListing};
 use crate::routes::{empty, required};
 use crate::AppState;
@@ -64,7 +69,7 @@ fn view_type(text: Option<&str>) -> ApiResult<ViewType> {
 pub(crate) async fn create_experiment(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::CreateExperiment>,
-) -> ApiResult<Json<dto::CreateExperimentResponse>> {
+) -> ApiResult<(Extension<AuditNote>, Json<dto::CreateExperimentResponse>)> {
     let name = required(request.name, "name")?;
     let tags = key_values(request.tags, "tags")?;
     let experiment_id = state
@@ -78,7 +83,14 @@ pub(crate) async fn create_experiment(
             &tags,
         )
         .await?;
-    Ok(Json(dto::CreateExperimentResponse { experiment_id }))
+    let note = AuditNote {
+        created: Some((ResourceKind::Experiment, experiment_id.clone())),
+        ..AuditNote::default()
+    };
+    Ok((
+        Extension(note),
+        Json(dto::CreateExperimentResponse { experiment_id }),
+    ))
 }
 
 pub(crate) async fn get_experiment(
@@ -105,8 +117,10 @@ pub(crate) async fn get_experiment_by_name(
 
 pub(crate) async fn search_experiments(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(request): MlflowRequest<dto::SearchExperiments>,
 ) -> ApiResult<Json<dto::SearchExperimentsResponse>> {
+    let visible = principal.visible(ResourceKind::Experiment);
     let page = state
         .store()
         .search_experiments(
@@ -115,6 +129,7 @@ pub(crate) async fn search_experiments(
             &request.order_by,
             request.max_results.unwrap_or(1000),
             request.page_token.as_deref(),
+            visible.as_deref(),
         )
         .await?;
     Ok(Json(dto::SearchExperimentsResponse {
@@ -271,14 +286,25 @@ pub(crate) async fn restore_run(
     Ok(empty())
 }
 
+/// The requested experiments the caller may read: runs elsewhere are
+/// invisible, as if those experiments were empty.
+fn readable_experiments(principal: &Principal, requested: Vec<String>) -> Vec<String> {
+    requested
+        .into_iter()
+        .filter(|id| principal.may(ResourceKind::Experiment, id.trim(), Permission::Read))
+        .collect()
+}
+
 pub(crate) async fn search_runs(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(request): MlflowRequest<dto::SearchRuns>,
 ) -> ApiResult<Json<dto::SearchRunsResponse>> {
+    let experiment_ids = readable_experiments(&principal, request.experiment_ids);
     let page = state
         .store()
         .search_runs(
-            &request.experiment_ids,
+            &experiment_ids,
             request.filter.as_deref().filter(|f| !f.trim().is_empty()),
             view_type(request.run_view_type.as_deref())?,
             request.max_results.unwrap_or(1000),
@@ -614,6 +640,7 @@ pub(crate) async fn log_logged_model_params(
 
 pub(crate) async fn search_logged_models(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(request): MlflowRequest<dto::SearchLoggedModels>,
 ) -> ApiResult<Json<dto::SearchLoggedModelsResponse>> {
     let order_by = request
@@ -629,7 +656,7 @@ pub(crate) async fn search_logged_models(
     let page = state
         .store()
         .search_logged_models(
-            &request.experiment_ids,
+            &readable_experiments(&principal, request.experiment_ids),
             request.filter.as_deref().filter(|f| !f.trim().is_empty()),
             &order_by,
             request.max_results.unwrap_or(100),

@@ -130,7 +130,7 @@ async fn start(dir: TempDir, database_url: String) -> TestApp {
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tokio::spawn(sextant_server::run(
         listener,
-        AppState::new(store, artifacts),
+        AppState::new(store, artifacts, sextant_server::Auth::Disabled),
         async {
             let _ = signal.await;
         },

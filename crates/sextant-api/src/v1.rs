@@ -1,0 +1,427 @@
+//! Sextant's native API (`/api/v1`): users, groups, tokens, permissions,
+//! model policies, transition requests and the audit log. These types are
+//! also the OpenAPI schemas (`utoipa::ToSchema`), so the published document
+//! is generated from what the server actually parses and sends.
+
+
+// Field names say what they hold; fields that need more carry doc comments,
+// which utoipa copies into the OpenAPI document.
+#![allow(missing_docs)]
+use serde::{Deserialize, Serialize};
+use sextant_core as core;
+use utoipa::{IntoParams, ToSchema};
+
+/// The error body of every failed request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Error {
+    /// Machine-readable code, e.g. `PERMISSION_DENIED`.
+    pub error_code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// A user account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub username: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    /// Whether a password is set (the bootstrap admin has none at first).
+    pub has_password: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub groups: Vec<String>,
+}
+
+impl From<core::User> for User {
+    fn from(user: core::User) -> User {
+        User {
+            username: user.username,
+            is_admin: user.is_admin,
+            disabled: user.disabled,
+            has_password: user.has_password,
+            created_at: user.created_at,
+            groups: user.groups,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    /// At least 8 characters; stored only as an argon2id hash.
+    pub password: String,
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+/// Changes to a user; absent fields stay as they are. Only admins change
+/// `is_admin` and `disabled`; users may change their own password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub password: Option<String>,
+    pub is_admin: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Users {
+    pub users: Vec<User>,
+}
+
+/// Who the caller is, and with what.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub username: String,
+    pub is_admin: bool,
+    /// Whether the server requires authentication at all.
+    pub auth_enabled: bool,
+    /// The token used, if any.
+    pub token_id: Option<String>,
+    /// The token's scopes; absent for a password login (no restriction).
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Group {
+    pub name: String,
+    pub created_at: i64,
+    pub members: Vec<String>,
+}
+
+impl From<core::Group> for Group {
+    fn from(group: core::Group) -> Group {
+        Group {
+            name: group.name,
+            created_at: group.created_at,
+            members: group.members,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroup {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Groups {
+    pub groups: Vec<Group>,
+}
+
+/// An API token as listed; the secret is never shown again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    pub token_id: String,
+    pub username: String,
+    pub name: String,
+    /// Any of `read`, `write`, `invoke`.
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<core::ApiToken> for Token {
+    fn from(token: core::ApiToken) -> Token {
+        Token {
+            token_id: token.token_id,
+            username: token.username,
+            name: token.name,
+            scopes: token.scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            last_used_at: token.last_used_at,
+            revoked_at: token.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// A label, e.g. `ci` or `notebook`.
+    pub name: String,
+    /// Any of `read`, `write`, `invoke`; default `read`, `write`.
+    pub scopes: Option<Vec<String>>,
+    /// Lifetime in seconds; absent means the token does not expire.
+    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    pub expires_in_seconds: Option<i64>,
+    /// Admins may create a token for another user.
+    pub username: Option<String>,
+}
+
+/// The only response that carries a token's secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// Send as `Authorization: Bearer <token>` (`MLFLOW_TRACKING_TOKEN`).
+    pub token: String,
+    #[serde(flatten)]
+    pub info: Token,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tokens {
+    pub tokens: Vec<Token>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TokensQuery {
+    /// Admins: list this user's tokens (`*` for everyone's).
+    pub username: Option<String>,
+}
+
+/// One permission of a user or group on a resource.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// `experiment`, `registered_model` or `deployment`.
+    pub resource_type: String,
+    /// Experiment id, registered model name or deployment name.
+    pub resource_id: String,
+    /// `user:NAME` or `group:NAME`.
+    pub principal: String,
+    /// `read`, `edit`, `manage`, `approve` or `invoke`.
+    pub permission: String,
+}
+
+impl From<core::Grant> for Grant {
+    fn from(grant: core::Grant) -> Grant {
+        Grant {
+            resource_type: grant.resource_kind.as_str().to_string(),
+            resource_id: grant.resource_id,
+            principal: format!("{}:{}", grant.principal_kind, grant.principal_name),
+            permission: grant.permission.as_str().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Grants {
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct GrantsQuery {
+    /// With `resource_id`: the grants on one resource (needs manage on it).
+    /// Without both: every grant (admins only).
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+/// Which promotion targets of a model need an approved request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPolicy {
+    /// Among `Staging`, `Production`, `Archived` (`None` is never protected).
+    pub protected_stages: Vec<String>,
+    pub protected_aliases: Vec<String>,
+    /// Whether a requester may approve their own request.
+    pub allow_self_approval: bool,
+}
+
+impl From<core::ModelPolicy> for ModelPolicy {
+    fn from(policy: core::ModelPolicy) -> ModelPolicy {
+        ModelPolicy {
+            protected_stages: policy
+                .protected_stages
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            protected_aliases: policy.protected_aliases,
+            allow_self_approval: policy.allow_self_approval,
+        }
+    }
+}
+
+/// Ask for a model version to move to a stage or alias.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTransitionRequest {
+    pub name: String,
+    /// The version number, as a number or a string.
+    #[schema(value_type = String)]
+    pub version: serde_json::Value,
+    /// `Staging`, `Production`, `Archived` or `None`; give this or `alias`.
+    pub stage: Option<String>,
+    /// An alias to point at the version; give this or `stage`.
+    pub alias: Option<String>,
+    /// With `stage`: archive the versions now in that stage.
+    #[serde(default)]
+    pub archive_existing_versions: bool,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionRequest {
+    pub request_id: i64,
+    pub name: String,
+    pub version: i64,
+    /// `stage` or `alias`.
+    pub target_kind: String,
+    pub target: String,
+    pub archive_existing_versions: bool,
+    /// `pending`, `approved`, `rejected` or `cancelled`.
+    pub status: String,
+    pub requested_by: String,
+    pub requested_at: i64,
+    pub comment: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_comment: Option<String>,
+}
+
+impl From<core::TransitionRequest> for TransitionRequest {
+    fn from(r: core::TransitionRequest) -> TransitionRequest {
+        TransitionRequest {
+            request_id: r.request_id,
+            name: r.name,
+            version: r.version,
+            target_kind: r.target.kind().to_string(),
+            target: r.target.value().to_string(),
+            archive_existing_versions: r.archive_existing,
+            status: r.status.as_str().to_string(),
+            requested_by: r.requested_by,
+            requested_at: r.requested_at,
+            comment: r.comment,
+            decided_by: r.decided_by,
+            decided_at: r.decided_at,
+            decision_comment: r.decision_comment,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionRequests {
+    pub requests: Vec<TransitionRequest>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TransitionRequestsQuery {
+    /// Registered model name.
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    pub version: Option<i64>,
+    /// `pending`, `approved`, `rejected` or `cancelled`.
+    pub status: Option<String>,
+}
+
+/// Approve, reject or cancel a request.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// Position in the log, from 1 without gaps.
+    pub seq: i64,
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+    pub actor: String,
+    /// Client address (and proxies, from `X-Forwarded-For`).
+    pub source: String,
+    pub user_agent: String,
+    pub method: String,
+    /// The route, e.g. `/mlflow/registered-models/alias`.
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    /// HTTP status of the answer.
+    pub status: i64,
+    /// `ok`, `denied` or `failed`.
+    pub outcome: String,
+    pub detail: String,
+    /// State before the change, as JSON text, where it applies.
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<core::AuditEntry> for AuditEntry {
+    fn from(e: core::AuditEntry) -> AuditEntry {
+        AuditEntry {
+            seq: e.seq,
+            ts: e.entry.ts,
+            actor: e.entry.actor,
+            source: e.entry.source,
+            user_agent: e.entry.user_agent,
+            method: e.entry.method,
+            action: e.entry.action,
+            resource_type: e.entry.resource_type,
+            resource_id: e.entry.resource_id,
+            status: e.entry.status,
+            outcome: e.entry.outcome,
+            detail: e.entry.detail,
+            before: e.entry.before,
+            after: e.entry.after,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `page_token` for the next page; absent on the last one.
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub actor: Option<String>,
+    /// Inclusive, milliseconds since the epoch.
+    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    pub since: Option<i64>,
+    /// Exclusive, milliseconds since the epoch.
+    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    pub until: Option<i64>,
+    /// Page size, 1 to 10000 (default 1000). Ignored by the export.
+    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    pub max_results: Option<i64>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditVerification {
+    /// Whether the whole chain is intact.
+    pub ok: bool,
+    pub entries_checked: i64,
+    /// The first entry found edited, missing or out of place.
+    pub first_bad_seq: Option<i64>,
+    pub problem: Option<String>,
+    /// Hash of the last good entry: keep it elsewhere to detect a cut tail.
+    pub head_hash: Option<String>,
+}
+
+impl From<core::AuditVerification> for AuditVerification {
+    fn from(v: core::AuditVerification) -> AuditVerification {
+        AuditVerification {
+            ok: v.first_bad.is_none(),
+            entries_checked: v.entries_checked,
+            first_bad_seq: v.first_bad.as_ref().map(|(seq, _)| *seq),
+            problem: v.first_bad.map(|(_, why)| why),
+            head_hash: v.head_hash,
+        }
+    }
+}
+
+/// Spend the bootstrap token printed at first start.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    pub token: String,
+    /// The admin's new password (at least 8 characters).
+    pub password: String,
+}

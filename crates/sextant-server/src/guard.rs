@@ -1,0 +1,550 @@
+//! The guard in front of every route: authenticates the caller, checks the
+//! route's access rule, and writes the audit entry.
+//!
+//! Every route is declared with an [`Access`] rule in one table
+//! (`routes::route_table`), and the router is built from that table, so a
+//! route cannot exist without a rule. The guard runs per route: it turns the
+//! `Authorization` header into a [`Principal`], finds the resource the
+//! request names (from the query string or JSON body, MLflow style, or the
+//! path), checks the permission the rule demands, and hands the principal to
+//! the handler, which filters searches by it. Requests that change state
+//! and every refused request are appended to the hash-chained audit log
+//! before the caller gets the answer.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sextant_api::ErrorCode;
+use sextant_core::{NewAuditEntry, Permission, PrincipalKind, ResourceKind, TokenScope};
+use sextant_governance::{AuthError, Principal};
+
+use crate::error::ApiError;
+use crate::extract::{query_to_json, MAX_JSON_BODY};
+use crate::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// Anyone, even unauthenticated (health, version, API docs).
+    Public,
+    /// Any signed-in user; the handler decides per resource (searches
+    /// filter their results, creations make the caller the manager).
+    SignedIn { mutates: bool },
+    /// Admins only.
+    Admin { mutates: bool },
+    /// Needs `Permission` on the resource that `Target` names.
+    On(Permission, Target),
+}
+
+impl Access {
+    pub fn mutates(&self) -> bool {
+        match self {
+            Access::Public => false,
+            Access::SignedIn { mutates } | Access::Admin { mutates } => *mutates,
+            Access::On(permission, _) => *permission != Permission::Read,
+        }
+    }
+}
+
+/// Where a request names the resource its permission is checked on.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// An experiment id in this field.
+    Experiment(&'static str),
+    /// An experiment name in this field.
+    ExperimentName(&'static str),
+    /// A run id in this field (checked on the run's experiment).
+    Run(&'static str),
+    /// A list of run ids in this field.
+    Runs(&'static str),
+    /// The `{model_id}` path segment of a logged-model route.
+    LoggedModel,
+    /// A registered model name in this field.
+    Model(&'static str),
+    /// The `mlflow-artifacts` path (`<experiment id>/…`), from the URL
+    /// path or, for listings, the `path` query parameter.
+    Artifact,
+}
+
+/// One route: where, how, who may call it, and its handler.
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: fn(axum::routing::MethodFilter) -> axum::routing::MethodRouter<AppState>,
+}
+
+/// What a handler tells the guard about the change it made, through the
+/// response's extensions: the audit entry's resource and before/after
+/// states, and resources it created (whose creator becomes their manager).
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    pub resource: Option<(String, String)>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub created: Option<(ResourceKind, String)>,
+    pub detail: Option<String>,
+}
+
+/// The fields that can name a resource; everything else in a body is
+/// skipped without being built.
+#[derive(Deserialize, Default)]
+struct Fields {
+    run_id: Option<serde_json::Value>,
+    run_uuid: Option<serde_json::Value>,
+    run_ids: Option<serde_json::Value>,
+    experiment_id: Option<serde_json::Value>,
+    experiment_name: Option<serde_json::Value>,
+    name: Option<serde_json::Value>,
+    path: Option<serde_json::Value>,
+}
+
+impl Fields {
+    fn get(&self, field: &str) -> Vec<String> {
+        let value = match field {
+            "run_id" => self.run_id.as_ref().or(self.run_uuid.as_ref()),
+            "run_ids" => self.run_ids.as_ref(),
+            "experiment_id" => self.experiment_id.as_ref(),
+            "experiment_name" => self.experiment_name.as_ref(),
+            "name" => self.name.as_ref(),
+            "path" => self.path.as_ref(),
+            _ => None,
+        };
+        match value {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Number(n)) => vec![n.to_string()],
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The state a route's guard runs with.
+#[derive(Clone)]
+pub struct GuardContext {
+    pub state: AppState,
+    pub spec: &'static RouteSpec,
+}
+
+enum Denial {
+    Unauthenticated(AuthError),
+    Forbidden(String),
+    Client(ApiError),
+}
+
+pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next) -> Response {
+    let spec = ctx.spec;
+    if matches!(spec.access, Access::Public) {
+        return next.run(request).await;
+    }
+    let state = &ctx.state;
+    let governance = state.governance();
+    let source = source_of(&request);
+    let user_agent = header_text(request.headers(), header::USER_AGENT);
+    let method = request.method().clone();
+    let action = request.uri().path().to_string();
+
+    let principal = governance
+        .authenticate(
+            request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        )
+        .await;
+    let (principal, request) = match principal {
+        Ok(principal) => match authorize(state, spec, &principal, request).await {
+            Ok((resource, request)) => {
+                let mut request = request;
+                request.extensions_mut().insert(principal.clone());
+                let response = next.run(request).await;
+                return finish(
+                    state, spec, &principal, resource, response, &method, &action, source,
+                    user_agent,
+                )
+                .await;
+            }
+            Err((resource, denial)) => (Some((principal, resource)), denial),
+        },
+        Err(err) => (None, Denial::Unauthenticated(err)),
+    };
+    let (actor, resource) = match &principal {
+        Some((p, resource)) => (p.name().to_string(), resource.clone()),
+        None => ("-".to_string(), None),
+    };
+    let (response, detail) = match request {
+        Denial::Unauthenticated(AuthError::Store(err)) => {
+            (ApiError::from(err).into_response(), String::new())
+        }
+        Denial::Unauthenticated(err) => {
+            let message = err.to_string();
+            let mut response =
+                ApiError::User(ErrorCode::Unauthenticated, message.clone()).into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"sextant\", Bearer"),
+            );
+            (response, message)
+        }
+        Denial::Forbidden(message) => (
+            ApiError::User(ErrorCode::PermissionDenied, message.clone()).into_response(),
+            message,
+        ),
+        Denial::Client(err) => (err.into_response(), String::new()),
+    };
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let (resource_type, resource_id) = resource.unwrap_or_default();
+        append(
+            state,
+            NewAuditEntry {
+                ts: sextant_governance::now_ms(),
+                actor,
+                source,
+                user_agent,
+                method: method.to_string(),
+                action,
+                resource_type,
+                resource_id,
+                status: i64::from(status.as_u16()),
+                outcome: "denied".into(),
+                detail,
+                before: None,
+                after: None,
+            },
+        )
+        .await;
+    }
+    response
+}
+
+type Resource = Option<(String, String)>;
+
+/// Checks the route's rule; returns the resource the request names and the
+/// request (its body read and put back when the rule needed it).
+async fn authorize(
+    state: &AppState,
+    spec: &RouteSpec,
+    principal: &Principal,
+    request: Request,
+) -> Result<(Resource, Request), (Resource, Denial)> {
+    let scope = if spec.access.mutates() {
+        TokenScope::Write
+    } else {
+        TokenScope::Read
+    };
+    if !principal.has_scope(scope) {
+        return Err((
+            None,
+            Denial::Forbidden(format!(
+                "This token's scopes do not include '{scope}', which this request needs"
+            )),
+        ));
+    }
+    let (permission, target) = match spec.access {
+        Access::Public | Access::SignedIn { .. } => return Ok((None, request)),
+        Access::Admin { .. } => {
+            return if principal.is_admin() {
+                Ok((None, request))
+            } else {
+                Err((None, Denial::Forbidden("Only administrators may do this".into())))
+            }
+        }
+        Access::On(permission, target) => (permission, target),
+    };
+    let (fields, request) = read_fields(target, request)
+        .await
+        .map_err(|err| (None, Denial::Client(err)))?;
+    let governance = state.governance();
+    let store_error = |err: sextant_store::StoreError| (None, Denial::Client(err.into()));
+    // (kind, id) pairs to check, the first named in the audit entry.
+    let mut checks: Vec<(ResourceKind, String)> = Vec::new();
+    let mut artifact_fallback = None;
+    match target {
+        Target::Experiment(field) => {
+            // MLflow puts runs without an experiment into experiment 0.
+            let ids = fields.get(field);
+            let id = ids.into_iter().next().unwrap_or_else(|| "0".to_string());
+            checks.push((ResourceKind::Experiment, id));
+        }
+        Target::ExperimentName(field) => {
+            for name in fields.get(field) {
+                if let Some(id) = state
+                    .store()
+                    .experiment_id_by_name(&name)
+                    .await
+                    .map_err(store_error)?
+                {
+                    checks.push((ResourceKind::Experiment, id.to_string()));
+                }
+            }
+        }
+        Target::Run(field) | Target::Runs(field) => {
+            for run_id in fields.get(field) {
+                if let Some(id) = governance
+                    .experiment_of_run(&run_id)
+                    .await
+                    .map_err(store_error)?
+                {
+                    checks.push((ResourceKind::Experiment, id.to_string()));
+                }
+            }
+        }
+        Target::LoggedModel => {
+            let model_id = logged_model_id(request.uri().path());
+            if let Some(id) = governance
+                .experiment_of_logged_model(&model_id)
+                .await
+                .map_err(store_error)?
+            {
+                checks.push((ResourceKind::Experiment, id.to_string()));
+            }
+        }
+        Target::Model(field) => {
+            for name in fields.get(field) {
+                checks.push((ResourceKind::RegisteredModel, name));
+            }
+        }
+        Target::Artifact => {
+            let path = artifact_path(&request, &fields);
+            match path.split('/').next().filter(|s| s.parse::<i64>().is_ok()) {
+                Some(experiment) => {
+                    checks.push((ResourceKind::Experiment, experiment.to_string()));
+                    artifact_fallback = Some(path.clone());
+                }
+                // The artifact root lists every experiment: admins only.
+                None if principal.is_admin() => {}
+                None => {
+                    return Err((
+                        Some(("artifact".into(), path)),
+                        Denial::Forbidden(
+                            "Only administrators may list the artifact root".into(),
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    let resource = checks
+        .first()
+        .map(|(kind, id)| (kind.as_str().to_string(), id.clone()));
+    for (kind, id) in &checks {
+        if principal.may(*kind, id, permission) {
+            continue;
+        }
+        // Who may read a registered model may download its files, which
+        // live under the experiment of the run or logged model it came from.
+        if permission == Permission::Read {
+            if let Some(path) = &artifact_fallback {
+                if readable_through_registry(state, principal, path).await {
+                    continue;
+                }
+            }
+        }
+        let what = match kind {
+            ResourceKind::Experiment => format!("experiment {id}"),
+            ResourceKind::RegisteredModel => format!("registered model '{id}'"),
+            ResourceKind::Deployment => format!("deployment '{id}'"),
+        };
+        return Err((
+            resource,
+            Denial::Forbidden(format!(
+                "Permission denied: user '{}' lacks {permission} permission on {what}",
+                principal.name()
+            )),
+        ));
+    }
+    Ok((resource, request))
+}
+
+async fn readable_through_registry(state: &AppState, principal: &Principal, path: &str) -> bool {
+    // `<experiment>/models/<model id>/…` or `<experiment>/<run id>/…`.
+    let mut segments = path.split('/').skip(1);
+    let key = match segments.next() {
+        Some("models") => segments.next(),
+        other => other,
+    };
+    let Some(key) = key.filter(|k| k.len() >= 8) else {
+        return false;
+    };
+    match state.store().registered_models_serving_artifacts(key).await {
+        Ok(names) => names
+            .iter()
+            .any(|name| principal.may(ResourceKind::RegisteredModel, name, Permission::Read)),
+        Err(err) => {
+            tracing::warn!(cause = %err, "cannot look up registry artifacts");
+            false
+        }
+    }
+}
+
+fn logged_model_id(path: &str) -> String {
+    path.split("/logged-models/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn artifact_path(request: &Request, fields: &Fields) -> String {
+    let raw = request
+        .uri()
+        .path()
+        .split_once("/artifacts/")
+        .map(|(_, rest)| rest.to_string());
+    let path = match raw {
+        Some(rest) => percent_decode(&rest),
+        None => fields.get("path").into_iter().next().unwrap_or_default(),
+    };
+    path.trim_start_matches('/').to_string()
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads the fields that can name a resource: from the query string for GET
+/// (and bodiless) requests, else from the JSON body, which is put back.
+async fn read_fields(target: Target, request: Request) -> Result<(Fields, Request), ApiError> {
+    let needs_fields = !matches!(target, Target::LoggedModel);
+    if !needs_fields {
+        return Ok((Fields::default(), request));
+    }
+    let query = request.uri().query().unwrap_or("").to_string();
+    let from_query = || serde_json::from_value::<Fields>(query_to_json(&query)).unwrap_or_default();
+    // Artifact uploads stream: their resource is in the path, never the body.
+    if request.method() == Method::GET
+        || request.method() == Method::PUT
+        || matches!(target, Target::Artifact)
+    {
+        return Ok((from_query(), request));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::User(
+                ErrorCode::RequestTooLarge,
+                format!("Request body exceeds {MAX_JSON_BODY} bytes"),
+            )
+        })?;
+    let fields = if bytes.iter().all(u8::is_ascii_whitespace) {
+        from_query()
+    } else {
+        // A malformed body is the handler's to report, with its message.
+        serde_json::from_slice::<Fields>(&bytes).unwrap_or_default()
+    };
+    Ok((fields, Request::from_parts(parts, Body::from(bytes))))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    state: &AppState,
+    spec: &RouteSpec,
+    principal: &Principal,
+    resource: Resource,
+    mut response: Response,
+    method: &Method,
+    action: &str,
+    source: String,
+    user_agent: String,
+) -> Response {
+    let note = response.extensions_mut().remove::<AuditNote>();
+    let status = response.status();
+    if let (Some(note), Principal::User(caller)) = (&note, principal) {
+        if let (Some((kind, id)), true) = (&note.created, status.is_success()) {
+            // Whoever creates a resource manages it.
+            let granted = state
+                .store()
+                .grant_permission_to_id(*kind, id, PrincipalKind::User, caller.user_id, Permission::Manage)
+                .await;
+            match granted {
+                Ok(()) => state.governance().grants_changed(),
+                Err(err) => {
+                    tracing::error!(cause = %err, "cannot make the creator manager of a new resource")
+                }
+            }
+        }
+    }
+    let denied = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    if !spec.access.mutates() && !denied {
+        return response;
+    }
+    let note = note.unwrap_or_default();
+    let (resource_type, resource_id) = note
+        .resource
+        .or(note.created.map(|(k, id)| (k.as_str().to_string(), id)))
+        .or(resource)
+        .unwrap_or_default();
+    let outcome = if status.is_success() {
+        "ok"
+    } else if denied {
+        "denied"
+    } else {
+        "failed"
+    };
+    append(
+        state,
+        NewAuditEntry {
+            ts: sextant_governance::now_ms(),
+            actor: principal.name().to_string(),
+            source,
+            user_agent,
+            method: method.to_string(),
+            action: action.to_string(),
+            resource_type,
+            resource_id,
+            status: i64::from(status.as_u16()),
+            outcome: outcome.into(),
+            detail: note.detail.unwrap_or_default(),
+            before: note.before.map(|v| v.to_string()),
+            after: note.after.map(|v| v.to_string()),
+        },
+    )
+    .await;
+    response
+}
+
+async fn append(state: &AppState, entry: NewAuditEntry) {
+    if let Err(err) = state.store().append_audit(entry).await {
+        tracing::error!(cause = %err, "audit entry lost");
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(256).collect())
+        .unwrap_or_default()
+}
+
+/// The peer address, with any `X-Forwarded-For` chain before it.
+fn source_of(request: &Request) -> String {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_default();
+    let forwarded: String = header_text(request.headers(), header::HeaderName::from_static("x-forwarded-for"));
+    if forwarded.is_empty() {
+        peer
+    } else {
+        format!("{forwarded} via {peer}")
+    }
+}
