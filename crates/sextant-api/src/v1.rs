@@ -3,7 +3,6 @@
 //! also the OpenAPI schemas (`utoipa::ToSchema`), so the published document
 //! is generated from what the server actually parses and sends.
 
-
 // Field names say what they hold; fields that need more carry doc comments,
 // which utoipa copies into the OpenAPI document.
 #![allow(missing_docs)]
@@ -132,7 +131,11 @@ impl From<core::ApiToken> for Token {
             token_id: token.token_id,
             username: token.username,
             name: token.name,
-            scopes: token.scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            scopes: token
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
             created_at: token.created_at,
             expires_at: token.expires_at,
             last_used_at: token.last_used_at,

@@ -353,7 +353,9 @@ pub async fn tokens(connection: &Connection, command: TokensCommand) -> anyhow::
             if let Some(user) = user {
                 body["username"] = json!(user);
             }
-            client.call(Method::POST, "/tokens", &[], Some(body)).await?
+            client
+                .call(Method::POST, "/tokens", &[], Some(body))
+                .await?
         }
         TokensCommand::Revoke { token_id } => {
             client
@@ -446,7 +448,9 @@ pub async fn permissions(
                 }
                 None => Vec::new(),
             };
-            client.call(Method::GET, "/permissions", &query, None).await?
+            client
+                .call(Method::GET, "/permissions", &query, None)
+                .await?
         }
         PermissionsCommand::Grant {
             resource,
@@ -455,7 +459,9 @@ pub async fn permissions(
         } => {
             let (kind, id) = resource.pair();
             let body = json!({ "resource_type": kind, "resource_id": id, "principal": principal.text(), "permission": permission });
-            client.call(Method::PUT, "/permissions", &[], Some(body)).await?
+            client
+                .call(Method::PUT, "/permissions", &[], Some(body))
+                .await?
         }
         PermissionsCommand::Revoke {
             resource,
@@ -514,9 +520,7 @@ pub enum TransitionsCommand {
         comment: String,
     },
     /// Show a model's protected stages and aliases.
-    Policy {
-        model: String,
-    },
+    Policy { model: String },
     /// Set a model's protected stages and aliases (admins).
     SetPolicy {
         model: String,

@@ -189,7 +189,10 @@ fn apply_config_file() -> anyhow::Result<()> {
             toml::Value::String(s) => s,
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            other => anyhow::bail!("setting '{key}' in {path} must be a string, number or boolean, not {}", other.type_str()),
+            other => anyhow::bail!(
+                "setting '{key}' in {path} must be a string, number or boolean, not {}",
+                other.type_str()
+            ),
         };
         let variable = format!("SEXTANT_{}", normalized.to_ascii_uppercase());
         if std::env::var_os(&variable).is_none() {
@@ -221,16 +224,30 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => serve(args).await,
             Command::Bootstrap { connection, args } => client::bootstrap(&connection, args).await,
-            Command::Users { connection, command } => client::users(&connection, command).await,
-            Command::Groups { connection, command } => client::groups(&connection, command).await,
-            Command::Tokens { connection, command } => client::tokens(&connection, command).await,
-            Command::Permissions { connection, command } => {
-                client::permissions(&connection, command).await
-            }
-            Command::Transitions { connection, command } => {
-                client::transitions(&connection, command).await
-            }
-            Command::Audit { connection, command } => client::audit(&connection, command).await,
+            Command::Users {
+                connection,
+                command,
+            } => client::users(&connection, command).await,
+            Command::Groups {
+                connection,
+                command,
+            } => client::groups(&connection, command).await,
+            Command::Tokens {
+                connection,
+                command,
+            } => client::tokens(&connection, command).await,
+            Command::Permissions {
+                connection,
+                command,
+            } => client::permissions(&connection, command).await,
+            Command::Transitions {
+                connection,
+                command,
+            } => client::transitions(&connection, command).await,
+            Command::Audit {
+                connection,
+                command,
+            } => client::audit(&connection, command).await,
         }
     });
     match result {

@@ -3,7 +3,6 @@
 //! Field names follow MLflow's protobuf messages so that the mapping to the
 //! wire format in `sextant-api` stays one-to-one and easy to audit.
 
-
 /// Declares a closed set of string-valued states with their canonical spelling.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {

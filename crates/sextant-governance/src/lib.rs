@@ -286,10 +286,14 @@ impl Governance {
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .ok_or_else(|| {
-                    AuthError::Malformed("Basic credentials must be base64 of 'username:password'".into())
+                    AuthError::Malformed(
+                        "Basic credentials must be base64 of 'username:password'".into(),
+                    )
                 })?;
             let (username, password) = decoded.split_once(':').ok_or_else(|| {
-                AuthError::Malformed("Basic credentials must be base64 of 'username:password'".into())
+                AuthError::Malformed(
+                    "Basic credentials must be base64 of 'username:password'".into(),
+                )
             })?;
             // Tools that only speak Basic may send a token as the password.
             if password.starts_with(secrets::TOKEN_PREFIX) {
@@ -317,12 +321,12 @@ impl Governance {
                     .and_then(|c| c.password_hash.clone())
                     .unwrap_or_else(|| secrets::decoy_hash().to_string());
                 let candidate = password.to_string();
-                let matches = tokio::task::spawn_blocking(move || {
-                    secrets::verify_password(&candidate, &phc)
-                })
-                .await
-                .unwrap_or(false);
-                let Some(credentials) = credentials.filter(|c| matches && c.password_hash.is_some())
+                let matches =
+                    tokio::task::spawn_blocking(move || secrets::verify_password(&candidate, &phc))
+                        .await
+                        .unwrap_or(false);
+                let Some(credentials) =
+                    credentials.filter(|c| matches && c.password_hash.is_some())
                 else {
                     return Err(AuthError::InvalidCredentials);
                 };
@@ -370,7 +374,10 @@ impl Governance {
             // The bootstrap token only sets the first password (its own endpoint).
             return Err(AuthError::InvalidToken);
         }
-        if token.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY_MS) {
+        if token
+            .last_used_at
+            .is_none_or(|at| now - at > TOUCH_EVERY_MS)
+        {
             let mut touched = cached.clone();
             touched.token.last_used_at = Some(now);
             self.inner.tokens.put(key, touched);
@@ -469,7 +476,11 @@ impl Governance {
         if let Some(id) = self.inner.model_experiments.get(model_id) {
             return Ok(Some(id));
         }
-        let found = self.inner.store.experiment_of_logged_model(model_id).await?;
+        let found = self
+            .inner
+            .store
+            .experiment_of_logged_model(model_id)
+            .await?;
         if let Some(id) = found {
             self.inner.model_experiments.put(model_id.to_string(), id);
         }

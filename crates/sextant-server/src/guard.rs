@@ -154,7 +154,12 @@ pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next
     let source = source_of(&request);
     let user_agent = header_text(request.headers(), header::USER_AGENT);
     let method = request.method().clone();
-    let action = request.uri().path().to_string();
+    // Nested routers see their own part of the path; the audit wants all of it.
+    let action = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|uri| uri.0.path().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
 
     let principal = governance
         .authenticate(
@@ -259,7 +264,10 @@ async fn authorize(
             return if principal.is_admin() {
                 Ok((None, request))
             } else {
-                Err((None, Denial::Forbidden("Only administrators may do this".into())))
+                Err((
+                    None,
+                    Denial::Forbidden("Only administrators may do this".into()),
+                ))
             }
         }
         Access::On(permission, target) => (permission, target),
@@ -329,9 +337,7 @@ async fn authorize(
                 None => {
                     return Err((
                         Some(("artifact".into(), path)),
-                        Denial::Forbidden(
-                            "Only administrators may list the artifact root".into(),
-                        ),
+                        Denial::Forbidden("Only administrators may list the artifact root".into()),
                     ))
                 }
             }
@@ -471,7 +477,13 @@ async fn finish(
             // Whoever creates a resource manages it.
             let granted = state
                 .store()
-                .grant_permission_to_id(*kind, id, PrincipalKind::User, caller.user_id, Permission::Manage)
+                .grant_permission_to_id(
+                    *kind,
+                    id,
+                    PrincipalKind::User,
+                    caller.user_id,
+                    Permission::Manage,
+                )
                 .await;
             match granted {
                 Ok(()) => state.governance().grants_changed(),
@@ -541,7 +553,10 @@ fn source_of(request: &Request) -> String {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip().to_string())
         .unwrap_or_default();
-    let forwarded: String = header_text(request.headers(), header::HeaderName::from_static("x-forwarded-for"));
+    let forwarded: String = header_text(
+        request.headers(),
+        header::HeaderName::from_static("x-forwarded-for"),
+    );
     if forwarded.is_empty() {
         peer
     } else {

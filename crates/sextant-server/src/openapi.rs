@@ -52,10 +52,7 @@ pub fn openapi_json() -> String {
 }
 
 pub(crate) async fn serve_json() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        openapi_json(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json())
 }
 
 pub(crate) async fn serve_docs() -> Html<String> {
@@ -172,7 +169,9 @@ fn render_docs() -> String {
                             .values()
                             .find_map(|c| c.schema.as_ref().map(schema_name));
                         match schema {
-                            Some(name) => format!("<a href=\"#{0}\"><code>{0}</code></a>", escape(&name)),
+                            Some(name) => {
+                                format!("<a href=\"#{0}\"><code>{0}</code></a>", escape(&name))
+                            }
                             None => escape(&r.description),
                         }
                     }

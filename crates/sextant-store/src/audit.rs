@@ -318,10 +318,11 @@ impl Store {
         let mut prev_hash = GENESIS_HASH.to_string();
         let mut checked = 0;
         loop {
-            let rows = sqlx::query("SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 5000")
-                .bind(expected_seq)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows =
+                sqlx::query("SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 5000")
+                    .bind(expected_seq)
+                    .fetch_all(&self.pool)
+                    .await?;
             if rows.is_empty() {
                 break;
             }

@@ -215,8 +215,13 @@ impl Store {
     }
 
     pub async fn set_user_password(&self, username: &str, password_hash: &str) -> Result<()> {
-        self.update_user_column(username, "password_hash", Some(password_hash.to_string()), None)
-            .await
+        self.update_user_column(
+            username,
+            "password_hash",
+            Some(password_hash.to_string()),
+            None,
+        )
+        .await
     }
 
     pub async fn set_user_admin(&self, username: &str, is_admin: bool) -> Result<()> {
@@ -429,7 +434,9 @@ impl Store {
     pub async fn list_tokens(&self, user_id: Option<i64>) -> Result<Vec<ApiToken>> {
         let mut sql = SqlBuilder::new(
             self.backend,
-            &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.user_id = t.user_id"),
+            &format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.user_id = t.user_id"
+            ),
         );
         if let Some(user_id) = user_id {
             sql.push(" WHERE t.user_id = ").bind(db::Bind::Int(user_id));
@@ -578,7 +585,10 @@ impl Store {
                             None => return Ok(None),
                         },
                         resource_id: db::text(row, "resource_id")?,
-                        principal_kind: match PrincipalKind::parse(&db::text(row, "principal_type")?) {
+                        principal_kind: match PrincipalKind::parse(&db::text(
+                            row,
+                            "principal_type",
+                        )?) {
                             Some(kind) => kind,
                             None => return Ok(None),
                         },
@@ -764,7 +774,10 @@ impl Store {
         &self,
         filter: &TransitionFilter,
     ) -> Result<Vec<TransitionRequest>> {
-        let mut sql = SqlBuilder::new(self.backend, "SELECT * FROM transition_requests WHERE 1 = 1");
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT * FROM transition_requests WHERE 1 = 1",
+        );
         if let Some(name) = &filter.name {
             sql.push(" AND name = ").bind_text(name.clone());
         }

@@ -438,7 +438,15 @@ impl Store {
         })?;
         let current = self.get_model_version(name, version).await?;
         let mut tx = self.write_pool.begin().await?;
-        apply_stage(&mut tx, name, current.version, stage, archive_existing, now_ms()).await?;
+        apply_stage(
+            &mut tx,
+            name,
+            current.version,
+            stage,
+            archive_existing,
+            now_ms(),
+        )
+        .await?;
         tx.commit().await?;
         self.get_model_version(name, version).await
     }

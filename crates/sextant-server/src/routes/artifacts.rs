@@ -47,7 +47,10 @@ pub(crate) async fn upload(
     Ok(StatusCode::OK)
 }
 
-pub(crate) async fn download(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> ApiResult<Response> {
     let path = ArtifactPath::parse(&path)?;
     let download = state.artifacts().get(&path).await?;
     let content_type = guess_content_type(path.file_name());

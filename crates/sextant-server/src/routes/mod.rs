@@ -142,7 +142,10 @@ const MLFLOW_PREFIXES: &[&str] = &[
     "/ajax-api/2.0/mlflow",
     "/ajax-api/3.0/mlflow",
 ];
-const ARTIFACT_PREFIXES: &[&str] = &["/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"];
+const ARTIFACT_PREFIXES: &[&str] = &[
+    "/api/2.0/mlflow-artifacts",
+    "/ajax-api/2.0/mlflow-artifacts",
+];
 
 /// One route as the outside sees it: method, full path, rule.
 #[derive(Debug, Clone)]
@@ -176,17 +179,16 @@ pub fn route_table() -> Vec<RouteInfo> {
 
 fn build(specs: &'static [RouteSpec], state: &AppState) -> Router<AppState> {
     specs.iter().fold(Router::new(), |router, spec| {
-        let filter = MethodFilter::try_from(spec.method.clone())
-            .expect("route tables use standard methods");
-        let guarded: MethodRouter<AppState> = (spec.handler)(filter).route_layer(
-            axum::middleware::from_fn_with_state(
+        let filter =
+            MethodFilter::try_from(spec.method.clone()).expect("route tables use standard methods");
+        let guarded: MethodRouter<AppState> =
+            (spec.handler)(filter).route_layer(axum::middleware::from_fn_with_state(
                 GuardContext {
                     state: state.clone(),
                     spec,
                 },
                 guard,
-            ),
-        );
+            ));
         router.route(spec.path, guarded)
     })
 }

@@ -225,7 +225,13 @@ pub(crate) async fn set_alias(
     let version = version(&request)?;
     let name = required(request.name, "name")?;
     let alias = required(request.alias, "alias")?;
-    refuse_if_protected(&state, &name, &version, &TransitionTarget::Alias(alias.clone())).await?;
+    refuse_if_protected(
+        &state,
+        &name,
+        &version,
+        &TransitionTarget::Alias(alias.clone()),
+    )
+    .await?;
     let before = alias_version(&state, &name, &alias).await;
     state
         .store()
@@ -364,7 +370,9 @@ pub(crate) async fn transition_stage(
     let note = AuditNote {
         resource: Some(("registered_model".into(), name)),
         before: Some(json!({ "version": version, "stage": before.current_stage.as_str() })),
-        after: Some(json!({ "version": version, "stage": updated.current_stage.as_str(), "archive_existing_versions": archive })),
+        after: Some(
+            json!({ "version": version, "stage": updated.current_stage.as_str(), "archive_existing_versions": archive }),
+        ),
         ..AuditNote::default()
     };
     Ok((Extension(note), model_version(&updated)))

@@ -2,12 +2,11 @@
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use sextant_governance::Principal;
 use sextant_api::mlflow as dto;
 use sextant_core::{
-    KeyValue, LoggedModelStatus, Metric, ModelOutput, Permission, ResourceKind, RunStatus,
-    ViewType,
+    KeyValue, LoggedModelStatus, Metric, ModelOutput, Permission, ResourceKind, RunStatus, ViewType,
 };
+use sextant_governance::Principal;
 use sextant_store::{LogBatch, NewLoggedModel, RunUpdate};
 
 use crate::error::{ApiError, ApiResult};

@@ -311,7 +311,9 @@ pub(crate) async fn list_tokens(
         Some("*") if principal.is_admin() => None,
         Some(name) if principal.is_admin() => Some(state.store().get_user(name).await?.user_id),
         Some(name) if name != principal.name() => {
-            return Err(forbidden("Only administrators may list other users' tokens"))
+            return Err(forbidden(
+                "Only administrators may list other users' tokens",
+            ))
         }
         _ => Some(user_id(&principal)?),
     };
@@ -338,7 +340,9 @@ pub(crate) async fn create_token(
     let user_id = match request.username.as_deref() {
         Some(other) if other != principal.name() => {
             if !principal.is_admin() {
-                return Err(forbidden("Only administrators may create tokens for other users"));
+                return Err(forbidden(
+                    "Only administrators may create tokens for other users",
+                ));
             }
             state.store().get_user(other).await?.user_id
         }
@@ -364,9 +368,9 @@ pub(crate) async fn create_token(
         Some(seconds) if seconds <= 0 => {
             return Err(ApiError::invalid("expires_in_seconds must be positive"))
         }
-        Some(seconds) => Some(
-            sextant_governance::now_ms().saturating_add(seconds.saturating_mul(1000)),
-        ),
+        Some(seconds) => {
+            Some(sextant_governance::now_ms().saturating_add(seconds.saturating_mul(1000)))
+        }
         None => None,
     };
     let fresh = secrets::new_token().map_err(ApiError::Internal)?;
@@ -649,11 +653,13 @@ pub(crate) async fn create_request(
     }
     .ok_or_else(|| ApiError::invalid("'version' must be a version number"))?;
     let target = match (request.stage, request.alias) {
-        (Some(stage), None) => TransitionTarget::Stage(Stage::parse_loose(&stage).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "Invalid stage '{stage}': use None, Staging, Production or Archived"
-            ))
-        })?),
+        (Some(stage), None) => {
+            TransitionTarget::Stage(Stage::parse_loose(&stage).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Invalid stage '{stage}': use None, Staging, Production or Archived"
+                ))
+            })?)
+        }
         (None, Some(alias)) => TransitionTarget::Alias(alias),
         _ => return Err(ApiError::invalid("Give exactly one of 'stage' and 'alias'")),
     };
@@ -790,10 +796,16 @@ async fn decide(
     let is_requester = principal.name() == request.requested_by;
     if decision == RequestStatus::Cancelled {
         if !is_requester && !principal.is_admin() {
-            return Err(forbidden("Only the requester or an administrator may cancel a request"));
+            return Err(forbidden(
+                "Only the requester or an administrator may cancel a request",
+            ));
         }
     } else {
-        if !principal.may(ResourceKind::RegisteredModel, &request.name, Permission::Approve) {
+        if !principal.may(
+            ResourceKind::RegisteredModel,
+            &request.name,
+            Permission::Approve,
+        ) {
             return Err(forbidden(format!(
                 "Permission denied: user '{}' lacks approve permission on registered model '{}'",
                 principal.name(),
@@ -830,7 +842,12 @@ async fn decide(
     }
     let before = target_state(&state, &request).await;
     let decided = store
-        .decide_transition_request(request.request_id, decision, principal.name(), &body.comment)
+        .decide_transition_request(
+            request.request_id,
+            decision,
+            principal.name(),
+            &body.comment,
+        )
         .await
         .map_err(|err| match err {
             sextant_store::StoreError::InvalidInput(message) => {
@@ -851,7 +868,10 @@ async fn decide(
 
 /// What the request's target looks like now: the alias's version, or the
 /// version's stage.
-async fn target_state(state: &AppState, request: &sextant_core::TransitionRequest) -> serde_json::Value {
+async fn target_state(
+    state: &AppState,
+    request: &sextant_core::TransitionRequest,
+) -> serde_json::Value {
     let store = state.store();
     match &request.target {
         TransitionTarget::Alias(alias) => {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Value};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::AppState;
+use sextant_server::{AppState, Auth};
 use sextant_store::{Store, StoreConfig};
 use sqlx::Connection;
 use tempfile::TempDir;
@@ -23,6 +23,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: TempDir,
     pub database_url: String,
+    pub auth: Auth,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -66,7 +67,27 @@ impl Reply {
     }
 }
 
+/// The password `spawn_app_with(_, Auth::Enabled)` gives the `admin` user.
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, Auth::Disabled).await
+}
+
+/// A PostgreSQL variant of `spawn_app_with`, `None` without a server (as
+/// `spawn_postgres_app`).
+pub async fn spawn_postgres_app_with(auth: Auth) -> Option<TestApp> {
+    if std::env::var("SEXTANT_TEST_POSTGRES_URL").is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set SEXTANT_TEST_POSTGRES_URL"
+        );
+        return None;
+    }
+    Some(spawn_app_with(Backend::Postgres, auth).await)
+}
+
+pub async fn spawn_app_with(backend: Backend, auth: Auth) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("sextant.db").display()),
@@ -74,7 +95,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             .await
             .expect("postgres URL checked by caller"),
     };
-    start(dir, database_url).await
+    start(dir, database_url, auth).await
 }
 
 /// A PostgreSQL-backed app, or `None` when no server is configured outside
@@ -109,7 +130,7 @@ async fn fresh_postgres_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-async fn start(dir: TempDir, database_url: String) -> TestApp {
+async fn start(dir: TempDir, database_url: String, auth: Auth) -> TestApp {
     let store = Store::open(&StoreConfig {
         database_url: database_url.clone(),
         default_artifact_root: "mlflow-artifacts:/".into(),
@@ -128,18 +149,23 @@ async fn start(dir: TempDir, database_url: String) -> TestApp {
         .expect("bind");
     let address: SocketAddr = listener.local_addr().expect("address");
     let (shutdown, signal) = oneshot::channel::<()>();
-    let server = tokio::spawn(sextant_server::run(
-        listener,
-        AppState::new(store, artifacts, sextant_server::Auth::Disabled),
-        async {
-            let _ = signal.await;
-        },
-    ));
+    let state = AppState::new(store, artifacts, auth);
+    if auth == Auth::Enabled {
+        state
+            .governance()
+            .bootstrap(Some(ADMIN_PASSWORD))
+            .await
+            .expect("bootstrap admin");
+    }
+    let server = tokio::spawn(sextant_server::run(listener, state, async {
+        let _ = signal.await;
+    }));
     TestApp {
         base: format!("http://{address}"),
         client: reqwest::Client::new(),
         dir,
         database_url,
+        auth,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -151,7 +177,7 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        start(dir, self.database_url.clone()).await
+        start(dir, self.database_url.clone(), self.auth).await
     }
 
     pub async fn stop(&mut self) {

@@ -8,6 +8,7 @@ mod artifacts;
 mod bad_input;
 mod durability;
 mod experiments;
+mod governance;
 mod registry;
 mod runs;
 mod search;
@@ -31,6 +32,32 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(app) = $crate::helpers::spawn_postgres_app().await else { return };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}
+
+/// `backend_tests!` with authentication on (the `admin` user has
+/// `helpers::ADMIN_PASSWORD`).
+#[macro_export]
+macro_rules! auth_backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, sextant_server::Auth::Enabled).await;
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::spawn_postgres_app_with(sextant_server::Auth::Enabled).await else { return };
                     super::$name(app).await;
                 }
             )*

@@ -1,0 +1,1313 @@
+//! Governance with authentication on: the permission matrix over every
+//! route, the promotion workflow, the audit chain and credential failures.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sextant_core::Permission;
+use sextant_server::guard::{Access, Target};
+use sextant_server::{route_table, Auth};
+
+use crate::helpers::{spawn_app_with, Backend, TestApp, ADMIN_PASSWORD};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Anonymous,
+    Other,
+    Reader,
+    Editor,
+    Manager,
+    Approver,
+    Admin,
+}
+
+const ROLES: [Role; 7] = [
+    Role::Anonymous,
+    Role::Other,
+    Role::Reader,
+    Role::Editor,
+    Role::Manager,
+    Role::Approver,
+    Role::Admin,
+];
+
+impl Role {
+    fn username(self) -> &'static str {
+        match self {
+            Role::Anonymous => "",
+            Role::Other => "other",
+            Role::Reader => "reader",
+            Role::Editor => "editor",
+            Role::Manager => "manager",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+struct Client<'a> {
+    app: &'a TestApp,
+    authorization: Option<String>,
+}
+
+impl Client<'_> {
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.app.client.request(method.clone(), self.app.url(path));
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
+        if let Some(body) = body {
+            request = match method {
+                Method::PUT if path.contains("mlflow-artifacts") => {
+                    request.body(body.as_str().unwrap_or_default().to_string())
+                }
+                _ => request.json(&body),
+            };
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, body_out) = self.send(method.clone(), path, body).await;
+        assert_eq!(status, 200, "{method} {path}: {body_out}");
+        body_out
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// Users for every role, each with a token (Bearer) for speed.
+struct People<'a> {
+    app: &'a TestApp,
+    tokens: Vec<(Role, String)>,
+}
+
+impl<'a> People<'a> {
+    async fn create(app: &'a TestApp) -> People<'a> {
+        let admin = Client {
+            app,
+            authorization: Some(basic("admin", ADMIN_PASSWORD)),
+        };
+        let mut tokens = Vec::new();
+        for role in ROLES {
+            if role == Role::Anonymous {
+                continue;
+            }
+            if role != Role::Admin {
+                admin
+                    .ok(
+                        Method::POST,
+                        "/api/v1/users",
+                        Some(json!({ "username": role.username(), "password": format!("password-{}", role.username()) })),
+                    )
+                    .await;
+            }
+            let token = admin
+                .ok(
+                    Method::POST,
+                    "/api/v1/tokens",
+                    Some(json!({ "name": "test", "username": role.username() })),
+                )
+                .await;
+            tokens.push((role, format!("Bearer {}", token["token"].as_str().unwrap())));
+        }
+        People { app, tokens }
+    }
+
+    fn as_(&self, role: Role) -> Client<'a> {
+        Client {
+            app: self.app,
+            authorization: self
+                .tokens
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, t)| t.clone()),
+        }
+    }
+}
+
+/// Resources owned by the manager, shared as each role needs.
+struct Fixture {
+    experiment: String,
+    experiment_name: String,
+    run: String,
+    logged_model: String,
+    model: String,
+    request: i64,
+}
+
+async fn fixture(people: &People<'_>, tag: &str) -> Fixture {
+    let manager = people.as_(Role::Manager);
+    let admin = people.as_(Role::Admin);
+    let editor = people.as_(Role::Editor);
+    let experiment_name = format!("exp-{tag}");
+    let experiment = manager
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({ "name": experiment_name })),
+        )
+        .await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = manager
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({ "experiment_id": experiment })),
+        )
+        .await["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logged_model = manager
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/logged-models",
+            Some(json!({ "experiment_id": experiment, "name": "lm" })),
+        )
+        .await["model"]["info"]["model_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let model = format!("model-{tag}");
+    manager
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/registered-models/create",
+            Some(json!({ "name": model })),
+        )
+        .await;
+    manager
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/model-versions/create",
+            Some(json!({ "name": model, "source": format!("mlflow-artifacts:/{experiment}/{run}/artifacts/model"), "run_id": run })),
+        )
+        .await;
+    for (resource_type, id, user, permission) in [
+        ("experiment", experiment.as_str(), "reader", "read"),
+        ("experiment", &experiment, "editor", "edit"),
+        ("registered_model", &model, "reader", "read"),
+        ("registered_model", &model, "editor", "edit"),
+        ("registered_model", &model, "approver", "approve"),
+    ] {
+        admin
+            .ok(
+                Method::PUT,
+                "/api/v1/permissions",
+                Some(json!({ "resource_type": resource_type, "resource_id": id, "principal": format!("user:{user}"), "permission": permission })),
+            )
+            .await;
+    }
+    let request = editor
+        .ok(
+            Method::POST,
+            "/api/v1/transition-requests",
+            Some(json!({ "name": model, "version": 1, "alias": "champion", "comment": "ship it" })),
+        )
+        .await["request_id"]
+        .as_i64()
+        .unwrap();
+    Fixture {
+        experiment,
+        experiment_name,
+        run,
+        logged_model,
+        model,
+        request,
+    }
+}
+
+/// How one route is called in the matrix, and who may call it when the
+/// access rule alone does not say (rules checked by the handler).
+struct Case {
+    method: Method,
+    /// The route's path pattern, as in `route_table()`.
+    pattern: &'static str,
+    /// The concrete path; `{exp}`, `{run}`, `{lm}`, `{model}`, `{req}`,
+    /// `{expname}` and `{uniq}` are filled in.
+    path: &'static str,
+    body: Option<Value>,
+    allowed: Option<&'static [Role]>,
+}
+
+fn case(method: Method, pattern: &'static str, path: &'static str, body: Option<Value>) -> Case {
+    Case {
+        method,
+        pattern,
+        path,
+        body,
+        allowed: None,
+    }
+}
+
+fn same(method: Method, pattern: &'static str, body: Option<Value>) -> Case {
+    case(method, pattern, pattern, body)
+}
+
+fn who(mut case: Case, allowed: &'static [Role]) -> Case {
+    case.allowed = Some(allowed);
+    case
+}
+
+/// The roles an access rule admits.
+fn allowed_by_rule(access: &Access) -> Vec<Role> {
+    use Role::*;
+    match access {
+        Access::Public => ROLES.to_vec(),
+        Access::SignedIn { .. } => ROLES[1..].to_vec(),
+        Access::Admin { .. } => vec![Admin],
+        // Approve implies read on the registered model, not its experiment.
+        Access::On(Permission::Read, Target::Model(_)) => {
+            vec![Reader, Editor, Manager, Approver, Admin]
+        }
+        Access::On(Permission::Read, _) => vec![Reader, Editor, Manager, Admin],
+        Access::On(Permission::Edit | Permission::Invoke, _) => vec![Editor, Manager, Admin],
+        Access::On(Permission::Manage, _) => vec![Manager, Admin],
+        Access::On(Permission::Approve, _) => vec![Approver, Admin],
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Method as M;
+    use Role::*;
+    let m = "/api/2.0/mlflow";
+    let _ = m;
+    vec![
+        // tracking
+        same(
+            M::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "new-{uniq}"})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/experiments/get",
+            "/api/2.0/mlflow/experiments/get?experiment_id={exp}",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/experiments/get-by-name",
+            "/api/2.0/mlflow/experiments/get-by-name?experiment_name={expname}",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/experiments/search",
+            Some(json!({})),
+        ),
+        same(M::GET, "/api/2.0/mlflow/experiments/search", None),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/experiments/update",
+            Some(json!({"experiment_id": "{exp}", "new_name": "renamed-{uniq}"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/experiments/delete",
+            Some(json!({"experiment_id": "{exp}"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/experiments/restore",
+            Some(json!({"experiment_id": "{exp}"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/experiments/set-experiment-tag",
+            Some(json!({"experiment_id": "{exp}", "key": "k", "value": "v"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/experiments/delete-experiment-tag",
+            Some(json!({"experiment_id": "{exp}", "key": "k"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({"experiment_id": "{exp}"})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/runs/get",
+            "/api/2.0/mlflow/runs/get?run_id={run}",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/update",
+            Some(json!({"run_id": "{run}", "status": "FINISHED"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/delete",
+            Some(json!({"run_id": "{run}"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/restore",
+            Some(json!({"run_id": "{run}"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/search",
+            Some(json!({"experiment_ids": ["{exp}"]})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/log-metric",
+            Some(json!({"run_id": "{run}", "key": "m", "value": 1.0, "timestamp": 1})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/log-parameter",
+            Some(json!({"run_id": "{run}", "key": "p", "value": "1"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/log-batch",
+            Some(
+                json!({"run_id": "{run}", "metrics": [{"key": "m", "value": 2.0, "timestamp": 2}]}),
+            ),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/set-tag",
+            Some(json!({"run_id": "{run}", "key": "t", "value": "v"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/delete-tag",
+            Some(json!({"run_id": "{run}", "key": "t"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/log-inputs",
+            Some(json!({"run_id": "{run}", "datasets": []})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/outputs",
+            Some(json!({"run_id": "{run}", "models": []})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/runs/log-model",
+            Some(json!({"run_id": "{run}", "model_json": "{}"})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/metrics/get-history",
+            "/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key=m",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/metrics/get-history-bulk-interval",
+            "/api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids={run}&metric_key=m",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/artifacts/list",
+            "/api/2.0/mlflow/artifacts/list?run_id={run}",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/logged-models",
+            Some(json!({"experiment_id": "{exp}", "name": "lm2"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/logged-models/search",
+            Some(json!({"experiment_ids": ["{exp}"]})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/logged-models/{model_id}",
+            "/api/2.0/mlflow/logged-models/{lm}",
+            None,
+        ),
+        case(
+            M::PATCH,
+            "/api/2.0/mlflow/logged-models/{model_id}",
+            "/api/2.0/mlflow/logged-models/{lm}",
+            Some(json!({"model_id": "{lm}", "status": "LOGGED_MODEL_READY"})),
+        ),
+        case(
+            M::DELETE,
+            "/api/2.0/mlflow/logged-models/{model_id}",
+            "/api/2.0/mlflow/logged-models/{lm}",
+            None,
+        ),
+        case(
+            M::PATCH,
+            "/api/2.0/mlflow/logged-models/{model_id}/tags",
+            "/api/2.0/mlflow/logged-models/{lm}/tags",
+            Some(json!({"tags": [{"key": "k", "value": "v"}]})),
+        ),
+        case(
+            M::DELETE,
+            "/api/2.0/mlflow/logged-models/{model_id}/tags/{tag_key}",
+            "/api/2.0/mlflow/logged-models/{lm}/tags/k",
+            None,
+        ),
+        case(
+            M::POST,
+            "/api/2.0/mlflow/logged-models/{model_id}/params",
+            "/api/2.0/mlflow/logged-models/{lm}/params",
+            Some(json!({"params": [{"key": "a", "value": "1"}]})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/logged-models/{model_id}/artifacts/directories",
+            "/api/2.0/mlflow/logged-models/{lm}/artifacts/directories",
+            None,
+        ),
+        // registry
+        same(
+            M::POST,
+            "/api/2.0/mlflow/registered-models/create",
+            Some(json!({"name": "new-model-{uniq}"})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/registered-models/get",
+            "/api/2.0/mlflow/registered-models/get?name={model}",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/registered-models/rename",
+            Some(json!({"name": "{model}", "new_name": "renamed-model-{uniq}"})),
+        ),
+        same(
+            M::PATCH,
+            "/api/2.0/mlflow/registered-models/update",
+            Some(json!({"name": "{model}", "description": "d"})),
+        ),
+        same(
+            M::DELETE,
+            "/api/2.0/mlflow/registered-models/delete",
+            Some(json!({"name": "{model}"})),
+        ),
+        same(M::GET, "/api/2.0/mlflow/registered-models/search", None),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/registered-models/get-latest-versions",
+            Some(json!({"name": "{model}"})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/registered-models/get-latest-versions",
+            "/api/2.0/mlflow/registered-models/get-latest-versions?name={model}",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/registered-models/set-tag",
+            Some(json!({"name": "{model}", "key": "k", "value": "v"})),
+        ),
+        same(
+            M::DELETE,
+            "/api/2.0/mlflow/registered-models/delete-tag",
+            Some(json!({"name": "{model}", "key": "k"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/registered-models/alias",
+            Some(json!({"name": "{model}", "alias": "candidate", "version": "1"})),
+        ),
+        same(
+            M::DELETE,
+            "/api/2.0/mlflow/registered-models/alias",
+            Some(json!({"name": "{model}", "alias": "candidate"})),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/registered-models/alias",
+            "/api/2.0/mlflow/registered-models/alias?name={model}&alias=candidate",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/model-versions/create",
+            Some(
+                json!({"name": "{model}", "source": "mlflow-artifacts:/{exp}/{run}/artifacts/model"}),
+            ),
+        ),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/model-versions/get",
+            "/api/2.0/mlflow/model-versions/get?name={model}&version=1",
+            None,
+        ),
+        same(
+            M::PATCH,
+            "/api/2.0/mlflow/model-versions/update",
+            Some(json!({"name": "{model}", "version": "1", "description": "d"})),
+        ),
+        same(
+            M::DELETE,
+            "/api/2.0/mlflow/model-versions/delete",
+            Some(json!({"name": "{model}", "version": "1"})),
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            Some(json!({"name": "{model}", "version": "1", "stage": "None"})),
+        ),
+        same(M::GET, "/api/2.0/mlflow/model-versions/search", None),
+        case(
+            M::GET,
+            "/api/2.0/mlflow/model-versions/get-download-uri",
+            "/api/2.0/mlflow/model-versions/get-download-uri?name={model}&version=1",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/2.0/mlflow/model-versions/set-tag",
+            Some(json!({"name": "{model}", "version": "1", "key": "k", "value": "v"})),
+        ),
+        same(
+            M::DELETE,
+            "/api/2.0/mlflow/model-versions/delete-tag",
+            Some(json!({"name": "{model}", "version": "1", "key": "k"})),
+        ),
+        // artifacts
+        case(
+            M::GET,
+            "/api/2.0/mlflow-artifacts/artifacts",
+            "/api/2.0/mlflow-artifacts/artifacts?path={exp}",
+            None,
+        ),
+        // Readers of a registered model may download the files of the run its version came from.
+        who(
+            case(
+                M::GET,
+                "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+                "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
+                None,
+            ),
+            &[Reader, Editor, Manager, Approver, Admin],
+        ),
+        case(
+            M::PUT,
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
+            Some(json!("hello")),
+        ),
+        case(
+            M::DELETE,
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
+            None,
+        ),
+        // root
+        same(M::GET, "/", None),
+        same(M::GET, "/health", None),
+        same(M::GET, "/version", None),
+        same(M::GET, "/api/3.0/mlflow/server-info", None),
+        // native API
+        who(
+            same(
+                M::POST,
+                "/api/v1/bootstrap",
+                Some(json!({"token": "sxt_bogus", "password": "whatever-long"})),
+            ),
+            &[],
+        ),
+        same(M::GET, "/api/v1/openapi.json", None),
+        same(M::GET, "/api/v1/docs", None),
+        same(M::GET, "/api/v1/me", None),
+        same(M::GET, "/api/v1/users", None),
+        same(
+            M::POST,
+            "/api/v1/users",
+            Some(json!({"username": "u{uniq}", "password": "password-long"})),
+        ),
+        who(
+            case(
+                M::GET,
+                "/api/v1/users/{username}",
+                "/api/v1/users/reader",
+                None,
+            ),
+            &[Reader, Admin],
+        ),
+        who(
+            case(
+                M::PATCH,
+                "/api/v1/users/{username}",
+                "/api/v1/users/reader",
+                Some(json!({"password": "another-password"})),
+            ),
+            &[Reader, Admin],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/users/{username}",
+            "/api/v1/users/nobody",
+            None,
+        ),
+        same(M::GET, "/api/v1/groups", None),
+        same(M::POST, "/api/v1/groups", Some(json!({"name": "g{uniq}"}))),
+        case(
+            M::GET,
+            "/api/v1/groups/{name}",
+            "/api/v1/groups/nogroup",
+            None,
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/groups/{name}",
+            "/api/v1/groups/nogroup",
+            None,
+        ),
+        case(
+            M::PUT,
+            "/api/v1/groups/{name}/members/{username}",
+            "/api/v1/groups/nogroup/members/reader",
+            None,
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/groups/{name}/members/{username}",
+            "/api/v1/groups/nogroup/members/reader",
+            None,
+        ),
+        same(M::GET, "/api/v1/tokens", None),
+        same(M::POST, "/api/v1/tokens", Some(json!({"name": "mine"}))),
+        case(
+            M::DELETE,
+            "/api/v1/tokens/{token_id}",
+            "/api/v1/tokens/tok_missing",
+            None,
+        ),
+        who(
+            case(
+                M::GET,
+                "/api/v1/permissions",
+                "/api/v1/permissions?resource_type=experiment&resource_id={exp}",
+                None,
+            ),
+            &[Manager, Admin],
+        ),
+        who(
+            same(
+                M::PUT,
+                "/api/v1/permissions",
+                Some(
+                    json!({"resource_type": "experiment", "resource_id": "{exp}", "principal": "user:other", "permission": "read"}),
+                ),
+            ),
+            &[Manager, Admin],
+        ),
+        who(
+            same(
+                M::DELETE,
+                "/api/v1/permissions",
+                Some(
+                    json!({"resource_type": "experiment", "resource_id": "{exp}", "principal": "user:reader", "permission": "read"}),
+                ),
+            ),
+            &[Manager, Admin],
+        ),
+        who(
+            case(
+                M::GET,
+                "/api/v1/registered-models/{name}/policy",
+                "/api/v1/registered-models/{model}/policy",
+                None,
+            ),
+            &[Reader, Editor, Manager, Approver, Admin],
+        ),
+        case(
+            M::PUT,
+            "/api/v1/registered-models/{name}/policy",
+            "/api/v1/registered-models/{model}/policy",
+            Some(
+                json!({"protected_stages": ["Production"], "protected_aliases": ["champion"], "allow_self_approval": false}),
+            ),
+        ),
+        same(
+            M::POST,
+            "/api/v1/transition-requests",
+            Some(json!({"name": "{model}", "version": 1, "stage": "Staging"})),
+        ),
+        same(M::GET, "/api/v1/transition-requests", None),
+        who(
+            case(
+                M::GET,
+                "/api/v1/transition-requests/{request_id}",
+                "/api/v1/transition-requests/{req}",
+                None,
+            ),
+            &[Reader, Editor, Manager, Approver, Admin],
+        ),
+        who(
+            case(
+                M::POST,
+                "/api/v1/transition-requests/{request_id}/approve",
+                "/api/v1/transition-requests/{req}/approve",
+                Some(json!({"comment": "ok"})),
+            ),
+            &[Approver, Admin],
+        ),
+        who(
+            case(
+                M::POST,
+                "/api/v1/transition-requests/{request_id}/reject",
+                "/api/v1/transition-requests/{req}/reject",
+                Some(json!({"comment": "no"})),
+            ),
+            &[Approver, Admin],
+        ),
+        who(
+            case(
+                M::POST,
+                "/api/v1/transition-requests/{request_id}/cancel",
+                "/api/v1/transition-requests/{req}/cancel",
+                Some(json!({})),
+            ),
+            &[Editor, Admin],
+        ),
+        same(M::GET, "/api/v1/audit", None),
+        same(M::GET, "/api/v1/audit/export", None),
+        same(M::GET, "/api/v1/audit/verify", None),
+    ]
+}
+
+fn fill(text: &str, f: &Fixture, uniq: &str) -> String {
+    text.replace("{exp}", &f.experiment)
+        .replace("{expname}", &f.experiment_name)
+        .replace("{run}", &f.run)
+        .replace("{lm}", &f.logged_model)
+        .replace("{model}", &f.model)
+        .replace("{req}", &f.request.to_string())
+        .replace("{uniq}", uniq)
+}
+
+fn fill_json(value: &Value, f: &Fixture, uniq: &str) -> Value {
+    serde_json::from_str(&fill(&value.to_string(), f, uniq)).unwrap()
+}
+
+/// Every route × every role → allowed (anything but 401/403, never a 5xx)
+/// or refused (401 anonymous, 403 signed in), from one table. A route
+/// without a row, or a row without a route, fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_matrix_covers_every_route() {
+    let app = spawn_app_with(Backend::Sqlite, Auth::Enabled).await;
+    let people = People::create(&app).await;
+    let table = route_table();
+    let cases = cases();
+    for route in &table {
+        assert!(
+            cases
+                .iter()
+                .any(|c| c.method == route.method && c.pattern == route.path),
+            "route {} {} has no row in the permission matrix",
+            route.method,
+            route.path
+        );
+    }
+    let mut failures = Vec::new();
+    let mut counter = 0;
+    for case in &cases {
+        let route = table
+            .iter()
+            .find(|r| r.method == case.method && r.path == case.pattern)
+            .unwrap_or_else(|| {
+                panic!("matrix row {} {} names no route", case.method, case.pattern)
+            });
+        let allowed: Vec<Role> = match case.allowed {
+            Some(roles) => roles.to_vec(),
+            None => allowed_by_rule(&route.access),
+        };
+        for role in ROLES {
+            counter += 1;
+            let uniq = format!("{counter}");
+            let fixture = fixture(&people, &uniq).await;
+            let path = fill(case.path, &fixture, &uniq);
+            let body = case.body.as_ref().map(|b| fill_json(b, &fixture, &uniq));
+            let (status, reply) = people
+                .as_(role)
+                .send(case.method.clone(), &path, body)
+                .await;
+            let refused = status == 401 || status == 403;
+            let expected_refusal = if role == Role::Anonymous { 401 } else { 403 };
+            let wrong = if status >= 500 {
+                Some(format!("server error {status}"))
+            } else if allowed.contains(&role) && refused {
+                Some(format!("refused with {status} but should be allowed"))
+            } else if !allowed.contains(&role) && status != expected_refusal
+                // The bootstrap route checks its own token: 401 for all.
+                && !(route.path == "/api/v1/bootstrap" && status == 401)
+            {
+                Some(format!(
+                    "answered {status} but should be {expected_refusal}"
+                ))
+            } else {
+                None
+            };
+            if let Some(wrong) = wrong {
+                failures.push(format!(
+                    "{} {} as {role:?}: {wrong}: {reply}",
+                    case.method, path
+                ));
+            }
+            if refused && reply.is_object() {
+                assert!(
+                    reply["error_code"].is_string() && reply["message"].is_string(),
+                    "{reply}"
+                );
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+async fn workflow_through_the_native_api(app: TestApp) {
+    let people = People::create(&app).await;
+    let f = fixture(&people, "wf").await;
+    let editor = people.as_(Role::Editor);
+    let approver = people.as_(Role::Approver);
+    let reader = people.as_(Role::Reader);
+    // Direct moves to protected targets are refused, naming the workflow.
+    for (path, body) in [
+        (
+            "/api/2.0/mlflow/registered-models/alias",
+            json!({"name": f.model, "alias": "champion", "version": "1"}),
+        ),
+        (
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            json!({"name": f.model, "version": "1", "stage": "Production"}),
+        ),
+    ] {
+        for client in [&editor, &people.as_(Role::Admin)] {
+            let (status, reply) = client.send(Method::POST, path, Some(body.clone())).await;
+            assert_eq!(status, 403, "{reply}");
+            assert_eq!(reply["error_code"], "PERMISSION_DENIED");
+            assert!(
+                reply["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("transition request"),
+                "{reply}"
+            );
+        }
+    }
+    // The requester may not approve; a reader may not either.
+    let approve = format!("/api/v1/transition-requests/{}/approve", f.request);
+    let (status, reply) = editor.send(Method::POST, &approve, Some(json!({}))).await;
+    assert_eq!(status, 403, "{reply}");
+    let (status, _) = reader.send(Method::POST, &approve, Some(json!({}))).await;
+    assert_eq!(status, 403);
+    // Nothing moved yet.
+    let (status, _) = reader
+        .send(
+            Method::GET,
+            &format!(
+                "/api/2.0/mlflow/registered-models/alias?name={}&alias=champion",
+                f.model
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let decided = approver
+        .ok(
+            Method::POST,
+            &approve,
+            Some(json!({"comment": "metrics look good"})),
+        )
+        .await;
+    assert_eq!(decided["status"], "approved");
+    assert_eq!(decided["decided_by"], "approver");
+    let moved = reader
+        .ok(
+            Method::GET,
+            &format!(
+                "/api/2.0/mlflow/registered-models/alias?name={}&alias=champion",
+                f.model
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(moved["model_version"]["version"], "1");
+    // Deciding twice is a conflict.
+    let (status, reply) = approver.send(Method::POST, &approve, Some(json!({}))).await;
+    assert_eq!(status, 409, "{reply}");
+    // A stage request, rejected.
+    let staging = editor
+        .ok(
+            Method::POST,
+            "/api/v1/transition-requests",
+            Some(json!({"name": f.model, "version": "1", "stage": "production", "comment": "go"})),
+        )
+        .await;
+    assert_eq!(staging["target"], "Production");
+    let rejected = approver
+        .ok(
+            Method::POST,
+            &format!(
+                "/api/v1/transition-requests/{}/reject",
+                staging["request_id"]
+            ),
+            Some(json!({"comment": "not yet"})),
+        )
+        .await;
+    assert_eq!(rejected["status"], "rejected");
+    let version = reader
+        .ok(
+            Method::GET,
+            &format!(
+                "/api/2.0/mlflow/model-versions/get?name={}&version=1",
+                f.model
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(version["model_version"]["current_stage"], "None");
+    // Listed per model and per version, with comments and decisions.
+    let listed = reader
+        .ok(
+            Method::GET,
+            &format!("/api/v1/transition-requests?name={}&version=1", f.model),
+            None,
+        )
+        .await;
+    let requests = listed["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0]["comment"], "ship it");
+    assert_eq!(requests[0]["decision_comment"], "metrics look good");
+    assert_eq!(requests[1]["status"], "rejected");
+    // Another user sees none of it.
+    let other = people.as_(Role::Other);
+    let hidden = other
+        .ok(Method::GET, "/api/v1/transition-requests", None)
+        .await;
+    assert_eq!(hidden["requests"], json!([]));
+    // Every step is in the audit log, with before and after.
+    let admin = people.as_(Role::Admin);
+    let audit = admin
+        .ok(
+            Method::GET,
+            &format!(
+                "/api/v1/audit?resource_type=registered_model&resource_id={}",
+                f.model
+            ),
+            None,
+        )
+        .await;
+    let entries = audit["entries"].as_array().unwrap();
+    let approval = entries
+        .iter()
+        .find(|e| e["action"].as_str().unwrap().ends_with("/approve") && e["outcome"] == "ok")
+        .expect("approval audited");
+    assert_eq!(approval["actor"], "approver");
+    assert!(
+        approval["before"]
+            .as_str()
+            .unwrap()
+            .contains("\"version\":null"),
+        "{approval}"
+    );
+    assert!(
+        approval["after"]
+            .as_str()
+            .unwrap()
+            .contains("\"version\":1"),
+        "{approval}"
+    );
+    assert!(entries
+        .iter()
+        .any(|e| e["outcome"] == "denied" && e["actor"] == "editor"));
+    let verify = admin.ok(Method::GET, "/api/v1/audit/verify", None).await;
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+async fn runs_and_models_are_invisible_without_read(app: TestApp) {
+    let people = People::create(&app).await;
+    let f = fixture(&people, "vis").await;
+    let other = people.as_(Role::Other);
+    let reader = people.as_(Role::Reader);
+    let body = json!({"experiment_ids": [f.experiment, "0"]});
+    let seen = reader
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/search",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(seen["runs"].as_array().unwrap().len(), 1);
+    let hidden = other
+        .ok(Method::POST, "/api/2.0/mlflow/runs/search", Some(body))
+        .await;
+    assert!(
+        hidden.get("runs").is_none_or(|r| r == &json!([])),
+        "{hidden}"
+    );
+    let experiments = other
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/search",
+            Some(json!({})),
+        )
+        .await;
+    assert!(
+        experiments
+            .get("experiments")
+            .is_none_or(|e| e == &json!([])),
+        "{experiments}"
+    );
+    let models = other
+        .ok(
+            Method::GET,
+            "/api/2.0/mlflow/registered-models/search",
+            None,
+        )
+        .await;
+    assert!(
+        models
+            .get("registered_models")
+            .is_none_or(|m| m == &json!([])),
+        "{models}"
+    );
+    let versions = reader
+        .ok(Method::GET, "/api/2.0/mlflow/model-versions/search", None)
+        .await;
+    assert_eq!(versions["model_versions"].as_array().unwrap().len(), 1);
+    // A grant to a group reaches its members.
+    let admin = people.as_(Role::Admin);
+    admin
+        .ok(Method::POST, "/api/v1/groups", Some(json!({"name": "ds"})))
+        .await;
+    admin
+        .ok(Method::PUT, "/api/v1/groups/ds/members/other", None)
+        .await;
+    admin
+        .ok(Method::PUT, "/api/v1/permissions", Some(json!({"resource_type": "experiment", "resource_id": f.experiment, "principal": "group:ds", "permission": "read"})))
+        .await;
+    other
+        .ok(
+            Method::GET,
+            &format!("/api/2.0/mlflow/runs/get?run_id={}", f.run),
+            None,
+        )
+        .await;
+    // A renamed model keeps its grants.
+    people
+        .as_(Role::Manager)
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/registered-models/rename",
+            Some(json!({"name": f.model, "new_name": "renamed"})),
+        )
+        .await;
+    reader
+        .ok(
+            Method::GET,
+            "/api/2.0/mlflow/registered-models/get?name=renamed",
+            None,
+        )
+        .await;
+}
+
+async fn audit_verify_names_the_first_tampered_entry(app: TestApp) {
+    let people = People::create(&app).await;
+    fixture(&people, "tamper").await;
+    let admin = people.as_(Role::Admin);
+    let verdict = admin.ok(Method::GET, "/api/v1/audit/verify", None).await;
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    let total = verdict["entries_checked"].as_i64().unwrap();
+    assert!(total > 10, "{verdict}");
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&any_url(&app.database_url))
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 5")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let verdict = admin.ok(Method::GET, "/api/v1/audit/verify", None).await;
+    assert_eq!(verdict["ok"], false);
+    assert_eq!(verdict["first_bad_seq"], 5, "{verdict}");
+    assert!(
+        verdict["problem"].as_str().unwrap().contains("edited"),
+        "{verdict}"
+    );
+    // Restoring the field but deleting an earlier entry is caught at that entry.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 3")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let verdict = admin.ok(Method::GET, "/api/v1/audit/verify", None).await;
+    assert_eq!(verdict["first_bad_seq"], 3, "{verdict}");
+    assert!(
+        verdict["problem"].as_str().unwrap().contains("missing"),
+        "{verdict}"
+    );
+}
+
+fn any_url(url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    url.to_string()
+}
+
+async fn credential_failures_are_401_and_say_nothing_more(app: TestApp) {
+    let people = People::create(&app).await;
+    let admin = people.as_(Role::Admin);
+    let path = "/api/v1/me";
+    let unknown = Client {
+        app: &app,
+        authorization: Some(basic("nobody", "password-x")),
+    };
+    let wrong = Client {
+        app: &app,
+        authorization: Some(basic("reader", "wrong-password")),
+    };
+    let (s1, r1) = unknown.send(Method::GET, path, None).await;
+    let (s2, r2) = wrong.send(Method::GET, path, None).await;
+    assert_eq!((s1, s2), (401, 401));
+    // No hint whether the user exists.
+    assert_eq!(r1, r2);
+    assert_eq!(r1["error_code"], "UNAUTHENTICATED");
+    for header in [
+        "Basic !!!",
+        "Basic bm9jb2xvbg==",
+        "Bearer",
+        "Bearer not-a-token",
+        "Digest abc",
+        "Basic /w==",
+    ] {
+        let client = Client {
+            app: &app,
+            authorization: Some(header.to_string()),
+        };
+        let (status, reply) = client.send(Method::GET, path, None).await;
+        assert_eq!(status, 401, "{header}: {reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(
+            !message.contains("panicked") && !message.contains("sqlx"),
+            "{message}"
+        );
+    }
+    // Right password works (and is cached).
+    let right = Client {
+        app: &app,
+        authorization: Some(basic("reader", "password-reader")),
+    };
+    assert_eq!(
+        right.ok(Method::GET, path, None).await["username"],
+        "reader"
+    );
+    // A password change locks the old one out at once.
+    admin
+        .ok(
+            Method::PATCH,
+            "/api/v1/users/reader",
+            Some(json!({"password": "new-password-1"})),
+        )
+        .await;
+    assert_eq!(right.send(Method::GET, path, None).await.0, 401);
+    // Revocation and expiry.
+    let token = people.as_(Role::Reader);
+    let listed = token.ok(Method::GET, "/api/v1/tokens", None).await;
+    let token_id = listed["tokens"][0]["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        listed.to_string().find("sxt_").is_none(),
+        "secrets are never listed"
+    );
+    token
+        .ok(Method::DELETE, &format!("/api/v1/tokens/{token_id}"), None)
+        .await;
+    let (status, reply) = token.send(Method::GET, path, None).await;
+    assert_eq!(status, 401);
+    assert!(
+        reply["message"].as_str().unwrap().contains("revoked"),
+        "{reply}"
+    );
+    let short = admin
+        .ok(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "short", "username": "editor", "expires_in_seconds": 1})),
+        )
+        .await;
+    let short = Client {
+        app: &app,
+        authorization: Some(format!("Bearer {}", short["token"].as_str().unwrap())),
+    };
+    short.ok(Method::GET, path, None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, reply) = short.send(Method::GET, path, None).await;
+    assert_eq!(status, 401);
+    assert!(
+        reply["message"].as_str().unwrap().contains("expired"),
+        "{reply}"
+    );
+    // A read-only token cannot write.
+    let read_only = admin
+        .ok(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "ro", "username": "editor", "scopes": ["read"]})),
+        )
+        .await;
+    let read_only = Client {
+        app: &app,
+        authorization: Some(format!("Bearer {}", read_only["token"].as_str().unwrap())),
+    };
+    read_only.ok(Method::GET, path, None).await;
+    let (status, _) = read_only
+        .send(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "ro"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // A disabled user is locked out.
+    admin
+        .ok(
+            Method::PATCH,
+            "/api/v1/users/editor",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(
+        people
+            .as_(Role::Editor)
+            .send(Method::GET, path, None)
+            .await
+            .0,
+        401
+    );
+}
+
+crate::auth_backend_tests!(
+    workflow_through_the_native_api,
+    runs_and_models_are_invisible_without_read,
+    audit_verify_names_the_first_tampered_entry,
+    credential_failures_are_401_and_say_nothing_more,
+);
