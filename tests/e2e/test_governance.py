@@ -1,0 +1,206 @@
+"""Governance end to end: a server started with ``--auth``, the unmodified ``mlflow``
+client authenticating with a password (Basic) and with a token (Bearer), and the
+``sextant`` CLI for the promotion workflow and the audit log.
+
+A data scientist (alice) trains and registers a model; a consumer (carol) cannot see
+it until granted; a protected alias cannot be set directly; alice requests the
+promotion, an approver (bob) approves it, and the alias moves; every step is audited
+and ``sextant audit verify`` catches an edited entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from mlflow.exceptions import MlflowException
+
+from conftest import AGAINST_MLFLOW, _free_port, _sextant_bin, _stop, _wait_until_healthy
+
+pytestmark = [
+    pytest.mark.sextant_only,
+    pytest.mark.skipif(AGAINST_MLFLOW, reason="Sextant's governance"),
+]
+
+ADMIN_PASSWORD = "admin-password-e2e"
+
+
+@pytest.fixture(scope="module")
+def secured():
+    root = Path(tempfile.mkdtemp(prefix="sextant-gov-"))
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log_path = root / "server.log"
+    env = dict(os.environ, SEXTANT_ADMIN_PASSWORD=ADMIN_PASSWORD, NO_COLOR="1")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(_sextant_bin()), "server", "--auth", "--port", str(port), "--data-dir", str(root / "data")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    try:
+        _wait_until_healthy(proc, uri, log_path, 30.0, "sextant --auth")
+        yield {"uri": uri, "db": root / "data" / "sextant.db"}
+    finally:
+        _stop(proc)
+
+
+def api(secured, method, path, auth=("admin", ADMIN_PASSWORD), **kwargs):
+    response = requests.request(method, secured["uri"] + path, auth=auth, timeout=30, **kwargs)
+    assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def sextant(secured, *args, user=None, password=None, token=None, check=True):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "SEXTANT_"))}
+    env["SEXTANT_SERVER"] = secured["uri"]
+    if token:
+        env["SEXTANT_TOKEN"] = token
+    elif user:
+        env["SEXTANT_USERNAME"], env["SEXTANT_PASSWORD"] = user, password
+    done = subprocess.run([str(_sextant_bin()), *args], env=env, capture_output=True, text=True, timeout=60)
+    if check:
+        assert done.returncode == 0, f"sextant {' '.join(args)}: {done.stderr}"
+    return done
+
+
+@pytest.fixture
+def as_user(secured, monkeypatch):
+    import mlflow
+
+    mlflow.set_tracking_uri(secured["uri"])
+    mlflow.set_registry_uri(secured["uri"])
+
+    def switch(user=None, password=None, token=None):
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        if token:
+            monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+        else:
+            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        return mlflow.MlflowClient(tracking_uri=secured["uri"], registry_uri=secured["uri"])
+
+    yield switch
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def test_unauthenticated_client_is_refused(secured, monkeypatch):
+    import mlflow
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    client = mlflow.MlflowClient(tracking_uri=secured["uri"])
+    with pytest.raises(MlflowException) as excinfo:
+        client.search_experiments()
+    assert "401" in str(excinfo.value) or "UNAUTHENTICATED" in str(excinfo.value)
+    assert requests.get(secured["uri"] + "/health", timeout=10).status_code == 200
+
+
+def test_data_scientist_approver_and_consumer(secured, as_user):
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    for user in ("alice", "bob", "carol"):
+        api(secured, "POST", "/api/v1/users", json={"username": user, "password": f"{user}-password"})
+    carol_token = api(
+        secured, "POST", "/api/v1/tokens", auth=("carol", "carol-password"), json={"name": "notebook"}
+    )["token"]
+
+    # alice trains and registers with a password.
+    alice = as_user("alice", "alice-password")
+    experiment = mlflow.set_experiment("fraud-detection")
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int)
+    with mlflow.start_run() as run:
+        model = LogisticRegression().fit(X, y)
+        mlflow.log_param("C", 1.0)
+        mlflow.log_metric("accuracy", model.score(X, y))
+        info = mlflow.sklearn.log_model(model, name="model", input_example=X[:2])
+    version = mlflow.register_model(info.model_uri, "fraud-model")
+    assert version.version == "1"
+
+    # carol, with a token, sees nothing of it.
+    carol = as_user(token=carol_token)
+    assert mlflow.search_runs(experiment_ids=[experiment.experiment_id]).empty
+    assert carol.search_registered_models() == []
+    with pytest.raises(MlflowException) as excinfo:
+        carol.get_run(run.info.run_id)
+    assert excinfo.value.error_code == "PERMISSION_DENIED"
+
+    # alice may not move the protected alias herself.
+    alice = as_user("alice", "alice-password")
+    with pytest.raises(MlflowException) as excinfo:
+        alice.set_registered_model_alias("fraud-model", "champion", "1")
+    assert excinfo.value.error_code == "PERMISSION_DENIED"
+    assert "transition request" in excinfo.value.message
+    # An unprotected alias is hers to set.
+    alice.set_registered_model_alias("fraud-model", "candidate", "1")
+
+    # The workflow, through the CLI: alice requests, bob approves.
+    api(
+        secured,
+        "PUT",
+        "/api/v1/permissions",
+        json={"resource_type": "registered_model", "resource_id": "fraud-model", "principal": "user:bob", "permission": "approve"},
+    )
+    requested = sextant(
+        secured, "transitions", "request", "--model", "fraud-model", "--version", "1", "--alias", "champion",
+        "--comment", "beats the baseline", user="alice", password="alice-password",
+    )
+    request_id = json.loads(requested.stdout)["request_id"]
+    own = sextant(secured, "transitions", "approve", str(request_id), user="alice", password="alice-password", check=False)
+    assert own.returncode != 0 and "403" in own.stderr
+    approved = sextant(
+        secured, "transitions", "approve", str(request_id), "--comment", "ok", user="bob", password="bob-password"
+    )
+    assert '"approved"' in approved.stdout
+    assert alice.get_model_version_by_alias("fraud-model", "champion").version == "1"
+
+    # carol gets read on the model and loads the champion with her token.
+    api(
+        secured,
+        "PUT",
+        "/api/v1/permissions",
+        json={"resource_type": "registered_model", "resource_id": "fraud-model", "principal": "user:carol", "permission": "read"},
+    )
+    as_user(token=carol_token)
+    loaded = mlflow.pyfunc.load_model("models:/fraud-model@champion")
+    assert list(loaded.predict(X[:5])) == list(model.predict(X[:5]))
+    # ...but still not the training runs.
+    assert mlflow.search_runs(experiment_ids=[experiment.experiment_id]).empty
+
+    # Everything was audited, and the chain verifies.
+    entries = api(secured, "GET", "/api/v1/audit", params={"resource_type": "registered_model", "resource_id": "fraud-model"})[
+        "entries"
+    ]
+    actions = [(e["actor"], e["action"].rsplit("/", 1)[-1], e["outcome"]) for e in entries]
+    assert ("alice", "alias", "denied") in actions
+    assert ("bob", "approve", "ok") in actions
+    assert ("alice", "approve", "denied") in actions
+    verified = sextant(secured, "audit", "verify", user="admin", password=ADMIN_PASSWORD)
+    assert '"ok": true' in verified.stdout
+    exported = sextant(secured, "audit", "export", "--actor", "bob", user="admin", password=ADMIN_PASSWORD)
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert lines and all(line["actor"] == "bob" for line in lines)
+
+
+def test_audit_verify_catches_an_edited_row(secured):
+    api(secured, "POST", "/api/v1/groups", json={"name": "auditors"})
+    with sqlite3.connect(secured["db"]) as conn:
+        conn.execute("UPDATE audit_log SET outcome = 'ok' WHERE seq = 2")
+    done = sextant(secured, "audit", "verify", "--backend-store-uri", f"sqlite:///{secured['db']}", check=False)
+    assert done.returncode != 0
+    assert "entry 2" in done.stderr, done.stderr
+    through_server = sextant(secured, "audit", "verify", user="admin", password=ADMIN_PASSWORD, check=False)
+    assert through_server.returncode != 0 and "entry 2" in through_server.stderr
