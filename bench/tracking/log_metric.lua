@@ -1,6 +1,9 @@
 -- wrk script: POST /api/2.0/mlflow/runs/log-metric, one metric per request.
 --
---   wrk -t2 -c8 -d10s --latency -s log_metric.lua http://HOST:PORT -- RUN_ID
+--   wrk -t2 -c8 -d10s --latency -s log_metric.lua http://HOST:PORT -- RUN_ID [AUTHORIZATION]
+--
+-- The optional second argument is sent as the Authorization header (e.g.
+-- "Bearer sxt_..."), for servers started with --auth.
 --
 -- Every request carries a new (key, step): key "m<thread>" and a per-thread
 -- step counter, so no point is a duplicate of an earlier one and nothing can
@@ -22,6 +25,9 @@ local step = 0
 -- Runs once per thread, in the thread's own Lua state.
 function init(args)
   run_id = args[1]
+  if args[2] then
+    headers["Authorization"] = args[2]
+  end
   key = "m" .. thread_id
   ts = tostring(os.time()) .. "000" -- epoch ms as a string (no float formatting)
   math.randomseed(os.time() + thread_id)

@@ -312,6 +312,8 @@ async fn authorize(
         }
         Target::LoggedModel => {
             let model_id = logged_model_id(request.uri().path());
+            // Registry readers may read the logged model a version serves.
+            artifact_fallback = Some(format!("-/models/{model_id}"));
             if let Some(id) = governance
                 .experiment_of_logged_model(&model_id)
                 .await
@@ -350,8 +352,9 @@ async fn authorize(
         if principal.may(*kind, id, permission) {
             continue;
         }
-        // Who may read a registered model may download its files, which
-        // live under the experiment of the run or logged model it came from.
+        // Who may read a registered model may download its files (and read
+        // its logged model), which live under the experiment of the run or
+        // logged model it came from.
         if permission == Permission::Read {
             if let Some(path) = &artifact_fallback {
                 if readable_through_registry(state, principal, path).await {
