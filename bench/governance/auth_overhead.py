@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""What authentication and permission checks cost per request.
+"""What authentication, permission checks and auditing cost per request.
 
-Starts the release `sextant` binary twice on fresh data directories, without and with
-`--auth`, and drives `runs/log-metric` with wrk (`bench/tracking/log_metric.lua`,
-8 connections, 2 threads) for the same duration in the same run: once anonymous
-against the open server, once with a Bearer token against the secured one (the
-token's user owns the experiment, so every request is authenticated, checked
-against the run's experiment and audited exactly as without auth).
+Starts the release `sextant` binary on fresh data directories in three ways and
+drives `runs/log-metric` with wrk (`bench/tracking/log_metric.lua`, 8 connections,
+2 threads) for the same duration in the same run:
 
-It reports requests/s, latency percentiles and server CPU per request for both,
-and the difference in server CPU per request, which is the cost of authenticating
-and checking permission (the audit entry is written in both modes). Rounds
-alternate the two servers; medians are quoted.
+* `open`: no `--auth` (the embedded default; run data writes are not audited);
+* `open+audit`: no `--auth`, `--audit-run-data true` (an audit entry per write);
+* `auth`: `--auth` (audit entries on), requests with a Bearer token of a user who
+  owns the experiment, so each one is authenticated, checked against the run's
+  experiment and audited.
+
+`auth` minus `open+audit` in server CPU per request is the cost of authenticating
+and checking permission; `open+audit` minus `open` is the cost of the audit entry.
+Rounds alternate the servers; medians are quoted.
 
     cargo build --release -p sextant-cli
     python bench/governance/auth_overhead.py --duration 10 --rounds 3
@@ -44,13 +46,17 @@ def ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def start(binary: str, auth: bool, root: Path) -> tuple[subprocess.Popen, str]:
+MODES = {
+    "open": [],
+    "open+audit": ["--audit-run-data", "true"],
+    "auth": ["--auth"],
+}
+
+
+def start(binary: str, mode: str, root: Path) -> tuple[subprocess.Popen, str]:
     port = tracking.free_port()
-    cmd = [binary, "server", "--port", str(port), "--data-dir", str(root)]
-    env = dict(os.environ, RUST_LOG="warn")
-    if auth:
-        cmd.append("--auth")
-        env["SEXTANT_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    cmd = [binary, "server", "--port", str(port), "--data-dir", str(root), *MODES[mode]]
+    env = dict(os.environ, RUST_LOG="warn", SEXTANT_ADMIN_PASSWORD=ADMIN_PASSWORD)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -78,9 +84,10 @@ def prepare(base: str, auth: bool) -> tuple[str, str | None]:
     return run, header
 
 
-def one(binary: str, wrk: str, auth: bool, duration: int) -> dict:
+def one(binary: str, wrk: str, mode: str, duration: int) -> dict:
+    auth = mode == "auth"
     with tempfile.TemporaryDirectory(prefix="sextant-auth-bench-") as root:
-        proc, base = start(binary, auth, Path(root))
+        proc, base = start(binary, mode, Path(root))
         try:
             run_id, header = prepare(base, auth)
             args = [run_id] + ([header] if header else [])
@@ -93,7 +100,7 @@ def one(binary: str, wrk: str, auth: bool, duration: int) -> dict:
             result = tracking.parse_wrk(out)
             result["server_cpu_us_per_request"] = cpu_s / result["requests"] * 1e6
             if result["non_2xx"]:
-                raise RuntimeError(f"non-2xx answers with auth={auth}:\n{out}")
+                raise RuntimeError(f"non-2xx answers in mode {mode}:\n{out}")
             return result
         finally:
             proc.terminate()
@@ -107,10 +114,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    rounds = {"off": [], "on": []}
+    rounds = {mode: [] for mode in MODES}
     for _ in range(args.rounds):
-        for mode in ("off", "on"):
-            rounds[mode].append(one(args.binary, args.wrk, mode == "on", args.duration))
+        for mode in MODES:
+            rounds[mode].append(one(args.binary, args.wrk, mode, args.duration))
     summary = {}
     for mode, results in rounds.items():
         summary[mode] = {
@@ -118,11 +125,15 @@ def main() -> None:
             for key in ("wrk_rps", "p50_ms", "p99_ms", "server_cpu_us_per_request")
             if any(r.get(key) is not None for r in results)
         }
-    summary["auth_cpu_us_per_request"] = (
-        summary["on"]["server_cpu_us_per_request"] - summary["off"]["server_cpu_us_per_request"]
-    )
-    summary["throughput_ratio_on_over_off"] = summary["on"]["wrk_rps"] / summary["off"]["wrk_rps"]
-    print(json.dumps({"rounds": rounds, "median": summary}, indent=2))
+    cpu = {mode: summary[mode]["server_cpu_us_per_request"] for mode in MODES}
+    summary["auth_and_permission_cpu_us_per_request"] = cpu["auth"] - cpu["open+audit"]
+    summary["audit_entry_cpu_us_per_request"] = cpu["open+audit"] - cpu["open"]
+    summary["rps_ratio_auth_over_open"] = summary["auth"]["wrk_rps"] / summary["open"]["wrk_rps"]
+    summary["rps_ratio_auth_over_open_audit"] = summary["auth"]["wrk_rps"] / summary["open+audit"]["wrk_rps"]
+    for results in rounds.values():
+        for r in results:
+            r.pop("output", None)
+    print(json.dumps({"binary": args.binary, "duration_s": args.duration, "rounds": rounds, "median": summary}, indent=2))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::{AppState, Auth};
+use sextant_server::{AppState, Auth, Options};
 use sextant_store::{Store, StoreConfig};
 
 #[derive(Parser)]
@@ -136,6 +136,11 @@ struct ServerArgs {
     /// who can reach it can read and change everything.
     #[arg(long, env = "SEXTANT_ALLOW_UNAUTHENTICATED_NETWORK_ACCESS")]
     allow_unauthenticated_network_access: bool,
+    /// Give every run data write (metric, param, tag) its own audit entry
+    /// (`true`/`false`). Default: on with --auth, off without. Everything
+    /// else, and every refused request, is always audited.
+    #[arg(long, env = "SEXTANT_AUDIT_RUN_DATA")]
+    audit_run_data: Option<bool>,
     /// A TOML file of server settings (the options above, e.g. `auth = true`,
     /// `port = 5000`); flags and SEXTANT_* variables override it.
     #[arg(long, env = "SEXTANT_CONFIG")]
@@ -155,6 +160,7 @@ const CONFIG_KEYS: &[&str] = &[
     "max_connections",
     "auth",
     "allow_unauthenticated_network_access",
+    "audit_run_data",
 ];
 
 /// Reads `--config FILE` (or SEXTANT_CONFIG) before the flags are parsed and
@@ -353,7 +359,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         Auth::Disabled
     };
-    let state = AppState::new(store, artifacts, auth);
+    let mut options = Options::with_auth(auth);
+    if let Some(audit_run_data) = args.audit_run_data {
+        options.audit_run_data = audit_run_data;
+    }
+    let state = AppState::with_options(store, artifacts, options);
     if args.auth {
         let admin_password = std::env::var("SEXTANT_ADMIN_PASSWORD")
             .ok()

@@ -89,7 +89,16 @@ pub struct AuditNote {
     pub after: Option<serde_json::Value>,
     pub created: Option<(ResourceKind, String)>,
     pub detail: Option<String>,
+    /// The handler had the store commit the `AuditDraft` with its change.
+    pub recorded: bool,
 }
+
+/// The audit entry of an accepted request, prepared by the guard for
+/// handlers whose store call can commit it in the same transaction as the
+/// change (the metric writer's `LogBatch::audit`). Handed over only for run
+/// data writes; when the request fails, the guard records the failure.
+#[derive(Debug, Clone)]
+pub struct AuditDraft(pub NewAuditEntry);
 
 /// The fields that can name a resource; everything else in a body is
 /// skipped without being built.
@@ -174,6 +183,22 @@ pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next
             Ok((resource, request)) => {
                 let mut request = request;
                 request.extensions_mut().insert(principal.clone());
+                if records_with_change(spec) && state.audit_run_data() {
+                    let (resource_type, resource_id) = resource.clone().unwrap_or_default();
+                    request.extensions_mut().insert(AuditDraft(NewAuditEntry {
+                        ts: sextant_governance::now_ms(),
+                        actor: principal.name().to_string(),
+                        source: source.clone(),
+                        user_agent: user_agent.clone(),
+                        method: method.to_string(),
+                        action: action.clone(),
+                        resource_type,
+                        resource_id,
+                        status: 200,
+                        outcome: "ok".into(),
+                        ..NewAuditEntry::default()
+                    }));
+                }
                 let response = next.run(request).await;
                 return finish(
                     state, spec, &principal, resource, response, &method, &action, source,
@@ -497,10 +522,15 @@ async fn finish(
         }
     }
     let denied = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
-    if !spec.access.mutates() && !denied {
+    let unaudited_run_data = records_with_change(spec) && !state.audit_run_data();
+    if (!spec.access.mutates() || unaudited_run_data) && !denied {
         return response;
     }
     let note = note.unwrap_or_default();
+    if note.recorded && status.is_success() {
+        // Committed with the change itself.
+        return response;
+    }
     let (resource_type, resource_id) = note
         .resource
         .or(note.created.map(|(k, id)| (k.as_str().to_string(), id)))
@@ -513,26 +543,31 @@ async fn finish(
     } else {
         "failed"
     };
-    append(
-        state,
-        NewAuditEntry {
-            ts: sextant_governance::now_ms(),
-            actor: principal.name().to_string(),
-            source,
-            user_agent,
-            method: method.to_string(),
-            action: action.to_string(),
-            resource_type,
-            resource_id,
-            status: i64::from(status.as_u16()),
-            outcome: outcome.into(),
-            detail: note.detail.unwrap_or_default(),
-            before: note.before.map(|v| v.to_string()),
-            after: note.after.map(|v| v.to_string()),
-        },
-    )
-    .await;
+    let entry = NewAuditEntry {
+        ts: sextant_governance::now_ms(),
+        actor: principal.name().to_string(),
+        source,
+        user_agent,
+        method: method.to_string(),
+        action: action.to_string(),
+        resource_type,
+        resource_id,
+        status: i64::from(status.as_u16()),
+        outcome: outcome.into(),
+        detail: note.detail.unwrap_or_default(),
+        before: note.before.map(|v| v.to_string()),
+        after: note.after.map(|v| v.to_string()),
+    };
+    append(state, entry).await;
     response
+}
+
+/// Run data writes (metrics, params, tags: thousands a second) commit their
+/// audit entry with the data, in the metric writer's transaction, instead
+/// of costing a commit of their own (and are audited only when
+/// `Options::audit_run_data` says so).
+fn records_with_change(spec: &RouteSpec) -> bool {
+    matches!(spec.access, Access::On(Permission::Edit, Target::Run(_)))
 }
 
 async fn append(state: &AppState, entry: NewAuditEntry) {

@@ -10,7 +10,11 @@
 //! Appends go through one task that numbers and chains a group of entries
 //! and commits them in one transaction, like the metric writer; on
 //! PostgreSQL a transaction-scoped advisory lock serialises the replicas.
-//! A caller is answered after its entry has committed.
+//! `append_audit` answers once its entry has committed. The entries of run
+//! data writes (metrics, params, tags: thousands a second) do not come here:
+//! they ride in the metric writer's transaction with the data they record
+//! (`LogBatch::audit`, `append_in`), so they cost no commit of their own and
+//! exist exactly when their change does.
 
 use std::sync::Arc;
 
@@ -192,16 +196,16 @@ async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receive
 }
 
 async fn commit_group(pool: &AnyPool, backend: Backend, group: Vec<Pending>) {
-    let entries: Vec<&NewAuditEntry> = group.iter().map(|(entry, _)| entry).collect();
-    match append_entries(pool, backend, &entries).await {
+    let (entries, replies): (Vec<NewAuditEntry>, Vec<_>) = group.into_iter().unzip();
+    match append_entries(pool, backend, entries).await {
         Ok(first_seq) => {
-            for (offset, (_, reply)) in group.into_iter().enumerate() {
+            for (offset, reply) in replies.into_iter().enumerate() {
                 let _ = reply.send(Ok(first_seq + offset as i64));
             }
         }
         Err(err) => {
             tracing::error!(cause = %err, "cannot append to the audit log");
-            for (_, reply) in group {
+            for reply in replies {
                 let _ = reply.send(Err(StoreError::Open(format!(
                     "the audit log could not be written: {err}"
                 ))));
@@ -213,9 +217,25 @@ async fn commit_group(pool: &AnyPool, backend: Backend, group: Vec<Pending>) {
 async fn append_entries(
     pool: &AnyPool,
     backend: Backend,
-    entries: &[&NewAuditEntry],
+    entries: Vec<NewAuditEntry>,
 ) -> Result<i64> {
     let mut tx = pool.begin().await?;
+    let first_seq = append_in(&mut tx, backend, entries).await?;
+    tx.commit().await?;
+    Ok(first_seq)
+}
+
+/// Numbers, chains and inserts `entries` inside the caller's transaction;
+/// returns the first entry's number. Every append, from either writer, goes
+/// through here: the chain's head is read in the same transaction that
+/// extends it (on SQLite every write shares one connection; on PostgreSQL
+/// the advisory lock, held until commit, orders the replicas).
+pub(crate) async fn append_in(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    entries: Vec<NewAuditEntry>,
+) -> Result<i64> {
+    let tx = conn;
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(AUDIT_LOCK)
@@ -235,9 +255,9 @@ async fn append_entries(
         "INSERT INTO audit_log (seq, ts, actor, source, user_agent, method, action, resource_type, \
          resource_id, status, outcome, detail, before_state, after_state, prev_hash, hash) VALUES ",
     );
-    for (idx, entry) in entries.iter().enumerate() {
+    for (idx, entry) in entries.into_iter().enumerate() {
         seq += 1;
-        let hash = entry_hash(&prev_hash, seq, entry);
+        let hash = entry_hash(&prev_hash, seq, &entry);
         if idx > 0 {
             sql.push(", ");
         }
@@ -245,20 +265,20 @@ async fn append_entries(
         let values = [
             Bind::Int(seq),
             Bind::Int(entry.ts),
-            Bind::Text(entry.actor.clone()),
-            Bind::Text(entry.source.clone()),
-            Bind::Text(entry.user_agent.clone()),
-            Bind::Text(entry.method.clone()),
-            Bind::Text(entry.action.clone()),
-            Bind::Text(entry.resource_type.clone()),
-            Bind::Text(entry.resource_id.clone()),
+            Bind::Text(entry.actor),
+            Bind::Text(entry.source),
+            Bind::Text(entry.user_agent),
+            Bind::Text(entry.method),
+            Bind::Text(entry.action),
+            Bind::Text(entry.resource_type),
+            Bind::Text(entry.resource_id),
             Bind::Int(entry.status),
-            Bind::Text(entry.outcome.clone()),
-            Bind::Text(entry.detail.clone()),
-            Bind::OptText(entry.before.clone()),
-            Bind::OptText(entry.after.clone()),
-            Bind::Text(prev_hash.clone()),
-            Bind::Text(hash.clone()),
+            Bind::Text(entry.outcome),
+            Bind::Text(entry.detail),
+            Bind::OptText(entry.before),
+            Bind::OptText(entry.after),
+            Bind::Text(std::mem::replace(&mut prev_hash, hash.clone())),
+            Bind::Text(hash),
         ];
         for (col, value) in values.into_iter().enumerate() {
             if col > 0 {
@@ -267,10 +287,8 @@ async fn append_entries(
             sql.bind(value);
         }
         sql.push(")");
-        prev_hash = hash;
     }
     sql.query().execute(&mut *tx).await?;
-    tx.commit().await?;
     Ok(first_seq)
 }
 

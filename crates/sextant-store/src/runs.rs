@@ -59,6 +59,9 @@ pub struct LogBatch {
     pub metrics: Vec<Metric>,
     pub params: Vec<KeyValue>,
     pub tags: Vec<KeyValue>,
+    /// The audit entry of the request, committed in the same transaction as
+    /// the batch when it is accepted (and not at all when it is refused).
+    pub audit: Option<sextant_core::NewAuditEntry>,
 }
 
 /// Fields `runs/update` may change; `None` leaves a field as it is.

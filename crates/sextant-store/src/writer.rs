@@ -1,7 +1,8 @@
 //! Group commit for the hot write path (metrics, params, tags).
 //!
 //! Every `log-metric`, `log-batch`, `log-parameter` and `set-tag` request
-//! becomes a job on one channel. A single task takes whatever jobs are
+//! becomes a job on one channel, with its audit entry (appended to the
+//! audit chain in the same transaction when the job is accepted). A single task takes whatever jobs are
 //! waiting, applies each inside its own savepoint (so one bad request does
 //! not fail its neighbours) and commits them all in one transaction; only
 //! then does each caller get its answer. Under load, one commit (and one
@@ -193,6 +194,17 @@ async fn apply_group(
                 .await?;
         }
         results[idx] = result;
+    }
+    let entries: Vec<_> = writes
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_ok())
+        .filter_map(|((batch, _), _)| batch.audit.clone())
+        .collect();
+    if !entries.is_empty() {
+        crate::audit::append_in(&mut tx, backend, entries)
+            .await
+            .map_err(into_sqlx)?;
     }
     tx.commit().await?;
     Ok(results)

@@ -11,7 +11,7 @@ use sextant_store::{LogBatch, NewLoggedModel, RunUpdate};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::MlflowRequest;
-use crate::guard::AuditNote;
+use crate::guard::{AuditDraft, AuditNote};
 use crate::routes::artifacts::{list_under_uri, ProxiedListing};
 use crate::routes::{empty, required};
 use crate::AppState;
@@ -317,57 +317,80 @@ pub(crate) async fn search_runs(
     }))
 }
 
+/// Writes a batch through the metric writer with the request's audit entry
+/// in the same transaction, and tells the guard it is recorded.
+async fn write_batch(
+    state: &AppState,
+    draft: Option<Extension<AuditDraft>>,
+    mut batch: LogBatch,
+) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
+    batch.audit = draft.map(|Extension(AuditDraft(entry))| entry);
+    let recorded = batch.audit.is_some();
+    state.store().log_batch(batch).await?;
+    let note = AuditNote {
+        recorded,
+        ..AuditNote::default()
+    };
+    Ok((Extension(note), empty()))
+}
+
 pub(crate) async fn log_metric(
     State(state): State<AppState>,
+    draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::LogMetric>,
-) -> ApiResult<JsonValue> {
+) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
     let run_id = run_id(request.run_id, request.run_uuid)?;
     let metric = metric(request.metric)?;
-    state
-        .store()
-        .log_batch(LogBatch {
+    write_batch(
+        &state,
+        draft,
+        LogBatch {
             run_id,
             metrics: vec![metric],
             ..LogBatch::default()
-        })
-        .await?;
-    Ok(empty())
+        },
+    )
+    .await
 }
 
 pub(crate) async fn log_param(
     State(state): State<AppState>,
+    draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::RunKeyValue>,
-) -> ApiResult<JsonValue> {
+) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
     let run_id = run_id(request.run_id, request.run_uuid)?;
     let key = required(request.key, "key")?;
     let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
-    state
-        .store()
-        .log_batch(LogBatch {
+    write_batch(
+        &state,
+        draft,
+        LogBatch {
             run_id,
             params: vec![KeyValue { key, value }],
             ..LogBatch::default()
-        })
-        .await?;
-    Ok(empty())
+        },
+    )
+    .await
 }
 
 pub(crate) async fn set_tag(
     State(state): State<AppState>,
+    draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::RunKeyValue>,
-) -> ApiResult<JsonValue> {
+) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
     let run_id = run_id(request.run_id, request.run_uuid)?;
     let key = required(request.key, "key")?;
     let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
-    state
-        .store()
-        .log_batch(LogBatch {
+    write_batch(
+        &state,
+        draft,
+        LogBatch {
             run_id,
             tags: vec![KeyValue { key, value }],
             ..LogBatch::default()
-        })
-        .await?;
-    Ok(empty())
+        },
+    )
+    .await
 }
 
 pub(crate) async fn delete_tag(
@@ -384,8 +407,9 @@ pub(crate) async fn delete_tag(
 
 pub(crate) async fn log_batch(
     State(state): State<AppState>,
+    draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::LogBatch>,
-) -> ApiResult<JsonValue> {
+) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
     let run_id = required(request.run_id, "run_id")?;
     let metrics = request
         .metrics
@@ -394,16 +418,18 @@ pub(crate) async fn log_batch(
         .collect::<ApiResult<Vec<_>>>()?;
     let params = key_values(request.params, "params")?;
     let tags = key_values(request.tags, "tags")?;
-    state
-        .store()
-        .log_batch(LogBatch {
+    write_batch(
+        &state,
+        draft,
+        LogBatch {
             run_id,
             metrics,
             params,
             tags,
-        })
-        .await?;
-    Ok(empty())
+            audit: None,
+        },
+    )
+    .await
 }
 
 pub(crate) async fn log_inputs(

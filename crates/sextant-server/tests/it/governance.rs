@@ -1305,7 +1305,117 @@ async fn credential_failures_are_401_and_say_nothing_more(app: TestApp) {
     );
 }
 
+/// With authentication on, run data writes are audited in the metric
+/// writer's transaction, interleaved correctly with the other writer's
+/// entries; refused writes are audited as failures.
+async fn run_data_writes_are_audited_with_the_data(app: TestApp) {
+    let people = People::create(&app).await;
+    let f = fixture(&people, "rundata").await;
+    let editor = people.as_(Role::Editor);
+    let admin = people.as_(Role::Admin);
+    let mut writes = Vec::new();
+    for step in 0..20 {
+        let editor = &editor;
+        let run = f.run.clone();
+        writes.push(async move {
+            editor
+                .ok(Method::POST, "/api/2.0/mlflow/runs/log-metric", Some(json!({"run_id": run, "key": "loss", "value": 1.0 / (step as f64 + 1.0), "timestamp": 1, "step": step})))
+                .await
+        });
+    }
+    futures::future::join_all(writes).await;
+    editor
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/log-parameter",
+            Some(json!({"run_id": f.run, "key": "lr", "value": "0.1"})),
+        )
+        .await;
+    // Changing a param is refused by the writer: audited as a failure.
+    let (status, _) = editor
+        .send(
+            Method::POST,
+            "/api/2.0/mlflow/runs/log-parameter",
+            Some(json!({"run_id": f.run, "key": "lr", "value": "0.2"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let entries = admin
+        .ok(Method::GET, &format!("/api/v1/audit?actor=editor&resource_type=experiment&resource_id={}&max_results=10000", f.experiment), None)
+        .await["entries"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let count = |suffix: &str, outcome: &str| {
+        entries
+            .iter()
+            .filter(|e| e["action"].as_str().unwrap().ends_with(suffix) && e["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(count("/runs/log-metric", "ok"), 20);
+    assert_eq!(count("/runs/log-parameter", "ok"), 1);
+    assert_eq!(count("/runs/log-parameter", "failed"), 1);
+    let verify = admin.ok(Method::GET, "/api/v1/audit/verify", None).await;
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+mod without_auth {
+    use super::*;
+
+    /// Without authentication, writes to runs (metrics, params, tags, status)
+    /// carry no audit entry (each would only say "anonymous"); everything
+    /// else still does.
+    async fn without_auth_only_run_data_goes_unaudited(app: TestApp) {
+        let experiment = app.create_experiment("open").await;
+        let run = app.create_run(&experiment, "r").await;
+        app.post(
+            "runs/log-metric",
+            json!({"run_id": run, "key": "m", "value": 1.0, "timestamp": 1}),
+        )
+        .await
+        .ok();
+        app.post("runs/update", json!({"run_id": run, "status": "FINISHED"}))
+            .await
+            .ok();
+        app.post(
+            "experiments/set-experiment-tag",
+            json!({"experiment_id": experiment, "key": "team", "value": "fraud"}),
+        )
+        .await
+        .ok();
+        let client = Client {
+            app: &app,
+            authorization: None,
+        };
+        let entries = client.ok(Method::GET, "/api/v1/audit", None).await["entries"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let actions: Vec<&str> = entries
+            .iter()
+            .map(|e| {
+                e["action"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("/api/2.0/mlflow")
+            })
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "/experiments/create",
+                "/runs/create",
+                "/experiments/set-experiment-tag"
+            ]
+        );
+        assert!(entries.iter().all(|e| e["actor"] == "anonymous"));
+    }
+
+    crate::backend_tests!(without_auth_only_run_data_goes_unaudited);
+}
+
 crate::auth_backend_tests!(
+    run_data_writes_are_audited_with_the_data,
     workflow_through_the_native_api,
     runs_and_models_are_invisible_without_read,
     audit_verify_names_the_first_tampered_entry,
