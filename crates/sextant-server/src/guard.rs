@@ -93,6 +93,31 @@ pub struct AuditNote {
     pub recorded: bool,
 }
 
+/// An error that still names the resource it was about, for the audit
+/// entry of a refusal decided by the handler (the guard only knows the
+/// resources its rules name).
+pub struct Refused(pub ApiError, pub AuditNote);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        response.extensions_mut().insert(self.1);
+        response
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(err: ApiError) -> Refused {
+        Refused(err, AuditNote::default())
+    }
+}
+
+impl From<sextant_store::StoreError> for Refused {
+    fn from(err: sextant_store::StoreError) -> Refused {
+        Refused(err.into(), AuditNote::default())
+    }
+}
+
 /// The audit entry of an accepted request, prepared by the guard for
 /// handlers whose store call can commit it in the same transaction as the
 /// change (the metric writer's `LogBatch::audit`). Handed over only for run
@@ -304,7 +329,7 @@ async fn authorize(
     let store_error = |err: sextant_store::StoreError| (None, Denial::Client(err.into()));
     // (kind, id) pairs to check, the first named in the audit entry.
     let mut checks: Vec<(ResourceKind, String)> = Vec::new();
-    let mut artifact_fallback = None;
+    let mut registry_fallback = None;
     match target {
         Target::Experiment(field) => {
             // MLflow puts runs without an experiment into experiment 0.
@@ -338,7 +363,7 @@ async fn authorize(
         Target::LoggedModel => {
             let model_id = logged_model_id(request.uri().path());
             // Registry readers may read the logged model a version serves.
-            artifact_fallback = Some(format!("-/models/{model_id}"));
+            registry_fallback = Some(ThroughRegistry::LoggedModel(model_id.clone()));
             if let Some(id) = governance
                 .experiment_of_logged_model(&model_id)
                 .await
@@ -357,7 +382,7 @@ async fn authorize(
             match path.split('/').next().filter(|s| s.parse::<i64>().is_ok()) {
                 Some(experiment) => {
                     checks.push((ResourceKind::Experiment, experiment.to_string()));
-                    artifact_fallback = Some(path.clone());
+                    registry_fallback = Some(ThroughRegistry::Files(path.clone()));
                 }
                 // The artifact root lists every experiment: admins only.
                 None if principal.is_admin() => {}
@@ -381,8 +406,8 @@ async fn authorize(
         // its logged model), which live under the experiment of the run or
         // logged model it came from.
         if permission == Permission::Read {
-            if let Some(path) = &artifact_fallback {
-                if readable_through_registry(state, principal, path).await {
+            if let Some(fallback) = &registry_fallback {
+                if readable_through_registry(state, principal, fallback).await {
                     continue;
                 }
             }
@@ -403,25 +428,58 @@ async fn authorize(
     Ok((resource, request))
 }
 
-async fn readable_through_registry(state: &AppState, principal: &Principal, path: &str) -> bool {
+/// What a registry reader may reach without read on the experiment.
+enum ThroughRegistry {
+    /// The logged model a version was registered from.
+    LoggedModel(String),
+    /// Files under a version's storage location or source.
+    Files(String),
+}
+
+async fn readable_through_registry(
+    state: &AppState,
+    principal: &Principal,
+    wanted: &ThroughRegistry,
+) -> bool {
     // `<experiment>/models/<model id>/…` or `<experiment>/<run id>/…`.
-    let mut segments = path.split('/').skip(1);
-    let key = match segments.next() {
-        Some("models") => segments.next(),
-        other => other,
+    let key = match wanted {
+        ThroughRegistry::LoggedModel(model_id) => Some(model_id.as_str()),
+        ThroughRegistry::Files(path) => {
+            let mut segments = path.split('/').skip(1);
+            match segments.next() {
+                Some("models") => segments.next(),
+                other => other,
+            }
+        }
     };
     let Some(key) = key.filter(|k| k.len() >= 8) else {
         return false;
     };
-    match state.store().registered_models_serving_artifacts(key).await {
-        Ok(names) => names
-            .iter()
-            .any(|name| principal.may(ResourceKind::RegisteredModel, name, Permission::Read)),
+    let versions = match state.store().model_versions_using(key).await {
+        Ok(versions) => versions,
         Err(err) => {
             tracing::warn!(cause = %err, "cannot look up registry artifacts");
-            false
+            return false;
         }
-    }
+    };
+    versions.iter().any(|(name, locations, model_id)| {
+        let reaches = match wanted {
+            ThroughRegistry::LoggedModel(id) => model_id.as_deref() == Some(id.as_str()),
+            ThroughRegistry::Files(path) => locations.iter().any(|location| {
+                let root = location
+                    .strip_prefix("mlflow-artifacts:")
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .trim_end_matches('/');
+                !root.is_empty()
+                    && (path == root
+                        || path
+                            .strip_prefix(root)
+                            .is_some_and(|rest| rest.starts_with('/')))
+            }),
+        };
+        reaches && principal.may(ResourceKind::RegisteredModel, name, Permission::Read)
+    })
 }
 
 fn logged_model_id(path: &str) -> String {
@@ -480,8 +538,10 @@ async fn read_fields(target: Target, request: Request) -> Result<(Fields, Reques
     let fields = if bytes.iter().all(u8::is_ascii_whitespace) {
         from_query()
     } else {
-        // A malformed body is the handler's to report, with its message.
-        serde_json::from_slice::<Fields>(&bytes).unwrap_or_default()
+        // Refused here rather than checked against a guessed resource.
+        serde_json::from_slice::<Fields>(&bytes).map_err(|err| {
+            ApiError::bad_request(format!("Malformed JSON in request body: {err}"))
+        })?
     };
     Ok((fields, Request::from_parts(parts, Body::from(bytes))))
 }

@@ -660,17 +660,36 @@ impl Store {
         )
     }
 
-    /// Registered models with a version whose artifacts live under the
-    /// logged model `model_id` or the run `run_id`: who may read one of
-    /// them may download those artifacts.
-    pub async fn registered_models_serving_artifacts(&self, prefix: &str) -> Result<Vec<String>> {
+    /// `(registered model, files, logged model)` of every model version
+    /// whose files (`storage_location` or `source`) mention `key` (a run or
+    /// logged-model id) or whose logged model is `key`: the versions a
+    /// registry reader may reach through that id.
+    pub async fn model_versions_using(
+        &self,
+        key: &str,
+    ) -> Result<Vec<(String, Vec<String>, Option<String>)>> {
+        // `_` and `%` are LIKE wildcards: escape them so the key matches only itself.
+        let escaped = key
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let rows = sqlx::query(
-            "SELECT DISTINCT name FROM model_versions WHERE storage_location LIKE $1 OR source LIKE $1",
+            "SELECT name, storage_location, source, model_id FROM model_versions \
+             WHERE model_id = $1 OR storage_location LIKE $2 ESCAPE '\\' OR source LIKE $2 ESCAPE '\\'",
         )
-        .bind(format!("%{}%", prefix.replace('%', "")))
+        .bind(key)
+        .bind(format!("%{escaped}%"))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| db::text(r, "name")).collect()
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    db::text(row, "name")?,
+                    vec![db::text(row, "storage_location")?, db::text(row, "source")?],
+                    db::opt_text(row, "model_id")?,
+                ))
+            })
+            .collect()
     }
 
     // --- model policies -----------------------------------------------------------------

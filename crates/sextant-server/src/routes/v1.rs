@@ -22,7 +22,7 @@ use sextant_store::{AuditQuery, NewTransitionRequest, TransitionFilter};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::MlflowRequest;
-use crate::guard::{Access, AuditNote, RouteSpec, Target};
+use crate::guard::{Access, AuditNote, Refused, RouteSpec, Target};
 use crate::AppState;
 
 pub(crate) const PREFIX: &str = "/api/v1";
@@ -362,8 +362,6 @@ pub(crate) async fn create_token(
             })
             .collect::<ApiResult<Vec<_>>>()?,
     };
-    // A token cannot do more than its creator: an admin's power only
-    // travels with tokens the admin makes for themselves.
     let expires_at = match request.expires_in_seconds {
         Some(seconds) if seconds <= 0 => {
             return Err(ApiError::invalid("expires_in_seconds must be positive"))
@@ -752,7 +750,7 @@ pub(crate) async fn approve(
     principal: Extension<Principal>,
     request_id: Path<String>,
     body: MlflowRequest<dto::Decision>,
-) -> ApiResult<(Extension<AuditNote>, Json<dto::TransitionRequest>)> {
+) -> Result<(Extension<AuditNote>, Json<dto::TransitionRequest>), Refused> {
     decide(state, principal, request_id, body, RequestStatus::Approved).await
 }
 
@@ -765,7 +763,7 @@ pub(crate) async fn reject(
     principal: Extension<Principal>,
     request_id: Path<String>,
     body: MlflowRequest<dto::Decision>,
-) -> ApiResult<(Extension<AuditNote>, Json<dto::TransitionRequest>)> {
+) -> Result<(Extension<AuditNote>, Json<dto::TransitionRequest>), Refused> {
     decide(state, principal, request_id, body, RequestStatus::Rejected).await
 }
 
@@ -778,7 +776,7 @@ pub(crate) async fn cancel(
     principal: Extension<Principal>,
     request_id: Path<String>,
     body: MlflowRequest<dto::Decision>,
-) -> ApiResult<(Extension<AuditNote>, Json<dto::TransitionRequest>)> {
+) -> Result<(Extension<AuditNote>, Json<dto::TransitionRequest>), Refused> {
     decide(state, principal, request_id, body, RequestStatus::Cancelled).await
 }
 
@@ -788,11 +786,53 @@ async fn decide(
     Path(request_id): Path<String>,
     MlflowRequest(body): MlflowRequest<dto::Decision>,
     decision: RequestStatus,
-) -> ApiResult<(Extension<AuditNote>, Json<dto::TransitionRequest>)> {
+) -> Result<(Extension<AuditNote>, Json<dto::TransitionRequest>), Refused> {
     let store = state.store();
     let request = store
         .get_transition_request(parse_request_id(&request_id)?)
         .await?;
+    let mut about = note("registered_model", &request.name);
+    about.detail = Some(format!(
+        "{decision} request {} (version {} to {})",
+        request.request_id, request.version, request.target
+    ));
+    let refuse = |err: ApiError| Refused(err, about.clone());
+    check_decision(&state, &principal, &request, decision)
+        .await
+        .map_err(refuse)?;
+    let before = target_state(&state, &request).await;
+    let decided = store
+        .decide_transition_request(
+            request.request_id,
+            decision,
+            principal.name(),
+            &body.comment,
+        )
+        .await
+        .map_err(|err| match err {
+            sextant_store::StoreError::InvalidInput(message) => {
+                refuse(ApiError::User(ErrorCode::Aborted, message))
+            }
+            other => refuse(other.into()),
+        })?;
+    let after = target_state(&state, &decided).await;
+    let mut note = about.clone();
+    note.detail = Some(format!(
+        "request {} {}: version {} to {}",
+        decided.request_id, decided.status, decided.version, decided.target
+    ));
+    note.before = Some(before);
+    note.after = Some(after);
+    Ok((Extension(note), Json(decided.into())))
+}
+
+/// Who may decide a request, and whether it can still be decided.
+async fn check_decision(
+    state: &AppState,
+    principal: &Principal,
+    request: &sextant_core::TransitionRequest,
+    decision: RequestStatus,
+) -> ApiResult<()> {
     let is_requester = principal.name() == request.requested_by;
     if decision == RequestStatus::Cancelled {
         if !is_requester && !principal.is_admin() {
@@ -812,7 +852,13 @@ async fn decide(
                 request.name
             )));
         }
-        if is_requester && !store.model_policy(&request.name).await?.allow_self_approval {
+        if is_requester
+            && !state
+                .store()
+                .model_policy(&request.name)
+                .await?
+                .allow_self_approval
+        {
             return Err(forbidden(format!(
                 "'{}' requested this transition and may not decide it: another approver must \
                  (an administrator can allow self-approval in the model's policy)",
@@ -840,30 +886,7 @@ async fn decide(
             ));
         }
     }
-    let before = target_state(&state, &request).await;
-    let decided = store
-        .decide_transition_request(
-            request.request_id,
-            decision,
-            principal.name(),
-            &body.comment,
-        )
-        .await
-        .map_err(|err| match err {
-            sextant_store::StoreError::InvalidInput(message) => {
-                ApiError::User(ErrorCode::Aborted, message)
-            }
-            other => other.into(),
-        })?;
-    let after = target_state(&state, &decided).await;
-    let mut note = note("registered_model", &decided.name);
-    note.detail = Some(format!(
-        "request {} {}: version {} to {}",
-        decided.request_id, decided.status, decided.version, decided.target
-    ));
-    note.before = Some(before);
-    note.after = Some(after);
-    Ok((Extension(note), Json(decided.into())))
+    Ok(())
 }
 
 /// What the request's target looks like now: the alias's version, or the

@@ -598,7 +598,7 @@ fn cases() -> Vec<Case> {
             case(
                 M::GET,
                 "/api/2.0/mlflow-artifacts/artifacts/{*path}",
-                "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
+                "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/model/f.txt",
                 None,
             ),
             &[Reader, Editor, Manager, Approver, Admin],
@@ -606,13 +606,13 @@ fn cases() -> Vec<Case> {
         case(
             M::PUT,
             "/api/2.0/mlflow-artifacts/artifacts/{*path}",
-            "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
+            "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/model/f.txt",
             Some(json!("hello")),
         ),
         case(
             M::DELETE,
             "/api/2.0/mlflow-artifacts/artifacts/{*path}",
-            "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
+            "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/model/f.txt",
             None,
         ),
         // root
@@ -1095,6 +1095,50 @@ async fn runs_and_models_are_invisible_without_read(app: TestApp) {
         .ok(Method::GET, "/api/2.0/mlflow/model-versions/search", None)
         .await;
     assert_eq!(versions["model_versions"].as_array().unwrap().len(), 1);
+    // A registry reader (approve implies read on the model) reaches the
+    // version's files, and nothing else of the run.
+    let manager = people.as_(Role::Manager);
+    let approver = people.as_(Role::Approver);
+    let base = format!(
+        "/api/2.0/mlflow-artifacts/artifacts/{}/{}/artifacts",
+        f.experiment, f.run
+    );
+    for file in ["model/MLmodel", "notes.txt"] {
+        manager
+            .ok(
+                Method::PUT,
+                &format!("{base}/{file}"),
+                Some(json!("content")),
+            )
+            .await;
+    }
+    assert_eq!(
+        approver
+            .send(Method::GET, &format!("{base}/model/MLmodel"), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        approver
+            .send(Method::GET, &format!("{base}/notes.txt"), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        other
+            .send(Method::GET, &format!("{base}/model/MLmodel"), None)
+            .await
+            .0,
+        403
+    );
+    // LIKE wildcards in the path match nothing but themselves.
+    let wildcard = format!(
+        "/api/2.0/mlflow-artifacts/artifacts/{}/________/artifacts/model/MLmodel",
+        f.experiment
+    );
+    assert_eq!(approver.send(Method::GET, &wildcard, None).await.0, 403);
     // A grant to a group reaches its members.
     let admin = people.as_(Role::Admin);
     admin
