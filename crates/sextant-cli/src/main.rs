@@ -141,6 +141,10 @@ struct ServerArgs {
     /// else, and every refused request, is always audited.
     #[arg(long, env = "SEXTANT_AUDIT_RUN_DATA")]
     audit_run_data: Option<bool>,
+    /// What every signed-in user may do on every experiment and model
+    /// without a grant: `none` (the default), `read` or `edit`.
+    #[arg(long, default_value = "none", env = "SEXTANT_DEFAULT_PERMISSION", value_parser = ["none", "read", "edit"])]
+    default_permission: String,
     /// A TOML file of server settings (the options above, e.g. `auth = true`,
     /// `port = 5000`); flags and SEXTANT_* variables override it.
     #[arg(long, env = "SEXTANT_CONFIG")]
@@ -161,6 +165,7 @@ const CONFIG_KEYS: &[&str] = &[
     "auth",
     "allow_unauthenticated_network_access",
     "audit_run_data",
+    "default_permission",
 ];
 
 /// Reads `--config FILE` (or SEXTANT_CONFIG) before the flags are parsed and
@@ -363,6 +368,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(audit_run_data) = args.audit_run_data {
         options.audit_run_data = audit_run_data;
     }
+    options.default_permission = sextant_core::Permission::parse(&args.default_permission);
     let state = AppState::with_options(store, artifacts, options);
     if args.auth {
         let admin_password = std::env::var("SEXTANT_ADMIN_PASSWORD")

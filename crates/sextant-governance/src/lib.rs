@@ -69,6 +69,8 @@ pub struct Caller {
     pub scopes: Option<Vec<TokenScope>>,
     pub token_id: Option<String>,
     grants: Arc<UserGrants>,
+    /// What every signed-in user holds on every resource (`--default-permission`).
+    default: PermissionSet,
 }
 
 /// Who is making a request.
@@ -124,6 +126,7 @@ impl Principal {
             Principal::Anonymous => true,
             Principal::User(caller) => {
                 caller.is_admin
+                    || caller.default.contains(permission)
                     || caller
                         .grants
                         .on
@@ -138,7 +141,11 @@ impl Principal {
     pub fn visible(&self, kind: ResourceKind) -> Option<Vec<String>> {
         match self {
             Principal::Anonymous => None,
-            Principal::User(caller) if caller.is_admin => None,
+            Principal::User(caller)
+                if caller.is_admin || caller.default.contains(Permission::Read) =>
+            {
+                None
+            }
             Principal::User(caller) => Some(
                 caller
                     .grants
@@ -219,6 +226,7 @@ struct CachedToken {
 struct Inner {
     store: Store,
     auth_enabled: bool,
+    default: PermissionSet,
     /// SHA-256 of `username \0 password` → user id.
     logins: TtlCache<String, i64>,
     /// SHA-256 of the token → token.
@@ -237,12 +245,21 @@ pub struct Governance {
 }
 
 impl Governance {
-    pub fn new(store: Store, auth_enabled: bool) -> Governance {
+    /// `default_permission` is held by every signed-in user on every
+    /// resource (MLflow's `default_permission`); `None` grants nothing.
+    pub fn new(
+        store: Store,
+        auth_enabled: bool,
+        default_permission: Option<Permission>,
+    ) -> Governance {
         let forever = Duration::from_secs(u64::MAX / 4);
         Governance {
             inner: Arc::new(Inner {
                 store,
                 auth_enabled,
+                default: default_permission
+                    .map(|p| PermissionSet::EMPTY.grant(p))
+                    .unwrap_or_default(),
                 logins: TtlCache::new(LOGIN_TTL),
                 tokens: TtlCache::new(CACHE_TTL),
                 grants: TtlCache::new(CACHE_TTL),
@@ -414,6 +431,7 @@ impl Governance {
             scopes,
             token_id,
             grants,
+            default: self.inner.default,
         })))
     }
 

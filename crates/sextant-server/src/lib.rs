@@ -56,6 +56,9 @@ pub struct Options {
     /// get an audit entry each. Every other change, and every refusal, is
     /// always audited.
     pub audit_run_data: bool,
+    /// Held by every signed-in user on every resource; `None` (the
+    /// default) means users see only what is granted to them.
+    pub default_permission: Option<sextant_core::Permission>,
 }
 
 impl Options {
@@ -66,6 +69,7 @@ impl Options {
         Options {
             auth,
             audit_run_data: auth == Auth::Enabled,
+            default_permission: None,
         }
     }
 }
@@ -76,7 +80,11 @@ impl AppState {
     }
 
     pub fn with_options(store: Store, artifacts: ArtifactStore, options: Options) -> AppState {
-        let governance = Governance::new(store.clone(), options.auth == Auth::Enabled);
+        let governance = Governance::new(
+            store.clone(),
+            options.auth == Auth::Enabled,
+            options.default_permission,
+        );
         AppState {
             inner: Arc::new(StateInner {
                 store,

@@ -1403,6 +1403,55 @@ async fn run_data_writes_are_audited_with_the_data(app: TestApp) {
     assert_eq!(verify["ok"], true, "{verify}");
 }
 
+/// `--default-permission read`: every signed-in user reads everything,
+/// changes nothing without a grant, and anonymous callers still get 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_permission_read_opens_reading_only() {
+    let options = sextant_server::Options {
+        default_permission: Some(Permission::Read),
+        ..sextant_server::Options::with_auth(Auth::Enabled)
+    };
+    let app = crate::helpers::spawn_app_with_options(Backend::Sqlite, options).await;
+    let people = People::create(&app).await;
+    let f = fixture(&people, "default").await;
+    let other = people.as_(Role::Other);
+    let runs = other
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/search",
+            Some(json!({"experiment_ids": [f.experiment]})),
+        )
+        .await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
+    let models = other
+        .ok(
+            Method::GET,
+            "/api/2.0/mlflow/registered-models/search",
+            None,
+        )
+        .await;
+    assert_eq!(
+        models["registered_models"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let (status, _) = other
+        .send(
+            Method::POST,
+            "/api/2.0/mlflow/runs/log-metric",
+            Some(json!({"run_id": f.run, "key": "m", "value": 1.0, "timestamp": 1})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let anonymous = people.as_(Role::Anonymous);
+    assert_eq!(
+        anonymous
+            .send(Method::POST, "/api/2.0/mlflow/runs/search", Some(json!({})))
+            .await
+            .0,
+        401
+    );
+}
+
 mod without_auth {
     use super::*;
 

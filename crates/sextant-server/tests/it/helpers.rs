@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Value};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::{AppState, Auth};
+use sextant_server::{AppState, Auth, Options};
 use sextant_store::{Store, StoreConfig};
 use sqlx::Connection;
 use tempfile::TempDir;
@@ -23,7 +23,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: TempDir,
     pub database_url: String,
-    pub auth: Auth,
+    pub options: Options,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -88,6 +88,10 @@ pub async fn spawn_postgres_app_with(auth: Auth) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, auth: Auth) -> TestApp {
+    spawn_app_with_options(backend, Options::with_auth(auth)).await
+}
+
+pub async fn spawn_app_with_options(backend: Backend, options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("sextant.db").display()),
@@ -95,7 +99,7 @@ pub async fn spawn_app_with(backend: Backend, auth: Auth) -> TestApp {
             .await
             .expect("postgres URL checked by caller"),
     };
-    start(dir, database_url, auth).await
+    start(dir, database_url, options).await
 }
 
 /// A PostgreSQL-backed app, or `None` when no server is configured outside
@@ -130,7 +134,7 @@ async fn fresh_postgres_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-async fn start(dir: TempDir, database_url: String, auth: Auth) -> TestApp {
+async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp {
     let store = Store::open(&StoreConfig {
         database_url: database_url.clone(),
         default_artifact_root: "mlflow-artifacts:/".into(),
@@ -149,8 +153,8 @@ async fn start(dir: TempDir, database_url: String, auth: Auth) -> TestApp {
         .expect("bind");
     let address: SocketAddr = listener.local_addr().expect("address");
     let (shutdown, signal) = oneshot::channel::<()>();
-    let state = AppState::new(store, artifacts, auth);
-    if auth == Auth::Enabled {
+    let state = AppState::with_options(store, artifacts, options);
+    if options.auth == Auth::Enabled {
         state
             .governance()
             .bootstrap(Some(ADMIN_PASSWORD))
@@ -165,7 +169,7 @@ async fn start(dir: TempDir, database_url: String, auth: Auth) -> TestApp {
         client: reqwest::Client::new(),
         dir,
         database_url,
-        auth,
+        options,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -177,7 +181,7 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        start(dir, self.database_url.clone(), self.auth).await
+        start(dir, self.database_url.clone(), self.options).await
     }
 
     pub async fn stop(&mut self) {
