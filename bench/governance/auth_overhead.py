@@ -16,7 +16,7 @@ and checking permission; `open+audit` minus `open` is the cost of the audit entr
 Rounds alternate the servers; medians are quoted.
 
     cargo build --release -p sextant-cli
-    python bench/governance/auth_overhead.py --duration 10 --rounds 3
+    python bench/governance/auth_overhead.py --duration 10 --rounds 3 [--baseline OLD_BINARY]
 """
 
 from __future__ import annotations
@@ -113,11 +113,19 @@ def main() -> None:
     parser.add_argument("--wrk", default="wrk")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline",
+        help="another sextant binary (e.g. a build before governance) to run in `open` mode alongside",
+    )
     args = parser.parse_args()
     rounds = {mode: [] for mode in MODES}
+    if args.baseline:
+        rounds["baseline-open"] = []
     for _ in range(args.rounds):
         for mode in MODES:
             rounds[mode].append(one(args.binary, args.wrk, mode, args.duration))
+        if args.baseline:
+            rounds["baseline-open"].append(one(args.baseline, args.wrk, "open", args.duration))
     summary = {}
     for mode, results in rounds.items():
         summary[mode] = {
@@ -125,15 +133,18 @@ def main() -> None:
             for key in ("wrk_rps", "p50_ms", "p99_ms", "server_cpu_us_per_request")
             if any(r.get(key) is not None for r in results)
         }
-    cpu = {mode: summary[mode]["server_cpu_us_per_request"] for mode in MODES}
+    cpu = {mode: summary[mode]["server_cpu_us_per_request"] for mode in rounds}
     summary["auth_and_permission_cpu_us_per_request"] = cpu["auth"] - cpu["open+audit"]
     summary["audit_entry_cpu_us_per_request"] = cpu["open+audit"] - cpu["open"]
     summary["rps_ratio_auth_over_open"] = summary["auth"]["wrk_rps"] / summary["open"]["wrk_rps"]
     summary["rps_ratio_auth_over_open_audit"] = summary["auth"]["wrk_rps"] / summary["open+audit"]["wrk_rps"]
+    if args.baseline:
+        summary["open_rps_ratio_over_baseline"] = summary["open"]["wrk_rps"] / summary["baseline-open"]["wrk_rps"]
+        summary["open_cpu_us_over_baseline"] = cpu["open"] - cpu["baseline-open"]
     for results in rounds.values():
         for r in results:
             r.pop("output", None)
-    print(json.dumps({"binary": args.binary, "duration_s": args.duration, "rounds": rounds, "median": summary}, indent=2))
+    print(json.dumps({"binary": args.binary, "baseline": args.baseline, "duration_s": args.duration, "rounds": rounds, "median": summary}, indent=2))
 
 
 if __name__ == "__main__":

@@ -323,22 +323,23 @@ async fn write_batch(
     state: &AppState,
     draft: Option<Extension<AuditDraft>>,
     mut batch: LogBatch,
-) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
+) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
     batch.audit = draft.map(|Extension(AuditDraft(entry))| entry);
-    let recorded = batch.audit.is_some();
+    let recorded = batch.audit.is_some().then(|| {
+        Extension(AuditNote {
+            recorded: true,
+            ..AuditNote::default()
+        })
+    });
     state.store().log_batch(batch).await?;
-    let note = AuditNote {
-        recorded,
-        ..AuditNote::default()
-    };
-    Ok((Extension(note), empty()))
+    Ok((recorded, empty()))
 }
 
 pub(crate) async fn log_metric(
     State(state): State<AppState>,
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::LogMetric>,
-) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
+) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
     let run_id = run_id(request.run_id, request.run_uuid)?;
     let metric = metric(request.metric)?;
     write_batch(
@@ -357,7 +358,7 @@ pub(crate) async fn log_param(
     State(state): State<AppState>,
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::RunKeyValue>,
-) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
+) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
     let run_id = run_id(request.run_id, request.run_uuid)?;
     let key = required(request.key, "key")?;
     let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
@@ -377,7 +378,7 @@ pub(crate) async fn set_tag(
     State(state): State<AppState>,
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::RunKeyValue>,
-) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
+) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
     let run_id = run_id(request.run_id, request.run_uuid)?;
     let key = required(request.key, "key")?;
     let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
@@ -409,7 +410,7 @@ pub(crate) async fn log_batch(
     State(state): State<AppState>,
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::LogBatch>,
-) -> ApiResult<(Extension<AuditNote>, JsonValue)> {
+) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
     let run_id = required(request.run_id, "run_id")?;
     let metrics = request
         .metrics
