@@ -178,19 +178,22 @@ enum Denial {
     Client(ApiError),
 }
 
+/// Whether a route needs its guard on this server. Without authentication,
+/// writes to runs have nothing to check and (unless `audit_run_data`)
+/// nothing to record, so the hot path of local use skips the guard
+/// altogether; their handlers need no `Principal`.
+pub fn is_guarded(spec: &RouteSpec, state: &AppState) -> bool {
+    let idle = matches!(spec.access, Access::Public)
+        || (!state.governance().auth_enabled()
+            && records_with_change(spec)
+            && !state.audit_run_data());
+    !idle
+}
+
 pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next) -> Response {
     let spec = ctx.spec;
-    if matches!(spec.access, Access::Public) {
-        return next.run(request).await;
-    }
     let state = &ctx.state;
     let governance = state.governance();
-    if !governance.auth_enabled() && records_with_change(spec) && !state.audit_run_data() {
-        // The local user writing to a run: nothing to check, nothing to record.
-        let mut request = request;
-        request.extensions_mut().insert(Principal::Anonymous);
-        return next.run(request).await;
-    }
     let source = source_of(&request);
     let user_agent = header_text(request.headers(), header::USER_AGENT);
     let method = request.method().clone();
@@ -209,7 +212,7 @@ pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next
                 .map(HeaderValue::as_bytes),
         )
         .await;
-    let (principal, request) = match principal {
+    let (refused, denial) = match principal {
         Ok(principal) => match authorize(state, spec, &principal, request).await {
             Ok((resource, request)) => {
                 let mut request = request;
@@ -241,11 +244,12 @@ pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next
         },
         Err(err) => (None, Denial::Unauthenticated(err)),
     };
-    let (actor, resource) = match &principal {
-        Some((p, resource)) => (p.name().to_string(), resource.clone()),
+    // Refused: by whom (if known), about what, and the answer.
+    let (actor, resource) = match refused {
+        Some((principal, resource)) => (principal.name().to_string(), resource),
         None => ("-".to_string(), None),
     };
-    let (response, detail) = match request {
+    let (response, detail) = match denial {
         Denial::Unauthenticated(AuthError::Store(err)) => {
             (ApiError::from(err).into_response(), String::new())
         }

@@ -31,7 +31,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BODY;
-use crate::guard::{guard, Access, GuardContext, RouteSpec, Target};
+use crate::guard::{guard, is_guarded, Access, GuardContext, RouteSpec, Target};
 use crate::AppState;
 
 use Target::{Artifact, Experiment, ExperimentName, LoggedModel, Model, Run, Runs};
@@ -181,14 +181,17 @@ fn build(specs: &'static [RouteSpec], state: &AppState) -> Router<AppState> {
     specs.iter().fold(Router::new(), |router, spec| {
         let filter =
             MethodFilter::try_from(spec.method.clone()).expect("route tables use standard methods");
-        let guarded: MethodRouter<AppState> =
-            (spec.handler)(filter).route_layer(axum::middleware::from_fn_with_state(
-                GuardContext {
-                    state: state.clone(),
-                    spec,
-                },
-                guard,
-            ));
+        let handler: MethodRouter<AppState> = (spec.handler)(filter);
+        if !is_guarded(spec, state) {
+            return router.route(spec.path, handler);
+        }
+        let guarded = handler.route_layer(axum::middleware::from_fn_with_state(
+            GuardContext {
+                state: state.clone(),
+                spec,
+            },
+            guard,
+        ));
         router.route(spec.path, guarded)
     })
 }

@@ -5,7 +5,7 @@ use axum::{Extension, Json};
 use serde_json::json;
 use sextant_api::mlflow as dto;
 use sextant_api::ErrorCode;
-use sextant_core::{KeyValue, ResourceKind, Stage, TransitionTarget};
+use sextant_core::{KeyValue, Permission, ResourceKind, Stage, TransitionTarget};
 use sextant_governance::Principal;
 use sextant_store::NewModelVersion;
 
@@ -295,8 +295,40 @@ pub(crate) async fn get_version_by_alias(
     Ok(model_version(&version))
 }
 
+/// The experiments whose files a new version would expose to the model's
+/// readers: its run, its logged model, and what its source points at.
+async fn experiments_behind(state: &AppState, new: &NewModelVersion) -> ApiResult<Vec<String>> {
+    let governance = state.governance();
+    let mut runs: Vec<String> = new.run_id.iter().cloned().collect();
+    let mut logged_models: Vec<String> = new.model_id.iter().cloned().collect();
+    let mut experiments = Vec::new();
+    if let Some(path) = new.source.strip_prefix("mlflow-artifacts:") {
+        if let Some(id) = path.trim_start_matches('/').split('/').next() {
+            experiments.push(id.to_string());
+        }
+    } else if let Some(path) = new.source.strip_prefix("runs:/") {
+        runs.extend(path.split('/').next().map(str::to_string));
+    } else if let Some(path) = new.source.strip_prefix("models:/") {
+        if let Some(id) = path.split('/').next().filter(|id| id.starts_with("m-")) {
+            logged_models.push(id.to_string());
+        }
+    }
+    for run in runs.iter().filter(|r| !r.is_empty()) {
+        if let Some(id) = governance.experiment_of_run(run).await? {
+            experiments.push(id.to_string());
+        }
+    }
+    for model in &logged_models {
+        if let Some(id) = governance.experiment_of_logged_model(model).await? {
+            experiments.push(id.to_string());
+        }
+    }
+    Ok(experiments)
+}
+
 pub(crate) async fn create_model_version(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(mut request): Request,
 ) -> ApiResult<Json<dto::ModelVersionResponse>> {
     let tags = tags(&mut request)?;
@@ -310,6 +342,19 @@ pub(crate) async fn create_model_version(
         user_id: None,
         tags,
     };
+    // Readers of the model will read the version's files: registering
+    // files one cannot read would hand them out.
+    for experiment in experiments_behind(&state, &new).await? {
+        if !principal.may(ResourceKind::Experiment, &experiment, Permission::Read) {
+            return Err(ApiError::User(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "Permission denied: user '{}' lacks read permission on experiment {experiment}, where this version's files are",
+                    principal.name()
+                ),
+            ));
+        }
+    }
     let version = state.store().create_model_version(&new).await?;
     Ok(model_version(&version))
 }

@@ -1139,6 +1139,43 @@ async fn runs_and_models_are_invisible_without_read(app: TestApp) {
         f.experiment
     );
     assert_eq!(approver.send(Method::GET, &wildcard, None).await.0, 403);
+    // Registering files one cannot read, to read them through the registry,
+    // is refused.
+    other
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/registered-models/create",
+            Some(json!({"name": "exfil"})),
+        )
+        .await;
+    for (source, run_id) in [
+        (
+            format!(
+                "mlflow-artifacts:/{}/{}/artifacts/model",
+                f.experiment, f.run
+            ),
+            None,
+        ),
+        (format!("runs:/{}/model", f.run), None),
+        ("s3://bucket/elsewhere".to_string(), Some(f.run.clone())),
+        (format!("models:/{}", f.logged_model), None),
+    ] {
+        let (status, reply) = other
+            .send(
+                Method::POST,
+                "/api/2.0/mlflow/model-versions/create",
+                Some(json!({"name": "exfil", "source": source, "run_id": run_id})),
+            )
+            .await;
+        assert_eq!(status, 403, "{source}: {reply}");
+    }
+    other
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/model-versions/create",
+            Some(json!({"name": "exfil", "source": "s3://bucket/mine"})),
+        )
+        .await;
     // A grant to a group reaches its members.
     let admin = people.as_(Role::Admin);
     admin
