@@ -210,34 +210,13 @@ pub async fn users(connection: &Connection, command: UsersCommand) -> anyhow::Re
         }
         UsersCommand::Passwd { username } => {
             let password = read_password(&format!("new password for {username}"))?;
-            client
-                .call(
-                    Method::PATCH,
-                    &format!("/users/{username}"),
-                    &[],
-                    Some(json!({ "password": password })),
-                )
-                .await?
+            patch_user(&client, &username, json!({ "password": password })).await?
         }
         UsersCommand::Disable { username } => {
-            client
-                .call(
-                    Method::PATCH,
-                    &format!("/users/{username}"),
-                    &[],
-                    Some(json!({ "disabled": true })),
-                )
-                .await?
+            patch_user(&client, &username, json!({ "disabled": true })).await?
         }
         UsersCommand::Enable { username } => {
-            client
-                .call(
-                    Method::PATCH,
-                    &format!("/users/{username}"),
-                    &[],
-                    Some(json!({ "disabled": false })),
-                )
-                .await?
+            patch_user(&client, &username, json!({ "disabled": false })).await?
         }
         UsersCommand::Delete { username } => {
             client
@@ -247,6 +226,17 @@ pub async fn users(connection: &Connection, command: UsersCommand) -> anyhow::Re
     };
     print(&value);
     Ok(())
+}
+
+async fn patch_user(client: &Client, username: &str, change: Value) -> anyhow::Result<Value> {
+    client
+        .call(
+            Method::PATCH,
+            &format!("/users/{username}"),
+            &[],
+            Some(change),
+        )
+        .await
 }
 
 #[derive(Subcommand)]

@@ -1,6 +1,8 @@
 //! Tests of the built `sextant` binary: start-up, graceful stop, and no
 //! acknowledged write lost when the process is killed with SIGKILL.
 
+mod governance;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
