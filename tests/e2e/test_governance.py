@@ -199,6 +199,9 @@ def test_data_scientist_approver_and_consumer(secured, as_user):
 def test_audit_verify_catches_an_edited_row(secured):
     api(secured, "POST", "/api/v1/groups", json={"name": "auditors"})
     with sqlite3.connect(secured["db"]) as conn:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+        conn.execute("DROP TRIGGER audit_log_no_update")
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     done = sextant(secured, "audit", "verify", "--backend-store-uri", f"sqlite:///{secured['db']}", check=False)
     assert done.returncode != 0

@@ -1223,6 +1223,24 @@ async fn audit_verify_names_the_first_tampered_entry(app: TestApp) {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&any_url(&app.database_url))
         .await
         .expect("connect");
+    // The database refuses changes to the log...
+    let refused = sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 5")
+        .execute(&mut conn)
+        .await
+        .expect_err("the audit log is append-only");
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    // ...until someone with access to it drops the guard rails.
+    let drops: &[&str] = if app.database_url.starts_with("sqlite") {
+        &[
+            "DROP TRIGGER audit_log_no_update",
+            "DROP TRIGGER audit_log_no_delete",
+        ]
+    } else {
+        &["DROP TRIGGER audit_log_no_change ON audit_log"]
+    };
+    for sql in drops {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
     sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 5")
         .execute(&mut conn)
         .await

@@ -90,3 +90,12 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_by_resource ON audit_log (resource_type, resource_id, seq);
 CREATE INDEX audit_by_actor ON audit_log (actor, seq);
 CREATE INDEX audit_by_time ON audit_log (ts);
+-- Append-only at the database too: the application never changes or removes
+-- an entry, and whoever drops these triggers to do so still breaks the chain.
+CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();

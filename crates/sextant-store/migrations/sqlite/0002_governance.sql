@@ -90,3 +90,13 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_by_resource ON audit_log (resource_type, resource_id, seq);
 CREATE INDEX audit_by_actor ON audit_log (actor, seq);
 CREATE INDEX audit_by_time ON audit_log (ts);
+-- Append-only at the database too: the application never changes or removes
+-- an entry, and whoever drops these triggers to do so still breaks the chain.
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
