@@ -271,7 +271,9 @@ pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next
     };
     let status = response.status();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        let (resource_type, resource_id) = resource.unwrap_or_default();
+        let (resource_type, resource_id) = resource
+            .or_else(|| resource_in_path(spec.path, &action))
+            .unwrap_or_default();
         append(
             state,
             NewAuditEntry {
@@ -492,6 +494,23 @@ async fn readable_through_registry(
     })
 }
 
+/// The resource a route names in its path, for audit entries whose rule
+/// did not name one: `/users/{username}` gives `("user", "bob")`. Only the
+/// first parameter counts (`/groups/{name}/members/{username}` is about
+/// the group).
+fn resource_in_path(pattern: &str, path: &str) -> Option<(String, String)> {
+    let pattern: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    let actual: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let actual = actual.get(actual.len().checked_sub(pattern.len())?..)?;
+    pattern.iter().enumerate().find_map(|(idx, segment)| {
+        let named = segment.starts_with('{') && !segment.starts_with("{*") && idx > 0;
+        named.then(|| {
+            let kind = pattern[idx - 1].trim_end_matches('s').replace('-', "_");
+            (kind, percent_decode(actual[idx]))
+        })
+    })
+}
+
 fn logged_model_id(path: &str) -> String {
     path.split("/logged-models/")
         .nth(1)
@@ -556,6 +575,49 @@ async fn read_fields(target: Target, request: Request) -> Result<(Fields, Reques
     Ok((fields, Request::from_parts(parts, Body::from(bytes))))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::resource_in_path;
+
+    #[test]
+    fn resources_named_in_paths() {
+        let found = |pattern, path| resource_in_path(pattern, path);
+        assert_eq!(
+            found("/users/{username}", "/api/v1/users/bob"),
+            Some(("user".into(), "bob".into()))
+        );
+        assert_eq!(
+            found(
+                "/groups/{name}/members/{username}",
+                "/api/v1/groups/ds/members/bob"
+            ),
+            Some(("group".into(), "ds".into()))
+        );
+        assert_eq!(
+            found(
+                "/registered-models/{name}/policy",
+                "/api/v1/registered-models/fraud%20model/policy"
+            ),
+            Some(("registered_model".into(), "fraud model".into()))
+        );
+        assert_eq!(
+            found(
+                "/transition-requests/{request_id}/approve",
+                "/api/v1/transition-requests/7/approve"
+            ),
+            Some(("transition_request".into(), "7".into()))
+        );
+        assert_eq!(found("/users", "/api/v1/users"), None);
+        assert_eq!(
+            found(
+                "/artifacts/{*path}",
+                "/api/2.0/mlflow-artifacts/artifacts/1/x"
+            ),
+            None
+        );
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     state: &AppState,
@@ -605,6 +667,7 @@ async fn finish(
         .resource
         .or(note.created.map(|(k, id)| (k.as_str().to_string(), id)))
         .or(resource)
+        .or_else(|| resource_in_path(spec.path, action))
         .unwrap_or_default();
     let outcome = if status.is_success() {
         "ok"

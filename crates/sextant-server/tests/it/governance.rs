@@ -281,8 +281,6 @@ fn allowed_by_rule(access: &Access) -> Vec<Role> {
 fn cases() -> Vec<Case> {
     use Method as M;
     use Role::*;
-    let m = "/api/2.0/mlflow";
-    let _ = m;
     vec![
         // tracking
         same(
