@@ -154,6 +154,13 @@ def test_data_scientist_approver_and_consumer(secured, as_user):
         "/api/v1/permissions",
         json={"resource_type": "registered_model", "resource_id": "fraud-model", "principal": "user:bob", "permission": "approve"},
     )
+    grants = json.loads(
+        sextant(secured, "permissions", "list", "--model", "fraud-model", user="admin", password=ADMIN_PASSWORD).stdout
+    )["grants"]
+    assert {"resource_type": "registered_model", "resource_id": "fraud-model", "principal": "user:bob", "permission": "approve"} in grants
+    assert any(g["principal"] == "user:alice" and g["permission"] == "manage" for g in grants)
+    everything = json.loads(sextant(secured, "permissions", "list", user="admin", password=ADMIN_PASSWORD).stdout)["grants"]
+    assert any(g["resource_type"] == "experiment" and g["principal"] == "user:alice" for g in everything)
     requested = sextant(
         secured, "transitions", "request", "--model", "fraud-model", "--version", "1", "--alias", "champion",
         "--comment", "beats the baseline", user="alice", password="alice-password",

@@ -357,33 +357,64 @@ pub async fn tokens(connection: &Connection, command: TokensCommand) -> anyhow::
     Ok(())
 }
 
+/// The resource a grant is on: exactly one of these.
 #[derive(Args, Clone)]
 #[group(required = true, multiple = false)]
 pub struct ResourceArg {
+    /// An experiment id.
     #[arg(long)]
     experiment: Option<String>,
+    /// A registered model name.
     #[arg(long)]
     model: Option<String>,
+    /// A deployment name.
     #[arg(long)]
     deployment: Option<String>,
 }
 
 impl ResourceArg {
     fn pair(&self) -> (&'static str, String) {
-        match (&self.experiment, &self.model, &self.deployment) {
-            (Some(id), _, _) => ("experiment", id.clone()),
-            (_, Some(name), _) => ("registered_model", name.clone()),
-            (_, _, Some(name)) => ("deployment", name.clone()),
-            _ => unreachable!("clap requires one"),
-        }
+        resource_pair(&self.experiment, &self.model, &self.deployment)
+            .expect("clap requires exactly one")
     }
 }
 
+/// At most one resource; none lists every grant (admins).
+#[derive(Args, Clone)]
+#[group(required = false, multiple = false)]
+pub struct ResourceFilter {
+    /// An experiment id.
+    #[arg(long)]
+    experiment: Option<String>,
+    /// A registered model name.
+    #[arg(long)]
+    model: Option<String>,
+    /// A deployment name.
+    #[arg(long)]
+    deployment: Option<String>,
+}
+
+fn resource_pair(
+    experiment: &Option<String>,
+    model: &Option<String>,
+    deployment: &Option<String>,
+) -> Option<(&'static str, String)> {
+    match (experiment, model, deployment) {
+        (Some(id), _, _) => Some(("experiment", id.clone())),
+        (_, Some(name), _) => Some(("registered_model", name.clone())),
+        (_, _, Some(name)) => Some(("deployment", name.clone())),
+        _ => None,
+    }
+}
+
+/// Who a grant is for: a user or a group.
 #[derive(Args, Clone)]
 #[group(required = true, multiple = false)]
 pub struct PrincipalArg {
+    /// A user name.
     #[arg(long)]
     user: Option<String>,
+    /// A group name.
     #[arg(long)]
     group: Option<String>,
 }
@@ -400,10 +431,10 @@ impl PrincipalArg {
 
 #[derive(Subcommand)]
 pub enum PermissionsCommand {
-    /// Grants on one resource (or all of them, for admins, with `--all`).
+    /// Grants on one resource (needs manage on it), or every grant (admins).
     List {
         #[command(flatten)]
-        resource: Option<ResourceArg>,
+        resource: ResourceFilter,
     },
     Grant {
         #[command(flatten)]
@@ -431,13 +462,13 @@ pub async fn permissions(
     let client = Client::new(connection)?;
     let value = match command {
         PermissionsCommand::List { resource } => {
-            let query = match resource {
-                Some(resource) => {
-                    let (kind, id) = resource.pair();
-                    vec![("resource_type", kind.to_string()), ("resource_id", id)]
-                }
-                None => Vec::new(),
-            };
+            let query =
+                match resource_pair(&resource.experiment, &resource.model, &resource.deployment) {
+                    Some((kind, id)) => {
+                        vec![("resource_type", kind.to_string()), ("resource_id", id)]
+                    }
+                    None => Vec::new(),
+                };
             client
                 .call(Method::GET, "/permissions", &query, None)
                 .await?
