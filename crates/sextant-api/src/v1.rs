@@ -396,6 +396,13 @@ pub struct AuditQuery {
     pub page_token: Option<String>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VerifyQuery {
+    /// The `head_hash` of an earlier verification, kept outside the
+    /// database: the log must still contain that entry (detects a cut tail).
+    pub expected_head: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditVerification {
     /// Whether the whole chain is intact.

@@ -698,6 +698,10 @@ pub enum AuditCommand {
     Verify {
         #[arg(long)]
         backend_store_uri: Option<String>,
+        /// The head hash an earlier `verify` printed: fail if the log no
+        /// longer reaches it (entries cut off its end).
+        #[arg(long)]
+        expected_head: Option<String>,
     },
 }
 
@@ -724,7 +728,10 @@ pub async fn audit(connection: &Connection, command: AuditCommand) -> anyhow::Re
             }
             Ok(())
         }
-        AuditCommand::Verify { backend_store_uri } => {
+        AuditCommand::Verify {
+            backend_store_uri,
+            expected_head,
+        } => {
             let verdict = match backend_store_uri {
                 Some(uri) => {
                     let store = sextant_store::Store::open(&sextant_store::StoreConfig {
@@ -734,7 +741,7 @@ pub async fn audit(connection: &Connection, command: AuditCommand) -> anyhow::Re
                     })
                     .await
                     .context("while opening the metadata store")?;
-                    let verdict = store.verify_audit().await;
+                    let verdict = store.verify_audit(expected_head.as_deref()).await;
                     store.close().await;
                     let verdict = verdict?;
                     json!({
@@ -746,8 +753,12 @@ pub async fn audit(connection: &Connection, command: AuditCommand) -> anyhow::Re
                     })
                 }
                 None => {
+                    let query: Vec<(&str, String)> = expected_head
+                        .map(|head| ("expected_head", head))
+                        .into_iter()
+                        .collect();
                     Client::new(connection)?
-                        .call(Method::GET, "/audit/verify", &[], None)
+                        .call(Method::GET, "/audit/verify", &query, None)
                         .await?
                 }
             };

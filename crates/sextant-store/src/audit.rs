@@ -330,11 +330,14 @@ impl Store {
     }
 
     /// Walks the whole chain in pages and reports the first entry whose
-    /// number, link or hash is wrong.
-    pub async fn verify_audit(&self) -> Result<AuditVerification> {
+    /// number, link or hash is wrong. With `expected_head`, the hash of an
+    /// entry seen earlier (the `head_hash` of a past verification, kept
+    /// outside the database), it also reports a log cut short before it.
+    pub async fn verify_audit(&self, expected_head: Option<&str>) -> Result<AuditVerification> {
         let mut expected_seq = 1;
         let mut prev_hash = GENESIS_HASH.to_string();
         let mut checked = 0;
+        let mut head_seen = expected_head.is_none();
         loop {
             let rows =
                 sqlx::query("SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 5000")
@@ -367,12 +370,19 @@ impl Store {
                 }
                 checked += 1;
                 expected_seq += 1;
+                head_seen |= expected_head == Some(entry.hash.as_str());
                 prev_hash = entry.hash;
             }
         }
+        let cut_short = (!head_seen).then(|| {
+            (
+                expected_seq,
+                "the entry with the expected head hash is not in the log: entries were removed from its end".to_string(),
+            )
+        });
         Ok(AuditVerification {
             entries_checked: checked,
-            first_bad: None,
+            first_bad: cut_short,
             head_hash: (checked > 0).then_some(prev_hash),
         })
     }

@@ -1004,10 +1004,15 @@ pub(crate) async fn audit_export(
 }
 
 /// Recompute the whole hash chain and name the first bad entry.
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", params(dto::VerifyQuery),
     responses((status = 200, body = dto::AuditVerification), (status = 403, body = dto::Error)))]
 pub(crate) async fn audit_verify(
     State(state): State<AppState>,
+    MlflowRequest(query): MlflowRequest<dto::VerifyQuery>,
 ) -> ApiResult<Json<dto::AuditVerification>> {
-    Ok(Json(state.store().verify_audit().await?.into()))
+    let verdict = state
+        .store()
+        .verify_audit(query.expected_head.as_deref().filter(|h| !h.is_empty()))
+        .await?;
+    Ok(Json(verdict.into()))
 }

@@ -1263,6 +1263,60 @@ async fn audit_verify_names_the_first_tampered_entry(app: TestApp) {
     );
 }
 
+/// A head hash kept from an earlier verification catches a cut tail, which
+/// the chain alone cannot.
+async fn a_kept_head_hash_catches_a_cut_tail(app: TestApp) {
+    let people = People::create(&app).await;
+    let admin = people.as_(Role::Admin);
+    let first = admin.ok(Method::GET, "/api/v1/audit/verify", None).await;
+    let head = first["head_hash"].as_str().unwrap().to_string();
+    fixture(&people, "tail").await;
+    let later = admin
+        .ok(
+            Method::GET,
+            &format!("/api/v1/audit/verify?expected_head={head}"),
+            None,
+        )
+        .await;
+    assert_eq!(later["ok"], true, "{later}");
+    let later_head = later["head_hash"].as_str().unwrap().to_string();
+    let cut_from = later["entries_checked"].as_i64().unwrap() - 3;
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&any_url(&app.database_url))
+        .await
+        .expect("connect");
+    let drops: &[&str] = if app.database_url.starts_with("sqlite") {
+        &["DROP TRIGGER audit_log_no_delete"]
+    } else {
+        &["DROP TRIGGER audit_log_no_change ON audit_log"]
+    };
+    for sql in drops {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    sqlx::query(&format!("DELETE FROM audit_log WHERE seq > {cut_from}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // The chain that is left is intact...
+    let alone = admin.ok(Method::GET, "/api/v1/audit/verify", None).await;
+    assert_eq!(alone["ok"], true, "{alone}");
+    // ...but it no longer reaches the kept head.
+    let kept = admin
+        .ok(
+            Method::GET,
+            &format!("/api/v1/audit/verify?expected_head={later_head}"),
+            None,
+        )
+        .await;
+    assert_eq!(kept["ok"], false, "{kept}");
+    assert!(
+        kept["problem"]
+            .as_str()
+            .unwrap()
+            .contains("removed from its end"),
+        "{kept}"
+    );
+}
+
 fn any_url(url: &str) -> String {
     sqlx::any::install_default_drivers();
     url.to_string()
@@ -1565,5 +1619,6 @@ crate::auth_backend_tests!(
     workflow_through_the_native_api,
     runs_and_models_are_invisible_without_read,
     audit_verify_names_the_first_tampered_entry,
+    a_kept_head_hash_catches_a_cut_tail,
     credential_failures_are_401_and_say_nothing_more,
 );
