@@ -565,6 +565,13 @@ pub async fn transitions(
             json!({ "comment": comment }),
         )
     };
+    // The decision's endpoint, for the three commands that decide.
+    let verb = match &command {
+        TransitionsCommand::Approve { .. } => "approve",
+        TransitionsCommand::Reject { .. } => "reject",
+        TransitionsCommand::Cancel { .. } => "cancel",
+        _ => "",
+    };
     let value = match command {
         TransitionsCommand::Request {
             model,
@@ -598,22 +605,16 @@ pub async fn transitions(
         TransitionsCommand::Approve {
             request_id,
             comment,
-        } => {
-            let (path, body) = decide(request_id, "approve", comment);
-            client.call(Method::POST, &path, &[], Some(body)).await?
         }
-        TransitionsCommand::Reject {
+        | TransitionsCommand::Reject {
+            request_id,
+            comment,
+        }
+        | TransitionsCommand::Cancel {
             request_id,
             comment,
         } => {
-            let (path, body) = decide(request_id, "reject", comment);
-            client.call(Method::POST, &path, &[], Some(body)).await?
-        }
-        TransitionsCommand::Cancel {
-            request_id,
-            comment,
-        } => {
-            let (path, body) = decide(request_id, "cancel", comment);
+            let (path, body) = decide(request_id, verb, comment);
             client.call(Method::POST, &path, &[], Some(body)).await?
         }
         TransitionsCommand::Policy { model } => {

@@ -575,49 +575,6 @@ async fn read_fields(target: Target, request: Request) -> Result<(Fields, Reques
     Ok((fields, Request::from_parts(parts, Body::from(bytes))))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::resource_in_path;
-
-    #[test]
-    fn resources_named_in_paths() {
-        let found = |pattern, path| resource_in_path(pattern, path);
-        assert_eq!(
-            found("/users/{username}", "/api/v1/users/bob"),
-            Some(("user".into(), "bob".into()))
-        );
-        assert_eq!(
-            found(
-                "/groups/{name}/members/{username}",
-                "/api/v1/groups/ds/members/bob"
-            ),
-            Some(("group".into(), "ds".into()))
-        );
-        assert_eq!(
-            found(
-                "/registered-models/{name}/policy",
-                "/api/v1/registered-models/fraud%20model/policy"
-            ),
-            Some(("registered_model".into(), "fraud model".into()))
-        );
-        assert_eq!(
-            found(
-                "/transition-requests/{request_id}/approve",
-                "/api/v1/transition-requests/7/approve"
-            ),
-            Some(("transition_request".into(), "7".into()))
-        );
-        assert_eq!(found("/users", "/api/v1/users"), None);
-        assert_eq!(
-            found(
-                "/artifacts/{*path}",
-                "/api/2.0/mlflow-artifacts/artifacts/1/x"
-            ),
-            None
-        );
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     state: &AppState,
@@ -732,5 +689,48 @@ fn source_of(request: &Request) -> String {
         peer
     } else {
         format!("{forwarded} via {peer}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_in_path;
+
+    #[test]
+    fn resources_named_in_paths() {
+        let found = |pattern, path| resource_in_path(pattern, path);
+        assert_eq!(
+            found("/users/{username}", "/api/v1/users/bob"),
+            Some(("user".into(), "bob".into()))
+        );
+        assert_eq!(
+            found(
+                "/groups/{name}/members/{username}",
+                "/api/v1/groups/ds/members/bob"
+            ),
+            Some(("group".into(), "ds".into()))
+        );
+        assert_eq!(
+            found(
+                "/registered-models/{name}/policy",
+                "/api/v1/registered-models/fraud%20model/policy"
+            ),
+            Some(("registered_model".into(), "fraud model".into()))
+        );
+        assert_eq!(
+            found(
+                "/transition-requests/{request_id}/approve",
+                "/api/v1/transition-requests/7/approve"
+            ),
+            Some(("transition_request".into(), "7".into()))
+        );
+        assert_eq!(found("/users", "/api/v1/users"), None);
+        assert_eq!(
+            found(
+                "/artifacts/{*path}",
+                "/api/2.0/mlflow-artifacts/artifacts/1/x"
+            ),
+            None
+        );
     }
 }

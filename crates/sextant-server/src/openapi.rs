@@ -88,10 +88,9 @@ fn render_docs() -> String {
          h2{{border-bottom:1px solid #ccc;margin-top:2em}} .op{{margin:1em 0;padding:.5em 1em;border-left:4px solid #48a}}\
          code,pre{{background:#f4f4f4;padding:0 .2em}} pre{{padding:.5em;overflow:auto}} .m{{font-weight:bold;text-transform:uppercase}}\
          table{{border-collapse:collapse}} td,th{{border:1px solid #ddd;padding:.2em .5em;text-align:left}}</style></head><body>\
-         <h1>{title}</h1><p>{description}</p><p>Machine-readable: <a href=\"openapi.json\">openapi.json</a> (OpenAPI {version}).</p>",
+         <h1>{title}</h1><p>{description}</p><p>Machine-readable: <a href=\"openapi.json\">openapi.json</a>, the OpenAPI document this page is rendered from.</p>",
         title = escape(&api.info.title),
         description = escape(api.info.description.as_deref().unwrap_or_default()),
-        version = "3.1",
     );
     let mut by_tag: std::collections::BTreeMap<String, Vec<(String, &'static str, &Operation)>> =
         Default::default();

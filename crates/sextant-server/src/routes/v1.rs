@@ -876,7 +876,7 @@ async fn check_decision(
         ));
     }
     if decision == RequestStatus::Approved {
-        if let Err(veto) = state.governance().check_gates(&request).await {
+        if let Err(veto) = state.governance().check_gates(request).await {
             return Err(ApiError::User(
                 ErrorCode::Aborted,
                 format!(
