@@ -1,0 +1,36 @@
+//! Sextant's inference engines.
+//!
+//! Everything here is synchronous: a [`ModelRuntime`] is pure compute (or,
+//! for Python workers, blocking I/O), and the server adapts it to async.
+//!
+//! Layout:
+//! - [`tensor`]: typed, shaped values, the common currency of every
+//!   protocol and engine.
+//! - [`runtime`]: the [`ModelRuntime`] trait every engine implements.
+//! - [`trees`]: the native tree-ensemble engine and its loaders (XGBoost
+//!   JSON/UBJ, LightGBM text, scikit-learn pickles).
+//! - [`pickle`]: a pickle reader that builds a value graph and never runs
+//!   code, for scikit-learn models.
+//! - [`onnx`]: an ONNX graph interpreter for the operators tabular and
+//!   small neural models use; tree operators compile to the native engine.
+//! - [`python`]: a supervised pool of Python worker processes for models
+//!   only Python can run.
+//! - [`mlflow`]: MLflow model directories (`MLmodel`, flavors, signatures),
+//!   turned into a [`Model`].
+//! - [`model`]: [`Model`], a runtime plus its signature: it checks and
+//!   shapes requests before the runtime sees them.
+
+pub mod error;
+// pub mod mlflow;
+// pub mod model;
+// pub mod onnx;
+// pub mod pickle;
+// pub mod python;
+pub mod runtime;
+pub mod tensor;
+pub mod trees;
+
+pub use error::{Error, Result};
+// pub use model::Model;
+pub use runtime::{CallCost, ModelRuntime, RuntimeInfo};
+pub use tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};

@@ -1,0 +1,769 @@
+//! The native tree-ensemble engine.
+//!
+//! Loaders (`xgboost`, `lightgbm`, `sklearn`, and the ONNX `TreeEnsemble*`
+//! operators) describe a model as an [`EnsembleSpec`]: trees of [`TreeNode`]s
+//! in the library's own terms (its comparison, its missing-value rule, its
+//! node covers), plus how the trees' sums become predictions. [`compile`]
+//! turns that into a [`TreeEnsemble`]: every tree flattened into one array of
+//! 16-byte nodes whose children sit side by side, every test rewritten as
+//! `x < threshold`, so that the hot loop has one comparison and one load per
+//! level. The spec is kept beside the compiled form, because exact TreeSHAP
+//! needs the covers and the original structure.
+//!
+//! Conventions the loaders map onto (each library's own rule, kept exactly,
+//! so that predictions match to the last bit where the library computes in
+//! `f64` and to `f32` rounding where it does not):
+//! - scikit-learn casts inputs to `f32` and goes left when `x <= threshold`;
+//! - XGBoost casts inputs to `f32`, goes left when `x < split_condition`,
+//!   sends NaN to `default_left`, and sums leaves in `f32`;
+//! - LightGBM compares `f64` values, goes left when `x <= threshold`, and has
+//!   per-node missing types (none: NaN counts as 0; zero: 0 and NaN take the
+//!   default direction; NaN: NaN takes the default direction) and
+//!   categorical splits on bitsets.
+
+pub mod lightgbm;
+pub mod sklearn;
+pub mod xgboost;
+
+use crate::error::{Error, Result};
+use crate::runtime::{ModelRuntime, RuntimeInfo};
+use crate::tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};
+
+/// The test at an internal node. `x` is the row's value of the split's
+/// feature after the ensemble's input cast.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// Left when `x < t` (XGBoost, ONNX `BRANCH_LT`).
+    LessThan(f64),
+    /// Left when `x <= t` (scikit-learn, LightGBM, ONNX `BRANCH_LEQ`).
+    LessOrEqual(f64),
+    /// Left when `x` is a non-negative integer in the set (LightGBM and
+    /// XGBoost categorical splits; ONNX `BRANCH_EQ` with one member).
+    InSet(Vec<u32>),
+}
+
+/// Where a row goes when its value is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// NaN fails every comparison and goes right; in-set tests send it right.
+    Right,
+    /// NaN goes left.
+    Left,
+    /// NaN is read as `0.0` and tested like any value (LightGBM's
+    /// missing type "none").
+    AsZero,
+    /// `0.0` and NaN both take the given direction (LightGBM's missing type
+    /// "zero"); `true` is left.
+    ZeroAndNan { left: bool },
+}
+
+/// A node as a loader describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TreeNode {
+    Split {
+        feature: usize,
+        test: Test,
+        missing: Missing,
+        left: usize,
+        right: usize,
+        /// Training rows (or hessian sum) that reached the node: TreeSHAP's
+        /// cover. `NaN` when the format does not record it.
+        cover: f64,
+    },
+    Leaf {
+        /// One value per output of the tree (see [`Tree::output`]).
+        values: Vec<f64>,
+        cover: f64,
+    },
+}
+
+/// One tree. Node 0 is the root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    pub nodes: Vec<TreeNode>,
+    /// When the leaves hold one value, the ensemble output they add to
+    /// (the class of a multiclass boosting round). Leaves holding
+    /// `n_outputs` values add to every output and ignore this.
+    pub output: usize,
+}
+
+/// How the trees' summed outputs become the prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Link {
+    /// The sum is the answer (regression, or a random forest's averaged
+    /// class probabilities).
+    Identity,
+    /// `1 / (1 + exp(-scale * margin))` on a single output: the probability
+    /// of the positive class.
+    Sigmoid { scale: f64 },
+    /// Softmax over the outputs.
+    Softmax,
+    /// `exp(margin)` (Poisson, Gamma, Tweedie regression).
+    Exp,
+}
+
+/// Labels of a classifier, in the order of its probability columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassLabels {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl ClassLabels {
+    pub fn len(&self) -> usize {
+        match self {
+            ClassLabels::Int(v) => v.len(),
+            ClassLabels::Str(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `0..n` as integer labels.
+    pub fn indices(n: usize) -> ClassLabels {
+        ClassLabels::Int((0..n as i64).collect())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    Regression,
+    Classification(ClassLabels),
+}
+
+/// A tree ensemble as a loader reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnsembleSpec {
+    /// Which library it came from, for metadata (`xgboost`, `lightgbm`,
+    /// `sklearn`, `onnx`).
+    pub source: &'static str,
+    pub n_features: usize,
+    /// Columns of the summed margin: 1 for regression and binary boosting,
+    /// the class count for multiclass boosting and forests.
+    pub n_outputs: usize,
+    pub trees: Vec<Tree>,
+    /// Added to the sum before the link (XGBoost's margin of `base_score`,
+    /// scikit-learn's `init_` prediction, LightGBM's initial score).
+    pub base: Vec<f64>,
+    /// Divide the trees' sum by their number (random forests) before adding
+    /// `base`.
+    pub average: bool,
+    /// Cast every input to `f32` before testing it (scikit-learn, XGBoost).
+    pub input_f32: bool,
+    /// Accumulate leaves in `f32` and apply the link in `f32` (XGBoost).
+    pub accumulate_f32: bool,
+    pub link: Link,
+    pub task: Task,
+    pub feature_names: Option<Vec<String>>,
+}
+
+/// The flattened node. `child` of a split is the left child; the right one
+/// follows it. `child` of a leaf is its first value in `leaf_values`.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// For `InSet` splits: the bitset's word offset (low 32 bits) and word
+    /// count (high 32 bits), as raw bits.
+    threshold: f64,
+    /// Feature index in the low 24 bits, flags above.
+    feature_flags: u32,
+    child: u32,
+}
+
+const FEATURE_MASK: u32 = 0x00FF_FFFF;
+const LEAF: u32 = 1 << 24;
+const DEFAULT_LEFT: u32 = 1 << 25;
+/// `0.0` (and NaN) take the default direction.
+const ZERO_MISSING: u32 = 1 << 26;
+const CATEGORICAL: u32 = 1 << 27;
+/// Fields in `feature_flags` that need more than `x < threshold`.
+const SLOW_PATH: u32 = ZERO_MISSING | CATEGORICAL;
+
+impl Node {
+    #[inline(always)]
+    fn is_leaf(self) -> bool {
+        self.feature_flags & LEAF != 0
+    }
+
+    #[inline(always)]
+    fn feature(self) -> usize {
+        (self.feature_flags & FEATURE_MASK) as usize
+    }
+}
+
+/// A compiled ensemble, ready to predict.
+#[derive(Debug, Clone)]
+pub struct TreeEnsemble {
+    spec: EnsembleSpec,
+    nodes: Vec<Node>,
+    roots: Vec<u32>,
+    /// Per tree: the output index its single-valued leaves add to, or
+    /// `u32::MAX` when its leaves carry every output.
+    tree_outputs: Vec<u32>,
+    leaf_values: Vec<f64>,
+    leaf_values_f32: Vec<f32>,
+    bitsets: Vec<u32>,
+    info: RuntimeInfo,
+}
+
+/// Checks `spec` and flattens it.
+pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
+    if spec.n_features == 0 || spec.n_features > FEATURE_MASK as usize {
+        return Err(Error::invalid(format!(
+            "tree ensemble with {} features",
+            spec.n_features
+        )));
+    }
+    if spec.n_outputs == 0 || spec.base.len() != spec.n_outputs {
+        return Err(Error::invalid(format!(
+            "tree ensemble with {} outputs and {} base values",
+            spec.n_outputs,
+            spec.base.len()
+        )));
+    }
+    match (&spec.task, spec.link) {
+        (Task::Classification(labels), Link::Sigmoid { .. }) if labels.len() != 2 || spec.n_outputs != 1 => {
+            return Err(Error::invalid("a sigmoid classifier has one output and two classes"))
+        }
+        (Task::Classification(labels), Link::Softmax | Link::Identity) if labels.len() != spec.n_outputs => {
+            return Err(Error::invalid(format!(
+                "classifier with {} classes and {} outputs",
+                labels.len(),
+                spec.n_outputs
+            )))
+        }
+        (Task::Classification(_), Link::Exp) => {
+            return Err(Error::invalid("a classifier cannot have an exp link"))
+        }
+        _ => {}
+    }
+    let mut compiler = Compiler {
+        nodes: Vec::new(),
+        leaf_values: Vec::new(),
+        bitsets: Vec::new(),
+        n_features: spec.n_features,
+        n_outputs: spec.n_outputs,
+    };
+    let mut roots = Vec::with_capacity(spec.trees.len());
+    let mut tree_outputs = Vec::with_capacity(spec.trees.len());
+    for (index, tree) in spec.trees.iter().enumerate() {
+        roots.push(compiler.nodes.len() as u32);
+        let width = compiler
+            .tree(tree)
+            .map_err(|message| Error::invalid(format!("tree {index}: {message}")))?;
+        let output = if width == spec.n_outputs && spec.n_outputs > 1 {
+            u32::MAX
+        } else if tree.output < spec.n_outputs {
+            tree.output as u32
+        } else {
+            return Err(Error::invalid(format!(
+                "tree {index} adds to output {} of {}",
+                tree.output, spec.n_outputs
+            )));
+        };
+        tree_outputs.push(output);
+    }
+    if spec.trees.is_empty() {
+        return Err(Error::invalid("tree ensemble without trees"));
+    }
+    let Compiler {
+        nodes,
+        leaf_values,
+        bitsets,
+        ..
+    } = compiler;
+    let leaf_values_f32 = leaf_values.iter().map(|&v| v as f32).collect();
+    let info = runtime_info(&spec);
+    Ok(TreeEnsemble {
+        spec,
+        nodes,
+        roots,
+        tree_outputs,
+        leaf_values,
+        leaf_values_f32,
+        bitsets,
+        info,
+    })
+}
+
+struct Compiler {
+    nodes: Vec<Node>,
+    leaf_values: Vec<f64>,
+    bitsets: Vec<u32>,
+    n_features: usize,
+    n_outputs: usize,
+}
+
+impl Compiler {
+    /// Appends `tree` and returns the width of its leaves. Nodes are laid
+    /// out breadth-first per tree, so each split's two children are
+    /// adjacent.
+    fn tree(&mut self, tree: &Tree) -> std::result::Result<usize, String> {
+        if tree.nodes.is_empty() {
+            return Err("no nodes".into());
+        }
+        let base = self.nodes.len();
+        // (source index, slot in self.nodes) in breadth-first order.
+        let mut queue = std::collections::VecDeque::from([(0usize, base)]);
+        self.nodes.push(placeholder());
+        let mut width = None;
+        let mut visited = 0usize;
+        while let Some((source, slot)) = queue.pop_front() {
+            visited += 1;
+            if visited > tree.nodes.len() {
+                return Err("nodes form a cycle or share children".into());
+            }
+            let node = tree
+                .nodes
+                .get(source)
+                .ok_or_else(|| format!("child index {source} out of range"))?;
+            match node {
+                TreeNode::Leaf { values, .. } => {
+                    match width {
+                        None => width = Some(values.len()),
+                        Some(w) if w != values.len() => {
+                            return Err("leaves hold different numbers of values".into())
+                        }
+                        Some(_) => {}
+                    }
+                    if values.is_empty() || (values.len() != 1 && values.len() != self.n_outputs) {
+                        return Err(format!(
+                            "a leaf holds {} values for {} outputs",
+                            values.len(),
+                            self.n_outputs
+                        ));
+                    }
+                    let first = self.leaf_values.len();
+                    self.leaf_values.extend_from_slice(values);
+                    self.nodes[slot] = Node {
+                        threshold: 0.0,
+                        feature_flags: LEAF,
+                        child: u32::try_from(first).map_err(|_| "too many leaves")?,
+                    };
+                }
+                TreeNode::Split {
+                    feature,
+                    test,
+                    missing,
+                    left,
+                    right,
+                    ..
+                } => {
+                    if *feature >= self.n_features {
+                        return Err(format!(
+                            "split on feature {feature} of {}",
+                            self.n_features
+                        ));
+                    }
+                    let mut flags = *feature as u32;
+                    let threshold = match test {
+                        Test::LessThan(t) => *t,
+                        Test::LessOrEqual(t) => {
+                            // `x <= t` and `x < next_up(t)` agree for every
+                            // f64 `x`, including f32 inputs widened to f64.
+                            if t.is_nan() {
+                                return Err("NaN threshold".into());
+                            }
+                            if *t == f64::INFINITY {
+                                f64::INFINITY
+                            } else {
+                                t.next_up()
+                            }
+                        }
+                        Test::InSet(members) => {
+                            flags |= CATEGORICAL;
+                            let words = members.iter().map(|&m| m / 32 + 1).max().unwrap_or(0);
+                            let offset = self.bitsets.len();
+                            self.bitsets.resize(offset + words as usize, 0);
+                            for &m in members {
+                                self.bitsets[offset + (m / 32) as usize] |= 1 << (m % 32);
+                            }
+                            f64::from_bits((offset as u64) | ((words as u64) << 32))
+                        }
+                    };
+                    match missing {
+                        Missing::Right => {}
+                        Missing::Left => flags |= DEFAULT_LEFT,
+                        Missing::AsZero => {
+                            // NaN reads as 0.0: its direction is fixed per node.
+                            let zero_left = match test {
+                                Test::LessThan(t) => 0.0 < *t,
+                                Test::LessOrEqual(t) => 0.0 <= *t,
+                                Test::InSet(members) => members.contains(&0),
+                            };
+                            if zero_left {
+                                flags |= DEFAULT_LEFT;
+                            }
+                        }
+                        Missing::ZeroAndNan { left } => {
+                            flags |= ZERO_MISSING;
+                            if *left {
+                                flags |= DEFAULT_LEFT;
+                            }
+                        }
+                    }
+                    let child = self.nodes.len();
+                    self.nodes.push(placeholder());
+                    self.nodes.push(placeholder());
+                    queue.push_back((*left, child));
+                    queue.push_back((*right, child + 1));
+                    self.nodes[slot] = Node {
+                        threshold,
+                        feature_flags: flags,
+                        child: u32::try_from(child).map_err(|_| "too many nodes")?,
+                    };
+                }
+            }
+        }
+        width.ok_or_else(|| "no leaves".to_string())
+    }
+}
+
+fn placeholder() -> Node {
+    Node {
+        threshold: 0.0,
+        feature_flags: LEAF,
+        child: 0,
+    }
+}
+
+fn runtime_info(spec: &EnsembleSpec) -> RuntimeInfo {
+    let input = TensorSpec::new("input", DataType::F64, vec![-1, spec.n_features as i64]);
+    let outputs = match &spec.task {
+        Task::Regression if spec.n_outputs == 1 => {
+            vec![TensorSpec::new("predict", DataType::F64, vec![-1])]
+        }
+        Task::Regression => vec![TensorSpec::new(
+            "predict",
+            DataType::F64,
+            vec![-1, spec.n_outputs as i64],
+        )],
+        Task::Classification(labels) => {
+            let label_type = match labels {
+                ClassLabels::Int(_) => DataType::I64,
+                ClassLabels::Str(_) => DataType::Bytes,
+            };
+            vec![
+                TensorSpec::new("predict", label_type, vec![-1]),
+                TensorSpec::new("predict_proba", DataType::F64, vec![-1, labels.len() as i64]),
+            ]
+        }
+    };
+    RuntimeInfo {
+        engine: "native-trees",
+        inputs: vec![input],
+        outputs,
+        feature_names: spec.feature_names.clone(),
+        accepts_any_inputs: false,
+    }
+}
+
+impl TreeEnsemble {
+    pub fn spec(&self) -> &EnsembleSpec {
+        &self.spec
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.spec.n_features
+    }
+
+    pub fn n_outputs(&self) -> usize {
+        self.spec.n_outputs
+    }
+
+    /// Columns of [`TreeEnsemble::predict_scores`]: class probabilities
+    /// of a classifier, regression targets otherwise.
+    pub fn n_scores(&self) -> usize {
+        match &self.spec.task {
+            Task::Classification(labels) => labels.len(),
+            Task::Regression => self.spec.n_outputs,
+        }
+    }
+
+    /// The margins (trees' sum plus base, before the link) of `rows` rows
+    /// of `features` (row-major, `n_features` per row) into `out`
+    /// (`n_outputs` per row).
+    pub fn predict_margins(&self, features: &[f64], out: &mut [f64]) {
+        let n_features = self.spec.n_features;
+        let n_outputs = self.spec.n_outputs;
+        assert_eq!(features.len() % n_features, 0, "ragged feature matrix");
+        let rows = features.len() / n_features;
+        assert_eq!(out.len(), rows * n_outputs, "output buffer of the wrong size");
+        let mut cast = Vec::new();
+        let features = if self.spec.input_f32 {
+            cast.extend(features.iter().map(|&x| x as f32 as f64));
+            &cast[..]
+        } else {
+            features
+        };
+        if self.spec.accumulate_f32 {
+            let mut acc = vec![0f32; n_outputs];
+            for (row, out) in features.chunks_exact(n_features).zip(out.chunks_exact_mut(n_outputs)) {
+                self.margin_f32(row, &mut acc);
+                for (o, a) in out.iter_mut().zip(&acc) {
+                    *o = *a as f64;
+                }
+            }
+        } else {
+            for (row, out) in features.chunks_exact(n_features).zip(out.chunks_exact_mut(n_outputs)) {
+                self.margin_f64(row, out);
+            }
+        }
+    }
+
+    /// Predictions after the link, `n_scores()` per row: class
+    /// probabilities for a classifier, targets for a regressor.
+    pub fn predict_scores(&self, features: &[f64], out: &mut [f64]) {
+        let n_features = self.spec.n_features;
+        let rows = features.len() / n_features;
+        let n_outputs = self.spec.n_outputs;
+        let n_scores = self.n_scores();
+        assert_eq!(out.len(), rows * n_scores, "output buffer of the wrong size");
+        if n_scores == n_outputs {
+            self.predict_margins(features, out);
+            for scores in out.chunks_exact_mut(n_scores) {
+                self.apply_link(scores);
+            }
+        } else {
+            // A sigmoid classifier: one margin, two probabilities.
+            let mut margins = vec![0.0; rows * n_outputs];
+            self.predict_margins(features, &mut margins);
+            for (margin, scores) in margins.iter().zip(out.chunks_exact_mut(n_scores)) {
+                let p = self.sigmoid(*margin);
+                if self.spec.accumulate_f32 {
+                    scores[0] = (1.0f32 - p as f32) as f64;
+                } else {
+                    scores[0] = 1.0 - p;
+                }
+                scores[1] = p;
+            }
+        }
+    }
+
+    #[inline]
+    fn margin_f64(&self, row: &[f64], acc: &mut [f64]) {
+        let n_outputs = self.spec.n_outputs;
+        if self.spec.average {
+            acc.fill(0.0);
+        } else {
+            acc.copy_from_slice(&self.spec.base);
+        }
+        for (&root, &output) in self.roots.iter().zip(&self.tree_outputs) {
+            let leaf = self.leaf_of(root, row) as usize;
+            if output == u32::MAX {
+                for (a, v) in acc.iter_mut().zip(&self.leaf_values[leaf..leaf + n_outputs]) {
+                    *a += v;
+                }
+            } else {
+                acc[output as usize] += self.leaf_values[leaf];
+            }
+        }
+        if self.spec.average {
+            let n = self.roots.len() as f64;
+            for (a, b) in acc.iter_mut().zip(&self.spec.base) {
+                *a = *a / n + b;
+            }
+        }
+    }
+
+    #[inline]
+    fn margin_f32(&self, row: &[f64], acc: &mut [f32]) {
+        let n_outputs = self.spec.n_outputs;
+        if self.spec.average {
+            acc.fill(0.0);
+        } else {
+            for (a, b) in acc.iter_mut().zip(&self.spec.base) {
+                *a = *b as f32;
+            }
+        }
+        for (&root, &output) in self.roots.iter().zip(&self.tree_outputs) {
+            let leaf = self.leaf_of(root, row) as usize;
+            if output == u32::MAX {
+                for (a, v) in acc.iter_mut().zip(&self.leaf_values_f32[leaf..leaf + n_outputs]) {
+                    *a += v;
+                }
+            } else {
+                acc[output as usize] += self.leaf_values_f32[leaf];
+            }
+        }
+        if self.spec.average {
+            let n = self.roots.len() as f32;
+            for (a, b) in acc.iter_mut().zip(&self.spec.base) {
+                *a = *a / n + *b as f32;
+            }
+        }
+    }
+
+    /// Walks one tree from `root` to a leaf; returns the leaf's first value.
+    #[inline(always)]
+    fn leaf_of(&self, root: u32, row: &[f64]) -> u32 {
+        let nodes = &self.nodes[..];
+        let mut node = nodes[root as usize];
+        while !node.is_leaf() {
+            let x = row[node.feature()];
+            let left = if node.feature_flags & SLOW_PATH == 0 {
+                (x < node.threshold) | (x.is_nan() & (node.feature_flags & DEFAULT_LEFT != 0))
+            } else {
+                self.slow_test(node, x)
+            };
+            node = nodes[(node.child + u32::from(!left)) as usize];
+        }
+        node.child
+    }
+
+    #[cold]
+    fn slow_test(&self, node: Node, x: f64) -> bool {
+        let default_left = node.feature_flags & DEFAULT_LEFT != 0;
+        if node.feature_flags & ZERO_MISSING != 0 && (x.is_nan() || x.abs() <= 1e-35) {
+            return default_left;
+        }
+        if node.feature_flags & CATEGORICAL != 0 {
+            if x.is_nan() {
+                return default_left;
+            }
+            if !(0.0..4_294_967_296.0).contains(&x) {
+                return false;
+            }
+            let category = x as u32;
+            let bits = node.threshold.to_bits();
+            let (offset, words) = ((bits & 0xFFFF_FFFF) as usize, (bits >> 32) as usize);
+            let word = (category / 32) as usize;
+            return word < words && self.bitsets[offset + word] & (1 << (category % 32)) != 0;
+        }
+        let x = if x.is_nan() { 0.0 } else { x };
+        x < node.threshold
+    }
+
+    fn sigmoid(&self, margin: f64) -> f64 {
+        let Link::Sigmoid { scale } = self.spec.link else {
+            unreachable!("sigmoid on an ensemble without a sigmoid link")
+        };
+        if self.spec.accumulate_f32 {
+            let m = (scale as f32) * margin as f32;
+            (1.0f32 / (1.0f32 + (-m).exp())) as f64
+        } else {
+            1.0 / (1.0 + (-scale * margin).exp())
+        }
+    }
+
+    fn apply_link(&self, scores: &mut [f64]) {
+        match self.spec.link {
+            Link::Identity => {}
+            Link::Sigmoid { .. } => {
+                for s in scores.iter_mut() {
+                    *s = self.sigmoid(*s);
+                }
+            }
+            Link::Exp => {
+                for s in scores.iter_mut() {
+                    *s = if self.spec.accumulate_f32 {
+                        (*s as f32).exp() as f64
+                    } else {
+                        s.exp()
+                    };
+                }
+            }
+            Link::Softmax => {
+                if self.spec.accumulate_f32 {
+                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s as f32));
+                    let mut sum = 0f32;
+                    for s in scores.iter_mut() {
+                        let e = (*s as f32 - max).exp();
+                        sum += e;
+                        *s = e as f64;
+                    }
+                    for s in scores.iter_mut() {
+                        *s = (*s as f32 / sum) as f64;
+                    }
+                } else {
+                    let max = scores.iter().fold(f64::NEG_INFINITY, |m, &s| m.max(s));
+                    let mut sum = 0.0;
+                    for s in scores.iter_mut() {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    }
+                    for s in scores.iter_mut() {
+                        *s /= sum;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Index of the first largest value, as numpy's `argmax`.
+fn argmax(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate().skip(1) {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+impl ModelRuntime for TreeEnsemble {
+    fn info(&self) -> &RuntimeInfo {
+        &self.info
+    }
+
+    fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
+        let [input] = inputs else {
+            return Err(Error::input(format!(
+                "a tree ensemble takes one input, got {}",
+                inputs.len()
+            )));
+        };
+        let TensorData::F64(features) = &input.tensor.data else {
+            return Err(Error::input("a tree ensemble takes an FP64 matrix"));
+        };
+        let n_features = self.spec.n_features;
+        if input.tensor.shape.len() != 2 || input.tensor.shape[1] != n_features {
+            return Err(Error::input(format!(
+                "expected a [rows, {n_features}] matrix, got shape {:?}",
+                input.tensor.shape
+            )));
+        }
+        let rows = input.tensor.shape[0];
+        let n_scores = self.n_scores();
+        let mut scores = vec![0.0; rows * n_scores];
+        self.predict_scores(features, &mut scores);
+        Ok(match &self.spec.task {
+            Task::Regression => {
+                let shape = if n_scores == 1 { vec![rows] } else { vec![rows, n_scores] };
+                vec![NamedTensor::new(
+                    "predict",
+                    Tensor {
+                        dtype: DataType::F64,
+                        shape,
+                        data: TensorData::F64(scores),
+                    },
+                )]
+            }
+            Task::Classification(labels) => {
+                let winners = scores.chunks_exact(n_scores).map(argmax);
+                let predicted = match labels {
+                    ClassLabels::Int(l) => Tensor::column(TensorData::I64(winners.map(|i| l[i]).collect())),
+                    ClassLabels::Str(l) => {
+                        Tensor::column(TensorData::Str(winners.map(|i| l[i].clone()).collect()))
+                    }
+                };
+                vec![
+                    NamedTensor::new("predict", predicted),
+                    NamedTensor::new(
+                        "predict_proba",
+                        Tensor {
+                            dtype: DataType::F64,
+                            shape: vec![rows, n_scores],
+                            data: TensorData::F64(scores),
+                        },
+                    ),
+                ]
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
