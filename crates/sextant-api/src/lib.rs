@@ -12,6 +12,8 @@
 
 #![warn(missing_docs)]
 
+pub mod deployments;
+pub mod inference;
 pub mod mlflow;
 pub mod v1;
 pub mod wire;

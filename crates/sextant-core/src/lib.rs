@@ -8,9 +8,11 @@
 
 #[macro_use]
 pub mod entities;
+pub mod deployments;
 pub mod governance;
 pub mod search;
 pub mod validation;
 
+pub use deployments::*;
 pub use entities::*;
 pub use governance::*;

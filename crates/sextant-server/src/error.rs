@@ -51,6 +51,7 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidInput(message) => {
                 ApiError::User(ErrorCode::InvalidParameterValue, message)
             }
+            StoreError::Conflict(message) => ApiError::User(ErrorCode::Aborted, message),
             StoreError::ShuttingDown => ApiError::User(
                 ErrorCode::TemporarilyUnavailable,
                 "the server is shutting down".into(),

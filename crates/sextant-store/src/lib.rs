@@ -16,6 +16,7 @@
 
 mod audit;
 mod db;
+mod deployments;
 mod experiments;
 mod governance;
 mod logged_models;
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use crate::deployments::{DeploymentRecord, RevisionRecord};
 pub use crate::audit::{entry_hash, AuditQuery, GENESIS_HASH};
 pub use crate::governance::{Credentials, NewTransitionRequest, TokenOwner, TransitionFilter};
 pub use crate::logged_models::NewLoggedModel;
@@ -54,7 +56,7 @@ pub struct StoreConfig {
     pub max_connections: u32,
 }
 
-/// Errors of the store. The first three are the caller's mistakes and are
+/// Errors of the store. The first four are the caller's mistakes and are
 /// shown to the user; `Database` is ours and is logged, not shown.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +66,9 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("{0}")]
     InvalidInput(String),
+    /// The change lost a race with another change of the same resource.
+    #[error("{0}")]
+    Conflict(String),
     #[error("the store is shutting down")]
     ShuttingDown,
     #[error("database error: {0}")]

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_governance.sql"),
         postgres: include_str!("../migrations/postgres/0002_governance.sql"),
     },
+    Migration {
+        version: 3,
+        name: "serving",
+        sqlite: include_str!("../migrations/sqlite/0003_serving.sql"),
+        postgres: include_str!("../migrations/postgres/0003_serving.sql"),
+    },
 ];
 
 /// Applies every migration newer than the database, each in its own
