@@ -91,6 +91,15 @@ impl Client {
         bail!("the server answered {status}: {message}")
     }
 
+    /// The same server and credentials, for the serving machinery.
+    pub fn remote_server(&self) -> sextant_server::serving::RemoteServer {
+        sextant_server::serving::RemoteServer {
+            client: self.http.clone(),
+            base_url: self.base.clone(),
+            authorization: self.authorization.clone(),
+        }
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -103,7 +112,7 @@ impl Client {
     }
 }
 
-fn print(value: &Value) {
+pub fn print(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()

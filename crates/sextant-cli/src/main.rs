@@ -5,7 +5,10 @@
 //! PostgreSQL and object storage. This binary is the only place that reads
 //! the environment, installs the log subscriber and builds the runtime.
 
+mod batch;
 mod client;
+mod deploy;
+mod image;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,6 +84,27 @@ enum Command {
         #[command(subcommand)]
         command: client::AuditCommand,
     },
+    /// Deploy registered models: create, update, canary, A/B test, shadow, promote, rollback, image.
+    Deployments {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: deploy::DeploymentsCommand,
+    },
+    /// Serve deployments as a stateless replica that follows a server (or a bundle in an image).
+    Serve {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: deploy::ServeArgs,
+    },
+    /// Score a Parquet or CSV file with a registered model (or a local MLflow model directory).
+    Predict {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: batch::PredictArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -149,6 +173,18 @@ struct ServerArgs {
     /// `port = 5000`); flags and SEXTANT_* variables override it.
     #[arg(long, env = "SEXTANT_CONFIG")]
     config: Option<PathBuf>,
+    /// Python interpreter for models only Python can run, used as is (it
+    /// needs mlflow and the model's dependencies, like `mlflow models serve
+    /// --env-manager local`). Without it, each such model gets a virtualenv
+    /// built from its requirements.txt with the python3 on PATH.
+    #[arg(long, env = "SEXTANT_PYTHON")]
+    python: Option<PathBuf>,
+    /// Refuse deployments of models that need Python.
+    #[arg(long, env = "SEXTANT_NO_PYTHON")]
+    no_python: bool,
+    /// Seconds between rounds of the canary controller.
+    #[arg(long, default_value_t = 5.0, env = "SEXTANT_CANARY_CHECK_SECONDS")]
+    canary_check_seconds: f64,
 }
 
 /// Settings a config file may hold: the `server` options, spelled with `_`
@@ -166,6 +202,9 @@ const CONFIG_KEYS: &[&str] = &[
     "allow_unauthenticated_network_access",
     "audit_run_data",
     "default_permission",
+    "python",
+    "no_python",
+    "canary_check_seconds",
 ];
 
 /// Reads `--config FILE` (or SEXTANT_CONFIG) before the flags are parsed and
@@ -259,6 +298,12 @@ fn main() -> ExitCode {
                 connection,
                 command,
             } => client::audit(&connection, command).await,
+            Command::Deployments {
+                connection,
+                command,
+            } => deploy::deployments(&connection, command).await,
+            Command::Serve { connection, args } => deploy::serve(&connection, args).await,
+            Command::Predict { connection, args } => batch::predict(&connection, args).await,
         }
     });
     match result {
@@ -282,6 +327,58 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_target(false)
         .init();
+}
+
+/// Where downloaded models and Python environments are cached:
+/// `$XDG_CACHE_HOME/sextant` (`~/.cache/sextant`).
+pub(crate) fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("sextant");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".cache/sextant"),
+        None => std::env::temp_dir().join("sextant"),
+    }
+}
+
+/// How Python-only models run: the given interpreter as is, else a
+/// virtualenv per model from the python3 on PATH; `None` when there is no
+/// Python at all.
+pub(crate) fn env_manager(
+    python: Option<PathBuf>,
+    cache_dir: &std::path::Path,
+) -> Option<sextant_serve::python::EnvManager> {
+    use sextant_serve::python::EnvManager;
+    if let Some(python) = python {
+        return Some(EnvManager::Local { python });
+    }
+    let base = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("python3"))
+        .find(|candidate| candidate.is_file())?;
+    Some(EnvManager::Virtualenv {
+        base_python: base,
+        cache_dir: cache_dir.join("python"),
+    })
+}
+
+/// A Python worker config (its model directory is set per model).
+pub(crate) fn python_config(
+    python: Option<PathBuf>,
+    cache_dir: &std::path::Path,
+) -> Option<sextant_serve::python::PythonConfig> {
+    env_manager(python, cache_dir).map(|env| {
+        sextant_serve::python::PythonConfig::new(PathBuf::new(), env, cache_dir.join("python"))
+    })
+}
+
+/// `host:port` as a socket address (IPv6 hosts with or without brackets).
+pub(crate) fn socket_address(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .with_context(|| format!("invalid --host/--port: {host}:{port}"))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -336,10 +433,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         args.max_artifact_bytes,
     )
     .context("while opening the artifact destination")?;
-    let address: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
-        .with_context(|| format!("invalid --host/--port: {}:{}", args.host, args.port))?;
+    let address = socket_address(&args.host, args.port)?;
     if !args.auth && !address.ip().is_loopback() && !args.allow_unauthenticated_network_access {
         anyhow::bail!(
             "refusing to serve {address} without authentication: anyone who can reach it could read and \
@@ -369,7 +463,40 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         options.audit_run_data = audit_run_data;
     }
     options.default_permission = sextant_core::Permission::parse(&args.default_permission);
-    let state = AppState::with_options(store, artifacts, options);
+    let cache_dir = data_dir.join("serving");
+    let serving_config = sextant_server::serving::ServingConfig {
+        cache_dir: cache_dir.clone(),
+        python: if args.no_python {
+            None
+        } else {
+            env_manager(args.python.clone(), &cache_dir)
+        },
+        max_blocking: 64,
+        replica_name: format!("server-{}", std::process::id()),
+    };
+    let log = sextant_server::serving::PredictionLogConfig::new(
+        sextant_server::serving::LogSink::Artifacts(artifacts.clone()),
+        serving_config.replica_name.clone(),
+    );
+    let source = sextant_server::serving::Source::Local {
+        store: store.clone(),
+        artifacts: artifacts.clone(),
+    };
+    let (serving, mut serving_tasks) =
+        sextant_server::serving::Serving::new(serving_config, source, log);
+    let state =
+        AppState::with_options(store.clone(), artifacts, options).with_serving(serving.clone());
+    {
+        let (store, serving) = (store.clone(), serving.clone());
+        let period = std::time::Duration::from_secs_f64(args.canary_check_seconds.max(0.05));
+        let stopped = serving.stopped();
+        serving_tasks.spawn(async move {
+            sextant_server::serving::controller::load_stored(&store, &serving).await;
+            serving.set_booted();
+            sextant_server::serving::controller::drive_canaries(store, serving, period, stopped)
+                .await;
+        });
+    }
     if args.auth {
         let admin_password = std::env::var("SEXTANT_ADMIN_PASSWORD")
             .ok()
@@ -392,12 +519,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     sextant_server::run(listener, state, shutdown_signal())
         .await
         .context("while serving")?;
+    while serving_tasks.join_next().await.is_some() {}
     tracing::info!("sextant stopped");
     Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::error!(cause = %err, "cannot listen for Ctrl-C");

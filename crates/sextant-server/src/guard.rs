@@ -46,7 +46,10 @@ impl Access {
         match self {
             Access::Public => false,
             Access::SignedIn { mutates } | Access::Admin { mutates } => *mutates,
-            Access::On(permission, _) => *permission != Permission::Read,
+            // Calling a model changes nothing: not audited, no write scope.
+            Access::On(permission, _) => {
+                !matches!(permission, Permission::Read | Permission::Invoke)
+            }
         }
     }
 }
@@ -69,6 +72,10 @@ pub enum Target {
     /// The `mlflow-artifacts` path (`<experiment id>/…`), from the URL
     /// path or, for listings, the `path` query parameter.
     Artifact,
+    /// A deployment: the `{name}` after `/deployments/` or `/v2/models/`
+    /// in the path, else the `deployment` query parameter, else the only
+    /// deployment served (MLflow's `/invocations`).
+    Deployment,
 }
 
 /// One route: where, how, who may call it, and its handler.
@@ -184,6 +191,8 @@ enum Denial {
 /// altogether; their handlers need no `Principal`.
 pub fn is_guarded(spec: &RouteSpec, state: &AppState) -> bool {
     let idle = matches!(spec.access, Access::Public)
+        || (!state.governance().auth_enabled()
+            && matches!(spec.access, Access::On(Permission::Invoke, _)))
         || (!state.governance().auth_enabled()
             && records_with_change(spec)
             && !state.audit_run_data());
@@ -309,10 +318,15 @@ async fn authorize(
 ) -> Result<(Resource, Request), (Resource, Denial)> {
     let scope = if spec.access.mutates() {
         TokenScope::Write
+    } else if matches!(spec.access, Access::On(Permission::Invoke, _)) {
+        TokenScope::Invoke
     } else {
         TokenScope::Read
     };
-    if !principal.has_scope(scope) {
+    // A token that may write may also call models.
+    let scoped = principal.has_scope(scope)
+        || (scope == TokenScope::Invoke && principal.has_scope(TokenScope::Write));
+    if !scoped {
         return Err((
             None,
             Denial::Forbidden(format!(
@@ -389,6 +403,13 @@ async fn authorize(
                 checks.push((ResourceKind::RegisteredModel, name));
             }
         }
+        Target::Deployment => {
+            let name = deployment_in_path(request.uri().path())
+                .or_else(|| deployment_in_query(request.uri().query()))
+                .or_else(|| state.serving().and_then(|s| s.sole_deployment()));
+            // Without a name there is nothing to call; the handler says so.
+            checks.extend(name.map(|name| (ResourceKind::Deployment, name)));
+        }
         Target::Artifact => {
             let path = artifact_path(&request, &fields);
             match path.split('/').next().filter(|s| s.parse::<i64>().is_ok()) {
@@ -438,6 +459,28 @@ async fn authorize(
         ));
     }
     Ok((resource, request))
+}
+
+/// The deployment a path names: the segment after `deployments/` or
+/// `v2/models/`.
+fn deployment_in_path(path: &str) -> Option<String> {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    while let Some(segment) = segments.next() {
+        if segment == "deployments" || (segment == "models" && path.starts_with("/v2/")) {
+            return segments.next().map(|s| {
+                url::form_urlencoded::parse(format!("n={s}").as_bytes())
+                    .next()
+                    .map_or_else(|| s.to_string(), |(_, v)| v.into_owned())
+            });
+        }
+    }
+    None
+}
+
+fn deployment_in_query(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == "deployment")
+        .map(|(_, value)| value.into_owned())
 }
 
 /// What a registry reader may reach without read on the experiment.
@@ -542,7 +585,9 @@ fn percent_decode(text: &str) -> String {
 /// Reads the fields that can name a resource: from the query string for GET
 /// (and bodiless) requests, else from the JSON body, which is put back.
 async fn read_fields(target: Target, request: Request) -> Result<(Fields, Request), ApiError> {
-    let needs_fields = !matches!(target, Target::LoggedModel);
+    // Deployments are named in the path or query; inference bodies are
+    // never parsed here.
+    let needs_fields = !matches!(target, Target::LoggedModel | Target::Deployment);
     if !needs_fields {
         return Ok((Fields::default(), request));
     }

@@ -12,6 +12,7 @@ mod extract;
 pub mod guard;
 mod openapi;
 mod routes;
+pub mod serving;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ struct StateInner {
     artifacts: ArtifactStore,
     governance: Governance,
     audit_run_data: bool,
+    /// Deployments served by this process; `None` serves none (and mounts
+    /// no inference routes).
+    serving: Option<serving::Serving>,
 }
 
 /// Whether requests must authenticate.
@@ -91,8 +95,25 @@ impl AppState {
                 artifacts,
                 governance,
                 audit_run_data: options.audit_run_data,
+                serving: None,
             }),
         }
+    }
+
+    /// The same state, serving deployments with `serving`.
+    pub fn with_serving(self, serving: serving::Serving) -> AppState {
+        let inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_serving is called before the state is shared"));
+        AppState {
+            inner: Arc::new(StateInner {
+                serving: Some(serving),
+                ..inner
+            }),
+        }
+    }
+
+    pub fn serving(&self) -> Option<&serving::Serving> {
+        self.inner.serving.as_ref()
     }
 
     pub fn audit_run_data(&self) -> bool {
@@ -117,6 +138,32 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
+/// The routes of a serving replica: inference, health and metrics only.
+pub fn serving_router(serving: serving::Serving) -> Router {
+    routes::serving_router(serving)
+}
+
+/// Serves `app` like [`run`], with `TCP_NODELAY` on every connection
+/// (small responses must not wait for Nagle's algorithm).
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
 /// Serves `router(state)` on `listener` until `shutdown` resolves. New
 /// connections stop at once; requests in flight finish; then the store's
 /// writer commits what it has queued and the pool closes, so no
@@ -127,12 +174,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = serve_app(listener, app, shutdown).await;
+    if let Some(serving) = state.serving() {
+        serving.shutdown().await;
+    }
     state.store().close().await;
     served
 }

@@ -181,15 +181,12 @@ fn parse_schema(json: &str) -> std::result::Result<InputSchema, SchemaError> {
     Ok(InputSchema::Columns(columns))
 }
 
-/// How a Python model's workers are started; `None` in [`LoadOptions`]
-/// means Python is not allowed.
-pub type PythonOptions = crate::python::PythonConfig;
-
 /// What [`load_model_dir`] may use.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// Start Python workers for models no native engine can run.
-    pub python: Option<PythonOptions>,
+    /// Start Python workers for models no native engine can run (the
+    /// config's `model_dir` is replaced by the directory being loaded).
+    pub python: Option<crate::python::PythonConfig>,
     /// Use Python even when a native engine could run the model.
     pub force_python: bool,
 }
@@ -243,7 +240,11 @@ pub fn load_model_dir(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> 
             declined.join("; ")
         )));
     };
-    let runtime = crate::python::PythonModel::start(dir, python)?;
+    let config = crate::python::PythonConfig {
+        model_dir: dir.to_path_buf(),
+        ..python.clone()
+    };
+    let runtime = crate::python::PythonModel::start(config)?;
     let model = Model::new(Arc::new(runtime), mlmodel.signature.clone());
     Ok(LoadedModel {
         model,
@@ -267,8 +268,7 @@ fn load_native(dir: &Path, mlmodel: &MlModel) -> Result<Option<Native>> {
         .filter(|f| *f != "predict")
         .map(str::to_string);
     if let Some(data) = mlmodel.flavor_value("onnx", "data") {
-        let runtime = crate::onnx::load(&read(data)?)?;
-        return Ok(Some((Arc::new(runtime), None)));
+        return Ok(Some((load_onnx(&read(data)?)?, None)));
     }
     if let Some(data) = mlmodel.flavor_value("xgboost", "data") {
         let spec = trees::xgboost::load(&read(data)?)?;
@@ -278,7 +278,7 @@ fn load_native(dir: &Path, mlmodel: &MlModel) -> Result<Option<Native>> {
     if let Some(data) = mlmodel.flavor_value("lightgbm", "data") {
         let bytes = read(data)?;
         if data.ends_with(".pkl") {
-            return Ok(Some((crate::sklearn::from_pickle(&bytes)?, predict_fn)));
+            return Ok(Some((load_sklearn(&bytes)?, predict_fn)));
         }
         let text = String::from_utf8(bytes).map_err(|_| Error::invalid("LightGBM model is not UTF-8 text"))?;
         let spec = trees::lightgbm::from_text(&text)?;
@@ -291,9 +291,19 @@ fn load_native(dir: &Path, mlmodel: &MlModel) -> Result<Option<Native>> {
             return Err(Error::unsupported(format!("scikit-learn models serialized with {format}")));
         }
         let file = flavor.get("pickled_model").map(String::as_str).unwrap_or("model.pkl");
-        return Ok(Some((crate::sklearn::from_pickle(&read(file)?)?, predict_fn)));
+        return Ok(Some((load_sklearn(&read(file)?)?, predict_fn)));
     }
     Ok(None)
+}
+
+fn load_onnx(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
+    let _ = bytes;
+    Err(Error::unsupported("ONNX is not wired yet"))
+}
+
+fn load_sklearn(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
+    let _ = bytes;
+    Err(Error::unsupported("scikit-learn is not wired yet"))
 }
 
 /// A booster saved by the XGBoost or LightGBM flavor. Through MLflow's

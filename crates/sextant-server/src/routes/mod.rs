@@ -14,6 +14,8 @@ macro_rules! route {
 }
 
 mod artifacts;
+pub(crate) mod deployments;
+pub(crate) mod inference;
 mod meta;
 mod registry;
 mod tracking;
@@ -34,7 +36,7 @@ use crate::extract::MAX_JSON_BODY;
 use crate::guard::{guard, is_guarded, Access, GuardContext, RouteSpec, Target};
 use crate::AppState;
 
-use Target::{Artifact, Experiment, ExperimentName, LoggedModel, Model, Run, Runs};
+use Target::{Artifact, Deployment, Experiment, ExperimentName, LoggedModel, Model, Run, Runs};
 
 const fn on_(permission: Permission, target: Target) -> Access {
     Access::On(permission, target)
@@ -128,6 +130,29 @@ static ARTIFACT_ROUTES: &[RouteSpec] = &[
     route!(DELETE "/artifacts/{*path}", on_(Edit, Artifact), artifacts::remove),
 ];
 
+const INVOKE: Access = Access::On(Permission::Invoke, Deployment);
+
+/// The inference APIs at the root: the Open Inference Protocol under `/v2`
+/// (the deployment's name is the model name), MLflow's scoring protocol,
+/// and Prometheus. Calling a deployment needs `invoke` on it.
+pub(crate) static INFERENCE_ROUTES: &[RouteSpec] = &[
+    route!(GET "/v2", PUBLIC, inference::server_metadata),
+    route!(GET "/v2/", PUBLIC, inference::server_metadata),
+    route!(GET "/v2/health/live", PUBLIC, inference::live_probe),
+    route!(GET "/v2/health/ready", PUBLIC, inference::ready_probe),
+    route!(POST "/v2/repository/index", SEARCH, inference::repository_index),
+    route!(GET "/v2/models/{name}", INVOKE, inference::model_metadata),
+    route!(GET "/v2/models/{name}/ready", INVOKE, inference::model_ready),
+    route!(POST "/v2/models/{name}/infer", INVOKE, inference::infer),
+    route!(GET "/v2/models/{name}/versions/{version}", INVOKE, inference::model_metadata),
+    route!(GET "/v2/models/{name}/versions/{version}/ready", INVOKE, inference::model_ready),
+    route!(POST "/v2/models/{name}/versions/{version}/infer", INVOKE, inference::infer),
+    route!(POST "/invocations", INVOKE, inference::invocations),
+    route!(POST "/deployments/{name}/invocations", INVOKE, inference::deployment_invocations),
+    route!(GET "/ping", PUBLIC, inference::ping),
+    route!(GET "/metrics", PUBLIC, inference::metrics),
+];
+
 /// Routes at the root: health, version, the landing page.
 static ROOT_ROUTES: &[RouteSpec] = &[
     route!(GET "/", PUBLIC, meta::index),
@@ -159,10 +184,11 @@ pub struct RouteInfo {
 /// Every route of the server with its access rule, one per method and path
 /// (each MLflow route once, under `/api/2.0/mlflow`).
 pub fn route_table() -> Vec<RouteInfo> {
-    let groups: [(&[RouteSpec], &str); 4] = [
+    let groups: [(&[RouteSpec], &str); 5] = [
         (MLFLOW_ROUTES, MLFLOW_PREFIXES[0]),
         (ARTIFACT_ROUTES, ARTIFACT_PREFIXES[0]),
         (ROOT_ROUTES, ""),
+        (INFERENCE_ROUTES, ""),
         (v1::ROUTES, v1::PREFIX),
     ];
     groups
@@ -200,6 +226,9 @@ pub(crate) fn router(state: AppState) -> Router {
     let mlflow = build(MLFLOW_ROUTES, &state);
     let artifacts = build(ARTIFACT_ROUTES, &state);
     let mut app = build(ROOT_ROUTES, &state).nest(v1::PREFIX, build(v1::ROUTES, &state));
+    if state.serving().is_some() {
+        app = app.merge(build(INFERENCE_ROUTES, &state));
+    }
     for prefix in MLFLOW_PREFIXES {
         app = app.nest(prefix, mlflow.clone());
     }
@@ -212,6 +241,48 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A serving replica's routes: the inference APIs without the tracking
+/// server, the registry or the native API. Callers are not authenticated
+/// here; run replicas behind the network boundary that admits callers.
+pub(crate) fn serving_router(serving: crate::serving::Serving) -> Router {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/v2", get(inference::server_metadata))
+        .route("/v2/", get(inference::server_metadata))
+        .route("/v2/health/live", get(inference::live_probe))
+        .route("/v2/health/ready", get(inference::ready_probe))
+        .route("/v2/repository/index", post(inference::repository_index))
+        .route("/v2/models/{name}", get(inference::model_metadata))
+        .route("/v2/models/{name}/ready", get(inference::model_ready))
+        .route("/v2/models/{name}/infer", post(inference::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(inference::model_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(inference::model_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(inference::infer),
+        )
+        .route("/invocations", post(inference::invocations))
+        .route(
+            "/deployments/{name}/invocations",
+            post(inference::deployment_invocations),
+        )
+        .route("/ping", get(inference::ping))
+        .route("/health", get(inference::ping))
+        .route("/metrics", get(inference::metrics))
+        .fallback(endpoint_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(serving)
 }
 
 async fn endpoint_not_found(uri: axum::http::Uri) -> ApiError {

@@ -62,10 +62,37 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(POST "/transition-requests/{request_id}/approve", SIGNED_IN_WRITE, approve),
     route!(POST "/transition-requests/{request_id}/reject", SIGNED_IN_WRITE, reject),
     route!(POST "/transition-requests/{request_id}/cancel", SIGNED_IN_WRITE, cancel),
+    route!(GET "/deployments", SIGNED_IN, super::deployments::list),
+    route!(POST "/deployments", SIGNED_IN_WRITE, super::deployments::create),
+    route!(GET "/deployments/{name}", on_deployment(Permission::Read), super::deployments::get),
+    route!(PATCH "/deployments/{name}", on_deployment(Permission::Edit), super::deployments::update),
+    route!(DELETE "/deployments/{name}", on_deployment(Permission::Manage), super::deployments::delete),
+    route!(POST "/deployments/{name}/canary", on_deployment(Permission::Edit), super::deployments::canary),
+    route!(POST "/deployments/{name}/ab", on_deployment(Permission::Edit), super::deployments::ab_test),
+    route!(POST "/deployments/{name}/shadow", on_deployment(Permission::Edit), super::deployments::shadow),
+    route!(POST "/deployments/{name}/promote", on_deployment(Permission::Edit), super::deployments::promote),
+    route!(POST "/deployments/{name}/rollback", on_deployment(Permission::Edit), super::deployments::rollback),
+    route!(GET "/deployments/{name}/history", on_deployment(Permission::Read), super::deployments::history),
+    route!(GET "/deployments/{name}/status", on_deployment(Permission::Read), super::deployments::status),
+    route!(POST "/deployments/{name}/report", on_deployment(Permission::Edit), super::deployments::report),
+    RouteSpec {
+        method: axum::http::Method::PUT,
+        path: "/deployments/{name}/prediction-log/{*file}",
+        access: on_deployment(Permission::Edit),
+        handler: |filter| {
+            axum::routing::on(filter, super::deployments::upload_log)
+                .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
+        },
+    },
+    route!(GET "/model-versions/archive", Access::On(Permission::Read, Target::Model("name")), super::deployments::model_archive),
     route!(GET "/audit", ADMIN, audit_list),
     route!(GET "/audit/export", ADMIN, audit_export),
     route!(GET "/audit/verify", ADMIN, audit_verify),
 ];
+
+const fn on_deployment(permission: Permission) -> Access {
+    Access::On(permission, Target::Deployment)
+}
 
 fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::User(ErrorCode::PermissionDenied, message.into())

@@ -1,0 +1,444 @@
+//! `sextant predict`: batch scoring of a Parquet or CSV file with a
+//! registered model, at engine speed: the file is read into columns, cut
+//! into chunks, and the chunks are predicted on every core; predictions are
+//! written as Parquet (or CSV, by the output's extension).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
+};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
+use sextant_serve::model::Layout;
+use sextant_serve::{NamedTensor, Tensor, TensorData};
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// The model: NAME@ALIAS, NAME/VERSION or NAME/latest (registered on
+    /// the server), or a local MLflow model directory.
+    #[arg(long)]
+    model: String,
+    /// Input rows: a .parquet or .csv file with a header.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where predictions go: .parquet (default) or .csv.
+    #[arg(long)]
+    output: PathBuf,
+    /// Rows per chunk handed to the engine.
+    #[arg(long, default_value_t = 8192)]
+    chunk_rows: usize,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Which model output to write: all of them (default) or one by name
+    /// (e.g. predict_proba).
+    #[arg(long)]
+    output_name: Option<String>,
+    /// Where downloaded models are kept.
+    #[arg(long, env = "SEXTANT_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub async fn predict(
+    connection: &crate::client::Connection,
+    args: PredictArgs,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let model_dir = if Path::new(&args.model).join("MLmodel").is_file() {
+        PathBuf::from(&args.model)
+    } else {
+        let server = crate::client::Client::new(connection)?.remote_server();
+        let model = crate::deploy::resolve_remote_model(&server, &args.model).await?;
+        let cache = args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::default_cache_dir);
+        let dir = cache
+            .join("models")
+            .join(format!("{}-{}", sanitize(&model.name), model.version));
+        if !dir.join("MLmodel").is_file() {
+            sextant_server::serving::Source::Remote(server)
+                .fetch_model(&model, &dir)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+                .with_context(|| format!("while downloading {model}"))?;
+        }
+        dir
+    };
+    let input = args.input.clone();
+    let columns = tokio::task::spawn_blocking(move || read_columns(&input)).await??;
+    let rows = columns.first().map_or(0, |c| c.tensor.rows());
+    let options = sextant_serve::mlflow::LoadOptions {
+        python: crate::python_config(
+            None,
+            &args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(crate::default_cache_dir),
+        ),
+        force_python: false,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let chunk_rows = args.chunk_rows.max(1);
+    let output_name = args.output_name.clone();
+    let output = args.output.clone();
+    let (engine, written) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(&'static str, usize)> {
+            let loaded = sextant_serve::mlflow::load_model_dir(&model_dir, &options)
+                .map_err(|e| anyhow::anyhow!(e))
+                .with_context(|| format!("while loading {}", model_dir.display()))?;
+            let model = Arc::new(loaded.model);
+            let outputs = predict_chunks(&model, &columns, rows, chunk_rows, threads)?;
+            let outputs = match &output_name {
+                Some(name) => {
+                    let kept: Vec<NamedTensor> =
+                        outputs.into_iter().filter(|o| &o.name == name).collect();
+                    if kept.is_empty() {
+                        bail!("the model has no output named '{name}'");
+                    }
+                    kept
+                }
+                None => outputs,
+            };
+            write_outputs(&output, &outputs)?;
+            Ok((model.info().engine, rows))
+        })
+        .await??;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "sextant: {written} rows predicted by the {engine} engine in {seconds:.2} s ({:.0} rows/s) -> {}",
+        written as f64 / seconds.max(1e-9),
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Predicts every chunk of `rows`, `threads` chunks at a time, and joins
+/// the outputs in order.
+fn predict_chunks(
+    model: &sextant_serve::Model,
+    columns: &[NamedTensor],
+    rows: usize,
+    chunk_rows: usize,
+    threads: usize,
+) -> anyhow::Result<Vec<NamedTensor>> {
+    let chunks: Vec<(usize, usize)> = (0..rows)
+        .step_by(chunk_rows)
+        .map(|start| (start, (start + chunk_rows).min(rows)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<anyhow::Result<Vec<NamedTensor>>>> =
+        (0..chunks.len()).map(|_| None).collect();
+    let slots = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1).min(chunks.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(start, end)) = chunks.get(index) else {
+                    break;
+                };
+                let inputs = columns.iter().map(|c| slice_rows(c, start, end)).collect();
+                let result = model
+                    .predict(inputs, Layout::Columns)
+                    .map_err(|e| anyhow::anyhow!("rows {start}..{end}: {e}"));
+                slots.lock().expect("results lock")[index] = Some(result);
+            });
+        }
+    });
+    let mut joined: Vec<NamedTensor> = Vec::new();
+    for result in results {
+        let outputs = result.expect("every chunk ran")?;
+        if joined.is_empty() {
+            joined = outputs;
+            continue;
+        }
+        for (all, part) in joined.iter_mut().zip(outputs) {
+            append(&mut all.tensor, part.tensor)?;
+        }
+    }
+    Ok(joined)
+}
+
+fn slice_rows(column: &NamedTensor, start: usize, end: usize) -> NamedTensor {
+    let width = column.tensor.row_width().max(1);
+    let (a, b) = (start * width, end * width);
+    let data = match &column.tensor.data {
+        TensorData::Bool(v) => TensorData::Bool(v[a..b].to_vec()),
+        TensorData::I64(v) => TensorData::I64(v[a..b].to_vec()),
+        TensorData::F32(v) => TensorData::F32(v[a..b].to_vec()),
+        TensorData::F64(v) => TensorData::F64(v[a..b].to_vec()),
+        TensorData::Str(v) => TensorData::Str(v[a..b].to_vec()),
+    };
+    let mut shape = column.tensor.shape.clone();
+    shape[0] = end - start;
+    NamedTensor::new(
+        column.name.clone(),
+        Tensor {
+            dtype: column.tensor.dtype,
+            shape,
+            data,
+        },
+    )
+}
+
+fn append(all: &mut Tensor, part: Tensor) -> anyhow::Result<()> {
+    match (&mut all.data, part.data) {
+        (TensorData::Bool(a), TensorData::Bool(b)) => a.extend(b),
+        (TensorData::I64(a), TensorData::I64(b)) => a.extend(b),
+        (TensorData::F32(a), TensorData::F32(b)) => a.extend(b),
+        (TensorData::F64(a), TensorData::F64(b)) => a.extend(b),
+        (TensorData::Str(a), TensorData::Str(b)) => a.extend(b),
+        _ => bail!("the model returned different types for different chunks"),
+    }
+    if let (Some(a), Some(b)) = (all.shape.first_mut(), part.shape.first()) {
+        *a += b;
+    }
+    Ok(())
+}
+
+/// Reads a Parquet or CSV file into one column tensor per column.
+fn read_columns(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let columns = match extension.as_str() {
+        "parquet" | "pq" => read_parquet(path)?,
+        "csv" => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("while reading {}", path.display()))?;
+            sextant_server::serving::read_csv_columns(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?
+        }
+        other => bail!("cannot read '.{other}' files: use .parquet or .csv"),
+    };
+    if columns.is_empty() {
+        bail!("{} has no columns", path.display());
+    }
+    Ok(columns)
+}
+
+fn read_parquet(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("while opening {}", path.display()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a Parquet file", path.display()))?
+        .build()?;
+    let mut columns: Vec<NamedTensor> = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("while reading {}", path.display()))?;
+        for (i, field) in batch.schema().fields().iter().enumerate() {
+            let data = array_data(field.name(), batch.column(i))?;
+            let tensor = Tensor::column(data);
+            match columns.get_mut(i) {
+                Some(column) => append(&mut column.tensor, tensor)?,
+                None => columns.push(NamedTensor::new(field.name().clone(), tensor)),
+            }
+        }
+    }
+    Ok(columns)
+}
+
+/// An Arrow column as tensor data; nulls in numeric columns become NaN.
+fn array_data(name: &str, array: &ArrayRef) -> anyhow::Result<TensorData> {
+    macro_rules! floats {
+        ($t:ty) => {
+            TensorData::F64(
+                array
+                    .as_primitive::<$t>()
+                    .iter()
+                    .map(|v| v.map_or(f64::NAN, |v| v as f64))
+                    .collect(),
+            )
+        };
+    }
+    macro_rules! ints {
+        ($t:ty) => {{
+            let values = array.as_primitive::<$t>();
+            if values.null_count() > 0 {
+                TensorData::F64(
+                    values
+                        .iter()
+                        .map(|v| v.map_or(f64::NAN, |v| v as f64))
+                        .collect(),
+                )
+            } else {
+                TensorData::I64(values.values().iter().map(|&v| v as i64).collect())
+            }
+        }};
+    }
+    Ok(match array.data_type() {
+        ArrowType::Float64 => floats!(Float64Type),
+        ArrowType::Float32 => floats!(Float32Type),
+        ArrowType::Int64 => ints!(Int64Type),
+        ArrowType::Int32 => ints!(Int32Type),
+        ArrowType::Int16 => ints!(Int16Type),
+        ArrowType::Int8 => ints!(Int8Type),
+        ArrowType::UInt64 => ints!(UInt64Type),
+        ArrowType::UInt32 => ints!(UInt32Type),
+        ArrowType::UInt16 => ints!(UInt16Type),
+        ArrowType::UInt8 => ints!(UInt8Type),
+        ArrowType::Boolean => TensorData::Bool(
+            array
+                .as_boolean()
+                .iter()
+                .map(|v| v.unwrap_or(false))
+                .collect(),
+        ),
+        ArrowType::Utf8 => TensorData::Str(
+            array
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect(),
+        ),
+        ArrowType::LargeUtf8 => TensorData::Str(
+            array
+                .as_string::<i64>()
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect(),
+        ),
+        ArrowType::Dictionary(_, value)
+            if matches!(value.as_ref(), ArrowType::Utf8 | ArrowType::LargeUtf8) =>
+        {
+            let cast = arrow_cast_to_strings(array)?;
+            TensorData::Str(cast)
+        }
+        other => bail!("column '{name}' has type {other}, which models cannot take"),
+    })
+}
+
+/// A dictionary-encoded string column (pandas categoricals) as strings.
+fn arrow_cast_to_strings(array: &ArrayRef) -> anyhow::Result<Vec<String>> {
+    let dictionary = array
+        .as_any_dictionary_opt()
+        .ok_or_else(|| anyhow::anyhow!("unexpected dictionary column"))?;
+    let values = dictionary.values();
+    let strings: Vec<String> = match values.data_type() {
+        ArrowType::Utf8 => values
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect(),
+        _ => values
+            .as_string::<i64>()
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect(),
+    };
+    let keys = dictionary.normalized_keys();
+    Ok(keys
+        .into_iter()
+        .map(|k| strings.get(k).cloned().unwrap_or_default())
+        .collect())
+}
+
+/// Writes the outputs: a 1-D output is a column named after it, a matrix
+/// output one column per position (`predict_proba_0`, `predict_proba_1`, …).
+fn write_outputs(path: &Path, outputs: &[NamedTensor]) -> anyhow::Result<()> {
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for output in outputs {
+        let width = output.tensor.row_width().max(1);
+        let rows = output.tensor.rows();
+        for k in 0..width {
+            let name = if output.tensor.shape.len() <= 1 {
+                output.name.clone()
+            } else {
+                format!("{}_{k}", output.name)
+            };
+            let pick = |i: usize| i * width + k;
+            let (kind, array): (ArrowType, ArrayRef) = match &output.tensor.data {
+                TensorData::F64(v) => (
+                    ArrowType::Float64,
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..rows).map(|i| v[pick(i)]),
+                    )),
+                ),
+                TensorData::F32(v) => (
+                    ArrowType::Float64,
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..rows).map(|i| v[pick(i)] as f64),
+                    )),
+                ),
+                TensorData::I64(v) => (
+                    ArrowType::Int64,
+                    Arc::new(Int64Array::from_iter_values((0..rows).map(|i| v[pick(i)]))),
+                ),
+                TensorData::Bool(v) => (
+                    ArrowType::Boolean,
+                    Arc::new(BooleanArray::from(
+                        (0..rows).map(|i| v[pick(i)]).collect::<Vec<_>>(),
+                    )),
+                ),
+                TensorData::Str(v) => (
+                    ArrowType::Utf8,
+                    Arc::new(StringArray::from_iter_values(
+                        (0..rows).map(|i| v[pick(i)].as_str()),
+                    )),
+                ),
+            };
+            fields.push(Field::new(name, kind, false));
+            arrays.push(array);
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("parquet")
+        .to_ascii_lowercase();
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("while creating {}", path.display()))?;
+    if extension == "csv" {
+        let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
+        writer.write_record(schema.fields().iter().map(|f| f.name().as_str()))?;
+        for row in 0..batch.num_rows() {
+            let record: Vec<String> = batch.columns().iter().map(|c| cell_text(c, row)).collect();
+            writer.write_record(&record)?;
+        }
+        writer.flush()?;
+        return Ok(());
+    }
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(properties))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(())
+}
+
+fn cell_text(array: &ArrayRef, row: usize) -> String {
+    match array.data_type() {
+        ArrowType::Float64 => array.as_primitive::<Float64Type>().value(row).to_string(),
+        ArrowType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
+        ArrowType::Boolean => array.as_boolean().value(row).to_string(),
+        _ => array.as_string::<i32>().value(row).to_string(),
+    }
+}

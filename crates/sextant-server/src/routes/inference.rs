@@ -1,0 +1,481 @@
+//! The inference APIs: the Open Inference Protocol (KServe V2) under
+//! `/v2`, MLflow's scoring protocol (`/invocations`, `/ping`), and
+//! Prometheus' `/metrics`. Handlers take only [`Serving`], so the same
+//! functions serve inside `sextant server` and in a replica.
+//!
+//! Errors on OIP routes carry the protocol's `{"error": …}` together with
+//! Sextant's `error_code` and `message`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRef, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use sextant_api::inference as wire;
+use sextant_api::ErrorCode;
+use sextant_governance::Principal;
+use sextant_serve::model::Layout;
+
+use crate::serving::{self, Answer, LiveDeployment, Pick, PredictFailure, Serving};
+use crate::AppState;
+
+impl FromRef<AppState> for Serving {
+    fn from_ref(state: &AppState) -> Serving {
+        state
+            .serving()
+            .cloned()
+            .expect("the server's router mounts inference routes only with serving on")
+    }
+}
+
+/// An inference error: status, code and message, in the protocol's body.
+pub(crate) struct InferenceError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl InferenceError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> InferenceError {
+        InferenceError {
+            status: StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> InferenceError {
+        InferenceError::new(ErrorCode::InvalidParameterValue, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> InferenceError {
+        InferenceError::new(ErrorCode::ResourceDoesNotExist, message)
+    }
+}
+
+impl From<PredictFailure> for InferenceError {
+    fn from(failure: PredictFailure) -> InferenceError {
+        match failure {
+            PredictFailure::Input(message) => InferenceError::bad(message),
+            PredictFailure::Overloaded(message) => {
+                InferenceError::new(ErrorCode::TemporarilyUnavailable, message)
+            }
+            PredictFailure::Model(message) => {
+                InferenceError::new(ErrorCode::InternalError, message)
+            }
+        }
+    }
+}
+
+impl From<serving::BadRequest> for InferenceError {
+    fn from(err: serving::BadRequest) -> InferenceError {
+        InferenceError::bad(err.0)
+    }
+}
+
+impl IntoResponse for InferenceError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": self.message,
+            "error_code": self.code.as_str(),
+            "message": self.message,
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+type InferenceResult<T> = Result<T, InferenceError>;
+
+fn live(serving: &Serving, name: &str) -> InferenceResult<Arc<LiveDeployment>> {
+    serving
+        .deployment(name)
+        .map(|slot| slot.live())
+        .ok_or_else(|| {
+            InferenceError::not_found(format!(
+                "Deployment '{name}' does not exist (or is not loaded yet)"
+            ))
+        })
+}
+
+/// Who is calling: the signed-in principal, else the first address of
+/// `X-Forwarded-For`, else the peer.
+fn caller(
+    principal: Option<&Principal>,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<String> {
+    if let Some(principal) = principal.filter(|p| p.name() != "anonymous") {
+        return Some(principal.name().to_string());
+    }
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    forwarded.or_else(|| peer.map(|p| p.ip().to_string()))
+}
+
+/// Routes to an arm: pinned by version, or by the deployment's policy; an
+/// A/B test keys stickiness on its header, else on the caller.
+fn pick(
+    live: &LiveDeployment,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    caller: Option<&str>,
+) -> InferenceResult<Pick> {
+    let key = match live.sticky_header() {
+        Some(header) => headers.get(header).and_then(|v| v.to_str().ok()).or(caller),
+        None => caller,
+    };
+    live.choose(version, key).ok_or_else(|| match version {
+        Some(v) => InferenceError::not_found(format!(
+            "Deployment '{}' does not serve version {v}",
+            live.name
+        )),
+        None => InferenceError::new(ErrorCode::TemporarilyUnavailable, "no arm takes traffic"),
+    })
+}
+
+fn answer_headers(response: &mut Response, answer: &Answer) {
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set("x-sextant-prediction-id", &answer.prediction_id);
+    set("x-sextant-model", &answer.model.name);
+    set("x-sextant-model-version", &answer.model.version.to_string());
+    set("x-sextant-arm", &answer.arm);
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ModelPath {
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+/// `POST /v2/models/{name}[/versions/{version}]/infer`.
+#[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference",
+    params(("name" = String, Path, description = "The deployment")),
+    request_body = wire::OipInferenceRequest,
+    responses((status = 200, body = wire::OipInferenceResponse), (status = 400, body = wire::OipError),
+              (status = 404, body = wire::OipError), (status = 503, body = wire::OipError)))]
+pub(crate) async fn infer(
+    State(serving): State<Serving>,
+    Path(path): Path<ModelPath>,
+    principal: Option<axum::Extension<Principal>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> InferenceResult<Response> {
+    let live = live(&serving, &path.name)?;
+    let request: wire::OipInferenceRequest = serde_json::from_slice(&body)
+        .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
+    let inputs = serving::oip_inputs(request.inputs)?;
+    let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
+    let pick = pick(&live, path.version.as_deref(), &headers, caller.as_deref())?;
+    let answer = serving
+        .predict(&live, pick, inputs, Layout::Tensors, caller)
+        .await?;
+    let mut outputs = answer.outputs.clone();
+    if let Some(requested) = request.outputs.filter(|r| !r.is_empty()) {
+        let mut chosen = Vec::with_capacity(requested.len());
+        for wanted in requested {
+            let index = outputs
+                .iter()
+                .position(|o| o.name == wanted.name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = answer.outputs.iter().map(|o| o.name.as_str()).collect();
+                    InferenceError::bad(format!(
+                        "unknown output '{}'; the model has {}",
+                        wanted.name,
+                        names.join(", ")
+                    ))
+                })?;
+            chosen.push(outputs[index].clone());
+        }
+        outputs = chosen;
+    }
+    let mut parameters = wire::Parameters::new();
+    parameters.insert("prediction_id".into(), answer.prediction_id.clone().into());
+    parameters.insert("arm".into(), answer.arm.clone().into());
+    parameters.insert("registered_model".into(), answer.model.name.clone().into());
+    let response = wire::OipInferenceResponse {
+        model_name: live.name.clone(),
+        model_version: answer.model.version.to_string(),
+        id: request.id.unwrap_or_else(|| answer.prediction_id.clone()),
+        parameters,
+        outputs: outputs.into_iter().map(serving::oip_output).collect(),
+    };
+    let mut http = Json(response).into_response();
+    answer_headers(&mut http, &answer);
+    Ok(http)
+}
+
+/// `GET /v2/models/{name}[/versions/{version}]`: the inputs a caller
+/// sends (the signature's columns, or the model's own inputs) and the
+/// outputs it gets.
+#[utoipa::path(get, path = "/v2/models/{name}", tag = "inference", params(("name" = String, Path)),
+    responses((status = 200, body = wire::OipModelMetadata), (status = 404, body = wire::OipError)))]
+pub(crate) async fn model_metadata(
+    State(serving): State<Serving>,
+    Path(path): Path<ModelPath>,
+) -> InferenceResult<Json<wire::OipModelMetadata>> {
+    let live = live(&serving, &path.name)?;
+    let index = match path.version.as_deref() {
+        Some(version) => live
+            .choose(Some(version), None)
+            .ok_or_else(|| {
+                InferenceError::not_found(format!(
+                    "Deployment '{}' does not serve version {version}",
+                    live.name
+                ))
+            })?
+            .index(),
+        None => live
+            .arms
+            .iter()
+            .position(|a| a.name == live.spec.primary().name)
+            .unwrap_or(0),
+    };
+    let arm = &live.arms[index];
+    let model = &arm.model.model;
+    let tensor = |spec: sextant_serve::TensorSpec| wire::OipMetadataTensor {
+        name: spec.name,
+        datatype: spec.dtype.as_oip(),
+        shape: spec.shape,
+    };
+    let mut versions: Vec<String> = live
+        .arms
+        .iter()
+        .map(|a| a.model_ref().version.to_string())
+        .collect();
+    versions.dedup();
+    let mut parameters = wire::Parameters::new();
+    parameters.insert(
+        "registered_model".into(),
+        arm.model_ref().name.clone().into(),
+    );
+    parameters.insert("arm".into(), arm.name.clone().into());
+    parameters.insert("revision".into(), live.revision.into());
+    Ok(Json(wire::OipModelMetadata {
+        name: live.name.clone(),
+        versions,
+        platform: model.info().engine.to_string(),
+        inputs: model.declared_inputs().into_iter().map(tensor).collect(),
+        outputs: model
+            .info()
+            .outputs
+            .clone()
+            .into_iter()
+            .map(tensor)
+            .collect(),
+        parameters,
+    }))
+}
+
+/// `GET /v2/models/{name}[/versions/{version}]/ready`: 200 when serving.
+pub(crate) async fn model_ready(
+    State(serving): State<Serving>,
+    Path(path): Path<ModelPath>,
+) -> InferenceResult<StatusCode> {
+    let live = live(&serving, &path.name)?;
+    if let Some(version) = path.version.as_deref() {
+        live.choose(Some(version), None).ok_or_else(|| {
+            InferenceError::not_found(format!(
+                "Deployment '{}' does not serve version {version}",
+                live.name
+            ))
+        })?;
+    }
+    Ok(StatusCode::OK)
+}
+
+/// `GET /v2/health/live`.
+pub(crate) async fn live_probe() -> StatusCode {
+    StatusCode::OK
+}
+
+/// `GET /v2/health/ready`: 200 once every deployment serves its latest
+/// revision, 400 (the protocol's "false") before.
+pub(crate) async fn ready_probe(State(serving): State<Serving>) -> StatusCode {
+    if serving.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    }
+}
+
+/// `GET /v2`: server metadata.
+pub(crate) async fn server_metadata() -> Json<wire::OipServerMetadata> {
+    Json(wire::OipServerMetadata {
+        name: "sextant".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        extensions: vec!["model_repository".into()],
+    })
+}
+
+/// `POST /v2/repository/index` (Triton's model repository extension):
+/// every deployment with its state.
+pub(crate) async fn repository_index(State(serving): State<Serving>) -> Json<serde_json::Value> {
+    let models: Vec<serde_json::Value> = serving
+        .deployment_names()
+        .into_iter()
+        .filter_map(|name| serving.deployment(&name).map(|slot| (name, slot)))
+        .map(|(name, slot)| {
+            let live = slot.live();
+            let (_, failure) = slot.latest();
+            serde_json::json!({
+                "name": name,
+                "version": live.spec.primary().model.version.to_string(),
+                "state": if failure.is_some() { "UNAVAILABLE" } else { "READY" },
+                "reason": failure.unwrap_or_default(),
+            })
+        })
+        .collect();
+    Json(serde_json::Value::Array(models))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct InvocationsQuery {
+    #[serde(default)]
+    deployment: Option<String>,
+}
+
+/// `POST /invocations`: MLflow's scoring protocol, for the only deployment
+/// (or the one named by `?deployment=`).
+pub(crate) async fn invocations(
+    State(serving): State<Serving>,
+    Query(query): Query<InvocationsQuery>,
+    principal: Option<axum::Extension<Principal>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> InferenceResult<Response> {
+    let name = match query.deployment {
+        Some(name) => name,
+        None => serving.sole_deployment().ok_or_else(|| {
+            let names = serving.deployment_names();
+            InferenceError::bad(if names.is_empty() {
+                "nothing is deployed".to_string()
+            } else {
+                format!(
+                    "several deployments are served ({}); call /deployments/NAME/invocations or add ?deployment=NAME",
+                    names.join(", ")
+                )
+            })
+        })?,
+    };
+    score(
+        serving,
+        name,
+        principal.as_deref(),
+        peer.map(|p| (p.0).0),
+        headers,
+        body,
+    )
+    .await
+}
+
+/// `POST /deployments/{name}/invocations`.
+#[utoipa::path(post, path = "/deployments/{name}/invocations", tag = "inference",
+    params(("name" = String, Path, description = "The deployment")),
+    request_body(content = Object, description = "One of dataframe_split, dataframe_records, instances, inputs (JSON), or CSV with a header row (Content-Type: text/csv)"),
+    responses((status = 200, description = "{\"predictions\": …}, with the prediction id, model version and arm in headers"),
+              (status = 400, body = wire::OipError), (status = 404, body = wire::OipError)))]
+pub(crate) async fn deployment_invocations(
+    State(serving): State<Serving>,
+    Path(name): Path<String>,
+    principal: Option<axum::Extension<Principal>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> InferenceResult<Response> {
+    score(
+        serving,
+        name,
+        principal.as_deref(),
+        peer.map(|p| (p.0).0),
+        headers,
+        body,
+    )
+    .await
+}
+
+async fn score(
+    serving: Serving,
+    name: String,
+    principal: Option<&Principal>,
+    peer: Option<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> InferenceResult<Response> {
+    let live = live(&serving, &name)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
+    let (inputs, layout) = if content_type.starts_with("text/csv") {
+        (serving::read_csv_columns(&body)?, Layout::Columns)
+    } else if content_type.starts_with("application/json") || content_type.is_empty() {
+        serving::scoring_json(&body)?
+    } else {
+        return Err(InferenceError::new(
+            ErrorCode::BadRequest,
+            format!("unsupported content type '{content_type}': send application/json or text/csv"),
+        ));
+    };
+    let caller = caller(principal, &headers, peer);
+    let pick = pick(&live, None, &headers, caller.as_deref())?;
+    let answer = serving.predict(&live, pick, inputs, layout, caller).await?;
+    let predictions = serving::mlflow_predictions(
+        &answer.outputs,
+        answer.default_output,
+        answer.engine == "python",
+    );
+    let body = serde_json::json!({
+        "predictions": predictions,
+        "prediction_id": answer.prediction_id,
+        "model_version": answer.model.version.to_string(),
+        "arm": answer.arm,
+    });
+    let mut response = Json(body).into_response();
+    answer_headers(&mut response, &answer);
+    Ok(response)
+}
+
+/// `GET /ping`: MLflow's scoring-server health check.
+pub(crate) async fn ping(State(serving): State<Serving>) -> StatusCode {
+    if serving.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// `GET /metrics`: Prometheus' text format.
+pub(crate) async fn metrics(State(serving): State<Serving>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        serving.metrics().render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,453 @@
+//! Request bodies into tensors and predictions back into bodies, for both
+//! protocols: the Open Inference Protocol (`/v2/...`) and MLflow's scoring
+//! protocol (`/invocations`: `dataframe_split`, `dataframe_records`,
+//! `instances`, `inputs`, CSV).
+
+use std::collections::BTreeMap;
+
+use sextant_api::inference::{
+    Cell, DataframeSplit, OipRequestInput, OipResponseOutput, OutputData, ScoringRequest,
+    TensorData as WireData, TensorInput, Values,
+};
+use sextant_serve::model::Layout;
+use sextant_serve::{DataType, NamedTensor, Tensor, TensorData};
+
+/// A request the caller got wrong; the message names the problem.
+#[derive(Debug)]
+pub struct BadRequest(pub String);
+
+type Result<T> = std::result::Result<T, BadRequest>;
+
+fn bad<T>(message: impl Into<String>) -> Result<T> {
+    Err(BadRequest(message.into()))
+}
+
+/// OIP inputs → tensors. The shape is checked against the element count
+/// and the values are converted to the declared datatype.
+pub fn oip_inputs(inputs: Vec<OipRequestInput>) -> Result<Vec<NamedTensor>> {
+    if inputs.is_empty() {
+        return bad("the request has no inputs");
+    }
+    let mut tensors = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let dtype = DataType::from_oip(&input.datatype).ok_or_else(|| {
+            BadRequest(format!(
+                "input '{}': unknown datatype '{}' (use BOOL, UINT8…UINT64, INT8…INT64, FP16, FP32, FP64 or BYTES)",
+                input.name, input.datatype
+            ))
+        })?;
+        let mut shape = Vec::with_capacity(input.shape.len());
+        for &dim in &input.shape {
+            if dim < 0 {
+                return bad(format!(
+                    "input '{}': shape {:?} has a negative dimension",
+                    input.name, input.shape
+                ));
+            }
+            shape.push(dim as usize);
+        }
+        let expected = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        let count = input.data.values.len();
+        if expected != Some(count) {
+            return bad(format!(
+                "input '{}': shape {:?} needs {} elements, the data has {count}",
+                input.name,
+                input.shape,
+                expected.map_or_else(|| "too many".to_string(), |e| e.to_string())
+            ));
+        }
+        let data = convert(&input.name, dtype, input.data.values)?;
+        tensors.push(NamedTensor::new(input.name, Tensor { dtype, shape, data }));
+    }
+    Ok(tensors)
+}
+
+/// Values as sent → storage of `dtype`, refusing what cannot convert
+/// exactly (strings to numbers, fractions to integers, out-of-range
+/// integers).
+fn convert(name: &str, dtype: DataType, values: Values) -> Result<TensorData> {
+    let mismatch = |got: &str| {
+        BadRequest(format!(
+            "input '{name}' is {dtype} but its data holds {got}"
+        ))
+    };
+    Ok(match (dtype, values) {
+        (DataType::Bytes, Values::Strings(s)) => TensorData::Str(s),
+        (DataType::Bytes, _) => return Err(mismatch("non-strings")),
+        (_, Values::Strings(_)) => return Err(mismatch("strings")),
+        (DataType::Bool, Values::Bools(b)) => TensorData::Bool(b),
+        (DataType::Bool, Values::Ints(v)) if v.iter().all(|&x| x == 0 || x == 1) => {
+            TensorData::Bool(v.into_iter().map(|x| x == 1).collect())
+        }
+        (DataType::Bool, _) => return Err(mismatch("non-booleans")),
+        (_, Values::Bools(_)) => return Err(mismatch("booleans")),
+        (DataType::F64, Values::Floats(v)) => TensorData::F64(v),
+        (DataType::F64, Values::Ints(v)) => {
+            TensorData::F64(v.into_iter().map(|x| x as f64).collect())
+        }
+        (DataType::F32 | DataType::F16, Values::Floats(v)) => {
+            TensorData::F32(v.into_iter().map(|x| x as f32).collect())
+        }
+        (DataType::F32 | DataType::F16, Values::Ints(v)) => {
+            TensorData::F32(v.into_iter().map(|x| x as f32).collect())
+        }
+        (int_type, Values::Ints(v)) => {
+            if let Some(bad_value) = v.iter().find(|&&x| !int_type.holds_integer(x)) {
+                return bad(format!(
+                    "input '{name}': {bad_value} does not fit {int_type}"
+                ));
+            }
+            TensorData::I64(v)
+        }
+        (int_type, Values::Floats(v)) => {
+            let mut out = Vec::with_capacity(v.len());
+            for x in v {
+                if x.fract() != 0.0 || !x.is_finite() || !int_type.holds_integer(x as i64) {
+                    return bad(format!(
+                        "input '{name}' is {int_type}; {x} is not a valid value"
+                    ));
+                }
+                out.push(x as i64);
+            }
+            TensorData::I64(out)
+        }
+    })
+}
+
+/// A parsed `/invocations` body.
+pub fn scoring_json(body: &[u8]) -> Result<(Vec<NamedTensor>, Layout)> {
+    let request: ScoringRequest = serde_json::from_slice(body).map_err(|e| {
+        BadRequest(format!(
+            "invalid scoring request: {e}. Send one of dataframe_split, dataframe_records, instances or inputs (MLflow's scoring protocol)"
+        ))
+    })?;
+    let given = [
+        request.dataframe_split.is_some(),
+        request.dataframe_records.is_some(),
+        request.instances.is_some(),
+        request.inputs.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if given != 1 {
+        return bad(format!(
+            "a scoring request needs exactly one of dataframe_split, dataframe_records, instances, inputs; got {given}"
+        ));
+    }
+    if let Some(split) = request.dataframe_split {
+        return Ok((dataframe_split(split)?, Layout::Columns));
+    }
+    if let Some(records) = request.dataframe_records {
+        return Ok((dataframe_records(records)?, Layout::Columns));
+    }
+    match request
+        .instances
+        .or(request.inputs)
+        .expect("one of them, counted above")
+    {
+        TensorInput::Records(records) => Ok((dataframe_records(records)?, Layout::Columns)),
+        TensorInput::Named(named) => {
+            let tensors = named
+                .into_iter()
+                .map(|(name, data)| wire_tensor(&name, data).map(|t| NamedTensor::new(name, t)))
+                .collect::<Result<Vec<_>>>()?;
+            let columns = tensors.iter().all(|t| t.tensor.shape.len() == 1);
+            Ok((
+                tensors,
+                if columns {
+                    Layout::Columns
+                } else {
+                    Layout::Tensors
+                },
+            ))
+        }
+        TensorInput::Single(data) => Ok((
+            vec![NamedTensor::new("input", wire_tensor("input", data)?)],
+            Layout::Tensors,
+        )),
+    }
+}
+
+fn wire_tensor(name: &str, data: WireData) -> Result<Tensor> {
+    let shape = if data.nested_shape.is_empty() {
+        vec![1]
+    } else {
+        data.nested_shape
+    };
+    let stored = match data.values {
+        Values::Ints(v) => TensorData::I64(v),
+        Values::Floats(v) => TensorData::F64(v),
+        Values::Bools(v) => TensorData::Bool(v),
+        Values::Strings(v) => TensorData::Str(v),
+    };
+    let dtype = stored.natural_dtype();
+    Tensor::new(dtype, shape, stored)
+        .ok_or_else(|| BadRequest(format!("input '{name}' is not a regular array")))
+}
+
+fn dataframe_split(split: DataframeSplit) -> Result<Vec<NamedTensor>> {
+    let width = split.data.first().map_or(0, Vec::len);
+    let columns = match split.columns {
+        Some(columns) => columns,
+        None => (0..width).map(|i| i.to_string()).collect(),
+    };
+    let mut cells: Vec<Vec<Cell>> = vec![Vec::with_capacity(split.data.len()); columns.len()];
+    for (r, row) in split.data.into_iter().enumerate() {
+        if row.len() != columns.len() {
+            return bad(format!(
+                "dataframe_split row {r} has {} values for {} columns",
+                row.len(),
+                columns.len()
+            ));
+        }
+        for (c, cell) in row.into_iter().enumerate() {
+            cells[c].push(cell);
+        }
+    }
+    if columns.is_empty() {
+        return bad("dataframe_split has no columns");
+    }
+    columns
+        .into_iter()
+        .zip(cells)
+        .map(|(name, column)| column_tensor(&name, column).map(|t| NamedTensor::new(name, t)))
+        .collect()
+}
+
+fn dataframe_records(records: Vec<BTreeMap<String, Cell>>) -> Result<Vec<NamedTensor>> {
+    if records.is_empty() {
+        return bad("dataframe_records is empty");
+    }
+    // Columns in order of first appearance, as pandas builds them.
+    let mut names: Vec<String> = Vec::new();
+    for record in &records {
+        for key in record.keys() {
+            if !names.contains(key) {
+                names.push(key.clone());
+            }
+        }
+    }
+    let mut columns: Vec<Vec<Cell>> = vec![Vec::with_capacity(records.len()); names.len()];
+    for mut record in records {
+        for (name, column) in names.iter().zip(columns.iter_mut()) {
+            column.push(record.remove(name).unwrap_or(Cell::Null));
+        }
+    }
+    names
+        .into_iter()
+        .zip(columns)
+        .map(|(name, column)| column_tensor(&name, column).map(|t| NamedTensor::new(name, t)))
+        .collect()
+}
+
+/// A dataframe column: integers (or floats once a fraction or a null
+/// appears, as pandas does), booleans or strings.
+fn column_tensor(name: &str, cells: Vec<Cell>) -> Result<Tensor> {
+    let has = |f: fn(&Cell) -> bool| cells.iter().any(f);
+    let is_text = |c: &Cell| matches!(c, Cell::Str(_) | Cell::Json(_));
+    let is_number = |c: &Cell| matches!(c, Cell::Int(_) | Cell::Float(_));
+    let data = if has(is_text) {
+        if has(is_number) || has(|c| matches!(c, Cell::Bool(_))) {
+            return bad(format!(
+                "column '{name}' mixes strings with numbers or booleans"
+            ));
+        }
+        if has(|c| matches!(c, Cell::Null)) {
+            return bad(format!(
+                "column '{name}' holds strings and nulls; send an empty string or drop the rows"
+            ));
+        }
+        TensorData::Str(
+            cells
+                .into_iter()
+                .map(|c| match c {
+                    Cell::Str(s) | Cell::Json(s) => s,
+                    _ => unreachable!("checked above"),
+                })
+                .collect(),
+        )
+    } else if has(|c| matches!(c, Cell::Bool(_))) {
+        if has(|c| !matches!(c, Cell::Bool(_))) {
+            return bad(format!("column '{name}' mixes booleans with other values"));
+        }
+        TensorData::Bool(
+            cells
+                .into_iter()
+                .map(|c| matches!(c, Cell::Bool(true)))
+                .collect(),
+        )
+    } else if has(|c| matches!(c, Cell::Float(_) | Cell::Null)) {
+        TensorData::F64(
+            cells
+                .into_iter()
+                .map(|c| match c {
+                    Cell::Int(i) => i as f64,
+                    Cell::Float(x) => x,
+                    _ => f64::NAN,
+                })
+                .collect(),
+        )
+    } else {
+        TensorData::I64(
+            cells
+                .into_iter()
+                .map(|c| match c {
+                    Cell::Int(i) => i,
+                    _ => unreachable!("only integers are left"),
+                })
+                .collect(),
+        )
+    };
+    Ok(Tensor::column(data))
+}
+
+/// A CSV body with a header row, as `pandas.read_csv` reads it: each cell
+/// an integer, a float, empty (a missing value) or text.
+pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(body);
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| BadRequest(format!("invalid CSV header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() || names.iter().all(String::is_empty) {
+        return bad("the CSV body has no header row");
+    }
+    let mut columns: Vec<Vec<Cell>> = vec![Vec::new(); names.len()];
+    for (r, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| BadRequest(format!("invalid CSV at data row {r}: {e}")))?;
+        if record.len() != names.len() {
+            return bad(format!(
+                "CSV row {r} has {} fields for {} columns",
+                record.len(),
+                names.len()
+            ));
+        }
+        for (c, field) in record.iter().enumerate() {
+            columns[c].push(csv_cell(field));
+        }
+    }
+    if columns[0].is_empty() {
+        return bad("the CSV body has no data rows");
+    }
+    names
+        .into_iter()
+        .zip(columns)
+        .map(|(name, column)| column_tensor(&name, column).map(|t| NamedTensor::new(name, t)))
+        .collect()
+}
+
+fn csv_cell(field: &str) -> Cell {
+    let trimmed = field.trim();
+    if trimmed.is_empty() || trimmed == "NaN" || trimmed == "nan" {
+        return Cell::Null;
+    }
+    if let Ok(i) = trimmed.parse::<i64>() {
+        return Cell::Int(i);
+    }
+    if let Ok(x) = trimmed.parse::<f64>() {
+        return Cell::Float(x);
+    }
+    match trimmed {
+        "True" | "true" => Cell::Bool(true),
+        "False" | "false" => Cell::Bool(false),
+        _ => Cell::Str(field.to_string()),
+    }
+}
+
+/// An output tensor in OIP form.
+pub fn oip_output(tensor: NamedTensor) -> OipResponseOutput {
+    let NamedTensor { name, tensor } = tensor;
+    OipResponseOutput {
+        name,
+        datatype: tensor.dtype.as_oip(),
+        shape: tensor.shape,
+        parameters: None,
+        data: output_data(tensor.data),
+    }
+}
+
+fn output_data(data: TensorData) -> OutputData {
+    match data {
+        TensorData::Bool(v) => OutputData::Bools(v),
+        TensorData::I64(v) => OutputData::Ints(v),
+        TensorData::F32(v) => OutputData::Floats32(v),
+        TensorData::F64(v) => OutputData::Floats(v),
+        TensorData::Str(v) => OutputData::Strings(v),
+    }
+}
+
+/// MLflow's `{"predictions": …}` value: a flat list for a 1-D output, a
+/// list of lists for a matrix, a list of records for a dataframe (several
+/// 1-D outputs of a Python model).
+pub fn mlflow_predictions(
+    outputs: &[NamedTensor],
+    default_output: usize,
+    as_records: bool,
+) -> serde_json::Value {
+    use serde_json::Value;
+    if as_records && outputs.len() > 1 && outputs.iter().all(|o| o.tensor.shape.len() == 1) {
+        let rows = outputs[0].tensor.rows();
+        let records = (0..rows)
+            .map(|r| {
+                Value::Object(
+                    outputs
+                        .iter()
+                        .map(|o| (o.name.clone(), element(&o.tensor.data, r)))
+                        .collect(),
+                )
+            })
+            .collect();
+        return Value::Array(records);
+    }
+    let Some(output) = outputs.get(default_output).or_else(|| outputs.first()) else {
+        return Value::Array(Vec::new());
+    };
+    let tensor = &output.tensor;
+    match tensor.shape.len() {
+        0 | 1 => Value::Array(
+            (0..tensor.len())
+                .map(|i| element(&tensor.data, i))
+                .collect(),
+        ),
+        _ => {
+            let width = tensor.row_width().max(1);
+            Value::Array(
+                (0..tensor.rows())
+                    .map(|r| {
+                        Value::Array(
+                            (0..width)
+                                .map(|c| element(&tensor.data, r * width + c))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+fn element(data: &TensorData, i: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match data {
+        TensorData::Bool(v) => Value::Bool(v[i]),
+        TensorData::I64(v) => Value::from(v[i]),
+        // The f32's shortest decimal (0.9, not 0.8999999761581421).
+        TensorData::F32(v) => float(v[i].to_string().parse().unwrap_or(f64::NAN)),
+        TensorData::F64(v) => float(v[i]),
+        TensorData::Str(v) => Value::String(v[i].clone()),
+    }
+}
+
+/// JSON has no NaN: MLflow's server writes it as `NaN`, which strict
+/// parsers refuse; `null` is what pandas reads back as missing.
+fn float(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! Background loops of serving: loading stored deployments at start,
+//! following a server from a replica, and driving canaries.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sextant_api::deployments as dto;
+use sextant_core::{ArmHealth, CanaryDecision, DeploymentSpec, Policy};
+use sextant_store::Store;
+use tokio::sync::watch;
+
+use super::source::Source;
+use super::stats::quantile_ms;
+use super::Serving;
+
+/// The actor named in revisions the controller makes.
+pub const CONTROLLER: &str = "sextant-controller";
+
+/// Loads every stored deployment (embedded server start-up). Failures are
+/// logged and shown in the deployment's status; the server serves the
+/// others.
+pub async fn load_stored(store: &Store, serving: &Serving) {
+    let records = match store.list_deployments(None).await {
+        Ok(records) => records,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot list deployments");
+            return;
+        }
+    };
+    for record in records {
+        match decode_spec(&record.spec) {
+            Ok(spec) => {
+                let _ = serving.apply(&record.name, record.revision, &spec).await;
+            }
+            Err(err) => {
+                tracing::error!(deployment = record.name, error = %err, "stored spec is unreadable")
+            }
+        }
+    }
+}
+
+pub fn decode_spec(json: &str) -> Result<DeploymentSpec, String> {
+    let document: dto::DeploymentSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    DeploymentSpec::try_from(&document)
+}
+
+pub fn encode_spec(spec: &DeploymentSpec) -> String {
+    serde_json::to_string(&dto::DeploymentSpec::from(spec)).expect("specs serialize")
+}
+
+/// A replica's loop: every `poll`, fetch each deployment's latest revision
+/// from the source and serve it once loaded; report this replica's
+/// counters to the server. Stops when `stop` turns true.
+pub async fn follow(
+    serving: Serving,
+    names: Vec<String>,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        for name in &names {
+            match serving.source().deployment(name).await {
+                Ok((revision, spec)) => {
+                    let _ = serving.apply(name, revision, &spec).await;
+                }
+                Err(err) => {
+                    tracing::warn!(deployment = name, error = %err, "cannot fetch deployment")
+                }
+            }
+            report(&serving, name).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Sends this replica's counters of `name`'s current revision to the
+/// server it follows (which uses them to judge canaries).
+async fn report(serving: &Serving, name: &str) {
+    let Source::Remote(server) = serving.source() else {
+        return;
+    };
+    let Some(slot) = serving.deployment(name) else {
+        return;
+    };
+    let live = slot.live();
+    let report = dto::ReplicaReport {
+        replica: serving.config().replica_name.clone(),
+        revision: live.revision,
+        arms: live
+            .revision_counters()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+    };
+    let sent = server
+        .post(&format!("/api/v1/deployments/{name}/report"))
+        .json(&report)
+        .send()
+        .await;
+    if let Err(err) = sent {
+        tracing::debug!(deployment = name, error = %err, "cannot report counters");
+    }
+}
+
+/// The embedded server's canary loop: every `period`, judges each running
+/// canary on the counters of its current step (this server's and its
+/// replicas') and steps, promotes or rolls it back. Changes are stored as
+/// revisions by [`CONTROLLER`], so replicas pick them up like any other.
+pub async fn drive_canaries(
+    store: Store,
+    serving: Serving,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+        let records = match store.list_deployments(None).await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(error = %err, "canary controller cannot list deployments");
+                continue;
+            }
+        };
+        for record in records {
+            let Ok(spec) = decode_spec(&record.spec) else {
+                continue;
+            };
+            let Policy::Canary(policy) = &spec.policy else {
+                continue;
+            };
+            let (counters, _) = serving.revision_counters(&record.name, record.revision);
+            let canary = counters.get("canary").cloned().unwrap_or_default();
+            let health = ArmHealth {
+                requests: canary.requests - canary.rejected,
+                errors: canary.errors,
+                p99_ms: quantile_ms(&canary, 0.99),
+            };
+            let now = sextant_governance::now_ms();
+            let (next, action, reason) = match policy.decide(&spec, health, now) {
+                CanaryDecision::Wait => continue,
+                CanaryDecision::Step(next) => {
+                    let weight = next.arm("canary").map_or(0, |a| a.weight);
+                    (
+                        next,
+                        "canary_step",
+                        format!("canary healthy: {weight}% of traffic"),
+                    )
+                }
+                CanaryDecision::Promote(next) => (
+                    next,
+                    "promote",
+                    "canary healthy through every step".to_string(),
+                ),
+                CanaryDecision::Rollback(next, reason) => (next, "auto_rollback", reason),
+            };
+            // The snapshot first: a revision the server cannot serve is
+            // not stored.
+            if let Err(err) = serving
+                .prepare(&record.name, record.revision + 1, &next)
+                .await
+            {
+                tracing::warn!(deployment = record.name, error = %err, "canary controller cannot prepare the next revision");
+                continue;
+            }
+            match store
+                .update_deployment(
+                    &record.name,
+                    record.revision,
+                    &encode_spec(&next),
+                    None,
+                    action,
+                    &reason,
+                    CONTROLLER,
+                )
+                .await
+            {
+                Ok(updated) => {
+                    tracing::info!(
+                        deployment = record.name,
+                        action,
+                        reason,
+                        revision = updated.revision,
+                        "canary controller"
+                    );
+                    let entry = sextant_core::NewAuditEntry {
+                        ts: now,
+                        actor: CONTROLLER.into(),
+                        source: "-".into(),
+                        method: "-".into(),
+                        action: action.into(),
+                        resource_type: "deployment".into(),
+                        resource_id: record.name.clone(),
+                        status: 200,
+                        outcome: "ok".into(),
+                        detail: reason.clone(),
+                        before: Some(record.spec.clone()),
+                        after: Some(encode_spec(&next)),
+                        ..sextant_core::NewAuditEntry::default()
+                    };
+                    if let Err(err) = store.append_audit(entry).await {
+                        tracing::error!(cause = %err, "audit entry lost");
+                    }
+                    let _ = serving.apply(&record.name, updated.revision, &next).await;
+                }
+                Err(err) => {
+                    tracing::info!(deployment = record.name, error = %err, "canary change lost a race; retrying next round")
+                }
+            }
+        }
+    }
+}

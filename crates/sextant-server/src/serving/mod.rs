@@ -1,0 +1,775 @@
+//! Serving: deployments of registered model versions answering inference
+//! requests.
+//!
+//! [`Serving`] holds what a process serves. Each deployment is a
+//! [`LiveDeployment`] snapshot (its arms with their loaded models and
+//! counters) behind an atomic pointer: a request loads the snapshot once
+//! and uses it to the end, and a change builds the next snapshot (loading
+//! and warming up every new version first) and swaps it in, so no request
+//! is dropped and a version that fails to load leaves the deployment as it
+//! was.
+//!
+//! The same machinery runs in three places, told apart by [`Source`]:
+//! inside `sextant server` (the registry and artifact store are local), in
+//! a replica (`sextant serve --server URL`, which pulls specs and model
+//! files over HTTP and follows changes), and in a container image (a bundle
+//! of specs and model files on disk).
+
+mod codec;
+pub mod controller;
+mod loader;
+pub(crate) mod predlog;
+mod source;
+mod stats;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use sextant_api::deployments::{self as dto, ArmCounters};
+use sextant_core::{ArmRole, DeploymentSpec, ModelRef, Policy};
+use sextant_serve::model::Layout;
+use sextant_serve::{CallCost, NamedTensor};
+use tokio::sync::Semaphore;
+
+pub use self::codec::scoring_csv as read_csv_columns;
+pub use self::codec::BadRequest;
+pub(crate) use self::codec::{mlflow_predictions, oip_inputs, oip_output, scoring_json};
+pub use self::loader::LoadedVersion;
+use self::loader::ModelCache;
+pub use self::predlog::{LogSink, PredictionLog, PredictionLogConfig};
+pub use self::source::{
+    artifact_root, bundle_model_dir, list_tree, RemoteServer, Source, BUNDLE_SPEC,
+};
+use self::stats::{add_counters, ArmLabels, Counters};
+pub use self::stats::{quantile_ms, Metrics, Outcome};
+
+/// How a process serves.
+#[derive(Debug, Clone)]
+pub struct ServingConfig {
+    /// Where model files are unpacked and Python workers keep their files.
+    pub cache_dir: PathBuf,
+    /// How Python-only models are run; `None` refuses them.
+    pub python: Option<sextant_serve::python::EnvManager>,
+    /// Requests running on the blocking pool at once (Python models, large
+    /// batches); beyond that callers get 503.
+    pub max_blocking: usize,
+    /// A name for this process in replica reports and log file names.
+    pub replica_name: String,
+}
+
+/// One arm of a live deployment.
+pub struct LiveArm {
+    pub name: String,
+    pub role: ArmRole,
+    pub weight: u32,
+    pub model: Arc<LoadedVersion>,
+    /// Prometheus counters of (deployment, arm, model version).
+    counters: Arc<Counters>,
+    /// Counters of this revision only (canary health, replica reports).
+    revision_counters: Arc<Counters>,
+}
+
+impl LiveArm {
+    pub fn model_ref(&self) -> &ModelRef {
+        &self.model.model_ref
+    }
+}
+
+/// A deployment as this process serves it at one revision.
+pub struct LiveDeployment {
+    pub name: String,
+    pub revision: i64,
+    pub spec: DeploymentSpec,
+    pub arms: Vec<LiveArm>,
+    /// Cumulative weights of the live arms, paired with their index.
+    cumulative: Vec<(u32, usize)>,
+    shadow: Option<(usize, u32)>,
+    sticky_header: Option<String>,
+}
+
+/// Which arm answers, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Chosen by the deployment's policy.
+    Routed(usize),
+    /// Named by the request (`/versions/{v}`).
+    Pinned(usize),
+}
+
+impl Pick {
+    pub fn index(self) -> usize {
+        match self {
+            Pick::Routed(i) | Pick::Pinned(i) => i,
+        }
+    }
+}
+
+impl LiveDeployment {
+    /// The arm for a request. `version` pins a model version (OIP's
+    /// `/versions/{v}` paths); otherwise A/B tests hash `sticky_key` (so a
+    /// caller stays on one arm) and canaries draw at random.
+    pub fn choose(&self, version: Option<&str>, sticky_key: Option<&str>) -> Option<Pick> {
+        if let Some(version) = version {
+            return self
+                .arms
+                .iter()
+                .position(|arm| arm.model.model_ref.version.to_string() == version)
+                .map(Pick::Pinned);
+        }
+        if self.cumulative.len() == 1 {
+            return Some(Pick::Routed(self.cumulative[0].1));
+        }
+        let bucket = match (&self.spec.policy, sticky_key) {
+            (Policy::AbTest(_), Some(key)) => sticky_bucket(&self.name, key),
+            _ => (random_u64() % 100) as u32,
+        };
+        self.cumulative
+            .iter()
+            .find(|(upper, _)| bucket < *upper)
+            .or(self.cumulative.last())
+            .map(|(_, i)| Pick::Routed(*i))
+    }
+
+    /// The header an A/B test is sticky on, if the policy names one.
+    pub fn sticky_header(&self) -> Option<&str> {
+        self.sticky_header.as_deref()
+    }
+
+    pub fn is_ab_test(&self) -> bool {
+        matches!(self.spec.policy, Policy::AbTest(_))
+    }
+
+    /// The shadow arm, when this request (drawn at the shadow's percentage)
+    /// should be copied to it.
+    pub fn shadow_for_request(&self) -> Option<&LiveArm> {
+        let (index, percent) = self.shadow?;
+        ((random_u64() % 100) < u64::from(percent)).then(|| &self.arms[index])
+    }
+
+    /// Counters of this revision, by arm.
+    pub fn revision_counters(&self) -> Vec<(String, ArmCounters)> {
+        self.arms
+            .iter()
+            .map(|a| (a.name.clone(), a.revision_counters.snapshot()))
+            .collect()
+    }
+}
+
+/// FNV-1a of `deployment/key`, finished with splitmix64's mixer so that
+/// near-identical keys spread, then reduced to a bucket 0..100. Stable
+/// across processes and builds, so every replica sends a caller to the same
+/// arm.
+fn sticky_bucket(deployment: &str, key: &str) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in deployment.bytes().chain([b'/']).chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (mix64(hash) % 100) as u32
+}
+
+/// splitmix64's output function.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+thread_local! {
+    /// splitmix64 state, seeded per thread from the std hasher's random keys.
+    static RNG: std::cell::Cell<u64> = std::cell::Cell::new({
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+        hasher.finish()
+    });
+}
+
+/// A fast non-cryptographic random number (traffic splits, sampling, ids).
+pub fn random_u64() -> u64 {
+    RNG.with(|state| {
+        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(next);
+        mix64(next)
+    })
+}
+
+/// A random (version 4) UUID, for prediction ids.
+pub fn prediction_id() -> String {
+    let (high, low) = (random_u64(), random_u64());
+    let high = (high & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
+    let low = (low & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xffff,
+        low >> 48,
+        low & 0xffff_ffff_ffff
+    )
+}
+
+/// A deployment's slot: the snapshot being served and what became of the
+/// latest change.
+pub struct DeploymentSlot {
+    live: ArcSwap<LiveDeployment>,
+    /// The latest revision seen and, if it could not be served, why.
+    latest: Mutex<(i64, Option<String>)>,
+}
+
+impl DeploymentSlot {
+    pub fn live(&self) -> Arc<LiveDeployment> {
+        self.live.load_full()
+    }
+
+    pub fn latest(&self) -> (i64, Option<String>) {
+        self.latest.lock().expect("slot lock").clone()
+    }
+}
+
+/// Why a prediction failed.
+#[derive(Debug)]
+pub enum PredictFailure {
+    /// The request does not fit the model (4xx).
+    Input(String),
+    /// No capacity now (503).
+    Overloaded(String),
+    /// The model or its worker failed (5xx); the message is safe to show.
+    Model(String),
+}
+
+impl From<sextant_serve::Error> for PredictFailure {
+    fn from(err: sextant_serve::Error) -> PredictFailure {
+        use sextant_serve::Error;
+        match err {
+            Error::Input(message) => PredictFailure::Input(message),
+            Error::Overloaded(message) => PredictFailure::Overloaded(message),
+            Error::Worker(message) => {
+                PredictFailure::Model(format!("the model's worker failed: {message}"))
+            }
+            other => {
+                tracing::error!(cause = %other, "prediction failed");
+                PredictFailure::Model(
+                    "the model failed to predict; the server log has the details".into(),
+                )
+            }
+        }
+    }
+}
+
+/// What a prediction returns, beyond the outputs.
+pub struct Answer {
+    pub outputs: Vec<NamedTensor>,
+    pub prediction_id: String,
+    pub arm: String,
+    pub model: ModelRef,
+    pub default_output: usize,
+    pub engine: &'static str,
+}
+
+/// Requests with at most this many rows run on the I/O thread when the
+/// engine is cheap (native trees take a few µs a row); bigger ones, and
+/// every Python call, go to the blocking pool.
+const INLINE_ROWS: usize = 64;
+
+/// Everything a process serves; cheap to clone.
+#[derive(Clone)]
+pub struct Serving {
+    inner: Arc<ServingInner>,
+}
+
+struct ServingInner {
+    config: ServingConfig,
+    source: Source,
+    deployments: RwLock<HashMap<String, Arc<DeploymentSlot>>>,
+    models: ModelCache,
+    metrics: Arc<Metrics>,
+    log: PredictionLog,
+    blocking: Arc<Semaphore>,
+    shadow: tokio::sync::mpsc::Sender<ShadowJob>,
+    /// Latest report of each replica, by deployment.
+    reports: Mutex<HashMap<String, HashMap<String, (Instant, dto::ReplicaReport)>>>,
+    /// Serialises changes per process, so snapshots are built one at a time.
+    changes: tokio::sync::Mutex<()>,
+    /// Turns true at shutdown: background loops end.
+    stop: tokio::sync::watch::Sender<bool>,
+    booted: std::sync::atomic::AtomicBool,
+}
+
+struct ShadowJob {
+    live: Arc<LiveDeployment>,
+    arm: usize,
+    inputs: Vec<NamedTensor>,
+    layout: Layout,
+    prediction_id: String,
+    caller: Option<String>,
+}
+
+impl Serving {
+    /// A serving state with nothing deployed yet; `start` tasks run until
+    /// the returned handle's shutdown.
+    pub fn new(
+        config: ServingConfig,
+        source: Source,
+        log: PredictionLogConfig,
+    ) -> (Serving, tokio::task::JoinSet<()>) {
+        let metrics = Arc::new(Metrics::default());
+        let mut tasks = tokio::task::JoinSet::new();
+        let log = PredictionLog::start(log, metrics.clone(), &mut tasks);
+        let (shadow, shadow_queue) = tokio::sync::mpsc::channel(1024);
+        let serving = Serving {
+            inner: Arc::new(ServingInner {
+                models: ModelCache::new(
+                    config.cache_dir.clone(),
+                    config.python.clone(),
+                    metrics.clone(),
+                ),
+                blocking: Arc::new(Semaphore::new(config.max_blocking.max(1))),
+                config,
+                source,
+                deployments: RwLock::new(HashMap::new()),
+                metrics,
+                log,
+                shadow,
+                reports: Mutex::new(HashMap::new()),
+                changes: tokio::sync::Mutex::new(()),
+                stop: tokio::sync::watch::channel(false).0,
+                booted: std::sync::atomic::AtomicBool::new(false),
+            }),
+        };
+        tasks.spawn(serving.clone().run_shadows(shadow_queue));
+        (serving, tasks)
+    }
+
+    /// A receiver that turns true when the process shuts down.
+    pub fn stopped(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.stop.subscribe()
+    }
+
+    /// Ends the background loops and writes the prediction log's buffer.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        self.inner.log.flush().await;
+        self.inner.log.shutdown();
+    }
+
+    /// Marks the initial load done: readiness now depends on the
+    /// deployments alone.
+    pub fn set_booted(&self) {
+        self.inner.booted.store(true, Relaxed);
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.inner.source
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn config(&self) -> &ServingConfig {
+        &self.inner.config
+    }
+
+    pub fn prediction_log(&self) -> &PredictionLog {
+        &self.inner.log
+    }
+
+    pub fn deployment(&self, name: &str) -> Option<Arc<DeploymentSlot>> {
+        self.inner
+            .deployments
+            .read()
+            .expect("deployments lock")
+            .get(name)
+            .cloned()
+    }
+
+    pub fn deployment_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .deployments
+            .read()
+            .expect("deployments lock")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The only deployment, for `/invocations` without a name.
+    pub fn sole_deployment(&self) -> Option<String> {
+        let deployments = self.inner.deployments.read().expect("deployments lock");
+        (deployments.len() == 1)
+            .then(|| deployments.keys().next().cloned())
+            .flatten()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.booted.load(Relaxed)
+            && self
+                .inner
+                .deployments
+                .read()
+                .expect("deployments lock")
+                .values()
+                .all(|slot| slot.latest().1.is_none())
+    }
+
+    /// Loads every model `spec` needs (reusing loaded ones) and builds the
+    /// snapshot, without serving it yet. Fails, naming the model, when a
+    /// version cannot be fetched, loaded or warmed up.
+    pub async fn prepare(
+        &self,
+        name: &str,
+        revision: i64,
+        spec: &DeploymentSpec,
+    ) -> Result<Arc<LiveDeployment>, String> {
+        let mut arms = Vec::with_capacity(spec.arms.len());
+        for arm in &spec.arms {
+            let model = self
+                .inner
+                .models
+                .get_or_load(&self.inner.source, &arm.model, spec.settings.python_workers)
+                .await
+                .map_err(|err| format!("{} ({}): {err}", arm.model, arm.name))?;
+            let labels = ArmLabels {
+                deployment: name.to_string(),
+                arm: arm.name.clone(),
+                model: arm.model.name.clone(),
+                version: arm.model.version.to_string(),
+            };
+            arms.push(LiveArm {
+                name: arm.name.clone(),
+                role: arm.role,
+                weight: arm.weight,
+                model,
+                counters: self.inner.metrics.arm(labels),
+                revision_counters: Arc::new(Counters::new()),
+            });
+        }
+        let mut cumulative = Vec::new();
+        let mut total = 0;
+        for (i, arm) in arms.iter().enumerate() {
+            if arm.role == ArmRole::Live && arm.weight > 0 {
+                total += arm.weight;
+                cumulative.push((total, i));
+            }
+        }
+        if cumulative.is_empty() {
+            return Err("the deployment has no live arm with traffic".into());
+        }
+        let shadow = match &spec.policy {
+            Policy::Shadow(policy) => arms
+                .iter()
+                .position(|a| a.role == ArmRole::Shadow)
+                .map(|i| (i, policy.percent)),
+            _ => None,
+        };
+        let sticky_header = match &spec.policy {
+            Policy::AbTest(ab) => ab.sticky_header.clone(),
+            _ => None,
+        };
+        Ok(Arc::new(LiveDeployment {
+            name: name.to_string(),
+            revision,
+            spec: spec.clone(),
+            arms,
+            cumulative,
+            shadow,
+            sticky_header,
+        }))
+    }
+
+    /// Serves `live` from now on, unless a newer revision already is.
+    pub fn activate(&self, live: Arc<LiveDeployment>) {
+        let revision = live.revision;
+        let mut deployments = self.inner.deployments.write().expect("deployments lock");
+        match deployments.get(&live.name) {
+            Some(slot) => {
+                if slot.live.load().revision <= revision {
+                    slot.live.store(live);
+                }
+                let mut latest = slot.latest.lock().expect("slot lock");
+                if latest.0 <= revision {
+                    *latest = (revision, None);
+                }
+            }
+            None => {
+                deployments.insert(
+                    live.name.clone(),
+                    Arc::new(DeploymentSlot {
+                        live: ArcSwap::new(live),
+                        latest: Mutex::new((revision, None)),
+                    }),
+                );
+            }
+        }
+        drop(deployments);
+        self.inner.models.evict_unused();
+    }
+
+    /// Prepares and activates in one step, one change at a time; a failure
+    /// is recorded on the slot (the old snapshot keeps serving).
+    pub async fn apply(
+        &self,
+        name: &str,
+        revision: i64,
+        spec: &DeploymentSpec,
+    ) -> Result<(), String> {
+        let _one_at_a_time = self.inner.changes.lock().await;
+        if let Some(slot) = self.deployment(name) {
+            if slot.live().revision >= revision {
+                return Ok(());
+            }
+        }
+        match self.prepare(name, revision, spec).await {
+            Ok(live) => {
+                self.activate(live);
+                tracing::info!(deployment = name, revision, "serving new revision");
+                Ok(())
+            }
+            Err(message) => {
+                tracing::warn!(deployment = name, revision, error = %message, "cannot serve revision");
+                if let Some(slot) = self.deployment(name) {
+                    *slot.latest.lock().expect("slot lock") = (revision, Some(message.clone()));
+                }
+                Err(message)
+            }
+        }
+    }
+
+    /// Stops serving `name`.
+    pub fn remove(&self, name: &str) {
+        self.inner
+            .deployments
+            .write()
+            .expect("deployments lock")
+            .remove(name);
+        self.inner.models.evict_unused();
+    }
+
+    /// Runs `arm` of `live` on `inputs`: inline when cheap, else on the
+    /// blocking pool; then records counters, copies the request to the
+    /// shadow and writes the prediction log.
+    pub async fn predict(
+        &self,
+        live: &Arc<LiveDeployment>,
+        pick: Pick,
+        inputs: Vec<NamedTensor>,
+        layout: Layout,
+        caller: Option<String>,
+    ) -> Result<Answer, PredictFailure> {
+        let started = Instant::now();
+        let arm = &live.arms[pick.index()];
+        let in_flight = self.inner.metrics.in_flight(&live.name);
+        in_flight.fetch_add(1, Relaxed);
+        let shadow = match pick {
+            Pick::Routed(_) => live.shadow_for_request(),
+            Pick::Pinned(_) => None,
+        };
+        let keep_inputs = live.spec.settings.log_predictions || shadow.is_some();
+        let kept = keep_inputs.then(|| inputs.clone());
+        let rows = inputs.first().map_or(0, |t| t.tensor.rows());
+        let result = self.run(&arm.model, inputs, layout).await;
+        in_flight.fetch_sub(1, Relaxed);
+        let latency = started.elapsed();
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(PredictFailure::Input(_)) => Outcome::Rejected,
+            Err(PredictFailure::Overloaded(_)) => Outcome::Overloaded,
+            Err(PredictFailure::Model(_)) => Outcome::Failed,
+        };
+        arm.counters.record(outcome, rows, latency);
+        arm.revision_counters.record(outcome, rows, latency);
+        let prediction_id = prediction_id();
+        if let (Some(shadow_arm), Some(inputs)) = (shadow, &kept) {
+            let index = live
+                .arms
+                .iter()
+                .position(|a| std::ptr::eq(a, shadow_arm))
+                .expect("the shadow is an arm");
+            let job = ShadowJob {
+                live: live.clone(),
+                arm: index,
+                inputs: inputs.clone(),
+                layout,
+                prediction_id: prediction_id.clone(),
+                caller: caller.clone(),
+            };
+            if self.inner.shadow.try_send(job).is_err() {
+                self.inner.metrics.shadow_dropped.fetch_add(1, Relaxed);
+            }
+        }
+        if live.spec.settings.log_predictions {
+            if let Some(inputs) = kept {
+                self.inner.log.record(predlog::Record {
+                    prediction_id: prediction_id.clone(),
+                    time_us: now_micros(),
+                    deployment: live.name.clone(),
+                    arm: arm.name.clone(),
+                    model: arm.model.model_ref.clone(),
+                    shadow: false,
+                    latency_us: latency.as_micros() as u64,
+                    caller,
+                    error: result.as_ref().err().map(failure_message),
+                    inputs,
+                    outputs: result.as_ref().ok().cloned(),
+                    feature_names: arm.model.feature_names.clone(),
+                });
+            }
+        }
+        let outputs = result?;
+        Ok(Answer {
+            outputs,
+            prediction_id,
+            arm: arm.name.clone(),
+            model: arm.model.model_ref.clone(),
+            default_output: arm.model.model.default_output(),
+            engine: arm.model.model.info().engine,
+        })
+    }
+
+    async fn run(
+        &self,
+        loaded: &Arc<LoadedVersion>,
+        inputs: Vec<NamedTensor>,
+        layout: Layout,
+    ) -> Result<Vec<NamedTensor>, PredictFailure> {
+        let rows = inputs.first().map_or(0, |t| t.tensor.rows());
+        if loaded.model.cost() == CallCost::Cheap && rows <= INLINE_ROWS {
+            return Ok(loaded.model.predict(inputs, layout)?);
+        }
+        let permit = self
+            .inner
+            .blocking
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                PredictFailure::Overloaded(format!(
+                    "all {} model slots are busy; retry shortly",
+                    self.inner.config.max_blocking
+                ))
+            })?;
+        let model = loaded.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            model.model.predict(inputs, layout)
+        })
+        .await
+        .map_err(|_| PredictFailure::Model("the prediction was interrupted".into()))?;
+        Ok(result?)
+    }
+
+    /// Runs shadow requests one after another, off every request's path.
+    async fn run_shadows(self, mut queue: tokio::sync::mpsc::Receiver<ShadowJob>) {
+        let mut stopped = self.stopped();
+        loop {
+            let job = tokio::select! {
+                job = queue.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                _ = stopped.changed() => return,
+            };
+            let arm = &job.live.arms[job.arm];
+            let started = Instant::now();
+            let rows = job.inputs.first().map_or(0, |t| t.tensor.rows());
+            let logged_inputs = job
+                .live
+                .spec
+                .settings
+                .log_predictions
+                .then(|| job.inputs.clone());
+            let result = self.run(&arm.model, job.inputs, job.layout).await;
+            let latency = started.elapsed();
+            let outcome = match &result {
+                Ok(_) => Outcome::Ok,
+                Err(PredictFailure::Input(_)) => Outcome::Rejected,
+                Err(PredictFailure::Overloaded(_)) => Outcome::Overloaded,
+                Err(PredictFailure::Model(_)) => Outcome::Failed,
+            };
+            arm.counters.record(outcome, rows, latency);
+            arm.revision_counters.record(outcome, rows, latency);
+            if let Some(inputs) = logged_inputs {
+                self.inner.log.record(predlog::Record {
+                    prediction_id: job.prediction_id,
+                    time_us: now_micros(),
+                    deployment: job.live.name.clone(),
+                    arm: arm.name.clone(),
+                    model: arm.model.model_ref.clone(),
+                    shadow: true,
+                    latency_us: latency.as_micros() as u64,
+                    caller: job.caller,
+                    error: result.as_ref().err().map(failure_message),
+                    inputs,
+                    outputs: result.ok(),
+                    feature_names: arm.model.feature_names.clone(),
+                });
+            }
+        }
+    }
+
+    /// Stores a replica's report.
+    pub fn record_report(&self, deployment: &str, report: dto::ReplicaReport) {
+        let mut reports = self.inner.reports.lock().expect("reports lock");
+        reports
+            .entry(deployment.to_string())
+            .or_default()
+            .insert(report.replica.clone(), (Instant::now(), report));
+    }
+
+    /// Counters of `revision` by arm: this process's plus those replicas
+    /// reported within the last minute; and the names of those replicas.
+    pub fn revision_counters(
+        &self,
+        deployment: &str,
+        revision: i64,
+    ) -> (HashMap<String, ArmCounters>, Vec<String>) {
+        let mut sums: HashMap<String, ArmCounters> = HashMap::new();
+        if let Some(slot) = self.deployment(deployment) {
+            let live = slot.live();
+            if live.revision == revision {
+                for (arm, counters) in live.revision_counters() {
+                    add_counters(sums.entry(arm).or_default(), &counters);
+                }
+            }
+        }
+        let mut replicas = Vec::new();
+        let mut reports = self.inner.reports.lock().expect("reports lock");
+        if let Some(by_replica) = reports.get_mut(deployment) {
+            by_replica.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
+            for (replica, (_, report)) in by_replica.iter() {
+                replicas.push(replica.clone());
+                if report.revision == revision {
+                    for (arm, counters) in &report.arms {
+                        add_counters(sums.entry(arm.clone()).or_default(), counters);
+                    }
+                }
+            }
+        }
+        replicas.sort();
+        (sums, replicas)
+    }
+}
+
+fn failure_message(failure: &PredictFailure) -> String {
+    match failure {
+        PredictFailure::Input(m) | PredictFailure::Overloaded(m) | PredictFailure::Model(m) => {
+            m.clone()
+        }
+    }
+}
+
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+#[cfg(test)]
+mod tests;
