@@ -415,8 +415,7 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
         max_blocking: 64,
         replica_name: replica.clone(),
     };
-    let (serving, mut tasks) =
-        Serving::new(config, source, PredictionLogConfig::new(sink, replica));
+    let serving = Serving::new(config, source, PredictionLogConfig::new(sink, replica));
     let address = crate::socket_address(&args.host, args.port)?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -427,7 +426,7 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
     let follower = serving.clone();
     let names = args.deployments.clone();
     let stopped = serving.stopped();
-    tasks.spawn(async move {
+    serving.spawn(async move {
         for name in &names {
             match follower.source().deployment(name).await {
                 Ok((revision, spec)) => {
@@ -447,7 +446,6 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
     let app = sextant_server::serving_router(serving.clone());
     let served = sextant_server::serve_app(listener, app, crate::shutdown_signal()).await;
     serving.shutdown().await;
-    while tasks.join_next().await.is_some() {}
     served.context("while serving")?;
     tracing::info!("sextant serve stopped");
     Ok(())

@@ -474,52 +474,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         max_blocking: 64,
         replica_name: format!("server-{}", std::process::id()),
     };
-    let log = sextant_server::serving::PredictionLogConfig::new(
-        sextant_server::serving::LogSink::Artifacts(artifacts.clone()),
-        serving_config.replica_name.clone(),
-    );
-    let source = sextant_server::serving::Source::Local {
-        store: store.clone(),
-        artifacts: artifacts.clone(),
-    };
-    let (serving, mut serving_tasks) =
-        sextant_server::serving::Serving::new(serving_config, source, log);
-    let state =
-        AppState::with_options(store.clone(), artifacts, options).with_serving(serving.clone());
-    {
-        let (store, serving) = (store.clone(), serving.clone());
-        let period = std::time::Duration::from_secs_f64(args.canary_check_seconds.max(0.05));
-        let stopped = serving.stopped();
-        serving_tasks.spawn(async move {
-            sextant_server::serving::controller::load_stored(&store, &serving).await;
-            serving.set_booted();
-            sextant_server::serving::controller::drive_canaries(store, serving, period, stopped)
-                .await;
-        });
-    }
-    if args.auth {
-        let admin_password = std::env::var("SEXTANT_ADMIN_PASSWORD")
-            .ok()
-            .filter(|p| !p.is_empty());
-        let token = state
-            .governance()
-            .bootstrap(admin_password.as_deref())
-            .await
-            .map_err(|err| anyhow::anyhow!(err))
-            .context("while creating the first admin")?;
-        if let Some(token) = token {
-            // Printed once, whatever the log filter: it is the only way in.
-            eprintln!(
-                "\nsextant: authentication is on and the admin has no password yet.\n\
-                 sextant: one-time bootstrap token (valid 24 hours, not shown again):\n\n    {token}\n\n\
-                 sextant: set the admin password with:\n    sextant bootstrap --server http://{address} --token {token}\n"
-            );
-        }
-    }
+    let period = std::time::Duration::from_secs_f64(args.canary_check_seconds.max(0.05));
+    let serving = sextant_server::serving::Serving::embedded(store.clone(), artifacts.clone(), serving_config, period);
+    let state = AppState::with_options(store, artifacts, options).with_serving(serving);
     sextant_server::run(listener, state, shutdown_signal())
         .await
         .context("while serving")?;
-    while serving_tasks.join_next().await.is_some() {}
     tracing::info!("sextant stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRef, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -97,6 +98,26 @@ impl IntoResponse for InferenceError {
 
 type InferenceResult<T> = Result<T, InferenceError>;
 
+/// The request body, or the reason it could not be read (too large: 413).
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> InferenceResult<Bytes> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            InferenceError::new(
+                ErrorCode::RequestTooLarge,
+                format!(
+                    "the request body exceeds {} bytes",
+                    crate::extract::MAX_JSON_BODY
+                ),
+            )
+        } else {
+            InferenceError::new(
+                ErrorCode::BadRequest,
+                format!("cannot read the request body: {rejection}"),
+            )
+        }
+    })
+}
+
 fn live(serving: &Serving, name: &str) -> InferenceResult<Arc<LiveDeployment>> {
     serving
         .deployment(name)
@@ -180,8 +201,9 @@ pub(crate) async fn infer(
     principal: Option<axum::Extension<Principal>>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> InferenceResult<Response> {
+    let body = body_bytes(body)?;
     let live = live(&serving, &path.name)?;
     let request: wire::OipInferenceRequest = serde_json::from_slice(&body)
         .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
@@ -364,8 +386,9 @@ pub(crate) async fn invocations(
     principal: Option<axum::Extension<Principal>>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> InferenceResult<Response> {
+    let body = body_bytes(body)?;
     let name = match query.deployment {
         Some(name) => name,
         None => serving.sole_deployment().ok_or_else(|| {

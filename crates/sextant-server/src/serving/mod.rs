@@ -297,6 +297,9 @@ struct ServingInner {
     changes: tokio::sync::Mutex<()>,
     /// Turns true at shutdown: background loops end.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Background loops (shadow runner, prediction log writer, controllers),
+    /// joined at shutdown.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
     booted: std::sync::atomic::AtomicBool,
 }
 
@@ -310,13 +313,9 @@ struct ShadowJob {
 }
 
 impl Serving {
-    /// A serving state with nothing deployed yet; `start` tasks run until
-    /// the returned handle's shutdown.
-    pub fn new(
-        config: ServingConfig,
-        source: Source,
-        log: PredictionLogConfig,
-    ) -> (Serving, tokio::task::JoinSet<()>) {
+    /// A serving state with nothing deployed yet. Its background tasks run
+    /// until [`Serving::shutdown`].
+    pub fn new(config: ServingConfig, source: Source, log: PredictionLogConfig) -> Serving {
         let metrics = Arc::new(Metrics::default());
         let mut tasks = tokio::task::JoinSet::new();
         let log = PredictionLog::start(log, metrics.clone(), &mut tasks);
@@ -339,10 +338,45 @@ impl Serving {
                 changes: tokio::sync::Mutex::new(()),
                 stop: tokio::sync::watch::channel(false).0,
                 booted: std::sync::atomic::AtomicBool::new(false),
+                tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
         };
         tasks.spawn(serving.clone().run_shadows(shadow_queue));
-        (serving, tasks)
+        *serving.inner.tasks.lock().expect("tasks lock") = tasks;
+        serving
+    }
+
+    /// Serving inside `sextant server`: models come from this process's
+    /// registry and artifact store, predictions are logged there, stored
+    /// deployments load in the background, and the canary controller runs
+    /// every `canary_period`.
+    pub fn embedded(
+        store: sextant_store::Store,
+        artifacts: sextant_artifacts::ArtifactStore,
+        config: ServingConfig,
+        canary_period: Duration,
+    ) -> Serving {
+        let log = PredictionLogConfig::new(
+            LogSink::Artifacts(artifacts.clone()),
+            config.replica_name.clone(),
+        );
+        let source = Source::Local {
+            store: store.clone(),
+            artifacts,
+        };
+        let serving = Serving::new(config, source, log);
+        let (loader, stopped) = (serving.clone(), serving.stopped());
+        serving.spawn(async move {
+            controller::load_stored(&store, &loader).await;
+            loader.set_booted();
+            controller::drive_canaries(store, loader, canary_period, stopped).await;
+        });
+        serving
+    }
+
+    /// Runs `task` until shutdown (it should watch [`Serving::stopped`]).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.lock().expect("tasks lock").spawn(task);
     }
 
     /// A receiver that turns true when the process shuts down.
@@ -350,11 +384,14 @@ impl Serving {
         self.inner.stop.subscribe()
     }
 
-    /// Ends the background loops and writes the prediction log's buffer.
+    /// Ends the background loops, writes the prediction log's buffer and
+    /// waits for every task.
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
         self.inner.log.flush().await;
         self.inner.log.shutdown();
+        let mut tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("tasks lock"));
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Marks the initial load done: readiness now depends on the

@@ -24,6 +24,8 @@ pub struct TestApp {
     pub dir: TempDir,
     pub database_url: String,
     pub options: Options,
+    /// The server's serving state (to flush the prediction log in tests).
+    pub serving: sextant_server::serving::Serving,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -153,7 +155,18 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
         .expect("bind");
     let address: SocketAddr = listener.local_addr().expect("address");
     let (shutdown, signal) = oneshot::channel::<()>();
-    let state = AppState::with_options(store, artifacts, options);
+    let serving = sextant_server::serving::Serving::embedded(
+        store.clone(),
+        artifacts.clone(),
+        sextant_server::serving::ServingConfig {
+            cache_dir: dir.path().join("serving"),
+            python: None,
+            max_blocking: 16,
+            replica_name: "test".into(),
+        },
+        std::time::Duration::from_millis(100),
+    );
+    let state = AppState::with_options(store, artifacts, options).with_serving(serving.clone());
     if options.auth == Auth::Enabled {
         state
             .governance()
@@ -170,6 +183,7 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
         dir,
         database_url,
         options,
+        serving,
         shutdown: Some(shutdown),
         server: Some(server),
     }

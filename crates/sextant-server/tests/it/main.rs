@@ -12,6 +12,7 @@ mod governance;
 mod registry;
 mod runs;
 mod search;
+mod serving;
 
 /// Generates `sqlite::name` and `postgres::name` tests from
 /// `async fn name(app: TestApp)` bodies.
