@@ -23,6 +23,7 @@
 
 pub mod lightgbm;
 pub mod sklearn;
+mod ubjson;
 pub mod xgboost;
 
 use crate::error::{Error, Result};
@@ -40,6 +41,10 @@ pub enum Test {
     /// Left when `x` is a non-negative integer in the set (LightGBM and
     /// XGBoost categorical splits; ONNX `BRANCH_EQ` with one member).
     InSet(Vec<u32>),
+    /// Left when `x == t` exactly (ONNX `BRANCH_EQ`, and `BRANCH_NEQ` with
+    /// its children swapped; converters write LightGBM's categorical splits
+    /// as chains of them).
+    Equal(f64),
 }
 
 /// Where a row goes when its value is missing.
@@ -96,6 +101,10 @@ pub enum Link {
     /// `1 / (1 + exp(-scale * margin))` on a single output: the probability
     /// of the positive class.
     Sigmoid { scale: f64 },
+    /// `1 / (1 + exp(-scale * margin))` on every output separately: the class
+    /// probabilities of a one-vs-rest classifier (LightGBM's
+    /// `multiclassova`), which do not sum to 1.
+    OneVsRestSigmoid { scale: f64 },
     /// Softmax over the outputs.
     Softmax,
     /// `exp(margin)` (Poisson, Gamma, Tweedie regression).
@@ -177,8 +186,10 @@ const DEFAULT_LEFT: u32 = 1 << 25;
 /// `0.0` (and NaN) take the default direction.
 const ZERO_MISSING: u32 = 1 << 26;
 const CATEGORICAL: u32 = 1 << 27;
+/// The test is `x == threshold`.
+const EQUAL: u32 = 1 << 28;
 /// Fields in `feature_flags` that need more than `x < threshold`.
-const SLOW_PATH: u32 = ZERO_MISSING | CATEGORICAL;
+const SLOW_PATH: u32 = ZERO_MISSING | CATEGORICAL | EQUAL;
 
 impl Node {
     #[inline(always)]
@@ -204,6 +215,10 @@ pub struct TreeEnsemble {
     leaf_values: Vec<f64>,
     leaf_values_f32: Vec<f32>,
     bitsets: Vec<u32>,
+    /// Per output: how many trees add to it, the divisor of an averaging
+    /// ensemble (a LightGBM random forest divides each class by its own
+    /// number of trees, its rounds).
+    trees_per_output: Vec<f64>,
     info: RuntimeInfo,
 }
 
@@ -223,10 +238,17 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
         )));
     }
     match (&spec.task, spec.link) {
-        (Task::Classification(labels), Link::Sigmoid { .. }) if labels.len() != 2 || spec.n_outputs != 1 => {
-            return Err(Error::invalid("a sigmoid classifier has one output and two classes"))
+        (Task::Classification(labels), Link::Sigmoid { .. })
+            if labels.len() != 2 || spec.n_outputs != 1 =>
+        {
+            return Err(Error::invalid(
+                "a sigmoid classifier has one output and two classes",
+            ))
         }
-        (Task::Classification(labels), Link::Softmax | Link::Identity) if labels.len() != spec.n_outputs => {
+        (
+            Task::Classification(labels),
+            Link::Softmax | Link::Identity | Link::OneVsRestSigmoid { .. },
+        ) if labels.len() != spec.n_outputs => {
             return Err(Error::invalid(format!(
                 "classifier with {} classes and {} outputs",
                 labels.len(),
@@ -274,6 +296,13 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
         ..
     } = compiler;
     let leaf_values_f32 = leaf_values.iter().map(|&v| v as f32).collect();
+    let mut trees_per_output = vec![0.0; spec.n_outputs];
+    for &output in &tree_outputs {
+        match trees_per_output.get_mut(output as usize) {
+            Some(count) => *count += 1.0,
+            None => trees_per_output.iter_mut().for_each(|count| *count += 1.0),
+        }
+    }
     let info = runtime_info(&spec);
     Ok(TreeEnsemble {
         spec,
@@ -283,6 +312,7 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
         leaf_values,
         leaf_values_f32,
         bitsets,
+        trees_per_output,
         info,
     })
 }
@@ -351,10 +381,7 @@ impl Compiler {
                     ..
                 } => {
                     if *feature >= self.n_features {
-                        return Err(format!(
-                            "split on feature {feature} of {}",
-                            self.n_features
-                        ));
+                        return Err(format!("split on feature {feature} of {}", self.n_features));
                     }
                     let mut flags = *feature as u32;
                     let threshold = match test {
@@ -370,6 +397,10 @@ impl Compiler {
                             } else {
                                 t.next_up()
                             }
+                        }
+                        Test::Equal(t) => {
+                            flags |= EQUAL;
+                            *t
                         }
                         Test::InSet(members) => {
                             flags |= CATEGORICAL;
@@ -391,6 +422,7 @@ impl Compiler {
                                 Test::LessThan(t) => 0.0 < *t,
                                 Test::LessOrEqual(t) => 0.0 <= *t,
                                 Test::InSet(members) => members.contains(&0),
+                                Test::Equal(t) => 0.0 == *t,
                             };
                             if zero_left {
                                 flags |= DEFAULT_LEFT;
@@ -446,7 +478,11 @@ fn runtime_info(spec: &EnsembleSpec) -> RuntimeInfo {
             };
             vec![
                 TensorSpec::new("predict", label_type, vec![-1]),
-                TensorSpec::new("predict_proba", DataType::F64, vec![-1, labels.len() as i64]),
+                TensorSpec::new(
+                    "predict_proba",
+                    DataType::F64,
+                    vec![-1, labels.len() as i64],
+                ),
             ]
         }
     };
@@ -489,7 +525,11 @@ impl TreeEnsemble {
         let n_outputs = self.spec.n_outputs;
         assert_eq!(features.len() % n_features, 0, "ragged feature matrix");
         let rows = features.len() / n_features;
-        assert_eq!(out.len(), rows * n_outputs, "output buffer of the wrong size");
+        assert_eq!(
+            out.len(),
+            rows * n_outputs,
+            "output buffer of the wrong size"
+        );
         let mut cast = Vec::new();
         let features = if self.spec.input_f32 {
             cast.extend(features.iter().map(|&x| x as f32 as f64));
@@ -499,14 +539,20 @@ impl TreeEnsemble {
         };
         if self.spec.accumulate_f32 {
             let mut acc = vec![0f32; n_outputs];
-            for (row, out) in features.chunks_exact(n_features).zip(out.chunks_exact_mut(n_outputs)) {
+            for (row, out) in features
+                .chunks_exact(n_features)
+                .zip(out.chunks_exact_mut(n_outputs))
+            {
                 self.margin_f32(row, &mut acc);
                 for (o, a) in out.iter_mut().zip(&acc) {
                     *o = *a as f64;
                 }
             }
         } else {
-            for (row, out) in features.chunks_exact(n_features).zip(out.chunks_exact_mut(n_outputs)) {
+            for (row, out) in features
+                .chunks_exact(n_features)
+                .zip(out.chunks_exact_mut(n_outputs))
+            {
                 self.margin_f64(row, out);
             }
         }
@@ -519,7 +565,11 @@ impl TreeEnsemble {
         let rows = features.len() / n_features;
         let n_outputs = self.spec.n_outputs;
         let n_scores = self.n_scores();
-        assert_eq!(out.len(), rows * n_scores, "output buffer of the wrong size");
+        assert_eq!(
+            out.len(),
+            rows * n_scores,
+            "output buffer of the wrong size"
+        );
         if n_scores == n_outputs {
             self.predict_margins(features, out);
             for scores in out.chunks_exact_mut(n_scores) {
@@ -552,7 +602,10 @@ impl TreeEnsemble {
         for (&root, &output) in self.roots.iter().zip(&self.tree_outputs) {
             let leaf = self.leaf_of(root, row) as usize;
             if output == u32::MAX {
-                for (a, v) in acc.iter_mut().zip(&self.leaf_values[leaf..leaf + n_outputs]) {
+                for (a, v) in acc
+                    .iter_mut()
+                    .zip(&self.leaf_values[leaf..leaf + n_outputs])
+                {
                     *a += v;
                 }
             } else {
@@ -560,8 +613,11 @@ impl TreeEnsemble {
             }
         }
         if self.spec.average {
-            let n = self.roots.len() as f64;
-            for (a, b) in acc.iter_mut().zip(&self.spec.base) {
+            for ((a, b), n) in acc
+                .iter_mut()
+                .zip(&self.spec.base)
+                .zip(&self.trees_per_output)
+            {
                 *a = *a / n + b;
             }
         }
@@ -580,7 +636,10 @@ impl TreeEnsemble {
         for (&root, &output) in self.roots.iter().zip(&self.tree_outputs) {
             let leaf = self.leaf_of(root, row) as usize;
             if output == u32::MAX {
-                for (a, v) in acc.iter_mut().zip(&self.leaf_values_f32[leaf..leaf + n_outputs]) {
+                for (a, v) in acc
+                    .iter_mut()
+                    .zip(&self.leaf_values_f32[leaf..leaf + n_outputs])
+                {
                     *a += v;
                 }
             } else {
@@ -588,9 +647,12 @@ impl TreeEnsemble {
             }
         }
         if self.spec.average {
-            let n = self.roots.len() as f32;
-            for (a, b) in acc.iter_mut().zip(&self.spec.base) {
-                *a = *a / n + *b as f32;
+            for ((a, b), n) in acc
+                .iter_mut()
+                .zip(&self.spec.base)
+                .zip(&self.trees_per_output)
+            {
+                *a = *a / *n as f32 + *b as f32;
             }
         }
     }
@@ -615,8 +677,14 @@ impl TreeEnsemble {
     #[cold]
     fn slow_test(&self, node: Node, x: f64) -> bool {
         let default_left = node.feature_flags & DEFAULT_LEFT != 0;
-        if node.feature_flags & ZERO_MISSING != 0 && (x.is_nan() || x.abs() <= 1e-35) {
+        // LightGBM's `IsZero`: |x| <= kZeroThreshold, the float 1e-35f
+        // widened to double (include/LightGBM/meta.h).
+        const ZERO_THRESHOLD: f64 = 1e-35f32 as f64;
+        if node.feature_flags & ZERO_MISSING != 0 && (x.is_nan() || x.abs() <= ZERO_THRESHOLD) {
             return default_left;
+        }
+        if node.feature_flags & EQUAL != 0 {
+            return if x.is_nan() { default_left } else { x == node.threshold };
         }
         if node.feature_flags & CATEGORICAL != 0 {
             if x.is_nan() {
@@ -636,12 +704,16 @@ impl TreeEnsemble {
     }
 
     fn sigmoid(&self, margin: f64) -> f64 {
-        let Link::Sigmoid { scale } = self.spec.link else {
+        let (Link::Sigmoid { scale } | Link::OneVsRestSigmoid { scale }) = self.spec.link else {
             unreachable!("sigmoid on an ensemble without a sigmoid link")
         };
         if self.spec.accumulate_f32 {
+            // XGBoost's `common::Sigmoid` (src/common/math.h): the exponent
+            // is capped at 88.7 (as `std::min(-x, 88.7f)`, which keeps a NaN
+            // first argument) so that `expf` cannot overflow.
             let m = (scale as f32) * margin as f32;
-            (1.0f32 / (1.0f32 + (-m).exp())) as f64
+            let exponent = if 88.7f32 < -m { 88.7f32 } else { -m };
+            (1.0f32 / (exponent.exp() + 1.0f32)) as f64
         } else {
             1.0 / (1.0 + (-scale * margin).exp())
         }
@@ -650,7 +722,7 @@ impl TreeEnsemble {
     fn apply_link(&self, scores: &mut [f64]) {
         match self.spec.link {
             Link::Identity => {}
-            Link::Sigmoid { .. } => {
+            Link::Sigmoid { .. } | Link::OneVsRestSigmoid { .. } => {
                 for s in scores.iter_mut() {
                     *s = self.sigmoid(*s);
                 }
@@ -666,15 +738,20 @@ impl TreeEnsemble {
             }
             Link::Softmax => {
                 if self.spec.accumulate_f32 {
-                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s as f32));
-                    let mut sum = 0f32;
+                    // XGBoost's `common::Softmax` (src/common/math.h):
+                    // float32 exponentials, summed in double, each divided
+                    // by the sum rounded to float32.
+                    let max = scores
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |m, &s| m.max(s as f32));
+                    let mut sum = 0f64;
                     for s in scores.iter_mut() {
                         let e = (*s as f32 - max).exp();
-                        sum += e;
+                        sum += e as f64;
                         *s = e as f64;
                     }
                     for s in scores.iter_mut() {
-                        *s = (*s as f32 / sum) as f64;
+                        *s = (*s as f32 / sum as f32) as f64;
                     }
                 } else {
                     let max = scores.iter().fold(f64::NEG_INFINITY, |m, &s| m.max(s));
@@ -731,7 +808,11 @@ impl ModelRuntime for TreeEnsemble {
         self.predict_scores(features, &mut scores);
         Ok(match &self.spec.task {
             Task::Regression => {
-                let shape = if n_scores == 1 { vec![rows] } else { vec![rows, n_scores] };
+                let shape = if n_scores == 1 {
+                    vec![rows]
+                } else {
+                    vec![rows, n_scores]
+                };
                 vec![NamedTensor::new(
                     "predict",
                     Tensor {
@@ -744,7 +825,9 @@ impl ModelRuntime for TreeEnsemble {
             Task::Classification(labels) => {
                 let winners = scores.chunks_exact(n_scores).map(argmax);
                 let predicted = match labels {
-                    ClassLabels::Int(l) => Tensor::column(TensorData::I64(winners.map(|i| l[i]).collect())),
+                    ClassLabels::Int(l) => {
+                        Tensor::column(TensorData::I64(winners.map(|i| l[i]).collect()))
+                    }
                     ClassLabels::Str(l) => {
                         Tensor::column(TensorData::Str(winners.map(|i| l[i].clone()).collect()))
                     }

@@ -8,8 +8,18 @@ fn two_level(test: Test, missing: Missing) -> EnsembleSpec {
         n_outputs: 1,
         trees: vec![Tree {
             nodes: vec![
-                TreeNode::Split { feature: 0, test, missing, left: 1, right: 2, cover: 10.0 },
-                TreeNode::Leaf { values: vec![1.0], cover: 4.0 },
+                TreeNode::Split {
+                    feature: 0,
+                    test,
+                    missing,
+                    left: 1,
+                    right: 2,
+                    cover: 10.0,
+                },
+                TreeNode::Leaf {
+                    values: vec![1.0],
+                    cover: 4.0,
+                },
                 TreeNode::Split {
                     feature: 1,
                     test: Test::LessThan(2.0),
@@ -18,8 +28,14 @@ fn two_level(test: Test, missing: Missing) -> EnsembleSpec {
                     right: 4,
                     cover: 6.0,
                 },
-                TreeNode::Leaf { values: vec![2.0], cover: 3.0 },
-                TreeNode::Leaf { values: vec![3.0], cover: 3.0 },
+                TreeNode::Leaf {
+                    values: vec![2.0],
+                    cover: 3.0,
+                },
+                TreeNode::Leaf {
+                    values: vec![3.0],
+                    cover: 3.0,
+                },
             ],
             output: 0,
         }],
@@ -45,18 +61,42 @@ fn check(spec: EnsembleSpec, rows: &[[f64; 2]], expected: &[f64]) {
 #[test]
 fn comparisons_follow_each_library() {
     let rows = [[0.5, 1.0], [0.6, 1.0], [0.6, 2.0], [-1.0, 5.0]];
-    check(two_level(Test::LessOrEqual(0.5), Missing::Right), &rows, &[1.0, 2.0, 3.0, 1.0]);
-    check(two_level(Test::LessThan(0.5), Missing::Right), &rows, &[2.0, 2.0, 3.0, 1.0]);
+    check(
+        two_level(Test::LessOrEqual(0.5), Missing::Right),
+        &rows,
+        &[1.0, 2.0, 3.0, 1.0],
+    );
+    check(
+        two_level(Test::LessThan(0.5), Missing::Right),
+        &rows,
+        &[2.0, 2.0, 3.0, 1.0],
+    );
 }
 
 #[test]
 fn missing_values_take_the_node_rule() {
     let rows = [[f64::NAN, 1.0], [0.0, 1.0]];
-    check(two_level(Test::LessOrEqual(0.5), Missing::Right), &rows, &[2.0, 1.0]);
-    check(two_level(Test::LessOrEqual(0.5), Missing::Left), &rows, &[1.0, 1.0]);
+    check(
+        two_level(Test::LessOrEqual(0.5), Missing::Right),
+        &rows,
+        &[2.0, 1.0],
+    );
+    check(
+        two_level(Test::LessOrEqual(0.5), Missing::Left),
+        &rows,
+        &[1.0, 1.0],
+    );
     // NaN reads as zero: 0 <= -1 is false, so right.
-    check(two_level(Test::LessOrEqual(-1.0), Missing::AsZero), &rows, &[2.0, 2.0]);
-    check(two_level(Test::LessOrEqual(0.5), Missing::AsZero), &rows, &[1.0, 1.0]);
+    check(
+        two_level(Test::LessOrEqual(-1.0), Missing::AsZero),
+        &rows,
+        &[2.0, 2.0],
+    );
+    check(
+        two_level(Test::LessOrEqual(0.5), Missing::AsZero),
+        &rows,
+        &[1.0, 1.0],
+    );
     // Zero and NaN both take the default direction, whatever the threshold.
     check(
         two_level(Test::LessOrEqual(-1.0), Missing::ZeroAndNan { left: true }),
@@ -73,7 +113,14 @@ fn missing_values_take_the_node_rule() {
 #[test]
 fn categorical_splits_test_set_membership() {
     let spec = two_level(Test::InSet(vec![1, 3, 40]), Missing::Right);
-    let rows = [[1.0, 1.0], [2.0, 1.0], [40.0, 9.0], [41.0, 9.0], [-1.0, 1.0], [f64::NAN, 1.0]];
+    let rows = [
+        [1.0, 1.0],
+        [2.0, 1.0],
+        [40.0, 9.0],
+        [41.0, 9.0],
+        [-1.0, 1.0],
+        [f64::NAN, 1.0],
+    ];
     check(spec, &rows, &[1.0, 2.0, 1.0, 3.0, 2.0, 2.0]);
 }
 
@@ -106,15 +153,34 @@ fn classifiers_report_labels_and_probabilities() {
     let ensemble = compile(spec).unwrap();
     let input = NamedTensor::new("input", Tensor::f64_matrix(2, 2, vec![0.0, 0.0, 1.0, 5.0]));
     let outputs = ensemble.predict(&[input]).unwrap();
-    assert_eq!(outputs[0].tensor.data, TensorData::Str(vec!["yes".into(), "yes".into()]));
-    let TensorData::F64(p) = &outputs[1].tensor.data else { panic!("probabilities are FP64") };
+    assert_eq!(
+        outputs[0].tensor.data,
+        TensorData::Str(vec!["yes".into(), "yes".into()])
+    );
+    let TensorData::F64(p) = &outputs[1].tensor.data else {
+        panic!("probabilities are FP64")
+    };
     let sigmoid = |m: f64| 1.0 / (1.0 + (-m).exp());
-    assert_eq!(p, &vec![1.0 - sigmoid(1.0), sigmoid(1.0), 1.0 - sigmoid(3.0), sigmoid(3.0)]);
+    assert_eq!(
+        p,
+        &vec![
+            1.0 - sigmoid(1.0),
+            sigmoid(1.0),
+            1.0 - sigmoid(3.0),
+            sigmoid(3.0)
+        ]
+    );
 }
 
 #[test]
 fn multiclass_trees_add_to_their_class() {
-    let leaf = |v: f64| Tree { nodes: vec![TreeNode::Leaf { values: vec![v], cover: 1.0 }], output: 0 };
+    let leaf = |v: f64| Tree {
+        nodes: vec![TreeNode::Leaf {
+            values: vec![v],
+            cover: 1.0,
+        }],
+        output: 0,
+    };
     let mut trees = vec![leaf(1.0), leaf(2.0), leaf(3.0)];
     for (k, tree) in trees.iter_mut().enumerate() {
         tree.output = k;

@@ -142,9 +142,15 @@ struct Fixture {
     logged_model: String,
     model: String,
     request: i64,
+    deployment: String,
 }
 
 async fn fixture(people: &People<'_>, tag: &str) -> Fixture {
+    fixture_with(people, tag, false).await
+}
+
+/// A fixture; `with_deployment` also deploys its model version (as `dep-<tag>`).
+async fn fixture_with(people: &People<'_>, tag: &str, with_deployment: bool) -> Fixture {
     let manager = people.as_(Role::Manager);
     let admin = people.as_(Role::Admin);
     let editor = people.as_(Role::Editor);
@@ -209,6 +215,35 @@ async fn fixture(people: &People<'_>, tag: &str) -> Fixture {
             )
             .await;
     }
+    // The version's files: a model a deployment can load.
+    let root = format!("/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/model");
+    let stump = crate::serving::xgboost_stump(1, 0.5, 0.1, -0.1);
+    for (file, body) in [("MLmodel", crate::serving::MLMODEL.to_string()), ("model.json", stump)] {
+        let (status, reply) = manager.send(Method::PUT, &format!("{root}/{file}"), Some(Value::String(body))).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let deployment = format!("dep-{tag}");
+    let deployment_grants: &[(&str, &str)] = if with_deployment {
+        admin
+            .ok(
+                Method::POST,
+                "/api/v1/deployments",
+                Some(json!({ "name": deployment, "model": format!("{model}/1") })),
+            )
+            .await;
+        &[("reader", "read"), ("editor", "edit"), ("manager", "manage")]
+    } else {
+        &[]
+    };
+    for &(user, permission) in deployment_grants {
+        admin
+            .ok(
+                Method::PUT,
+                "/api/v1/permissions",
+                Some(json!({ "resource_type": "deployment", "resource_id": deployment, "principal": format!("user:{user}"), "permission": permission })),
+            )
+            .await;
+    }
     let request = editor
         .ok(
             Method::POST,
@@ -225,6 +260,7 @@ async fn fixture(people: &People<'_>, tag: &str) -> Fixture {
         logged_model,
         model,
         request,
+        deployment,
     }
 }
 
@@ -785,7 +821,62 @@ fn cases() -> Vec<Case> {
         same(M::GET, "/api/v1/audit", None),
         same(M::GET, "/api/v1/audit/export", None),
         same(M::GET, "/api/v1/audit/verify", None),
+        // deployments
+        same(M::GET, "/api/v1/deployments", None),
+        who(
+            same(M::POST, "/api/v1/deployments", Some(json!({"name": "new-{uniq}", "model": "{model}/1"}))),
+            // Deploying needs read on the registered model.
+            &[Reader, Editor, Manager, Approver, Admin],
+        ),
+        case(M::GET, "/api/v1/deployments/{name}", "/api/v1/deployments/{dep}", None),
+        case(M::PATCH, "/api/v1/deployments/{name}", "/api/v1/deployments/{dep}", Some(json!({"description": "x"}))),
+        case(M::DELETE, "/api/v1/deployments/{name}", "/api/v1/deployments/{dep}", None),
+        case(M::POST, "/api/v1/deployments/{name}/canary", "/api/v1/deployments/{dep}/canary", Some(json!({"model": "{model}/1"}))),
+        case(M::POST, "/api/v1/deployments/{name}/ab", "/api/v1/deployments/{dep}/ab", Some(json!({"model": "{model}/1"}))),
+        case(M::POST, "/api/v1/deployments/{name}/shadow", "/api/v1/deployments/{dep}/shadow", Some(json!({"model": "{model}/1"}))),
+        case(M::POST, "/api/v1/deployments/{name}/promote", "/api/v1/deployments/{dep}/promote", Some(json!({}))),
+        case(M::POST, "/api/v1/deployments/{name}/rollback", "/api/v1/deployments/{dep}/rollback", Some(json!({}))),
+        case(M::GET, "/api/v1/deployments/{name}/history", "/api/v1/deployments/{dep}/history", None),
+        case(M::GET, "/api/v1/deployments/{name}/status", "/api/v1/deployments/{dep}/status", None),
+        case(
+            M::POST,
+            "/api/v1/deployments/{name}/report",
+            "/api/v1/deployments/{dep}/report",
+            Some(json!({"replica": "r", "revision": 1, "arms": {}})),
+        ),
+        case(
+            M::PUT,
+            "/api/v1/deployments/{name}/prediction-log/{*file}",
+            "/api/v1/deployments/{dep}/prediction-log/2026-01-01/part.parquet",
+            Some(json!({})),
+        ),
+        case(M::GET, "/api/v1/model-versions/archive", "/api/v1/model-versions/archive?name={model}&version=1", None),
+        // inference
+        same(M::GET, "/v2", None),
+        same(M::GET, "/v2/", None),
+        same(M::GET, "/v2/health/live", None),
+        same(M::GET, "/v2/health/ready", None),
+        same(M::POST, "/v2/repository/index", Some(json!({}))),
+        case(M::GET, "/v2/models/{name}", "/v2/models/{dep}", None),
+        case(M::GET, "/v2/models/{name}/ready", "/v2/models/{dep}/ready", None),
+        case(M::POST, "/v2/models/{name}/infer", "/v2/models/{dep}/infer", Some(oip_row())),
+        case(M::GET, "/v2/models/{name}/versions/{version}", "/v2/models/{dep}/versions/1", None),
+        case(M::GET, "/v2/models/{name}/versions/{version}/ready", "/v2/models/{dep}/versions/1/ready", None),
+        case(M::POST, "/v2/models/{name}/versions/{version}/infer", "/v2/models/{dep}/versions/1/infer", Some(oip_row())),
+        case(M::POST, "/invocations", "/invocations?deployment={dep}", Some(json!({"instances": [[0, 0, 0]]}))),
+        case(
+            M::POST,
+            "/deployments/{name}/invocations",
+            "/deployments/{dep}/invocations",
+            Some(json!({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[0, 0, 0]]}})),
+        ),
+        same(M::GET, "/ping", None),
+        same(M::GET, "/metrics", None),
     ]
+}
+
+fn oip_row() -> Value {
+    json!({"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [0, 0, 0]}]})
 }
 
 fn fill(text: &str, f: &Fixture, uniq: &str) -> String {
@@ -795,6 +886,7 @@ fn fill(text: &str, f: &Fixture, uniq: &str) -> String {
         .replace("{lm}", &f.logged_model)
         .replace("{model}", &f.model)
         .replace("{req}", &f.request.to_string())
+        .replace("{dep}", &f.deployment)
         .replace("{uniq}", uniq)
 }
 
@@ -837,7 +929,7 @@ async fn permission_matrix_covers_every_route() {
         for role in ROLES {
             counter += 1;
             let uniq = format!("{counter}");
-            let fixture = fixture(&people, &uniq).await;
+            let fixture = fixture_with(&people, &uniq, case.path.contains("{dep}")).await;
             let path = fill(case.path, &fixture, &uniq);
             let body = case.body.as_ref().map(|b| fill_json(b, &fixture, &uniq));
             let (status, reply) = people

@@ -29,7 +29,7 @@ const PROXY: &str = "/api/2.0/mlflow-artifacts/artifacts";
 
 /// A binary XGBoost classifier of one stump: `x[feature] < threshold` →
 /// margin `left`, else `right` (base score 0.5, so margin 0 at the root).
-fn xgboost_stump(feature: usize, threshold: f64, left: f64, right: f64) -> String {
+pub(crate) fn xgboost_stump(feature: usize, threshold: f64, left: f64, right: f64) -> String {
     json!({
         "version": [3, 2, 0],
         "learner": {
@@ -63,7 +63,7 @@ fn xgboost_stump(feature: usize, threshold: f64, left: f64, right: f64) -> Strin
     .to_string()
 }
 
-const MLMODEL: &str = r#"flavors:
+pub(crate) const MLMODEL: &str = r#"flavors:
   python_function:
     data: model.json
     loader_module: mlflow.xgboost
