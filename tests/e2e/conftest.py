@@ -270,6 +270,8 @@ def server(request):
             "--host", "127.0.0.1",
             "--port", str(port),
             "--data-dir", str(data_dir),
+            # Python-only models run in workers on this interpreter (it has mlflow).
+            "--python", sys.executable,
         ]  # fmt: skip
         if backend_store_uri is not None:
             cmd += ["--backend-store-uri", backend_store_uri]

@@ -11,14 +11,15 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
 
-use crate::routes::v1;
+use crate::routes::{deployments, inference, v1};
 use sextant_api::v1 as dto;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Sextant native API",
-        description = "Users, groups, API tokens, permissions, the promotion workflow and the audit log. \
+        description = "Users, groups, API tokens, permissions, the promotion workflow, the audit log, \
+deployments and the inference APIs (Open Inference Protocol v2 under /v2, MLflow's scoring protocol). \
 Authenticate with HTTP Basic (username and password) or `Authorization: Bearer <token>`. \
 MLflow's REST API is served beside it under /api/2.0/mlflow with the same credentials.",
     ),
@@ -31,6 +32,10 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         v1::get_policy, v1::set_policy,
         v1::create_request, v1::list_requests, v1::get_request, v1::approve, v1::reject, v1::cancel,
         v1::audit_list, v1::audit_export, v1::audit_verify,
+        deployments::create, deployments::list, deployments::get, deployments::update, deployments::delete,
+        deployments::canary, deployments::ab_test, deployments::shadow, deployments::promote, deployments::rollback,
+        deployments::history, deployments::status, deployments::report, deployments::model_archive,
+        inference::infer, inference::model_metadata, inference::deployment_invocations,
     ),
     components(schemas(dto::Error)),
     tags(
@@ -40,6 +45,8 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         (name = "permissions", description = "read, edit, manage, approve, invoke on experiments, registered models, deployments"),
         (name = "workflow", description = "Protected stages and aliases; transition requests and their decisions"),
         (name = "audit", description = "The append-only, hash-chained audit log"),
+        (name = "deployments", description = "Registered model versions served under a name: update, blue-green, canary, A/B test, shadow, promote, rollback"),
+        (name = "inference", description = "Calling a deployment: Open Inference Protocol v2 (also /v2/models/{name}/versions/{version}/…, /ready, /v2/health/*) and MLflow's /invocations"),
     )
 )]
 struct NativeApi;

@@ -426,8 +426,9 @@ pub(crate) async fn deployment_invocations(
     principal: Option<axum::Extension<Principal>>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> InferenceResult<Response> {
+    let body = body_bytes(body)?;
     score(
         serving,
         name,

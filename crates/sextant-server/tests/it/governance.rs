@@ -218,8 +218,17 @@ async fn fixture_with(people: &People<'_>, tag: &str, with_deployment: bool) -> 
     // The version's files: a model a deployment can load.
     let root = format!("/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/model");
     let stump = crate::serving::xgboost_stump(1, 0.5, 0.1, -0.1);
-    for (file, body) in [("MLmodel", crate::serving::MLMODEL.to_string()), ("model.json", stump)] {
-        let (status, reply) = manager.send(Method::PUT, &format!("{root}/{file}"), Some(Value::String(body))).await;
+    for (file, body) in [
+        ("MLmodel", crate::serving::MLMODEL.to_string()),
+        ("model.json", stump),
+    ] {
+        let (status, reply) = manager
+            .send(
+                Method::PUT,
+                &format!("{root}/{file}"),
+                Some(Value::String(body)),
+            )
+            .await;
         assert_eq!(status, 200, "{reply}");
     }
     let deployment = format!("dep-{tag}");
@@ -231,7 +240,11 @@ async fn fixture_with(people: &People<'_>, tag: &str, with_deployment: bool) -> 
                 Some(json!({ "name": deployment, "model": format!("{model}/1") })),
             )
             .await;
-        &[("reader", "read"), ("editor", "edit"), ("manager", "manage")]
+        &[
+            ("reader", "read"),
+            ("editor", "edit"),
+            ("manager", "manage"),
+        ]
     } else {
         &[]
     };
@@ -824,20 +837,74 @@ fn cases() -> Vec<Case> {
         // deployments
         same(M::GET, "/api/v1/deployments", None),
         who(
-            same(M::POST, "/api/v1/deployments", Some(json!({"name": "new-{uniq}", "model": "{model}/1"}))),
+            same(
+                M::POST,
+                "/api/v1/deployments",
+                Some(json!({"name": "new-{uniq}", "model": "{model}/1"})),
+            ),
             // Deploying needs read on the registered model.
             &[Reader, Editor, Manager, Approver, Admin],
         ),
-        case(M::GET, "/api/v1/deployments/{name}", "/api/v1/deployments/{dep}", None),
-        case(M::PATCH, "/api/v1/deployments/{name}", "/api/v1/deployments/{dep}", Some(json!({"description": "x"}))),
-        case(M::DELETE, "/api/v1/deployments/{name}", "/api/v1/deployments/{dep}", None),
-        case(M::POST, "/api/v1/deployments/{name}/canary", "/api/v1/deployments/{dep}/canary", Some(json!({"model": "{model}/1"}))),
-        case(M::POST, "/api/v1/deployments/{name}/ab", "/api/v1/deployments/{dep}/ab", Some(json!({"model": "{model}/1"}))),
-        case(M::POST, "/api/v1/deployments/{name}/shadow", "/api/v1/deployments/{dep}/shadow", Some(json!({"model": "{model}/1"}))),
-        case(M::POST, "/api/v1/deployments/{name}/promote", "/api/v1/deployments/{dep}/promote", Some(json!({}))),
-        case(M::POST, "/api/v1/deployments/{name}/rollback", "/api/v1/deployments/{dep}/rollback", Some(json!({}))),
-        case(M::GET, "/api/v1/deployments/{name}/history", "/api/v1/deployments/{dep}/history", None),
-        case(M::GET, "/api/v1/deployments/{name}/status", "/api/v1/deployments/{dep}/status", None),
+        case(
+            M::GET,
+            "/api/v1/deployments/{name}",
+            "/api/v1/deployments/{dep}",
+            None,
+        ),
+        case(
+            M::PATCH,
+            "/api/v1/deployments/{name}",
+            "/api/v1/deployments/{dep}",
+            Some(json!({"description": "x"})),
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/deployments/{name}",
+            "/api/v1/deployments/{dep}",
+            None,
+        ),
+        case(
+            M::POST,
+            "/api/v1/deployments/{name}/canary",
+            "/api/v1/deployments/{dep}/canary",
+            Some(json!({"model": "{model}/1"})),
+        ),
+        case(
+            M::POST,
+            "/api/v1/deployments/{name}/ab",
+            "/api/v1/deployments/{dep}/ab",
+            Some(json!({"model": "{model}/1"})),
+        ),
+        case(
+            M::POST,
+            "/api/v1/deployments/{name}/shadow",
+            "/api/v1/deployments/{dep}/shadow",
+            Some(json!({"model": "{model}/1"})),
+        ),
+        case(
+            M::POST,
+            "/api/v1/deployments/{name}/promote",
+            "/api/v1/deployments/{dep}/promote",
+            Some(json!({})),
+        ),
+        case(
+            M::POST,
+            "/api/v1/deployments/{name}/rollback",
+            "/api/v1/deployments/{dep}/rollback",
+            Some(json!({})),
+        ),
+        case(
+            M::GET,
+            "/api/v1/deployments/{name}/history",
+            "/api/v1/deployments/{dep}/history",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/v1/deployments/{name}/status",
+            "/api/v1/deployments/{dep}/status",
+            None,
+        ),
         case(
             M::POST,
             "/api/v1/deployments/{name}/report",
@@ -850,7 +917,12 @@ fn cases() -> Vec<Case> {
             "/api/v1/deployments/{dep}/prediction-log/2026-01-01/part.parquet",
             Some(json!({})),
         ),
-        case(M::GET, "/api/v1/model-versions/archive", "/api/v1/model-versions/archive?name={model}&version=1", None),
+        case(
+            M::GET,
+            "/api/v1/model-versions/archive",
+            "/api/v1/model-versions/archive?name={model}&version=1",
+            None,
+        ),
         // inference
         same(M::GET, "/v2", None),
         same(M::GET, "/v2/", None),
@@ -858,12 +930,42 @@ fn cases() -> Vec<Case> {
         same(M::GET, "/v2/health/ready", None),
         same(M::POST, "/v2/repository/index", Some(json!({}))),
         case(M::GET, "/v2/models/{name}", "/v2/models/{dep}", None),
-        case(M::GET, "/v2/models/{name}/ready", "/v2/models/{dep}/ready", None),
-        case(M::POST, "/v2/models/{name}/infer", "/v2/models/{dep}/infer", Some(oip_row())),
-        case(M::GET, "/v2/models/{name}/versions/{version}", "/v2/models/{dep}/versions/1", None),
-        case(M::GET, "/v2/models/{name}/versions/{version}/ready", "/v2/models/{dep}/versions/1/ready", None),
-        case(M::POST, "/v2/models/{name}/versions/{version}/infer", "/v2/models/{dep}/versions/1/infer", Some(oip_row())),
-        case(M::POST, "/invocations", "/invocations?deployment={dep}", Some(json!({"instances": [[0, 0, 0]]}))),
+        case(
+            M::GET,
+            "/v2/models/{name}/ready",
+            "/v2/models/{dep}/ready",
+            None,
+        ),
+        case(
+            M::POST,
+            "/v2/models/{name}/infer",
+            "/v2/models/{dep}/infer",
+            Some(oip_row()),
+        ),
+        case(
+            M::GET,
+            "/v2/models/{name}/versions/{version}",
+            "/v2/models/{dep}/versions/1",
+            None,
+        ),
+        case(
+            M::GET,
+            "/v2/models/{name}/versions/{version}/ready",
+            "/v2/models/{dep}/versions/1/ready",
+            None,
+        ),
+        case(
+            M::POST,
+            "/v2/models/{name}/versions/{version}/infer",
+            "/v2/models/{dep}/versions/1/infer",
+            Some(oip_row()),
+        ),
+        case(
+            M::POST,
+            "/invocations",
+            "/invocations?deployment={dep}",
+            Some(json!({"instances": [[0, 0, 0]]})),
+        ),
         case(
             M::POST,
             "/deployments/{name}/invocations",

@@ -382,15 +382,20 @@ fn output_data(data: TensorData) -> OutputData {
 }
 
 /// MLflow's `{"predictions": …}` value: a flat list for a 1-D output, a
-/// list of lists for a matrix, a list of records for a dataframe (several
-/// 1-D outputs of a Python model).
+/// list of lists for a matrix, a list of records for a dataframe (a Python
+/// model's output columns; its workers name a bare array `predictions`).
 pub fn mlflow_predictions(
     outputs: &[NamedTensor],
     default_output: usize,
     as_records: bool,
 ) -> serde_json::Value {
     use serde_json::Value;
-    if as_records && outputs.len() > 1 && outputs.iter().all(|o| o.tensor.shape.len() == 1) {
+    let a_frame = !(outputs.len() == 1 && outputs[0].name == "predictions");
+    if as_records
+        && a_frame
+        && !outputs.is_empty()
+        && outputs.iter().all(|o| o.tensor.shape.len() == 1)
+    {
         let rows = outputs[0].tensor.rows();
         let records = (0..rows)
             .map(|r| {

@@ -1,0 +1,500 @@
+"""Serving end to end: models logged and registered with the unmodified ``mlflow``
+client, deployed with the ``sextant`` CLI, and called with real clients: KServe/Triton's
+``tritonclient.http`` (Open Inference Protocol v2) and MLflow's own scoring client
+(``/invocations``).
+
+It covers the native engines (scikit-learn, XGBoost, LightGBM, ONNX) against the
+libraries' own predictions, Python-only models in supervised workers (including a
+worker crash), a canary that rolls itself back when the new version fails, a replica
+(``sextant serve``) following the server, the container image and its entrypoint,
+batch scoring (``sextant predict``), and the prediction log read with pandas and DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.datasets import make_classification
+
+from _helpers import unique
+from conftest import AGAINST_MLFLOW, _free_port, _sextant_bin, _stop
+
+pytestmark = [
+    pytest.mark.sextant_only,
+    pytest.mark.skipif(AGAINST_MLFLOW, reason="Sextant's serving"),
+]
+
+
+def sextant(server_uri: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs the CLI against `server_uri`; parses JSON output when there is some."""
+    env = dict(os.environ, SEXTANT_SERVER=server_uri, NO_COLOR="1")
+    result = subprocess.run(
+        [str(_sextant_bin()), *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"sextant {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def cli_json(server_uri: str, *args: str) -> dict:
+    return json.loads(sextant(server_uri, *args).stdout)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=2000, n_features=20, n_informative=8, random_state=0)
+    columns = [f"f{i}" for i in range(20)]
+    return pd.DataFrame(X, columns=columns), y
+
+
+def register_sklearn(name: str, model, X: pd.DataFrame) -> str:
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", input_example=X.head(3))
+    return mlflow.register_model(info.model_uri, name).version
+
+
+def triton(server_uri: str):
+    import tritonclient.http as httpclient
+
+    return httpclient.InferenceServerClient(url=server_uri.removeprefix("http://"))
+
+
+def triton_infer(server_uri: str, deployment: str, X: np.ndarray, outputs=("predict", "predict_proba")):
+    import tritonclient.http as httpclient
+
+    client = triton(server_uri)
+    infer_input = httpclient.InferInput("input-0", list(X.shape), "FP64")
+    infer_input.set_data_from_numpy(X.astype(np.float64), binary_data=False)
+    requested = [httpclient.InferRequestedOutput(name, binary_data=False) for name in outputs]
+    result = client.infer(deployment, inputs=[infer_input], outputs=requested)
+    return result
+
+
+def test_random_forest_answers_like_scikit_learn(tracking_uri, experiment_id, data):
+    """The benchmark's model (100 trees, depth 8, 20 features) through tritonclient and
+    the scoring protocol, on every backend (artifacts on disk, in PostgreSQL's server, on S3)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = data
+    forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0).fit(X, y)
+    name = unique("forest")
+    version = register_sklearn(name, forest, X)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+    deployment = unique("rf")
+    created = cli_json(tracking_uri, "deployments", "create", deployment, "--model", f"{name}@champion")
+    assert created["spec"]["arms"][0]["model"] == {"name": name, "version": version, "alias": "champion"}
+
+    client = triton(tracking_uri)
+    assert client.is_server_live() and client.is_model_ready(deployment)
+    metadata = client.get_model_metadata(deployment)
+    assert metadata["platform"] == "native-trees"
+    assert [i["name"] for i in metadata["inputs"]] == list(X.columns)
+
+    rows = X.iloc[:300]
+    result = triton_infer(tracking_uri, deployment, rows.to_numpy())
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), forest.predict_proba(rows), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(result.as_numpy("predict"), forest.predict(rows))
+    response = result.get_response()
+    assert response["model_version"] == version
+    assert len(response["parameters"]["prediction_id"]) == 36
+
+    # MLflow's scoring protocol with a pandas split frame, as `mlflow models predict` sends it.
+    body = {"dataframe_split": rows.head(50).to_dict(orient="split")}
+    reply = requests.post(f"{tracking_uri}/deployments/{deployment}/invocations", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["predictions"] == forest.predict(rows.head(50)).tolist()
+    assert reply.headers["x-sextant-model-version"] == version
+
+
+def test_bad_requests_are_named_through_tritonclient(tracking_uri, experiment_id, data):
+    import tritonclient.http as httpclient
+    from sklearn.linear_model import LogisticRegression
+    from tritonclient.utils import InferenceServerException
+
+    X, y = data
+    name = unique("logreg")
+    version = register_sklearn(name, LogisticRegression(max_iter=500).fit(X, y), X)
+    deployment = unique("lr")
+    sextant(tracking_uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    client = triton(tracking_uri)
+    narrow = httpclient.InferInput("input-0", [1, 19], "FP64")
+    narrow.set_data_from_numpy(np.zeros((1, 19)), binary_data=False)
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(deployment, inputs=[narrow])
+    assert "19 columns" in str(raised.value) and "20 features" in str(raised.value)
+    named = httpclient.InferInput("f0", [2], "FP64")
+    named.set_data_from_numpy(np.zeros(2), binary_data=False)
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(deployment, inputs=[named])
+    assert "missing input features 'f1'" in str(raised.value)
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(unique("nope"), inputs=[named])
+    assert "does not exist" in str(raised.value)
+
+
+def test_boosters_and_onnx_run_natively(tracking_uri, experiment_id, data):
+    import lightgbm
+    import onnxruntime
+    import xgboost
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y = data
+    rows = X.iloc[:200]
+    cases = []
+    with mlflow.start_run():
+        booster = xgboost.XGBClassifier(n_estimators=50, max_depth=4).fit(X, y)
+        info = mlflow.xgboost.log_model(booster, name="xgb", input_example=X.head(2))
+        cases.append(("xgb", info.model_uri, booster.predict_proba(rows)))
+        lgbm = lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(X, y), num_boost_round=50)
+        info = mlflow.lightgbm.log_model(lgbm, name="lgbm", input_example=X.head(2))
+        positive = lgbm.predict(rows)
+        cases.append(("lgbm", info.model_uri, np.column_stack([1 - positive, positive])))
+        gbc = GradientBoostingClassifier(n_estimators=30).fit(X.to_numpy(np.float32), y)
+        onx = to_onnx(gbc, X.to_numpy(np.float32)[:1], options={"zipmap": False})
+        info = mlflow.onnx.log_model(onx, name="onnx")
+        session = onnxruntime.InferenceSession(onx.SerializeToString())
+        reference = session.run(None, {session.get_inputs()[0].name: rows.to_numpy(np.float32)})[1]
+        cases.append(("onnx", info.model_uri, reference))
+    for kind, uri, expected in cases:
+        name = unique(kind)
+        version = mlflow.register_model(uri, name).version
+        deployment = unique(kind)
+        sextant(tracking_uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+        metadata = requests.get(f"{tracking_uri}/v2/models/{deployment}", timeout=30).json()
+        assert metadata["platform"] in ("native-trees", "onnx"), metadata
+        if kind == "onnx":
+            body = {"inputs": [{"name": metadata["inputs"][0]["name"], "shape": list(rows.shape), "datatype": "FP32",
+                                "data": rows.to_numpy(np.float32).ravel().tolist()}]}
+        else:
+            body = {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64",
+                                "data": rows.to_numpy().ravel().tolist()}]}
+        reply = requests.post(f"{tracking_uri}/v2/models/{deployment}/infer", json=body, timeout=30)
+        assert reply.status_code == 200, reply.text
+        outputs = {o["name"]: o for o in reply.json()["outputs"]}
+        proba_name = "predict_proba" if "predict_proba" in outputs else "probabilities"
+        proba = np.array(outputs[proba_name]["data"]).reshape(outputs[proba_name]["shape"])
+        np.testing.assert_allclose(proba, expected, atol=1e-6, rtol=0, err_msg=kind)
+
+
+# --------------------------------------------------------------------------------------
+# One server of our own: Python workers, a canary, a replica, images, batch scoring.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_server():
+    root = Path(tempfile.mkdtemp(prefix="sextant-serving-"))
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log_path = root / "server.log"
+    env = dict(os.environ, NO_COLOR="1", RUST_LOG="info")
+    cmd = [str(_sextant_bin()), "server", "--port", str(port), "--data-dir", str(root / "data"),
+           "--python", sys.executable, "--canary-check-seconds", "0.2"]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    from conftest import _wait_until_healthy
+
+    try:
+        _wait_until_healthy(proc, uri, log_path, 30.0, "sextant server")
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        mlflow.set_experiment("serving")
+        yield {"uri": uri, "root": root, "proc": proc, "log": log_path}
+    finally:
+        _stop(proc)
+
+
+class Doubler(mlflow.pyfunc.PythonModel):
+    """A custom model: doubles `x`; crashes its process on x == -999; fails on x == -1 when told to."""
+
+    def __init__(self, broken: bool = False):
+        self.broken = broken
+
+    def predict(self, context, model_input, params=None):
+        import os as _os
+
+        x = model_input["x"].to_numpy()
+        if (x == -999).any():
+            _os.kill(_os.getpid(), 9)
+        if self.broken:
+            raise RuntimeError("this version is broken")
+        return pd.DataFrame({"y": x * 2.0})
+
+
+def register_pyfunc(name: str, broken: bool = False) -> str:
+    import cloudpickle
+    from mlflow.models import infer_signature
+
+    # The class lives in this test module, which the worker cannot import: pickle it by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+    example = pd.DataFrame({"x": [1.0, 2.0]})
+    signature = infer_signature(example, pd.DataFrame({"y": [2.0, 4.0]}))
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=Doubler(broken), signature=signature)
+    return mlflow.register_model(info.model_uri, name).version
+
+
+def score(uri: str, deployment: str, x: list[float]) -> requests.Response:
+    return requests.post(f"{uri}/deployments/{deployment}/invocations",
+                         json={"dataframe_split": {"columns": ["x"], "data": [[v] for v in x]}}, timeout=60)
+
+
+def test_python_models_run_in_supervised_workers(own_server):
+    uri = own_server["uri"]
+    name = unique("doubler")
+    version = register_pyfunc(name)
+    deployment = unique("py")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    reply = score(uri, deployment, [1.5, 2.0])
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["predictions"] == [{"y": 3.0}, {"y": 4.0}]
+    assert requests.get(f"{uri}/v2/models/{deployment}", timeout=10).json()["platform"] == "python"
+    # A crash fails that request alone, with a clear 5xx; the worker comes back.
+    crashed = score(uri, deployment, [-999.0])
+    assert crashed.status_code == 500, crashed.text
+    assert "worker" in crashed.json()["message"]
+    for _ in range(50):
+        again = score(uri, deployment, [4.0])
+        if again.status_code == 200:
+            break
+        time.sleep(0.2)
+    assert again.status_code == 200, again.text
+    assert again.json()["predictions"] == [{"y": 8.0}]
+    # The signature is enforced before Python sees the request.
+    wrong = requests.post(f"{uri}/deployments/{deployment}/invocations",
+                          json={"dataframe_records": [{"z": 1.0}]}, timeout=30)
+    assert wrong.status_code == 400 and "'x'" in wrong.json()["message"]
+
+
+def test_a_failing_canary_rolls_itself_back(own_server):
+    uri = own_server["uri"]
+    name = unique("canary")
+    good = register_pyfunc(name)
+    broken = register_pyfunc(name, broken=True)
+    deployment = unique("cn")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{good}")
+    started = cli_json(uri, "deployments", "canary", deployment, "--model", f"{name}/{broken}", "--weight", "50",
+                       "--min-requests", "10", "--interval", "3600")
+    assert started["spec"]["policy"]["kind"] == "canary"
+    failures = 0
+    for _ in range(60):
+        reply = score(uri, deployment, [1.0])
+        failures += reply.status_code >= 500
+        if reply.status_code == 200:
+            assert reply.json()["predictions"] == [{"y": 2.0}]
+    assert failures > 0, "the broken canary never got traffic"
+    history = None
+    for _ in range(100):
+        history = cli_json(uri, "deployments", "history", deployment)
+        if history["revisions"][0]["action"] == "auto_rollback":
+            break
+        time.sleep(0.1)
+    latest = history["revisions"][0]
+    assert latest["action"] == "auto_rollback", history
+    assert "error rate" in latest["reason"]
+    # Only the good version answers now.
+    for _ in range(20):
+        reply = score(uri, deployment, [1.0])
+        assert reply.status_code == 200 and reply.headers["x-sextant-model-version"] == good
+    status = cli_json(uri, "deployments", "status", deployment)
+    assert [a["name"] for a in status["arms"]] == ["primary"]
+
+
+def test_a_replica_follows_the_server(own_server, data, tmp_path):
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+    from sklearn.tree import DecisionTreeClassifier
+
+    uri = own_server["uri"]
+    X, y = data
+    name = unique("tree")
+    first = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
+    second = DecisionTreeClassifier(max_depth=6, random_state=0).fit(X, y)
+    v1 = register_sklearn(name, first, X)
+    v2 = register_sklearn(name, second, X)
+    deployment = unique("rep")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{v1}")
+    port = _free_port()
+    env = dict(os.environ, SEXTANT_SERVER=uri, NO_COLOR="1")
+    log_path = tmp_path / "replica.log"
+    with open(log_path, "wb") as log:
+        replica = subprocess.Popen(
+            [str(_sextant_bin()), "serve", "--deployment", deployment, "--port", str(port),
+             "--cache-dir", str(tmp_path / "cache"), "--poll-seconds", "0.3", "--no-python"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)  # fmt: skip
+    try:
+        scoring = ScoringServerClient("127.0.0.1", port)
+        scoring.wait_server_ready(timeout=60)
+        rows = X.iloc[:40]
+        predictions = scoring.invoke(rows).get_predictions()
+        np.testing.assert_array_equal(np.asarray(predictions).ravel(), first.predict(rows))
+        # A change on the server reaches the replica within a few polls.
+        sextant(uri, "deployments", "update", deployment, "--model", f"{name}/{v2}")
+        for _ in range(100):
+            reply = requests.post(f"http://127.0.0.1:{port}/invocations",
+                                  json={"dataframe_split": rows.to_dict(orient="split")}, timeout=10)
+            if reply.headers.get("x-sextant-model-version") == v2:
+                break
+            time.sleep(0.1)
+        assert reply.headers["x-sextant-model-version"] == v2
+        assert reply.json()["predictions"] == second.predict(rows).tolist()
+        # The replica reports its counters; the server shows it in the status.
+        for _ in range(50):
+            status = cli_json(uri, "deployments", "status", deployment)
+            if status["replicas"]:
+                break
+            time.sleep(0.2)
+        assert status["replicas"], status
+        assert status["arms"][0]["counters"]["requests"] >= 1
+    finally:
+        _stop(replica)
+    # At shutdown the replica wrote its prediction log through the server.
+    segments = list((own_server["root"] / "data" / "artifacts" / "predictions" / deployment).rglob("*.parquet"))
+    assert segments, f"no prediction log segments; replica log:\n{log_path.read_text()[-3000:]}"
+    frame = pd.concat(pd.read_parquet(s) for s in segments)
+    assert set(frame["model_version"]) >= {int(v1), int(v2)}
+    assert {"input_f0", "input_f19", "output_predict"} <= set(frame.columns)
+
+
+def test_batch_scoring_matches_the_library(own_server, data, tmp_path):
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    uri = own_server["uri"]
+    X, y = data
+    model = ExtraTreesClassifier(n_estimators=30, max_depth=6, random_state=0).fit(X, y)
+    name = unique("batch")
+    version = register_sklearn(name, model, X)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+    X.to_parquet(tmp_path / "rows.parquet")
+    X.to_csv(tmp_path / "rows.csv", index=False)
+    for source, target in [("rows.parquet", "out.parquet"), ("rows.csv", "out.csv")]:
+        sextant(uri, "predict", "--model", f"{name}@champion", "--input", str(tmp_path / source),
+                "--output", str(tmp_path / target), "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+        out = pd.read_parquet(tmp_path / target) if target.endswith("parquet") else pd.read_csv(tmp_path / target)
+        np.testing.assert_array_equal(out["predict"].to_numpy(), model.predict(X))
+        proba = out[[f"predict_proba_{k}" for k in range(2)]].to_numpy()
+        np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-6, rtol=0)
+    missing = sextant(uri, "predict", "--model", f"{name}@champion", "--input", str(tmp_path / "nope.parquet"),
+                      "--output", str(tmp_path / "x.parquet"), check=False)  # fmt: skip
+    assert missing.returncode == 2 and "nope.parquet" in missing.stderr
+
+
+def test_the_prediction_log_is_read_by_pandas_and_duckdb(own_server, data):
+    import duckdb
+    from sklearn.linear_model import LogisticRegression
+
+    uri = own_server["uri"]
+    X, y = data
+    name = unique("logged")
+    version = register_sklearn(name, LogisticRegression(max_iter=500).fit(X, y), X)
+    deployment = unique("log")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    for start in range(0, 50, 10):
+        body = {"dataframe_split": X.iloc[start:start + 10].to_dict(orient="split")}
+        assert requests.post(f"{uri}/deployments/{deployment}/invocations", json=body, timeout=30).status_code == 200
+    root = own_server["root"] / "data" / "artifacts" / "predictions" / deployment
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(root.rglob("*.parquet")):
+        time.sleep(0.5)  # segments are written every 10 s
+    frame = pd.read_parquet(root)
+    assert len(frame) == 50 and frame["prediction_id"].nunique() == 5
+    # Every logged feature value is one the callers sent, once.
+    np.testing.assert_array_equal(np.sort(frame["input_f3"].to_numpy()), np.sort(X["f3"].to_numpy()[:50]))
+    count, mean_latency = duckdb.sql(
+        f"SELECT count(*), avg(latency_ms) FROM read_parquet('{root}/**/*.parquet', union_by_name=true)"
+    ).fetchone()
+    assert count == 50 and mean_latency >= 0
+    assert frame["output_predict"].isin([0, 1]).all()
+
+
+def test_the_image_runs_its_entrypoint(own_server, data, tmp_path):
+    """`deployments image` writes an OCI archive; its unpacked root filesystem serves the
+    deployment with the config's own entrypoint (in a chroot when run as root)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    uri = own_server["uri"]
+    X, y = data
+    model = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, y)
+    name = unique("imaged")
+    version = register_sklearn(name, model, X)
+    deployment = unique("img")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    archive = tmp_path / "image.tar"
+    sextant(uri, "deployments", "image", deployment, "--output", str(archive))
+    layout = tmp_path / "layout"
+    with tarfile.open(archive) as tar:
+        tar.extractall(layout, filter="data")
+    assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads((layout / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"].removeprefix("sha256:")
+    manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest).read_text())
+    config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"].removeprefix("sha256:")).read_text())
+    docker = json.loads((layout / "manifest.json").read_text())
+    assert docker[0]["RepoTags"] == [f"sextant/{deployment}:r1"]
+    import hashlib
+
+    for blob in [manifest["config"], *manifest["layers"]]:
+        data_bytes = (layout / "blobs" / "sha256" / blob["digest"].removeprefix("sha256:")).read_bytes()
+        assert hashlib.sha256(data_bytes).hexdigest() == blob["digest"].removeprefix("sha256:")
+        assert len(data_bytes) == blob["size"]
+    rootfs = tmp_path / "rootfs"
+    layer = layout / "blobs" / "sha256" / manifest["layers"][0]["digest"].removeprefix("sha256:")
+    with tarfile.open(layer, "r:gz") as tar:
+        names = tar.getnames()
+        tar.extractall(rootfs, filter="fully_trusted")
+    assert "usr/local/bin/sextant" in names
+    assert f"opt/sextant/bundle/models/{name}/{version}/MLmodel" in names
+    entrypoint = config["config"]["Entrypoint"]
+    env = dict(e.split("=", 1) for e in config["config"]["Env"])
+    port = _free_port()
+    env["SEXTANT_PORT"] = str(port)
+    env["SEXTANT_HOST"] = "127.0.0.1"
+    if os.geteuid() == 0:
+        command = ["chroot", str(rootfs), *entrypoint]
+    else:
+        # Without root, the image's own loader and libraries run the image's binary.
+        loader = next(p for p in rootfs.rglob("ld-linux*.so*"))
+        library_path = ":".join(sorted({str(p.parent) for p in rootfs.rglob("*.so*")}))
+        command = [str(loader), "--library-path", library_path, str(rootfs / entrypoint[0].lstrip("/")),
+                   *[str(rootfs / a.lstrip("/")) if a.startswith("/opt/") else a for a in entrypoint[1:]]]  # fmt: skip
+    log_path = tmp_path / "image.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200
+            except requests.RequestException:
+                pass
+            if ready:
+                break
+            time.sleep(0.2)
+        assert ready, f"the image did not become ready:\n{log_path.read_text()[-3000:]}"
+        rows = X.iloc[:20]
+        result = triton_infer(f"http://127.0.0.1:{port}", deployment, rows.to_numpy())
+        np.testing.assert_allclose(result.as_numpy("predict_proba"), model.predict_proba(rows), atol=1e-6, rtol=0)
+    finally:
+        _stop(proc)
+
+
+def test_the_openapi_document_describes_serving(own_server):
+    document = requests.get(f"{own_server['uri']}/api/v1/openapi.json", timeout=10).json()
+    for path in ["/v2/models/{name}/infer", "/deployments/{name}/invocations", "/api/v1/deployments",
+                 "/api/v1/deployments/{name}/canary", "/api/v1/deployments/{name}/rollback"]:  # fmt: skip
+        assert path in document["paths"], path
