@@ -140,16 +140,18 @@ impl TryFrom<&DeploymentSpec> for core::DeploymentSpec {
                     name: arm.name.clone(),
                     model: core::ModelRef {
                         name: arm.model.name.clone(),
-                        version: arm
-                            .model
-                            .version
-                            .parse()
-                            .map_err(|_| format!("arm '{}': version '{}' is not a number", arm.name, arm.model.version))?,
+                        version: arm.model.version.parse().map_err(|_| {
+                            format!(
+                                "arm '{}': version '{}' is not a number",
+                                arm.name, arm.model.version
+                            )
+                        })?,
                         alias: arm.model.alias.clone(),
                     },
                     weight: arm.weight,
-                    role: core::ArmRole::parse(&arm.role)
-                        .ok_or_else(|| format!("arm '{}': unknown role '{}'", arm.name, arm.role))?,
+                    role: core::ArmRole::parse(&arm.role).ok_or_else(|| {
+                        format!("arm '{}': unknown role '{}'", arm.name, arm.role)
+                    })?,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -175,7 +177,9 @@ impl TryFrom<&DeploymentSpec> for core::DeploymentSpec {
             Policy::Ab { sticky_header } => core::Policy::AbTest(core::AbPolicy {
                 sticky_header: sticky_header.clone(),
             }),
-            Policy::Shadow { percent } => core::Policy::Shadow(core::ShadowPolicy { percent: *percent }),
+            Policy::Shadow { percent } => {
+                core::Policy::Shadow(core::ShadowPolicy { percent: *percent })
+            }
         };
         let spec = core::DeploymentSpec {
             arms,
@@ -364,7 +368,8 @@ pub struct ArmCounters {
 /// Upper bounds (ms) of the latency buckets in [`ArmCounters`]; the last
 /// bucket is everything slower.
 pub const LATENCY_BUCKETS_MS: &[f64] = &[
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+    5000.0, 10000.0,
 ];
 
 /// What a serving replica reports to the server.

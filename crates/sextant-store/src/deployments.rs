@@ -109,12 +109,16 @@ impl Store {
     }
 
     /// Every deployment, by name; `visible` restricts to those names.
-    pub async fn list_deployments(&self, visible: Option<&[String]>) -> Result<Vec<DeploymentRecord>> {
+    pub async fn list_deployments(
+        &self,
+        visible: Option<&[String]>,
+    ) -> Result<Vec<DeploymentRecord>> {
         let mut sql = SqlBuilder::new(
             self.backend,
             &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE 1 = 1"),
         );
-        sql.push_visible("name", visible, false).push(" ORDER BY name");
+        sql.push_visible("name", visible, false)
+            .push(" ORDER BY name");
         let rows = sql.query().fetch_all(&self.pool).await?;
         rows.iter().map(deployment_from_row).collect()
     }
@@ -196,10 +200,12 @@ impl Store {
                 .await?;
         }
         // A deployment created later under the same name must not inherit grants.
-        sqlx::query("DELETE FROM permissions WHERE resource_type = 'deployment' AND resource_id = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM permissions WHERE resource_type = 'deployment' AND resource_id = $1",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -31,8 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
-pub use crate::deployments::{DeploymentRecord, RevisionRecord};
 pub use crate::audit::{entry_hash, AuditQuery, GENESIS_HASH};
+pub use crate::deployments::{DeploymentRecord, RevisionRecord};
 pub use crate::governance::{Credentials, NewTransitionRequest, TokenOwner, TransitionFilter};
 pub use crate::logged_models::NewLoggedModel;
 pub use crate::registry::NewModelVersion;

@@ -182,9 +182,9 @@ impl<'de> Visitor<'de> for Element<'_> {
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         match self.out.values {
-            Values::Strings(_) | Values::Bools(_) if self.out.saw_element => {
-                Err(E::custom("null is only allowed in numeric tensor data (as NaN)"))
-            }
+            Values::Strings(_) | Values::Bools(_) if self.out.saw_element => Err(E::custom(
+                "null is only allowed in numeric tensor data (as NaN)",
+            )),
             _ => self.out.push_float(f64::NAN),
         }
     }
@@ -244,7 +244,9 @@ impl<'de> Deserialize<'de> for TensorData {
         }
         .deserialize(deserializer)?;
         if flat.ragged {
-            return Err(de::Error::custom("tensor data is ragged: nested lists of different lengths"));
+            return Err(de::Error::custom(
+                "tensor data is ragged: nested lists of different lengths",
+            ));
         }
         let nested_shape = flat.depth_lengths.iter().map(|l| l.unwrap_or(0)).collect();
         Ok(TensorData {
@@ -405,7 +407,9 @@ impl<'de> Deserialize<'de> for Cell {
                 Ok(Cell::Int(x))
             }
             fn visit_u64<E: de::Error>(self, x: u64) -> Result<Cell, E> {
-                Ok(i64::try_from(x).map(Cell::Int).unwrap_or(Cell::Float(x as f64)))
+                Ok(i64::try_from(x)
+                    .map(Cell::Int)
+                    .unwrap_or(Cell::Float(x as f64)))
             }
             fn visit_f64<E: de::Error>(self, x: f64) -> Result<Cell, E> {
                 Ok(Cell::Float(x))
@@ -426,11 +430,13 @@ impl<'de> Deserialize<'de> for Cell {
                 Ok(Cell::Null)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cell, A::Error> {
-                let value = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                let value =
+                    serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
                 Ok(Cell::Json(value.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cell, A::Error> {
-                let value = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let value =
+                    serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(Cell::Json(value.to_string()))
             }
         }
@@ -472,12 +478,14 @@ impl<'de> Deserialize<'de> for TensorInput {
                 .collect::<Result<_, _>>()
                 .map(TensorInput::Named)
                 .map_err(de::Error::custom),
-            serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => items
-                .into_iter()
-                .map(|item| BTreeMap::<String, Cell>::deserialize(item))
-                .collect::<Result<_, _>>()
-                .map(TensorInput::Records)
-                .map_err(de::Error::custom),
+            serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => {
+                items
+                    .into_iter()
+                    .map(|item| BTreeMap::<String, Cell>::deserialize(item))
+                    .collect::<Result<_, _>>()
+                    .map(TensorInput::Records)
+                    .map_err(de::Error::custom)
+            }
             other => TensorData::deserialize(other)
                 .map(TensorInput::Single)
                 .map_err(de::Error::custom),

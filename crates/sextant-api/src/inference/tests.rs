@@ -16,16 +16,27 @@ fn nested_and_flat_data_flatten_alike() {
 
 #[test]
 fn integers_widen_when_a_float_appears() {
-    assert_eq!(data("[1, 2.5, 3]").unwrap().values, Values::Floats(vec![1.0, 2.5, 3.0]));
+    assert_eq!(
+        data("[1, 2.5, 3]").unwrap().values,
+        Values::Floats(vec![1.0, 2.5, 3.0])
+    );
     assert_eq!(data("[1.5, null, \"NaN\"]").unwrap().values.len(), 3);
-    let Values::Floats(v) = data("[0.5, null, \"Infinity\"]").unwrap().values else { panic!() };
+    let Values::Floats(v) = data("[0.5, null, \"Infinity\"]").unwrap().values else {
+        panic!()
+    };
     assert!(v[1].is_nan() && v[2] == f64::INFINITY);
 }
 
 #[test]
 fn strings_and_booleans_keep_their_kind() {
-    assert_eq!(data("[[\"a\"], [\"b\"]]").unwrap().values, Values::Strings(vec!["a".into(), "b".into()]));
-    assert_eq!(data("[true, false]").unwrap().values, Values::Bools(vec![true, false]));
+    assert_eq!(
+        data("[[\"a\"], [\"b\"]]").unwrap().values,
+        Values::Strings(vec!["a".into(), "b".into()])
+    );
+    assert_eq!(
+        data("[true, false]").unwrap().values,
+        Values::Bools(vec![true, false])
+    );
 }
 
 #[test]
@@ -50,7 +61,10 @@ fn an_oip_request_parses() {
     )
     .unwrap();
     assert_eq!(request.id.as_deref(), Some("42"));
-    assert_eq!(request.inputs[0].data.values, Values::Floats(vec![1.0, 2.0, 3.0, 4.5]));
+    assert_eq!(
+        request.inputs[0].data.values,
+        Values::Floats(vec![1.0, 2.0, 3.0, 4.5])
+    );
     assert_eq!(request.outputs.unwrap()[0].name, "predict_proba");
 }
 
@@ -64,13 +78,21 @@ fn scoring_payloads_parse() {
     assert_eq!(frame.data[1], vec![Cell::Float(2.5), Cell::Null]);
     let records: ScoringRequest =
         serde_json::from_str(r#"{"dataframe_records": [{"a": 1, "b": [1, 2]}]}"#).unwrap();
-    assert_eq!(records.dataframe_records.unwrap()[0]["b"], Cell::Json("[1,2]".into()));
-    let named: ScoringRequest = serde_json::from_str(r#"{"inputs": {"a": [1, 2], "b": [[1], [2]]}}"#).unwrap();
-    let Some(TensorInput::Named(tensors)) = named.inputs else { panic!() };
+    assert_eq!(
+        records.dataframe_records.unwrap()[0]["b"],
+        Cell::Json("[1,2]".into())
+    );
+    let named: ScoringRequest =
+        serde_json::from_str(r#"{"inputs": {"a": [1, 2], "b": [[1], [2]]}}"#).unwrap();
+    let Some(TensorInput::Named(tensors)) = named.inputs else {
+        panic!()
+    };
     assert_eq!(tensors[1].1.nested_shape, vec![2, 1]);
-    let single: ScoringRequest = serde_json::from_str(r#"{"instances": [[1, 2], [3, 4]]}"#).unwrap();
+    let single: ScoringRequest =
+        serde_json::from_str(r#"{"instances": [[1, 2], [3, 4]]}"#).unwrap();
     assert!(matches!(single.instances, Some(TensorInput::Single(_))));
-    let rows: ScoringRequest = serde_json::from_str(r#"{"instances": [{"a": 1}, {"a": 2}]}"#).unwrap();
+    let rows: ScoringRequest =
+        serde_json::from_str(r#"{"instances": [{"a": 1}, {"a": 2}]}"#).unwrap();
     assert!(matches!(rows.instances, Some(TensorInput::Records(r)) if r.len() == 2));
     assert!(serde_json::from_str::<ScoringRequest>(r#"{"data": [1]}"#).is_err());
 }

@@ -186,7 +186,10 @@ fn conflict<T>(message: impl Into<String>) -> Result<T, DeploymentConflict> {
 pub fn validate_deployment_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -242,7 +245,10 @@ impl DeploymentSpec {
                 return conflict(format!("two arms are named '{}'", arm.name));
             }
             if arm.role != ArmRole::Live && arm.weight != 0 {
-                return conflict(format!("the {} arm '{}' cannot have a weight", arm.role, arm.name));
+                return conflict(format!(
+                    "the {} arm '{}' cannot have a weight",
+                    arm.role, arm.name
+                ));
             }
         }
         if let Policy::Shadow(shadow) = &self.policy {
@@ -283,7 +289,12 @@ impl DeploymentSpec {
             return conflict("canary steps must increase");
         }
         let weight = policy.steps[0];
-        let spec = self.with_candidate("canary", model, weight, Policy::Canary(CanaryPolicy { step: 0, ..policy }));
+        let spec = self.with_candidate(
+            "canary",
+            model,
+            weight,
+            Policy::Canary(CanaryPolicy { step: 0, ..policy }),
+        );
         spec.validate()?;
         Ok(spec)
     }
@@ -327,7 +338,13 @@ impl DeploymentSpec {
         }
     }
 
-    fn with_candidate(&self, name: &str, model: ModelRef, weight: u32, policy: Policy) -> DeploymentSpec {
+    fn with_candidate(
+        &self,
+        name: &str,
+        model: ModelRef,
+        weight: u32,
+        policy: Policy,
+    ) -> DeploymentSpec {
         let mut primary = self.primary().clone();
         primary.weight = 100 - weight;
         DeploymentSpec {
@@ -344,10 +361,14 @@ impl DeploymentSpec {
             return self
                 .arm(name)
                 .filter(|a| a.role != ArmRole::Standby)
-                .ok_or_else(|| DeploymentConflict(format!("no live or shadow arm named '{name}'")));
+                .ok_or_else(|| {
+                    DeploymentConflict(format!("no live or shadow arm named '{name}'"))
+                });
         }
         let name = match self.policy {
-            Policy::Single => return conflict("nothing to promote: no canary, A/B test or shadow is running"),
+            Policy::Single => {
+                return conflict("nothing to promote: no canary, A/B test or shadow is running")
+            }
             Policy::Canary(_) => "canary",
             Policy::AbTest(_) => "b",
             Policy::Shadow(_) => "shadow",
@@ -383,7 +404,10 @@ impl DeploymentSpec {
         if let Some(standby_arm) = self.standby() {
             let current = self.primary().model.clone();
             return Ok(DeploymentSpec {
-                arms: vec![live("primary", standby_arm.model.clone(), 100), standby(current)],
+                arms: vec![
+                    live("primary", standby_arm.model.clone(), 100),
+                    standby(current),
+                ],
                 policy: Policy::Single,
                 settings: self.settings.clone(),
             });
@@ -395,7 +419,9 @@ impl DeploymentSpec {
             .find(|m| (m.name.as_str(), m.version) != (current.name.as_str(), current.version));
         match previous {
             Some(model) => Ok(self.replace(model.clone())),
-            None => conflict("nothing to roll back to: this deployment has only served one version"),
+            None => {
+                conflict("nothing to roll back to: this deployment has only served one version")
+            }
         }
     }
 
@@ -460,7 +486,12 @@ impl CanaryPolicy {
     /// Breaches roll back as soon as `min_requests` have been seen (the
     /// error rate of fewer requests says little); a healthy step moves on
     /// once its interval has passed.
-    pub fn decide(&self, spec: &DeploymentSpec, candidate: ArmHealth, now_ms: i64) -> CanaryDecision {
+    pub fn decide(
+        &self,
+        spec: &DeploymentSpec,
+        candidate: ArmHealth,
+        now_ms: i64,
+    ) -> CanaryDecision {
         if candidate.requests >= self.min_requests.max(1) {
             let error_rate = candidate.errors as f64 / candidate.requests as f64;
             if error_rate > self.max_error_rate {
