@@ -169,11 +169,20 @@ pub struct EnsembleSpec {
 }
 
 /// The flattened node. `child` of a split is the left child; the right one
-/// follows it. `child` of a leaf is its first value in `leaf_values`.
+/// follows it.
+///
+/// A leaf loops on itself: its threshold is a NaN (whose payload is the
+/// index of its first value in `leaf_values`), so every row "goes right",
+/// and its `child` is its own index minus one, so right is itself. A walk
+/// can therefore take a fixed number of steps, the tree's depth, with no
+/// test for leaves: that lets several trees be walked in lockstep, their
+/// independent loads overlapping in the CPU, which is where single-row
+/// latency goes (see `TreeEnsemble::margin_f64`).
 #[derive(Debug, Clone, Copy)]
 struct Node {
     /// For `InSet` splits: the bitset's word offset (low 32 bits) and word
-    /// count (high 32 bits), as raw bits.
+    /// count (high 32 bits), as raw bits. For leaves: a quiet NaN carrying
+    /// the leaf's value index.
     threshold: f64,
     /// Feature index in the low 24 bits, flags above.
     feature_flags: u32,
@@ -191,10 +200,25 @@ const EQUAL: u32 = 1 << 28;
 /// Fields in `feature_flags` that need more than `x < threshold`.
 const SLOW_PATH: u32 = ZERO_MISSING | CATEGORICAL | EQUAL;
 
+/// Trees walked in lockstep for one row.
+const LANES: usize = 8;
+
+/// Bits of a quiet NaN; the low 32 bits carry a leaf's value index.
+const LEAF_NAN: u64 = 0x7FF8_0000_0000_0000;
+
 impl Node {
+    fn leaf(index: usize, value_index: u32) -> Node {
+        Node {
+            threshold: f64::from_bits(LEAF_NAN | u64::from(value_index)),
+            feature_flags: LEAF,
+            child: (index as u32).wrapping_sub(1),
+        }
+    }
+
+    /// The first value of the leaf this node is.
     #[inline(always)]
-    fn is_leaf(self) -> bool {
-        self.feature_flags & LEAF != 0
+    fn value_index(self) -> usize {
+        (self.threshold.to_bits() & 0xFFFF_FFFF) as usize
     }
 
     #[inline(always)]
@@ -215,6 +239,10 @@ pub struct TreeEnsemble {
     leaf_values: Vec<f64>,
     leaf_values_f32: Vec<f32>,
     bitsets: Vec<u32>,
+    /// Trees in groups of `LANES` walked together: the roots of each group
+    /// (padded with `pad_leaf`) and the group's deepest tree.
+    lane_roots: Vec<[u32; LANES]>,
+    lane_depths: Vec<u32>,
     /// Per output: how many trees add to it, the divisor of an averaging
     /// ensemble (a LightGBM random forest divides each class by its own
     /// number of trees, its rounds).
@@ -268,12 +296,14 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
         n_outputs: spec.n_outputs,
     };
     let mut roots = Vec::with_capacity(spec.trees.len());
+    let mut depths = Vec::with_capacity(spec.trees.len());
     let mut tree_outputs = Vec::with_capacity(spec.trees.len());
     for (index, tree) in spec.trees.iter().enumerate() {
         roots.push(compiler.nodes.len() as u32);
-        let width = compiler
+        let (width, depth) = compiler
             .tree(tree)
             .map_err(|message| Error::invalid(format!("tree {index}: {message}")))?;
+        depths.push(depth);
         let output = if width == spec.n_outputs && spec.n_outputs > 1 {
             u32::MAX
         } else if tree.output < spec.n_outputs {
@@ -289,12 +319,24 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
     if spec.trees.is_empty() {
         return Err(Error::invalid("tree ensemble without trees"));
     }
+    // A leaf for the unused lanes of the last group.
+    let pad_leaf = compiler.nodes.len() as u32;
+    compiler.nodes.push(Node::leaf(pad_leaf as usize, 0));
     let Compiler {
         nodes,
         leaf_values,
         bitsets,
         ..
     } = compiler;
+    let lane_roots = roots
+        .chunks(LANES)
+        .map(|group| {
+            let mut lanes = [pad_leaf; LANES];
+            lanes[..group.len()].copy_from_slice(group);
+            lanes
+        })
+        .collect();
+    let lane_depths = depths.chunks(LANES).map(|group| group.iter().copied().max().unwrap_or(0)).collect();
     let leaf_values_f32 = leaf_values.iter().map(|&v| v as f32).collect();
     let mut trees_per_output = vec![0.0; spec.n_outputs];
     for &output in &tree_outputs {
@@ -312,6 +354,8 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
         leaf_values,
         leaf_values_f32,
         bitsets,
+        lane_roots,
+        lane_depths,
         trees_per_output,
         info,
     })
@@ -326,20 +370,22 @@ struct Compiler {
 }
 
 impl Compiler {
-    /// Appends `tree` and returns the width of its leaves. Nodes are laid
-    /// out breadth-first per tree, so each split's two children are
-    /// adjacent.
-    fn tree(&mut self, tree: &Tree) -> std::result::Result<usize, String> {
+    /// Appends `tree` and returns the width of its leaves and its depth
+    /// (splits on its longest path). Nodes are laid out breadth-first per
+    /// tree, so each split's two children are adjacent.
+    fn tree(&mut self, tree: &Tree) -> std::result::Result<(usize, u32), String> {
         if tree.nodes.is_empty() {
             return Err("no nodes".into());
         }
         let base = self.nodes.len();
-        // (source index, slot in self.nodes) in breadth-first order.
-        let mut queue = std::collections::VecDeque::from([(0usize, base)]);
+        // (source index, slot in self.nodes, depth) in breadth-first order.
+        let mut queue = std::collections::VecDeque::from([(0usize, base, 0u32)]);
         self.nodes.push(placeholder());
         let mut width = None;
+        let mut depth = 0;
         let mut visited = 0usize;
-        while let Some((source, slot)) = queue.pop_front() {
+        while let Some((source, slot, level)) = queue.pop_front() {
+            depth = depth.max(level);
             visited += 1;
             if visited > tree.nodes.len() {
                 return Err("nodes form a cycle or share children".into());
@@ -364,13 +410,9 @@ impl Compiler {
                             self.n_outputs
                         ));
                     }
-                    let first = self.leaf_values.len();
+                    let first = u32::try_from(self.leaf_values.len()).map_err(|_| "too many leaves")?;
                     self.leaf_values.extend_from_slice(values);
-                    self.nodes[slot] = Node {
-                        threshold: 0.0,
-                        feature_flags: LEAF,
-                        child: u32::try_from(first).map_err(|_| "too many leaves")?,
-                    };
+                    self.nodes[slot] = Node::leaf(slot, first);
                 }
                 TreeNode::Split {
                     feature,
@@ -438,8 +480,8 @@ impl Compiler {
                     let child = self.nodes.len();
                     self.nodes.push(placeholder());
                     self.nodes.push(placeholder());
-                    queue.push_back((*left, child));
-                    queue.push_back((*right, child + 1));
+                    queue.push_back((*left, child, level + 1));
+                    queue.push_back((*right, child + 1, level + 1));
                     self.nodes[slot] = Node {
                         threshold,
                         feature_flags: flags,
@@ -448,7 +490,7 @@ impl Compiler {
                 }
             }
         }
-        width.ok_or_else(|| "no leaves".to_string())
+        width.ok_or_else(|| "no leaves".to_string()).map(|w| (w, depth))
     }
 }
 
@@ -599,19 +641,16 @@ impl TreeEnsemble {
         } else {
             acc.copy_from_slice(&self.spec.base);
         }
-        for (&root, &output) in self.roots.iter().zip(&self.tree_outputs) {
-            let leaf = self.leaf_of(root, row) as usize;
+        self.for_each_leaf(row, |tree, leaf| {
+            let output = self.tree_outputs[tree];
             if output == u32::MAX {
-                for (a, v) in acc
-                    .iter_mut()
-                    .zip(&self.leaf_values[leaf..leaf + n_outputs])
-                {
+                for (a, v) in acc.iter_mut().zip(&self.leaf_values[leaf..leaf + n_outputs]) {
                     *a += v;
                 }
             } else {
                 acc[output as usize] += self.leaf_values[leaf];
             }
-        }
+        });
         if self.spec.average {
             for ((a, b), n) in acc
                 .iter_mut()
@@ -633,19 +672,16 @@ impl TreeEnsemble {
                 *a = *b as f32;
             }
         }
-        for (&root, &output) in self.roots.iter().zip(&self.tree_outputs) {
-            let leaf = self.leaf_of(root, row) as usize;
+        self.for_each_leaf(row, |tree, leaf| {
+            let output = self.tree_outputs[tree];
             if output == u32::MAX {
-                for (a, v) in acc
-                    .iter_mut()
-                    .zip(&self.leaf_values_f32[leaf..leaf + n_outputs])
-                {
+                for (a, v) in acc.iter_mut().zip(&self.leaf_values_f32[leaf..leaf + n_outputs]) {
                     *a += v;
                 }
             } else {
                 acc[output as usize] += self.leaf_values_f32[leaf];
             }
-        }
+        });
         if self.spec.average {
             for ((a, b), n) in acc
                 .iter_mut()
@@ -657,21 +693,40 @@ impl TreeEnsemble {
         }
     }
 
-    /// Walks one tree from `root` to a leaf; returns the leaf's first value.
+    /// Calls `visit(tree, value_index)` for every tree, in order, with the
+    /// first value of the leaf `row` reaches in it. Trees are walked
+    /// `LANES` at a time in lockstep, each for its group's depth (leaves
+    /// loop on themselves), so the walks' loads overlap.
     #[inline(always)]
-    fn leaf_of(&self, root: u32, row: &[f64]) -> u32 {
+    fn for_each_leaf(&self, row: &[f64], mut visit: impl FnMut(usize, usize)) {
         let nodes = &self.nodes[..];
-        let mut node = nodes[root as usize];
-        while !node.is_leaf() {
-            let x = row[node.feature()];
-            let left = if node.feature_flags & SLOW_PATH == 0 {
-                (x < node.threshold) | (x.is_nan() & (node.feature_flags & DEFAULT_LEFT != 0))
-            } else {
-                self.slow_test(node, x)
-            };
-            node = nodes[(node.child + u32::from(!left)) as usize];
+        let n_trees = self.roots.len();
+        for (group, (roots, &depth)) in self.lane_roots.iter().zip(&self.lane_depths).enumerate() {
+            let mut lanes = *roots;
+            for _ in 0..depth {
+                for lane in lanes.iter_mut() {
+                    *lane = self.step(nodes, *lane, row);
+                }
+            }
+            let first = group * LANES;
+            for (k, &lane) in lanes.iter().enumerate().take(n_trees - first) {
+                visit(first + k, nodes[lane as usize].value_index());
+            }
         }
-        node.child
+    }
+
+    /// One level down from node `index`: its left or right child, or the
+    /// leaf itself.
+    #[inline(always)]
+    fn step(&self, nodes: &[Node], index: u32, row: &[f64]) -> u32 {
+        let node = nodes[index as usize];
+        let x = row[node.feature()];
+        let left = if node.feature_flags & SLOW_PATH == 0 {
+            (x < node.threshold) | (x.is_nan() & (node.feature_flags & DEFAULT_LEFT != 0))
+        } else {
+            self.slow_test(node, x)
+        };
+        node.child.wrapping_add(u32::from(!left))
     }
 
     #[cold]
@@ -684,7 +739,11 @@ impl TreeEnsemble {
             return default_left;
         }
         if node.feature_flags & EQUAL != 0 {
-            return if x.is_nan() { default_left } else { x == node.threshold };
+            return if x.is_nan() {
+                default_left
+            } else {
+                x == node.threshold
+            };
         }
         if node.feature_flags & CATEGORICAL != 0 {
             if x.is_nan() {

@@ -3,11 +3,10 @@
 //! `OUT_DIR/<area>/`, and `SEXTANT_SERVE_FIXTURES=OUT_DIR` points the tests
 //! at it (`scripts/test` does both).
 
+mod onnx;
 mod python;
 mod sklearn;
 mod trees;
-
-mod onnx;
 
 use std::path::PathBuf;
 
