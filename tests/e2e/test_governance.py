@@ -15,6 +15,7 @@ import os
 import sqlite3
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,75 @@ def test_audit_verify_catches_an_edited_row(secured):
     assert "entry 2" in done.stderr, done.stderr
     through_server = sextant(secured, "audit", "verify", user="admin", password=ADMIN_PASSWORD, check=False)
     assert through_server.returncode != 0 and "entry 2" in through_server.stderr
+
+
+def test_deployments_need_invoke_on_the_server_and_on_replicas(secured, as_user, tmp_path):
+    """Calling a deployment needs invoke on it, on the server and on a replica (which
+    asks the server); deploying needs read on the registered model."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    for user in ("dave", "erin"):
+        api(secured, "POST", "/api/v1/users", json={"username": user, "password": f"{user}-password"})
+    dave_token = api(secured, "POST", "/api/v1/tokens", auth=("dave", "dave-password"), json={"name": "ops"})["token"]
+    erin_token = api(
+        secured, "POST", "/api/v1/tokens", auth=("erin", "erin-password"), json={"name": "app", "scopes": ["invoke"]}
+    )["token"]
+    as_user("dave", "dave-password")
+    mlflow.set_experiment("scoring")
+    X = np.random.default_rng(1).normal(size=(80, 3))
+    y = (X[:, 1] > 0).astype(int)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:2])
+    mlflow.register_model(info.model_uri, "scoring-model")
+    # erin cannot deploy a model she cannot read; dave can.
+    refused = sextant(secured, "deployments", "create", "scoring", "--model", "scoring-model/1", token=erin_token, check=False)
+    assert refused.returncode != 0 and "403" in refused.stderr
+    sextant(secured, "deployments", "create", "scoring", "--model", "scoring-model/1", token=dave_token)
+
+    body = {"instances": X[:3].tolist()}
+
+    def call(base, token=None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.post(f"{base}/deployments/scoring/invocations", json=body, headers=headers, timeout=30).status_code
+
+    assert call(secured["uri"]) == 401
+    assert call(secured["uri"], erin_token) == 403
+    assert call(secured["uri"], dave_token) == 200
+    # A replica that follows the server with dave's token.
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "SEXTANT_"))}
+    env.update(SEXTANT_SERVER=secured["uri"], SEXTANT_TOKEN=dave_token, NO_COLOR="1")
+    replica = subprocess.Popen(
+        [str(_sextant_bin()), "serve", "--deployment", "scoring", "--port", str(port), "--cache-dir", str(tmp_path)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    replica_uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"{replica_uri}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        assert call(replica_uri) == 401
+        assert call(replica_uri, erin_token) == 403
+        assert call(replica_uri, dave_token) == 200
+        # Granting invoke opens both doors (the replica's refusal is cached for 5 s).
+        api(
+            secured,
+            "PUT",
+            "/api/v1/permissions",
+            json={"resource_type": "deployment", "resource_id": "scoring", "principal": "user:erin", "permission": "invoke"},
+        )
+        assert call(secured["uri"], erin_token) == 200
+        time.sleep(5.5)
+        assert call(replica_uri, erin_token) == 200
+        # An invoke-only token still cannot change the deployment or read the model.
+        assert requests.post(
+            f"{secured['uri']}/api/v1/deployments/scoring/rollback", json={},
+            headers={"Authorization": f"Bearer {erin_token}"}, timeout=10,
+        ).status_code == 403  # fmt: skip
+    finally:
+        _stop(replica)

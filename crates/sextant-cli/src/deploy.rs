@@ -373,6 +373,10 @@ pub struct ServeArgs {
     /// Refuse models that need Python.
     #[arg(long)]
     no_python: bool,
+    /// Let every caller through without asking the server whether it may
+    /// invoke the deployment (for replicas behind a gateway that does).
+    #[arg(long)]
+    no_caller_auth: bool,
 }
 
 pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<()> {
@@ -443,7 +447,7 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
         sextant_server::serving::controller::follow(follower, names, poll, stopped).await;
     });
     tracing::info!(address = %format!("http://{address}"), deployments = ?args.deployments, "sextant serve is listening");
-    let app = sextant_server::serving_router(serving.clone());
+    let app = sextant_server::serving_router(serving.clone(), !args.no_caller_auth);
     let served = sextant_server::serve_app(listener, app, crate::shutdown_signal()).await;
     serving.shutdown().await;
     served.context("while serving")?;

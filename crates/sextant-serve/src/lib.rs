@@ -11,6 +11,9 @@
 //!   JSON/UBJ, LightGBM text, scikit-learn pickles).
 //! - [`pickle`]: a pickle reader that builds a value graph and never runs
 //!   code, for scikit-learn models.
+//! - [`sklearn`]: scikit-learn pickles (trees, linear models, numeric
+//!   pipelines, the XGBoost/LightGBM wrappers) turned into native runtimes.
+//! - [`linear`]: the linear-model runtime.
 //! - [`onnx`]: an ONNX graph interpreter for the operators tabular and
 //!   small neural models use; tree operators compile to the native engine.
 //! - [`python`]: a supervised pool of Python worker processes for models
@@ -21,16 +24,18 @@
 //!   shapes requests before the runtime sees them.
 
 pub mod error;
-// pub mod mlflow;
-// pub mod model;
-// pub mod onnx;
-// pub mod pickle;
-// pub mod python;
+pub mod linear;
+pub mod mlflow;
+pub mod model;
+pub mod onnx;
+pub mod pickle;
+pub mod python;
 pub mod runtime;
+pub mod sklearn;
 pub mod tensor;
 pub mod trees;
 
 pub use error::{Error, Result};
-// pub use model::Model;
+pub use model::Model;
 pub use runtime::{CallCost, ModelRuntime, RuntimeInfo};
 pub use tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};

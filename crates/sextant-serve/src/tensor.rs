@@ -220,7 +220,9 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor whose element count matches its shape; `None` otherwise.
     pub fn new(dtype: DataType, shape: Vec<usize>, data: TensorData) -> Option<Tensor> {
-        let expected = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+        let expected = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
         (expected == data.len()).then_some(Tensor { dtype, shape, data })
     }
 

@@ -138,9 +138,11 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// The routes of a serving replica: inference, health and metrics only.
-pub fn serving_router(serving: serving::Serving) -> Router {
-    routes::serving_router(serving)
+/// The routes of a serving replica: inference, health and metrics only;
+/// `check_callers` asks the followed server who may call (see
+/// `serving::replica_auth`).
+pub fn serving_router(serving: serving::Serving, check_callers: bool) -> Router {
+    routes::serving_router(serving, check_callers)
 }
 
 /// Serves `app` like [`run`], with `TCP_NODELAY` on every connection

@@ -3,9 +3,9 @@
 //!
 //! [`read_mlmodel`] parses the descriptor; [`load_model_dir`] picks an
 //! engine for the directory: the native engines first (ONNX graphs,
-//! XGBoost, LightGBM, scikit-learn pickles), and, when none of them can run
-//! the model, the Python worker pool through the `python_function` flavor,
-//! if the caller allows Python.
+//! XGBoost, LightGBM, scikit-learn pickles and skops files), and, when none
+//! of them can run the model, the Python worker pool through the
+//! `python_function` flavor, if the caller allows Python.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,8 @@ impl MlModel {
 
 /// Parses an `MLmodel` file.
 pub fn read_mlmodel(text: &str) -> Result<MlModel> {
-    let docs = YamlLoader::load_from_str(text).map_err(|e| Error::invalid(format!("MLmodel is not YAML: {e}")))?;
+    let docs = YamlLoader::load_from_str(text)
+        .map_err(|e| Error::invalid(format!("MLmodel is not YAML: {e}")))?;
     let Some(Yaml::Hash(root)) = docs.into_iter().next() else {
         return Err(Error::invalid("MLmodel is not a YAML mapping"));
     };
@@ -66,7 +67,9 @@ pub fn read_mlmodel(text: &str) -> Result<MlModel> {
     match get("flavors") {
         Some(Yaml::Hash(flavors)) => {
             for (name, settings) in flavors {
-                let Some(name) = yaml_scalar(name) else { continue };
+                let Some(name) = yaml_scalar(name) else {
+                    continue;
+                };
                 let mut values = BTreeMap::new();
                 if let Yaml::Hash(settings) = settings {
                     for (key, value) in settings {
@@ -81,7 +84,11 @@ pub fn read_mlmodel(text: &str) -> Result<MlModel> {
         _ => return Err(Error::invalid("MLmodel has no flavors")),
     }
     if let Some(Yaml::Hash(signature)) = get("signature") {
-        let field = |key: &str| signature.get(&Yaml::String(key.into())).and_then(yaml_scalar);
+        let field = |key: &str| {
+            signature
+                .get(&Yaml::String(key.into()))
+                .and_then(yaml_scalar)
+        };
         if let Some(inputs) = field("inputs") {
             match parse_schema(&inputs) {
                 Ok(schema) => model.signature = Some(schema),
@@ -112,7 +119,10 @@ fn yaml_text(value: &Yaml) -> String {
     }
     match value {
         Yaml::Null | Yaml::BadValue => String::new(),
-        Yaml::Array(items) => format!("[{}]", items.iter().map(yaml_text).collect::<Vec<_>>().join(", ")),
+        Yaml::Array(items) => format!(
+            "[{}]",
+            items.iter().map(yaml_text).collect::<Vec<_>>().join(", ")
+        ),
         Yaml::Hash(map) => format!(
             "{{{}}}",
             map.iter()
@@ -142,7 +152,8 @@ fn parse_schema(json: &str) -> std::result::Result<InputSchema, SchemaError> {
     if items.is_empty() {
         return Err(SchemaError::Invalid("an empty list".into()));
     }
-    let is_tensor = |item: &serde_json::Value| item.get("type").and_then(|t| t.as_str()) == Some("tensor");
+    let is_tensor =
+        |item: &serde_json::Value| item.get("type").and_then(|t| t.as_str()) == Some("tensor");
     if items.iter().all(is_tensor) {
         let mut specs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -157,7 +168,11 @@ fn parse_schema(json: &str) -> std::result::Result<InputSchema, SchemaError> {
                 .and_then(|s| s.as_array())
                 .map(|dims| dims.iter().map(|d| d.as_i64().unwrap_or(-1)).collect())
                 .unwrap_or_default();
-            let name = item.get("name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+            let name = item
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string();
             specs.push(TensorSpec::new(name, dtype, shape));
         }
         return Ok(InputSchema::Tensors(specs));
@@ -171,7 +186,10 @@ fn parse_schema(json: &str) -> std::result::Result<InputSchema, SchemaError> {
             // Unnamed columns are positional; the runtime's own input then rules.
             return Err(SchemaError::NotEnforced(format!("column {i} has no name")));
         };
-        let required = item.get("required").and_then(|r| r.as_bool()).unwrap_or(true);
+        let required = item
+            .get("required")
+            .and_then(|r| r.as_bool())
+            .unwrap_or(true);
         columns.push(ColumnSpec {
             name: name.to_string(),
             dtype,
@@ -223,8 +241,12 @@ pub fn load_model_dir(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> 
                     declined,
                 });
             }
-            Ok(None) => declined.push("no native flavor (onnx, xgboost, lightgbm, sklearn)".to_string()),
-            Err(err @ (Error::Unsupported(_) | Error::InvalidModel(_))) => declined.push(err.to_string()),
+            Ok(None) => {
+                declined.push("no native flavor (onnx, xgboost, lightgbm, sklearn)".to_string())
+            }
+            Err(err @ (Error::Unsupported(_) | Error::InvalidModel(_))) => {
+                declined.push(err.to_string())
+            }
             Err(err) => return Err(err),
         }
     }
@@ -278,32 +300,40 @@ fn load_native(dir: &Path, mlmodel: &MlModel) -> Result<Option<Native>> {
     if let Some(data) = mlmodel.flavor_value("lightgbm", "data") {
         let bytes = read(data)?;
         if data.ends_with(".pkl") {
-            return Ok(Some((load_sklearn(&bytes)?, predict_fn)));
+            return Ok(Some((crate::sklearn::from_pickle(&bytes)?, predict_fn)));
         }
-        let text = String::from_utf8(bytes).map_err(|_| Error::invalid("LightGBM model is not UTF-8 text"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::invalid("LightGBM model is not UTF-8 text"))?;
         let spec = trees::lightgbm::from_text(&text)?;
-        let model_class = mlmodel.flavor_value("lightgbm", "model_class").unwrap_or("");
+        let model_class = mlmodel
+            .flavor_value("lightgbm", "model_class")
+            .unwrap_or("");
         return Ok(Some(booster_runtime(spec, model_class)?));
     }
     if let Some(flavor) = mlmodel.flavor("sklearn") {
-        let format = flavor.get("serialization_format").map(String::as_str).unwrap_or("cloudpickle");
-        if format != "cloudpickle" && format != "pickle" {
-            return Err(Error::unsupported(format!("scikit-learn models serialized with {format}")));
-        }
-        let file = flavor.get("pickled_model").map(String::as_str).unwrap_or("model.pkl");
-        return Ok(Some((load_sklearn(&read(file)?)?, predict_fn)));
+        let format = flavor
+            .get("serialization_format")
+            .map(String::as_str)
+            .unwrap_or("cloudpickle");
+        let pickled_model = flavor.get("pickled_model").map(String::as_str);
+        let runtime = match format {
+            "cloudpickle" | "pickle" => {
+                crate::sklearn::from_pickle(&read(pickled_model.unwrap_or("model.pkl"))?)?
+            }
+            "skops" => crate::sklearn::from_skops(&read(pickled_model.unwrap_or("model.skops"))?)?,
+            other => {
+                return Err(Error::unsupported(format!(
+                    "scikit-learn models serialized with {other}"
+                )))
+            }
+        };
+        return Ok(Some((runtime, predict_fn)));
     }
     Ok(None)
 }
 
 fn load_onnx(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
-    let _ = bytes;
-    Err(Error::unsupported("ONNX is not wired yet"))
-}
-
-fn load_sklearn(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
-    let _ = bytes;
-    Err(Error::unsupported("scikit-learn is not wired yet"))
+    Ok(Arc::new(crate::onnx::load(bytes)?))
 }
 
 /// A booster saved by the XGBoost or LightGBM flavor. Through MLflow's
@@ -313,7 +343,8 @@ fn load_sklearn(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
 /// probabilities of a multiclass one. The runtime's outputs are reordered
 /// so that the first is what pyfunc would return.
 fn booster_runtime(spec: trees::EnsembleSpec, model_class: &str) -> Result<Native> {
-    let is_wrapper = model_class.contains(".sklearn.") || model_class.starts_with("lightgbm.sklearn");
+    let is_wrapper =
+        model_class.contains(".sklearn.") || model_class.starts_with("lightgbm.sklearn");
     let classifier = matches!(spec.task, trees::Task::Classification(_));
     let ensemble = trees::compile(spec)?;
     if is_wrapper || !classifier {
@@ -353,14 +384,19 @@ impl ModelRuntime for BoosterScores {
         &self.info
     }
 
-    fn predict(&self, inputs: &[crate::tensor::NamedTensor]) -> Result<Vec<crate::tensor::NamedTensor>> {
+    fn predict(
+        &self,
+        inputs: &[crate::tensor::NamedTensor],
+    ) -> Result<Vec<crate::tensor::NamedTensor>> {
         use crate::tensor::{NamedTensor, Tensor, TensorData};
         let mut outputs = self.ensemble.predict(inputs)?;
         let proba = outputs.pop().expect("classifiers return probabilities");
         let label = outputs.pop().expect("classifiers return labels");
         let rows = proba.tensor.rows();
         let predict = match (&proba.tensor.data, proba.tensor.shape.as_slice()) {
-            (TensorData::F64(p), [_, 2]) => Tensor::column(TensorData::F64(p.iter().skip(1).step_by(2).copied().collect())),
+            (TensorData::F64(p), [_, 2]) => Tensor::column(TensorData::F64(
+                p.iter().skip(1).step_by(2).copied().collect(),
+            )),
             _ => proba.tensor.clone(),
         };
         debug_assert_eq!(predict.rows(), rows);

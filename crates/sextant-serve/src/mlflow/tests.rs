@@ -29,18 +29,38 @@ utc_time_created: '2026-12-02 01:02:03.456789'
 #[test]
 fn reads_flavors_ids_and_a_column_signature() {
     let model = read_mlmodel(SKLEARN_MLMODEL).unwrap();
-    assert_eq!(model.run_id.as_deref(), Some("4f1c0c5d6a0b4a55a3b1c2d3e4f5a6b7"));
+    assert_eq!(
+        model.run_id.as_deref(),
+        Some("4f1c0c5d6a0b4a55a3b1c2d3e4f5a6b7")
+    );
     assert_eq!(model.model_id.as_deref(), Some("m-0123456789abcdef"));
     assert_eq!(model.mlflow_version.as_deref(), Some("3.17.2"));
-    assert_eq!(model.flavor_value("sklearn", "pickled_model"), Some("model.pkl"));
-    assert_eq!(model.flavor_value("python_function", "predict_fn"), Some("predict_proba"));
-    assert_eq!(model.flavor_value("python_function", "python_version"), Some("3.11.7"));
+    assert_eq!(
+        model.flavor_value("sklearn", "pickled_model"),
+        Some("model.pkl")
+    );
+    assert_eq!(
+        model.flavor_value("python_function", "predict_fn"),
+        Some("predict_proba")
+    );
+    assert_eq!(
+        model.flavor_value("python_function", "python_version"),
+        Some("3.11.7")
+    );
     assert_eq!(model.flavor_value("sklearn", "code"), Some(""));
     assert_eq!(
         model.signature,
         Some(InputSchema::Columns(vec![
-            ColumnSpec { name: "sepal length (cm)".into(), dtype: DataType::F64, required: true },
-            ColumnSpec { name: "count".into(), dtype: DataType::I64, required: false },
+            ColumnSpec {
+                name: "sepal length (cm)".into(),
+                dtype: DataType::F64,
+                required: true
+            },
+            ColumnSpec {
+                name: "count".into(),
+                dtype: DataType::I64,
+                required: false
+            },
         ]))
     );
     assert!(model.signature_outputs.unwrap().contains("int64"));
@@ -56,7 +76,11 @@ fn reads_a_tensor_signature() {
     let model = read_mlmodel(&text).unwrap();
     assert_eq!(
         model.signature,
-        Some(InputSchema::Tensors(vec![TensorSpec::new("", DataType::F32, vec![-1, 4])]))
+        Some(InputSchema::Tensors(vec![TensorSpec::new(
+            "",
+            DataType::F32,
+            vec![-1, 4]
+        )]))
     );
 }
 
@@ -74,7 +98,13 @@ fn complex_signatures_are_noted_not_enforced() {
 
 #[test]
 fn malformed_descriptors_are_invalid_models() {
-    for text in ["", "just a string", "flavors: [1, 2", "run_id: x\n", "flavors: {}\nsignature:\n  inputs: 'not json'\n"] {
+    for text in [
+        "",
+        "just a string",
+        "flavors: [1, 2",
+        "run_id: x\n",
+        "flavors: {}\nsignature:\n  inputs: 'not json'\n",
+    ] {
         match read_mlmodel(text) {
             Err(Error::InvalidModel(_)) => {}
             Ok(m) if text.starts_with("flavors: {}") => panic!("accepted a bad signature: {m:?}"),

@@ -86,7 +86,13 @@ impl Model {
     /// Makes the output named `name` the default answer (MLflow's
     /// `pyfunc_predict_fn = "predict_proba"`); unknown names are ignored.
     pub fn with_default_output(mut self, name: &str) -> Model {
-        if let Some(index) = self.runtime.info().outputs.iter().position(|o| o.name == name) {
+        if let Some(index) = self
+            .runtime
+            .info()
+            .outputs
+            .iter()
+            .position(|o| o.name == name)
+        {
             self.default_output = index;
         }
         self
@@ -142,7 +148,12 @@ impl Model {
     fn matrix_width(&self) -> Option<usize> {
         let info = self.runtime.info();
         match info.inputs.as_slice() {
-            [spec] if !info.accepts_any_inputs && spec.shape.len() == 2 && spec.shape[1] > 0 && spec.dtype.is_float() => {
+            [spec]
+                if !info.accepts_any_inputs
+                    && spec.shape.len() == 2
+                    && spec.shape[1] > 0
+                    && spec.dtype.is_float() =>
+            {
                 Some(spec.shape[1] as usize)
             }
             _ => None,
@@ -223,12 +234,16 @@ impl Model {
     /// A graph with one `[-1, n]` input, asked with dataframe columns:
     /// stacks the signature's columns (or all columns, in request order)
     /// into that matrix.
-    fn stack_columns_for_single_input(&self, request: Vec<NamedTensor>) -> Result<Vec<NamedTensor>> {
+    fn stack_columns_for_single_input(
+        &self,
+        request: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>> {
         let info = self.runtime.info();
         let [spec] = info.inputs.as_slice() else {
             return Ok(request);
         };
-        if request.iter().any(|t| t.name == spec.name) || spec.shape.len() != 2 || request.len() < 2 {
+        if request.iter().any(|t| t.name == spec.name) || spec.shape.len() != 2 || request.len() < 2
+        {
             return Ok(request);
         }
         let columns = match self.schema.as_ref().and_then(InputSchema::column_names) {
@@ -250,7 +265,10 @@ impl Model {
                 .into_iter()
                 .map(|c| match c.tensor.data {
                     TensorData::Str(s) => Ok(s),
-                    _ => Err(Error::input(format!("column '{}' must hold strings", c.name))),
+                    _ => Err(Error::input(format!(
+                        "column '{}' must hold strings",
+                        c.name
+                    ))),
                 })
                 .collect::<Result<_>>()?;
             for r in 0..rows {
@@ -258,8 +276,12 @@ impl Model {
                     values.push(column[r].clone());
                 }
             }
-            Tensor::new(DataType::Bytes, vec![rows, strings.len()], TensorData::Str(values))
-                .expect("shape matches")
+            Tensor::new(
+                DataType::Bytes,
+                vec![rows, strings.len()],
+                TensorData::Str(values),
+            )
+            .expect("shape matches")
         } else {
             let width = columns.len();
             stack_f64(columns, &vec![false; width])?
@@ -313,7 +335,10 @@ fn pick_columns(request: Vec<NamedTensor>, names: &[String]) -> Result<Vec<Named
             quoted_list(&missing)
         )));
     }
-    Ok(slots.into_iter().map(|s| s.expect("checked above")).collect())
+    Ok(slots
+        .into_iter()
+        .map(|s| s.expect("checked above"))
+        .collect())
 }
 
 fn quoted_list(names: &[&str]) -> String {
@@ -338,7 +363,10 @@ fn select_columns(request: Vec<NamedTensor>, columns: &[ColumnSpec]) -> Result<V
     let mut missing = Vec::new();
     let mut request: Vec<Option<NamedTensor>> = request.into_iter().map(Some).collect();
     for spec in columns {
-        match request.iter_mut().find(|t| t.as_ref().is_some_and(|t| t.name == spec.name)) {
+        match request
+            .iter_mut()
+            .find(|t| t.as_ref().is_some_and(|t| t.name == spec.name))
+        {
             Some(slot) => {
                 let tensor = slot.take().expect("found above");
                 let cast = cast_tensor(&tensor.name, tensor.tensor, spec.dtype)?;
@@ -419,7 +447,9 @@ pub fn cast_tensor(name: &str, tensor: Tensor, dtype: DataType) -> Result<Tensor
             )))
         }
         (_, TensorData::Str(_)) => {
-            return Err(Error::input(format!("input '{name}' must be {dtype}, got strings")))
+            return Err(Error::input(format!(
+                "input '{name}' must be {dtype}, got strings"
+            )))
         }
         (DataType::Bool, TensorData::Bool(v)) => TensorData::Bool(v),
         (DataType::Bool, other) => {
@@ -428,20 +458,32 @@ pub fn cast_tensor(name: &str, tensor: Tensor, dtype: DataType) -> Result<Tensor
                 match other.get_f64(i) {
                     Some(x) if x == 0.0 => out.push(false),
                     Some(x) if x == 1.0 => out.push(true),
-                    _ => return Err(Error::input(format!("input '{name}' must be BOOL (0 or 1)"))),
+                    _ => {
+                        return Err(Error::input(format!(
+                            "input '{name}' must be BOOL (0 or 1)"
+                        )))
+                    }
                 }
             }
             TensorData::Bool(out)
         }
         (DataType::F64, TensorData::F64(v)) => TensorData::F64(v),
-        (DataType::F64, other) => TensorData::F64((0..other.len()).map(|i| other.get_f64(i).expect("numeric")).collect()),
+        (DataType::F64, other) => TensorData::F64(
+            (0..other.len())
+                .map(|i| other.get_f64(i).expect("numeric"))
+                .collect(),
+        ),
         (DataType::F32 | DataType::F16, TensorData::F32(v)) => TensorData::F32(v),
-        (DataType::F32 | DataType::F16, other) => {
-            TensorData::F32((0..other.len()).map(|i| other.get_f64(i).expect("numeric") as f32).collect())
-        }
+        (DataType::F32 | DataType::F16, other) => TensorData::F32(
+            (0..other.len())
+                .map(|i| other.get_f64(i).expect("numeric") as f32)
+                .collect(),
+        ),
         (int_type, TensorData::I64(v)) => {
             if let Some(bad) = v.iter().find(|&&x| !int_type.holds_integer(x)) {
-                return Err(Error::input(format!("input '{name}': {bad} does not fit {int_type}")));
+                return Err(Error::input(format!(
+                    "input '{name}': {bad} does not fit {int_type}"
+                )));
             }
             TensorData::I64(v)
         }
@@ -450,7 +492,9 @@ pub fn cast_tensor(name: &str, tensor: Tensor, dtype: DataType) -> Result<Tensor
             for i in 0..other.len() {
                 let x = other.get_f64(i).expect("numeric");
                 if x.is_nan() {
-                    return Err(Error::input(format!("input '{name}' is {int_type} and cannot hold NaN")));
+                    return Err(Error::input(format!(
+                        "input '{name}' is {int_type} and cannot hold NaN"
+                    )));
                 }
                 if x.fract() != 0.0 || !int_type.holds_integer(x as i64) || x.abs() > 9.0e15 {
                     return Err(Error::input(format!(
@@ -472,11 +516,22 @@ fn tensor_to_f64(name: &str, tensor: Tensor, integer_columns: &[bool]) -> Result
     let width = tensor.row_width();
     let values = match tensor.data {
         TensorData::F64(v) => v,
-        TensorData::Str(_) => return Err(Error::input(format!("input '{name}' must be numeric, got strings"))),
-        other => (0..other.len()).map(|i| other.get_f64(i).expect("numeric")).collect(),
+        TensorData::Str(_) => {
+            return Err(Error::input(format!(
+                "input '{name}' must be numeric, got strings"
+            )))
+        }
+        other => (0..other.len())
+            .map(|i| other.get_f64(i).expect("numeric"))
+            .collect(),
     };
     for (c, _) in integer_columns.iter().enumerate().filter(|(_, int)| **int) {
-        if values.iter().skip(c).step_by(width.max(1)).any(|x| x.is_nan()) {
+        if values
+            .iter()
+            .skip(c)
+            .step_by(width.max(1))
+            .any(|x| x.is_nan())
+        {
             return Err(Error::input(format!(
                 "column {c} of '{name}' is an integer column and cannot hold NaN"
             )));

@@ -1,8 +1,11 @@
-//! Native scikit-learn models, read from the pickles MLflow's `sklearn`
-//! flavor writes (`model.pkl`, by `pickle` or `cloudpickle`).
+//! Native scikit-learn models, read from the files MLflow's `sklearn`
+//! flavor writes: `model.pkl` (by `pickle` or `cloudpickle`) and
+//! `model.skops` (by skops, its default format).
 //!
 //! [`from_pickle`] reads the pickle with [`crate::pickle`] (which never runs
-//! code) and recognises the estimator by its class path:
+//! code); [`from_skops`] translates a skops archive into the pickle of the
+//! same objects (`skops.rs`) and reads that. Both then recognise the
+//! estimator by its class path:
 //! - tree models (decision trees, forests, gradient boosting, histogram
 //!   gradient boosting) become a [`crate::trees::EnsembleSpec`], see
 //!   [`crate::trees::sklearn`];
@@ -20,6 +23,7 @@
 
 mod linear;
 mod pipeline;
+mod skops;
 mod wrappers;
 
 use std::sync::Arc;
@@ -35,6 +39,12 @@ pub fn from_pickle(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
     let pickle = pickle::parse(bytes)?;
     let estimator = Estimator::new(pickle.root())?;
     build(&estimator, Nesting::default())
+}
+
+/// Reads an estimator saved by skops (`model.skops`) and builds its native
+/// runtime: the same estimators as [`from_pickle`], with the same answers.
+pub fn from_skops(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
+    from_pickle(&skops::to_pickle(bytes)?)
 }
 
 /// How deep [`build`] is in pipelines whose last step is a pipeline. A

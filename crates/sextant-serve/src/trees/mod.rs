@@ -203,6 +203,78 @@ const SLOW_PATH: u32 = ZERO_MISSING | CATEGORICAL | EQUAL;
 /// Trees walked in lockstep for one row.
 const LANES: usize = 8;
 
+/// A node in half the space, for ensembles whose inputs are `f32` and whose
+/// tests are all `x < threshold` (scikit-learn, XGBoost, ONNX trees): the
+/// threshold fits an `f32` exactly (see `f32_threshold`), and the children
+/// are an offset from the node. A forest of 100 trees of depth 8 then fits
+/// the L2 cache. Leaves loop on themselves like `Node`'s: a NaN threshold
+/// whose payload is the value index, and an offset of -1.
+#[derive(Debug, Clone, Copy)]
+struct CompactNode {
+    threshold: f32,
+    feature: u16,
+    child: i16,
+}
+
+/// Quiet `f32` NaN; the low 22 bits carry a compact leaf's value index.
+const COMPACT_LEAF_NAN: u32 = 0x7FC0_0000;
+const COMPACT_VALUE_MASK: u32 = 0x003F_FFFF;
+
+/// The `f32` threshold `T` with `x < T` exactly when `x < t`, for every
+/// `f32` `x` (`t` being an `f64` threshold already rewritten as `<`): the
+/// smallest `f32` not below `t`.
+fn f32_threshold(t: f64) -> f32 {
+    let nearest = t as f32;
+    if (nearest as f64) < t {
+        nearest.next_up()
+    } else {
+        nearest
+    }
+}
+
+/// The compact form of `nodes`, when every node fits it.
+fn compact_nodes(nodes: &[Node]) -> Option<Vec<CompactNode>> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            if node.feature_flags & LEAF != 0 {
+                let value = u32::try_from(node.value_index())
+                    .ok()
+                    .filter(|v| *v <= COMPACT_VALUE_MASK)?;
+                return Some(CompactNode {
+                    threshold: f32::from_bits(COMPACT_LEAF_NAN | value),
+                    feature: 0,
+                    child: -1,
+                });
+            }
+            if node.feature_flags & SLOW_PATH != 0 {
+                return None;
+            }
+            let offset = i16::try_from(i64::from(node.child) - index as i64).ok()?;
+            Some(CompactNode {
+                threshold: f32_threshold(node.threshold),
+                feature: u16::try_from(node.feature()).ok()?,
+                child: offset,
+            })
+        })
+        .collect()
+}
+
+/// A row as the walks see it: its values, and their `f32` copy when the
+/// ensemble has compact nodes.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    x64: &'a [f64],
+    x32: Option<&'a [f32]>,
+}
+
+impl Row<'_> {
+    fn has_nan(&self) -> bool {
+        self.x64.iter().any(|x| x.is_nan())
+    }
+}
+
 /// Bits of a quiet NaN; the low 32 bits carry a leaf's value index.
 const LEAF_NAN: u64 = 0x7FF8_0000_0000_0000;
 
@@ -243,6 +315,11 @@ pub struct TreeEnsemble {
     /// (padded with `pad_leaf`) and the group's deepest tree.
     lane_roots: Vec<[u32; LANES]>,
     lane_depths: Vec<u32>,
+    /// No node needs more than `x < threshold` (no categorical, equality or
+    /// zero-as-missing tests): rows without NaN take the short walk.
+    plain_tests: bool,
+    /// `nodes` in half the space, for `f32` ensembles with plain tests.
+    compact: Option<Vec<CompactNode>>,
     /// Per output: how many trees add to it, the divisor of an averaging
     /// ensemble (a LightGBM random forest divides each class by its own
     /// number of trees, its rounds).
@@ -336,7 +413,16 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
             lanes
         })
         .collect();
-    let lane_depths = depths.chunks(LANES).map(|group| group.iter().copied().max().unwrap_or(0)).collect();
+    let plain_tests = nodes.iter().all(|n| n.feature_flags & SLOW_PATH == 0);
+    let compact = if spec.input_f32 && plain_tests {
+        compact_nodes(&nodes)
+    } else {
+        None
+    };
+    let lane_depths = depths
+        .chunks(LANES)
+        .map(|group| group.iter().copied().max().unwrap_or(0))
+        .collect();
     let leaf_values_f32 = leaf_values.iter().map(|&v| v as f32).collect();
     let mut trees_per_output = vec![0.0; spec.n_outputs];
     for &output in &tree_outputs {
@@ -356,6 +442,8 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
         bitsets,
         lane_roots,
         lane_depths,
+        plain_tests,
+        compact,
         trees_per_output,
         info,
     })
@@ -410,7 +498,8 @@ impl Compiler {
                             self.n_outputs
                         ));
                     }
-                    let first = u32::try_from(self.leaf_values.len()).map_err(|_| "too many leaves")?;
+                    let first =
+                        u32::try_from(self.leaf_values.len()).map_err(|_| "too many leaves")?;
                     self.leaf_values.extend_from_slice(values);
                     self.nodes[slot] = Node::leaf(slot, first);
                 }
@@ -490,7 +579,9 @@ impl Compiler {
                 }
             }
         }
-        width.ok_or_else(|| "no leaves".to_string()).map(|w| (w, depth))
+        width
+            .ok_or_else(|| "no leaves".to_string())
+            .map(|w| (w, depth))
     }
 }
 
@@ -579,23 +670,171 @@ impl TreeEnsemble {
         } else {
             features
         };
-        if self.spec.accumulate_f32 {
-            let mut acc = vec![0f32; n_outputs];
-            for (row, out) in features
-                .chunks_exact(n_features)
-                .zip(out.chunks_exact_mut(n_outputs))
+        let cast32: Vec<f32> = match self.compact {
+            Some(_) => features.iter().map(|&x| x as f32).collect(),
+            None => Vec::new(),
+        };
+        let x32 = |range: std::ops::Range<usize>| self.compact.as_ref().map(|_| &cast32[range]);
+        // Blocks of `LANES` rows without NaN walk each tree together (the
+        // tree stays in cache across the rows); the rest go row by row.
+        // Both sum every row's trees in tree order, so results agree.
+        let mut acc = vec![0f32; n_outputs * LANES];
+        let block_len = n_features * LANES;
+        let mut done = 0;
+        if self.plain_tests {
+            for (index, (block, out)) in features
+                .chunks_exact(block_len)
+                .zip(out.chunks_exact_mut(n_outputs * LANES))
+                .enumerate()
             {
-                self.margin_f32(row, &mut acc);
+                let block = Row {
+                    x64: block,
+                    x32: x32(index * block_len..(index + 1) * block_len),
+                };
+                if block.has_nan() {
+                    break;
+                }
+                self.margin_block(block, out, &mut acc);
+                done += LANES;
+            }
+        }
+        for (index, (row, out)) in features[done * n_features..]
+            .chunks_exact(n_features)
+            .zip(out[done * n_outputs..].chunks_exact_mut(n_outputs))
+            .enumerate()
+        {
+            let start = (done + index) * n_features;
+            let row = Row {
+                x64: row,
+                x32: x32(start..start + n_features),
+            };
+            if self.spec.accumulate_f32 {
+                self.margin_f32(row, &mut acc[..n_outputs]);
                 for (o, a) in out.iter_mut().zip(&acc) {
                     *o = *a as f64;
                 }
+            } else {
+                self.margin_f64(row, out);
+            }
+        }
+    }
+
+    /// Margins of `LANES` rows without NaN (`block`, row-major) into `out`;
+    /// `acc` is scratch space for `f32` sums.
+    fn margin_block(&self, block: Row<'_>, out: &mut [f64], acc: &mut [f32]) {
+        let n_outputs = self.spec.n_outputs;
+        if self.spec.accumulate_f32 {
+            for acc in acc.chunks_exact_mut(n_outputs) {
+                for (a, b) in acc.iter_mut().zip(&self.spec.base) {
+                    *a = if self.spec.average { 0.0 } else { *b as f32 };
+                }
+            }
+            self.for_each_leaf_block(block, |tree, lane, leaf| {
+                let acc = &mut acc[lane * n_outputs..(lane + 1) * n_outputs];
+                let output = self.tree_outputs[tree];
+                if output == u32::MAX {
+                    for (a, v) in acc
+                        .iter_mut()
+                        .zip(&self.leaf_values_f32[leaf..leaf + n_outputs])
+                    {
+                        *a += v;
+                    }
+                } else {
+                    acc[output as usize] += self.leaf_values_f32[leaf];
+                }
+            });
+            for (out, acc) in out
+                .chunks_exact_mut(n_outputs)
+                .zip(acc.chunks_exact(n_outputs))
+            {
+                for (((o, a), b), n) in out
+                    .iter_mut()
+                    .zip(acc)
+                    .zip(&self.spec.base)
+                    .zip(&self.trees_per_output)
+                {
+                    *o = if self.spec.average {
+                        (*a / *n as f32 + *b as f32) as f64
+                    } else {
+                        *a as f64
+                    };
+                }
             }
         } else {
-            for (row, out) in features
-                .chunks_exact(n_features)
-                .zip(out.chunks_exact_mut(n_outputs))
+            for out in out.chunks_exact_mut(n_outputs) {
+                if self.spec.average {
+                    out.fill(0.0);
+                } else {
+                    out.copy_from_slice(&self.spec.base);
+                }
+            }
+            self.for_each_leaf_block(block, |tree, lane, leaf| {
+                let out = &mut out[lane * n_outputs..(lane + 1) * n_outputs];
+                let output = self.tree_outputs[tree];
+                if output == u32::MAX {
+                    for (a, v) in out
+                        .iter_mut()
+                        .zip(&self.leaf_values[leaf..leaf + n_outputs])
+                    {
+                        *a += v;
+                    }
+                } else {
+                    out[output as usize] += self.leaf_values[leaf];
+                }
+            });
+            if self.spec.average {
+                for out in out.chunks_exact_mut(n_outputs) {
+                    for ((a, b), n) in out
+                        .iter_mut()
+                        .zip(&self.spec.base)
+                        .zip(&self.trees_per_output)
+                    {
+                        *a = *a / n + b;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Like `for_each_leaf` for the `LANES` rows of `block` (row-major, no
+    /// NaN) at once: each tree is walked by every row in lockstep, and
+    /// `visit(tree, lane, value_index)` sees the trees in order for each
+    /// row. Rows are addressed by offset into the block, which keeps the
+    /// lanes and the one base pointer in registers.
+    #[inline(always)]
+    fn for_each_leaf_block(&self, block: Row<'_>, mut visit: impl FnMut(usize, usize, usize)) {
+        let nodes = &self.nodes[..];
+        let n_features = self.spec.n_features;
+        let offsets: [usize; LANES] = std::array::from_fn(|k| k * n_features);
+        for (group, (roots, &depth)) in self.lane_roots.iter().zip(&self.lane_depths).enumerate() {
+            for (k, &root) in roots
+                .iter()
+                .enumerate()
+                .take(self.roots.len() - group * LANES)
             {
-                self.margin_f64(row, out);
+                let mut lanes = [root; LANES];
+                let tree = group * LANES + k;
+                if let (Some(compact), Some(x32)) = (&self.compact, block.x32) {
+                    for _ in 0..depth {
+                        for (lane, offset) in lanes.iter_mut().zip(offsets) {
+                            *lane = compact_step(compact, *lane, x32, offset);
+                        }
+                    }
+                    for (row, &lane) in lanes.iter().enumerate() {
+                        visit(tree, row, compact_value_index(compact[lane as usize]));
+                    }
+                    continue;
+                }
+                for _ in 0..depth {
+                    for (lane, offset) in lanes.iter_mut().zip(offsets) {
+                        let node = nodes[*lane as usize];
+                        let x = block.x64[offset + node.feature()];
+                        *lane = node.child.wrapping_add(u32::from(!(x < node.threshold)));
+                    }
+                }
+                for (row, &lane) in lanes.iter().enumerate() {
+                    visit(tree, row, nodes[lane as usize].value_index());
+                }
             }
         }
     }
@@ -634,7 +873,7 @@ impl TreeEnsemble {
     }
 
     #[inline]
-    fn margin_f64(&self, row: &[f64], acc: &mut [f64]) {
+    fn margin_f64(&self, row: Row<'_>, acc: &mut [f64]) {
         let n_outputs = self.spec.n_outputs;
         if self.spec.average {
             acc.fill(0.0);
@@ -644,7 +883,10 @@ impl TreeEnsemble {
         self.for_each_leaf(row, |tree, leaf| {
             let output = self.tree_outputs[tree];
             if output == u32::MAX {
-                for (a, v) in acc.iter_mut().zip(&self.leaf_values[leaf..leaf + n_outputs]) {
+                for (a, v) in acc
+                    .iter_mut()
+                    .zip(&self.leaf_values[leaf..leaf + n_outputs])
+                {
                     *a += v;
                 }
             } else {
@@ -663,7 +905,7 @@ impl TreeEnsemble {
     }
 
     #[inline]
-    fn margin_f32(&self, row: &[f64], acc: &mut [f32]) {
+    fn margin_f32(&self, row: Row<'_>, acc: &mut [f32]) {
         let n_outputs = self.spec.n_outputs;
         if self.spec.average {
             acc.fill(0.0);
@@ -675,7 +917,10 @@ impl TreeEnsemble {
         self.for_each_leaf(row, |tree, leaf| {
             let output = self.tree_outputs[tree];
             if output == u32::MAX {
-                for (a, v) in acc.iter_mut().zip(&self.leaf_values_f32[leaf..leaf + n_outputs]) {
+                for (a, v) in acc
+                    .iter_mut()
+                    .zip(&self.leaf_values_f32[leaf..leaf + n_outputs])
+                {
                     *a += v;
                 }
             } else {
@@ -698,14 +943,51 @@ impl TreeEnsemble {
     /// `LANES` at a time in lockstep, each for its group's depth (leaves
     /// loop on themselves), so the walks' loads overlap.
     #[inline(always)]
-    fn for_each_leaf(&self, row: &[f64], mut visit: impl FnMut(usize, usize)) {
+    fn for_each_leaf(&self, row: Row<'_>, visit: impl FnMut(usize, usize)) {
+        // Most rows have no missing value, and most ensembles only `<`
+        // tests: then a step is a load, a comparison and an add.
+        if self.plain_tests && !row.has_nan() {
+            match (&self.compact, row.x32) {
+                (Some(compact), Some(x32)) => self.walk_compact(compact, x32, visit),
+                _ => self.walk::<true>(row.x64, visit),
+            }
+        } else {
+            self.walk::<false>(row.x64, visit)
+        }
+    }
+
+    /// `walk::<true>` over the compact nodes.
+    #[inline(always)]
+    fn walk_compact(
+        &self,
+        compact: &[CompactNode],
+        row: &[f32],
+        mut visit: impl FnMut(usize, usize),
+    ) {
+        let n_trees = self.roots.len();
+        for (group, (roots, &depth)) in self.lane_roots.iter().zip(&self.lane_depths).enumerate() {
+            let mut lanes = *roots;
+            for _ in 0..depth {
+                for lane in lanes.iter_mut() {
+                    *lane = compact_step(compact, *lane, row, 0);
+                }
+            }
+            let first = group * LANES;
+            for (k, &lane) in lanes.iter().enumerate().take(n_trees - first) {
+                visit(first + k, compact_value_index(compact[lane as usize]));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn walk<const PLAIN: bool>(&self, row: &[f64], mut visit: impl FnMut(usize, usize)) {
         let nodes = &self.nodes[..];
         let n_trees = self.roots.len();
         for (group, (roots, &depth)) in self.lane_roots.iter().zip(&self.lane_depths).enumerate() {
             let mut lanes = *roots;
             for _ in 0..depth {
                 for lane in lanes.iter_mut() {
-                    *lane = self.step(nodes, *lane, row);
+                    *lane = self.step::<PLAIN>(nodes, *lane, row);
                 }
             }
             let first = group * LANES;
@@ -716,11 +998,14 @@ impl TreeEnsemble {
     }
 
     /// One level down from node `index`: its left or right child, or the
-    /// leaf itself.
+    /// leaf itself. `PLAIN`: the row has no NaN and no node a slow test.
     #[inline(always)]
-    fn step(&self, nodes: &[Node], index: u32, row: &[f64]) -> u32 {
+    fn step<const PLAIN: bool>(&self, nodes: &[Node], index: u32, row: &[f64]) -> u32 {
         let node = nodes[index as usize];
         let x = row[node.feature()];
+        if PLAIN {
+            return node.child.wrapping_add(u32::from(!(x < node.threshold)));
+        }
         let left = if node.feature_flags & SLOW_PATH == 0 {
             (x < node.threshold) | (x.is_nan() & (node.feature_flags & DEFAULT_LEFT != 0))
         } else {
@@ -826,6 +1111,20 @@ impl TreeEnsemble {
             }
         }
     }
+}
+
+/// One level down from compact node `index` for the row at `offset` of
+/// `x`: the left child, the right one, or the leaf itself.
+#[inline(always)]
+fn compact_step(compact: &[CompactNode], index: u32, x: &[f32], offset: usize) -> u32 {
+    let node = compact[index as usize];
+    let value = x[offset + usize::from(node.feature)];
+    let right = i32::from(!(value < node.threshold));
+    (index as i32 + i32::from(node.child) + right) as u32
+}
+
+fn compact_value_index(node: CompactNode) -> usize {
+    (node.threshold.to_bits() & COMPACT_VALUE_MASK) as usize
 }
 
 /// Index of the first largest value, as numpy's `argmax`.

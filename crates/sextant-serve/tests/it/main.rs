@@ -6,6 +6,7 @@
 mod onnx;
 mod python;
 mod sklearn;
+mod skops;
 mod trees;
 
 use std::path::PathBuf;

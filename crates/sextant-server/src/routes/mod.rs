@@ -244,11 +244,18 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 /// A serving replica's routes: the inference APIs without the tracking
-/// server, the registry or the native API. Callers are not authenticated
-/// here; run replicas behind the network boundary that admits callers.
-pub(crate) fn serving_router(serving: crate::serving::Serving) -> Router {
+/// server, the registry or the native API. With `check_callers`, a replica
+/// following a server lets a call through only when that server says the
+/// caller may invoke the deployment (`serving::replica_auth`).
+pub(crate) fn serving_router(serving: crate::serving::Serving, check_callers: bool) -> Router {
     use axum::routing::{get, post};
-    Router::new()
+    let auth = match (check_callers, serving.source()) {
+        (true, crate::serving::Source::Remote(server)) => Some(std::sync::Arc::new(
+            crate::serving::replica_auth::ReplicaAuth::new(server.clone(), serving.clone()),
+        )),
+        _ => None,
+    };
+    let router = Router::new()
         .route("/v2", get(inference::server_metadata))
         .route("/v2/", get(inference::server_metadata))
         .route("/v2/health/live", get(inference::live_probe))
@@ -276,7 +283,15 @@ pub(crate) fn serving_router(serving: crate::serving::Serving) -> Router {
         )
         .route("/ping", get(inference::ping))
         .route("/health", get(inference::ping))
-        .route("/metrics", get(inference::metrics))
+        .route("/metrics", get(inference::metrics));
+    let router = match auth {
+        Some(auth) => router.route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::serving::replica_auth::guard,
+        )),
+        None => router,
+    };
+    router
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

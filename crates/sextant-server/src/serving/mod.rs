@@ -19,6 +19,7 @@ mod codec;
 pub mod controller;
 mod loader;
 pub(crate) mod predlog;
+pub(crate) mod replica_auth;
 mod source;
 mod stats;
 
