@@ -88,13 +88,31 @@ fn check_native(dir: &Path) -> anyhow::Result<()> {
 fn root_files(bundle: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut files = Vec::new();
     let binary = std::env::current_exe().context("cannot find this binary")?;
+    // The kernel starts a dynamically linked binary through the loader named
+    // in its ELF header (`/lib64/ld-linux-x86-64.so.2`), by that exact path:
+    // the maps show the loader only under its resolved name.
+    if let Some(interpreter) = elf_interpreter(&binary)? {
+        let resolved = std::fs::canonicalize(&interpreter).with_context(|| {
+            format!(
+                "cannot resolve the dynamic loader {}",
+                interpreter.display()
+            )
+        })?;
+        let inside = interpreter
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        files.push((inside, resolved));
+    }
     files.push((BINARY_PATH.to_string(), binary));
     for library in loaded_libraries()? {
         let inside = library
             .to_string_lossy()
             .trim_start_matches('/')
             .to_string();
-        files.push((inside, library));
+        if !files.iter().any(|(existing, _)| *existing == inside) {
+            files.push((inside, library));
+        }
     }
     let mut pending = vec![bundle.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -141,6 +159,55 @@ fn loaded_libraries() -> anyhow::Result<BTreeSet<PathBuf>> {
         }
     }
     Ok(libraries)
+}
+
+/// The program interpreter (`PT_INTERP`) of a 64-bit little-endian ELF
+/// binary, or `None` for a static one. Layout from the ELF-64 object file
+/// format: the program header table's offset at 0x20, entry size at 0x36,
+/// count at 0x38; an entry's type at 0 (3 is `PT_INTERP`), file offset at 8
+/// and size at 32.
+fn elf_interpreter(binary: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let bytes =
+        std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    };
+    if !bytes.starts_with(b"\x7fELF\x02\x01") {
+        bail!(
+            "{} is not a 64-bit little-endian ELF binary",
+            binary.display()
+        );
+    }
+    let (Some(table), Some(size), Some(count)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        bail!("{} has a truncated ELF header", binary.display());
+    };
+    for entry in (0..count).map(|i| table + i * size) {
+        if u32_at(entry) == Some(3) {
+            let (Some(offset), Some(length)) = (u64_at(entry + 8), u64_at(entry + 32)) else {
+                bail!("{} has a truncated program header", binary.display());
+            };
+            let name = bytes.get(offset..offset + length).with_context(|| {
+                format!("{} has a truncated interpreter name", binary.display())
+            })?;
+            let name = String::from_utf8_lossy(name)
+                .trim_end_matches('\0')
+                .to_string();
+            return Ok(Some(PathBuf::from(name)));
+        }
+    }
+    Ok(None)
 }
 
 /// Writes the layer, config, manifest and index into `output`.

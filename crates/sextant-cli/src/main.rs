@@ -475,7 +475,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         replica_name: format!("server-{}", std::process::id()),
     };
     let period = std::time::Duration::from_secs_f64(args.canary_check_seconds.max(0.05));
-    let serving = sextant_server::serving::Serving::embedded(store.clone(), artifacts.clone(), serving_config, period);
+    let serving = sextant_server::serving::Serving::embedded(
+        store.clone(),
+        artifacts.clone(),
+        serving_config,
+        period,
+    );
     let state = AppState::with_options(store, artifacts, options).with_serving(serving);
     sextant_server::run(listener, state, shutdown_signal())
         .await

@@ -97,7 +97,11 @@ fn parse_options() -> Options {
     if options.model.is_empty() {
         usage("no model file given");
     }
-    if options.features == 0 || options.chunk == 0 || options.single_calls == 0 || options.repeat == 0 {
+    if options.features == 0
+        || options.chunk == 0
+        || options.single_calls == 0
+        || options.repeat == 0
+    {
         usage("--features, --chunk, --single-calls and --repeat must be positive");
     }
     options
@@ -124,9 +128,13 @@ fn load(path: &str) -> Arc<dyn ModelRuntime> {
 fn read_rows(options: &Options) -> Vec<f64> {
     match &options.rows {
         Some(path) => {
-            let bytes = std::fs::read(path).unwrap_or_else(|e| usage(&format!("reading {path}: {e}")));
+            let bytes =
+                std::fs::read(path).unwrap_or_else(|e| usage(&format!("reading {path}: {e}")));
             if bytes.is_empty() || bytes.len() % (8 * options.features) != 0 {
-                usage(&format!("{path}: not a whole number of {}-column f64 rows", options.features));
+                usage(&format!(
+                    "{path}: not a whole number of {}-column f64 rows",
+                    options.features
+                ));
             }
             bytes
                 .chunks_exact(8)
@@ -264,7 +272,9 @@ fn batched(model: &dyn ModelRuntime, rows: &[f64], options: &Options) -> serde_j
                     scope.spawn(move || {
                         let mut sum = 0.0;
                         for call in (t..calls).step_by(n_threads) {
-                            let out = model.predict(&chunks[call % chunks.len()]).expect("predict");
+                            let out = model
+                                .predict(&chunks[call % chunks.len()])
+                                .expect("predict");
                             sum += first_value(&out);
                         }
                         std::hint::black_box(sum);
@@ -303,11 +313,17 @@ fn main() {
     let check_rows = options.check_rows.min(rows.len() / options.features);
     let check = if check_rows > 0 {
         let out = model
-            .predict(&matrix(&rows[..check_rows * options.features], options.features))
+            .predict(&matrix(
+                &rows[..check_rows * options.features],
+                options.features,
+            ))
             .expect("predict");
         let values = proba(&out);
         let width = values.len() / check_rows;
-        serde_json::json!(values.chunks(width).map(<[f64]>::to_vec).collect::<Vec<_>>())
+        serde_json::json!(values
+            .chunks(width)
+            .map(<[f64]>::to_vec)
+            .collect::<Vec<_>>())
     } else {
         serde_json::Value::Null
     };

@@ -228,6 +228,13 @@ impl Model {
             };
             stack_f64(columns, &integer_columns)?
         };
+        // An ONNX graph may take the matrix as FP32.
+        let dtype = self.runtime.info().inputs[0].dtype;
+        let matrix = if dtype == DataType::F64 {
+            matrix
+        } else {
+            cast_tensor(&input_name, matrix, dtype)?
+        };
         Ok(vec![NamedTensor::new(input_name, matrix)])
     }
 

@@ -52,17 +52,21 @@ impl ReplicaAuth {
                 return *status;
             }
         }
-        let mut request = self
-            .server
-            .client
-            .get(format!("{}/v2/models/{deployment}/ready", self.server.base_url));
+        let mut request = self.server.client.get(format!(
+            "{}/v2/models/{deployment}/ready",
+            self.server.base_url
+        ));
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value);
         }
         let status = match request.send().await {
             // A deployment the server does not know (yet) is the replica's
             // to answer: it says 404 itself.
-            Ok(response) if response.status().is_success() || response.status() == StatusCode::NOT_FOUND => StatusCode::OK,
+            Ok(response)
+                if response.status().is_success() || response.status() == StatusCode::NOT_FOUND =>
+            {
+                StatusCode::OK
+            }
             Ok(response) if matches!(response.status().as_u16(), 401 | 403) => response.status(),
             Ok(response) => {
                 tracing::warn!(deployment, status = %response.status(), "the server could not check a caller");
@@ -73,7 +77,11 @@ impl ReplicaAuth {
                 return StatusCode::SERVICE_UNAVAILABLE;
             }
         };
-        let lifetime = if status == StatusCode::OK { ALLOWED_FOR } else { REFUSED_FOR };
+        let lifetime = if status == StatusCode::OK {
+            ALLOWED_FOR
+        } else {
+            REFUSED_FOR
+        };
         let mut answers = self.answers.lock().expect("answers lock");
         if answers.len() > 100_000 {
             answers.retain(|_, (until, _)| Instant::now() < *until);
@@ -93,7 +101,9 @@ fn called_deployment(auth: &ReplicaAuth, request: &Request) -> Option<String> {
         (Some("invocations"), None, _) => request
             .uri()
             .query()
-            .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "deployment"))
+            .and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "deployment")
+            })
             .map(|(_, v)| v.into_owned())
             .or_else(|| auth.serving.sole_deployment()),
         _ => None,
@@ -102,19 +112,35 @@ fn called_deployment(auth: &ReplicaAuth, request: &Request) -> Option<String> {
 
 /// Middleware: health, metadata of the server and metrics pass; calls to a
 /// deployment pass only with the server's consent.
-pub async fn guard(State(auth): State<std::sync::Arc<ReplicaAuth>>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(auth): State<std::sync::Arc<ReplicaAuth>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(deployment) = called_deployment(&auth, &request) else {
         return next.run(request).await;
     };
-    let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
     let status = auth.decide(&deployment, authorization.as_deref()).await;
     if status == StatusCode::OK {
         return next.run(request).await;
     }
     let (code, message) = match status.as_u16() {
-        401 => ("UNAUTHENTICATED", "Authentication required: send the credentials the Sextant server accepts".to_string()),
-        403 => ("PERMISSION_DENIED", format!("Permission denied: calling deployment '{deployment}' needs invoke on it")),
-        _ => ("TEMPORARILY_UNAVAILABLE", "cannot check the caller's permission with the server right now".to_string()),
+        401 => (
+            "UNAUTHENTICATED",
+            "Authentication required: send the credentials the Sextant server accepts".to_string(),
+        ),
+        403 => (
+            "PERMISSION_DENIED",
+            format!("Permission denied: calling deployment '{deployment}' needs invoke on it"),
+        ),
+        _ => (
+            "TEMPORARILY_UNAVAILABLE",
+            "cannot check the caller's permission with the server right now".to_string(),
+        ),
     };
     let body = serde_json::json!({"error": message, "error_code": code, "message": message});
     let mut response = (status, axum::Json(body)).into_response();
