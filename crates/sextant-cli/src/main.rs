@@ -482,6 +482,25 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         period,
     );
     let state = AppState::with_options(store, artifacts, options).with_serving(serving);
+    if args.auth {
+        let admin_password = std::env::var("SEXTANT_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let token = state
+            .governance()
+            .bootstrap(admin_password.as_deref())
+            .await
+            .map_err(|err| anyhow::anyhow!(err))
+            .context("while creating the first admin")?;
+        if let Some(token) = token {
+            // Printed once, whatever the log filter: it is the only way in.
+            eprintln!(
+                "\nsextant: authentication is on and the admin has no password yet.\n\
+                 sextant: one-time bootstrap token (valid 24 hours, not shown again):\n\n    {token}\n\n\
+                 sextant: set the admin password with:\n    sextant bootstrap --server http://{address} --token {token}\n"
+            );
+        }
+    }
     sextant_server::run(listener, state, shutdown_signal())
         .await
         .context("while serving")?;
