@@ -15,6 +15,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+/// mimalloc instead of glibc's allocator: a request of the inference path
+/// makes a few dozen small allocations across two tokio workers, and
+/// glibc's arenas spent about a sixth of a request's CPU in malloc and free
+/// (measured with perf under wrk; see docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use sextant_artifacts::ArtifactStore;
 use sextant_server::{AppState, Auth, Options};

@@ -213,25 +213,30 @@ pub(crate) async fn infer(
     let answer = serving
         .predict(&live, pick, inputs, Layout::Tensors, caller)
         .await?;
-    let mut outputs = answer.outputs.clone();
-    if let Some(requested) = request.outputs.filter(|r| !r.is_empty()) {
-        let mut chosen = Vec::with_capacity(requested.len());
-        for wanted in requested {
-            let index = outputs
-                .iter()
-                .position(|o| o.name == wanted.name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = answer.outputs.iter().map(|o| o.name.as_str()).collect();
-                    InferenceError::bad(format!(
-                        "unknown output '{}'; the model has {}",
-                        wanted.name,
-                        names.join(", ")
-                    ))
-                })?;
-            chosen.push(outputs[index].clone());
+    let mut answer = answer;
+    let outputs = match request.outputs.filter(|r| !r.is_empty()) {
+        None => std::mem::take(&mut answer.outputs),
+        Some(requested) => {
+            let mut chosen = Vec::with_capacity(requested.len());
+            for wanted in requested {
+                let output = answer
+                    .outputs
+                    .iter()
+                    .find(|o| o.name == wanted.name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> =
+                            answer.outputs.iter().map(|o| o.name.as_str()).collect();
+                        InferenceError::bad(format!(
+                            "unknown output '{}'; the model has {}",
+                            wanted.name,
+                            names.join(", ")
+                        ))
+                    })?;
+                chosen.push(output.clone());
+            }
+            chosen
         }
-        outputs = chosen;
-    }
+    };
     let mut parameters = wire::Parameters::new();
     parameters.insert("prediction_id".into(), answer.prediction_id.clone().into());
     parameters.insert("arm".into(), answer.arm.clone().into());

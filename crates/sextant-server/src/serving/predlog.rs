@@ -19,12 +19,13 @@
 //! graceful shutdown; a crash loses at most the records of the last
 //! interval, which is the price of keeping the request path free of I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow_array::builder::StringBuilder;
 use arrow_array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
@@ -44,9 +45,9 @@ pub struct Record {
     pub prediction_id: String,
     /// Microseconds since the Unix epoch.
     pub time_us: i64,
-    pub deployment: String,
-    pub arm: String,
-    pub model: ModelRef,
+    pub deployment: Arc<str>,
+    pub arm: Arc<str>,
+    pub model: Arc<ModelRef>,
     pub shadow: bool,
     pub latency_us: u64,
     pub caller: Option<String>,
@@ -93,6 +94,9 @@ impl PredictionLogConfig {
         }
     }
 }
+
+/// How often the writer takes what the queue holds.
+const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 enum Message {
     Record(Box<Record>),
@@ -169,75 +173,81 @@ async fn writer(
     mut stopped: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 ) {
-    let mut buffer: Vec<Box<Record>> = Vec::new();
+    // Open segments by deployment and day.
+    let mut segments: BTreeMap<(Arc<str>, i64), Segment> = BTreeMap::new();
     let mut buffered_rows = 0usize;
     let mut sequence = 0u64;
-    let mut tick = tokio::time::interval(config.flush_interval);
+    let mut last_write = tokio::time::Instant::now();
+    // The writer wakes on its own clock and drains what came: waiting on
+    // the queue instead would have every request wake it, a cross-thread
+    // wake-up per prediction (measured: most of the log's cost).
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let add = |segments: &mut BTreeMap<(Arc<str>, i64), Segment>, record: &Record| {
+        let key = (
+            record.deployment.clone(),
+            record.time_us.div_euclid(MICROS_PER_DAY),
+        );
+        let segment = segments
+            .entry(key)
+            .or_insert_with(|| Segment::new(record.time_us));
+        let before = segment.rows();
+        segment.push(record);
+        segment.rows() - before
+    };
     loop {
-        tokio::select! {
-            message = queue.recv() => match message {
-                Some(Message::Record(record)) => {
-                    buffered_rows += record.inputs.first().map_or(1, |t| t.tensor.rows().max(1));
-                    buffer.push(record);
-                    if buffered_rows >= config.max_rows {
-                        write_segments(&config, std::mem::take(&mut buffer), &mut sequence, &metrics).await;
-                        buffered_rows = 0;
-                    }
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stopped.changed() => true,
+        };
+        let mut flushes = Vec::new();
+        let mut closed = false;
+        loop {
+            match queue.try_recv() {
+                Ok(Message::Record(record)) => buffered_rows += add(&mut segments, &record),
+                Ok(Message::Flush(done)) => flushes.push(done),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
                 }
-                Some(Message::Flush(done)) => {
-                    write_segments(&config, std::mem::take(&mut buffer), &mut sequence, &metrics).await;
-                    buffered_rows = 0;
-                    let _ = done.send(());
-                }
-                None => break,
-            },
-            _ = tick.tick() => {
-                if !buffer.is_empty() {
-                    write_segments(&config, std::mem::take(&mut buffer), &mut sequence, &metrics).await;
-                    buffered_rows = 0;
-                }
-            }
-            _ = stopped.changed() => {
-                // Take what is already queued, then write and stop.
-                while let Ok(message) = queue.try_recv() {
-                    match message {
-                        Message::Record(record) => buffer.push(record),
-                        Message::Flush(done) => { let _ = done.send(()); }
-                    }
-                }
-                break;
             }
         }
+        let due = last_write.elapsed() >= config.flush_interval || buffered_rows >= config.max_rows;
+        if !segments.is_empty() && (due || !flushes.is_empty() || stopping || closed) {
+            write_segments(
+                &config,
+                std::mem::take(&mut segments),
+                &mut sequence,
+                &metrics,
+            )
+            .await;
+            buffered_rows = 0;
+            last_write = tokio::time::Instant::now();
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if stopping || closed {
+            break;
+        }
     }
-    write_segments(&config, buffer, &mut sequence, &metrics).await;
+    write_segments(&config, segments, &mut sequence, &metrics).await;
 }
 
 async fn write_segments(
     config: &PredictionLogConfig,
-    records: Vec<Box<Record>>,
+    segments: BTreeMap<(Arc<str>, i64), Segment>,
     sequence: &mut u64,
     metrics: &Metrics,
 ) {
-    if records.is_empty() {
-        return;
-    }
-    let mut groups: BTreeMap<(String, String), Vec<Box<Record>>> = BTreeMap::new();
-    for record in records {
-        let day = civil_date(record.time_us);
-        groups
-            .entry((record.deployment.clone(), day))
-            .or_default()
-            .push(record);
-    }
-    for ((deployment, day), records) in groups {
+    for ((deployment, day), segment) in segments {
+        let deployment = deployment.to_string();
+        let day = civil_date(day * MICROS_PER_DAY);
         *sequence += 1;
-        let first_time = records[0].time_us;
-        let rows: usize = records
-            .iter()
-            .map(|r| r.inputs.first().map_or(1, |t| t.tensor.rows().max(1)))
-            .sum();
-        let encoded = tokio::task::spawn_blocking(move || encode(&records)).await;
+        let first_time = segment.first_time_us;
+        let rows = segment.rows();
+        let encoded = tokio::task::spawn_blocking(move || segment.finish()).await;
         let bytes = match encoded {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(err)) => {
@@ -416,25 +426,58 @@ fn text_of(data: &TensorData, i: usize) -> String {
 /// Feature and output columns in order of first appearance.
 #[derive(Default)]
 struct Columns {
-    order: Vec<String>,
-    by_name: BTreeMap<String, Column>,
+    names: Vec<String>,
+    columns: Vec<Column>,
+    by_name: HashMap<String, usize>,
+}
+
+/// Where one element of a record's row goes: tensor, position in the
+/// row, column.
+struct Slot {
+    tensor: usize,
+    k: usize,
+    width: usize,
+    column: usize,
 }
 
 impl Columns {
-    fn push(&mut self, name: String, data: &TensorData, i: usize, row: usize) {
-        let column = self.by_name.entry(name.clone()).or_insert_with(|| {
-            self.order.push(name);
-            Column::empty_like(data)
-        });
-        column.pad(row);
-        column.push(data, i);
+    /// The column named `name`, created (typed like `data`) on first use.
+    fn slot(&mut self, name: String, data: &TensorData) -> usize {
+        if let Some(&index) = self.by_name.get(&name) {
+            return index;
+        }
+        let index = self.columns.len();
+        self.columns.push(Column::empty_like(data));
+        self.names.push(name.clone());
+        self.by_name.insert(name, index);
+        index
+    }
+
+    /// Appends row `row` of `tensors` at output row `out_row`, through
+    /// slots resolved once per record.
+    fn push_row(&mut self, slots: &[Slot], tensors: &[NamedTensor], row: usize, out_row: usize) {
+        for slot in slots {
+            let column = &mut self.columns[slot.column];
+            column.pad(out_row);
+            column.push(&tensors[slot.tensor].tensor.data, row * slot.width + slot.k);
+        }
+    }
+
+    fn into_fields(self, total: usize, fields: &mut Vec<Field>, arrays: &mut Vec<ArrayRef>) {
+        for (name, mut column) in self.names.into_iter().zip(self.columns) {
+            column.pad(total);
+            debug_assert_eq!(column.len(), total);
+            let (kind, array) = column.into_array();
+            fields.push(Field::new(name, kind, true));
+            arrays.push(array);
+        }
     }
 }
 
-/// The record's inputs as named per-row columns: 1-D tensors as they are,
-/// one matrix split into the model's feature names, other tensors by
-/// element (`input_<name>_<k>`).
-fn input_columns(record: &Record, row: usize, columns: &mut Columns, out_row: usize) {
+/// The columns of a record's inputs: 1-D tensors as they are, one matrix
+/// split into the model's feature names, other tensors by element
+/// (`input_<name>_<k>`).
+fn resolve_input_slots(record: &Record, columns: &mut Columns) -> Vec<Slot> {
     let single_matrix = match (&record.feature_names, record.inputs.as_slice()) {
         (Some(names), [only])
             if only.tensor.shape.len() == 2 && only.tensor.row_width() == names.len() =>
@@ -443,7 +486,8 @@ fn input_columns(record: &Record, row: usize, columns: &mut Columns, out_row: us
         }
         _ => None,
     };
-    for input in &record.inputs {
+    let mut slots = Vec::new();
+    for (tensor, input) in record.inputs.iter().enumerate() {
         let width = input.tensor.row_width().max(1);
         for k in 0..width {
             let name = match (single_matrix, width) {
@@ -451,13 +495,23 @@ fn input_columns(record: &Record, row: usize, columns: &mut Columns, out_row: us
                 (None, 1) => format!("input_{}", input.name),
                 (None, _) => format!("input_{}_{k}", input.name),
             };
-            columns.push(name, &input.tensor.data, row * width + k, out_row);
+            let column = columns.slot(name, &input.tensor.data);
+            slots.push(Slot {
+                tensor,
+                k,
+                width,
+                column,
+            });
         }
     }
+    slots
 }
 
-fn output_columns(outputs: &[NamedTensor], row: usize, columns: &mut Columns, out_row: usize) {
-    for output in outputs {
+/// The columns of a record's outputs: `output_<name>`, or
+/// `output_<name>_<k>` for each column of a matrix.
+fn resolve_output_slots(outputs: &[NamedTensor], columns: &mut Columns) -> Vec<Slot> {
+    let mut slots = Vec::new();
+    for (tensor, output) in outputs.iter().enumerate() {
         let width = output.tensor.row_width().max(1);
         for k in 0..width {
             let name = if output.tensor.shape.len() <= 1 {
@@ -465,108 +519,215 @@ fn output_columns(outputs: &[NamedTensor], row: usize, columns: &mut Columns, ou
             } else {
                 format!("output_{}_{k}", output.name)
             };
-            columns.push(name, &output.tensor.data, row * width + k, out_row);
+            let column = columns.slot(name, &output.tensor.data);
+            slots.push(Slot {
+                tensor,
+                k,
+                width,
+                column,
+            });
         }
+    }
+    slots
+}
+
+/// What decides a record's columns: each tensor's name, storage, width
+/// and rank, and the feature names of a single matrix.
+struct Layout {
+    tensors: Vec<(String, std::mem::Discriminant<TensorData>, usize, usize)>,
+    feature_names: Option<usize>,
+}
+
+impl Layout {
+    fn of(tensors: &[NamedTensor], feature_names: Option<&Arc<Vec<String>>>) -> Layout {
+        Layout {
+            tensors: tensors
+                .iter()
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        std::mem::discriminant(&t.tensor.data),
+                        t.tensor.row_width(),
+                        t.tensor.shape.len(),
+                    )
+                })
+                .collect(),
+            // The names are shared per model version: their address is their identity.
+            feature_names: feature_names.map(|names| Arc::as_ptr(names) as usize),
+        }
+    }
+
+    /// Whether `tensors` have this layout (compared without building one).
+    fn fits(&self, tensors: &[NamedTensor], feature_names: Option<&Arc<Vec<String>>>) -> bool {
+        self.feature_names == feature_names.map(|names| Arc::as_ptr(names) as usize)
+            && self.tensors.len() == tensors.len()
+            && self
+                .tensors
+                .iter()
+                .zip(tensors)
+                .all(|((name, kind, width, rank), t)| {
+                    *name == t.name
+                        && *kind == std::mem::discriminant(&t.tensor.data)
+                        && *width == t.tensor.row_width()
+                        && *rank == t.tensor.shape.len()
+                })
     }
 }
 
-/// Encodes records as one Parquet file.
-fn encode(records: &[Box<Record>]) -> Result<Vec<u8>, String> {
-    let mut ids = Vec::new();
-    let mut row_numbers = Vec::new();
-    let mut times = Vec::new();
-    let mut deployments = Vec::new();
-    let mut arms = Vec::new();
-    let mut models = Vec::new();
-    let mut versions = Vec::new();
-    let mut shadows = Vec::new();
-    let mut latencies = Vec::new();
-    let mut callers = Vec::new();
-    let mut errors = Vec::new();
-    let mut inputs = Columns::default();
-    let mut outputs = Columns::default();
-    let mut out_row = 0usize;
-    for record in records {
-        let rows = record.inputs.first().map_or(1, |t| t.tensor.rows().max(1));
-        for row in 0..rows {
-            ids.push(record.prediction_id.clone());
-            row_numbers.push(row as i32);
-            times.push(record.time_us);
-            deployments.push(record.deployment.clone());
-            arms.push(record.arm.clone());
-            models.push(record.model.name.clone());
-            versions.push(record.model.version);
-            shadows.push(record.shadow);
-            latencies.push(record.latency_us as f64 / 1000.0);
-            callers.push(record.caller.clone());
-            errors.push(record.error.clone());
-            if !record.inputs.is_empty() {
-                input_columns(record, row, &mut inputs, out_row);
-            }
-            if let Some(outs) = &record.outputs {
-                // A model returns one row per input row; anything else is
-                // not split by row.
-                if outs.iter().all(|o| o.tensor.rows() == rows) {
-                    output_columns(outs, row, &mut outputs, out_row);
-                }
-            }
-            out_row += 1;
-        }
-    }
-    let total = out_row;
-    let mut fields = vec![
-        Field::new("prediction_id", ArrowType::Utf8, false),
-        Field::new("row", ArrowType::Int32, false),
-        Field::new(
-            "timestamp",
-            ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("deployment", ArrowType::Utf8, false),
-        Field::new("arm", ArrowType::Utf8, false),
-        Field::new("model", ArrowType::Utf8, false),
-        Field::new("model_version", ArrowType::Int64, false),
-        Field::new("shadow", ArrowType::Boolean, false),
-        Field::new("latency_ms", ArrowType::Float64, false),
-        Field::new("caller", ArrowType::Utf8, true),
-        Field::new("error", ArrowType::Utf8, true),
-    ];
-    let mut arrays: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(ids)),
-        Arc::new(Int32Array::from(row_numbers)),
-        Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
-        Arc::new(StringArray::from(deployments)),
-        Arc::new(StringArray::from(arms)),
-        Arc::new(StringArray::from(models)),
-        Arc::new(Int64Array::from(versions)),
-        Arc::new(BooleanArray::from(shadows)),
-        Arc::new(Float64Array::from(latencies)),
-        Arc::new(StringArray::from(callers)),
-        Arc::new(StringArray::from(errors)),
-    ];
-    for columns in [inputs, outputs] {
-        let Columns { order, mut by_name } = columns;
-        for name in order {
-            let mut column = by_name.remove(&name).expect("ordered names are columns");
-            column.pad(total);
-            debug_assert_eq!(column.len(), total);
-            let (kind, array) = column.into_array();
-            fields.push(Field::new(name, kind, true));
-            arrays.push(array);
-        }
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| e.to_string())?;
-    let properties = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let mut bytes = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(properties))
-        .map_err(|e| e.to_string())?;
-    writer.write(&batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(bytes)
+/// One segment being built: records are turned into columns as they
+/// arrive (so the work is spread over the interval instead of landing on
+/// the machine all at once), and `finish` only assembles and compresses.
+struct Segment {
+    first_time_us: i64,
+    ids: StringBuilder,
+    row_numbers: Vec<i32>,
+    times: Vec<i64>,
+    deployments: StringBuilder,
+    arms: StringBuilder,
+    models: StringBuilder,
+    versions: Vec<i64>,
+    shadows: Vec<bool>,
+    latencies: Vec<f64>,
+    callers: StringBuilder,
+    errors: StringBuilder,
+    inputs: Columns,
+    outputs: Columns,
+    // Consecutive records of one model almost always share their layout:
+    // their slots are reused instead of naming every column again.
+    input_layout: Option<Layout>,
+    input_slots: Vec<Slot>,
+    output_layout: Option<Layout>,
+    output_slots: Vec<Slot>,
 }
+
+impl Segment {
+    fn new(first_time_us: i64) -> Segment {
+        Segment {
+            first_time_us,
+            ids: StringBuilder::new(),
+            row_numbers: Vec::new(),
+            times: Vec::new(),
+            deployments: StringBuilder::new(),
+            arms: StringBuilder::new(),
+            models: StringBuilder::new(),
+            versions: Vec::new(),
+            shadows: Vec::new(),
+            latencies: Vec::new(),
+            callers: StringBuilder::new(),
+            errors: StringBuilder::new(),
+            inputs: Columns::default(),
+            outputs: Columns::default(),
+            input_layout: None,
+            input_slots: Vec::new(),
+            output_layout: None,
+            output_slots: Vec::new(),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.row_numbers.len()
+    }
+
+    /// Appends one row per predicted row of `record`.
+    fn push(&mut self, record: &Record) {
+        let rows = record.inputs.first().map_or(1, |t| t.tensor.rows().max(1));
+        let names = record.feature_names.as_ref();
+        if !self
+            .input_layout
+            .as_ref()
+            .is_some_and(|l| l.fits(&record.inputs, names))
+        {
+            self.input_slots = resolve_input_slots(record, &mut self.inputs);
+            self.input_layout = Some(Layout::of(&record.inputs, names));
+        }
+        // A model returns one row per input row; anything else is not
+        // split by row.
+        let answer = record
+            .outputs
+            .as_deref()
+            .filter(|outs| outs.iter().all(|o| o.tensor.rows() == rows));
+        if let Some(outs) = answer {
+            if !self
+                .output_layout
+                .as_ref()
+                .is_some_and(|l| l.fits(outs, None))
+            {
+                self.output_slots = resolve_output_slots(outs, &mut self.outputs);
+                self.output_layout = Some(Layout::of(outs, None));
+            }
+        }
+        for row in 0..rows {
+            let out_row = self.rows();
+            self.ids.append_value(&record.prediction_id);
+            self.row_numbers.push(row as i32);
+            self.times.push(record.time_us);
+            self.deployments.append_value(&record.deployment);
+            self.arms.append_value(&record.arm);
+            self.models.append_value(&record.model.name);
+            self.versions.push(record.model.version);
+            self.shadows.push(record.shadow);
+            self.latencies.push(record.latency_us as f64 / 1000.0);
+            self.callers.append_option(record.caller.as_deref());
+            self.errors.append_option(record.error.as_deref());
+            self.inputs
+                .push_row(&self.input_slots, &record.inputs, row, out_row);
+            if let Some(outs) = answer {
+                self.outputs
+                    .push_row(&self.output_slots, outs, row, out_row);
+            }
+        }
+    }
+
+    /// The segment as one Parquet file.
+    fn finish(mut self) -> Result<Vec<u8>, String> {
+        let total = self.rows();
+        let mut fields = vec![
+            Field::new("prediction_id", ArrowType::Utf8, false),
+            Field::new("row", ArrowType::Int32, false),
+            Field::new(
+                "timestamp",
+                ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("deployment", ArrowType::Utf8, false),
+            Field::new("arm", ArrowType::Utf8, false),
+            Field::new("model", ArrowType::Utf8, false),
+            Field::new("model_version", ArrowType::Int64, false),
+            Field::new("shadow", ArrowType::Boolean, false),
+            Field::new("latency_ms", ArrowType::Float64, false),
+            Field::new("caller", ArrowType::Utf8, true),
+            Field::new("error", ArrowType::Utf8, true),
+        ];
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(self.ids.finish()),
+            Arc::new(Int32Array::from(self.row_numbers)),
+            Arc::new(TimestampMicrosecondArray::from(self.times).with_timezone("UTC")),
+            Arc::new(self.deployments.finish()),
+            Arc::new(self.arms.finish()),
+            Arc::new(self.models.finish()),
+            Arc::new(Int64Array::from(self.versions)),
+            Arc::new(BooleanArray::from(self.shadows)),
+            Arc::new(Float64Array::from(self.latencies)),
+            Arc::new(self.callers.finish()),
+            Arc::new(self.errors.finish()),
+        ];
+        self.inputs.into_fields(total, &mut fields, &mut arrays);
+        self.outputs.into_fields(total, &mut fields, &mut arrays);
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| e.to_string())?;
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let mut bytes = Vec::new();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(properties))
+            .map_err(|e| e.to_string())?;
+        writer.write(&batch).map_err(|e| e.to_string())?;
+        writer.close().map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// `YYYY-MM-DD` (UTC) of a time in µs since the epoch, by Howard
 /// Hinnant's `civil_from_days`.

@@ -126,7 +126,7 @@ fn csv_bodies_read_like_pandas() {
         panic!()
     };
     assert!(b[0] == 2.5 && b[1].is_nan());
-    assert!(message(scoring_csv(b"a,b\n1\n")).contains("1 fields for 2 columns"));
+    assert!(message(scoring_csv(b"a,b\n1\n")).contains("1 fields"));
     assert!(message(scoring_csv(b"a,b\n")).contains("no data rows"));
 }
 
