@@ -417,10 +417,13 @@ def test_the_prediction_log_is_read_by_pandas_and_duckdb(own_server, data):
         body = {"dataframe_split": X.iloc[start:start + 10].to_dict(orient="split")}
         assert requests.post(f"{uri}/deployments/{deployment}/invocations", json=body, timeout=30).status_code == 200
     root = own_server["root"] / "data" / "artifacts" / "predictions" / deployment
+    # Segments are written every 10 s: the 50 rows may span two of them.
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(root.rglob("*.parquet")):
-        time.sleep(0.5)  # segments are written every 10 s
-    frame = pd.read_parquet(root)
+    frame = pd.DataFrame()
+    while time.monotonic() < deadline and len(frame) < 50:
+        time.sleep(0.5)
+        if list(root.rglob("*.parquet")):
+            frame = pd.read_parquet(root)
     assert len(frame) == 50 and frame["prediction_id"].nunique() == 5
     # Every logged feature value is one the callers sent, once.
     np.testing.assert_array_equal(np.sort(frame["input_f3"].to_numpy()), np.sort(X["f3"].to_numpy()[:50]))
