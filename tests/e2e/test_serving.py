@@ -119,6 +119,17 @@ def test_random_forest_answers_like_scikit_learn(tracking_uri, experiment_id, da
     response = result.get_response()
     assert response["model_version"] == version
     assert len(response["parameters"]["prediction_id"]) == 36
+    # tritonclient's defaults: tensors in binary after the JSON (Triton's
+    # binary data extension), and every output when none is named.
+    import tritonclient.http as httpclient
+
+    binary_input = httpclient.InferInput("input-0", list(rows.shape), "FP64")
+    binary_input.set_data_from_numpy(rows.to_numpy())
+    for outputs in (None, [httpclient.InferRequestedOutput("predict_proba")]):
+        result = client.infer(deployment, inputs=[binary_input], outputs=outputs)
+        np.testing.assert_allclose(result.as_numpy("predict_proba"), forest.predict_proba(rows), atol=1e-6, rtol=0)
+        if outputs is None:
+            np.testing.assert_array_equal(result.as_numpy("predict"), forest.predict(rows))
 
     # MLflow's scoring protocol with a pandas split frame, as `mlflow models predict` sends it.
     body = {"dataframe_split": rows.head(50).to_dict(orient="split")}

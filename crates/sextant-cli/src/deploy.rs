@@ -403,8 +403,8 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
         }
     };
     let sink = match args.prediction_log.as_deref() {
-        None | Some("server") if args.bundle.is_none() => default_log,
         None => default_log,
+        Some("server") if args.bundle.is_none() => default_log,
         Some("off") => LogSink::Disabled,
         Some("server") => bail!("--prediction-log server needs a server to follow (no --bundle)"),
         Some(dir) => LogSink::Directory(PathBuf::from(dir)),

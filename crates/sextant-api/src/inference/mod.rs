@@ -270,9 +270,19 @@ pub struct OipRequestInput {
     #[schema(value_type = Option<Object>)]
     #[serde(default)]
     pub parameters: Option<Parameters>,
-    /// Row-major elements, flat or nested.
-    #[schema(value_type = Vec<Object>)]
-    pub data: TensorData,
+    /// Row-major elements, flat or nested. Absent when the elements
+    /// follow the JSON in binary (Triton's binary tensor data extension:
+    /// `parameters.binary_data_size`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    #[serde(default)]
+    pub data: Option<TensorData>,
+}
+
+impl OipRequestInput {
+    /// `parameters.binary_data_size`: the input's bytes in the binary part.
+    pub fn binary_data_size(&self) -> Option<u64> {
+        self.parameters.as_ref()?.get("binary_data_size")?.as_u64()
+    }
 }
 
 /// `$request_output`.
@@ -282,6 +292,17 @@ pub struct OipRequestOutput {
     #[schema(value_type = Option<Object>)]
     #[serde(default)]
     pub parameters: Option<Parameters>,
+}
+
+impl OipRequestOutput {
+    /// `parameters.binary_data`: send this output in binary.
+    pub fn binary(&self) -> bool {
+        self.parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
 }
 
 /// `$inference_request`.
@@ -297,6 +318,17 @@ pub struct OipInferenceRequest {
     /// The outputs to return; all of them when absent.
     #[serde(default)]
     pub outputs: Option<Vec<OipRequestOutput>>,
+}
+
+impl OipInferenceRequest {
+    /// `parameters.binary_data_output`: send every output in binary.
+    pub fn binary_outputs(&self) -> bool {
+        self.parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_output"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
 }
 
 /// Output elements, row-major and flat.
@@ -330,8 +362,11 @@ pub struct OipResponseOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Parameters>,
-    #[schema(value_type = Vec<Object>)]
-    pub data: OutputData,
+    /// Absent for an output sent in binary after the JSON (its size is
+    /// then `parameters.binary_data_size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub data: Option<OutputData>,
 }
 
 /// `$inference_response`, with Sextant's answer details in `parameters`:

@@ -62,7 +62,7 @@ fn an_oip_request_parses() {
     .unwrap();
     assert_eq!(request.id.as_deref(), Some("42"));
     assert_eq!(
-        request.inputs[0].data.values,
+        request.inputs[0].data.as_ref().unwrap().values,
         Values::Floats(vec![1.0, 2.0, 3.0, 4.5])
     );
     assert_eq!(request.outputs.unwrap()[0].name, "predict_proba");

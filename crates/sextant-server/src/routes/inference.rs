@@ -205,52 +205,109 @@ pub(crate) async fn infer(
 ) -> InferenceResult<Response> {
     let body = body_bytes(body)?;
     let live = live(&serving, &path.name)?;
-    let request: wire::OipInferenceRequest = serde_json::from_slice(&body)
+    let (json, binary) = split_binary_body(&headers, &body)?;
+    let request: wire::OipInferenceRequest = serde_json::from_slice(json)
         .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
-    let inputs = serving::oip_inputs(request.inputs)?;
+    let binary_outputs = request.binary_outputs();
+    let inputs = serving::oip_inputs(request.inputs, binary)?;
     let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
     let pick = pick(&live, path.version.as_deref(), &headers, caller.as_deref())?;
-    let answer = serving
+    let mut answer = serving
         .predict(&live, pick, inputs, Layout::Tensors, caller)
         .await?;
-    let mut answer = answer;
-    let outputs = match request.outputs.filter(|r| !r.is_empty()) {
-        None => std::mem::take(&mut answer.outputs),
-        Some(requested) => {
-            let mut chosen = Vec::with_capacity(requested.len());
-            for wanted in requested {
-                let output = answer
-                    .outputs
-                    .iter()
-                    .find(|o| o.name == wanted.name)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> =
-                            answer.outputs.iter().map(|o| o.name.as_str()).collect();
-                        InferenceError::bad(format!(
-                            "unknown output '{}'; the model has {}",
-                            wanted.name,
-                            names.join(", ")
-                        ))
-                    })?;
-                chosen.push(output.clone());
+    // (output, in binary?) in the order asked, or every output.
+    let outputs: Vec<(sextant_serve::NamedTensor, bool)> =
+        match request.outputs.filter(|r| !r.is_empty()) {
+            None => std::mem::take(&mut answer.outputs)
+                .into_iter()
+                .map(|o| (o, binary_outputs))
+                .collect(),
+            Some(requested) => {
+                let mut chosen = Vec::with_capacity(requested.len());
+                for wanted in requested {
+                    let output = answer
+                        .outputs
+                        .iter()
+                        .find(|o| o.name == wanted.name)
+                        .ok_or_else(|| {
+                            let names: Vec<&str> =
+                                answer.outputs.iter().map(|o| o.name.as_str()).collect();
+                            InferenceError::bad(format!(
+                                "unknown output '{}'; the model has {}",
+                                wanted.name,
+                                names.join(", ")
+                            ))
+                        })?;
+                    chosen.push((output.clone(), binary_outputs || wanted.binary()));
+                }
+                chosen
             }
-            chosen
-        }
-    };
+        };
     let mut parameters = wire::Parameters::new();
     parameters.insert("prediction_id".into(), answer.prediction_id.clone().into());
     parameters.insert("arm".into(), answer.arm.clone().into());
     parameters.insert("registered_model".into(), answer.model.name.clone().into());
+    let mut binary_body = Vec::new();
     let response = wire::OipInferenceResponse {
         model_name: live.name.clone(),
         model_version: answer.model.version.to_string(),
         id: request.id.unwrap_or_else(|| answer.prediction_id.clone()),
         parameters,
-        outputs: outputs.into_iter().map(serving::oip_output).collect(),
+        outputs: outputs
+            .into_iter()
+            .map(|(output, binary)| match binary {
+                true => serving::oip_binary_output(output, &mut binary_body),
+                false => serving::oip_output(output),
+            })
+            .collect(),
     };
-    let mut http = Json(response).into_response();
+    let mut http = if binary_body.is_empty() {
+        Json(response).into_response()
+    } else {
+        // The JSON header, then the outputs' bytes; the header's length
+        // tells the client where the JSON ends.
+        let mut bytes = serde_json::to_vec(&response)
+            .map_err(|e| InferenceError::new(ErrorCode::InternalError, e.to_string()))?;
+        let json_length = bytes.len();
+        bytes.extend_from_slice(&binary_body);
+        let mut http = bytes.into_response();
+        let headers = http.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(INFERENCE_HEADER_LENGTH, HeaderValue::from(json_length));
+        http
+    };
     answer_headers(&mut http, &answer);
     Ok(http)
+}
+
+/// Triton's binary tensor data extension: a request whose
+/// `Inference-Header-Content-Length` says how much of the body is JSON;
+/// the rest is the inputs' raw elements.
+const INFERENCE_HEADER_LENGTH: HeaderName =
+    HeaderName::from_static("inference-header-content-length");
+
+fn split_binary_body<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> InferenceResult<(&'a [u8], &'a [u8])> {
+    let Some(value) = headers.get(&INFERENCE_HEADER_LENGTH) else {
+        return Ok((body, &[]));
+    };
+    let length = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n <= body.len())
+        .ok_or_else(|| {
+            InferenceError::bad(format!(
+                "Inference-Header-Content-Length must be a byte count within the {}-byte body",
+                body.len()
+            ))
+        })?;
+    Ok(body.split_at(length))
 }
 
 /// `GET /v2/models/{name}[/versions/{version}]`: the inputs a caller

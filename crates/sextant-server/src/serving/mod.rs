@@ -38,7 +38,9 @@ use tokio::sync::Semaphore;
 
 pub use self::codec::scoring_csv as read_csv_columns;
 pub use self::codec::BadRequest;
-pub(crate) use self::codec::{mlflow_predictions, oip_inputs, oip_output, scoring_json};
+pub(crate) use self::codec::{
+    mlflow_predictions, oip_binary_output, oip_inputs, oip_output, scoring_json,
+};
 pub use self::loader::LoadedVersion;
 use self::loader::ModelCache;
 pub use self::predlog::{LogSink, PredictionLog, PredictionLogConfig};

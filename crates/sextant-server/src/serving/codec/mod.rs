@@ -23,12 +23,16 @@ fn bad<T>(message: impl Into<String>) -> Result<T> {
 }
 
 /// OIP inputs → tensors. The shape is checked against the element count
-/// and the values are converted to the declared datatype.
-pub fn oip_inputs(inputs: Vec<OipRequestInput>) -> Result<Vec<NamedTensor>> {
+/// and the values are converted to the declared datatype. Inputs without
+/// JSON `data` take their elements, in order, from `binary`: the bytes
+/// after the JSON header in Triton's binary tensor data extension
+/// (`parameters.binary_data_size` bytes each).
+pub fn oip_inputs(inputs: Vec<OipRequestInput>, binary: &[u8]) -> Result<Vec<NamedTensor>> {
     if inputs.is_empty() {
         return bad("the request has no inputs");
     }
     let mut tensors = Vec::with_capacity(inputs.len());
+    let mut rest = binary;
     for input in inputs {
         let dtype = DataType::from_oip(&input.datatype).ok_or_else(|| {
             BadRequest(format!(
@@ -46,20 +50,243 @@ pub fn oip_inputs(inputs: Vec<OipRequestInput>) -> Result<Vec<NamedTensor>> {
             }
             shape.push(dim as usize);
         }
-        let expected = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        let count = input.data.values.len();
-        if expected != Some(count) {
+        let Some(expected) = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
             return bad(format!(
-                "input '{}': shape {:?} needs {} elements, the data has {count}",
-                input.name,
-                input.shape,
-                expected.map_or_else(|| "too many".to_string(), |e| e.to_string())
+                "input '{}': shape {:?} is too large",
+                input.name, input.shape
             ));
-        }
-        let data = convert(&input.name, dtype, input.data.values)?;
+        };
+        let binary_size = input.binary_data_size();
+        let data = match (input.data, binary_size) {
+            (Some(data), _) => {
+                let count = data.values.len();
+                if count != expected {
+                    return bad(format!(
+                        "input '{}': shape {:?} needs {expected} elements, the data has {count}",
+                        input.name, input.shape
+                    ));
+                }
+                convert(&input.name, dtype, data.values)?
+            }
+            (None, Some(size)) => {
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                if size > rest.len() {
+                    return bad(format!(
+                        "input '{}': binary_data_size {size} is more than the {} bytes left in the body",
+                        input.name,
+                        rest.len()
+                    ));
+                }
+                let (bytes, after) = rest.split_at(size);
+                rest = after;
+                decode_binary(&input.name, dtype, bytes, expected)?
+            }
+            (None, None) => return bad(format!("input '{}' has no data", input.name)),
+        };
         tensors.push(NamedTensor::new(input.name, Tensor { dtype, shape, data }));
     }
+    if !rest.is_empty() {
+        return bad(format!(
+            "{} bytes of binary data are not claimed by any input",
+            rest.len()
+        ));
+    }
     Ok(tensors)
+}
+
+/// Raw little-endian elements (Triton's binary tensor data extension):
+/// fixed-size types packed, BOOL one byte each, BYTES each prefixed with
+/// its length as a little-endian u32.
+fn decode_binary(name: &str, dtype: DataType, bytes: &[u8], count: usize) -> Result<TensorData> {
+    if dtype == DataType::Bytes {
+        let mut strings = Vec::with_capacity(count.min(bytes.len() / 4));
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (length, after) = match rest.split_first_chunk::<4>() {
+                Some((length, after)) => (u32::from_le_bytes(*length) as usize, after),
+                None => return bad(format!("input '{name}': a BYTES element is cut off")),
+            };
+            if length > after.len() {
+                return bad(format!("input '{name}': a BYTES element is cut off"));
+            }
+            let (text, after) = after.split_at(length);
+            strings.push(String::from_utf8(text.to_vec()).map_err(|_| {
+                BadRequest(format!("input '{name}': BYTES elements must be UTF-8 text"))
+            })?);
+            rest = after;
+        }
+        if strings.len() != count {
+            return bad(format!(
+                "input '{name}': the shape needs {count} elements, the binary data has {}",
+                strings.len()
+            ));
+        }
+        return Ok(TensorData::Str(strings));
+    }
+    let width = match dtype {
+        DataType::Bool | DataType::U8 | DataType::I8 => 1,
+        DataType::U16 | DataType::I16 | DataType::F16 => 2,
+        DataType::U32 | DataType::I32 | DataType::F32 => 4,
+        _ => 8,
+    };
+    if bytes.len() != count * width {
+        return bad(format!(
+            "input '{name}': {count} {dtype} elements take {} bytes, binary_data_size says {}",
+            count * width,
+            bytes.len()
+        ));
+    }
+    let words = bytes.chunks_exact(width);
+    Ok(match dtype {
+        DataType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+        DataType::U8 => TensorData::I64(bytes.iter().map(|&b| i64::from(b)).collect()),
+        DataType::I8 => TensorData::I64(bytes.iter().map(|&b| i64::from(b as i8)).collect()),
+        DataType::U16 => TensorData::I64(
+            words
+                .map(|w| i64::from(u16::from_le_bytes([w[0], w[1]])))
+                .collect(),
+        ),
+        DataType::I16 => TensorData::I64(
+            words
+                .map(|w| i64::from(i16::from_le_bytes([w[0], w[1]])))
+                .collect(),
+        ),
+        DataType::F16 => TensorData::F32(
+            words
+                .map(|w| f16_to_f32(u16::from_le_bytes([w[0], w[1]])))
+                .collect(),
+        ),
+        DataType::U32 => TensorData::I64(
+            words
+                .map(|w| i64::from(u32::from_le_bytes(w.try_into().expect("4 bytes"))))
+                .collect(),
+        ),
+        DataType::I32 => TensorData::I64(
+            words
+                .map(|w| i64::from(i32::from_le_bytes(w.try_into().expect("4 bytes"))))
+                .collect(),
+        ),
+        DataType::F32 => TensorData::F32(
+            words
+                .map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes")))
+                .collect(),
+        ),
+        DataType::U64 => {
+            let mut values = Vec::with_capacity(count);
+            for w in words {
+                let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                values.push(
+                    i64::try_from(v).map_err(|_| {
+                        BadRequest(format!("input '{name}': {v} does not fit INT64"))
+                    })?,
+                );
+            }
+            TensorData::I64(values)
+        }
+        DataType::I64 => TensorData::I64(
+            words
+                .map(|w| i64::from_le_bytes(w.try_into().expect("8 bytes")))
+                .collect(),
+        ),
+        DataType::F64 => TensorData::F64(
+            words
+                .map(|w| f64::from_le_bytes(w.try_into().expect("8 bytes")))
+                .collect(),
+        ),
+        DataType::Bytes => unreachable!("handled above"),
+    })
+}
+
+/// An IEEE 754 binary16 value widened to binary32 (sign, 5-bit exponent
+/// biased by 15, 10-bit fraction; subnormals scaled by 2^-24).
+fn f16_to_f32(bits: u16) -> f32 {
+    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f32::from(bits & 0x3ff);
+    match exponent {
+        0 => sign * fraction * 2f32.powi(-24),
+        0x1f if fraction == 0.0 => sign * f32::INFINITY,
+        0x1f => f32::NAN,
+        _ => sign * (1.0 + fraction / 1024.0) * 2f32.powi(exponent - 15),
+    }
+}
+
+/// A tensor's elements as raw little-endian bytes, for a binary output.
+pub fn encode_binary(tensor: &Tensor) -> Vec<u8> {
+    let mut out = Vec::new();
+    match &tensor.data {
+        TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
+        TensorData::F32(v) => {
+            for x in v {
+                match tensor.dtype {
+                    DataType::F16 => out.extend_from_slice(&f32_to_f16(*x).to_le_bytes()),
+                    _ => out.extend_from_slice(&x.to_le_bytes()),
+                }
+            }
+        }
+        TensorData::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I64(v) => {
+            for &x in v {
+                match tensor.dtype {
+                    DataType::Bool | DataType::U8 | DataType::I8 => out.push(x as u8),
+                    DataType::U16 | DataType::I16 => {
+                        out.extend_from_slice(&(x as u16).to_le_bytes())
+                    }
+                    DataType::U32 | DataType::I32 => {
+                        out.extend_from_slice(&(x as u32).to_le_bytes())
+                    }
+                    _ => out.extend_from_slice(&x.to_le_bytes()),
+                }
+            }
+        }
+        TensorData::Str(v) => {
+            for text in v {
+                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// The nearest binary16 value (round half to even; overflow to infinity).
+fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    if x.is_nan() {
+        return sign | 0x7e00;
+    }
+    let magnitude = x.abs();
+    if magnitude >= 65520.0 {
+        return sign | 0x7c00;
+    }
+    if magnitude < 2f32.powi(-24) * 0.5 {
+        return sign;
+    }
+    // Scale into the target's fraction and let f32 rounding (half to even)
+    // do the work: subnormals have a fixed exponent of -24.
+    let mut exponent = magnitude.log2().floor() as i32;
+    // log2 can round across a power of two: settle it exactly.
+    if magnitude < 2f32.powi(exponent) {
+        exponent -= 1;
+    } else if magnitude >= 2f32.powi(exponent + 1) {
+        exponent += 1;
+    }
+    let exponent = exponent.max(-14);
+    let scale = 2f32.powi(10 - exponent);
+    let mut mantissa = (magnitude * scale).round_ties_even() as u32;
+    let mut biased = exponent + 15;
+    if mantissa >= 2048 {
+        mantissa >>= 1;
+        biased += 1;
+    }
+    if mantissa < 1024 {
+        // Subnormal: no implicit bit.
+        return sign | mantissa as u16;
+    }
+    sign | ((biased as u16) << 10) | (mantissa as u16 & 0x3ff)
 }
 
 /// Values as sent → storage of `dtype`, refusing what cannot convert
@@ -367,7 +594,23 @@ pub fn oip_output(tensor: NamedTensor) -> OipResponseOutput {
         datatype: tensor.dtype.as_oip(),
         shape: tensor.shape,
         parameters: None,
-        data: output_data(tensor.data),
+        data: Some(output_data(tensor.data)),
+    }
+}
+
+/// An output whose elements go after the JSON, appended to `binary`
+/// (Triton's binary tensor data extension).
+pub fn oip_binary_output(tensor: NamedTensor, binary: &mut Vec<u8>) -> OipResponseOutput {
+    let bytes = encode_binary(&tensor.tensor);
+    let mut parameters = sextant_api::inference::Parameters::new();
+    parameters.insert("binary_data_size".into(), bytes.len().into());
+    binary.extend_from_slice(&bytes);
+    OipResponseOutput {
+        name: tensor.name,
+        datatype: tensor.tensor.dtype.as_oip(),
+        shape: tensor.tensor.shape,
+        parameters: Some(parameters),
+        data: None,
     }
 }
 

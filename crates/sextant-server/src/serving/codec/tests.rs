@@ -3,7 +3,7 @@ use sextant_api::inference::OipInferenceRequest;
 
 fn oip(json: &str) -> Result<Vec<NamedTensor>> {
     let request: OipInferenceRequest = serde_json::from_str(json).unwrap();
-    oip_inputs(request.inputs)
+    oip_inputs(request.inputs, &[])
 }
 
 fn message<T: std::fmt::Debug>(result: Result<T>) -> String {
@@ -154,4 +154,68 @@ fn predictions_follow_mlflow_shapes() {
         mlflow_predictions(&frame, 0, true),
         serde_json::json!([{"y": 0.9, "tag": "a"}])
     );
+}
+
+#[test]
+fn binary_tensor_data_follows_the_json() {
+    let request: OipInferenceRequest = serde_json::from_str(
+        r#"{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
+                       {"name": "s", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 13}},
+                       {"name": "n", "shape": [1], "datatype": "INT64", "data": [7]}]}"#,
+    )
+    .unwrap();
+    let mut binary = Vec::new();
+    binary.extend_from_slice(&1.5f32.to_le_bytes());
+    binary.extend_from_slice(&(-2f32).to_le_bytes());
+    for text in ["ab", "cde"] {
+        binary.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        binary.extend_from_slice(text.as_bytes());
+    }
+    let tensors = oip_inputs(request.inputs, &binary).unwrap();
+    assert_eq!(tensors[0].tensor.data, TensorData::F32(vec![1.5, -2.0]));
+    assert_eq!(
+        tensors[1].tensor.data,
+        TensorData::Str(vec!["ab".into(), "cde".into()])
+    );
+    assert_eq!(tensors[2].tensor.data, TensorData::I64(vec![7]));
+    // Sizes that do not add up are named.
+    let short: OipInferenceRequest = serde_json::from_str(
+        r#"{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]}"#,
+    )
+    .unwrap();
+    assert!(message(oip_inputs(short.inputs, &binary[..8])).contains("take 12 bytes"));
+    let beyond: OipInferenceRequest = serde_json::from_str(
+        r#"{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "parameters": {"binary_data_size": 800}}]}"#,
+    )
+    .unwrap();
+    assert!(message(oip_inputs(beyond.inputs, &binary)).contains("more than the"));
+    let missing: OipInferenceRequest =
+        serde_json::from_str(r#"{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32"}]}"#)
+            .unwrap();
+    assert!(message(oip_inputs(missing.inputs, &[])).contains("no data"));
+}
+
+#[test]
+fn half_floats_convert_both_ways() {
+    for (bits, value) in [
+        (0x3c00u16, 1.0f32),
+        (0xc000, -2.0),
+        (0x7bff, 65504.0),
+        (0x0001, 2f32.powi(-24)),
+        (0x0400, 2f32.powi(-14)),
+        (0x7c00, f32::INFINITY),
+    ] {
+        assert_eq!(f16_to_f32(bits), value, "{bits:#06x}");
+        assert_eq!(f32_to_f16(value), bits, "{value}");
+    }
+    // 0.1 rounds to the nearest half, 0x2e66 (0.0999755859375).
+    assert_eq!(f32_to_f16(0.1), 0x2e66);
+    assert!(f16_to_f32(0x7e00).is_nan());
+    for x in [0.333f32, 1234.5, -0.00071, 3.0e-6] {
+        let back = f16_to_f32(f32_to_f16(x));
+        assert!(
+            (back - x).abs() <= x.abs() * 2f32.powi(-11) + 2f32.powi(-25),
+            "{x} -> {back}"
+        );
+    }
 }
