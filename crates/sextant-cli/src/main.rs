@@ -9,6 +9,7 @@ mod batch;
 mod client;
 mod deploy;
 mod image;
+mod monitor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,6 +106,8 @@ enum Command {
         #[command(flatten)]
         args: deploy::ServeArgs,
     },
+    /// Compare two Parquet or CSV files column by column: a drift report in JSON or HTML.
+    Drift(monitor::DriftArgs),
     /// Score a Parquet or CSV file with a registered model (or a local MLflow model directory).
     Predict {
         #[command(flatten)]
@@ -311,6 +314,7 @@ fn main() -> ExitCode {
             } => deploy::deployments(&connection, command).await,
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
+            Command::Drift(args) => monitor::drift(args),
         }
     });
     match result {

@@ -1,0 +1,459 @@
+//! Tables read from CSV or Parquet files, one typed column at a time.
+//!
+//! A drift report looks at one column of each table at a time, so a Parquet
+//! table is opened once and each column is decoded only when it is asked
+//! for ([`Table::column`]); a CSV file has no column layout and is parsed
+//! whole when opened. The physical types follow what pandas would make of
+//! the same file, because Evidently's column typing depends on them:
+//! integers without gaps stay integers, a missing value turns an integer
+//! column into floats, and text stays text.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+/// Why a table or one of its columns could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a readable Parquet file: {message}")]
+    Parquet { path: PathBuf, message: String },
+    #[error("{path} line {line}: {message}")]
+    Csv { path: PathBuf, line: u64, message: String },
+    #[error("cannot tell the format of {path}: name it .csv or .parquet")]
+    UnknownFormat { path: PathBuf },
+    #[error("{path} has no column '{column}'")]
+    NoSuchColumn { path: PathBuf, column: String },
+    #[error("{path} has no header row")]
+    NoHeader { path: PathBuf },
+}
+
+/// Code of a missing value in [`ColumnValues::Strings`].
+pub const MISSING_CODE: u32 = u32::MAX;
+
+/// A column's values, typed the way pandas would type them.
+#[derive(Debug, Clone)]
+pub enum ColumnValues {
+    /// Numbers. `NaN` marks a missing value; infinities are kept (the drift
+    /// methods decide what to do with them). `integer` is true when every
+    /// value was an integer and none was missing (pandas' `int64`).
+    Numeric { values: Vec<f64>, integer: bool },
+    /// Strings, dictionary-encoded: `codes[i]` indexes `dictionary`, or is
+    /// [`MISSING_CODE`].
+    Strings { codes: Vec<u32>, dictionary: Vec<String> },
+    /// Booleans without gaps (pandas' `bool`), as codes into `["False", "True"]`.
+    Boolean { codes: Vec<u32> },
+    /// A type drift does not compare (dates, timestamps, nested values).
+    Unsupported { type_name: String },
+}
+
+impl ColumnValues {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnValues::Numeric { values, .. } => values.len(),
+            ColumnValues::Strings { codes, .. } | ColumnValues::Boolean { codes } => codes.len(),
+            ColumnValues::Unsupported { .. } => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The labels of a dictionary-encoded column.
+    pub fn dictionary(&self) -> &[String] {
+        static BOOLEAN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        match self {
+            ColumnValues::Strings { dictionary, .. } => dictionary,
+            ColumnValues::Boolean { .. } => {
+                BOOLEAN.get_or_init(|| vec!["False".to_string(), "True".to_string()])
+            }
+            _ => &[],
+        }
+    }
+}
+
+enum Storage {
+    /// Parsed whole when opened.
+    InMemory(Vec<Arc<ColumnValues>>),
+    /// Decoded column by column from the file.
+    Parquet,
+}
+
+/// A table on disk.
+pub struct Table {
+    path: PathBuf,
+    names: Vec<String>,
+    rows: usize,
+    storage: Storage,
+}
+
+impl Table {
+    /// Opens a `.csv` or `.parquet` file (`.pq`, `.tsv` too). A Parquet file
+    /// is recognised by its magic bytes whatever its name.
+    pub fn open(path: &Path) -> Result<Table, DatasetError> {
+        let io = |source| DatasetError::Io { path: path.to_path_buf(), source };
+        let mut magic = [0u8; 4];
+        let is_parquet = {
+            use std::io::Read;
+            let mut file = File::open(path).map_err(io)?;
+            file.read(&mut magic).map_err(io)? == 4 && &magic == b"PAR1"
+        };
+        if is_parquet {
+            return Table::open_parquet(path);
+        }
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        match extension.as_str() {
+            "csv" | "txt" => Table::open_csv(path, b','),
+            "tsv" => Table::open_csv(path, b'\t'),
+            "parquet" | "pq" => Table::open_parquet(path),
+            _ => Err(DatasetError::UnknownFormat { path: path.to_path_buf() }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn column_names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn has_column(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// One column's values. For Parquet this decodes the column from the file.
+    pub fn column(&self, name: &str) -> Result<Arc<ColumnValues>, DatasetError> {
+        let index = self.names.iter().position(|n| n == name).ok_or_else(|| {
+            DatasetError::NoSuchColumn { path: self.path.clone(), column: name.to_string() }
+        })?;
+        match &self.storage {
+            Storage::InMemory(columns) => Ok(columns[index].clone()),
+            Storage::Parquet => self.read_parquet_column(index).map(Arc::new),
+        }
+    }
+
+    fn open_parquet(path: &Path) -> Result<Table, DatasetError> {
+        let builder = parquet_builder(path)?;
+        let names = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        Ok(Table { path: path.to_path_buf(), names, rows, storage: Storage::Parquet })
+    }
+
+    fn read_parquet_column(&self, index: usize) -> Result<ColumnValues, DatasetError> {
+        let builder = parquet_builder(&self.path)?;
+        let field = builder.schema().field(index).clone();
+        let parquet_error = |e: &dyn std::fmt::Display| DatasetError::Parquet {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        // Nested columns have several leaves; projecting on the root keeps them together.
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| parquet_error(&e))?;
+        let mut builder = ColumnBuilder::for_type(field.data_type(), self.rows);
+        for batch in reader {
+            let batch = batch.map_err(|e| parquet_error(&e))?;
+            builder.append(batch.column(0));
+        }
+        Ok(builder.finish())
+    }
+
+    fn open_csv(path: &Path, delimiter: u8) -> Result<Table, DatasetError> {
+        let file = File::open(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(false)
+            .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        let csv_error = |e: csv::Error| DatasetError::Csv {
+            path: path.to_path_buf(),
+            line: e.position().map_or(0, |p| p.line()),
+            message: e.to_string(),
+        };
+        let names: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_string).collect();
+        if names.is_empty() {
+            return Err(DatasetError::NoHeader { path: path.to_path_buf() });
+        }
+        let mut fields: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+        let mut record = csv::StringRecord::new();
+        while reader.read_record(&mut record).map_err(csv_error)? {
+            for (column, field) in fields.iter_mut().zip(record.iter()) {
+                column.push(field.to_string());
+            }
+        }
+        let rows = fields.first().map_or(0, Vec::len);
+        let columns = fields.into_iter().map(|f| Arc::new(csv_column(f))).collect();
+        Ok(Table { path: path.to_path_buf(), names, rows, storage: Storage::InMemory(columns) })
+    }
+}
+
+fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, DatasetError> {
+    let file = File::open(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| DatasetError::Parquet { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Accumulates Arrow batches of one column into [`ColumnValues`].
+enum ColumnBuilder {
+    Numeric { values: Vec<f64>, integer: bool },
+    Strings { codes: Vec<u32>, dictionary: Vec<String>, index: HashMap<String, u32> },
+    Boolean { codes: Vec<u32>, missing: bool },
+    Unsupported(String),
+}
+
+impl ColumnBuilder {
+    fn for_type(data_type: &DataType, rows: usize) -> ColumnBuilder {
+        use DataType::*;
+        match data_type {
+            Float16 | Float32 | Float64 | Decimal128(..) | Decimal256(..) => {
+                ColumnBuilder::Numeric { values: Vec::with_capacity(rows), integer: false }
+            }
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => {
+                ColumnBuilder::Numeric { values: Vec::with_capacity(rows), integer: true }
+            }
+            Utf8 | LargeUtf8 | Utf8View => ColumnBuilder::strings(rows),
+            Dictionary(_, value) if matches!(**value, Utf8 | LargeUtf8 | Utf8View) => {
+                ColumnBuilder::strings(rows)
+            }
+            Boolean => ColumnBuilder::Boolean { codes: Vec::with_capacity(rows), missing: false },
+            other => ColumnBuilder::Unsupported(other.to_string()),
+        }
+    }
+
+    fn strings(rows: usize) -> ColumnBuilder {
+        ColumnBuilder::Strings {
+            codes: Vec::with_capacity(rows),
+            dictionary: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    fn append(&mut self, array: &ArrayRef) {
+        match self {
+            ColumnBuilder::Numeric { values, integer } => {
+                if array.null_count() > 0 {
+                    // pandas reads a nullable integer column as float64.
+                    *integer = false;
+                }
+                append_numbers(values, array);
+            }
+            ColumnBuilder::Strings { codes, dictionary, index } => {
+                let strings = arrow_strings(array);
+                for value in strings {
+                    codes.push(match value {
+                        None => MISSING_CODE,
+                        Some(text) => intern(text, dictionary, index),
+                    });
+                }
+            }
+            ColumnBuilder::Boolean { codes, missing } => {
+                let booleans = array.as_boolean();
+                for i in 0..booleans.len() {
+                    if booleans.is_null(i) {
+                        *missing = true;
+                        codes.push(MISSING_CODE);
+                    } else {
+                        codes.push(u32::from(booleans.value(i)));
+                    }
+                }
+            }
+            ColumnBuilder::Unsupported(_) => {}
+        }
+    }
+
+    fn finish(self) -> ColumnValues {
+        match self {
+            ColumnBuilder::Numeric { values, integer } => ColumnValues::Numeric { values, integer },
+            ColumnBuilder::Strings { codes, dictionary, .. } => {
+                ColumnValues::Strings { codes, dictionary }
+            }
+            // pandas keeps booleans with gaps as `object`: they are categories.
+            ColumnBuilder::Boolean { codes, missing: true } => ColumnValues::Strings {
+                codes,
+                dictionary: vec!["False".to_string(), "True".to_string()],
+            },
+            ColumnBuilder::Boolean { codes, missing: false } => ColumnValues::Boolean { codes },
+            ColumnBuilder::Unsupported(type_name) => ColumnValues::Unsupported { type_name },
+        }
+    }
+}
+
+fn intern(text: &str, dictionary: &mut Vec<String>, index: &mut HashMap<String, u32>) -> u32 {
+    if let Some(&code) = index.get(text) {
+        return code;
+    }
+    let code = u32::try_from(dictionary.len()).expect("fewer than 4 billion categories");
+    dictionary.push(text.to_string());
+    index.insert(text.to_string(), code);
+    code
+}
+
+fn append_numbers(values: &mut Vec<f64>, array: &ArrayRef) {
+    macro_rules! push_primitive {
+        ($type:ty) => {{
+            let array = array.as_primitive::<$type>();
+            if array.null_count() == 0 {
+                values.extend(array.values().iter().map(|&v| v as f64));
+            } else {
+                values.extend(array.iter().map(|v| v.map_or(f64::NAN, |v| v as f64)));
+            }
+        }};
+    }
+    match array.data_type() {
+        DataType::Float64 => push_primitive!(Float64Type),
+        DataType::Float32 => push_primitive!(Float32Type),
+        DataType::Int64 => push_primitive!(Int64Type),
+        DataType::Int32 => push_primitive!(Int32Type),
+        DataType::Int16 => push_primitive!(Int16Type),
+        DataType::Int8 => push_primitive!(Int8Type),
+        DataType::UInt64 => push_primitive!(UInt64Type),
+        DataType::UInt32 => push_primitive!(UInt32Type),
+        DataType::UInt16 => push_primitive!(UInt16Type),
+        DataType::UInt8 => push_primitive!(UInt8Type),
+        // Half floats and decimals: through their string form, exact enough
+        // for drift and rare in tabular training data.
+        _ => values.extend(arrow_display(array).into_iter().map(|v| {
+            v.and_then(|text| text.parse::<f64>().ok()).unwrap_or(f64::NAN)
+        })),
+    }
+}
+
+/// Strings of a string or dictionary-of-strings array, `None` for nulls.
+fn arrow_strings(array: &ArrayRef) -> Vec<Option<&str>> {
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => array.as_string_view().iter().collect(),
+        DataType::Dictionary(..) => {
+            let dictionary = array.as_any_dictionary();
+            let values = arrow_strings(dictionary.values());
+            let keys = dictionary.normalized_keys();
+            (0..array.len())
+                .map(|i| if array.is_null(i) { None } else { values[keys[i]] })
+                .collect()
+        }
+        _ => vec![None; array.len()],
+    }
+}
+
+fn arrow_display(array: &ArrayRef) -> Vec<Option<String>> {
+    use arrow_array::types::{Decimal128Type, Decimal256Type, Float16Type};
+    match array.data_type() {
+        DataType::Float16 => array
+            .as_primitive::<Float16Type>()
+            .iter()
+            .map(|v| v.map(|v| f64::from(v).to_string()))
+            .collect(),
+        DataType::Decimal128(_, _) => {
+            let decimals = array.as_primitive::<Decimal128Type>();
+            (0..decimals.len())
+                .map(|i| (!decimals.is_null(i)).then(|| decimals.value_as_string(i)))
+                .collect()
+        }
+        DataType::Decimal256(_, _) => {
+            let decimals = array.as_primitive::<Decimal256Type>();
+            (0..decimals.len())
+                .map(|i| (!decimals.is_null(i)).then(|| decimals.value_as_string(i)))
+                .collect()
+        }
+        _ => vec![None; array.len()],
+    }
+}
+
+/// Types a CSV column as pandas' `read_csv` would: integers when every field
+/// is an integer, floats when every field is a number or empty (or one of
+/// pandas' NaN spellings), booleans for `True`/`False` without gaps, and
+/// strings otherwise (empty fields missing).
+fn csv_column(fields: Vec<String>) -> ColumnValues {
+    if let Some(values) = csv_integers(&fields) {
+        return ColumnValues::Numeric { values, integer: true };
+    }
+    if let Some(values) = csv_floats(&fields) {
+        return ColumnValues::Numeric { values, integer: false };
+    }
+    if let Some(codes) = csv_booleans(&fields) {
+        return ColumnValues::Boolean { codes };
+    }
+    let mut dictionary = Vec::new();
+    let mut index = HashMap::new();
+    let codes = fields
+        .iter()
+        .map(|field| {
+            if is_na_spelling(field) {
+                MISSING_CODE
+            } else {
+                intern(field, &mut dictionary, &mut index)
+            }
+        })
+        .collect();
+    ColumnValues::Strings { codes, dictionary }
+}
+
+/// pandas' default `na_values` that can appear in a numeric column.
+fn is_na_spelling(field: &str) -> bool {
+    matches!(
+        field,
+        "" | "NaN" | "nan" | "NA" | "N/A" | "n/a" | "NULL" | "null" | "None" | "<NA>" | "-NaN" | "-nan"
+            | "#N/A" | "#NA" | "1.#IND" | "-1.#IND" | "1.#QNAN" | "-1.#QNAN" | "#N/A N/A"
+    )
+}
+
+fn csv_integers(fields: &[String]) -> Option<Vec<f64>> {
+    if fields.is_empty() {
+        return None;
+    }
+    fields.iter().map(|f| f.trim().parse::<i64>().ok().map(|v| v as f64)).collect()
+}
+
+fn csv_floats(fields: &[String]) -> Option<Vec<f64>> {
+    fields
+        .iter()
+        .map(|field| {
+            let field = field.trim();
+            if is_na_spelling(field) {
+                return Some(f64::NAN);
+            }
+            match field {
+                "inf" | "Inf" | "+inf" | "Infinity" | "+Infinity" => Some(f64::INFINITY),
+                "-inf" | "-Inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+                _ => field.parse::<f64>().ok().filter(|v| v.is_finite()),
+            }
+        })
+        .collect()
+}
+
+fn csv_booleans(fields: &[String]) -> Option<Vec<u32>> {
+    fields
+        .iter()
+        .map(|field| match field.as_str() {
+            "True" | "true" | "TRUE" => Some(1),
+            "False" | "false" | "FALSE" => Some(0),
+            _ => None,
+        })
+        .collect()
+}
+

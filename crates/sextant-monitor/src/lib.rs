@@ -1,0 +1,16 @@
+//! Monitoring of models and their data.
+//!
+//! This crate holds what monitoring computes, apart from where the data
+//! comes from or goes: the statistics live in `sextant-stats`, the HTTP
+//! surface in `sextant-server`, the command line in `sextant-cli`.
+//!
+//! - [`dataset`] reads tables (CSV, Parquet) into typed columns, one column
+//!   at a time where the format allows it, so a report on a 1M-row file
+//!   never holds more than a few columns in memory.
+//! - [`drift`] compares a reference table with a current one, column by
+//!   column, with two method sets: `evidently` (Evidently 0.7's defaults,
+//!   reproduced exactly) and `sextant` (fixed reference bins, effect sizes
+//!   with significance after multiple-testing correction).
+
+pub mod dataset;
+pub mod drift;

@@ -1,0 +1,25 @@
+//! Statistics for drift detection and monitoring.
+//!
+//! Pure, synchronous and free of I/O: every function takes slices or
+//! counts and returns numbers, so the batch reports (`sextant-monitor`)
+//! and the live path (the serving process) share one implementation.
+//! Each function names the formula it computes and where it comes from;
+//! where a peer's exact numbers matter (scipy, Evidently) the function says
+//! which of its code paths it reproduces.
+
+pub mod anderson;
+pub mod contingency;
+pub mod correction;
+pub mod cvm;
+pub mod divergence;
+pub mod ks;
+pub mod sketch;
+pub mod special;
+pub mod wasserstein;
+
+/// A test statistic and its p-value.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TestResult {
+    pub statistic: f64,
+    pub p_value: f64,
+}

@@ -1,0 +1,123 @@
+//! Stable 64-bit hashing for sketches that are persisted and merged.
+//!
+//! A HyperLogLog written by one serving process is merged with one written
+//! by another process, on another machine, possibly by another release, so
+//! the same value must hash to the same bits everywhere. `std`'s
+//! `DefaultHasher` promises none of that, so the crate carries its own:
+//! a wyhash-style folded multiply over 16-byte blocks (Wang Yi, wyhash
+//! v4 constants) followed by the SplitMix64 finaliser (Steele, Lea & Flood,
+//! "Fast splittable pseudorandom number generators", OOPSLA 2014), which
+//! gives full avalanche so the high bits (HLL register index) and the
+//! remaining bits (HLL rank) are independent.
+//!
+//! Bytes are read little-endian explicitly, so results do not depend on
+//! the platform. The outputs are pinned by a test: changing this function
+//! invalidates every stored HyperLogLog.
+//!
+//! Not a cryptographic or DoS-resistant hash. Where it keys an in-memory
+//! map (`FrequentItems`, `CategoryCounts`) the map holds at most a bounded
+//! number of entries, so adversarial collisions can only cost a bounded
+//! probe length.
+
+use std::hash::{BuildHasher, Hasher};
+
+const SECRET0: u64 = 0xa076_1d64_78bd_642f;
+const SECRET1: u64 = 0xe703_7ed1_a0b4_28db;
+const SECRET2: u64 = 0x8ebc_6af0_9c88_c6e3;
+
+/// 64×64→128-bit multiply folded back to 64 bits by xoring the halves
+/// (wyhash's `mum`): every input bit influences the middle output bits.
+#[inline]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// SplitMix64 finaliser: a bijection on `u64` with full avalanche.
+#[inline]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[inline]
+fn read_u64_le(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
+/// Stable hash of a byte string.
+#[inline]
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    hash_bytes_seeded(bytes, 0)
+}
+
+/// Stable hash of a byte string, continuing from `seed`.
+#[inline]
+pub fn hash_bytes_seeded(bytes: &[u8], seed: u64) -> u64 {
+    let mut state = seed ^ SECRET0;
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        let low = read_u64_le(&block[..8]);
+        let high = read_u64_le(&block[8..]);
+        state = folded_multiply(low ^ SECRET1, high ^ state);
+    }
+    let tail = blocks.remainder();
+    let (low, high) = if tail.len() > 8 {
+        (read_u64_le(&tail[..8]), read_u64_le(&tail[8..]))
+    } else {
+        (read_u64_le(tail), 0)
+    };
+    // The length separates "a" from "a\0", which pad to the same block.
+    state = folded_multiply(low ^ SECRET1, high ^ state ^ SECRET2);
+    mix64(state ^ bytes.len() as u64)
+}
+
+/// Stable hash of a float by value: `-0.0` and `0.0` hash alike, as they
+/// compare equal. NaN payloads are not canonicalised; callers skip NaN.
+#[inline]
+pub fn hash_f64(value: f64) -> u64 {
+    let canonical = if value == 0.0 { 0.0f64 } else { value };
+    mix64(canonical.to_bits() ^ SECRET0)
+}
+
+/// [`Hasher`] over [`hash_bytes_seeded`], for the bounded in-memory maps
+/// the sketches keep (faster than SipHash, and deterministic).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StableHasher {
+    state: u64,
+}
+
+impl Hasher for StableHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.state
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.state = hash_bytes_seeded(bytes, self.state);
+    }
+
+    // `str` hashes as its bytes then a 0xff terminator; a full block hash
+    // for that one byte would double the cost of every lookup.
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.state = mix64(self.state ^ u64::from(byte));
+    }
+}
+
+/// [`BuildHasher`] producing [`StableHasher`]s.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StableBuildHasher;
+
+impl BuildHasher for StableBuildHasher {
+    type Hasher = StableHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> StableHasher {
+        StableHasher::default()
+    }
+}
