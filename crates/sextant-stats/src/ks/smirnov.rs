@@ -90,13 +90,35 @@ pub(crate) fn smirnov_sf(n: u64, x: f64) -> f64 {
         (pow_dd(Dd::ONE - x, n) / x, lower_last + 1)
     };
 
+    // The terms are unimodal in v. For large n most of them are negligible
+    // but scipy still evaluates them all (O(n) double-double powers). A cheap
+    // f64 pass over log|A_v| finds the peak so that terms more than e^-60
+    // below it can be skipped: together they change the sum by < n e^-60,
+    // far below double precision.
+    let log_peak = if use_upper_sum { f64::INFINITY } else { lower_sum_log_peak(n, x, n_terms) };
+    let negligible = |log_term: f64| log_term < log_peak - 60.0;
+
     let mut sum = first_term;
     let half_n = n / 2;
     // C(n, j) as a double-double mantissa and a binary exponent.
     let (mut binom_mant, mut binom_exp) = (Dd::ONE, 0_i64);
+    let mut ln_binom = 0.0;
+    let mut past_peak = false;
     update_binomial(&mut binom_mant, &mut binom_exp, n, 0);
     for j in 1..n_terms {
         let v = if use_upper_sum { n - j } else { j };
+        if !use_upper_sum {
+            ln_binom += ((n - j + 1) as f64 / j as f64).ln();
+            let log_term = lower_log_term(n, x, v, ln_binom);
+            past_peak |= log_term >= log_peak - 1e-6 * log_peak.abs().max(1.0);
+            if negligible(log_term) {
+                if past_peak {
+                    break;
+                }
+                update_binomial(&mut binom_mant, &mut binom_exp, n, j);
+                continue;
+            }
+        }
         let term = birnbaum_tingey_term(n, x, v, binom_mant, binom_exp);
         if term.hi.is_finite() && term.hi != 0.0 {
             sum = sum + term;
@@ -116,6 +138,29 @@ pub(crate) fn smirnov_sf(n: u64, x: f64) -> f64 {
     let prob = (sum * x).to_f64();
     let sf = if use_upper_sum { 1.0 - prob } else { prob };
     sf.clamp(0.0, 1.0)
+}
+
+/// `log A_v` in plain f64, accurate to ~1e-9 absolute: enough to rank terms.
+fn lower_log_term(n: u64, x: f64, v: u64, ln_binom: f64) -> f64 {
+    let nf = n as f64;
+    let vf = v as f64;
+    ln_binom + (vf - 1.0) * (x + vf / nf).ln() + (nf - vf) * (1.0 - x - vf / nf).ln()
+}
+
+/// Largest `log A_v` of the lower sum (`v = 0` is `(1-x)^n / x`).
+fn lower_sum_log_peak(n: u64, x: f64, n_terms: u64) -> f64 {
+    let mut peak = n as f64 * (1.0 - x).ln() - x.ln();
+    let mut ln_binom = 0.0;
+    for j in 1..n_terms {
+        ln_binom += ((n - j + 1) as f64 / j as f64).ln();
+        let log_term = lower_log_term(n, x, j, ln_binom);
+        if log_term > peak {
+            peak = log_term;
+        } else if log_term < peak - 60.0 {
+            break; // unimodal: everything further is smaller still
+        }
+    }
+    peak
 }
 
 /// `C(n, v) (1 - x - v/n)^(n-v) (x + v/n)^(v-1)` for `1 <= v < n`.

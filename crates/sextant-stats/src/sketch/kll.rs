@@ -54,7 +54,7 @@ pub const MIN_KLL_K: u16 = 8;
 const CAPACITY_DECAY: f64 = 2.0 / 3.0;
 
 /// Seed of the default coin, so default sketches are reproducible.
-const DEFAULT_COIN_SEED: u64 = 0x5eed_0f_5e_c7a7;
+const DEFAULT_COIN_SEED: u64 = 0x5eed_0f5e_c7a7;
 
 /// Normalised rank error of a single rank or quantile query at 99%
 /// confidence, for sketches with parameter `k`: the empirical fit

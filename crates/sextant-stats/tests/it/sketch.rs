@@ -34,10 +34,6 @@ impl Rng {
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
     /// Approximately Zipf(1) over `0..n` by inverse CDF of a log-uniform.
     fn zipf_like(&mut self, n: u64) -> u64 {
         ((n as f64).powf(self.uniform()) - 1.0) as u64
@@ -681,72 +677,4 @@ fn column_sketches_merge_all_or_nothing_and_round_trip() {
     assert_eq!(cats_merged, before);
     let no_bins = ColumnSketch::Numeric(NumericSketch::new(DEFAULT_KLL_K, None));
     assert_eq!(merged.clone().merge(&no_bins), Err(MergeError::BinsDiffer));
-}
-
-// ---------------------------------------------------------------- Timing
-
-/// Per-update cost of Moments + KLL + Histogram over 20 features. Run with
-/// `cargo test --release -p sextant-stats --test it sketch::update_cost -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing report, run in release"]
-fn update_cost() {
-    use std::hint::black_box;
-    use std::time::Instant;
-    const FEATURES: usize = 20;
-    const ROWS: usize = 500_000;
-    let mut rng = Rng(8);
-    let reference: Vec<f64> = (0..10_000).map(|_| rng.normal()).collect();
-    let bins = ReferenceBins::deciles(&reference);
-    let rows: Vec<f64> = (0..ROWS * FEATURES / 10).map(|_| rng.normal()).collect();
-    let mut sketches: Vec<NumericSketch> =
-        (0..FEATURES).map(|_| NumericSketch::new(DEFAULT_KLL_K, Some(bins.clone()))).collect();
-    let value = |row: usize, feature: usize| rows[(row * FEATURES + feature) % rows.len()];
-
-    // Warm up so buffers have their steady-state capacity.
-    for row in 0..50_000 {
-        for (feature, sketch) in sketches.iter_mut().enumerate() {
-            sketch.update(value(row, feature));
-        }
-    }
-    let start = Instant::now();
-    for row in 0..ROWS {
-        for (feature, sketch) in sketches.iter_mut().enumerate() {
-            sketch.update(black_box(value(row, feature)));
-        }
-    }
-    let per_value = start.elapsed().as_nanos() as f64 / (ROWS * FEATURES) as f64;
-    println!("Moments+KLL+Histogram: {per_value:.1} ns per value, {:.2} µs per 20-feature row", per_value * FEATURES as f64 / 1000.0);
-
-    let parts: [(&str, Box<dyn FnMut(f64)>); 3] = {
-        let mut moments = Moments::new();
-        let mut kll = KllSketch::default();
-        let mut histogram = Histogram::for_bins(&bins);
-        let bins = bins.clone();
-        [
-            ("Moments", Box::new(move |x| { moments.update(x); black_box(&moments); })),
-            ("KLL k=200", Box::new(move |x| { kll.update(x); black_box(&kll); })),
-            ("Histogram (10 bins)", Box::new(move |x| { histogram.update(&bins, x); black_box(&histogram); })),
-        ]
-    };
-    for (name, mut update) in parts {
-        for row in 0..1_000_000 {
-            update(value(row, 0));
-        }
-        let start = Instant::now();
-        for row in 0..ROWS * 4 {
-            update(black_box(value(row, row % FEATURES)));
-        }
-        println!("{name}: {:.1} ns per value", start.elapsed().as_nanos() as f64 / (ROWS * 4) as f64);
-    }
-
-    let mut categorical = CategoricalSketch::new(64, 12, Some(CategoryCounts::from_reference((0..50).map(|i| ["c0", "c1", "c2", "c3", "c4"][i % 5]))));
-    let labels: Vec<String> = (0..1_000).map(|i| format!("c{}", rng.zipf_like(200) + i % 2)).collect();
-    for label in &labels {
-        categorical.update(Some(label));
-    }
-    let start = Instant::now();
-    for i in 0..ROWS * 4 {
-        categorical.update(Some(black_box(&labels[i % labels.len()])));
-    }
-    println!("Categorical (counts+SpaceSaving m=64+HLL): {:.1} ns per value", start.elapsed().as_nanos() as f64 / (ROWS * 4) as f64);
 }

@@ -725,21 +725,3 @@ fn benjamini_hochberg_dominates_raw_and_is_monotone_in_rank() {
         }
     }
 }
-
-/// Timing of the drift hot path; run with
-/// `cargo test --release -p sextant-stats -- --ignored --nocapture wasserstein_timing`.
-#[test]
-#[ignore = "timing only"]
-fn wasserstein_timing_one_million_each() {
-    let mut rng = Rng(6);
-    let n = 1_000_000;
-    let u: Vec<f64> = (0..n).map(|_| rng.uniform() + rng.uniform()).collect();
-    let v: Vec<f64> = (0..n).map(|_| rng.uniform() * 2.1).collect();
-    let start = std::time::Instant::now();
-    let distance = wasserstein_1(&u, &v);
-    let elapsed = start.elapsed();
-    let start = std::time::Instant::now();
-    let normed = wasserstein_normed(&u, &v);
-    let elapsed_normed = start.elapsed();
-    eprintln!("W1 1M vs 1M: {distance} in {elapsed:?}; normed {normed} in {elapsed_normed:?}");
-}
