@@ -10,7 +10,7 @@ columns, seed 42, as in shared/reference/monitoring.md §7.1):
              (process_time) of the run alone, and the process's peak RSS
   sextant    `sextant drift ref.parquet cur.parquet --methods evidently --format json`
              (reading the files included), then `--methods sextant`: wall, CPU
-             (user + system from wait4) and peak RSS of the process
+             (user + system) and peak RSS of the process, from GNU time
 
 Every column's statistic from `--methods evidently` is compared with Evidently's
 (max absolute difference, verdicts that differ). Ratios are Evidently ÷ Sextant.
@@ -135,30 +135,23 @@ def run_evidently(reference: Path, current: Path) -> dict:
     return result
 
 
-def run_sextant(reference: Path, current: Path, methods: str) -> dict:
-    command = [str(SEXTANT), "drift", str(reference), str(current), "--methods", methods, "--format", "json"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stdout, stderr = process.communicate()
-    # communicate() reaped the child already: wait4 would not see it. Use the
-    # children's totals, which only this child adds to between the two reads.
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"sextant drift failed: {stderr.decode()}")
-    return {"wall_s": wall, "report": json.loads(stdout), "command": " ".join(command)}
-
-
 def timed_sextant(reference: Path, current: Path, methods: str) -> dict:
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = run_sextant(reference, current, methods)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far: the Evidently
-    # process is run after the Sextant ones for this reason.
-    result["peak_rss_mib"] = after.ru_maxrss / 1024
-    return result
+    """Runs `sextant drift` under GNU time: wall, user + system CPU and peak RSS of
+    that one process."""
+    command = [str(SEXTANT), "drift", str(reference), str(current), "--methods", methods, "--format", "json"]
+    timed = ["/usr/bin/time", "-f", "SEXTANT-TIME %e %U %S %M", *command]
+    result = subprocess.run(timed, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"sextant drift failed: {result.stderr}")
+    line = next(l for l in result.stderr.splitlines() if l.startswith("SEXTANT-TIME"))
+    wall, user, system, max_rss_kib = line.split()[1:]
+    return {
+        "wall_s": float(wall),
+        "cpu_s": float(user) + float(system),
+        "peak_rss_mib": int(max_rss_kib) / 1024,
+        "report": json.loads(result.stdout),
+        "command": " ".join(command),
+    }
 
 
 def main() -> None:
@@ -187,7 +180,7 @@ def main() -> None:
             entry[f"sextant_{methods}"] = {
                 "wall_s": statistics.median(s["wall_s"] for s in samples),
                 "cpu_s": statistics.median(s["cpu_s"] for s in samples),
-                "peak_rss_mib": max(s["peak_rss_mib"] for s in samples),
+                "peak_rss_mib": statistics.median(s["peak_rss_mib"] for s in samples),
                 "walls": [s["wall_s"] for s in samples],
                 "command": samples[0]["command"],
                 "dataset": samples[0]["report"]["dataset"],

@@ -55,7 +55,10 @@ pub fn drift(args: DriftArgs) -> anyhow::Result<()> {
         column_types.insert(name.clone(), ColumnType::Numerical);
     }
     for name in &args.categorical {
-        if column_types.insert(name.clone(), ColumnType::Categorical).is_some() {
+        if column_types
+            .insert(name.clone(), ColumnType::Categorical)
+            .is_some()
+        {
             anyhow::bail!("column '{name}' is given as both numerical and categorical");
         }
     }

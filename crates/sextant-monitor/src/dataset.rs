@@ -27,11 +27,18 @@ use parquet::arrow::ProjectionMask;
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a readable Parquet file: {message}")]
     Parquet { path: PathBuf, message: String },
     #[error("{path} line {line}: {message}")]
-    Csv { path: PathBuf, line: u64, message: String },
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("cannot tell the format of {path}: name it .csv or .parquet")]
     UnknownFormat { path: PathBuf },
     #[error("{path} has no column '{column}'")]
@@ -52,7 +59,10 @@ pub enum ColumnValues {
     Numeric { values: Vec<f64>, integer: bool },
     /// Strings, dictionary-encoded: `codes[i]` indexes `dictionary`, or is
     /// [`MISSING_CODE`].
-    Strings { codes: Vec<u32>, dictionary: Vec<String> },
+    Strings {
+        codes: Vec<u32>,
+        dictionary: Vec<String>,
+    },
     /// Booleans without gaps (pandas' `bool`), as codes into `["False", "True"]`.
     Boolean { codes: Vec<u32> },
     /// A type drift does not compare (dates, timestamps, nested values).
@@ -104,7 +114,10 @@ impl Table {
     /// Opens a `.csv` or `.parquet` file (`.pq`, `.tsv` too). A Parquet file
     /// is recognised by its magic bytes whatever its name.
     pub fn open(path: &Path) -> Result<Table, DatasetError> {
-        let io = |source| DatasetError::Io { path: path.to_path_buf(), source };
+        let io = |source| DatasetError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut magic = [0u8; 4];
         let is_parquet = {
             use std::io::Read;
@@ -123,7 +136,9 @@ impl Table {
             "csv" | "txt" => Table::open_csv(path, b','),
             "tsv" => Table::open_csv(path, b'\t'),
             "parquet" | "pq" => Table::open_parquet(path),
-            _ => Err(DatasetError::UnknownFormat { path: path.to_path_buf() }),
+            _ => Err(DatasetError::UnknownFormat {
+                path: path.to_path_buf(),
+            }),
         }
     }
 
@@ -146,7 +161,10 @@ impl Table {
     /// One column's values. For Parquet this decodes the column from the file.
     pub fn column(&self, name: &str) -> Result<Arc<ColumnValues>, DatasetError> {
         let index = self.names.iter().position(|n| n == name).ok_or_else(|| {
-            DatasetError::NoSuchColumn { path: self.path.clone(), column: name.to_string() }
+            DatasetError::NoSuchColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+            }
         })?;
         match &self.storage {
             Storage::InMemory(columns) => Ok(columns[index].clone()),
@@ -156,18 +174,61 @@ impl Table {
 
     fn open_parquet(path: &Path) -> Result<Table, DatasetError> {
         let builder = parquet_builder(path)?;
-        let names = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-        Ok(Table { path: path.to_path_buf(), names, rows, storage: Storage::Parquet })
+        Ok(Table {
+            path: path.to_path_buf(),
+            names,
+            rows,
+            storage: Storage::Parquet,
+        })
     }
 
     fn read_parquet_column(&self, index: usize) -> Result<ColumnValues, DatasetError> {
-        let builder = parquet_builder(&self.path)?;
-        let field = builder.schema().field(index).clone();
         let parquet_error = |e: &dyn std::fmt::Display| DatasetError::Parquet {
             path: self.path.clone(),
             message: e.to_string(),
         };
+        let mut builder = parquet_builder(&self.path)?;
+        let field = builder.schema().field(index).clone();
+        if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            // Strings are read as dictionaries: a category is interned once
+            // per page dictionary instead of hashed once per row.
+            let schema = builder.schema();
+            let fields: Vec<arrow_schema::Field> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let f = f.as_ref().clone();
+                    if i == index {
+                        let value = f.data_type().clone();
+                        f.with_data_type(DataType::Dictionary(
+                            Box::new(DataType::Int32),
+                            Box::new(value),
+                        ))
+                    } else {
+                        f
+                    }
+                })
+                .collect();
+            let hint = Arc::new(arrow_schema::Schema::new_with_metadata(
+                fields,
+                schema.metadata().clone(),
+            ));
+            let file = File::open(&self.path).map_err(|source| DatasetError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_schema(hint);
+            builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+                .map_err(|e| parquet_error(&e))?;
+        }
         // Nested columns have several leaves; projecting on the root keeps them together.
         let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
         let reader = builder
@@ -184,7 +245,10 @@ impl Table {
     }
 
     fn open_csv(path: &Path, delimiter: u8) -> Result<Table, DatasetError> {
-        let file = File::open(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+        let file = File::open(path).map_err(|source| DatasetError::Io {
+            path: path.into(),
+            source,
+        })?;
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(false)
@@ -194,9 +258,16 @@ impl Table {
             line: e.position().map_or(0, |p| p.line()),
             message: e.to_string(),
         };
-        let names: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_string).collect();
+        let names: Vec<String> = reader
+            .headers()
+            .map_err(csv_error)?
+            .iter()
+            .map(str::to_string)
+            .collect();
         if names.is_empty() {
-            return Err(DatasetError::NoHeader { path: path.to_path_buf() });
+            return Err(DatasetError::NoHeader {
+                path: path.to_path_buf(),
+            });
         }
         let mut fields: Vec<Vec<String>> = vec![Vec::new(); names.len()];
         let mut record = csv::StringRecord::new();
@@ -206,22 +277,45 @@ impl Table {
             }
         }
         let rows = fields.first().map_or(0, Vec::len);
-        let columns = fields.into_iter().map(|f| Arc::new(csv_column(f))).collect();
-        Ok(Table { path: path.to_path_buf(), names, rows, storage: Storage::InMemory(columns) })
+        let columns = fields
+            .into_iter()
+            .map(|f| Arc::new(csv_column(f)))
+            .collect();
+        Ok(Table {
+            path: path.to_path_buf(),
+            names,
+            rows,
+            storage: Storage::InMemory(columns),
+        })
     }
 }
 
 fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, DatasetError> {
-    let file = File::open(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| DatasetError::Parquet { path: path.to_path_buf(), message: e.to_string() })
+    let file = File::open(path).map_err(|source| DatasetError::Io {
+        path: path.into(),
+        source,
+    })?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DatasetError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Accumulates Arrow batches of one column into [`ColumnValues`].
 enum ColumnBuilder {
-    Numeric { values: Vec<f64>, integer: bool },
-    Strings { codes: Vec<u32>, dictionary: Vec<String>, index: HashMap<String, u32> },
-    Boolean { codes: Vec<u32>, missing: bool },
+    Numeric {
+        values: Vec<f64>,
+        integer: bool,
+    },
+    Strings {
+        codes: Vec<u32>,
+        dictionary: Vec<String>,
+        index: LabelIndex,
+    },
+    Boolean {
+        codes: Vec<u32>,
+        missing: bool,
+    },
     Unsupported(String),
 }
 
@@ -230,16 +324,25 @@ impl ColumnBuilder {
         use DataType::*;
         match data_type {
             Float16 | Float32 | Float64 | Decimal128(..) | Decimal256(..) => {
-                ColumnBuilder::Numeric { values: Vec::with_capacity(rows), integer: false }
+                ColumnBuilder::Numeric {
+                    values: Vec::with_capacity(rows),
+                    integer: false,
+                }
             }
             Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => {
-                ColumnBuilder::Numeric { values: Vec::with_capacity(rows), integer: true }
+                ColumnBuilder::Numeric {
+                    values: Vec::with_capacity(rows),
+                    integer: true,
+                }
             }
             Utf8 | LargeUtf8 | Utf8View => ColumnBuilder::strings(rows),
             Dictionary(_, value) if matches!(**value, Utf8 | LargeUtf8 | Utf8View) => {
                 ColumnBuilder::strings(rows)
             }
-            Boolean => ColumnBuilder::Boolean { codes: Vec::with_capacity(rows), missing: false },
+            Boolean => ColumnBuilder::Boolean {
+                codes: Vec::with_capacity(rows),
+                missing: false,
+            },
             other => ColumnBuilder::Unsupported(other.to_string()),
         }
     }
@@ -248,7 +351,7 @@ impl ColumnBuilder {
         ColumnBuilder::Strings {
             codes: Vec::with_capacity(rows),
             dictionary: Vec::new(),
-            index: HashMap::new(),
+            index: LabelIndex::default(),
         }
     }
 
@@ -261,13 +364,35 @@ impl ColumnBuilder {
                 }
                 append_numbers(values, array);
             }
-            ColumnBuilder::Strings { codes, dictionary, index } => {
-                let strings = arrow_strings(array);
-                for value in strings {
-                    codes.push(match value {
-                        None => MISSING_CODE,
-                        Some(text) => intern(text, dictionary, index),
-                    });
+            ColumnBuilder::Strings {
+                codes,
+                dictionary,
+                index,
+            } => {
+                if let DataType::Dictionary(..) = array.data_type() {
+                    // Intern the batch's dictionary once, then map keys.
+                    let batch_dictionary = array.as_any_dictionary();
+                    let codes_of_values: Vec<u32> = arrow_strings(batch_dictionary.values())
+                        .into_iter()
+                        .map(|value| {
+                            value.map_or(MISSING_CODE, |text| intern(text, dictionary, index))
+                        })
+                        .collect();
+                    let keys = batch_dictionary.normalized_keys();
+                    codes.extend((0..array.len()).map(|i| {
+                        if array.is_null(i) {
+                            MISSING_CODE
+                        } else {
+                            codes_of_values[keys[i]]
+                        }
+                    }));
+                } else {
+                    for value in arrow_strings(array) {
+                        codes.push(match value {
+                            None => MISSING_CODE,
+                            Some(text) => intern(text, dictionary, index),
+                        });
+                    }
                 }
             }
             ColumnBuilder::Boolean { codes, missing } => {
@@ -288,21 +413,45 @@ impl ColumnBuilder {
     fn finish(self) -> ColumnValues {
         match self {
             ColumnBuilder::Numeric { values, integer } => ColumnValues::Numeric { values, integer },
-            ColumnBuilder::Strings { codes, dictionary, .. } => {
-                ColumnValues::Strings { codes, dictionary }
-            }
+            ColumnBuilder::Strings {
+                codes, dictionary, ..
+            } => ColumnValues::Strings { codes, dictionary },
             // pandas keeps booleans with gaps as `object`: they are categories.
-            ColumnBuilder::Boolean { codes, missing: true } => ColumnValues::Strings {
+            ColumnBuilder::Boolean {
+                codes,
+                missing: true,
+            } => ColumnValues::Strings {
                 codes,
                 dictionary: vec!["False".to_string(), "True".to_string()],
             },
-            ColumnBuilder::Boolean { codes, missing: false } => ColumnValues::Boolean { codes },
+            ColumnBuilder::Boolean {
+                codes,
+                missing: false,
+            } => ColumnValues::Boolean { codes },
             ColumnBuilder::Unsupported(type_name) => ColumnValues::Unsupported { type_name },
         }
     }
 }
 
-fn intern(text: &str, dictionary: &mut Vec<String>, index: &mut HashMap<String, u32>) -> u32 {
+/// The interning map's hasher: category labels are short and come from
+/// files, not from an adversary holding a socket, so SipHash's flood
+/// resistance buys nothing here and its cost showed in profiles.
+#[derive(Default, Clone, Copy)]
+struct LabelHasher(u64);
+
+impl std::hash::Hasher for LabelHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = sextant_stats::sketch::hash::hash_bytes(bytes) ^ self.0.rotate_left(5);
+    }
+}
+
+type LabelIndex = HashMap<String, u32, std::hash::BuildHasherDefault<LabelHasher>>;
+
+fn intern(text: &str, dictionary: &mut Vec<String>, index: &mut LabelIndex) -> u32 {
     if let Some(&code) = index.get(text) {
         return code;
     }
@@ -337,7 +486,8 @@ fn append_numbers(values: &mut Vec<f64>, array: &ArrayRef) {
         // Half floats and decimals: through their string form, exact enough
         // for drift and rare in tabular training data.
         _ => values.extend(arrow_display(array).into_iter().map(|v| {
-            v.and_then(|text| text.parse::<f64>().ok()).unwrap_or(f64::NAN)
+            v.and_then(|text| text.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
         })),
     }
 }
@@ -353,7 +503,13 @@ fn arrow_strings(array: &ArrayRef) -> Vec<Option<&str>> {
             let values = arrow_strings(dictionary.values());
             let keys = dictionary.normalized_keys();
             (0..array.len())
-                .map(|i| if array.is_null(i) { None } else { values[keys[i]] })
+                .map(|i| {
+                    if array.is_null(i) {
+                        None
+                    } else {
+                        values[keys[i]]
+                    }
+                })
                 .collect()
         }
         _ => vec![None; array.len()],
@@ -390,16 +546,22 @@ fn arrow_display(array: &ArrayRef) -> Vec<Option<String>> {
 /// strings otherwise (empty fields missing).
 fn csv_column(fields: Vec<String>) -> ColumnValues {
     if let Some(values) = csv_integers(&fields) {
-        return ColumnValues::Numeric { values, integer: true };
+        return ColumnValues::Numeric {
+            values,
+            integer: true,
+        };
     }
     if let Some(values) = csv_floats(&fields) {
-        return ColumnValues::Numeric { values, integer: false };
+        return ColumnValues::Numeric {
+            values,
+            integer: false,
+        };
     }
     if let Some(codes) = csv_booleans(&fields) {
         return ColumnValues::Boolean { codes };
     }
     let mut dictionary = Vec::new();
-    let mut index = HashMap::new();
+    let mut index = LabelIndex::default();
     let codes = fields
         .iter()
         .map(|field| {
@@ -417,8 +579,24 @@ fn csv_column(fields: Vec<String>) -> ColumnValues {
 fn is_na_spelling(field: &str) -> bool {
     matches!(
         field,
-        "" | "NaN" | "nan" | "NA" | "N/A" | "n/a" | "NULL" | "null" | "None" | "<NA>" | "-NaN" | "-nan"
-            | "#N/A" | "#NA" | "1.#IND" | "-1.#IND" | "1.#QNAN" | "-1.#QNAN" | "#N/A N/A"
+        "" | "NaN"
+            | "nan"
+            | "NA"
+            | "N/A"
+            | "n/a"
+            | "NULL"
+            | "null"
+            | "None"
+            | "<NA>"
+            | "-NaN"
+            | "-nan"
+            | "#N/A"
+            | "#NA"
+            | "1.#IND"
+            | "-1.#IND"
+            | "1.#QNAN"
+            | "-1.#QNAN"
+            | "#N/A N/A"
     )
 }
 
@@ -426,7 +604,10 @@ fn csv_integers(fields: &[String]) -> Option<Vec<f64>> {
     if fields.is_empty() {
         return None;
     }
-    fields.iter().map(|f| f.trim().parse::<i64>().ok().map(|v| v as f64)).collect()
+    fields
+        .iter()
+        .map(|f| f.trim().parse::<i64>().ok().map(|v| v as f64))
+        .collect()
 }
 
 fn csv_floats(fields: &[String]) -> Option<Vec<f64>> {
@@ -456,4 +637,3 @@ fn csv_booleans(fields: &[String]) -> Option<Vec<u32>> {
         })
         .collect()
 }
-

@@ -11,6 +11,10 @@
 //!   column, with two method sets: `evidently` (Evidently 0.7's defaults,
 //!   reproduced exactly) and `sextant` (fixed reference bins, effect sizes
 //!   with significance after multiple-testing correction).
+//! - [`live`] monitors a deployment as it serves: a reference profile,
+//!   per-request outlier scores, and drift of fixed time windows merged
+//!   over a span (sync and pure; the server calls it from its handlers).
 
 pub mod dataset;
 pub mod drift;
+pub mod live;

@@ -11,7 +11,7 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
 
-use crate::routes::{deployments, inference, v1};
+use crate::routes::{deployments, inference, monitoring, v1};
 use sextant_api::v1 as dto;
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         deployments::canary, deployments::ab_test, deployments::shadow, deployments::promote, deployments::rollback,
         deployments::history, deployments::status, deployments::report, deployments::model_archive,
         inference::infer, inference::model_metadata, inference::deployment_invocations,
+        monitoring::put_reference, monitoring::report, monitoring::windows,
     ),
     components(schemas(dto::Error)),
     tags(
@@ -46,6 +47,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         (name = "workflow", description = "Protected stages and aliases; transition requests and their decisions"),
         (name = "audit", description = "The append-only, hash-chained audit log"),
         (name = "deployments", description = "Registered model versions served under a name: update, blue-green, canary, A/B test, shadow, promote, rollback"),
+        (name = "monitoring", description = "A deployment's reference profile; feature and prediction drift, missing values and outliers per model version and window"),
         (name = "inference", description = "Calling a deployment: Open Inference Protocol v2 (also /v2/models/{name}/versions/{version}/…, /ready, /v2/health/*) and MLflow's /invocations"),
     )
 )]

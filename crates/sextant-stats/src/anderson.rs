@@ -32,7 +32,10 @@ pub const SIGNIFICANCE_LEVELS: [f64; 7] = [0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 
 pub fn anderson_ksamp(samples: &[&[f64]]) -> AndersonResult {
     let k = samples.len();
     assert!(k >= 2, "anderson_ksamp needs at least two samples");
-    assert!(samples.iter().all(|s| !s.is_empty()), "anderson_ksamp: empty sample");
+    assert!(
+        samples.iter().all(|s| !s.is_empty()),
+        "anderson_ksamp: empty sample"
+    );
     let sorted_samples: Vec<Vec<f64>> = samples
         .iter()
         .map(|s| {
@@ -54,7 +57,10 @@ pub fn anderson_ksamp(samples: &[&[f64]]) -> AndersonResult {
             _ => distinct.push((z, 1)),
         }
     }
-    assert!(distinct.len() >= 2, "anderson_ksamp needs more than one distinct observation");
+    assert!(
+        distinct.len() >= 2,
+        "anderson_ksamp needs more than one distinct observation"
+    );
 
     let nf = n_total as f64;
     let mut below = 0_usize;
@@ -89,7 +95,11 @@ pub fn anderson_ksamp(samples: &[&[f64]]) -> AndersonResult {
     let statistic = normalise(a2akn, samples, n_total);
     let critical_values = critical_values(k);
     let p_value = interpolate_p_value(statistic, &critical_values);
-    AndersonResult { statistic, critical_values, p_value }
+    AndersonResult {
+        statistic,
+        critical_values,
+        p_value,
+    }
 }
 
 /// `(A2akN - (k-1)) / sqrt(Var(A2akN))` with the finite-sample variance of
@@ -106,15 +116,19 @@ fn normalise(a2akn: f64, samples: &[&[f64]], n_total: usize) -> f64 {
         cumulative.push(running);
     }
     let h = cumulative.last().copied().unwrap_or(0.0) + 1.0;
-    let g_terms: Vec<f64> =
-        cumulative.iter().enumerate().map(|(idx, c)| c / (idx + 2) as f64).collect();
+    let g_terms: Vec<f64> = cumulative
+        .iter()
+        .enumerate()
+        .map(|(idx, c)| c / (idx + 2) as f64)
+        .collect();
     let g = numpy_sum(&g_terms);
 
     let a = (4.0 * g - 6.0) * (k - 1.0) + (10.0 - 6.0 * g) * big_h;
     let b = (2.0 * g - 4.0) * (k * k) + 8.0 * h * k + (2.0 * g - 14.0 * h - 4.0) * big_h - 8.0 * h
         + 4.0 * g
         - 6.0;
-    let c = (6.0 * h + 2.0 * g - 2.0) * (k * k) + (4.0 * h - 4.0 * g + 6.0) * k
+    let c = (6.0 * h + 2.0 * g - 2.0) * (k * k)
+        + (4.0 * h - 4.0 * g + 6.0) * k
         + (2.0 * h - 6.0) * big_h
         + 4.0 * h;
     let d = (2.0 * h + 6.0) * (k * k) - 4.0 * h * k;
@@ -167,7 +181,10 @@ fn quadratic_least_squares(x: &[f64; 7], y: &[f64; 7]) -> [f64; 3] {
     }
     let mut rhs = *y;
     for col in 0..COLS {
-        let norm = (col..ROWS).map(|r| a[r][col] * a[r][col]).sum::<f64>().sqrt();
+        let norm = (col..ROWS)
+            .map(|r| a[r][col] * a[r][col])
+            .sum::<f64>()
+            .sqrt();
         let alpha = if a[col][col] > 0.0 { -norm } else { norm };
         let mut v = [0.0_f64; ROWS];
         for r in col..ROWS {

@@ -3,8 +3,8 @@
 
 use std::f64::consts::PI;
 
-use crate::TestResult;
 use crate::ks::numpy_compat::{numpy_sum, python_floor_div};
+use crate::TestResult;
 
 /// How [`cramer_von_mises_2samp_with`] computes the p-value (scipy's `method=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +41,10 @@ pub fn cramer_von_mises_2samp(a: &[f64], b: &[f64]) -> TestResult {
 /// [`cramer_von_mises_2samp`] with an explicit p-value method.
 pub fn cramer_von_mises_2samp_with(a: &[f64], b: &[f64], method: CvmMethod) -> TestResult {
     let (nx, ny) = (a.len(), b.len());
-    assert!(nx > 1 && ny > 1, "cramer_von_mises_2samp: each sample needs at least two observations");
+    assert!(
+        nx > 1 && ny > 1,
+        "cramer_von_mises_2samp: each sample needs at least two observations"
+    );
     let exact = match method {
         CvmMethod::Auto => nx.max(ny) <= MAX_AUTO_EXACT_N,
         CvmMethod::Exact => true,
@@ -61,7 +64,10 @@ pub fn cramer_von_mises_2samp_with(a: &[f64], b: &[f64], method: CvmMethod) -> T
     } else {
         asymptotic_p_value(t, nx as u64, ny as u64)
     };
-    TestResult { statistic: t, p_value }
+    TestResult {
+        statistic: t,
+        p_value,
+    }
 }
 
 /// `U` of Anderson (1962) eq. 10 from the sorted samples, using average
@@ -177,7 +183,11 @@ fn asymptotic_p_value(t: f64, nx: u64, ny: u64) -> f64 {
     let variance = var_num as f64 / var_den as f64;
     let tn = 1.0 / 6.0 + (t - mean) / (45.0 * variance).sqrt();
     // Below 0.003 the limiting cdf is < 1.3e-18: scipy returns 1 directly.
-    if tn >= 0.003 { (1.0 - cdf_cvm_inf(tn)).max(0.0) } else { 1.0 }
+    if tn >= 0.003 {
+        (1.0 - cdf_cvm_inf(tn)).max(0.0)
+    } else {
+        1.0
+    }
 }
 
 /// CDF of the limiting one-sample Cramér-von Mises statistic,
@@ -296,7 +306,10 @@ mod tests {
     use super::cdf_cvm_inf;
 
     fn golden() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/ks_cvm_anderson.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/ks_cvm_anderson.json"
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -308,8 +321,10 @@ mod tests {
         for case in golden()["cdf_cvm_inf"].as_array().unwrap() {
             let (x, expected) = (case["x"].as_f64().unwrap(), case["cdf"].as_f64().unwrap());
             let actual = cdf_cvm_inf(x);
-            assert!((actual - expected).abs() <= 1e-13 * expected + 1e-300,
-                "cdf_cvm_inf({x}): got {actual:e}, scipy {expected:e}");
+            assert!(
+                (actual - expected).abs() <= 1e-13 * expected + 1e-300,
+                "cdf_cvm_inf({x}): got {actual:e}, scipy {expected:e}"
+            );
         }
     }
 
@@ -318,8 +333,10 @@ mod tests {
         for case in golden()["bessel_k_quarter_mpmath"].as_array().unwrap() {
             let (x, expected) = (case["x"].as_f64().unwrap(), case["k"].as_f64().unwrap());
             let actual = super::bessel_k_quarter(x);
-            assert!((actual - expected).abs() <= 2e-15 * expected + 1e-300,
-                "K_1/4({x}): got {actual:e}, mpmath {expected:e}");
+            assert!(
+                (actual - expected).abs() <= 2e-15 * expected + 1e-300,
+                "K_1/4({x}): got {actual:e}, mpmath {expected:e}"
+            );
         }
     }
 }

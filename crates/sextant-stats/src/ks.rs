@@ -50,7 +50,10 @@ pub fn ks_2samp_sorted(a_sorted: &[f64], b_sorted: &[f64]) -> TestResult {
 
 /// [`ks_2samp_with`] for samples already sorted ascending.
 pub fn ks_2samp_sorted_with(a: &[f64], b: &[f64], method: KsMethod) -> TestResult {
-    assert!(!a.is_empty() && !b.is_empty(), "ks_2samp: samples must not be empty");
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "ks_2samp: samples must not be empty"
+    );
     debug_assert!(a.windows(2).all(|w| w[0] <= w[1]) && b.windows(2).all(|w| w[0] <= w[1]));
     let d = max_ecdf_distance(a, b);
     let (n1, n2) = (a.len(), b.len());
@@ -69,12 +72,18 @@ pub fn ks_2samp_sorted_with(a: &[f64], b: &[f64], method: KsMethod) -> TestResul
         let exact = exact_two_sided(n1 as u64, n2 as u64, d);
         statistic = exact.rounded_d;
         if let Some(p) = exact.p_value {
-            return TestResult { statistic, p_value: p.clamp(0.0, 1.0) };
+            return TestResult {
+                statistic,
+                p_value: p.clamp(0.0, 1.0),
+            };
         }
     }
     let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
     let effective_n = (m * n / (m + n)).round_ties_even() as u64;
-    TestResult { statistic, p_value: kstwo_sf(statistic, effective_n).clamp(0.0, 1.0) }
+    TestResult {
+        statistic,
+        p_value: kstwo_sf(statistic, effective_n).clamp(0.0, 1.0),
+    }
 }
 
 /// The two-sided test with the p-value of Kolmogorov's limiting
@@ -86,17 +95,21 @@ pub fn ks_2samp_sorted_with(a: &[f64], b: &[f64], method: KsMethod) -> TestResul
 /// p-values. Monitoring uses it above 10 000 observations a side, where
 /// only whether p is below a significance level matters, not its digits.
 pub fn ks_2samp_limiting_sorted(a: &[f64], b: &[f64]) -> TestResult {
-    assert!(!a.is_empty() && !b.is_empty(), "ks_2samp: samples must not be empty");
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "ks_2samp: samples must not be empty"
+    );
     let d = max_ecdf_distance(a, b);
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let scale = (n1 * n2 / (n1 + n2)).sqrt();
-    TestResult { statistic: d, p_value: kolmogorov_sf(scale * d).clamp(0.0, 1.0) }
+    TestResult {
+        statistic: d,
+        p_value: kolmogorov_sf(scale * d).clamp(0.0, 1.0),
+    }
 }
 
 fn sorted(x: &[f64]) -> Vec<f64> {
-    let mut v = x.to_vec();
-    v.sort_unstable_by(f64::total_cmp);
-    v
+    crate::sort::sorted_floats(x.iter().copied())
 }
 
 /// `max_x |F_a(x) - F_b(x)|` by one merge walk over the sorted samples.
@@ -126,7 +139,11 @@ fn max_ecdf_distance(a: &[f64], b: &[f64]) -> f64 {
         min_diff = min_diff.min(diff);
     }
     let below = (-min_diff).clamp(0.0, 1.0);
-    if below > max_diff { below } else { max_diff }
+    if below > max_diff {
+        below
+    } else {
+        max_diff
+    }
 }
 
 struct ExactOutcome {
@@ -144,7 +161,10 @@ fn exact_two_sided(n1: u64, n2: u64, d: f64) -> ExactOutcome {
     let h = (d * lcm as f64).round_ties_even() as u64;
     let rounded_d = h as f64 / lcm as f64;
     if h == 0 {
-        return ExactOutcome { rounded_d, p_value: Some(1.0) };
+        return ExactOutcome {
+            rounded_d,
+            p_value: Some(1.0),
+        };
     }
     let p = if n1 == n2 {
         prob_outside_square(n1, h)
@@ -152,7 +172,10 @@ fn exact_two_sided(n1: u64, n2: u64, d: f64) -> ExactOutcome {
         prob_outside_band(n1, n2, g, h)
     };
     let valid = (0.0..=1.0).contains(&p);
-    ExactOutcome { rounded_d, p_value: valid.then_some(p) }
+    ExactOutcome {
+        rounded_d,
+        p_value: valid.then_some(p),
+    }
 }
 
 /// `P(D_{n,n} >= h/n)` for equal sample sizes via the reflection formula

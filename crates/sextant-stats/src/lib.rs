@@ -14,6 +14,7 @@ pub mod cvm;
 pub mod divergence;
 pub mod ks;
 pub mod sketch;
+pub mod sort;
 pub mod special;
 pub mod wasserstein;
 

@@ -16,7 +16,10 @@ pub(crate) fn infer_type(values: &ColumnValues) -> Option<ColumnType> {
     const INTEGER_CARDINALITY_LIMIT: usize = 10;
     match values {
         ColumnValues::Numeric { integer: false, .. } => Some(ColumnType::Numerical),
-        ColumnValues::Numeric { values, integer: true } => {
+        ColumnValues::Numeric {
+            values,
+            integer: true,
+        } => {
             if distinct_numbers(values) <= INTEGER_CARDINALITY_LIMIT {
                 Some(ColumnType::Categorical)
             } else {
@@ -47,8 +50,8 @@ pub(crate) fn infer_type(values: &ColumnValues) -> Option<ColumnType> {
 }
 
 fn distinct_numbers(values: &[f64]) -> usize {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-    sorted.sort_unstable_by(f64::total_cmp);
+    let mut sorted =
+        sextant_stats::sort::sorted_floats(values.iter().copied().filter(|v| !v.is_nan()));
     sorted.dedup();
     sorted.len()
 }
@@ -66,10 +69,14 @@ pub(crate) fn check_compatible(
         ColumnValues::Unsupported { .. } => "values of an unsupported type",
     };
     if let ColumnValues::Unsupported { type_name } = reference {
-        return Err(format!("the reference holds {type_name} values, which are not compared"));
+        return Err(format!(
+            "the reference holds {type_name} values, which are not compared"
+        ));
     }
     if let ColumnValues::Unsupported { type_name } = current {
-        return Err(format!("the current data holds {type_name} values, which are not compared"));
+        return Err(format!(
+            "the current data holds {type_name} values, which are not compared"
+        ));
     }
     match column_type {
         ColumnType::Numerical => {
@@ -115,23 +122,35 @@ impl SortedNumbers {
         let ColumnValues::Numeric { values, .. } = values else {
             unreachable!("checked by check_compatible");
         };
-        let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        finite.sort_unstable_by(f64::total_cmp);
-        SortedNumbers { missing: values.len() - finite.len(), total: values.len(), values: finite }
+        let finite =
+            sextant_stats::sort::sorted_floats(values.iter().copied().filter(|v| v.is_finite()));
+        SortedNumbers {
+            missing: values.len() - finite.len(),
+            total: values.len(),
+            values: finite,
+        }
     }
 
     pub fn missing_share(&self) -> f64 {
         share(self.missing, self.total)
     }
 
-    /// Distinct values (`pd.Series.nunique`).
-    pub fn distinct(&self) -> usize {
-        count_runs(&self.values)
+    /// Distinct values (`pd.Series.nunique`), counted up to `cap`.
+    pub fn distinct_up_to(&self, cap: usize) -> usize {
+        let mut distinct = usize::from(!self.values.is_empty());
+        for pair in self.values.windows(2) {
+            if distinct >= cap {
+                break;
+            }
+            distinct += usize::from(pair[0] != pair[1]);
+        }
+        distinct
     }
 }
 
-/// Distinct values in the union of two sorted slices.
-pub(crate) fn distinct_in_union(a: &[f64], b: &[f64]) -> usize {
+/// Distinct values in the union of two sorted slices, counted up to
+/// `cap` (the callers only ask whether there are more than a few).
+pub(crate) fn distinct_in_union_up_to(a: &[f64], b: &[f64], cap: usize) -> usize {
     let (mut i, mut j, mut distinct) = (0, 0, 0);
     let mut last: Option<f64> = None;
     while i < a.len() || j < b.len() {
@@ -144,17 +163,13 @@ pub(crate) fn distinct_in_union(a: &[f64], b: &[f64]) -> usize {
         };
         if last != Some(next) {
             distinct += 1;
+            if distinct >= cap {
+                return distinct;
+            }
             last = Some(next);
         }
     }
     distinct
-}
-
-fn count_runs(sorted: &[f64]) -> usize {
-    if sorted.is_empty() {
-        return 0;
-    }
-    1 + sorted.windows(2).filter(|w| w[0] != w[1]).count()
 }
 
 pub(crate) fn share(part: usize, whole: usize) -> f64 {
@@ -184,14 +199,18 @@ impl CategoryCounts {
     pub fn new(reference: &ColumnValues, current: &ColumnValues) -> CategoryCounts {
         match (reference, current) {
             (ColumnValues::Numeric { .. }, ColumnValues::Numeric { .. }) => {
-                CategoryCounts::of_numbers(&SortedNumbers::new(reference), &SortedNumbers::new(current))
+                CategoryCounts::of_numbers(
+                    &SortedNumbers::new(reference),
+                    &SortedNumbers::new(current),
+                )
             }
             _ => CategoryCounts::of_labels(reference, current),
         }
     }
 
     pub fn of_numbers(reference: &SortedNumbers, current: &SortedNumbers) -> CategoryCounts {
-        let (mut labels, mut reference_counts, mut current_counts) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut labels, mut reference_counts, mut current_counts) =
+            (Vec::new(), Vec::new(), Vec::new());
         let (a, b) = (&reference.values, &current.values);
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
@@ -244,7 +263,8 @@ impl CategoryCounts {
             }
             (counts, missing)
         };
-        let (reference_by_code, reference_missing) = count(&reference_codes, reference.dictionary().len());
+        let (reference_by_code, reference_missing) =
+            count(&reference_codes, reference.dictionary().len());
         let (current_by_code, current_missing) = count(&current_codes, current.dictionary().len());
 
         let mut by_label: HashMap<&str, (u64, u64)> = HashMap::new();
@@ -274,11 +294,17 @@ impl CategoryCounts {
     }
 
     pub fn reference_shares(&self) -> Vec<f64> {
-        self.reference.iter().map(|&n| n as f64 / self.reference_total as f64).collect()
+        self.reference
+            .iter()
+            .map(|&n| n as f64 / self.reference_total as f64)
+            .collect()
     }
 
     pub fn current_shares(&self) -> Vec<f64> {
-        self.current.iter().map(|&n| n as f64 / self.current_total as f64).collect()
+        self.current
+            .iter()
+            .map(|&n| n as f64 / self.current_total as f64)
+            .collect()
     }
 }
 

@@ -22,7 +22,7 @@
 
 use sextant_stats::{contingency, divergence, ks, wasserstein};
 
-use super::columns::{self, distinct_in_union, CategoryCounts, SortedNumbers};
+use super::columns::{self, distinct_in_union_up_to, CategoryCounts, SortedNumbers};
 use super::{ColumnDrift, ColumnOutcome, ColumnPair, ColumnType, Distribution};
 
 /// Evidently's cut between small and large references.
@@ -42,7 +42,9 @@ impl StatTest {
     fn describe(self) -> (&'static str, &'static str, f64, bool) {
         match self {
             StatTest::KolmogorovSmirnov => ("ks", "K-S p_value", 0.05, false),
-            StatTest::WassersteinNormed => ("wasserstein", "Wasserstein distance (normed)", 0.1, true),
+            StatTest::WassersteinNormed => {
+                ("wasserstein", "Wasserstein distance (normed)", 0.1, true)
+            }
             StatTest::JensenShannon => ("jensenshannon", "Jensen-Shannon distance", 0.1, true),
             StatTest::ChiSquare => ("chisquare", "chi-square p_value", 0.05, false),
             StatTest::ZTest => ("z", "Z-test p_value", 0.05, false),
@@ -74,7 +76,11 @@ pub(crate) fn compare(pair: &ColumnPair<'_>) -> ColumnOutcome {
 }
 
 fn empty_reason(reference_empty: bool) -> String {
-    let side = if reference_empty { "reference" } else { "current data" };
+    let side = if reference_empty {
+        "reference"
+    } else {
+        "current data"
+    };
     format!("every value in the {side} is missing (Evidently stops here: \"An empty column was provided\")")
 }
 
@@ -84,7 +90,8 @@ fn compare_numerical(pair: &ColumnPair<'_>) -> ColumnOutcome {
     if reference.values.is_empty() || current.values.is_empty() {
         return ColumnOutcome::Skipped(empty_reason(reference.values.is_empty()));
     }
-    let distinct = distinct_in_union(&reference.values, &current.values);
+    // The table only asks whether there are more than 2 or 5 values.
+    let distinct = distinct_in_union_up_to(&reference.values, &current.values, 6);
     let test = StatTest::default_for(ColumnType::Numerical, reference.values.len(), distinct);
     let distribution = numeric_distribution(&reference, &current);
     let score = match test {
@@ -217,7 +224,11 @@ fn verdict(
         p_value: (!higher_means_drift).then_some(score),
         threshold,
         drifted,
-        reasons: if drifted { vec!["distribution".to_string()] } else { Vec::new() },
+        reasons: if drifted {
+            vec!["distribution".to_string()]
+        } else {
+            Vec::new()
+        },
         reference_count,
         current_count,
         reference_missing_share,
@@ -235,10 +246,13 @@ fn verdict(
 /// reference has more than 20 distinct values, one bin per distinct value
 /// otherwise; shares of each side's own length.
 fn binned_shares(reference: &SortedNumbers, current: &SortedNumbers) -> (Vec<f64>, Vec<f64>) {
-    if reference.distinct() > 20 {
+    if reference.distinct_up_to(21) > 20 {
         let edges = sturges_edges(&reference.values, &current.values);
         let shares = |values: &[f64]| {
-            histogram_counts(values, &edges).into_iter().map(|n| n as f64 / values.len() as f64).collect()
+            histogram_counts(values, &edges)
+                .into_iter()
+                .map(|n| n as f64 / values.len() as f64)
+                .collect()
         };
         (shares(&reference.values), shares(&current.values))
     } else {
@@ -284,12 +298,18 @@ fn histogram_counts(sorted: &[f64], edges: &[f64]) -> Vec<u64> {
     let below = |edge: f64| sorted.partition_point(|&x| x < edge);
     let mut cumulative: Vec<usize> = edges[..edges.len() - 1].iter().map(|&e| below(e)).collect();
     cumulative.push(sorted.partition_point(|&x| x <= edges[edges.len() - 1]));
-    cumulative.windows(2).map(|w| (w[1] - w[0]) as u64).collect()
+    cumulative
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as u64)
+        .collect()
 }
 
 /// The chart of a numeric column: Evidently-style Sturges bins over both
 /// sides, capped at 40 bins so the chart stays readable.
-pub(crate) fn numeric_distribution(reference: &SortedNumbers, current: &SortedNumbers) -> Distribution {
+pub(crate) fn numeric_distribution(
+    reference: &SortedNumbers,
+    current: &SortedNumbers,
+) -> Distribution {
     if reference.values.is_empty() || current.values.is_empty() {
         return Distribution {
             kind: "bins".to_string(),
@@ -304,7 +324,10 @@ pub(crate) fn numeric_distribution(reference: &SortedNumbers, current: &SortedNu
         edges = linspace(edges[0], edges[edges.len() - 1], 41);
     }
     let shares = |values: &[f64]| -> Vec<f64> {
-        histogram_counts(values, &edges).into_iter().map(|n| n as f64 / values.len() as f64).collect()
+        histogram_counts(values, &edges)
+            .into_iter()
+            .map(|n| n as f64 / values.len() as f64)
+            .collect()
     };
     Distribution {
         kind: "bins".to_string(),
@@ -336,13 +359,31 @@ mod tests {
     #[test]
     fn default_tests_follow_evidentlys_table() {
         use ColumnType::*;
-        assert_eq!(StatTest::default_for(Numerical, 1000, 6), StatTest::KolmogorovSmirnov);
-        assert_eq!(StatTest::default_for(Numerical, 1000, 5), StatTest::ChiSquare);
+        assert_eq!(
+            StatTest::default_for(Numerical, 1000, 6),
+            StatTest::KolmogorovSmirnov
+        );
+        assert_eq!(
+            StatTest::default_for(Numerical, 1000, 5),
+            StatTest::ChiSquare
+        );
         assert_eq!(StatTest::default_for(Numerical, 1000, 2), StatTest::ZTest);
-        assert_eq!(StatTest::default_for(Numerical, 1001, 6), StatTest::WassersteinNormed);
-        assert_eq!(StatTest::default_for(Numerical, 1001, 5), StatTest::JensenShannon);
-        assert_eq!(StatTest::default_for(Categorical, 1000, 3), StatTest::ChiSquare);
+        assert_eq!(
+            StatTest::default_for(Numerical, 1001, 6),
+            StatTest::WassersteinNormed
+        );
+        assert_eq!(
+            StatTest::default_for(Numerical, 1001, 5),
+            StatTest::JensenShannon
+        );
+        assert_eq!(
+            StatTest::default_for(Categorical, 1000, 3),
+            StatTest::ChiSquare
+        );
         assert_eq!(StatTest::default_for(Categorical, 1000, 2), StatTest::ZTest);
-        assert_eq!(StatTest::default_for(Categorical, 1001, 2), StatTest::JensenShannon);
+        assert_eq!(
+            StatTest::default_for(Categorical, 1001, 2),
+            StatTest::JensenShannon
+        );
     }
 }

@@ -15,7 +15,9 @@ pub fn render(report: &DriftReport) -> String {
     let dataset = &report.dataset;
     let methods = match report.methods {
         MethodSet::Evidently => "Evidently 0.7 defaults",
-        MethodSet::Sextant => "Sextant (fixed reference bins, effect size and corrected significance)",
+        MethodSet::Sextant => {
+            "Sextant (fixed reference bins, effect size and corrected significance)"
+        }
     };
     let _ = write!(
         page,
@@ -40,7 +42,11 @@ pub fn render(report: &DriftReport) -> String {
         current_rows = report.current.rows,
         methods = methods,
         verdict_class = if dataset.drift { "drift" } else { "stable" },
-        verdict = if dataset.drift { "Dataset drift detected" } else { "No dataset drift" },
+        verdict = if dataset.drift {
+            "Dataset drift detected"
+        } else {
+            "No dataset drift"
+        },
         drifted = dataset.drifted_columns,
         columns = dataset.columns,
         share = dataset.share * 100.0,
@@ -100,14 +106,21 @@ fn render_row(page: &mut String, column: &ColumnDrift) {
         );
     }
     if let Some(effect) = &column.effect_sizes {
-        let _ = write!(notes, "<div class=\"note\">PSI {:.3} · JS {:.3} bits", effect.psi, effect.jensen_shannon);
+        let _ = write!(
+            notes,
+            "<div class=\"note\">PSI {:.3} · JS {:.3} bits",
+            effect.psi, effect.jensen_shannon
+        );
         if let Some(d) = effect.ks_statistic {
             let _ = write!(notes, " · K-S D {d:.3}");
         }
         notes.push_str("</div>");
     }
     let verdict = if column.drifted {
-        format!("<span class=\"badge drift\">Drift</span><div class=\"note\">{}</div>", escape(&column.reasons.join(", ")))
+        format!(
+            "<span class=\"badge drift\">Drift</span><div class=\"note\">{}</div>",
+            escape(&column.reasons.join(", "))
+        )
     } else {
         "<span class=\"badge stable\">Stable</span>".to_string()
     };
@@ -149,7 +162,12 @@ fn chart(distribution: &Distribution) -> String {
         h = HEIGHT + 12.0
     );
     let categories = distribution.kind == "categories";
-    for (i, (&r, &c)) in distribution.reference.iter().zip(&distribution.current).enumerate() {
+    for (i, (&r, &c)) in distribution
+        .reference
+        .iter()
+        .zip(&distribution.current)
+        .enumerate()
+    {
         let x = i as f64 * slot;
         let label = if categories {
             distribution.labels.get(i).map(String::as_str).unwrap_or("")
@@ -157,11 +175,22 @@ fn chart(distribution: &Distribution) -> String {
             ""
         };
         let title = if categories {
-            format!("{}: reference {:.1}%, current {:.1}%", escape(label), r * 100.0, c * 100.0)
+            format!(
+                "{}: reference {:.1}%, current {:.1}%",
+                escape(label),
+                r * 100.0,
+                c * 100.0
+            )
         } else {
             let from = distribution.edges.get(i).copied().unwrap_or(f64::NAN);
             let to = distribution.edges.get(i + 1).copied().unwrap_or(f64::NAN);
-            format!("[{}, {}): reference {:.1}%, current {:.1}%", number(from), number(to), r * 100.0, c * 100.0)
+            format!(
+                "[{}, {}): reference {:.1}%, current {:.1}%",
+                number(from),
+                number(to),
+                r * 100.0,
+                c * 100.0
+            )
         };
         let (ref_width, cur_width, cur_offset) = if categories {
             (slot * 0.45, slot * 0.45, slot * 0.45)

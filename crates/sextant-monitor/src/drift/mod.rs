@@ -44,7 +44,9 @@ impl std::str::FromStr for MethodSet {
         match s {
             "evidently" => Ok(MethodSet::Evidently),
             "sextant" => Ok(MethodSet::Sextant),
-            other => Err(format!("unknown method set '{other}': use evidently or sextant")),
+            other => Err(format!(
+                "unknown method set '{other}': use evidently or sextant"
+            )),
         }
     }
 }
@@ -68,7 +70,9 @@ impl std::str::FromStr for ColumnType {
             "num" | "numerical" | "numeric" => Ok(ColumnType::Numerical),
             "cat" | "categorical" => Ok(ColumnType::Categorical),
             "text" => Ok(ColumnType::Text),
-            other => Err(format!("unknown column type '{other}': use numerical, categorical or text")),
+            other => Err(format!(
+                "unknown column type '{other}': use numerical, categorical or text"
+            )),
         }
     }
 }
@@ -297,9 +301,10 @@ pub fn drift_report(
     for (name, outcome) in names.iter().zip(outcomes) {
         match outcome.expect("every column was compared")? {
             ColumnOutcome::Compared(column) => compared.push(*column),
-            ColumnOutcome::Skipped(reason) => {
-                skipped.push(SkippedColumn { column: name.clone(), reason })
-            }
+            ColumnOutcome::Skipped(reason) => skipped.push(SkippedColumn {
+                column: name.clone(),
+                reason,
+            }),
         }
     }
     if options.methods == MethodSet::Sextant {
@@ -307,7 +312,11 @@ pub fn drift_report(
     }
 
     let drifted_columns = compared.iter().filter(|c| c.drifted).count();
-    let share = if compared.is_empty() { 0.0 } else { drifted_columns as f64 / compared.len() as f64 };
+    let share = if compared.is_empty() {
+        0.0
+    } else {
+        drifted_columns as f64 / compared.len() as f64
+    };
     let dataset = DatasetDrift {
         drifted_columns,
         columns: compared.len(),
@@ -317,8 +326,14 @@ pub fn drift_report(
     };
     Ok(DriftReport {
         methods: options.methods,
-        reference: TableSummary { path: reference.path().display().to_string(), rows: reference.rows() },
-        current: TableSummary { path: current.path().display().to_string(), rows: current.rows() },
+        reference: TableSummary {
+            path: reference.path().display().to_string(),
+            rows: reference.rows(),
+        },
+        current: TableSummary {
+            path: current.path().display().to_string(),
+            rows: current.rows(),
+        },
         columns: compared,
         skipped,
         dataset,
@@ -344,7 +359,12 @@ fn columns_to_compare(
     };
     let mut wanted: Vec<String> = match &options.columns {
         Some(columns) => columns.clone(),
-        None => current.column_names().iter().filter(|n| reference.has_column(n)).cloned().collect(),
+        None => current
+            .column_names()
+            .iter()
+            .filter(|n| reference.has_column(n))
+            .cloned()
+            .collect(),
     };
     for special in [&options.target, &options.prediction].into_iter().flatten() {
         if !wanted.contains(special) {
@@ -395,7 +415,8 @@ fn compare_column(
             }
         },
     };
-    if let Err(reason) = columns::check_compatible(&reference_values, &current_values, column_type) {
+    if let Err(reason) = columns::check_compatible(&reference_values, &current_values, column_type)
+    {
         return Ok(ColumnOutcome::Skipped(reason));
     }
     let pair = ColumnPair {
@@ -419,4 +440,3 @@ fn unsupported_reason(values: &ColumnValues) -> String {
         _ => "every value is missing, so the column's type cannot be told".to_string(),
     }
 }
-

@@ -63,7 +63,7 @@ pub(crate) fn compare(pair: &ColumnPair<'_>) -> ColumnOutcome {
             }) {
                 return ColumnOutcome::Skipped(reason);
             }
-            if reference.distinct() <= DISCRETE_VALUES {
+            if reference.distinct_up_to(DISCRETE_VALUES + 1) <= DISCRETE_VALUES {
                 let counts = CategoryCounts::of_numbers(&reference, &current);
                 let mut column = compare_counts(pair, &counts);
                 column.distribution = numeric_distribution(&reference, &current);
@@ -73,14 +73,16 @@ pub(crate) fn compare(pair: &ColumnPair<'_>) -> ColumnOutcome {
         }
         ColumnType::Categorical => {
             let counts = CategoryCounts::new(pair.reference, pair.current);
-            if let Some(reason) =
-                empty_side(counts.reference_total as usize, counts.current_total as usize, || {
+            if let Some(reason) = empty_side(
+                counts.reference_total as usize,
+                counts.current_total as usize,
+                || {
                     (
                         share(counts.reference_missing, counts.reference_rows),
                         share(counts.current_missing, counts.current_rows),
                     )
-                })
-            {
+                },
+            ) {
                 return ColumnOutcome::Skipped(reason);
             }
             ColumnOutcome::Compared(Box::new(compare_counts(pair, &counts)))
@@ -98,7 +100,11 @@ fn empty_side(
         return None;
     }
     let (reference_missing, current_missing) = missing_shares();
-    let side = if reference_present == 0 { "reference" } else { "current data" };
+    let side = if reference_present == 0 {
+        "reference"
+    } else {
+        "current data"
+    };
     Some(format!(
         "every value in the {side} is missing (missing share: reference {:.1}%, current {:.1}%)",
         reference_missing * 100.0,
@@ -115,11 +121,13 @@ fn compare_continuous(
     let reference_shares = bin_shares(&reference.values, &edges);
     let current_shares = bin_shares(&current.values, &edges);
     let psi = psi_with_empty_bins(&reference_shares, &current_shares);
-    let jensen_shannon =
-        divergence::jensen_shannon_distance(&reference_shares, &current_shares, divergence::LogBase::Two);
-    let wasserstein_normed =
-        wasserstein::wasserstein_1_sorted(&reference.values, &current.values)
-            / columns::population_std(&reference.values).max(1e-3);
+    let jensen_shannon = divergence::jensen_shannon_distance(
+        &reference_shares,
+        &current_shares,
+        divergence::LogBase::Two,
+    );
+    let wasserstein_normed = wasserstein::wasserstein_1_sorted(&reference.values, &current.values)
+        / columns::population_std(&reference.values).max(1e-3);
     // scipy's finite-sample p-value up to 10 000 values a side; beyond, the
     // limiting distribution (only "below 0.05 after correction" matters).
     let ks = if reference.values.len().min(current.values.len()) > 10_000 {
@@ -165,8 +173,11 @@ fn compare_counts(pair: &ColumnPair<'_>, counts: &CategoryCounts) -> ColumnDrift
     let reference_shares = counts.reference_shares();
     let current_shares = counts.current_shares();
     let psi = psi_with_empty_bins(&reference_shares, &current_shares);
-    let jensen_shannon =
-        divergence::jensen_shannon_distance(&reference_shares, &current_shares, divergence::LogBase::Two);
+    let jensen_shannon = divergence::jensen_shannon_distance(
+        &reference_shares,
+        &current_shares,
+        divergence::LogBase::Two,
+    );
     let p_value = if counts.labels.len() < 2 {
         // One value on both sides: nothing can differ.
         1.0
@@ -210,7 +221,11 @@ fn compare_counts(pair: &ColumnPair<'_>, counts: &CategoryCounts) -> ColumnDrift
             raw_p_value: p_value,
         }),
         unseen_share: Some(unseen_count as f64 / counts.current_total as f64),
-        unseen_categories: unseen.iter().take(10).map(|(_, label)| label.to_string()).collect(),
+        unseen_categories: unseen
+            .iter()
+            .take(10)
+            .map(|(_, label)| label.to_string())
+            .collect(),
         missing: Some(missing_test(
             counts.reference_missing,
             counts.reference_rows,
@@ -227,8 +242,10 @@ fn compare_counts(pair: &ColumnPair<'_>, counts: &CategoryCounts) -> ColumnDrift
 pub(crate) fn correct_for_multiple_columns(columns: &mut [ColumnDrift]) {
     let raw: Vec<f64> = columns.iter().map(|c| c.p_value.unwrap_or(1.0)).collect();
     let adjusted = correction::benjamini_hochberg(&raw);
-    let raw_missing: Vec<f64> =
-        columns.iter().map(|c| c.missing.as_ref().map_or(1.0, |m| m.p_value)).collect();
+    let raw_missing: Vec<f64> = columns
+        .iter()
+        .map(|c| c.missing.as_ref().map_or(1.0, |m| m.p_value))
+        .collect();
     let adjusted_missing = correction::benjamini_hochberg(&raw_missing);
     for ((column, p), p_missing) in columns.iter_mut().zip(adjusted).zip(adjusted_missing) {
         column.p_value = Some(p);
@@ -262,7 +279,8 @@ fn missing_test(
     current_missing: usize,
     current_rows: usize,
 ) -> MissingDrift {
-    let difference = share(current_missing, current_rows) - share(reference_missing, reference_rows);
+    let difference =
+        share(current_missing, current_rows) - share(reference_missing, reference_rows);
     let p_value = if reference_missing + current_missing == 0
         || reference_missing + current_missing == reference_rows + current_rows
     {
@@ -276,7 +294,12 @@ fn missing_test(
         )
         .p_value
     };
-    MissingDrift { statistic: difference, p_value, threshold: MISSING_SHARE_THRESHOLD, drifted: false }
+    MissingDrift {
+        statistic: difference,
+        p_value,
+        threshold: MISSING_SHARE_THRESHOLD,
+        drifted: false,
+    }
 }
 
 /// Interior edges at the reference's deciles (the nearest-rank quantile
@@ -296,7 +319,10 @@ fn decile_edges(sorted_reference: &[f64]) -> Vec<f64> {
 /// Shares in the bins (−∞, e₁), [e₁, e₂), …, [e_k, +∞) of sorted values.
 fn bin_shares(sorted: &[f64], interior_edges: &[f64]) -> Vec<f64> {
     let n = sorted.len() as f64;
-    let mut below: Vec<usize> = interior_edges.iter().map(|&e| sorted.partition_point(|&x| x < e)).collect();
+    let mut below: Vec<usize> = interior_edges
+        .iter()
+        .map(|&e| sorted.partition_point(|&x| x < e))
+        .collect();
     below.insert(0, 0);
     below.push(sorted.len());
     below.windows(2).map(|w| (w[1] - w[0]) as f64 / n).collect()
@@ -305,7 +331,10 @@ fn bin_shares(sorted: &[f64], interior_edges: &[f64]) -> Vec<f64> {
 /// PSI = Σ (c − r)·ln(c / r), empty shares replaced by ε = 1e-4.
 fn psi_with_empty_bins(reference: &[f64], current: &[f64]) -> f64 {
     let fill = |shares: &[f64]| -> Vec<f64> {
-        shares.iter().map(|&s| if s == 0.0 { PSI_EMPTY_SHARE } else { s }).collect()
+        shares
+            .iter()
+            .map(|&s| if s == 0.0 { PSI_EMPTY_SHARE } else { s })
+            .collect()
     };
     divergence::psi(&fill(reference), &fill(current))
 }
@@ -316,7 +345,9 @@ fn category_distribution(counts: &CategoryCounts) -> Distribution {
     let current = counts.current_shares();
     let mut order: Vec<usize> = (0..counts.labels.len()).collect();
     order.sort_by(|&a, &b| {
-        (reference[b] + current[b]).total_cmp(&(reference[a] + current[a])).then(a.cmp(&b))
+        (reference[b] + current[b])
+            .total_cmp(&(reference[a] + current[a]))
+            .then(a.cmp(&b))
     });
     order.truncate(30);
     order.sort_unstable();

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use sextant_monitor::dataset::Table;
-use sextant_monitor::drift::{drift_report, html, ColumnDrift, DriftOptions, DriftReport, MethodSet};
+use sextant_monitor::drift::{
+    drift_report, html, ColumnDrift, DriftOptions, DriftReport, MethodSet,
+};
 
 use crate::golden_dir;
 
@@ -15,21 +17,45 @@ fn sextant_report(case: &str, ext: &str) -> DriftReport {
 }
 
 fn column<'a>(report: &'a DriftReport, name: &str) -> &'a ColumnDrift {
-    report.columns.iter().find(|c| c.column == name).unwrap_or_else(|| panic!("no column {name}"))
+    report
+        .columns
+        .iter()
+        .find(|c| c.column == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
 }
 
 #[test]
 fn sextant_methods_flag_the_injected_shifts_and_nothing_else() {
     let report = sextant_report("large", "parquet");
-    let drifted: Vec<&str> =
-        report.columns.iter().filter(|c| c.drifted).map(|c| c.column.as_str()).collect();
+    let drifted: Vec<&str> = report
+        .columns
+        .iter()
+        .filter(|c| c.drifted)
+        .map(|c| c.column.as_str())
+        .collect();
     for expected in [
-        "shift_large", "lognormal", "uniform", "mixture", "cat_three", "cat_new_level", "with_gaps",
+        "shift_large",
+        "lognormal",
+        "uniform",
+        "mixture",
+        "cat_three",
+        "cat_new_level",
+        "with_gaps",
     ] {
-        assert!(drifted.contains(&expected), "{expected} should drift; drifted: {drifted:?}");
+        assert!(
+            drifted.contains(&expected),
+            "{expected} should drift; drifted: {drifted:?}"
+        );
     }
-    for undrifted in (0..12).map(|i| format!("num_{i:02}")).chain(["cat_stable".into(), "cat_many".into()]) {
-        assert!(!drifted.contains(&undrifted.as_str()), "{undrifted} should not drift: {:?}", column(&report, &undrifted));
+    for undrifted in (0..12)
+        .map(|i| format!("num_{i:02}"))
+        .chain(["cat_stable".into(), "cat_many".into()])
+    {
+        assert!(
+            !drifted.contains(&undrifted.as_str()),
+            "{undrifted} should not drift: {:?}",
+            column(&report, &undrifted)
+        );
     }
     // A 0.05 sd shift is significant at these sizes but not material.
     let small = column(&report, "shift_small");
@@ -50,15 +76,24 @@ fn sextant_methods_flag_the_injected_shifts_and_nothing_else() {
     // p-values are adjusted: never below the raw ones.
     for c in &report.columns {
         let raw = c.effect_sizes.as_ref().unwrap().raw_p_value;
-        assert!(c.p_value.unwrap() >= raw - 1e-15, "{}: adjusted {:?} < raw {raw}", c.column, c.p_value);
+        assert!(
+            c.p_value.unwrap() >= raw - 1e-15,
+            "{}: adjusted {:?} < raw {raw}",
+            c.column,
+            c.p_value
+        );
     }
 }
 
 #[test]
 fn undrifted_data_raises_nothing() {
     let report = sextant_report("stable_csv", "csv");
-    let drifted: Vec<&str> =
-        report.columns.iter().filter(|c| c.drifted).map(|c| c.column.as_str()).collect();
+    let drifted: Vec<&str> = report
+        .columns
+        .iter()
+        .filter(|c| c.drifted)
+        .map(|c| c.column.as_str())
+        .collect();
     assert!(drifted.is_empty(), "chance alarms: {drifted:?}");
     assert!(!report.dataset.drift);
     assert_eq!(report.dataset.columns, 29, "skipped: {:?}", report.skipped);
@@ -86,8 +121,15 @@ fn the_html_report_is_self_contained() {
     let page = html::render(&report);
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(!page.contains("<script"), "no JavaScript");
-    assert!(!page.contains("http://") && !page.contains("https://"), "nothing fetched");
-    assert_eq!(page.matches("<svg").count(), report.columns.len(), "a chart per column");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing fetched"
+    );
+    assert_eq!(
+        page.matches("<svg").count(),
+        report.columns.len(),
+        "a chart per column"
+    );
     assert!(page.contains("cat_new_level"));
 }
 
@@ -100,26 +142,47 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
 #[test]
 fn bad_input_is_an_error_or_a_reported_skip() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = write(&dir, "ref.csv", "a,b,c,d\n1.5,x,1.0,\n2.5,y,2.0,\n3.5,x,3.0,\n4.5,y,4.0,\n");
-    let current = write(&dir, "cur.csv", "a,b,c,e\n1.5,x,oops,1\n2.5,y,two,2\n3.5,z,3,3\n");
+    let reference = write(
+        &dir,
+        "ref.csv",
+        "a,b,c,d\n1.5,x,1.0,\n2.5,y,2.0,\n3.5,x,3.0,\n4.5,y,4.0,\n",
+    );
+    let current = write(
+        &dir,
+        "cur.csv",
+        "a,b,c,e\n1.5,x,oops,1\n2.5,y,two,2\n3.5,z,3,3\n",
+    );
     let reference = Table::open(&reference).unwrap();
     let current = Table::open(&current).unwrap();
 
     // A column asked for that one side lacks: an error naming it and the side.
     let mut options = DriftOptions::new(MethodSet::Sextant);
     options.columns = Some(vec!["a".into(), "d".into()]);
-    let error = drift_report(&reference, &current, &options).unwrap_err().to_string();
-    assert!(error.contains("'d'") && error.contains("current"), "{error}");
+    let error = drift_report(&reference, &current, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("'d'") && error.contains("current"),
+        "{error}"
+    );
 
     // Shared columns only by default; a numeric column holding text is skipped with the reason.
     let mut options = DriftOptions::new(MethodSet::Sextant);
-    options.column_types.insert("c".into(), sextant_monitor::drift::ColumnType::Numerical);
+    options
+        .column_types
+        .insert("c".into(), sextant_monitor::drift::ColumnType::Numerical);
     // Three distinct strings in three rows would be typed as text.
-    options.column_types.insert("b".into(), sextant_monitor::drift::ColumnType::Categorical);
+    options
+        .column_types
+        .insert("b".into(), sextant_monitor::drift::ColumnType::Categorical);
     let report = drift_report(&reference, &current, &options).unwrap();
     let names: Vec<&str> = report.columns.iter().map(|c| c.column.as_str()).collect();
     assert!(names.contains(&"a") && names.contains(&"b"), "{names:?}");
-    let skipped = report.skipped.iter().find(|s| s.column == "c").expect("c skipped");
+    let skipped = report
+        .skipped
+        .iter()
+        .find(|s| s.column == "c")
+        .expect("c skipped");
     assert!(skipped.reason.contains("non-numeric"), "{}", skipped.reason);
 
     // An all-empty column is skipped, not a panic or a verdict.
@@ -131,23 +194,42 @@ fn bad_input_is_an_error_or_a_reported_skip() {
         &DriftOptions::new(MethodSet::Evidently),
     )
     .unwrap();
-    let skipped = report.skipped.iter().find(|s| s.column == "d").expect("d skipped");
+    let skipped = report
+        .skipped
+        .iter()
+        .find(|s| s.column == "d")
+        .expect("d skipped");
     assert!(skipped.reason.contains("missing"), "{}", skipped.reason);
 
     // Unreadable files.
-    assert!(Table::open(&dir.path().join("absent.csv")).err().unwrap().to_string().contains("absent.csv"));
+    assert!(Table::open(&dir.path().join("absent.csv"))
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("absent.csv"));
     let not_parquet = write(&dir, "data.parquet", "this is not parquet");
     assert!(Table::open(&not_parquet).is_err());
     let unknown = write(&dir, "data.xlsx", "a\n1\n");
-    assert!(Table::open(&unknown).err().unwrap().to_string().contains(".csv or .parquet"));
+    assert!(Table::open(&unknown)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains(".csv or .parquet"));
     let ragged = write(&dir, "ragged.csv", "a,b\n1,2\n3\n");
-    let error = Table::open(&ragged).err().expect("ragged rows are an error").to_string();
+    let error = Table::open(&ragged)
+        .err()
+        .expect("ragged rows are an error")
+        .to_string();
     assert!(error.contains("ragged.csv"), "{error}");
 
     // No shared column at all.
     let other = write(&dir, "other.csv", "z\n1\n");
-    let error = drift_report(&reference, &Table::open(&other).unwrap(), &DriftOptions::new(MethodSet::Sextant))
-        .unwrap_err()
-        .to_string();
+    let error = drift_report(
+        &reference,
+        &Table::open(&other).unwrap(),
+        &DriftOptions::new(MethodSet::Sextant),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("no column in common"), "{error}");
 }

@@ -18,14 +18,20 @@ fn report_for(case: &Path) -> DriftReport {
     };
     let reference = Table::open(&find("reference")).unwrap();
     let current = Table::open(&find("current")).unwrap();
-    drift_report(&reference, &current, &DriftOptions::new(MethodSet::Evidently)).unwrap()
+    drift_report(
+        &reference,
+        &current,
+        &DriftOptions::new(MethodSet::Evidently),
+    )
+    .unwrap()
 }
 
 #[track_caller]
 fn check_case(name: &str) {
     let case = golden_dir().join(name);
     let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(case.join("evidently.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(case.join("evidently.json")).unwrap())
+            .unwrap();
     let report = report_for(&case);
     let expected_columns = golden["columns"].as_object().unwrap();
 
@@ -38,16 +44,24 @@ fn check_case(name: &str) {
         };
         let method = expected["method"].as_str().unwrap();
         if ours.method_name != method {
-            problems.push(format!("{column}: method {} where Evidently used {method}", ours.method_name));
+            problems.push(format!(
+                "{column}: method {} where Evidently used {method}",
+                ours.method_name
+            ));
             continue;
         }
         let threshold = expected["threshold"].as_f64().unwrap();
         if ours.threshold != threshold {
-            problems.push(format!("{column}: threshold {} against {threshold}", ours.threshold));
+            problems.push(format!(
+                "{column}: threshold {} against {threshold}",
+                ours.threshold
+            ));
         }
         let score = expected["score"].as_f64().unwrap();
         let tolerance = 1e-9 * score.abs().max(1.0);
-        if (ours.statistic - score).abs() > tolerance && !(ours.statistic.is_nan() && score.is_nan()) {
+        if (ours.statistic - score).abs() > tolerance
+            && !(ours.statistic.is_nan() && score.is_nan())
+        {
             problems.push(format!(
                 "{column} ({method}): statistic {:e} against Evidently's {score:e} (diff {:e})",
                 ours.statistic,
@@ -55,7 +69,10 @@ fn check_case(name: &str) {
             ));
         }
         if ours.drifted != expected["drifted"].as_bool().unwrap() {
-            problems.push(format!("{column}: drifted {} against {}", ours.drifted, expected["drifted"]));
+            problems.push(format!(
+                "{column}: drifted {} against {}",
+                ours.drifted, expected["drifted"]
+            ));
         }
     }
     for ours in &report.columns {
@@ -71,10 +88,16 @@ fn check_case(name: &str) {
         ));
     }
     if (report.dataset.share - dataset["share"].as_f64().unwrap()).abs() > 1e-12 {
-        problems.push(format!("dataset: share {} against {}", report.dataset.share, dataset["share"]));
+        problems.push(format!(
+            "dataset: share {} against {}",
+            report.dataset.share, dataset["share"]
+        ));
     }
     if report.dataset.drift != dataset["drift"].as_bool().unwrap() {
-        problems.push(format!("dataset: drift {} against {}", report.dataset.drift, dataset["drift"]));
+        problems.push(format!(
+            "dataset: drift {} against {}",
+            report.dataset.drift, dataset["drift"]
+        ));
     }
     assert!(problems.is_empty(), "case {name}:\n{}", problems.join("\n"));
 }

@@ -35,6 +35,11 @@ fn conflict(message: impl Into<String>) -> ApiError {
 }
 
 fn serving(state: &AppState) -> ApiResult<&crate::serving::Serving> {
+    serving_state(state)
+}
+
+/// The serving state, or 501 when this server does not serve models.
+pub(crate) fn serving_state(state: &AppState) -> ApiResult<&crate::serving::Serving> {
     state.serving().ok_or_else(|| {
         ApiError::User(
             ErrorCode::NotImplemented,

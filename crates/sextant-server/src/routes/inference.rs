@@ -180,6 +180,24 @@ fn answer_headers(response: &mut Response, answer: &Answer) {
     set("x-sextant-model", &answer.model.name);
     set("x-sextant-model-version", &answer.model.version.to_string());
     set("x-sextant-arm", &answer.arm);
+    if let Some((outlier, _, _)) = outlier_fields(answer) {
+        set("x-sextant-outlier", if outlier { "true" } else { "false" });
+    }
+}
+
+/// Whether any row is an outlier, the highest score, and each row's flag
+/// when the request had several rows. `None` while the deployment's
+/// reference window is still filling.
+fn outlier_fields(answer: &Answer) -> Option<(bool, f64, Option<Vec<bool>>)> {
+    let verdicts = answer.outliers.as_ref().filter(|v| !v.is_empty())?;
+    let outlier = verdicts.iter().any(|v| v.outlier);
+    let score = verdicts
+        .iter()
+        .map(|v| v.score)
+        .filter(|s| s.is_finite())
+        .fold(0.0f64, f64::max);
+    let per_row = (verdicts.len() > 1).then(|| verdicts.iter().map(|v| v.outlier).collect());
+    Some((outlier, score, per_row))
 }
 
 #[derive(Deserialize)]
@@ -247,6 +265,13 @@ pub(crate) async fn infer(
     parameters.insert("prediction_id".into(), answer.prediction_id.clone().into());
     parameters.insert("arm".into(), answer.arm.clone().into());
     parameters.insert("registered_model".into(), answer.model.name.clone().into());
+    if let Some((outlier, score, per_row)) = outlier_fields(&answer) {
+        parameters.insert("outlier".into(), outlier.into());
+        parameters.insert("outlier_score".into(), score.into());
+        if let Some(per_row) = per_row {
+            parameters.insert("outliers".into(), per_row.into());
+        }
+    }
     let mut binary_body = Vec::new();
     let response = wire::OipInferenceResponse {
         model_name: live.name.clone(),
@@ -534,12 +559,19 @@ async fn score(
         answer.default_output,
         answer.engine == "python",
     );
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "predictions": predictions,
         "prediction_id": answer.prediction_id,
         "model_version": answer.model.version.to_string(),
         "arm": answer.arm,
     });
+    if let Some((outlier, score, per_row)) = outlier_fields(&answer) {
+        body["outlier"] = outlier.into();
+        body["outlier_score"] = score.into();
+        if let Some(per_row) = per_row {
+            body["outliers"] = per_row.into();
+        }
+    }
     let mut response = Json(body).into_response();
     answer_headers(&mut response, &answer);
     Ok(response)
@@ -561,7 +593,14 @@ pub(crate) async fn metrics(State(serving): State<Serving>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        serving.metrics().render(),
+        {
+            let mut text = serving.metrics().render();
+            text.push_str(&crate::serving::monitoring::render_metrics(
+                &serving.monitors(),
+                crate::serving::now_micros(),
+            ));
+            text
+        },
     )
         .into_response()
 }

@@ -17,6 +17,7 @@ mod artifacts;
 pub(crate) mod deployments;
 pub(crate) mod inference;
 mod meta;
+pub(crate) mod monitoring;
 mod registry;
 mod tracking;
 pub(crate) mod v1;

@@ -75,6 +75,9 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/deployments/{name}/history", on_deployment(Permission::Read), super::deployments::history),
     route!(GET "/deployments/{name}/status", on_deployment(Permission::Read), super::deployments::status),
     route!(POST "/deployments/{name}/report", on_deployment(Permission::Edit), super::deployments::report),
+    route!(PUT "/deployments/{name}/monitoring/reference", on_deployment(Permission::Edit), super::monitoring::put_reference),
+    route!(GET "/deployments/{name}/monitoring", on_deployment(Permission::Read), super::monitoring::report),
+    route!(GET "/deployments/{name}/monitoring/windows", on_deployment(Permission::Read), super::monitoring::windows),
     RouteSpec {
         method: axum::http::Method::PUT,
         path: "/deployments/{name}/prediction-log/{*file}",

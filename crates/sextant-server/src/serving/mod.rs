@@ -18,6 +18,7 @@
 mod codec;
 pub mod controller;
 mod loader;
+pub mod monitoring;
 pub(crate) mod predlog;
 pub(crate) mod replica_auth;
 mod source;
@@ -77,6 +78,8 @@ pub struct LiveArm {
     /// The arm's name and model, shared with every prediction-log record.
     log_name: Arc<str>,
     log_model: Arc<ModelRef>,
+    /// This model version's live monitor in this deployment.
+    monitor: Arc<monitoring::VersionMonitor>,
 }
 
 impl LiveArm {
@@ -99,6 +102,8 @@ pub struct LiveDeployment {
     in_flight: Arc<std::sync::atomic::AtomicI64>,
     /// The name, shared with every prediction-log record.
     log_name: Arc<str>,
+    /// Drift and outlier monitoring, shared by every revision.
+    monitor: Arc<monitoring::DeploymentMonitor>,
 }
 
 /// Which arm answers, and why.
@@ -291,6 +296,9 @@ pub struct Answer {
     pub model: ModelRef,
     pub default_output: usize,
     pub engine: &'static str,
+    /// A verdict per row against the deployment's reference (none while
+    /// the reference window is still filling).
+    pub outliers: Option<Vec<sextant_monitor::live::OutlierVerdict>>,
 }
 
 /// Requests with at most this many rows run on the I/O thread when the
@@ -323,6 +331,7 @@ struct ServingInner {
     /// joined at shutdown.
     tasks: Mutex<tokio::task::JoinSet<()>>,
     booted: std::sync::atomic::AtomicBool,
+    monitoring: monitoring::Monitoring,
 }
 
 struct ShadowJob {
@@ -360,6 +369,7 @@ impl Serving {
                 changes: tokio::sync::Mutex::new(()),
                 stop: tokio::sync::watch::channel(false).0,
                 booted: std::sync::atomic::AtomicBool::new(false),
+                monitoring: monitoring::Monitoring::default(),
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
         };
@@ -488,6 +498,8 @@ impl Serving {
         revision: i64,
         spec: &DeploymentSpec,
     ) -> Result<Arc<LiveDeployment>, String> {
+        let monitor = self.inner.monitoring.deployment(name);
+        self.load_profile(&monitor).await;
         let mut arms = Vec::with_capacity(spec.arms.len());
         for arm in &spec.arms {
             let model = self
@@ -511,6 +523,7 @@ impl Serving {
                 counters: self.inner.metrics.arm(labels),
                 revision_counters: Arc::new(Counters::new()),
                 log_name: Arc::from(arm.name.as_str()),
+                monitor: monitor.version(&log_model),
                 log_model,
             });
         }
@@ -546,6 +559,7 @@ impl Serving {
             sticky_header,
             in_flight: self.inner.metrics.in_flight(name),
             log_name: Arc::from(name),
+            monitor,
         }))
     }
 
@@ -636,8 +650,8 @@ impl Serving {
             Pick::Routed(_) => live.shadow_for_request(),
             Pick::Pinned(_) => None,
         };
-        let keep_inputs = live.spec.settings.log_predictions || shadow.is_some();
-        let kept = keep_inputs.then(|| inputs.clone());
+        // Monitoring reads every request's inputs after the model has run.
+        let kept = Some(inputs.clone());
         let rows = inputs.first().map_or(0, |t| t.tensor.rows());
         let result = self.run(&arm.model, inputs, layout).await;
         in_flight.fetch_sub(1, Relaxed);
@@ -651,6 +665,10 @@ impl Serving {
         arm.counters.record(outcome, rows, latency);
         arm.revision_counters.record(outcome, rows, latency);
         let prediction_id = prediction_id();
+        let outliers = match (&kept, &result) {
+            (Some(inputs), Ok(outputs)) => self.observe(live, arm, inputs, Some(outputs)),
+            _ => None,
+        };
         if let (Some(shadow_arm), Some(inputs)) = (shadow, &kept) {
             let index = live
                 .arms
@@ -695,7 +713,112 @@ impl Serving {
             model: arm.model.model_ref.clone(),
             default_output: arm.model.model.default_output(),
             engine: arm.model.model.info().engine,
+            outliers,
         })
+    }
+
+    /// Feeds `arm`'s monitor with a request and its answer: a verdict per
+    /// row, or none while the reference window fills (storing the profile
+    /// when it completes).
+    fn observe(
+        &self,
+        live: &LiveDeployment,
+        arm: &LiveArm,
+        inputs: &[NamedTensor],
+        outputs: Option<&Vec<NamedTensor>>,
+    ) -> Option<Vec<sextant_monitor::live::OutlierVerdict>> {
+        let (verdicts, event) = live.monitor.observe(
+            &arm.monitor,
+            now_micros(),
+            inputs,
+            arm.model.feature_names.as_deref().map(Vec::as_slice),
+            outputs.map(Vec::as_slice),
+            arm.model.model.default_output(),
+        );
+        if let Some(monitoring::ProfileEvent::WindowComplete(profile)) = event {
+            let serving = self.clone();
+            let deployment = live.name.clone();
+            tokio::spawn(async move { serving.store_profile(&deployment, &profile).await });
+        }
+        verdicts
+    }
+
+    /// The monitoring of `deployment`, if it was ever served here.
+    pub fn monitor(&self, deployment: &str) -> Option<Arc<monitoring::DeploymentMonitor>> {
+        self.inner.monitoring.existing(deployment)
+    }
+
+    /// The monitoring of `deployment`, created when missing (a reference
+    /// can be set before the deployment first serves here).
+    pub fn monitor_or_create(&self, deployment: &str) -> Arc<monitoring::DeploymentMonitor> {
+        self.inner.monitoring.deployment(deployment)
+    }
+
+    /// Every deployment's monitoring in this process.
+    pub fn monitors(&self) -> Vec<Arc<monitoring::DeploymentMonitor>> {
+        self.inner.monitoring.all()
+    }
+
+    /// Loads `monitor`'s stored profile the first time its deployment is
+    /// prepared in this process (embedded servers only: a replica builds
+    /// its own reference window).
+    async fn load_profile(&self, monitor: &monitoring::DeploymentMonitor) {
+        if monitor.profile().is_some() || !monitor.mark_profile_loaded() {
+            return;
+        }
+        let Source::Local { artifacts, .. } = &self.inner.source else {
+            return;
+        };
+        let Ok(path) =
+            sextant_artifacts::ArtifactPath::parse(&monitoring::profile_path(monitor.name()))
+        else {
+            return;
+        };
+        let bytes = match artifacts.get(&path).await {
+            Ok(download) => {
+                use futures::TryStreamExt;
+                let chunks: Result<Vec<bytes::Bytes>, _> = download.body.try_collect().await;
+                match chunks {
+                    Ok(chunks) => chunks.concat(),
+                    Err(err) => {
+                        tracing::warn!(deployment = monitor.name(), cause = %err, "cannot read the monitoring profile");
+                        return;
+                    }
+                }
+            }
+            Err(_) => return,
+        };
+        match serde_json::from_slice::<monitoring::StoredProfile>(&bytes) {
+            Ok(stored) => monitor.set_profile(Some(Arc::new(stored))),
+            Err(err) => {
+                tracing::warn!(deployment = monitor.name(), cause = %err, "stored monitoring profile unreadable; collecting a new reference")
+            }
+        }
+    }
+
+    /// Stores `profile` as `deployment`'s reference (embedded servers).
+    pub async fn store_profile(&self, deployment: &str, profile: &monitoring::StoredProfile) {
+        let Source::Local { artifacts, .. } = &self.inner.source else {
+            return;
+        };
+        let result = async {
+            let path =
+                sextant_artifacts::ArtifactPath::parse(&monitoring::profile_path(deployment))
+                    .map_err(|e| e.to_string())?;
+            let json = serde_json::to_vec(profile).map_err(|e| e.to_string())?;
+            let body = futures::stream::once(async move {
+                Ok::<_, std::convert::Infallible>(bytes::Bytes::from(json))
+            });
+            artifacts
+                .put(&path, body)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(deployment, cause = %err, "cannot store the monitoring profile");
+        }
     }
 
     async fn run(
@@ -743,13 +866,18 @@ impl Serving {
             let arm = &job.live.arms[job.arm];
             let started = Instant::now();
             let rows = job.inputs.first().map_or(0, |t| t.tensor.rows());
+            // Kept for the log and for the shadow version's own monitor.
+            let kept_inputs = job.inputs.clone();
+            let result = self.run(&arm.model, job.inputs, job.layout).await;
+            if let Ok(outputs) = &result {
+                self.observe(&job.live, arm, &kept_inputs, Some(outputs));
+            }
             let logged_inputs = job
                 .live
                 .spec
                 .settings
                 .log_predictions
-                .then(|| job.inputs.clone());
-            let result = self.run(&arm.model, job.inputs, job.layout).await;
+                .then_some(kept_inputs);
             let latency = started.elapsed();
             let outcome = match &result {
                 Ok(_) => Outcome::Ok,

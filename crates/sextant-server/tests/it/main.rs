@@ -9,6 +9,7 @@ mod bad_input;
 mod durability;
 mod experiments;
 mod governance;
+mod monitoring;
 mod registry;
 mod runs;
 mod search;

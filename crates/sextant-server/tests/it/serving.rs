@@ -94,7 +94,7 @@ fn margins(version: i64) -> (f64, f64) {
 
 /// Registers version `version` of `name` (a stump whose leaves encode the
 /// version; `files` overrides the model file, e.g. with garbage).
-async fn register(app: &TestApp, name: &str, version: i64, model_file: Option<&[u8]>) {
+pub(crate) async fn register(app: &TestApp, name: &str, version: i64, model_file: Option<&[u8]>) {
     let run = app.create_run("0", &format!("{name}-{version}")).await;
     let root = format!("0/{run}/artifacts/model");
     let (left, right) = margins(version);
@@ -122,7 +122,7 @@ async fn register(app: &TestApp, name: &str, version: i64, model_file: Option<&[
     assert_eq!(created["model_version"]["version"], version.to_string());
 }
 
-async fn v1(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> Reply {
+pub(crate) async fn v1(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> Reply {
     let mut request = app
         .client
         .request(method, app.url(&format!("/api/v1{path}")));
@@ -185,7 +185,7 @@ fn answered_version(answer: &Answer) -> i64 {
     version
 }
 
-async fn create_deployment(app: &TestApp, name: &str, model: &str) -> Value {
+pub(crate) async fn create_deployment(app: &TestApp, name: &str, model: &str) -> Value {
     v1(
         app,
         Method::POST,

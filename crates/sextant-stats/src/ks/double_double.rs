@@ -65,7 +65,10 @@ impl DoubleDouble {
 
     /// Multiplies by `2^exponent` (exact unless it under/overflows).
     pub fn ldexp(self, exponent: i32) -> Self {
-        Self { hi: ldexp(self.hi, exponent), lo: ldexp(self.lo, exponent) }
+        Self {
+            hi: ldexp(self.hi, exponent),
+            lo: ldexp(self.lo, exponent),
+        }
     }
 
     /// `self^m` for `m >= 0` as a normalised mantissa and a binary exponent,
@@ -102,7 +105,10 @@ impl From<f64> for DoubleDouble {
 impl Neg for DoubleDouble {
     type Output = Self;
     fn neg(self) -> Self {
-        Self { hi: -self.hi, lo: -self.lo }
+        Self {
+            hi: -self.hi,
+            lo: -self.lo,
+        }
     }
 }
 

@@ -138,7 +138,13 @@ fn clip_prob(p: f64) -> f64 {
 /// rescaling kicks in; `1 - cdf` is formed at that precision and only then
 /// rounded, which double-double reproduces.
 fn sf_from_extended_cdf(cdf: Dd) -> f64 {
-    let cdf = if cdf.hi > 1.0 { Dd::ONE } else if cdf.hi < 0.0 { Dd::ZERO } else { cdf };
+    let cdf = if cdf.hi > 1.0 {
+        Dd::ONE
+    } else if cdf.hi < 0.0 {
+        Dd::ZERO
+    } else {
+        cdf
+    };
     clip_prob((Dd::ONE - cdf).to_f64())
 }
 
@@ -171,7 +177,11 @@ struct Scaled {
 
 impl Scaled {
     fn new(value: f64, exponent: i32) -> Self {
-        Self { value: Dd::new(value), extended: false, exponent }
+        Self {
+            value: Dd::new(value),
+            extended: false,
+            exponent,
+        }
     }
 
     /// Rounds like a `float64` until scipy's first rescale, extended after.
@@ -271,7 +281,10 @@ struct Matrix {
 
 impl Matrix {
     fn zeros(size: usize) -> Self {
-        Self { size, data: vec![0.0; size * size] }
+        Self {
+            size,
+            data: vec![0.0; size * size],
+        }
     }
 
     fn identity(size: usize) -> Self {

@@ -30,7 +30,8 @@ fn pairwise_sum(values: &[f64]) -> f64 {
             }
             i += UNROLL;
         }
-        let mut total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        let mut total =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         for &v in &values[full..] {
             total += v;
         }
@@ -54,5 +55,9 @@ pub(crate) fn python_floor_div(x: f64, y: f64) -> f64 {
         return 0.0_f64.copysign(x / y);
     }
     let floor = div.floor();
-    if div - floor > 0.5 { floor + 1.0 } else { floor }
+    if div - floor > 0.5 {
+        floor + 1.0
+    } else {
+        floor
+    }
 }

@@ -78,9 +78,7 @@ pub(crate) fn smirnov_sf(n: u64, x: f64) -> f64 {
     }
     let upper_terms = n - upper_first + 1;
     let use_upper_sum = (upper_terms <= 1 && x < 0.5)
-        || (n >= UPPER_SUM_MIN_N
-            && upper_terms <= UPPER_SUM_MAX_TERMS
-            && x <= 0.5 / nf.sqrt());
+        || (n >= UPPER_SUM_MIN_N && upper_terms <= UPPER_SUM_MAX_TERMS && x <= 0.5 / nf.sqrt());
 
     let (first_term, n_terms) = if use_upper_sum {
         // v = n: C(n,n) (1+x)^(n-1) (0)^0
@@ -95,7 +93,11 @@ pub(crate) fn smirnov_sf(n: u64, x: f64) -> f64 {
     // f64 pass over log|A_v| finds the peak so that terms more than e^-60
     // below it can be skipped: together they change the sum by < n e^-60,
     // far below double precision.
-    let log_peak = if use_upper_sum { f64::INFINITY } else { lower_sum_log_peak(n, x, n_terms) };
+    let log_peak = if use_upper_sum {
+        f64::INFINITY
+    } else {
+        lower_sum_log_peak(n, x, n_terms)
+    };
     let negligible = |log_term: f64| log_term < log_peak - 60.0;
 
     let mut sum = first_term;
@@ -199,14 +201,20 @@ mod tests {
     /// `scipy.special.smirnov` golden values from `tests/golden/ks_cvm_anderson.py`.
     #[test]
     fn matches_scipy_special_smirnov() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/ks_cvm_anderson.json");
-        let golden: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/ks_cvm_anderson.json"
+        );
+        let golden: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let mut failures = Vec::new();
         for case in golden["smirnov_sf"].as_array().unwrap() {
             let (n, x) = (case["n"].as_u64().unwrap(), case["x"].as_f64().unwrap());
             let (expected, actual) = (case["sf"].as_f64().unwrap(), smirnov_sf(n, x));
             if (actual - expected).abs() > 1e-12 * expected.abs() + 1e-300 {
-                failures.push(format!("smirnov({n}, {x}): got {actual:e}, scipy {expected:e}"));
+                failures.push(format!(
+                    "smirnov({n}, {x}): got {actual:e}, scipy {expected:e}"
+                ));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));

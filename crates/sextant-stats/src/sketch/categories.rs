@@ -33,11 +33,16 @@ impl CategoryVocabulary {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut vocabulary = Self { categories: Vec::new(), index: HashMap::with_hasher(StableBuildHasher) };
+        let mut vocabulary = Self {
+            categories: Vec::new(),
+            index: HashMap::with_hasher(StableBuildHasher),
+        };
         for category in categories {
             let category = category.into();
             if !vocabulary.index.contains_key(&category) {
-                vocabulary.index.insert(category.clone(), vocabulary.categories.len() as u32);
+                vocabulary
+                    .index
+                    .insert(category.clone(), vocabulary.categories.len() as u32);
                 vocabulary.categories.push(category);
             }
         }
@@ -166,7 +171,9 @@ impl CategoryCounts {
 
     /// Count of one category; `None` when it is not in the vocabulary.
     pub fn count_of(&self, category: &str) -> Option<u64> {
-        self.vocabulary.index_of(category).map(|index| self.counts[index])
+        self.vocabulary
+            .index_of(category)
+            .map(|index| self.counts[index])
     }
 
     /// Values not in the vocabulary.

@@ -162,12 +162,14 @@ impl FrequentItems {
 
     /// Lower bound on the true count of `item`.
     pub fn lower_bound(&self, item: &str) -> u64 {
-        self.counter(item).map_or(0, |counter| counter.count - counter.error)
+        self.counter(item)
+            .map_or(0, |counter| counter.count - counter.error)
     }
 
     /// Upper bound on the true count of `item` (SpaceSaving's estimate).
     pub fn upper_bound(&self, item: &str) -> u64 {
-        self.counter(item).map_or(self.absent_bound, |counter| counter.count)
+        self.counter(item)
+            .map_or(self.absent_bound, |counter| counter.count)
     }
 
     /// SpaceSaving's estimate of `item`'s count: its upper bound.
@@ -176,7 +178,9 @@ impl FrequentItems {
     }
 
     fn counter(&self, item: &str) -> Option<&Counter> {
-        self.index.get(item).map(|&slot| &self.counters[slot as usize])
+        self.index
+            .get(item)
+            .map(|&slot| &self.counters[slot as usize])
     }
 
     /// The `n` tracked items with the largest estimates, largest first

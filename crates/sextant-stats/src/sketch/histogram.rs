@@ -123,7 +123,10 @@ pub struct Histogram {
 impl Histogram {
     /// Zero counts for `bin_count` bins.
     pub fn new(bin_count: usize) -> Self {
-        Self { counts: vec![0; bin_count], nan: 0 }
+        Self {
+            counts: vec![0; bin_count],
+            nan: 0,
+        }
     }
 
     /// Zero counts for the bins of `bins`.

@@ -49,7 +49,10 @@ impl HyperLogLog {
     /// `[MIN_HLL_PRECISION, MAX_HLL_PRECISION]`.
     pub fn new(precision: u8) -> Self {
         let precision = precision.clamp(MIN_HLL_PRECISION, MAX_HLL_PRECISION);
-        Self { precision, registers: vec![0; 1 << precision] }
+        Self {
+            precision,
+            registers: vec![0; 1 << precision],
+        }
     }
 
     pub fn precision(&self) -> u8 {
@@ -170,7 +173,10 @@ impl TryFrom<HyperLogLogParts> for HyperLogLog {
 
     fn try_from(parts: HyperLogLogParts) -> Result<Self, String> {
         if !(MIN_HLL_PRECISION..=MAX_HLL_PRECISION).contains(&parts.precision) {
-            return Err(format!("HyperLogLog precision {} is out of range", parts.precision));
+            return Err(format!(
+                "HyperLogLog precision {} is out of range",
+                parts.precision
+            ));
         }
         if parts.registers.len() != 1 << parts.precision {
             return Err(format!(
@@ -182,8 +188,13 @@ impl TryFrom<HyperLogLogParts> for HyperLogLog {
         }
         let max_rank = 64 - parts.precision + 1;
         if parts.registers.iter().any(|&register| register > max_rank) {
-            return Err(format!("HyperLogLog register above the maximum rank {max_rank}"));
+            return Err(format!(
+                "HyperLogLog register above the maximum rank {max_rank}"
+            ));
         }
-        Ok(Self { precision: parts.precision, registers: parts.registers })
+        Ok(Self {
+            precision: parts.precision,
+            registers: parts.registers,
+        })
     }
 }

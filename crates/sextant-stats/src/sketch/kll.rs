@@ -84,7 +84,9 @@ impl Coin {
         // xorshift has the all-zero fixed point; the mixed seed avoids it
         // for every seed but one, which is then remapped.
         let state = super::hash::mix64(seed);
-        Self { state: if state == 0 { DEFAULT_COIN_SEED } else { state } }
+        Self {
+            state: if state == 0 { DEFAULT_COIN_SEED } else { state },
+        }
     }
 
     fn flip(&mut self) -> usize {
@@ -265,7 +267,9 @@ impl KllSketch {
     }
 
     fn total_capacity(&self) -> usize {
-        (0..self.levels.len()).map(|level| self.level_capacity(level)).sum()
+        (0..self.levels.len())
+            .map(|level| self.level_capacity(level))
+            .sum()
     }
 
     /// Compacts levels bottom-up until the sketch is below its limit again
@@ -397,7 +401,10 @@ impl TryFrom<KllParts> for KllSketch {
 
     fn try_from(parts: KllParts) -> Result<Self, String> {
         if parts.k < MIN_KLL_K {
-            return Err(format!("KLL k = {} is below the minimum {MIN_KLL_K}", parts.k));
+            return Err(format!(
+                "KLL k = {} is below the minimum {MIN_KLL_K}",
+                parts.k
+            ));
         }
         if parts.levels.is_empty() || parts.levels.len() > 64 {
             return Err(format!("KLL sketch has {} levels", parts.levels.len()));
@@ -414,7 +421,12 @@ impl TryFrom<KllParts> for KllSketch {
                 parts.count
             ));
         }
-        if parts.levels.iter().flatten().any(|value| !value.is_finite()) {
+        if parts
+            .levels
+            .iter()
+            .flatten()
+            .any(|value| !value.is_finite())
+        {
             return Err("KLL sketch holds a non-finite item".to_owned());
         }
         if parts.coin.state == 0 {
@@ -474,7 +486,9 @@ impl KllSortedView {
             return Some(self.max);
         }
         let target = (q * self.count as f64).ceil() as u64;
-        let index = self.cumulative_weights.partition_point(|&weight| weight < target);
+        let index = self
+            .cumulative_weights
+            .partition_point(|&weight| weight < target);
         Some(self.values[index.min(self.values.len() - 1)])
     }
 
@@ -491,7 +505,11 @@ impl KllSortedView {
             return Some(1.0);
         }
         let below = self.values.partition_point(|&value| value <= x);
-        let weight = if below == 0 { 0 } else { self.cumulative_weights[below - 1] };
+        let weight = if below == 0 {
+            0
+        } else {
+            self.cumulative_weights[below - 1]
+        };
         Some(weight as f64 / self.count as f64)
     }
 

@@ -37,8 +37,7 @@ pub use frequent::{FrequentItems, ItemEstimate};
 pub use histogram::{BinnedHistogram, Histogram, ReferenceBins, DEFAULT_BIN_COUNT};
 pub use hll::{HyperLogLog, DEFAULT_HLL_PRECISION, MAX_HLL_PRECISION, MIN_HLL_PRECISION};
 pub use kll::{
-    normalized_pmf_error, normalized_rank_error, KllSketch, KllSortedView, DEFAULT_KLL_K,
-    MIN_KLL_K,
+    normalized_pmf_error, normalized_rank_error, KllSketch, KllSortedView, DEFAULT_KLL_K, MIN_KLL_K,
 };
 pub use moments::Moments;
 

@@ -120,7 +120,9 @@ impl Moments {
 
         self.mean += delta * nb / n;
         self.m2 = m2a + m2b + delta2 * na * nb / n;
-        self.m3 = m3a + m3b + delta3 * na * nb * (na - nb) / (n * n)
+        self.m3 = m3a
+            + m3b
+            + delta3 * na * nb * (na - nb) / (n * n)
             + 3.0 * delta * (na * m2b - nb * m2a) / n;
         self.m4 = m4a
             + m4b

@@ -122,10 +122,13 @@ fn moments_merge_matches_one_pass_and_two_pass_truth() {
         if offset > 0.0 {
             // The textbook Σx²/n − mean² loses every digit at this offset.
             let naive_mean = values.iter().sum::<f64>() / n;
-            let naive_var = (values.iter().map(|x| x * x).sum::<f64>() / n - naive_mean * naive_mean)
-                * n
-                / (n - 1.0);
-            assert!(relative_difference(naive_var, true_var) > 1e-3, "naive {naive_var} vs {true_var}");
+            let naive_var =
+                (values.iter().map(|x| x * x).sum::<f64>() / n - naive_mean * naive_mean) * n
+                    / (n - 1.0);
+            assert!(
+                relative_difference(naive_var, true_var) > 1e-3,
+                "naive {naive_var} vs {true_var}"
+            );
         }
     }
 }
@@ -135,7 +138,14 @@ fn moments_count_missing_and_infinite_separately() {
     let mut moments = Moments::new();
     assert_eq!(moments.mean(), None);
     assert_eq!(moments.variance(0), None);
-    moments.extend(&[1.0, f64::NAN, 3.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN]);
+    moments.extend(&[
+        1.0,
+        f64::NAN,
+        3.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+    ]);
     assert_eq!(moments.count(), 2);
     assert_eq!(moments.nan_count(), 2);
     assert_eq!(moments.infinite_count(), 2);
@@ -255,7 +265,11 @@ fn kll_rank_error_within_bound_for_one_pass_and_merged_windows() {
         }
         let tree = leaves.pop().unwrap();
 
-        for (name, sketch) in [("one pass", &one_pass), ("12 windows", &hour), ("tree", &tree)] {
+        for (name, sketch) in [
+            ("one pass", &one_pass),
+            ("12 windows", &hour),
+            ("tree", &tree),
+        ] {
             assert_eq!(sketch.count(), n as u64);
             assert_eq!(sketch.min(), Some(truth[0]));
             assert_eq!(sketch.max(), Some(truth[n - 1]));
@@ -268,7 +282,10 @@ fn kll_rank_error_within_bound_for_one_pass_and_merged_windows() {
                 sketch.retained()
             );
             worst = worst.max(quantile_error).max(rank_error);
-            assert!(quantile_error <= bound, "{name}: {quantile_error} > {bound}");
+            assert!(
+                quantile_error <= bound,
+                "{name}: {quantile_error} > {bound}"
+            );
             assert!(rank_error <= bound, "{name}: {rank_error} > {bound}");
         }
         // The CDF at many splits at once stays within the PMF bound.
@@ -278,7 +295,10 @@ fn kll_rank_error_within_bound_for_one_pass_and_merged_windows() {
         assert_eq!(cdf[splits.len()], 1.0);
         for (i, (&split, &estimate)) in splits.iter().zip(&cdf).enumerate() {
             let exact = truth.partition_point(|&v| v <= split) as f64 / n as f64;
-            assert!((estimate - exact).abs() <= normalized_pmf_error(k), "split {i}");
+            assert!(
+                (estimate - exact).abs() <= normalized_pmf_error(k),
+                "split {i}"
+            );
         }
         let pmf = hour.pmf(&splits).unwrap();
         assert!((pmf.iter().sum::<f64>() - 1.0).abs() < 1e-12);
@@ -321,7 +341,10 @@ fn kll_is_deterministic_and_round_trips() {
     restored.extend(&values[..10_000]);
     assert_eq!(restored, a);
 
-    let corrupted = serde_json::to_string(&a).unwrap().replacen("\"count\":60000", "\"count\":60001", 1);
+    let corrupted =
+        serde_json::to_string(&a)
+            .unwrap()
+            .replacen("\"count\":60000", "\"count\":60001", 1);
     assert!(serde_json::from_str::<KllSketch>(&corrupted).is_err());
 }
 
@@ -351,7 +374,11 @@ fn reference_deciles_on_continuous_data_hold_a_tenth_each() {
     for &x in &reference {
         histogram.update(&bins, x);
     }
-    assert!(histogram.counts.iter().all(|&count| count == 1_000), "{:?}", histogram.counts);
+    assert!(
+        histogram.counts.iter().all(|&count| count == 1_000),
+        "{:?}",
+        histogram.counts
+    );
     assert_eq!(histogram.shares(), vec![0.1; 10]);
 }
 
@@ -359,7 +386,15 @@ fn reference_deciles_on_continuous_data_hold_a_tenth_each() {
 fn reference_bins_on_discrete_data_collapse_equal_edges() {
     // 70% zeros, 20% ones, 10% twos: deciles are 0×7, 1×2 → edges [0, 1].
     let reference: Vec<f64> = (0..100)
-        .map(|i| if i < 70 { 0.0 } else if i < 90 { 1.0 } else { 2.0 })
+        .map(|i| {
+            if i < 70 {
+                0.0
+            } else if i < 90 {
+                1.0
+            } else {
+                2.0
+            }
+        })
         .collect();
     let bins = ReferenceBins::from_reference(&reference, 10);
     assert_eq!(bins.edges(), &[0.0, 1.0]);
@@ -371,7 +406,10 @@ fn reference_bins_on_discrete_data_collapse_equal_edges() {
     // One value per bin: (-∞, 0], (0, 1], (1, ∞).
     assert_eq!(histogram.histogram().counts, vec![70, 20, 10]);
     // A constant reference yields one edge and two bins.
-    assert_eq!(ReferenceBins::from_reference(&[4.0; 50], 10).edges(), &[4.0]);
+    assert_eq!(
+        ReferenceBins::from_reference(&[4.0; 50], 10).edges(),
+        &[4.0]
+    );
     // No finite values: one bin holding everything.
     let empty = ReferenceBins::from_reference(&[f64::NAN], 10);
     assert_eq!(empty.bin_count(), 1);
@@ -398,7 +436,13 @@ fn histogram_merge_is_exact() {
     let reference: Vec<f64> = (0..5_000).map(|_| rng.uniform()).collect();
     let bins = ReferenceBins::deciles(&reference);
     let live: Vec<f64> = (0..50_000)
-        .map(|i| if i % 97 == 0 { f64::NAN } else { rng.normal() * 0.3 + 0.6 })
+        .map(|i| {
+            if i % 97 == 0 {
+                f64::NAN
+            } else {
+                rng.normal() * 0.3 + 0.6
+            }
+        })
         .collect();
     let mut one_pass = BinnedHistogram::new(bins.clone());
     live.iter().for_each(|&x| one_pass.update(x));
@@ -426,7 +470,10 @@ fn histogram_merge_is_exact() {
 fn category_counts_track_unseen_values_and_merge() {
     let reference = ["red", "green", "blue", "green"];
     let mut window_a = CategoryCounts::from_reference(reference.iter().copied());
-    assert_eq!(window_a.vocabulary().categories(), &["red", "green", "blue"]);
+    assert_eq!(
+        window_a.vocabulary().categories(),
+        &["red", "green", "blue"]
+    );
     let mut window_b = window_a.clone();
     for value in ["red", "red", "mauve", "green", "teal", "mauve"] {
         window_a.update(value);
@@ -458,13 +505,19 @@ fn category_counts_track_unseen_values_and_merge() {
 
 /// Checks every item's bounds against exact counts and returns the widest
 /// bound, as a multiple of N/m.
-fn check_frequent_bounds(summary: &FrequentItems, exact: &std::collections::HashMap<String, u64>) -> f64 {
+fn check_frequent_bounds(
+    summary: &FrequentItems,
+    exact: &std::collections::HashMap<String, u64>,
+) -> f64 {
     let n = summary.total() as f64;
     let m = summary.capacity() as f64;
     let mut widest: u64 = summary.absent_bound();
     for (item, &truth) in exact {
         let (lower, upper) = (summary.lower_bound(item), summary.upper_bound(item));
-        assert!(lower <= truth && truth <= upper, "{item}: {lower} ≤ {truth} ≤ {upper} fails");
+        assert!(
+            lower <= truth && truth <= upper,
+            "{item}: {lower} ≤ {truth} ≤ {upper} fails"
+        );
         widest = widest.max(upper - lower);
     }
     widest as f64 / (n / m)
@@ -474,7 +527,9 @@ fn check_frequent_bounds(summary: &FrequentItems, exact: &std::collections::Hash
 fn frequent_items_bounds_contain_true_counts_after_merges() {
     let capacity = 64;
     let mut rng = Rng(5);
-    let stream: Vec<String> = (0..120_000).map(|_| format!("item-{}", rng.zipf_like(5_000))).collect();
+    let stream: Vec<String> = (0..120_000)
+        .map(|_| format!("item-{}", rng.zipf_like(5_000)))
+        .collect();
     let mut exact = std::collections::HashMap::new();
     for item in &stream {
         *exact.entry(item.clone()).or_insert(0u64) += 1;
@@ -483,7 +538,10 @@ fn frequent_items_bounds_contain_true_counts_after_merges() {
     let mut one_pass = FrequentItems::new(capacity);
     stream.iter().for_each(|item| one_pass.update(item));
     let one_pass_width = check_frequent_bounds(&one_pass, &exact);
-    assert!(one_pass_width <= 1.0, "one stream: width {one_pass_width} N/m");
+    assert!(
+        one_pass_width <= 1.0,
+        "one stream: width {one_pass_width} N/m"
+    );
 
     // 12 windows rolled up in sequence, then 2 such hours merged.
     let mut day = FrequentItems::new(capacity);
@@ -504,8 +562,15 @@ fn frequent_items_bounds_contain_true_counts_after_merges() {
     // The heaviest items are found, in order.
     let mut heaviest: Vec<(&String, &u64)> = exact.iter().collect();
     heaviest.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    let top: Vec<String> = day.top(3).into_iter().map(|estimate| estimate.item).collect();
-    let expected: Vec<String> = heaviest[..3].iter().map(|(item, _)| (*item).clone()).collect();
+    let top: Vec<String> = day
+        .top(3)
+        .into_iter()
+        .map(|estimate| estimate.item)
+        .collect();
+    let expected: Vec<String> = heaviest[..3]
+        .iter()
+        .map(|(item, _)| (*item).clone())
+        .collect();
     assert_eq!(top, expected);
 
     let restored = round_trip(&day);
@@ -562,7 +627,10 @@ fn hyperloglog_within_four_standard_errors_after_merge() {
         for (name, sketch) in [("numbers", &numbers_merged), ("strings", &strings_merged)] {
             let relative_error = sketch.estimate() / distinct as f64 - 1.0;
             println!("HLL p=12 {name} {distinct}: relative error {relative_error:+.4} (4σ = {tolerance:.4})");
-            assert!(relative_error.abs() <= tolerance, "{name} {distinct}: {relative_error}");
+            assert!(
+                relative_error.abs() <= tolerance,
+                "{name} {distinct}: {relative_error}"
+            );
         }
     }
 }
@@ -583,12 +651,18 @@ fn hyperloglog_small_ranges_and_edge_cases() {
             sketch.insert_str(&i.to_string());
         }
         let relative_error = sketch.estimate() / distinct as f64 - 1.0;
-        assert!(relative_error.abs() <= 4.0 * sketch.standard_error(), "{distinct}: {relative_error}");
+        assert!(
+            relative_error.abs() <= 4.0 * sketch.standard_error(),
+            "{distinct}: {relative_error}"
+        );
     }
     let mut coarse = HyperLogLog::new(10);
     assert_eq!(
         coarse.merge(&HyperLogLog::new(12)),
-        Err(MergeError::PrecisionsDiffer { left: 10, right: 12 })
+        Err(MergeError::PrecisionsDiffer {
+            left: 10,
+            right: 12
+        })
     );
     assert_eq!(round_trip(&sketch), sketch);
     assert!(serde_json::from_str::<HyperLogLog>(r#"{"precision":4,"registers":[0,1]}"#).is_err());
@@ -610,8 +684,12 @@ fn stable_hash_is_pinned() {
     assert_ne!(hash_bytes(b"a"), hash_bytes(b"a\0"));
 }
 
-const PINNED_HASHES: [u64; 4] =
-    [0x248870b868db9486, 0xad548c27bfcdf92d, 0xdf61639f47610275, 0x0c0ccaceb4a41b31];
+const PINNED_HASHES: [u64; 4] = [
+    0x248870b868db9486,
+    0xad548c27bfcdf92d,
+    0xdf61639f47610275,
+    0x0c0ccaceb4a41b31,
+];
 
 // ---------------------------------------------------------------- Column sketches
 
@@ -662,18 +740,29 @@ fn column_sketches_merge_all_or_nothing_and_round_trip() {
     let mut cats_merged = categorical();
     cats_merged.merge(&cats).unwrap();
     cats_merged.merge(&cats).unwrap();
-    let ColumnSketch::Categorical(sketch) = &cats_merged else { unreachable!() };
+    let ColumnSketch::Categorical(sketch) = &cats_merged else {
+        unreachable!()
+    };
     assert_eq!((sketch.total, sketch.missing), (10, 2));
     assert_eq!(sketch.frequent.upper_bound("a"), 4);
     assert!((sketch.distinct.estimate() - 3.0).abs() < 0.1);
     let counts = sketch.reference_counts.as_ref().unwrap();
-    assert_eq!((counts.counts(), counts.unseen(), counts.missing()), (&[4u64, 2][..], 2, 2));
+    assert_eq!(
+        (counts.counts(), counts.unseen(), counts.missing()),
+        (&[4u64, 2][..], 2, 2)
+    );
     assert_eq!(round_trip(&cats_merged), cats_merged);
 
     let before = cats_merged.clone();
-    assert_eq!(cats_merged.merge(&merged), Err(MergeError::ColumnKindsDiffer));
+    assert_eq!(
+        cats_merged.merge(&merged),
+        Err(MergeError::ColumnKindsDiffer)
+    );
     let unreferenced = ColumnSketch::Categorical(CategoricalSketch::new(16, 12, None));
-    assert_eq!(cats_merged.merge(&unreferenced), Err(MergeError::VocabulariesDiffer));
+    assert_eq!(
+        cats_merged.merge(&unreferenced),
+        Err(MergeError::VocabulariesDiffer)
+    );
     assert_eq!(cats_merged, before);
     let no_bins = ColumnSketch::Numeric(NumericSketch::new(DEFAULT_KLL_K, None));
     assert_eq!(merged.clone().merge(&no_bins), Err(MergeError::BinsDiffer));
