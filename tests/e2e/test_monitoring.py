@@ -104,6 +104,10 @@ def test_drift_report_on_files(tmp_path):
     assert result.returncode == 2 and "absent.csv" in result.stderr, result.stderr
 
 
+def chunks(frame: pd.DataFrame, size: int = 100):
+    return [frame.iloc[start : start + size] for start in range(0, len(frame), size)]
+
+
 def invocations(server_uri: str, deployment: str, frame: pd.DataFrame) -> dict:
     payload = {"dataframe_split": json.loads(frame[FEATURES].to_json(orient="split", index=False))}
     response = requests.post(f"{server_uri}/deployments/{deployment}/invocations", json=payload, timeout=60)
@@ -129,7 +133,7 @@ def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id):
 
     # Normal traffic: no drift, few outliers, a verdict on every answer.
     answer = None
-    for chunk in np.array_split(calls(3_000, seed=11), 30):
+    for chunk in chunks(calls(3_000, seed=11)):
         answer = invocations(tracking_uri, name, chunk)
     assert isinstance(answer["outlier"], bool) and len(answer["outliers"]) == 100
 
@@ -150,7 +154,7 @@ def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id):
     assert invocations(tracking_uri, name, odd)["outlier"] is True
 
     # Scammers switch to UPI: the live monitor sees the payment features move.
-    for chunk in np.array_split(calls(6_000, seed=13, scam_share=0.5, upi_shift=True), 30):
+    for chunk in chunks(calls(6_000, seed=13, scam_share=0.5, upi_shift=True)):
         invocations(tracking_uri, name, chunk)
     drifted = {f["name"] for f in report()["features"] if f["drifted"]}
     assert "upi_payments" in drifted, report()

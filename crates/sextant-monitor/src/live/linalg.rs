@@ -17,8 +17,8 @@ pub(crate) fn cholesky(matrix: &[f64], n: usize, min_pivot: f64, factor: &mut [f
                 sum -= factor[i * n + k] * factor[j * n + k];
             }
             if i == j {
-                if !(sum >= min_pivot) {
-                    return false; // also catches NaN
+                if sum.is_nan() || sum < min_pivot {
+                    return false;
                 }
                 factor[i * n + i] = sum.sqrt();
             } else {

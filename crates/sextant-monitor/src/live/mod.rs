@@ -47,7 +47,9 @@ mod window;
 use serde::{Deserialize, Serialize};
 
 pub use monitor::{LiveMonitor, MonitorConfig};
-pub use profile::{FeatureKind, FeatureProfile, ProfileError, ReferenceProfile};
+pub use profile::{
+    FeatureKind, FeatureProfile, ProfileError, ReferenceProfile, DEFAULT_PREDICTION_NAME,
+};
 pub use report::{FeatureDrift, MonitorReport, WindowFeature, WindowSummary};
 
 /// One feature's values in a request, aligned with

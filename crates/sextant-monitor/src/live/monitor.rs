@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::outlier::{robust_ratio, MahalanobisScratch};
-use super::profile::ReferenceProfile;
+use super::profile::{FeatureKind, ReferenceProfile};
 use super::report::{compare_window, MonitorReport, WindowSummary};
 use super::window::WindowSketch;
 use super::{FeatureBatch, FeatureColumn, OutlierVerdict, PredictionValues};
@@ -73,8 +73,18 @@ struct Windows {
     spare: Option<WindowSketch>,
 }
 
+/// Per-thread buffers for scoring, so a warm thread allocates nothing
+/// (the monitor itself is shared between threads).
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The current row's numbers, indexed like the profile's features
+    /// (categorical features left NaN).
+    row: Vec<f64>,
+    mahalanobis: MahalanobisScratch,
+}
+
 thread_local! {
-    static SCRATCH: RefCell<MahalanobisScratch> = RefCell::new(MahalanobisScratch::default());
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// Live monitoring of one deployment against its reference.
@@ -88,6 +98,8 @@ pub struct LiveMonitor {
     profile: ReferenceProfile,
     config: MonitorConfig,
     window_us: i64,
+    /// Indices of the numerical features.
+    numeric_features: Vec<usize>,
     robust_terms: Vec<RobustTerm>,
     windows: Mutex<Windows>,
 }
@@ -109,6 +121,13 @@ impl LiveMonitor {
                 })
             })
             .collect();
+        let numeric_features = profile
+            .features()
+            .iter()
+            .enumerate()
+            .filter(|(_, feature)| feature.kind == FeatureKind::Numerical)
+            .map(|(index, _)| index)
+            .collect();
         let windows = Windows {
             // Replaced at the first observation: a window starts only when
             // traffic arrives.
@@ -120,6 +139,7 @@ impl LiveMonitor {
             profile,
             config,
             window_us,
+            numeric_features,
             robust_terms,
             windows: Mutex::new(windows),
         }
@@ -186,42 +206,39 @@ impl LiveMonitor {
         }
     }
 
-    /// The outlier scores of a batch's rows, into `verdicts`.
+    /// The outlier scores of a batch's rows, into `verdicts`. Row by row:
+    /// the row's numbers are gathered once into a scratch buffer, then the
+    /// robust z of each and the Mahalanobis distance read them from there,
+    /// the running maximum staying in a register.
     fn score(&self, batch: &FeatureBatch<'_>, verdicts: &mut Vec<OutlierVerdict>) {
-        let rows = batch.rows;
         verdicts.clear();
-        verdicts.resize(rows, OutlierVerdict::INLIER);
-        // Tier 0 and A, column by column: ±∞ gives an infinite ratio.
-        for term in &self.robust_terms {
-            match batch.column(term.feature) {
-                FeatureColumn::Numeric(values) => {
-                    for (verdict, &value) in verdicts.iter_mut().zip(values) {
-                        let ratio = robust_ratio(value, term.median, term.inverse_fence);
-                        verdict.score = verdict.score.max(ratio);
-                    }
+        verdicts.resize(batch.rows, OutlierVerdict::INLIER);
+        let mahalanobis = self.profile.mahalanobis();
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            scratch.row.resize(self.profile.features().len(), f64::NAN);
+            for (row, verdict) in verdicts.iter_mut().enumerate() {
+                for &feature in &self.numeric_features {
+                    scratch.row[feature] = number_at(batch.column(feature), row);
                 }
-                FeatureColumn::Text(values) => {
-                    for (verdict, text) in verdicts.iter_mut().zip(values) {
-                        let ratio =
-                            robust_ratio(parse_or_nan(*text), term.median, term.inverse_fence);
-                        verdict.score = verdict.score.max(ratio);
-                    }
+                let values = &scratch.row;
+                // Tiers 0 and A: ±∞ gives an infinite ratio, NaN none.
+                let mut score = 0.0f64;
+                for term in &self.robust_terms {
+                    score = score.max(robust_ratio(
+                        values[term.feature],
+                        term.median,
+                        term.inverse_fence,
+                    ));
                 }
-                FeatureColumn::Absent => {}
+                // Tier C.
+                if let Some(model) = mahalanobis {
+                    score =
+                        score.max(model.ratio(&mut scratch.mahalanobis, |feature| values[feature]));
+                }
+                verdict.score = score;
             }
-        }
-        // Tier C, row by row.
-        if let Some(model) = self.profile.mahalanobis() {
-            SCRATCH.with(|scratch| {
-                let mut scratch = scratch.borrow_mut();
-                for (row, verdict) in verdicts.iter_mut().enumerate() {
-                    let ratio = model.ratio(&mut scratch, |feature| {
-                        number_at(batch.column(feature), row)
-                    });
-                    verdict.score = verdict.score.max(ratio);
-                }
-            });
-        }
+        });
         if self.config.unseen_category_is_outlier {
             self.score_unseen_categories(batch, verdicts);
         }
@@ -348,7 +365,8 @@ impl Windows {
             let finished = std::mem::replace(&mut self.current, next);
             self.closed.push_back(finished);
         }
-        let retained_span = window_us.saturating_mul(config.retained_windows as i64);
+        let retained = i64::try_from(config.retained_windows).unwrap_or(i64::MAX);
+        let retained_span = window_us.saturating_mul(retained);
         let oldest_kept = start.saturating_sub(retained_span);
         while self.closed.front().is_some_and(|window| {
             self.closed.len() > config.retained_windows || window.start_us < oldest_kept

@@ -75,7 +75,10 @@ pub struct FeatureDrift {
     pub mean: Option<f64>,
     pub reference_mean: Option<f64>,
     /// Share of present values outside the reference vocabulary
-    /// (categorical features).
+    /// (categorical features; the vocabulary is the reference's 256 most
+    /// frequent categories, so for a feature with more, the rarest
+    /// reference categories count here too, and the reference's own share
+    /// of them is what this is compared with).
     pub unseen_share: Option<f64>,
 }
 

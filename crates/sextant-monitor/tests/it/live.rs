@@ -204,6 +204,14 @@ fn drifted(report: &MonitorReport) -> Vec<&str> {
 }
 
 const NOW: i64 = 1_750_000_000_000_000;
+
+/// The server shares one monitor between its request handlers.
+#[test]
+fn monitors_and_profiles_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<LiveMonitor>();
+    shareable::<ReferenceProfile>();
+}
 const HOUR: Duration = Duration::from_secs(3600);
 
 #[test]
@@ -396,10 +404,9 @@ fn extreme_values_and_broken_correlations_are_outliers() {
     // 0.8): only the Mahalanobis distance sees it.
     let broken = score_row(&monitor, [2.0, -2.0, 0.0, 0.0, 2.0, 0.0]);
     assert!(broken.outlier, "{broken:?}");
-    assert!(
-        2.0 / 6.0 < 1.0,
-        "each robust z is about 2, a third of the way to 6"
-    );
+    // The same magnitudes along the correlation are ordinary.
+    let along = score_row(&monitor, [2.0, 2.0, 0.0, 0.0, 2.0, 0.0]);
+    assert!(!along.outlier, "{along:?}");
 
     // Infinity is as far as it gets; NaN is missing, not an outlier.
     let infinite = score_row(&monitor, [f64::INFINITY, 0.0, 0.0, 0.0, 2.0, 0.0]);
@@ -416,9 +423,9 @@ fn extreme_values_and_broken_correlations_are_outliers() {
     assert_eq!(all_missing, OutlierVerdict::INLIER);
 
     let report = monitor.report(NOW, HOUR);
-    assert_eq!((report.rows, report.outliers), (6, 3));
-    assert_eq!(feature(&report, "f0").missing_share, 2.0 / 6.0);
-    // Six rows: reported, never flagged.
+    assert_eq!((report.rows, report.outliers), (7, 3));
+    assert_eq!(feature(&report, "f0").missing_share, 2.0 / 7.0);
+    // Seven rows: reported, never flagged.
     assert!(report
         .features
         .iter()
@@ -733,4 +740,85 @@ fn bad_input_is_an_error_or_read_as_far_as_it_fits() {
     assert_eq!((rooms.count, rooms.unseen_share), (2, Some(0.5)));
     let score = report.prediction.as_ref().unwrap();
     assert_eq!((score.count, score.missing_share), (1, 5.0 / 6.0));
+}
+
+/// A small CSV file's table (kept alive with its directory).
+fn csv_table(header: &str, rows: impl Iterator<Item = String>) -> (tempfile::TempDir, Table) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reference.csv");
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "{header}").unwrap();
+    for row in rows {
+        writeln!(file, "{row}").unwrap();
+    }
+    drop(file);
+    let table = Table::open(&path).unwrap();
+    (dir, table)
+}
+
+#[test]
+fn booleans_match_their_usual_spellings() {
+    let (_dir, table) = csv_table(
+        "flag,x",
+        (0..400).map(|i| {
+            format!(
+                "{},{}",
+                if i % 4 == 0 { "True" } else { "False" },
+                i as f64 / 7.0
+            )
+        }),
+    );
+    let profile = ReferenceProfile::from_table(&table, None, None).unwrap();
+    assert_eq!(profile.features()[0].kind, FeatureKind::Categorical);
+    let monitor = LiveMonitor::new(profile, MonitorConfig::default());
+    let texts = [Some("true"), Some("FALSE"), Some("yes"), None];
+    let numbers = [1.0, 0.0, 2.0, f64::NAN];
+    let x = [1.0; 4];
+    for flags in [
+        FeatureColumn::Text(&texts),
+        FeatureColumn::Numeric(&numbers),
+    ] {
+        let batch = FeatureBatch {
+            rows: 4,
+            columns: vec![flags, FeatureColumn::Numeric(&x)],
+        };
+        monitor.observe(NOW, &batch, &PredictionValues::None);
+    }
+    let report = monitor.report(NOW, HOUR);
+    let flag = feature(&report, "flag");
+    // "yes" and 2 are not booleans; null and NaN are missing.
+    assert_eq!(
+        (flag.count, flag.unseen_share, flag.missing_share),
+        (6, Some(2.0 / 6.0), 0.25)
+    );
+}
+
+#[test]
+fn many_categories_keep_the_most_frequent_and_pool_the_rest() {
+    // 300 categories of 10 rows each: the 256 first by label are kept, the
+    // other 44 pooled with values never seen.
+    let labels: Vec<String> = (0..3000).map(|i| format!("c{}", i % 300)).collect();
+    let (_dir, table) = csv_table("label", labels.iter().cloned());
+    let profile = ReferenceProfile::from_table(&table, Some(&["label".to_string()]), None).unwrap();
+    let label = &profile.features()[0];
+    assert_eq!(label.kind, FeatureKind::Categorical);
+    assert_eq!(label.categories().unwrap().len(), 256);
+    let counts = label.reference_bucket_counts();
+    assert_eq!(
+        (counts.len(), counts[256], counts.iter().sum::<u64>()),
+        (257, 440, 3000)
+    );
+
+    let monitor = LiveMonitor::new(profile, MonitorConfig::default());
+    let live: Vec<Option<&str>> = labels.iter().map(|l| Some(l.as_str())).collect();
+    let batch = FeatureBatch {
+        rows: live.len(),
+        columns: vec![FeatureColumn::Text(&live)],
+    };
+    monitor.observe(NOW, &batch, &PredictionValues::None);
+    let report = monitor.report(NOW, HOUR);
+    let drift = feature(&report, "label");
+    // The pooled share matches the reference's, so nothing drifted.
+    assert!((drift.unseen_share.unwrap() - 44.0 / 300.0).abs() < 1e-12);
+    assert!(!drift.drifted && drift.psi < 1e-12, "{drift:?}");
 }
