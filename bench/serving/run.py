@@ -15,6 +15,8 @@ each on a free 127.0.0.1 port:
                        POST /deployments/bench-rf/invocations (dataframe_split)
   sextant-nolog        a second deployment of the same version with the
                        prediction log off (PATCH settings.log_predictions=false)
+  sextant-nomonitor    a third one with live monitoring off (PATCH
+                       settings.monitor=false); the others monitor every request
   mlserver-onnx        MLServer 1.7.1, the forest as ONNX in onnxruntime
                        (mlserver_onnx_runtime.py, 1 intra-op thread),
                        parallel_workers=0 (inference in the HTTP process)
@@ -68,7 +70,7 @@ from common import HERE, REPO, log  # noqa: E402
 
 GROUPS = {
     "hello": ["hello"],
-    "sextant": ["sextant-oip", "sextant-nolog", "sextant-invocations"],
+    "sextant": ["sextant-oip", "sextant-nolog", "sextant-nomonitor", "sextant-invocations"],
     "mlserver-onnx": ["mlserver-onnx"],
     "mlserver-sklearn": ["mlserver-sklearn"],
     "mlflow": ["mlflow"],
@@ -78,6 +80,7 @@ LABELS = {
     "hello": "hello (loopback ceiling, axum)",
     "sextant-oip": "Sextant, OIP v2",
     "sextant-nolog": "Sextant, OIP v2, prediction log off",
+    "sextant-nomonitor": "Sextant, OIP v2, monitoring off",
     "sextant-invocations": "Sextant, /invocations",
     "mlserver-onnx": "MLServer 1.7.1 + onnxruntime",
     "mlserver-sklearn": "MLServer 1.7.1 + sklearn",
@@ -85,6 +88,7 @@ LABELS = {
 }
 MODEL = "bench-rf"  # registered model and Sextant deployment (prediction log on)
 MODEL_NOLOG = "bench-rf-nolog"  # the same version, prediction log off
+MODEL_NOMONITOR = "bench-rf-nomonitor"  # the same version, live monitoring off
 WRK_THREADS = 1
 WRK_TIMEOUT = "10s"
 START_TIMEOUT_S = 300.0
@@ -287,7 +291,7 @@ def register_and_deploy(url: str, model: dict) -> dict:
     version = mlflow.register_model(info.model_uri, MODEL).version
     session = requests.Session()
     created = {}
-    for name in (MODEL, MODEL_NOLOG):
+    for name in (MODEL, MODEL_NOLOG, MODEL_NOMONITOR):
         log(f"deploying {MODEL}/{version} as {name}")
         t = time.perf_counter()
         r = session.post(f"{url}/api/v1/deployments", json={"name": name, "model": f"{MODEL}/{version}"}, timeout=900)
@@ -297,7 +301,12 @@ def register_and_deploy(url: str, model: dict) -> dict:
     r = session.patch(f"{url}/api/v1/deployments/{MODEL_NOLOG}", json={"settings": {"log_predictions": False}}, timeout=900)
     if r.status_code != 200:
         raise RuntimeError(f"PATCH /api/v1/deployments/{MODEL_NOLOG} -> {r.status_code}: {r.text[:1000]}")
-    return {"model": f"{MODEL}/{version}", "deploy": created, "nolog_spec": r.json().get("spec")}
+    nolog_spec = r.json().get("spec")
+    r = session.patch(f"{url}/api/v1/deployments/{MODEL_NOMONITOR}", json={"settings": {"monitor": False}}, timeout=900)
+    if r.status_code != 200:
+        raise RuntimeError(f"PATCH /api/v1/deployments/{MODEL_NOMONITOR} -> {r.status_code}: {r.text[:1000]}")
+    return {"model": f"{MODEL}/{version}", "deploy": created, "nolog_spec": nolog_spec,
+            "nomonitor_spec": r.json().get("spec")}
 
 
 # --------------------------------------------------------------------------- #
@@ -358,7 +367,7 @@ class Group:
         if "sextant_setup" not in self.state:
             self.state["sextant_setup"] = register_and_deploy(self.base, self.model)
         t = time.perf_counter()
-        for name in (MODEL, MODEL_NOLOG):
+        for name in (MODEL, MODEL_NOLOG, MODEL_NOMONITOR):
             while requests.get(f"{self.base}/v2/models/{name}/ready", timeout=5).status_code != 200:
                 if time.perf_counter() - t > START_TIMEOUT_S:
                     raise RuntimeError(f"deployment {name} not ready after {START_TIMEOUT_S} s")
@@ -376,6 +385,7 @@ class Group:
             "hello": (f"{self.base}/v2/models/hello/infer", "oip"),
             "sextant-oip": (f"{self.base}/v2/models/{MODEL}/infer", "oip"),
             "sextant-nolog": (f"{self.base}/v2/models/{MODEL_NOLOG}/infer", "oip"),
+            "sextant-nomonitor": (f"{self.base}/v2/models/{MODEL_NOMONITOR}/infer", "oip"),
             "sextant-invocations": (f"{self.base}/deployments/{MODEL}/invocations", "mlflow"),
             "mlserver-onnx": (f"{self.base}/v2/models/rf/infer", "oip"),
             "mlserver-sklearn": (f"{self.base}/v2/models/rf/infer", "oip"),
@@ -389,6 +399,7 @@ class Group:
         path = {
             "sextant-oip": f"/v2/models/{MODEL}", "sextant-invocations": f"/v2/models/{MODEL}",
             "sextant-nolog": f"/v2/models/{MODEL_NOLOG}",
+            "sextant-nomonitor": f"/v2/models/{MODEL_NOMONITOR}",
             "mlserver-onnx": "/v2/models/rf", "mlserver-sklearn": "/v2/models/rf",
         }.get(variant)
         if not path:
@@ -595,6 +606,13 @@ def targets(rounds: list[dict], summary: dict) -> list[dict]:
     r = paired(rounds, "sextant-oip", "sextant-nolog", "cpu_us_per_request", lambda on, off: on - off)
     if r["median"] is not None:
         add("prediction log cost: CPU µs/request (log on − log off)", r["median"], "", None, r["per_round"])
+    r = paired(rounds, "sextant-oip", "sextant-nomonitor", "ok_rps", lambda on, off: 1 - on / off)
+    if r["median"] is not None:
+        add("monitoring cost: 1 − req/s(monitoring on) ÷ req/s(monitoring off)", r["median"], "< 5%",
+            r["median"] < 0.05, r["per_round"])
+    r = paired(rounds, "sextant-oip", "sextant-nomonitor", "cpu_us_per_request", lambda on, off: on - off)
+    if r["median"] is not None:
+        add("monitoring cost: CPU µs/request (on − off)", r["median"], "", None, r["per_round"])
     for peer, label in (("mlserver-sklearn", "MLServer+sklearn"), ("mlflow", "mlflow models serve")):
         r = paired(rounds, "sextant-oip", peer, "ok_rps", ratio)
         if r["median"] is not None:

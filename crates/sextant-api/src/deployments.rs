@@ -64,6 +64,9 @@ pub enum Policy {
 pub struct Settings {
     #[serde(default = "default_true")]
     pub log_predictions: bool,
+    /// Live monitoring: drift windows and an outlier verdict on every answer.
+    #[serde(default = "default_true")]
+    pub monitor: bool,
     #[serde(default = "default_one")]
     pub python_workers: u32,
     /// Keep the replaced version loaded as a standby (blue-green).
@@ -121,6 +124,7 @@ impl From<&core::DeploymentSpec> for DeploymentSpec {
             },
             settings: Settings {
                 log_predictions: spec.settings.log_predictions,
+                monitor: spec.settings.monitor,
                 python_workers: spec.settings.python_workers,
                 keep_standby: spec.settings.keep_standby,
             },
@@ -186,6 +190,7 @@ impl TryFrom<&DeploymentSpec> for core::DeploymentSpec {
             policy,
             settings: core::DeploymentSettings {
                 log_predictions: spec.settings.log_predictions,
+                monitor: spec.settings.monitor,
                 python_workers: spec.settings.python_workers,
                 keep_standby: spec.settings.keep_standby,
             },
@@ -254,6 +259,7 @@ pub struct DeploymentHistory {
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     pub log_predictions: Option<bool>,
+    pub monitor: Option<bool>,
     pub python_workers: Option<u32>,
     pub keep_standby: Option<bool>,
 }

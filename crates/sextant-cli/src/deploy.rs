@@ -29,6 +29,9 @@ pub enum DeploymentsCommand {
         /// Do not write predictions to the prediction log.
         #[arg(long)]
         no_prediction_log: bool,
+        /// Do not monitor drift or flag outliers.
+        #[arg(long)]
+        no_monitoring: bool,
         /// Python worker processes for a model only Python can run.
         #[arg(long)]
         python_workers: Option<u32>,
@@ -46,6 +49,9 @@ pub enum DeploymentsCommand {
         /// Turn the prediction log on or off.
         #[arg(long)]
         prediction_log: Option<bool>,
+        /// Turn live monitoring (drift, outlier verdicts) on or off.
+        #[arg(long)]
+        monitoring: Option<bool>,
         /// Refuse the change if the deployment moved past this revision.
         #[arg(long)]
         expected_revision: Option<i64>,
@@ -144,11 +150,15 @@ pub async fn deployments(
             model,
             description,
             no_prediction_log,
+            no_monitoring,
             python_workers,
         } => {
             let mut settings = json!({});
             if no_prediction_log {
                 settings["log_predictions"] = json!(false);
+            }
+            if no_monitoring {
+                settings["monitor"] = json!(false);
             }
             if let Some(workers) = python_workers {
                 settings["python_workers"] = json!(workers);
@@ -164,6 +174,7 @@ pub async fn deployments(
             blue_green,
             description,
             prediction_log,
+            monitoring,
             expected_revision,
         } => {
             let mut body = json!({
@@ -172,8 +183,15 @@ pub async fn deployments(
                 "description": description,
                 "expected_revision": expected_revision,
             });
+            let mut settings = json!({});
             if let Some(log) = prediction_log {
-                body["settings"] = json!({"log_predictions": log});
+                settings["log_predictions"] = json!(log);
+            }
+            if let Some(monitor) = monitoring {
+                settings["monitor"] = json!(monitor);
+            }
+            if settings.as_object().is_some_and(|s| !s.is_empty()) {
+                body["settings"] = settings;
             }
             client
                 .call(Method::PATCH, &path(&name, ""), &[], Some(body))

@@ -221,14 +221,19 @@ fn main() {
     );
 
     let end = now(requests);
+    let day = Duration::from_secs(24 * 3600);
     let started = Instant::now();
-    let report = monitor.report(end, Duration::from_secs(24 * 3600));
+    let report = monitor.report(end, day);
+    let report_us = started.elapsed().as_secs_f64() * 1e6;
+    let started = Instant::now();
+    let windows = monitor.windows(end, day);
+    let windows_us = started.elapsed().as_secs_f64() * 1e6;
     println!(
-        "report over 24 h: {} requests, {} windows merged, outlier rate {:.4}%, {} drifted features, built in {:.0} µs",
+        "report over 24 h: {} requests in {} windows, outlier rate {:.4}%, {} drifted features; \
+         report in {report_us:.0} µs, per-window summaries in {windows_us:.0} µs",
         report.requests,
-        monitor.windows(end, Duration::from_secs(24 * 3600)).len(),
+        windows.len(),
         report.outlier_rate * 100.0,
         report.drifted_features,
-        started.elapsed().as_secs_f64() * 1e6,
     );
 }

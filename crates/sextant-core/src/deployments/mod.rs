@@ -113,6 +113,8 @@ impl Policy {
 pub struct DeploymentSettings {
     /// Write every prediction to the prediction log.
     pub log_predictions: bool,
+    /// Feed every prediction to the live monitor (drift, outlier verdicts).
+    pub monitor: bool,
     /// Python worker processes per Python-served arm.
     pub python_workers: u32,
     /// Keep the arm being replaced loaded, as a standby, for an instant
@@ -124,6 +126,7 @@ impl DeploymentSettings {
     pub fn new() -> DeploymentSettings {
         DeploymentSettings {
             log_predictions: true,
+            monitor: true,
             python_workers: 1,
             keep_standby: false,
         }

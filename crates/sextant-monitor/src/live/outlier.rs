@@ -36,6 +36,11 @@ pub(crate) const MAX_MAHALANOBIS_FEATURES: usize = 64;
 /// the threshold (evenly strided through the reference). 100k rows put
 /// about 100 reference rows above the 99.9th percentile.
 pub(crate) const MAX_COVARIANCE_ROWS: usize = 100_000;
+/// A feature missing (or infinite) in more than this share of the
+/// reference rows is left out of the Mahalanobis distance: the covariance
+/// is estimated on complete rows, and a feature often missing would leave
+/// few of them.
+const MAX_MISSING_SHARE_FOR_COVARIANCE: f64 = 0.2;
 /// Fewer complete reference rows than this (or than 3 per feature) and
 /// the covariance is too noisy to score with: tier C is left out.
 const MIN_COVARIANCE_ROWS: usize = 50;
@@ -159,20 +164,30 @@ pub(crate) struct MahalanobisParts {
 
 impl MahalanobisParts {
     /// Fits on `samples[c]`, the reference values of candidate feature
-    /// `candidates[c]` at the same (strided) rows. Rows with a missing or
-    /// infinite value are left out (complete cases); constant features are
-    /// dropped (tier A covers them). `None` when too few rows or features
-    /// remain.
+    /// `candidates[c]` at the same (strided) rows. Features missing in more
+    /// than 20% of the rows and constant features are left out (tier A
+    /// still scores them); then rows with a missing or infinite value
+    /// (complete cases). `None` when too few rows or features remain.
     ///
     /// With `z = D⁻¹(x − μ)` (D the standard deviations) and the
     /// correlation `R = L Lᵀ`, `d²(x) = zᵀ R⁻¹ z = ‖L⁻¹ z‖²`. The threshold
     /// is the 99.9th percentile of the reference rows' own d (inverted
     /// CDF), at least `√χ²_d(0.999)` when fewer than 1000 rows calibrate
-    /// it. In-sample distances run slightly small, by a factor
-    /// `≈ (n − 1)/n` on d² (Hotelling's T²): negligible at the row counts
-    /// where the empirical tail is used.
+    /// it. In-sample distances run slightly small: under normality a new
+    /// row's expected d² is `d (1 + 1/n)(n − 1)/(n − d − 2)` against
+    /// `d (n − 1)/n` in sample (Hotelling's T²), a relative `≈ (d + 3)/n`,
+    /// 0.1% at 20 features and 20 000 rows.
     pub fn fit(candidates: &[usize], samples: &[Vec<f64>]) -> Option<MahalanobisParts> {
         let sample_rows = samples.first().map_or(0, Vec::len);
+        let (candidates, samples): (Vec<usize>, Vec<&Vec<f64>>) = candidates
+            .iter()
+            .zip(samples)
+            .filter(|(_, column)| {
+                let incomplete = column.iter().filter(|value| !value.is_finite()).count();
+                incomplete as f64 <= MAX_MISSING_SHARE_FOR_COVARIANCE * sample_rows as f64
+            })
+            .map(|(&candidate, column)| (candidate, column))
+            .unzip();
         let complete: Vec<usize> = (0..sample_rows)
             .filter(|&row| samples.iter().all(|column| column[row].is_finite()))
             .collect();
@@ -181,7 +196,7 @@ impl MahalanobisParts {
             return None;
         }
         let mut kept = Vec::new();
-        for (candidate, column) in candidates.iter().zip(samples) {
+        for (&candidate, &column) in candidates.iter().zip(&samples) {
             let mean = complete.iter().map(|&row| column[row]).sum::<f64>() / n as f64;
             let squares: f64 = complete
                 .iter()
@@ -189,7 +204,7 @@ impl MahalanobisParts {
                 .sum();
             let std = (squares / (n - 1) as f64).sqrt();
             if std > 0.0 && std.is_finite() && kept.len() < MAX_MAHALANOBIS_FEATURES {
-                kept.push((*candidate, column, mean, std));
+                kept.push((candidate, column, mean, std));
             }
         }
         let d = kept.len();

@@ -605,6 +605,21 @@ fn profiles_from_live_rows() {
     assert_eq!(profile.prediction().unwrap().name, "prediction");
     assert_eq!(profile.mahalanobis_features(), ["x0", "x1", "x2"]);
 
+    // A feature mostly missing stays out of the covariance, not the others.
+    let mut gappy = Vec::new();
+    for (index, row) in rows.chunks_exact(3).enumerate() {
+        gappy.extend(row);
+        gappy.push(if index % 2 == 0 {
+            f64::NAN
+        } else {
+            index as f64
+        });
+    }
+    let four: Vec<String> = (0..4).map(|i| format!("x{i}")).collect();
+    let profile = ReferenceProfile::from_rows(&four, &gappy, &[]).unwrap();
+    assert_eq!(profile.mahalanobis_features(), ["x0", "x1", "x2"]);
+    assert_eq!(profile.features()[3].reference_missing_share(), 0.5);
+
     let bad_shape = ReferenceProfile::from_rows(&names, &rows[..10], &[]).unwrap_err();
     assert!(matches!(bad_shape, ProfileError::Shape(_)), "{bad_shape}");
     let bad_predictions =

@@ -131,6 +131,9 @@ fn apply_settings(
     if let Some(log) = patch.log_predictions {
         settings.log_predictions = log;
     }
+    if let Some(monitor) = patch.monitor {
+        settings.monitor = monitor;
+    }
     if let Some(workers) = patch.python_workers {
         if !(1..=64).contains(&workers) {
             return Err(ApiError::invalid("python_workers must be between 1 and 64"));

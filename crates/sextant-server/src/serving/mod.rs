@@ -650,8 +650,10 @@ impl Serving {
             Pick::Routed(_) => live.shadow_for_request(),
             Pick::Pinned(_) => None,
         };
-        // Monitoring reads every request's inputs after the model has run.
-        let kept = Some(inputs.clone());
+        // The log, the shadow and the monitor read the inputs after the model ran.
+        let keep_inputs =
+            live.spec.settings.log_predictions || live.spec.settings.monitor || shadow.is_some();
+        let kept = keep_inputs.then(|| inputs.clone());
         let rows = inputs.first().map_or(0, |t| t.tensor.rows());
         let result = self.run(&arm.model, inputs, layout).await;
         in_flight.fetch_sub(1, Relaxed);
@@ -666,7 +668,9 @@ impl Serving {
         arm.revision_counters.record(outcome, rows, latency);
         let prediction_id = prediction_id();
         let outliers = match (&kept, &result) {
-            (Some(inputs), Ok(outputs)) => self.observe(live, arm, inputs, Some(outputs)),
+            (Some(inputs), Ok(outputs)) if live.spec.settings.monitor => {
+                self.observe(live, arm, inputs, Some(outputs))
+            }
             _ => None,
         };
         if let (Some(shadow_arm), Some(inputs)) = (shadow, &kept) {
@@ -869,7 +873,7 @@ impl Serving {
             // Kept for the log and for the shadow version's own monitor.
             let kept_inputs = job.inputs.clone();
             let result = self.run(&arm.model, job.inputs, job.layout).await;
-            if let Ok(outputs) = &result {
+            if let (Ok(outputs), true) = (&result, job.live.spec.settings.monitor) {
                 self.observe(&job.live, arm, &kept_inputs, Some(outputs));
             }
             let logged_inputs = job
