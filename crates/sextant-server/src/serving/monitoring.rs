@@ -73,6 +73,36 @@ pub struct DeploymentMonitor {
 pub struct VersionMonitor {
     pub model: ModelRef,
     monitor: ArcSwapOption<LiveMonitor>,
+    /// Where the profile's features are in requests of the last layout
+    /// seen: requests of one deployment nearly always share a layout, so
+    /// names are matched once, not per request.
+    layout: ArcSwapOption<LayoutMapping>,
+}
+
+/// The profile's features in one request layout.
+struct LayoutMapping {
+    /// (name, rank, row width) of each input tensor.
+    signature: Vec<(String, usize, usize)>,
+    /// Per profile feature: (tensor, stride, offset) of its values.
+    sources: Vec<Option<(usize, usize, usize)>>,
+    /// The monitor (and so the profile) it was made for.
+    monitor: std::sync::Weak<LiveMonitor>,
+}
+
+impl LayoutMapping {
+    fn matches(&self, inputs: &[NamedTensor], monitor: &Arc<LiveMonitor>) -> bool {
+        std::ptr::eq(self.monitor.as_ptr(), Arc::as_ptr(monitor))
+            && self.signature.len() == inputs.len()
+            && self
+                .signature
+                .iter()
+                .zip(inputs)
+                .all(|((name, rank, width), input)| {
+                    *name == input.name
+                        && *rank == input.tensor.shape.len()
+                        && *width == input.tensor.row_width()
+                })
+    }
 }
 
 impl VersionMonitor {
@@ -170,6 +200,7 @@ impl DeploymentMonitor {
                 Arc::new(VersionMonitor {
                     model: model.clone(),
                     monitor: ArcSwapOption::new(monitor),
+                    layout: ArcSwapOption::empty(),
                 })
             })
             .clone()
@@ -199,30 +230,116 @@ impl DeploymentMonitor {
         outputs: Option<&[NamedTensor]>,
         default_output: usize,
     ) -> (Option<Vec<OutlierVerdict>>, Option<ProfileEvent>) {
-        let Some(features) = RequestFeatures::of(inputs, feature_names) else {
-            return (None, None);
+        let rows = match inputs.first() {
+            Some(first) if first.tensor.rows() > 0 => first.tensor.rows(),
+            _ => return (None, None),
         };
         let prediction = outputs.and_then(|o| Prediction::of(o, default_output));
-        let monitor = version.monitor.load();
-        if let Some(monitor) = monitor.as_ref() {
-            let profile = monitor.profile();
-            let mapping = features.map_to(profile);
-            let mut numeric_scratch = Vec::new();
-            let mut text_scratch = Vec::new();
-            let batch = mapping.batch(&features, &mut numeric_scratch, &mut text_scratch);
-            let class_labels: Vec<&str>;
-            let predictions = match &prediction {
-                Some(Prediction::Numbers(values)) => PredictionValues::Numbers(values),
-                Some(Prediction::Classes(labels)) => {
-                    class_labels = labels.iter().map(String::as_str).collect();
-                    PredictionValues::Classes(&class_labels)
-                }
-                None => PredictionValues::None,
+        let monitor = version.monitor.load_full();
+        let Some(monitor) = monitor else {
+            let Some(features) = RequestFeatures::of(inputs, feature_names) else {
+                return (None, None);
             };
-            let verdicts = batch.with_batch(|batch| monitor.observe(now_us, batch, &predictions));
-            return (Some(verdicts), None);
+            return (None, self.collect(&features, prediction.as_ref(), now_us));
+        };
+        let mapping = match version.layout.load_full() {
+            Some(mapping) if mapping.matches(inputs, &monitor) => mapping,
+            _ => {
+                let Some(features) = RequestFeatures::of(inputs, feature_names) else {
+                    return (None, None);
+                };
+                let mapping = Arc::new(features.layout_for(inputs, &monitor));
+                version.layout.store(Some(mapping.clone()));
+                mapping
+            }
+        };
+        let profile = monitor.profile();
+        // Numbers feature-major in one buffer; categories point into the
+        // request's own strings, or into `labels` for numbers sent for a
+        // categorical feature.
+        let mut numbers: Vec<f64> = Vec::new();
+        let mut labels: Vec<Option<String>> = Vec::new();
+        enum Slot {
+            Absent,
+            Numbers(usize),
+            Texts(usize),
         }
-        (None, self.collect(&features, prediction.as_ref(), now_us))
+        let mut slots = Vec::with_capacity(mapping.sources.len());
+        for (source, feature) in mapping.sources.iter().zip(profile.features()) {
+            let Some((tensor, stride, offset)) = *source else {
+                slots.push(Slot::Absent);
+                continue;
+            };
+            let data = &inputs[tensor].tensor.data;
+            let index = |row: usize| row * stride + offset;
+            match feature.kind {
+                FeatureKind::Numerical => {
+                    let start = numbers.len();
+                    match data {
+                        TensorData::F64(values) => numbers.extend(
+                            (0..rows)
+                                .map(|row| values.get(index(row)).copied().unwrap_or(f64::NAN)),
+                        ),
+                        _ => numbers.extend((0..rows).map(|row| element_number(data, index(row)))),
+                    }
+                    slots.push(Slot::Numbers(start));
+                }
+                FeatureKind::Categorical => {
+                    if let TensorData::Str(_) = data {
+                        slots.push(Slot::Texts(usize::MAX));
+                    } else {
+                        let start = labels.len();
+                        labels.extend((0..rows).map(|row| {
+                            let value = element_number(data, index(row));
+                            (!value.is_nan()).then(|| format_category(value))
+                        }));
+                        slots.push(Slot::Texts(start));
+                    }
+                }
+            }
+        }
+        let mut texts: Vec<Option<&str>> = Vec::new();
+        let mut text_starts = Vec::with_capacity(slots.len());
+        for (slot, source) in slots.iter().zip(&mapping.sources) {
+            let start = texts.len();
+            match (slot, source) {
+                (Slot::Texts(usize::MAX), Some((tensor, stride, offset))) => {
+                    if let TensorData::Str(values) = &inputs[*tensor].tensor.data {
+                        texts.extend(
+                            (0..rows)
+                                .map(|row| values.get(row * stride + offset).map(String::as_str)),
+                        );
+                    }
+                }
+                (Slot::Texts(label_start), _) => texts.extend(
+                    labels[*label_start..*label_start + rows]
+                        .iter()
+                        .map(|l| l.as_deref()),
+                ),
+                _ => {}
+            }
+            text_starts.push(start);
+        }
+        let columns = slots
+            .iter()
+            .zip(&text_starts)
+            .map(|(slot, &text_start)| match slot {
+                Slot::Absent => FeatureColumn::Absent,
+                Slot::Numbers(start) => FeatureColumn::Numeric(&numbers[*start..*start + rows]),
+                Slot::Texts(_) => FeatureColumn::Text(&texts[text_start..text_start + rows]),
+            })
+            .collect();
+        let batch = FeatureBatch { rows, columns };
+        let class_labels: Vec<&str>;
+        let predictions = match &prediction {
+            Some(Prediction::Numbers(values)) => PredictionValues::Numbers(values),
+            Some(Prediction::Classes(labels)) => {
+                class_labels = labels.iter().map(String::as_str).collect();
+                PredictionValues::Classes(&class_labels)
+            }
+            None => PredictionValues::None,
+        };
+        (Some(monitor.observe(now_us, &batch, &predictions)), None)
     }
 
     /// Adds numeric rows to the reference window; builds the profile when
@@ -302,6 +419,8 @@ struct RequestFeatures<'a> {
 
 struct RequestColumn<'a> {
     name: std::borrow::Cow<'a, str>,
+    /// Index of its tensor in the request's inputs.
+    tensor: usize,
     data: &'a TensorData,
     /// Element `row * stride + offset`.
     stride: usize,
@@ -329,6 +448,7 @@ impl<'a> RequestFeatures<'a> {
                     };
                     columns.push(RequestColumn {
                         name,
+                        tensor: 0,
                         data: &only.tensor.data,
                         stride: width,
                         offset: k,
@@ -337,18 +457,41 @@ impl<'a> RequestFeatures<'a> {
                 return Some(RequestFeatures { rows, columns });
             }
         }
-        for input in inputs {
+        for (tensor, input) in inputs.iter().enumerate() {
             if input.tensor.rows() != rows || input.tensor.row_width() != 1 {
                 continue;
             }
             columns.push(RequestColumn {
                 name: std::borrow::Cow::Borrowed(input.name.as_str()),
+                tensor,
                 data: &input.tensor.data,
                 stride: 1,
                 offset: 0,
             });
         }
         (!columns.is_empty()).then_some(RequestFeatures { rows, columns })
+    }
+
+    /// Where `monitor`'s profile features are in requests shaped like `inputs`.
+    fn layout_for(&self, inputs: &[NamedTensor], monitor: &Arc<LiveMonitor>) -> LayoutMapping {
+        let mapping = self.map_to(monitor.profile());
+        LayoutMapping {
+            signature: inputs
+                .iter()
+                .map(|i| (i.name.clone(), i.tensor.shape.len(), i.tensor.row_width()))
+                .collect(),
+            sources: mapping
+                .sources
+                .iter()
+                .map(|source| {
+                    source.map(|i| {
+                        let column = &self.columns[i];
+                        (column.tensor, column.stride, column.offset)
+                    })
+                })
+                .collect(),
+            monitor: Arc::downgrade(monitor),
+        }
     }
 
     fn numeric_names(&self) -> Vec<String> {
@@ -383,13 +526,9 @@ impl<'a> RequestFeatures<'a> {
         if matched == 0 && self.columns.len() == features.len() {
             return Mapping {
                 sources: (0..features.len()).map(Some).collect(),
-                kinds: features.iter().map(|f| f.kind).collect(),
             };
         }
-        Mapping {
-            sources: by_name,
-            kinds: features.iter().map(|f| f.kind).collect(),
-        }
+        Mapping { sources: by_name }
     }
 }
 
@@ -401,104 +540,18 @@ impl RequestColumn<'_> {
         }
         self.data.get_f64(index).unwrap_or(f64::NAN)
     }
-
-    fn text(&self, row: usize) -> Option<&str> {
-        let index = row * self.stride + self.offset;
-        match self.data {
-            TensorData::Str(values) => values.get(index).map(String::as_str),
-            _ => None,
-        }
-    }
 }
 
 struct Mapping {
     sources: Vec<Option<usize>>,
-    kinds: Vec<FeatureKind>,
 }
 
-impl Mapping {
-    /// The profile's features as columns of this request. Numeric values
-    /// are copied into `numbers` (feature-major), categories into `texts`.
-    fn batch<'b>(
-        &self,
-        features: &'b RequestFeatures<'b>,
-        numbers: &'b mut Vec<f64>,
-        texts: &'b mut Vec<Option<String>>,
-    ) -> FeatureBatchOwned<'b> {
-        let rows = features.rows;
-        numbers.clear();
-        texts.clear();
-        let mut layout = Vec::with_capacity(self.sources.len());
-        for (source, kind) in self.sources.iter().zip(&self.kinds) {
-            match (source, kind) {
-                (None, _) => layout.push(Slot::Absent),
-                (Some(i), FeatureKind::Numerical) => {
-                    let start = numbers.len();
-                    let column = &features.columns[*i];
-                    numbers.extend((0..rows).map(|row| column.number(row)));
-                    layout.push(Slot::Numbers(start));
-                }
-                (Some(i), FeatureKind::Categorical) => {
-                    let start = texts.len();
-                    let column = &features.columns[*i];
-                    match column.data {
-                        TensorData::Str(_) => {
-                            texts.extend((0..rows).map(|row| column.text(row).map(str::to_string)))
-                        }
-                        // Numbers sent for a categorical feature: their
-                        // text is the category (`3` for 3.0), as in the
-                        // reference table's labels.
-                        _ => texts.extend((0..rows).map(|row| {
-                            let value = column.number(row);
-                            (!value.is_nan()).then(|| format_category(value))
-                        })),
-                    }
-                    layout.push(Slot::Texts(start));
-                }
-            }
-        }
-        FeatureBatchOwned {
-            rows,
-            layout,
-            numbers,
-            texts,
-        }
+/// Element `index` of a numeric or boolean tensor, NaN for text or past the end.
+fn element_number(data: &TensorData, index: usize) -> f64 {
+    if index >= data.len() {
+        return f64::NAN;
     }
-}
-
-enum Slot {
-    Absent,
-    Numbers(usize),
-    Texts(usize),
-}
-
-/// Buffers a [`FeatureBatch`] borrows from.
-struct FeatureBatchOwned<'b> {
-    rows: usize,
-    layout: Vec<Slot>,
-    numbers: &'b Vec<f64>,
-    texts: &'b Vec<Option<String>>,
-}
-
-impl FeatureBatchOwned<'_> {
-    fn with_batch<T>(&self, f: impl FnOnce(&FeatureBatch<'_>) -> T) -> T {
-        let text_refs: Vec<Option<&str>> = self.texts.iter().map(|t| t.as_deref()).collect();
-        let columns = self
-            .layout
-            .iter()
-            .map(|slot| match slot {
-                Slot::Absent => FeatureColumn::Absent,
-                Slot::Numbers(start) => {
-                    FeatureColumn::Numeric(&self.numbers[*start..*start + self.rows])
-                }
-                Slot::Texts(start) => FeatureColumn::Text(&text_refs[*start..*start + self.rows]),
-            })
-            .collect();
-        f(&FeatureBatch {
-            rows: self.rows,
-            columns,
-        })
-    }
+    data.get_f64(index).unwrap_or(f64::NAN)
 }
 
 fn format_category(value: f64) -> String {
