@@ -235,22 +235,26 @@ impl DeploymentMonitor {
             _ => return (None, None),
         };
         let prediction = outputs.and_then(|o| Prediction::of(o, default_output));
-        let monitor = version.monitor.load_full();
-        let Some(monitor) = monitor else {
+        // Guards, not clones: both worker threads read these on every
+        // request, and a reference count would be a cache line they fight over.
+        let monitor_guard = version.monitor.load();
+        let Some(monitor) = monitor_guard.as_ref() else {
             let Some(features) = RequestFeatures::of(inputs, feature_names) else {
                 return (None, None);
             };
             return (None, self.collect(&features, prediction.as_ref(), now_us));
         };
-        let mapping = match version.layout.load_full() {
-            Some(mapping) if mapping.matches(inputs, &monitor) => mapping,
+        let layout_guard = version.layout.load();
+        let fresh_mapping;
+        let mapping: &LayoutMapping = match layout_guard.as_ref() {
+            Some(mapping) if mapping.matches(inputs, monitor) => mapping,
             _ => {
                 let Some(features) = RequestFeatures::of(inputs, feature_names) else {
                     return (None, None);
                 };
-                let mapping = Arc::new(features.layout_for(inputs, &monitor));
-                version.layout.store(Some(mapping.clone()));
-                mapping
+                fresh_mapping = Arc::new(features.layout_for(inputs, monitor));
+                version.layout.store(Some(fresh_mapping.clone()));
+                &fresh_mapping
             }
         };
         let profile = monitor.profile();
