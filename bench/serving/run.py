@@ -250,7 +250,15 @@ def prepare_model(work: Path) -> dict:
         "dirs": {"mlserver-sklearn": sk_dir, "mlserver-onnx": onnx_dir, "mlflow": work / "mlflow-model"},
         "onnx_max_abs_diff_1000_rows": onnx_check,
         "train_accuracy": float(clf.score(X, y)),
+        "reference_csv": reference_csv(X[:5000]),
     }
+
+
+def reference_csv(X) -> bytes:
+    """Training rows as CSV, the reference the Sextant deployments monitor against."""
+    header = ",".join(f"f{i}" for i in range(X.shape[1]))
+    lines = [header] + [",".join(repr(float(v)) for v in row) for row in X]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def sklearn_flavor_args(signature) -> dict:
@@ -302,6 +310,12 @@ def register_and_deploy(url: str, model: dict) -> dict:
     if r.status_code != 200:
         raise RuntimeError(f"PATCH /api/v1/deployments/{MODEL_NOLOG} -> {r.status_code}: {r.text[:1000]}")
     nolog_spec = r.json().get("spec")
+    # The training data is the monitoring reference (matched by position: the
+    # model's input is one unnamed 20-wide matrix).
+    for name in (MODEL, MODEL_NOLOG, MODEL_NOMONITOR):
+        r = session.put(f"{url}/api/v1/deployments/{name}/monitoring/reference", data=model["reference_csv"], timeout=900)
+        if r.status_code != 200:
+            raise RuntimeError(f"PUT monitoring reference of {name} -> {r.status_code}: {r.text[:1000]}")
     r = session.patch(f"{url}/api/v1/deployments/{MODEL_NOMONITOR}", json={"settings": {"monitor": False}}, timeout=900)
     if r.status_code != 200:
         raise RuntimeError(f"PATCH /api/v1/deployments/{MODEL_NOMONITOR} -> {r.status_code}: {r.text[:1000]}")

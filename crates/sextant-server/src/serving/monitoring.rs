@@ -374,9 +374,26 @@ impl DeploymentMonitor {
             if collecting.count >= REFERENCE_WINDOW_ROWS {
                 break;
             }
+            let start = collecting.rows.len();
             for feature in 0..names.len() {
                 let value = features.numeric_value(feature, row);
                 collecting.rows.push(value);
+            }
+            // A row equal to the one before is left out: health checks and
+            // warm-up probes repeat one payload, and a reference made of
+            // them would call all real traffic drifted.
+            let width = names.len();
+            if start >= width {
+                let (before, this) = collecting.rows.split_at(start);
+                let previous = &before[start - width..];
+                if previous
+                    .iter()
+                    .zip(this)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+                {
+                    collecting.rows.truncate(start);
+                    continue;
+                }
             }
             if let Some(Prediction::Numbers(values)) = prediction {
                 if let Some(&value) = values.get(row) {

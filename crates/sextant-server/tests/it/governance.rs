@@ -913,6 +913,24 @@ fn cases() -> Vec<Case> {
         ),
         case(
             M::PUT,
+            "/api/v1/deployments/{name}/monitoring/reference",
+            "/api/v1/deployments/{dep}/monitoring/reference",
+            Some(json!({})),
+        ),
+        case(
+            M::GET,
+            "/api/v1/deployments/{name}/monitoring",
+            "/api/v1/deployments/{dep}/monitoring",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/v1/deployments/{name}/monitoring/windows",
+            "/api/v1/deployments/{dep}/monitoring/windows",
+            None,
+        ),
+        case(
+            M::PUT,
             "/api/v1/deployments/{name}/prediction-log/{*file}",
             "/api/v1/deployments/{dep}/prediction-log/2026-01-01/part.parquet",
             Some(json!({})),
