@@ -78,7 +78,7 @@ pub fn wasserstein_1_sorted(u_sorted: &[f64], v_sorted: &[f64]) -> f64 {
 
 /// Population standard deviation (ddof = 0) as numpy's `np.std`: two-pass,
 /// mean first, both sums in numpy's pairwise order.
-fn population_std(values: &[f64]) -> f64 {
+pub fn population_std(values: &[f64]) -> f64 {
     let n = values.len();
     let mean = pairwise_sum_by(n, |i| values[i]) / n as f64;
     let sum_of_squares = pairwise_sum_by(n, |i| {

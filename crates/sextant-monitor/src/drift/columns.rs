@@ -20,7 +20,9 @@ pub(crate) fn infer_type(values: &ColumnValues) -> Option<ColumnType> {
             values,
             integer: true,
         } => {
-            if distinct_numbers(values) <= INTEGER_CARDINALITY_LIMIT {
+            if distinct_numbers_up_to(values, INTEGER_CARDINALITY_LIMIT + 1)
+                <= INTEGER_CARDINALITY_LIMIT
+            {
                 Some(ColumnType::Categorical)
             } else {
                 Some(ColumnType::Numerical)
@@ -49,11 +51,20 @@ pub(crate) fn infer_type(values: &ColumnValues) -> Option<ColumnType> {
     }
 }
 
-fn distinct_numbers(values: &[f64]) -> usize {
-    let mut sorted =
-        sextant_stats::sort::sorted_floats(values.iter().copied().filter(|v| !v.is_nan()));
-    sorted.dedup();
-    sorted.len()
+/// Distinct non-NaN values, counted up to `cap` (typing only asks
+/// whether an integer column has more than 10).
+fn distinct_numbers_up_to(values: &[f64], cap: usize) -> usize {
+    let mut seen: Vec<u64> = Vec::with_capacity(cap);
+    for value in values.iter().filter(|v| !v.is_nan()) {
+        let bits = if *value == 0.0 { 0 } else { value.to_bits() };
+        if !seen.contains(&bits) {
+            seen.push(bits);
+            if seen.len() >= cap {
+                break;
+            }
+        }
+    }
+    seen.len()
 }
 
 /// Can both sides be compared as `column_type`?
@@ -315,14 +326,4 @@ pub(crate) fn format_number(value: f64) -> String {
     } else {
         format!("{value}")
     }
-}
-
-/// `np.std(x)`: the population standard deviation (ddof 0), the mean
-/// subtracted first as numpy does.
-pub(crate) fn population_std(values: &[f64]) -> f64 {
-    use sextant_stats::special::{pairwise_sum, pairwise_sum_by};
-    let n = values.len() as f64;
-    let mean = pairwise_sum(values) / n;
-    let squares = pairwise_sum_by(values.len(), |i| (values[i] - mean) * (values[i] - mean));
-    (squares / n).sqrt()
 }

@@ -22,7 +22,7 @@
 
 use sextant_stats::{contingency, divergence, ks, wasserstein};
 
-use super::columns::{self, distinct_in_union_up_to, CategoryCounts, SortedNumbers};
+use super::columns::{distinct_in_union_up_to, CategoryCounts, SortedNumbers};
 use super::{ColumnDrift, ColumnOutcome, ColumnPair, ColumnType, Distribution};
 
 /// Evidently's cut between small and large references.
@@ -100,7 +100,7 @@ fn compare_numerical(pair: &ColumnPair<'_>) -> ColumnOutcome {
         }
         StatTest::WassersteinNormed => {
             // `np.std` of the reference (ddof 0), floored at 0.001.
-            let norm = columns::population_std(&reference.values).max(0.001);
+            let norm = sextant_stats::wasserstein::population_std(&reference.values).max(0.001);
             wasserstein::wasserstein_1_sorted(&reference.values, &current.values) / norm
         }
         StatTest::JensenShannon => {

@@ -29,7 +29,7 @@
 
 use sextant_stats::{contingency, correction, divergence, ks, wasserstein};
 
-use super::columns::{self, share, CategoryCounts, SortedNumbers};
+use super::columns::{share, CategoryCounts, SortedNumbers};
 use super::evidently::numeric_distribution;
 use super::{
     ColumnDrift, ColumnOutcome, ColumnPair, ColumnType, Distribution, EffectSizes, MissingDrift,
@@ -127,7 +127,7 @@ fn compare_continuous(
         divergence::LogBase::Two,
     );
     let wasserstein_normed = wasserstein::wasserstein_1_sorted(&reference.values, &current.values)
-        / columns::population_std(&reference.values).max(1e-3);
+        / sextant_stats::wasserstein::population_std(&reference.values).max(1e-3);
     // scipy's finite-sample p-value up to 10 000 values a side; beyond, the
     // limiting distribution (only "below 0.05 after correction" matters).
     let ks = if reference.values.len().min(current.values.len()) > 10_000 {

@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::serving::monitoring::{
     profile_path, ReferenceSource, StoredProfile, REFERENCE_WINDOW_ROWS,
 };
+use crate::serving::now_micros;
 use crate::AppState;
 
 /// The largest reference table accepted in one upload.
@@ -168,12 +169,7 @@ pub(crate) async fn report(
     let versions: Vec<serde_json::Value> = monitor
         .versions()
         .iter()
-        .map(|version| {
-            serde_json::json!({
-                "model": {"name": version.model.name, "version": version.model.version.to_string()},
-                "report": version.report(now, span),
-            })
-        })
+        .map(|version| version_json(version, "report", version.report(now, span)))
         .collect();
     Ok(Json(serde_json::json!({
         "deployment": name,
@@ -202,18 +198,26 @@ pub(crate) async fn windows(
         .map(|monitor| monitor.versions())
         .unwrap_or_default()
         .iter()
-        .map(|version| {
-            serde_json::json!({
-                "model": {"name": version.model.name, "version": version.model.version.to_string()},
-                "windows": version.windows(now, span),
-            })
-        })
+        .map(|version| version_json(version, "windows", version.windows(now, span)))
         .collect();
     Ok(Json(serde_json::json!({
         "deployment": name,
         "span_seconds": span.as_secs(),
         "versions": versions,
     })))
+}
+
+/// `{"model": {"name", "version"}, key: value}` for one monitored version.
+fn version_json(
+    version: &crate::serving::monitoring::VersionMonitor,
+    key: &str,
+    value: impl serde::Serialize,
+) -> serde_json::Value {
+    let mut entry = serde_json::json!({
+        "model": {"name": version.model.name, "version": version.model.version.to_string()},
+    });
+    entry[key] = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    entry
 }
 
 /// `30s`, `5m`, `2h`, `1d`, or a number of seconds.
@@ -249,10 +253,4 @@ fn parse_span(text: Option<&str>) -> ApiResult<Duration> {
         )));
     }
     Ok(span)
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }

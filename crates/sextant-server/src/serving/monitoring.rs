@@ -21,8 +21,8 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use sextant_core::ModelRef;
 use sextant_monitor::live::{
-    FeatureBatch, FeatureColumn, FeatureKind, LiveMonitor, MonitorConfig, MonitorReport,
-    OutlierVerdict, PredictionValues, ReferenceProfile,
+    FeatureBatch, FeatureColumn, LiveMonitor, MonitorConfig, MonitorReport, OutlierVerdict,
+    PredictionValues, ReferenceProfile,
 };
 use sextant_serve::tensor::TensorData;
 use sextant_serve::NamedTensor;
@@ -257,80 +257,47 @@ impl DeploymentMonitor {
                 &fresh_mapping
             }
         };
-        let profile = monitor.profile();
-        // Numbers feature-major in one buffer; categories point into the
-        // request's own strings, or into `labels` for numbers sent for a
-        // categorical feature.
+        // Values go to the monitor as the request sent them: numbers
+        // (feature-major in one buffer) or the request's own strings. The
+        // monitor matches a number to a categorical feature's category, and
+        // parses text sent for a numerical one.
         let mut numbers: Vec<f64> = Vec::new();
-        let mut labels: Vec<Option<String>> = Vec::new();
+        let mut texts: Vec<Option<&str>> = Vec::new();
         enum Slot {
             Absent,
             Numbers(usize),
             Texts(usize),
         }
         let mut slots = Vec::with_capacity(mapping.sources.len());
-        for (source, feature) in mapping.sources.iter().zip(profile.features()) {
+        for source in &mapping.sources {
             let Some((tensor, stride, offset)) = *source else {
                 slots.push(Slot::Absent);
                 continue;
             };
-            let data = &inputs[tensor].tensor.data;
             let index = |row: usize| row * stride + offset;
-            match feature.kind {
-                FeatureKind::Numerical => {
-                    let start = numbers.len();
-                    match data {
-                        TensorData::F64(values) => numbers.extend(
-                            (0..rows)
-                                .map(|row| values.get(index(row)).copied().unwrap_or(f64::NAN)),
-                        ),
-                        _ => numbers.extend((0..rows).map(|row| element_number(data, index(row)))),
-                    }
-                    slots.push(Slot::Numbers(start));
+            match &inputs[tensor].tensor.data {
+                TensorData::Str(values) => {
+                    slots.push(Slot::Texts(texts.len()));
+                    texts.extend((0..rows).map(|row| values.get(index(row)).map(String::as_str)));
                 }
-                FeatureKind::Categorical => {
-                    if let TensorData::Str(_) = data {
-                        slots.push(Slot::Texts(usize::MAX));
-                    } else {
-                        let start = labels.len();
-                        labels.extend((0..rows).map(|row| {
-                            let value = element_number(data, index(row));
-                            (!value.is_nan()).then(|| format_category(value))
-                        }));
-                        slots.push(Slot::Texts(start));
-                    }
+                TensorData::F64(values) => {
+                    slots.push(Slot::Numbers(numbers.len()));
+                    numbers.extend(
+                        (0..rows).map(|row| values.get(index(row)).copied().unwrap_or(f64::NAN)),
+                    );
+                }
+                data => {
+                    slots.push(Slot::Numbers(numbers.len()));
+                    numbers.extend((0..rows).map(|row| element_number(data, index(row))));
                 }
             }
-        }
-        let mut texts: Vec<Option<&str>> = Vec::new();
-        let mut text_starts = Vec::with_capacity(slots.len());
-        for (slot, source) in slots.iter().zip(&mapping.sources) {
-            let start = texts.len();
-            match (slot, source) {
-                (Slot::Texts(usize::MAX), Some((tensor, stride, offset))) => {
-                    if let TensorData::Str(values) = &inputs[*tensor].tensor.data {
-                        texts.extend(
-                            (0..rows)
-                                .map(|row| values.get(row * stride + offset).map(String::as_str)),
-                        );
-                    }
-                }
-                (Slot::Texts(label_start), _) => texts.extend(
-                    labels[*label_start..*label_start + rows]
-                        .iter()
-                        .map(|l| l.as_deref()),
-                ),
-                _ => {}
-            }
-            text_starts.push(start);
         }
         let columns = slots
             .iter()
-            .zip(&text_starts)
-            .map(|(slot, &text_start)| match slot {
+            .map(|slot| match *slot {
                 Slot::Absent => FeatureColumn::Absent,
-                Slot::Numbers(start) => FeatureColumn::Numeric(&numbers[*start..*start + rows]),
-                Slot::Texts(_) => FeatureColumn::Text(&texts[text_start..text_start + rows]),
+                Slot::Numbers(start) => FeatureColumn::Numeric(&numbers[start..start + rows]),
+                Slot::Texts(start) => FeatureColumn::Text(&texts[start..start + rows]),
             })
             .collect();
         let batch = FeatureBatch { rows, columns };
@@ -573,14 +540,6 @@ fn element_number(data: &TensorData, index: usize) -> f64 {
         return f64::NAN;
     }
     data.get_f64(index).unwrap_or(f64::NAN)
-}
-
-fn format_category(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    }
 }
 
 /// The model's output as monitoring sees it: a number per row (a
