@@ -77,13 +77,17 @@ def test_drift_report_on_files(tmp_path):
     assert [c["column"] for c in report["columns"] if c["drifted"]] == [], report
     assert report["dataset"]["drift"] is False
 
-    # The switch to UPI: the payment features and the label drift, the others do not.
+    # The switch to UPI with more scams: the payment features, the label and every
+    # feature scams shape drift.
     report = json.loads(drift(str(tmp_path / "reference.parquet"), str(tmp_path / "shifted.parquet"), "--target", "is_scam").stdout)
     drifted = {c["column"] for c in report["columns"] if c["drifted"]}
-    assert {"upi_payments", "is_scam"} <= drifted, report
+    assert drifted == set(FEATURES) - {"otp_requested"} | {"is_scam"}, report
     target = next(c for c in report["columns"] if c["column"] == "is_scam")
     assert target["role"] == "target"
-    assert "otp_requested" in drifted or target["drifted"]
+    # OTP requests move from about 14% to 22% of calls: significant at 20,000 rows,
+    # but below the Jensen-Shannon threshold, so not called drift.
+    otp = next(c for c in report["columns"] if c["column"] == "otp_requested")
+    assert otp["p_value"] < 0.05 and otp["statistic"] < otp["threshold"], otp
 
     # Evidently's methods give Evidently's verdicts (its test table picks Jensen-Shannon here).
     evidently = json.loads(drift(str(tmp_path / "reference.parquet"), str(tmp_path / "shifted.parquet"), "--methods", "evidently").stdout)
