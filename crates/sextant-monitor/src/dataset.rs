@@ -20,7 +20,7 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
 /// Why a table or one of its columns could not be read.
@@ -98,8 +98,9 @@ impl ColumnValues {
 enum Storage {
     /// Parsed whole when opened.
     InMemory(Vec<Arc<ColumnValues>>),
-    /// Decoded column by column from the file.
-    Parquet,
+    /// Decoded column by column from the file; the footer is parsed once,
+    /// when the table is opened.
+    Parquet(ArrowReaderMetadata),
 }
 
 /// A table on disk.
@@ -168,12 +169,17 @@ impl Table {
         })?;
         match &self.storage {
             Storage::InMemory(columns) => Ok(columns[index].clone()),
-            Storage::Parquet => self.read_parquet_column(index).map(Arc::new),
+            Storage::Parquet(metadata) => self.read_parquet_column(metadata, index).map(Arc::new),
         }
     }
 
     fn open_parquet(path: &Path) -> Result<Table, DatasetError> {
         let builder = parquet_builder(path)?;
+        let metadata = ArrowReaderMetadata::try_new(builder.metadata().clone(), Default::default())
+            .map_err(|e| DatasetError::Parquet {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let names = builder
             .schema()
             .fields()
@@ -185,21 +191,24 @@ impl Table {
             path: path.to_path_buf(),
             names,
             rows,
-            storage: Storage::Parquet,
+            storage: Storage::Parquet(metadata),
         })
     }
 
-    fn read_parquet_column(&self, index: usize) -> Result<ColumnValues, DatasetError> {
+    fn read_parquet_column(
+        &self,
+        metadata: &ArrowReaderMetadata,
+        index: usize,
+    ) -> Result<ColumnValues, DatasetError> {
         let parquet_error = |e: &dyn std::fmt::Display| DatasetError::Parquet {
             path: self.path.clone(),
             message: e.to_string(),
         };
-        let mut builder = parquet_builder(&self.path)?;
-        let field = builder.schema().field(index).clone();
-        if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+        let schema = metadata.schema();
+        let field = schema.field(index).clone();
+        let metadata = if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
             // Strings are read as dictionaries: a category is interned once
             // per page dictionary instead of hashed once per row.
-            let schema = builder.schema();
             let fields: Vec<arrow_schema::Field> = schema
                 .fields()
                 .iter()
@@ -221,14 +230,17 @@ impl Table {
                 fields,
                 schema.metadata().clone(),
             ));
-            let file = File::open(&self.path).map_err(|source| DatasetError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
             let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_schema(hint);
-            builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
-                .map_err(|e| parquet_error(&e))?;
-        }
+            ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)
+                .map_err(|e| parquet_error(&e))?
+        } else {
+            metadata.clone()
+        };
+        let file = File::open(&self.path).map_err(|source| DatasetError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
         // Nested columns have several leaves; projecting on the root keeps them together.
         let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
         let reader = builder
