@@ -195,6 +195,23 @@ struct ServerArgs {
     /// Seconds between rounds of the canary controller.
     #[arg(long, default_value_t = 5.0, env = "SEXTANT_CANARY_CHECK_SECONDS")]
     canary_check_seconds: f64,
+    /// Seconds between evaluations of the alert rules.
+    #[arg(long, default_value_t = 60.0, env = "SEXTANT_ALERT_CHECK_SECONDS")]
+    alert_check_seconds: f64,
+    /// A webhook that receives every alert as Alertmanager's JSON (repeat
+    /// for several; comma-separated in the variable).
+    #[arg(
+        long = "alert-webhook",
+        env = "SEXTANT_ALERT_WEBHOOKS",
+        value_delimiter = ','
+    )]
+    alert_webhooks: Vec<String>,
+    /// Let retraining triggers run commands on this host (with the server's rights).
+    #[arg(long, env = "SEXTANT_ALLOW_TRIGGER_COMMANDS")]
+    allow_trigger_commands: bool,
+    /// This server's address as alert receivers should link to it.
+    #[arg(long, env = "SEXTANT_EXTERNAL_URL")]
+    external_url: Option<String>,
 }
 
 /// Settings a config file may hold: the `server` options, spelled with `_`
@@ -215,6 +232,10 @@ const CONFIG_KEYS: &[&str] = &[
     "python",
     "no_python",
     "canary_check_seconds",
+    "alert_check_seconds",
+    "alert_webhooks",
+    "allow_trigger_commands",
+    "external_url",
 ];
 
 /// Reads `--config FILE` (or SEXTANT_CONFIG) before the flags are parsed and
@@ -484,6 +505,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         },
         max_blocking: 64,
         replica_name: format!("server-{}", std::process::id()),
+        feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
     };
     let period = std::time::Duration::from_secs_f64(args.canary_check_seconds.max(0.05));
     let serving = sextant_server::serving::Serving::embedded(
@@ -492,7 +514,28 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         serving_config,
         period,
     );
-    let state = AppState::with_options(store, artifacts, options).with_serving(serving);
+    for url in &args.alert_webhooks {
+        sextant_server::alerting::check_url(url)
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("--alert-webhook")?;
+    }
+    let alerting = sextant_server::alerting::AlertingConfig {
+        webhooks: args.alert_webhooks.clone(),
+        allow_commands: args.allow_trigger_commands,
+        external_url: args
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
+    };
+    let alert_period = std::time::Duration::from_secs_f64(args.alert_check_seconds.max(0.05));
+    let state = AppState::with_options(store, artifacts, options)
+        .with_serving(serving.clone())
+        .with_alerting(alerting);
+    serving.spawn(sextant_server::alerting::run(
+        state.clone(),
+        alert_period,
+        serving.stopped(),
+    ));
     if args.auth {
         let admin_password = std::env::var("SEXTANT_ADMIN_PASSWORD")
             .ok()

@@ -14,7 +14,13 @@
 //! - [`live`] monitors a deployment as it serves: a reference profile,
 //!   per-request outlier scores, and drift of fixed time windows merged
 //!   over a span (sync and pure; the server calls it from its handlers).
+//! - [`alerts`] turns a deployment's metrics into alerts: threshold and
+//!   baseline (mean ± kσ) rules with Prometheus-style pending, firing and
+//!   hysteresis, and the Alertmanager webhook payload that announces them
+//!   (sync and pure; the server persists each rule's state).
 
+pub mod alerts;
 pub mod dataset;
 pub mod drift;
 pub mod live;
+pub mod performance;

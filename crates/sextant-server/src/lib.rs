@@ -7,6 +7,7 @@
 //! turn wire DTOs (`sextant-api`) into store calls (`sextant-store`,
 //! `sextant-artifacts`) and map errors in one place (`error`).
 
+pub mod alerting;
 mod error;
 mod extract;
 pub mod guard;
@@ -41,6 +42,7 @@ struct StateInner {
     /// Deployments served by this process; `None` serves none (and mounts
     /// no inference routes).
     serving: Option<serving::Serving>,
+    alerting: alerting::Alerting,
 }
 
 /// Whether requests must authenticate.
@@ -96,6 +98,7 @@ impl AppState {
                 governance,
                 audit_run_data: options.audit_run_data,
                 serving: None,
+                alerting: alerting::Alerting::new(alerting::AlertingConfig::default()),
             }),
         }
     }
@@ -110,6 +113,22 @@ impl AppState {
                 ..inner
             }),
         }
+    }
+
+    /// The same state, alerting with `config`.
+    pub fn with_alerting(self, config: alerting::AlertingConfig) -> AppState {
+        let inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_alerting is called before the state is shared"));
+        AppState {
+            inner: Arc::new(StateInner {
+                alerting: alerting::Alerting::new(config),
+                ..inner
+            }),
+        }
+    }
+
+    pub fn alerting(&self) -> &alerting::Alerting {
+        &self.inner.alerting
     }
 
     pub fn serving(&self) -> Option<&serving::Serving> {

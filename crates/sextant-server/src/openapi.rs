@@ -11,7 +11,7 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
 
-use crate::routes::{deployments, inference, monitoring, v1};
+use crate::routes::{alerts, deployments, feedback, inference, monitoring, v1};
 use sextant_api::v1 as dto;
 
 #[derive(OpenApi)]
@@ -37,6 +37,9 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         deployments::history, deployments::status, deployments::report, deployments::model_archive,
         inference::infer, inference::model_metadata, inference::deployment_invocations,
         monitoring::put_reference, monitoring::report, monitoring::windows,
+        feedback::post_feedback, feedback::performance,
+        alerts::list, alerts::metrics, alerts::evaluate, alerts::put, alerts::delete, alerts::all,
+        alerts::get_trigger, alerts::put_trigger, alerts::delete_trigger, alerts::retrain,
     ),
     components(schemas(dto::Error)),
     tags(

@@ -8,11 +8,15 @@
 //! which of its code paths it reproduces.
 
 pub mod anderson;
+pub mod cbpe;
+pub mod change;
 pub mod contingency;
 pub mod correction;
 pub mod cvm;
 pub mod divergence;
 pub mod ks;
+pub mod normality;
+pub mod performance;
 pub mod sketch;
 pub mod sort;
 pub mod special;

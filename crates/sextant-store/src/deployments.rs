@@ -199,6 +199,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        Store::delete_monitoring_of(&mut tx, name).await?;
         // A deployment created later under the same name must not inherit grants.
         sqlx::query(
             "DELETE FROM permissions WHERE resource_type = 'deployment' AND resource_id = $1",

@@ -21,6 +21,7 @@ mod experiments;
 mod governance;
 mod logged_models;
 mod migrate;
+mod monitoring;
 mod registry;
 mod runs;
 mod search_sql;
@@ -35,6 +36,9 @@ pub use crate::audit::{entry_hash, AuditQuery, GENESIS_HASH};
 pub use crate::deployments::{DeploymentRecord, RevisionRecord};
 pub use crate::governance::{Credentials, NewTransitionRequest, TokenOwner, TransitionFilter};
 pub use crate::logged_models::NewLoggedModel;
+pub use crate::monitoring::{
+    AlertEventRecord, AlertRuleRecord, FeedbackRecord, FeedbackWrite, TriggerRunRecord,
+};
 pub use crate::registry::NewModelVersion;
 pub use crate::runs::{LogBatch, RunUpdate};
 

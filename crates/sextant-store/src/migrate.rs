@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_serving.sql"),
         postgres: include_str!("../migrations/postgres/0003_serving.sql"),
     },
+    Migration {
+        version: 4,
+        name: "monitoring",
+        sqlite: include_str!("../migrations/sqlite/0004_monitoring.sql"),
+        postgres: include_str!("../migrations/postgres/0004_monitoring.sql"),
+    },
 ];
 
 /// Applies every migration newer than the database, each in its own

@@ -13,8 +13,10 @@ macro_rules! route {
     };
 }
 
+pub(crate) mod alerts;
 mod artifacts;
 pub(crate) mod deployments;
+pub(crate) mod feedback;
 pub(crate) mod inference;
 mod meta;
 pub(crate) mod monitoring;

@@ -17,6 +17,7 @@
 
 mod codec;
 pub mod controller;
+pub mod feedback;
 mod loader;
 pub mod monitoring;
 pub(crate) mod predlog;
@@ -48,8 +49,9 @@ pub use self::predlog::{LogSink, PredictionLog, PredictionLogConfig};
 pub use self::source::{
     artifact_root, bundle_model_dir, list_tree, RemoteServer, Source, BUNDLE_SPEC,
 };
-use self::stats::{add_counters, ArmLabels, Counters};
+pub use self::stats::add_counters;
 pub use self::stats::{quantile_ms, Metrics, Outcome};
+use self::stats::{ArmLabels, Counters};
 
 /// How a process serves.
 #[derive(Debug, Clone)]
@@ -63,6 +65,9 @@ pub struct ServingConfig {
     pub max_blocking: usize,
     /// A name for this process in replica reports and log file names.
     pub replica_name: String,
+    /// Rows of recent answers kept in memory for joining labels; older
+    /// ones are found in the prediction log.
+    pub feedback_index_rows: usize,
 }
 
 /// One arm of a live deployment.
@@ -332,6 +337,8 @@ struct ServingInner {
     tasks: Mutex<tokio::task::JoinSet<()>>,
     booted: std::sync::atomic::AtomicBool,
     monitoring: monitoring::Monitoring,
+    /// Recent answers, for joining ground-truth labels to them.
+    feedback: Arc<feedback::PredictionIndex>,
 }
 
 struct ShadowJob {
@@ -346,9 +353,11 @@ struct ShadowJob {
 impl Serving {
     /// A serving state with nothing deployed yet. Its background tasks run
     /// until [`Serving::shutdown`].
-    pub fn new(config: ServingConfig, source: Source, log: PredictionLogConfig) -> Serving {
+    pub fn new(config: ServingConfig, source: Source, mut log: PredictionLogConfig) -> Serving {
         let metrics = Arc::new(Metrics::default());
         let mut tasks = tokio::task::JoinSet::new();
+        let feedback = Arc::new(feedback::PredictionIndex::new(config.feedback_index_rows));
+        log.index = Some(feedback.clone());
         let log = PredictionLog::start(log, metrics.clone(), &mut tasks);
         let (shadow, shadow_queue) = tokio::sync::mpsc::channel(1024);
         let serving = Serving {
@@ -370,6 +379,7 @@ impl Serving {
                 stop: tokio::sync::watch::channel(false).0,
                 booted: std::sync::atomic::AtomicBool::new(false),
                 monitoring: monitoring::Monitoring::default(),
+                feedback,
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
         };
@@ -706,6 +716,7 @@ impl Serving {
                     inputs,
                     outputs: result.as_ref().ok().cloned(),
                     feature_names: arm.model.feature_names.clone(),
+                    default_output: arm.model.model.default_output(),
                 });
             }
         }
@@ -745,6 +756,17 @@ impl Serving {
             tokio::spawn(async move { serving.store_profile(&deployment, &profile).await });
         }
         verdicts
+    }
+
+    /// Recent answers, for joining labels.
+    pub fn feedback_index(&self) -> &feedback::PredictionIndex {
+        &self.inner.feedback
+    }
+
+    /// Waits until every prediction answered so far is in the prediction
+    /// log and the feedback index.
+    pub async fn flush_log(&self) {
+        self.inner.log.flush().await;
     }
 
     /// The monitoring of `deployment`, if it was ever served here.
@@ -905,6 +927,7 @@ impl Serving {
                     inputs,
                     outputs: result.ok(),
                     feature_names: arm.model.feature_names.clone(),
+                    default_output: arm.model.model.default_output(),
                 });
             }
         }

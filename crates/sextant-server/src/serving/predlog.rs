@@ -37,6 +37,7 @@ use sextant_core::ModelRef;
 use sextant_serve::{NamedTensor, TensorData};
 use tokio::sync::{mpsc, watch};
 
+use super::feedback::PredictionIndex;
 use super::source::RemoteServer;
 use super::stats::Metrics;
 
@@ -56,6 +57,8 @@ pub struct Record {
     pub outputs: Option<Vec<NamedTensor>>,
     /// Names for the columns of a single matrix input.
     pub feature_names: Option<Arc<Vec<String>>>,
+    /// Which output is the model's answer (the feedback index reads it).
+    pub default_output: usize,
 }
 
 /// Where segments go.
@@ -81,6 +84,8 @@ pub struct PredictionLogConfig {
     pub max_rows: usize,
     /// Part of every segment's name, so replicas never overwrite each other.
     pub replica: String,
+    /// Where answered predictions are remembered for joining labels.
+    pub index: Option<Arc<PredictionIndex>>,
 }
 
 impl PredictionLogConfig {
@@ -91,6 +96,7 @@ impl PredictionLogConfig {
             flush_interval: Duration::from_secs(10),
             max_rows: 100_000,
             replica,
+            index: None,
         }
     }
 }
@@ -122,7 +128,7 @@ impl PredictionLog {
     ) -> PredictionLog {
         let (stop, stopped) = watch::channel(false);
         let capacity = config.queue_capacity.max(16);
-        let queue = if matches!(config.sink, LogSink::Disabled) {
+        let queue = if matches!(config.sink, LogSink::Disabled) && config.index.is_none() {
             None
         } else {
             let (sender, receiver) = mpsc::channel(capacity);
@@ -183,7 +189,23 @@ async fn writer(
     // wake-up per prediction (measured: most of the log's cost).
     let mut tick = tokio::time::interval(DRAIN_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let logging = !matches!(config.sink, LogSink::Disabled);
+    let index = config.index.clone();
     let add = |segments: &mut BTreeMap<(Arc<str>, i64), Segment>, record: &Record| {
+        if let (Some(index), Some(outputs), false) = (&index, &record.outputs, record.shadow) {
+            index.add(
+                &record.prediction_id,
+                &record.deployment,
+                record.time_us,
+                &record.model,
+                &record.arm,
+                outputs,
+                record.default_output,
+            );
+        }
+        if !logging {
+            return 0;
+        }
         let key = (
             record.deployment.clone(),
             record.time_us.div_euclid(MICROS_PER_DAY),

@@ -163,10 +163,16 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
             python: None,
             max_blocking: 16,
             replica_name: "test".into(),
+            feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
         },
         std::time::Duration::from_millis(100),
     );
-    let state = AppState::with_options(store, artifacts, options).with_serving(serving.clone());
+    let state = AppState::with_options(store, artifacts, options)
+        .with_serving(serving.clone())
+        .with_alerting(sextant_server::alerting::AlertingConfig {
+            allow_commands: true,
+            ..Default::default()
+        });
     if options.auth == Auth::Enabled {
         state
             .governance()

@@ -8,6 +8,7 @@ mod artifacts;
 mod bad_input;
 mod durability;
 mod experiments;
+mod feedback;
 mod governance;
 mod monitoring;
 mod registry;

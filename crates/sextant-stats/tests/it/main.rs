@@ -1,7 +1,11 @@
 //! Integration tests for sextant-stats; one module per area, each checking
 //! against golden values generated from scipy by `tests/golden/*.py`.
 
+mod cbpe;
+mod change;
 mod ks;
+mod normality;
+mod performance;
 mod sketch;
 mod tests_divergences;
 
