@@ -225,6 +225,20 @@ pub async fn metric_snapshot(
                 }
             }
         }
+        if let Some(report) = serving.abuse().report(deployment, now) {
+            let totals = &report.totals;
+            metrics.insert("abuse.flagged_clients".into(), totals.flagged as f64);
+            metrics.insert("abuse.rate_spike".into(), totals.rate_spike as f64);
+            metrics.insert(
+                "abuse.near_duplicates".into(),
+                totals.near_duplicates as f64,
+            );
+            metrics.insert("abuse.extraction".into(), totals.extraction as f64);
+            metrics.insert(
+                "abuse.boundary_probing".into(),
+                totals.boundary_probing as f64,
+            );
+        }
         // Errors and latency since the previous evaluation.
         if let Ok(record) = state.store().get_deployment(deployment).await {
             let (counters, _) = serving.revision_counters(deployment, record.revision);

@@ -34,10 +34,14 @@
 //! - **Outliers** ([`OutlierVerdict`]): tier 0 (NaN, ±∞, unseen category),
 //!   tier A (robust z) and tier C (Mahalanobis distance) of §6.7, combined
 //!   into one score whose threshold is 1.
+//! - **Abuse** ([`AbuseTracker`], §6.8): per-client signals of rate spikes,
+//!   near-duplicate queries, model extraction (PRADA) and decision-boundary
+//!   probing, fed off the request path.
 //!
 //! [`ReferenceBins::deciles`]: sextant_stats::sketch::ReferenceBins::deciles
 //! [`Moments`]: sextant_stats::sketch::Moments
 
+mod abuse;
 mod linalg;
 mod monitor;
 mod outlier;
@@ -47,6 +51,10 @@ mod window;
 
 use serde::{Deserialize, Serialize};
 
+pub use abuse::{
+    AbuseConfig, AbuseReport, AbuseSignals, AbuseTotals, AbuseTracker, ClientAbuse, ClientVerdict,
+    ScaledFeature, Scaling,
+};
 pub use monitor::{LiveMonitor, MonitorConfig};
 pub use profile::{
     FeatureKind, FeatureProfile, ProfileError, ReferenceProfile, DEFAULT_PREDICTION_NAME,

@@ -1,5 +1,7 @@
 //! Integration tests of sextant-monitor: drift reports on real files.
 
+mod abuse;
+mod alerts;
 mod drift;
 mod evidently;
 mod live;

@@ -254,3 +254,27 @@ fn parse_span(text: Option<&str>) -> ApiResult<Duration> {
     }
     Ok(span)
 }
+
+/// Abuse and model-extraction signals per caller: request-rate spikes,
+/// near-duplicate queries, PRADA's distance test, decision-boundary probing.
+#[utoipa::path(get, path = "/api/v1/deployments/{name}/monitoring/abuse", tag = "monitoring",
+    params(("name" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn abuse(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.store().get_deployment(&name).await?;
+    let serving = super::deployments::serving_state(&state)?;
+    serving.flush_log().await;
+    let monitor = serving.abuse();
+    let report = monitor.report(&name, now_micros());
+    Ok(Json(serde_json::json!({
+        "deployment": name,
+        "warming_up": monitor.warming_rows(&name).map(|rows| serde_json::json!({
+            "rows": rows,
+            "of": crate::serving::abuse::SCALING_ROWS,
+        })),
+        "report": report,
+    })))
+}

@@ -78,6 +78,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(PUT "/deployments/{name}/monitoring/reference", on_deployment(Permission::Edit), super::monitoring::put_reference),
     route!(GET "/deployments/{name}/monitoring", on_deployment(Permission::Read), super::monitoring::report),
     route!(GET "/deployments/{name}/monitoring/windows", on_deployment(Permission::Read), super::monitoring::windows),
+    route!(GET "/deployments/{name}/monitoring/abuse", on_deployment(Permission::Read), super::monitoring::abuse),
     route!(POST "/deployments/{name}/feedback", on_deployment(Permission::Invoke), super::feedback::post_feedback),
     route!(GET "/deployments/{name}/performance", on_deployment(Permission::Read), super::feedback::performance),
     route!(GET "/deployments/{name}/alerts", on_deployment(Permission::Read), super::alerts::list),

@@ -15,6 +15,7 @@
 //! files over HTTP and follows changes), and in a container image (a bundle
 //! of specs and model files on disk).
 
+pub mod abuse;
 mod codec;
 pub mod controller;
 pub mod feedback;
@@ -339,6 +340,8 @@ struct ServingInner {
     monitoring: monitoring::Monitoring,
     /// Recent answers, for joining ground-truth labels to them.
     feedback: Arc<feedback::PredictionIndex>,
+    /// Callers watched for abuse and model extraction.
+    abuse: Arc<abuse::AbuseMonitor>,
 }
 
 struct ShadowJob {
@@ -358,6 +361,8 @@ impl Serving {
         let mut tasks = tokio::task::JoinSet::new();
         let feedback = Arc::new(feedback::PredictionIndex::new(config.feedback_index_rows));
         log.index = Some(feedback.clone());
+        let abuse = Arc::new(abuse::AbuseMonitor::default());
+        log.abuse = Some(abuse.clone());
         let log = PredictionLog::start(log, metrics.clone(), &mut tasks);
         let (shadow, shadow_queue) = tokio::sync::mpsc::channel(1024);
         let serving = Serving {
@@ -380,6 +385,7 @@ impl Serving {
                 booted: std::sync::atomic::AtomicBool::new(false),
                 monitoring: monitoring::Monitoring::default(),
                 feedback,
+                abuse,
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
         };
@@ -761,6 +767,11 @@ impl Serving {
     /// Recent answers, for joining labels.
     pub fn feedback_index(&self) -> &feedback::PredictionIndex {
         &self.inner.feedback
+    }
+
+    /// Callers' abuse signals.
+    pub fn abuse(&self) -> &abuse::AbuseMonitor {
+        &self.inner.abuse
     }
 
     /// Waits until every prediction answered so far is in the prediction

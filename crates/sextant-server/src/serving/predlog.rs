@@ -37,6 +37,7 @@ use sextant_core::ModelRef;
 use sextant_serve::{NamedTensor, TensorData};
 use tokio::sync::{mpsc, watch};
 
+use super::abuse::AbuseMonitor;
 use super::feedback::PredictionIndex;
 use super::source::RemoteServer;
 use super::stats::Metrics;
@@ -86,6 +87,8 @@ pub struct PredictionLogConfig {
     pub replica: String,
     /// Where answered predictions are remembered for joining labels.
     pub index: Option<Arc<PredictionIndex>>,
+    /// Where callers' requests are watched for abuse.
+    pub abuse: Option<Arc<AbuseMonitor>>,
 }
 
 impl PredictionLogConfig {
@@ -97,6 +100,7 @@ impl PredictionLogConfig {
             max_rows: 100_000,
             replica,
             index: None,
+            abuse: None,
         }
     }
 }
@@ -128,7 +132,10 @@ impl PredictionLog {
     ) -> PredictionLog {
         let (stop, stopped) = watch::channel(false);
         let capacity = config.queue_capacity.max(16);
-        let queue = if matches!(config.sink, LogSink::Disabled) && config.index.is_none() {
+        let queue = if matches!(config.sink, LogSink::Disabled)
+            && config.index.is_none()
+            && config.abuse.is_none()
+        {
             None
         } else {
             let (sender, receiver) = mpsc::channel(capacity);
@@ -191,6 +198,7 @@ async fn writer(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let logging = !matches!(config.sink, LogSink::Disabled);
     let index = config.index.clone();
+    let abuse = config.abuse.clone();
     let add = |segments: &mut BTreeMap<(Arc<str>, i64), Segment>, record: &Record| {
         if let (Some(index), Some(outputs), false) = (&index, &record.outputs, record.shadow) {
             index.add(
@@ -199,6 +207,17 @@ async fn writer(
                 record.time_us,
                 &record.model,
                 &record.arm,
+                outputs,
+                record.default_output,
+            );
+        }
+        if let (Some(abuse), Some(outputs), false) = (&abuse, &record.outputs, record.shadow) {
+            abuse.observe(
+                &record.deployment,
+                record.caller.as_deref(),
+                record.time_us,
+                &record.inputs,
+                record.feature_names.as_deref().map(Vec::as_slice),
                 outputs,
                 record.default_output,
             );

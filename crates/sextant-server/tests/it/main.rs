@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod alerting;
 mod artifacts;
 mod bad_input;
 mod durability;
