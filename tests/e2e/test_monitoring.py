@@ -166,3 +166,64 @@ def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id):
 
     metrics = requests.get(f"{tracking_uri}/metrics", timeout=60).text
     assert f'sextant_monitor_feature_psi{{deployment="{name}"' in metrics
+
+
+def post(server_uri: str, path: str, body) -> dict:
+    response = requests.post(f"{server_uri}/api/v1/deployments/{path}", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_feedback_performance_and_alerts_on_scam_calls(tracking_uri, experiment_id):
+    """Train, deploy, stream labelled calls; then scammers change tactics so calls that look
+    legitimate are scams (the concept moves): realised accuracy falls, the change detectors and
+    the alert fire, and on the unchanged stream nothing does."""
+    train = calls(5_000, seed=20)
+    model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0).fit(train[FEATURES], train["is_scam"])
+    name = unique("scam-feedback")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", input_example=train[FEATURES].head(3), serialization_format="cloudpickle")
+    version = mlflow.register_model(info.model_uri, name).version
+    cli_json(tracking_uri, "deployments", "create", name, "--model", f"{name}/{version}")
+    rule = {"metric": "accuracy", "condition": {"threshold": {"op": "<", "value": 0.85}}, "severity": "critical"}
+    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/alerts/accuracy", json=rule, timeout=60)
+    assert response.status_code == 200, response.text
+
+    def stream(frame: pd.DataFrame) -> None:
+        for chunk in chunks(frame):
+            answer = invocations(tracking_uri, name, chunk)
+            labels = [int(v) for v in chunk["is_scam"]]
+            written = post(tracking_uri, f"{name}/feedback", {"prediction_id": answer["prediction_id"], "labels": labels})
+            assert written["inserted"] == len(labels), written
+
+    def performance() -> dict:
+        response = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/performance", params={"span": "1h"}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()["versions"][0]
+
+    def evaluate() -> dict:
+        return post(tracking_uri, f"{name}/alerts/evaluate", None)["evaluations"][0]
+
+    # The world as trained: high accuracy, no change point, nothing fires.
+    stream(calls(2_000, seed=21))
+    steady = performance()
+    assert steady["task"] == "classification" and steady["positive_class"] == "1", steady
+    assert steady["overall"]["labelled"] == 2_000
+    assert steady["overall"]["metrics"]["accuracy"] > 0.9, steady["overall"]
+    assert steady["overall"]["metrics"]["roc_auc"] > 0.9, steady["overall"]
+    assert steady["concept_drift"] is False, steady["change_points"]
+    assert evaluate()["transition"] is None
+
+    # New scams: calls that look like ordinary ones, paid by UPI, labelled scam.
+    shifted = calls(1_500, seed=22, scam_share=0.0)
+    shifted["upi_payments"] = 1
+    shifted["is_scam"] = (np.random.default_rng(23).random(len(shifted)) < 0.5).astype(np.int64)
+    stream(shifted)
+    moved = performance()
+    assert moved["overall"]["metrics"]["accuracy"] < 0.85, moved["overall"]
+    assert moved["concept_drift"] is True, moved
+    assert any(p["detector"] == "ddm" and p["index"] >= 2_000 for p in moved["change_points"]), moved["change_points"]
+    fired = evaluate()
+    assert fired["transition"]["status"] == "firing", fired
+    alerts = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/alerts", timeout=60).json()
+    assert [e["status"] for e in alerts["events"]] == ["firing"], alerts
