@@ -220,32 +220,13 @@ fn version_json(
     entry
 }
 
-/// `30s`, `5m`, `2h`, `1d`, or a number of seconds.
+/// `30s`, `5m`, `2h`, `1d`, or a number of seconds (default one hour),
+/// at most the windows kept.
 fn parse_span(text: Option<&str>) -> ApiResult<Duration> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(Duration::from_secs(3600));
     };
-    let invalid = || {
-        ApiError::invalid(format!(
-            "span '{text}' is not a duration: use 30s, 5m, 1h, 1d or a number of seconds"
-        ))
-    };
-    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((at, _)) => (&text[..at], &text[at..]),
-        None => (text, "s"),
-    };
-    let number: u64 = number.trim().parse().map_err(|_| invalid())?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number.saturating_mul(60),
-        "h" => number.saturating_mul(3600),
-        "d" => number.saturating_mul(86_400),
-        _ => return Err(invalid()),
-    };
-    if seconds == 0 {
-        return Err(invalid());
-    }
-    let span = Duration::from_secs(seconds);
+    let span = Duration::from_micros(super::feedback::duration_us(text, "span")? as u64);
     if span > MAX_SPAN {
         return Err(ApiError::invalid(format!(
             "span '{text}' is longer than the {} hours of windows kept",

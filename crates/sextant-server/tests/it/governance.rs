@@ -969,7 +969,9 @@ fn cases() -> Vec<Case> {
             M::PUT,
             "/api/v1/deployments/{name}/alerts/{rule}",
             "/api/v1/deployments/{dep}/alerts/r-{uniq}",
-            Some(json!({"metric": "accuracy", "condition": {"threshold": {"op": "<", "value": 0.5}}})),
+            Some(
+                json!({"metric": "accuracy", "condition": {"threshold": {"op": "<", "value": 0.5}}}),
+            ),
         ),
         case(
             M::DELETE,
