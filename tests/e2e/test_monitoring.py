@@ -11,6 +11,9 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
 import numpy as np
@@ -151,6 +154,13 @@ def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id):
     assert first["drifted_features"] == 0, first
     assert first["outlier_rate"] < 0.02, first
 
+    # An alert on the payment feature's drift stays quiet on normal traffic.
+    rule = {"metric": "drift.upi_payments.psi", "condition": {"threshold": {"op": ">", "value": 0.2}}, "severity": "warning"}
+    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/alerts/upi-drift", json=rule, timeout=60)
+    assert response.status_code == 200, response.text
+    quiet = post(tracking_uri, f"{name}/alerts/evaluate", None)["evaluations"][0]
+    assert quiet["transition"] is None and quiet["value"] < 0.2, quiet
+
     # A call no reference call looks like is flagged.
     odd = calls(1, seed=12)
     odd.loc[:, "call_duration_s"] = 1e6
@@ -163,7 +173,145 @@ def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id):
     drifted = {f["name"] for f in report()["features"] if f["drifted"]}
     assert "upi_payments" in drifted, report()
     assert "caller_account_age_days" in drifted, report()
+    fired = post(tracking_uri, f"{name}/alerts/evaluate", None)["evaluations"][0]
+    assert fired["transition"]["status"] == "firing", fired
 
     metrics = requests.get(f"{tracking_uri}/metrics", timeout=60).text
     assert f'sextant_monitor_feature_psi{{deployment="{name}"' in metrics
 
+
+def post(server_uri: str, path: str, body) -> dict:
+    response = requests.post(f"{server_uri}/api/v1/deployments/{path}", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 that keeps the JSON bodies posted to it, as an
+    Alertmanager receiver or a CI job's webhook would."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, dict]] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", 0))
+                bodies.append((self.path, json.loads(self.rfile.read(length))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def posted(self, path: str, timeout: float = 30.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [body for at, body in self.bodies if at == path]
+            if found:
+                return found
+            time.sleep(0.1)
+        return []
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    endpoint = Receiver()
+    yield endpoint
+    endpoint.close()
+
+
+def test_feedback_performance_and_alerts_on_scam_calls(tracking_uri, experiment_id, receiver):
+    """Train, deploy, stream labelled calls; then scammers change tactics so calls that look
+    legitimate are scams (the concept moves): realised accuracy falls, the change detectors and
+    the alert fire, and on the unchanged stream nothing does."""
+    train = calls(5_000, seed=20)
+    model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0).fit(train[FEATURES], train["is_scam"])
+    name = unique("scam-feedback")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", input_example=train[FEATURES].head(3), serialization_format="cloudpickle")
+    version = mlflow.register_model(info.model_uri, name).version
+    cli_json(tracking_uri, "deployments", "create", name, "--model", f"{name}/{version}")
+    rule = {
+        "metric": "accuracy",
+        "condition": {"threshold": {"op": "<", "value": 0.85}},
+        "severity": "critical",
+        "webhooks": [receiver.url("/alertmanager")],
+    }
+    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/alerts/accuracy", json=rule, timeout=60)
+    assert response.status_code == 200, response.text
+    trigger = {"webhook": receiver.url("/retrain"), "on_alerts": ["accuracy"]}
+    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/retrain-trigger", json=trigger, timeout=60)
+    assert response.status_code == 200, response.text
+
+    def stream(frame: pd.DataFrame) -> None:
+        for chunk in chunks(frame):
+            answer = invocations(tracking_uri, name, chunk)
+            labels = [int(v) for v in chunk["is_scam"]]
+            written = post(tracking_uri, f"{name}/feedback", {"prediction_id": answer["prediction_id"], "labels": labels})
+            assert written["inserted"] == len(labels), written
+
+    def performance() -> dict:
+        response = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/performance", params={"span": "1h"}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()["versions"][0]
+
+    def evaluate() -> dict:
+        return post(tracking_uri, f"{name}/alerts/evaluate", None)["evaluations"][0]
+
+    # The world as trained: high accuracy, no change point, nothing fires.
+    stream(calls(2_000, seed=21))
+    steady = performance()
+    assert steady["task"] == "classification" and steady["positive_class"] == "1", steady
+    assert steady["overall"]["labelled"] == 2_000
+    assert steady["overall"]["metrics"]["accuracy"] > 0.9, steady["overall"]
+    assert steady["overall"]["metrics"]["roc_auc"] > 0.9, steady["overall"]
+    assert steady["concept_drift"] is False, steady["change_points"]
+    assert not any(p["confirmed"] for p in steady["change_points"]), steady["change_points"]
+    # Without labels, CBPE's estimate agrees with what the labels say.
+    estimated = steady["overall"]["estimated"]["accuracy"]
+    assert abs(estimated - steady["overall"]["metrics"]["accuracy"]) < 0.05, steady["overall"]
+    assert evaluate()["transition"] is None
+    assert receiver.posted("/alertmanager", timeout=0.5) == []
+
+    # New scams: calls that look like ordinary ones, paid by UPI, labelled scam.
+    shifted = calls(1_500, seed=22, scam_share=0.0)
+    shifted["upi_payments"] = 1
+    shifted["is_scam"] = (np.random.default_rng(23).random(len(shifted)) < 0.5).astype(np.int64)
+    stream(shifted)
+    moved = performance()
+    assert moved["overall"]["metrics"]["accuracy"] < 0.85, moved["overall"]
+    assert moved["concept_drift"] is True, moved
+    confirmed = [p for p in moved["change_points"] if p["confirmed"]]
+    assert confirmed and all(p["index"] >= 2_000 for p in confirmed), moved["change_points"]
+    # The model is as confident as before, so the estimate stays high: the gap is the concept.
+    assert moved["overall"]["estimated"]["accuracy"] > 0.85, moved["overall"]
+    fired = evaluate()
+    assert fired["transition"]["status"] == "firing", fired
+    alerts = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/alerts", timeout=60).json()
+    assert [e["status"] for e in alerts["events"]] == ["firing"], alerts
+
+    # Alertmanager's receivers get version 4 JSON; the retraining webhook gets the reason.
+    (notice,) = receiver.posted("/alertmanager")
+    assert notice["version"] == "4" and notice["status"] == "firing", notice
+    assert notice["alerts"][0]["labels"]["alertname"] == "accuracy", notice
+    assert notice["alerts"][0]["labels"]["severity"] == "critical", notice
+    (retrain,) = receiver.posted("/retrain")
+    assert retrain["deployment"] == name and retrain["reason"] == "alert", retrain
+    assert retrain["detail"]["alert"] == "accuracy", retrain
+    deadline = time.monotonic() + 30
+    while True:
+        runs = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/retrain-trigger", timeout=60).json()["runs"]
+        if runs and runs[0]["status"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(r["id"], r["reason"], r["status"]) for r in runs] == [(retrain["run_id"], "alert", "succeeded")], runs

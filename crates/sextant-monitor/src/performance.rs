@@ -166,9 +166,20 @@ pub struct ChangePoint {
     pub time_us: i64,
     /// Its position among the span's labelled rows.
     pub index: usize,
-    /// Mean error before and after, over the span's rows.
+    /// Mean error since the same detector's previous alarm, and up to its next.
     pub error_before: f64,
     pub error_after: f64,
+    /// One-sided p-value that errors grew at this point: a pooled
+    /// two-proportion z-test on 0/1 errors, a large-sample z-test on the
+    /// mean absolute error of a regressor. `None` with fewer than
+    /// [`MIN_ROWS`] rows on either side.
+    pub p_value: Option<f64>,
+    /// Errors grew here beyond chance (`p_value` < [`CHANGE_SIGNIFICANCE`]).
+    /// The detectors reproduce river and so keep its blind spots: DDM
+    /// alarms on the first error after a run of correct answers (its
+    /// minimum `p + s` is then 0), which on a good model is noise, so
+    /// only confirmed points count as concept drift.
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +204,9 @@ const MIN_ROWS: usize = 30;
 const LABEL_JS_THRESHOLD: f64 = 0.1;
 const LABEL_W1_THRESHOLD: f64 = 0.1;
 const SIGNIFICANCE: f64 = 0.05;
+/// A change point counts when errors after it exceed those before at this
+/// one-sided level; strict, because the split is chosen by the detector.
+const CHANGE_SIGNIFICANCE: f64 = 0.001;
 
 /// Computes a version's performance over `rows` (its labelled rows in the
 /// span, oldest prediction first), against `reference` (its earliest
@@ -234,7 +248,7 @@ pub fn performance_report(
         cbpe.as_ref(),
     );
     let change_points = judge.change_points(rows);
-    let concept_drift = change_points.iter().any(|c| c.error_after > c.error_before)
+    let concept_drift = change_points.iter().any(|c| c.confirmed)
         || windows
             .iter()
             .any(|w| w.concept_gap.as_ref().is_some_and(|g| g.flagged));
@@ -625,41 +639,17 @@ impl Judge {
                 .filter_map(|r| Some((r.label_value? - r.outcome.value?).abs()))
                 .collect(),
         };
-        let mut points = Vec::new();
-        let mean = |s: &[f64]| {
-            if s.is_empty() {
-                f64::NAN
-            } else {
-                s.iter().sum::<f64>() / s.len() as f64
-            }
-        };
-        let push = |detector: &'static str, index: usize, points: &mut Vec<ChangePoint>| {
-            // The detector fires some rows after the change; the error means
-            // are taken around where it fired, over the previous alarm's end.
-            let start = points
-                .iter()
-                .filter(|p: &&ChangePoint| p.detector == detector)
-                .map(|p| p.index + 1)
-                .last()
-                .unwrap_or(0);
-            points.push(ChangePoint {
-                detector,
-                time_us: rows.get(index).map_or(0, |r| r.predicted_at_us),
-                index,
-                error_before: mean(&errors[start..index.min(errors.len())]),
-                error_after: mean(&errors[index.min(errors.len())..]),
-            });
-        };
+        let mut alarms: Vec<(&'static str, usize)> = Vec::new();
         let mut adwin = Adwin::new(AdwinConfig::RIVER);
         match self.task {
             Task::Classification => {
                 let mut ddm = Ddm::new(DdmConfig::RIVER);
                 for (i, &e) in errors.iter().enumerate() {
                     if ddm.update(e) == ChangeState::Drift {
-                        push("ddm", i, &mut points);
+                        alarms.push(("ddm", i));
                     }
                     if adwin.update(e) == ChangeState::Drift {
-                        push("adwin", i, &mut points);
+                        alarms.push(("adwin", i));
                     }
                 }
             }
@@ -667,16 +657,96 @@ impl Judge {
                 let mut page_hinkley = PageHinkley::new(PageHinkleyConfig::RIVER);
                 for (i, &e) in errors.iter().enumerate() {
                     if page_hinkley.update(e) == ChangeState::Drift {
-                        push("page_hinkley", i, &mut points);
+                        alarms.push(("page_hinkley", i));
                     }
                     if adwin.update(e) == ChangeState::Drift {
-                        push("adwin", i, &mut points);
+                        alarms.push(("adwin", i));
                     }
                 }
             }
         }
-        points
+        let mean = |s: &[f64]| {
+            if s.is_empty() {
+                f64::NAN
+            } else {
+                s.iter().sum::<f64>() / s.len() as f64
+            }
+        };
+        // Each alarm compares the errors since the same detector's previous
+        // alarm with those up to its next one: a detector restarts after an
+        // alarm, and a later change must not confirm an earlier false one.
+        alarms
+            .iter()
+            .map(|&(detector, index)| {
+                let same = || {
+                    alarms
+                        .iter()
+                        .filter(|(d, _)| *d == detector)
+                        .map(|(_, i)| *i)
+                };
+                let start = same().filter(|&i| i < index).last().map_or(0, |i| i + 1);
+                let end = same().find(|&i| i > index).unwrap_or(errors.len());
+                let (before, after) = (&errors[start..index], &errors[index..end]);
+                let p_value = errors_grew(self.task, before, after);
+                ChangePoint {
+                    detector,
+                    time_us: rows.get(index).map_or(0, |r| r.predicted_at_us),
+                    index,
+                    error_before: mean(before),
+                    error_after: mean(after),
+                    p_value,
+                    confirmed: p_value.is_some_and(|p| p < CHANGE_SIGNIFICANCE),
+                }
+            })
+            .collect()
     }
+}
+
+/// One-sided p-value that the errors `after` a change point are larger
+/// than those `before` it; `None` with fewer than [`MIN_ROWS`] on a side.
+///
+/// Classification: the pooled two-proportion z-test on 0/1 errors
+/// (Fleiss §2.2), `p = 1 - Φ(z)` with z > 0 when `after` errs more.
+/// Regression: the large-sample z-test on mean absolute errors,
+/// `z = (m_a - m_b) / √(s²_a/n_a + s²_b/n_b)` (Welch's statistic with the
+/// normal in place of Student's t, fair at 30+ rows a side).
+fn errors_grew(task: Task, before: &[f64], after: &[f64]) -> Option<f64> {
+    if before.len() < MIN_ROWS || after.len() < MIN_ROWS {
+        return None;
+    }
+    let z = match task {
+        Task::Classification => {
+            let count = |s: &[f64]| s.iter().filter(|&&e| e > 0.0).count() as u64;
+            sextant_stats::contingency::two_proportion_z(
+                count(after),
+                after.len() as u64,
+                count(before),
+                before.len() as u64,
+            )
+            .statistic
+        }
+        Task::Regression => {
+            let moments = |s: &[f64]| {
+                let n = s.len() as f64;
+                let m = s.iter().sum::<f64>() / n;
+                let v = s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+                (m, v / n)
+            };
+            let ((m_a, v_a), (m_b, v_b)) = (moments(after), moments(before));
+            let se = (v_a + v_b).sqrt();
+            if se > 0.0 {
+                (m_a - m_b) / se
+            } else if m_a > m_b {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        }
+    };
+    if z.is_nan() {
+        return Some(1.0);
+    }
+    Some(sextant_stats::special::normal_sf(z))
 }
 
 fn regression(window: &mut WindowPerformance, rows: &[LabelledRow], reference: &[LabelledRow]) {
