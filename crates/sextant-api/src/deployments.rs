@@ -72,6 +72,10 @@ pub struct Settings {
     /// Keep the replaced version loaded as a standby (blue-green).
     #[serde(default)]
     pub keep_standby: bool,
+    /// Answer 429 to callers flagged for abuse or model extraction, for
+    /// one abuse window (60 s) after the last flag.
+    #[serde(default)]
+    pub throttle_abusive_callers: bool,
 }
 
 fn default_true() -> bool {
@@ -127,6 +131,7 @@ impl From<&core::DeploymentSpec> for DeploymentSpec {
                 monitor: spec.settings.monitor,
                 python_workers: spec.settings.python_workers,
                 keep_standby: spec.settings.keep_standby,
+                throttle_abusive_callers: spec.settings.throttle_abusive_callers,
             },
         }
     }
@@ -193,6 +198,7 @@ impl TryFrom<&DeploymentSpec> for core::DeploymentSpec {
                 monitor: spec.settings.monitor,
                 python_workers: spec.settings.python_workers,
                 keep_standby: spec.settings.keep_standby,
+                throttle_abusive_callers: spec.settings.throttle_abusive_callers,
             },
         };
         spec.validate().map_err(|e| e.0)?;
@@ -262,6 +268,7 @@ pub struct SettingsPatch {
     pub monitor: Option<bool>,
     pub python_workers: Option<u32>,
     pub keep_standby: Option<bool>,
+    pub throttle_abusive_callers: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]

@@ -35,6 +35,9 @@ pub enum DeploymentsCommand {
         /// Python worker processes for a model only Python can run.
         #[arg(long)]
         python_workers: Option<u32>,
+        /// Answer 429 to callers flagged for abuse or model extraction.
+        #[arg(long)]
+        throttle_abusive_callers: bool,
     },
     /// Serve another version (ends a running experiment). The new version loads and warms up first.
     Update {
@@ -52,6 +55,9 @@ pub enum DeploymentsCommand {
         /// Turn live monitoring (drift, outlier verdicts) on or off.
         #[arg(long)]
         monitoring: Option<bool>,
+        /// Turn throttling of callers flagged for abuse on or off.
+        #[arg(long)]
+        throttle_abusive_callers: Option<bool>,
         /// Refuse the change if the deployment moved past this revision.
         #[arg(long)]
         expected_revision: Option<i64>,
@@ -152,6 +158,7 @@ pub async fn deployments(
             no_prediction_log,
             no_monitoring,
             python_workers,
+            throttle_abusive_callers,
         } => {
             let mut settings = json!({});
             if no_prediction_log {
@@ -162,6 +169,9 @@ pub async fn deployments(
             }
             if let Some(workers) = python_workers {
                 settings["python_workers"] = json!(workers);
+            }
+            if throttle_abusive_callers {
+                settings["throttle_abusive_callers"] = json!(true);
             }
             let body = json!({"name": name, "model": model, "description": description, "settings": settings});
             client
@@ -175,6 +185,7 @@ pub async fn deployments(
             description,
             prediction_log,
             monitoring,
+            throttle_abusive_callers,
             expected_revision,
         } => {
             let mut body = json!({
@@ -189,6 +200,9 @@ pub async fn deployments(
             }
             if let Some(monitor) = monitoring {
                 settings["monitor"] = json!(monitor);
+            }
+            if let Some(throttle) = throttle_abusive_callers {
+                settings["throttle_abusive_callers"] = json!(throttle);
             }
             if settings.as_object().is_some_and(|s| !s.is_empty()) {
                 body["settings"] = settings;

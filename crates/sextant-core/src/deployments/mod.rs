@@ -120,6 +120,9 @@ pub struct DeploymentSettings {
     /// Keep the arm being replaced loaded, as a standby, for an instant
     /// rollback (blue-green).
     pub keep_standby: bool,
+    /// Answer 429 to callers the abuse monitor flags (rate spike,
+    /// near duplicates, extraction, boundary probing) for one abuse window.
+    pub throttle_abusive_callers: bool,
 }
 
 impl DeploymentSettings {
@@ -129,6 +132,7 @@ impl DeploymentSettings {
             monitor: true,
             python_workers: 1,
             keep_standby: false,
+            throttle_abusive_callers: false,
         }
     }
 }

@@ -143,6 +143,9 @@ fn apply_settings(
     if let Some(keep) = patch.keep_standby {
         settings.keep_standby = keep;
     }
+    if let Some(throttle) = patch.throttle_abusive_callers {
+        settings.throttle_abusive_callers = throttle;
+    }
     Ok(())
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct InferenceError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    /// `Retry-After`, when the caller is told how long to wait.
+    retry_after_seconds: Option<u64>,
 }
 
 impl InferenceError {
@@ -47,6 +49,7 @@ impl InferenceError {
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code,
             message: message.into(),
+            retry_after_seconds: None,
         }
     }
 
@@ -87,16 +90,48 @@ impl IntoResponse for InferenceError {
             "message": self.message,
         });
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
+        let retry_after = match self.retry_after_seconds {
+            Some(seconds) => HeaderValue::from(seconds),
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => HeaderValue::from_static("1"),
+            None => return response,
+        };
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
         response
     }
 }
 
 type InferenceResult<T> = Result<T, InferenceError>;
+
+/// 429 for a caller the abuse monitor flagged, on a deployment that
+/// throttles them; a map lookup, and nothing at all on one that does not.
+fn refuse_flagged_caller(
+    serving: &Serving,
+    live: &LiveDeployment,
+    caller: Option<&str>,
+) -> InferenceResult<()> {
+    if !live.spec.settings.throttle_abusive_callers {
+        return Ok(());
+    }
+    let now = crate::serving::now_micros();
+    match serving.abuse().flagged_until(&live.name, caller, now) {
+        None => Ok(()),
+        Some(until) => {
+            let mut refusal = InferenceError::new(
+                ErrorCode::RequestLimitExceeded,
+                format!(
+                    "requests from '{}' are throttled: they look like abuse or model extraction \
+                     (see /api/v1/deployments/{}/monitoring/abuse)",
+                    caller.unwrap_or("anonymous"),
+                    live.name
+                ),
+            );
+            refusal.retry_after_seconds = Some(((until - now) as u64).div_ceil(1_000_000).max(1));
+            Err(refusal)
+        }
+    }
+}
 
 /// The request body, or the reason it could not be read (too large: 413).
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> InferenceResult<Bytes> {
@@ -229,6 +264,7 @@ pub(crate) async fn infer(
     let binary_outputs = request.binary_outputs();
     let inputs = serving::oip_inputs(request.inputs, binary)?;
     let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
+    refuse_flagged_caller(&serving, &live, caller.as_deref())?;
     let pick = pick(&live, path.version.as_deref(), &headers, caller.as_deref())?;
     let mut answer = serving
         .predict(&live, pick, inputs, Layout::Tensors, caller)
@@ -552,6 +588,7 @@ async fn score(
         ));
     };
     let caller = caller(principal, &headers, peer);
+    refuse_flagged_caller(&serving, &live, caller.as_deref())?;
     let pick = pick(&live, None, &headers, caller.as_deref())?;
     let answer = serving.predict(&live, pick, inputs, layout, caller).await?;
     let predictions = serving::mlflow_predictions(

@@ -249,9 +249,25 @@ pub(crate) async fn abuse(
     let serving = super::deployments::serving_state(&state)?;
     serving.flush_log().await;
     let monitor = serving.abuse();
-    let report = monitor.report(&name, now_micros());
+    let now = now_micros();
+    let throttling = serving
+        .deployment(&name)
+        .is_some_and(|slot| slot.live().spec.settings.throttle_abusive_callers);
+    let mut report = monitor.report(&name, now);
+    if let Some(report) = &mut report {
+        // Turned away now: flagged within the last window, where the
+        // deployment throttles.
+        for client in &mut report.clients {
+            client.throttled = throttling
+                && monitor
+                    .flagged_until(&name, Some(&client.client), now)
+                    .is_some();
+        }
+        report.totals.throttled = report.clients.iter().filter(|c| c.throttled).count();
+    }
     Ok(Json(serde_json::json!({
         "deployment": name,
+        "throttling": throttling,
         "warming_up": monitor.warming_rows(&name).map(|rows| serde_json::json!({
             "rows": rows,
             "of": crate::serving::abuse::SCALING_ROWS,

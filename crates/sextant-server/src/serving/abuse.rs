@@ -6,9 +6,16 @@
 //! request path. Features are scaled by the median and MAD of the first
 //! [`SCALING_ROWS`] rows a deployment serves (robust to the outliers an
 //! attacker sends later), in the order of that first request's features.
+//!
+//! A caller with a signal raised stays flagged for one abuse window after
+//! its last flagged query. Deployments with `throttle_abusive_callers` turn
+//! flagged callers away with 429 on the request path, which reads only
+//! [`AbuseMonitor::flagged_until`]'s small map, never the trackers. A
+//! turned-away caller's queries are not observed; when the window has
+//! passed it is let through and judged again on what it sends.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use sextant_monitor::live::{AbuseConfig, AbuseReport, AbuseTracker, ScaledFeature, Scaling};
 use sextant_serve::{NamedTensor, TensorData};
@@ -35,6 +42,8 @@ enum DeploymentAbuse {
 #[derive(Default)]
 pub struct AbuseMonitor {
     deployments: Mutex<HashMap<String, DeploymentAbuse>>,
+    /// Deployment → flagged caller → until when (µs since the epoch).
+    flagged: RwLock<HashMap<String, HashMap<String, i64>>>,
 }
 
 impl AbuseMonitor {
@@ -96,16 +105,77 @@ impl AbuseMonitor {
                     .map(|n| names.iter().position(|m| m == n))
                     .collect();
                 let mut row_values = vec![f64::NAN; tracked.len()];
+                let mut flagged = false;
                 for row in 0..rows {
                     let source = &values[row * names.len()..(row + 1) * names.len()];
                     for (slot, at) in row_values.iter_mut().zip(&aligned) {
                         *slot = at.map_or(f64::NAN, |k| source[k]);
                     }
                     let margin = margins.get(row).copied().flatten();
-                    tracker.observe(client, time_us, &row_values, margin);
+                    flagged |= tracker
+                        .observe(client, time_us, &row_values, margin)
+                        .signals
+                        .any();
+                }
+                let window_us = tracker.config().window_seconds as i64 * 1_000_000;
+                drop(deployments);
+                self.mark(deployment, client, flagged.then_some(time_us + window_us));
+            }
+        }
+    }
+
+    /// Records whether `client` is flagged (until when), writing the
+    /// shared map only when that changes or the flag is extended.
+    fn mark(&self, deployment: &str, client: &str, until_us: Option<i64>) {
+        let known = self
+            .flagged
+            .read()
+            .expect("abuse flags lock")
+            .get(deployment)
+            .and_then(|callers| callers.get(client).copied());
+        if known.is_none() && until_us.is_none() {
+            return;
+        }
+        let mut flags = self.flagged.write().expect("abuse flags lock");
+        let callers = flags.entry(deployment.to_string()).or_default();
+        match until_us {
+            Some(until) => {
+                callers.insert(client.to_string(), until);
+            }
+            None => {
+                // Cleared once the window has passed without a new flag.
+                if let Some(&until) = callers.get(client) {
+                    if until <= super::now_micros() {
+                        callers.remove(client);
+                    }
                 }
             }
         }
+    }
+
+    /// Until when `caller` (`anonymous` when unknown) is flagged on
+    /// `deployment`, if it is at `now_us`.
+    pub fn flagged_until(
+        &self,
+        deployment: &str,
+        caller: Option<&str>,
+        now_us: i64,
+    ) -> Option<i64> {
+        let flags = self.flagged.read().expect("abuse flags lock");
+        let until = *flags.get(deployment)?.get(caller.unwrap_or("anonymous"))?;
+        (until > now_us).then_some(until)
+    }
+
+    /// Forgets a deployment's trackers and flags (it was deleted).
+    pub fn forget(&self, deployment: &str) {
+        self.deployments
+            .lock()
+            .expect("abuse lock")
+            .remove(deployment);
+        self.flagged
+            .write()
+            .expect("abuse flags lock")
+            .remove(deployment);
     }
 
     /// The deployment's per-caller report; `None` until it is tracked.

@@ -644,6 +644,7 @@ impl Serving {
             .write()
             .expect("deployments lock")
             .remove(name);
+        self.inner.abuse.forget(name);
         self.inner.models.evict_unused();
     }
 

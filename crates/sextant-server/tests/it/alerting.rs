@@ -335,6 +335,44 @@ async fn alerts_fire_notify_resolve_and_trigger_retraining(app: TestApp) {
             >= 1,
         "{abuse}"
     );
+    assert_eq!(abuse["throttling"], false, "{abuse}");
+
+    // A deployment that throttles turns the flagged caller away with 429
+    // and Retry-After; turning it off lets the caller through again.
+    let infer = |app: &TestApp| {
+        let body = json!({"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [[1.0, 0.25, 3.0]]}]});
+        app.client
+            .post(app.url("/v2/models/scoring/infer"))
+            .json(&body)
+            .send()
+    };
+    let set_throttling = |on: bool| {
+        let body = json!({"settings": {"throttle_abusive_callers": on}});
+        v1(&app, Method::PATCH, "/deployments/scoring", Some(body))
+    };
+    assert_eq!(set_throttling(true).await.status, 200);
+    let refused = infer(&app).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], "REQUEST_LIMIT_EXCEEDED", "{body}");
+    let abuse = v1(
+        &app,
+        Method::GET,
+        "/deployments/scoring/monitoring/abuse",
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(abuse["throttling"], true, "{abuse}");
+    assert_eq!(abuse["report"]["totals"]["throttled"], 1, "{abuse}");
+    assert_eq!(set_throttling(false).await.status, 200);
+    assert_eq!(infer(&app).await.unwrap().status(), 200);
     let reply = v1(
         &app,
         Method::DELETE,
