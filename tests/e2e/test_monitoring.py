@@ -315,3 +315,93 @@ def test_feedback_performance_and_alerts_on_scam_calls(tracking_uri, experiment_
             break
         time.sleep(0.2)
     assert [(r["id"], r["reason"], r["status"]) for r in runs] == [(retrain["run_id"], "alert", "succeeded")], runs
+
+
+def test_reference_from_training_data_and_drift_through_the_api(tracking_uri, experiment_id, tmp_path):
+    """The training dataset logged with the model becomes the deployment's reference, and
+    drift reports compare run artifacts, logged datasets and prediction-log windows."""
+    train = calls(5_000, seed=30)
+    train.to_csv(tmp_path / "calls-train.csv", index=False)
+    train.to_parquet(tmp_path / "calls-train.parquet", index=False)
+    model = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(train[FEATURES], train["is_scam"])
+    name = unique("scam-reference")
+    with mlflow.start_run() as run:
+        dataset = mlflow.data.from_pandas(train, source=str(tmp_path / "calls-train.csv"), targets="is_scam", name="calls-train")
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_artifact(str(tmp_path / "calls-train.parquet"), "data")
+        info = mlflow.sklearn.log_model(model, name="model", input_example=train[FEATURES].head(3), serialization_format="cloudpickle")
+    run_id = run.info.run_id
+    version = mlflow.register_model(info.model_uri, name).version
+    cli_json(tracking_uri, "deployments", "create", name, "--model", f"{name}/{version}")
+
+    def monitoring() -> dict:
+        response = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/monitoring", params={"span": "1h"}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    deadline = time.monotonic() + 30
+    while monitoring()["reference"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    reference = monitoring()["reference"]
+    assert reference["source"]["kind"] == "training_dataset", reference
+    assert "calls-train" in reference["source"]["description"], reference
+    # The model's inputs, not the label.
+    assert [f["name"] for f in reference["features"]] == FEATURES, reference
+    assert reference["reference_rows"] == 5_000, reference
+
+    before_shift = int(time.time() * 1000)
+    for chunk in chunks(calls(2_000, seed=31)):
+        invocations(tracking_uri, name, chunk)
+    report = monitoring()["versions"][0]["report"]
+    assert report["rows"] == 2_000 and report["drifted_features"] == 0, report
+    shift = int(time.time() * 1000) + 1
+    time.sleep(0.01)
+    for chunk in chunks(calls(2_000, seed=32, scam_share=0.5, upi_shift=True)):
+        invocations(tracking_uri, name, chunk)
+
+    def drift(body: dict, status: int = 200):
+        response = requests.post(f"{tracking_uri}/api/v1/drift", json=body, timeout=120)
+        assert response.status_code == status, response.text
+        return response.json() if status == 200 else response.json()
+
+    artifact = {"run_id": run_id, "path": "data/calls-train.parquet"}
+    logged = {"run_id": run_id, "dataset": "calls-train"}
+    steady = {"deployment": name, "start": before_shift, "end": shift}
+    shifted = {"deployment": name, "start": shift}
+
+    # Training artifact against the traffic before the shift: nothing drifts; the label
+    # and the model's outputs are only on one side and are skipped.
+    quiet = drift({"reference": artifact, "current": steady})
+    assert quiet["current"]["rows"] == 2_000, quiet["current"]
+    assert {c["column"] for c in quiet["columns"]} == set(FEATURES), quiet["columns"]
+    assert [c["column"] for c in quiet["columns"] if c["drifted"]] == [], quiet
+    # The logged dataset (read from where it was logged) against the shifted traffic.
+    moved = drift({"reference": logged, "current": shifted})
+    drifted = {c["column"] for c in moved["columns"] if c["drifted"]}
+    assert {"upi_payments", "opened_bank_website", "caller_account_age_days"} <= drifted, moved
+    assert moved["dataset"]["drift"] is True
+    # Two windows of the log, with prediction drift on the model's answer, in Evidently's methods.
+    both = drift({"reference": steady, "current": shifted})
+    outputs = sorted(c["column"] for c in both["columns"] if c["column"].startswith("output_"))
+    assert outputs == ["output_predict", "output_predict_proba_0", "output_predict_proba_1"], both["columns"]
+    windows = drift({"reference": steady, "current": shifted, "methods": "evidently", "prediction": "output_predict"})
+    prediction = [c for c in windows["columns"] if c["column"] == "output_predict"]
+    assert prediction and prediction[0]["role"] == "prediction" and prediction[0]["drifted"], windows["columns"]
+    page = requests.post(f"{tracking_uri}/api/v1/drift", json={"reference": artifact, "current": shifted, "format": "html"}, timeout=120)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<svg" in page.text and "<script" not in page.text
+
+    # A designated reference window replaces the training data.
+    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/monitoring/reference", json=steady, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["reference_rows"] == 2_000, response.text
+
+    # Bad sources are 4xx with a reason.
+    error = drift({"reference": {"run_id": run_id, "path": "data/absent.csv"}, "current": shifted}, 404)
+    assert "absent.csv" in error["message"], error
+    error = drift({"reference": {"run_id": run_id}, "current": shifted}, 400)
+    assert error["error_code"] == "INVALID_PARAMETER_VALUE", error
+    error = drift({"reference": artifact, "current": {"deployment": name, "start": 1, "end": 2}}, 400)
+    assert "no answered predictions" in error["message"], error
+    error = drift({"reference": artifact, "current": {"deployment": "no-such-deployment"}}, 404)
+    error = drift({"reference": artifact, "current": shifted, "methods": "magic"}, 400)

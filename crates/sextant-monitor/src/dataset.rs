@@ -18,7 +18,7 @@ use arrow_array::types::{
     Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
     UInt64Type, UInt8Type,
 };
-use arrow_array::{Array, ArrayRef};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
@@ -170,6 +170,64 @@ impl Table {
         match &self.storage {
             Storage::InMemory(columns) => Ok(columns[index].clone()),
             Storage::Parquet(metadata) => self.read_parquet_column(metadata, index).map(Arc::new),
+        }
+    }
+
+    /// A table made from Arrow record batches, such as the prediction log's
+    /// segments: columns in the order first seen, a column absent from a
+    /// batch missing in its rows. A column whose type differs between
+    /// batches is read as numbers when every type is numeric, else as text.
+    /// `label` names the table in errors.
+    pub fn from_batches(label: &Path, batches: &[RecordBatch]) -> Table {
+        let mut names: Vec<String> = Vec::new();
+        let mut types: HashMap<String, DataType> = HashMap::new();
+        for batch in batches {
+            for field in batch.schema().fields() {
+                let name = field.name();
+                match types.get(name) {
+                    None => {
+                        names.push(name.clone());
+                        types.insert(name.clone(), field.data_type().clone());
+                    }
+                    Some(seen) if seen == field.data_type() => {}
+                    Some(seen) => {
+                        let unified = if seen.is_numeric() && field.data_type().is_numeric() {
+                            DataType::Float64
+                        } else {
+                            DataType::Utf8
+                        };
+                        types.insert(name.clone(), unified);
+                    }
+                }
+            }
+        }
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let columns = names
+            .iter()
+            .map(|name| {
+                let data_type = &types[name];
+                let mut builder = ColumnBuilder::for_type(data_type, rows);
+                for batch in batches {
+                    let array = match batch.column_by_name(name) {
+                        None => arrow_array::new_null_array(data_type, batch.num_rows()),
+                        Some(array) if array.data_type() == data_type => array.clone(),
+                        Some(array) if *data_type == DataType::Utf8 => {
+                            let text: arrow_array::StringArray =
+                                as_text(array).into_iter().collect();
+                            Arc::new(text) as ArrayRef
+                        }
+                        Some(array) => array.clone(),
+                    };
+                    builder.append(&array);
+                }
+                Arc::new(builder.finish())
+            })
+            .collect();
+        Table {
+            path: label.to_path_buf(),
+            names,
+            rows,
+            storage: Storage::InMemory(columns),
         }
     }
 
@@ -501,6 +559,34 @@ fn append_numbers(values: &mut Vec<f64>, array: &ArrayRef) {
             v.and_then(|text| text.parse::<f64>().ok())
                 .unwrap_or(f64::NAN)
         })),
+    }
+}
+
+/// Any array's values as text (`True`/`False` for booleans, as pandas
+/// prints them), `None` for nulls.
+fn as_text(array: &ArrayRef) -> Vec<Option<String>> {
+    match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
+            arrow_strings(array)
+                .into_iter()
+                .map(|v| v.map(str::to_string))
+                .collect()
+        }
+        DataType::Boolean => array
+            .as_boolean()
+            .iter()
+            .map(|v| v.map(|b| if b { "True" } else { "False" }.to_string()))
+            .collect(),
+        data_type if data_type.is_numeric() => {
+            let mut values = Vec::with_capacity(array.len());
+            append_numbers(&mut values, array);
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (!array.is_null(i)).then(|| v.to_string()))
+                .collect()
+        }
+        _ => arrow_display(array),
     }
 }
 

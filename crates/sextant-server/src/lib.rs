@@ -14,6 +14,7 @@ pub mod guard;
 mod openapi;
 mod routes;
 pub mod serving;
+mod tables;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use crate::serving::monitoring::{
     profile_path, ReferenceSource, StoredProfile, REFERENCE_WINDOW_ROWS,
 };
 use crate::serving::now_micros;
+use crate::tables::{self, TableSource};
 use crate::AppState;
 
 /// The largest reference table accepted in one upload.
@@ -31,8 +32,10 @@ pub(crate) struct ReferenceQuery {
     prediction: Option<String>,
 }
 
-/// Sets a deployment's reference: the table (CSV or Parquet, in the body)
-/// the live traffic of every model version is compared with.
+/// Sets a deployment's reference, the table the live traffic of every
+/// model version is compared with: a CSV or Parquet table in the body, or
+/// a JSON source naming one the server reads (a run artifact, a logged
+/// dataset, a window of a prediction log; see `POST /api/v1/drift`).
 #[utoipa::path(put, path = "/api/v1/deployments/{name}/monitoring/reference", tag = "monitoring",
     params(("name" = String, Path), ReferenceQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
@@ -41,19 +44,18 @@ pub(crate) async fn put_reference(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<ReferenceQuery>,
+    axum::Extension(principal): axum::Extension<sextant_governance::Principal>,
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     state.store().get_deployment(&name).await?;
-    let serving = super::deployments::serving_state(&state)?;
+    super::deployments::serving_state(&state)?;
     let bytes = read_body(body).await?;
     if bytes.is_empty() {
         return Err(ApiError::invalid(
-            "send the reference table (CSV with a header row, or Parquet) as the request body",
+            "send the reference table (CSV with a header row, or Parquet) as the request body, or a JSON source such as {\"run_id\": …, \"path\": \"data/train.parquet\"}",
         ));
     }
-    let is_parquet = bytes.starts_with(b"PAR1");
-    let extension = if is_parquet { "parquet" } else { "csv" };
-    let features: Option<Vec<String>> = query.features.as_deref().map(|list| {
+    let mut features: Option<Vec<String>> = query.features.as_deref().map(|list| {
         list.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -61,6 +63,31 @@ pub(crate) async fn put_reference(
             .collect()
     });
     let prediction = query.prediction.clone();
+    if bytes.first() == Some(&b'{') {
+        let source: TableSource = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid(format!("invalid reference source: {e}")))?;
+        let loaded = tables::load(&state, &principal, &source).await?;
+        if features.is_none() {
+            features = loaded.features.clone();
+        }
+        let description = loaded.description.clone();
+        let profile = tokio::task::spawn_blocking(move || {
+            sextant_monitor::live::ReferenceProfile::from_table(
+                &loaded.table,
+                features.as_deref(),
+                prediction.as_deref(),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|_| ApiError::Internal("building the profile was interrupted".into()))?
+        .map_err(ApiError::invalid)?;
+        let stored = install_reference(&state, &name, "source", description, profile).await;
+        let path = ArtifactPath::parse(&profile_path(&name))?;
+        return Ok(Json(reference_json(&stored, &path)));
+    }
+    let is_parquet = bytes.starts_with(b"PAR1");
+    let extension = if is_parquet { "parquet" } else { "csv" };
     let table_bytes = bytes.clone();
     let profile = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let file = tempfile::Builder::new()
@@ -84,16 +111,8 @@ pub(crate) async fn put_reference(
     .await
     .map_err(|_| ApiError::Internal("building the profile was interrupted".into()))?
     .map_err(ApiError::invalid)?;
-
-    let stored = Arc::new(StoredProfile {
-        source: ReferenceSource {
-            kind: "upload".into(),
-            description: format!("reference.{extension} ({} bytes)", bytes.len()),
-            created_us: now_micros(),
-        },
-        profile,
-    });
     let reference_path = ArtifactPath::parse(&format!("monitoring/{name}/reference.{extension}"))?;
+    let size = bytes.len();
     state
         .artifacts()
         .put(
@@ -101,10 +120,110 @@ pub(crate) async fn put_reference(
             futures::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) }),
         )
         .await?;
-    serving.store_profile(&name, &stored).await;
-    let monitor = serving.monitor_or_create(&name);
-    monitor.set_profile(Some(stored.clone()));
+    let description = format!("reference.{extension} ({size} bytes)");
+    let stored = install_reference(&state, &name, "upload", description, profile).await;
     Ok(Json(reference_json(&stored, &reference_path)))
+}
+
+/// Stores `profile` as `deployment`'s reference and starts comparing with it.
+async fn install_reference(
+    state: &AppState,
+    deployment: &str,
+    kind: &str,
+    description: String,
+    profile: sextant_monitor::live::ReferenceProfile,
+) -> Arc<StoredProfile> {
+    let stored = Arc::new(StoredProfile {
+        source: ReferenceSource {
+            kind: kind.into(),
+            description,
+            created_us: now_micros(),
+        },
+        profile,
+    });
+    if let Some(serving) = state.serving() {
+        serving.store_profile(deployment, &stored).await;
+        serving
+            .monitor_or_create(deployment)
+            .set_profile(Some(stored.clone()));
+    }
+    stored
+}
+
+/// Makes the training dataset logged to the served model version's run
+/// the deployment's reference, unless it has one. Runs after a deployment
+/// is created; when the dataset cannot be read (MLflow records where data
+/// came from, not the data) the first rows served become the reference.
+pub(crate) async fn reference_from_training_data(
+    state: AppState,
+    deployment: String,
+    model: sextant_core::ModelRef,
+    feature_names: Option<Arc<Vec<String>>>,
+) {
+    let Some(serving) = state.serving() else {
+        return;
+    };
+    if serving.monitor_or_create(&deployment).profile().is_some() {
+        return;
+    }
+    let run_id = match state
+        .store()
+        .get_model_version(&model.name, &model.version.to_string())
+        .await
+    {
+        Ok(version) => version.run_id,
+        Err(_) => None,
+    };
+    let Some(run_id) = run_id.filter(|r| !r.is_empty()) else {
+        return;
+    };
+    let loaded = match tables::training_dataset(&state, &run_id).await {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => return,
+        Err(why) => {
+            tracing::info!(%deployment, run_id, cause = %why, "the training dataset cannot be the reference; the first rows served will be");
+            return;
+        }
+    };
+    // The model's inputs: a training table also holds the label.
+    let Some(names) = feature_names else {
+        tracing::info!(%deployment, "the model names no features, so the training dataset's columns cannot be matched to its inputs; the first rows served will be the reference");
+        return;
+    };
+    let features: Vec<String> = names
+        .iter()
+        .filter(|n| loaded.table.has_column(n))
+        .cloned()
+        .collect();
+    if features.len() < names.len() {
+        tracing::info!(%deployment, "the training dataset lacks some of the model's inputs; the first rows served will be the reference");
+        return;
+    }
+    let description = format!("training {}", loaded.description);
+    let built = tokio::task::spawn_blocking(move || {
+        sextant_monitor::live::ReferenceProfile::from_table(&loaded.table, Some(&features), None)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match built {
+        Ok(Ok(profile)) => {
+            if serving.monitor_or_create(&deployment).profile().is_none() {
+                install_reference(
+                    &state,
+                    &deployment,
+                    "training_dataset",
+                    description,
+                    profile,
+                )
+                .await;
+                tracing::info!(%deployment, "reference built from the training dataset");
+            }
+        }
+        Ok(Err(why)) => {
+            tracing::info!(%deployment, cause = %why, "no reference from the training dataset")
+        }
+        Err(_) => {}
+    }
 }
 
 fn reference_json(stored: &StoredProfile, path: &ArtifactPath) -> serde_json::Value {
@@ -274,4 +393,116 @@ pub(crate) async fn abuse(
         })),
         "report": report,
     })))
+}
+
+/// A drift report between two tables the server reads: run artifacts,
+/// logged datasets, or windows of a deployment's prediction log.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DriftRequest {
+    reference: TableSource,
+    current: TableSource,
+    /// `sextant` (default) or `evidently`.
+    #[serde(default)]
+    methods: Option<String>,
+    /// The label column (its drift is label drift).
+    #[serde(default)]
+    target: Option<String>,
+    /// The model's output column (its drift is prediction drift); in a
+    /// prediction-log window, e.g. `output_label`.
+    #[serde(default)]
+    prediction: Option<String>,
+    /// Only these columns (default: every column both tables have).
+    #[serde(default)]
+    columns: Option<Vec<String>>,
+    #[serde(default)]
+    numerical: Vec<String>,
+    #[serde(default)]
+    categorical: Vec<String>,
+    /// The dataset drifts when at least this share of columns drifted (default 0.5).
+    #[serde(default)]
+    drift_share: Option<f64>,
+    /// `json` (default) or `html`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The report `sextant drift` prints, on tables the server reads.
+#[utoipa::path(post, path = "/api/v1/drift", tag = "monitoring",
+    request_body = DriftRequest,
+    responses((status = 200, body = Object), (status = 400, body = sextant_api::v1::Error), (status = 403, body = sextant_api::v1::Error), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn drift(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<sextant_governance::Principal>,
+    crate::extract::MlflowRequest(request): crate::extract::MlflowRequest<DriftRequest>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use sextant_monitor::drift::{ColumnType, DriftOptions, MethodSet};
+
+    let methods: MethodSet = request
+        .methods
+        .as_deref()
+        .unwrap_or("sextant")
+        .parse()
+        .map_err(ApiError::invalid)?;
+    let html = match request.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "html" => true,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "format '{other}' is not json or html"
+            )))
+        }
+    };
+    let drift_share = request.drift_share.unwrap_or(0.5);
+    if !(drift_share > 0.0 && drift_share <= 1.0) {
+        return Err(ApiError::invalid("drift_share must be in (0, 1]"));
+    }
+    let mut column_types = std::collections::HashMap::new();
+    for name in &request.numerical {
+        column_types.insert(name.clone(), ColumnType::Numerical);
+    }
+    for name in &request.categorical {
+        if column_types
+            .insert(name.clone(), ColumnType::Categorical)
+            .is_some()
+        {
+            return Err(ApiError::invalid(format!(
+                "column '{name}' is given as both numerical and categorical"
+            )));
+        }
+    }
+    let reference = tables::load(&state, &principal, &request.reference).await?;
+    let current = tables::load(&state, &principal, &request.current).await?;
+    let options = DriftOptions {
+        methods,
+        columns: request.columns,
+        column_types,
+        target: request.target,
+        prediction: request.prediction,
+        drift_share,
+        // One worker: the server is answering other requests meanwhile.
+        threads: 1,
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        sextant_monitor::drift::drift_report(&reference.table, &current.table, &options).map(
+            |mut report| {
+                report.reference.path = reference.description.clone();
+                report.current.path = current.description.clone();
+                report
+            },
+        )
+    })
+    .await
+    .map_err(|_| ApiError::Internal("the drift report was interrupted".into()))?
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if html {
+        let page = sextant_monitor::drift::html::render(&report);
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page,
+        )
+            .into_response());
+    }
+    Ok(Json(report).into_response())
 }

@@ -91,6 +91,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(DELETE "/deployments/{name}/retrain-trigger", on_deployment(Permission::Manage), super::alerts::delete_trigger),
     route!(POST "/deployments/{name}/retrain", on_deployment(Permission::Edit), super::alerts::retrain),
     route!(GET "/alerts", ADMIN, super::alerts::all),
+    route!(POST "/drift", SIGNED_IN, super::monitoring::drift),
     RouteSpec {
         method: axum::http::Method::PUT,
         path: "/deployments/{name}/prediction-log/{*file}",

@@ -23,7 +23,7 @@ mod loader;
 pub mod monitoring;
 pub(crate) mod predlog;
 pub(crate) mod replica_auth;
-mod source;
+pub(crate) mod source;
 mod stats;
 
 use std::collections::HashMap;

@@ -772,7 +772,7 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// `YYYY-MM-DD` (UTC) of a time in µs since the epoch, by Howard
 /// Hinnant's `civil_from_days`.
-fn civil_date(time_us: i64) -> String {
+pub(crate) fn civil_date(time_us: i64) -> String {
     let days = time_us.div_euclid(86_400_000_000);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -1004,6 +1004,19 @@ fn cases() -> Vec<Case> {
             Some(json!({})),
         ),
         same(M::GET, "/api/v1/alerts", None),
+        // Signed in; the handler checks READ on what each source names.
+        who(
+            case(
+                M::POST,
+                "/api/v1/drift",
+                "/api/v1/drift",
+                Some(json!({
+                    "reference": {"deployment": "{dep}", "span": "1h"},
+                    "current": {"deployment": "{dep}", "span": "1h"},
+                })),
+            ),
+            &[Reader, Editor, Manager, Admin],
+        ),
         case(
             M::PUT,
             "/api/v1/deployments/{name}/prediction-log/{*file}",
@@ -1124,7 +1137,12 @@ async fn permission_matrix_covers_every_route() {
         for role in ROLES {
             counter += 1;
             let uniq = format!("{counter}");
-            let fixture = fixture_with(&people, &uniq, case.path.contains("{dep}")).await;
+            let names_deployment = case.path.contains("{dep}")
+                || case
+                    .body
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains("{dep}"));
+            let fixture = fixture_with(&people, &uniq, names_deployment).await;
             let path = fill(case.path, &fixture, &uniq);
             let body = case.body.as_ref().map(|b| fill_json(b, &fixture, &uniq));
             let (status, reply) = people

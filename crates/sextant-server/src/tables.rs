@@ -1,0 +1,457 @@
+//! Tables the server reads for drift reports and monitoring references:
+//! a file among a run's artifacts, a dataset logged to a run
+//! (`mlflow.log_input`), or a window of a deployment's prediction log.
+//!
+//! A logged dataset names where its data lives, not the data. Sextant
+//! reads it when that place is a file it may read: a local path when
+//! authentication is off (the single-user embedded default, where the
+//! client and the server share a machine). With authentication on, a
+//! path on the server's disk is not something a user's permission
+//! covers, so the data has to be a run artifact instead.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use sextant_artifacts::ArtifactPath;
+use sextant_core::{Permission, ResourceKind};
+use sextant_governance::Principal;
+use sextant_monitor::dataset::Table;
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// The largest table read from the artifact store in one go.
+const MAX_TABLE_BYTES: u64 = 1 << 30;
+/// The longest prediction-log window read at once.
+const MAX_WINDOW_DAYS: i64 = 31;
+const DAY_US: i64 = 86_400_000_000;
+
+/// Where a table comes from; exactly one of the three forms.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableSource {
+    /// With `path`: that file among the run's artifacts. With `dataset`:
+    /// the dataset logged to the run under that name (or digest).
+    pub run_id: Option<String>,
+    pub path: Option<String>,
+    pub dataset: Option<String>,
+    /// A window of this deployment's prediction log: features are the
+    /// `input_*` columns (without the prefix), the model's answers the
+    /// `output_*` columns.
+    pub deployment: Option<String>,
+    /// Window start and end, milliseconds since the epoch (default: the
+    /// last `span` up to now).
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    /// `30m`, `1h`, `1d`, … (default `1h`) when `start` is absent.
+    pub span: Option<String>,
+    /// Only rows one model version answered.
+    pub model_version: Option<i64>,
+}
+
+/// A table read from a source; keeps its staging file while in use.
+pub struct LoadedTable {
+    pub table: Table,
+    /// What was read, for reports.
+    pub description: String,
+    /// Names of the prediction log's feature columns, when it came from there.
+    pub features: Option<Vec<String>>,
+    _staging: Option<tempfile::TempPath>,
+}
+
+/// Reads `source` for `principal`, who must be able to read the run's
+/// experiment or the deployment.
+pub async fn load(
+    state: &AppState,
+    principal: &Principal,
+    source: &TableSource,
+) -> ApiResult<LoadedTable> {
+    match source {
+        TableSource {
+            run_id: Some(run_id),
+            path,
+            dataset,
+            deployment: None,
+            ..
+        } => {
+            let experiment = state
+                .governance()
+                .experiment_of_run(run_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("Run '{run_id}' not found")))?;
+            if !principal.may(
+                ResourceKind::Experiment,
+                &experiment.to_string(),
+                Permission::Read,
+            ) {
+                return Err(denied(principal, &format!("experiment {experiment}")));
+            }
+            match (path, dataset) {
+                (Some(path), None) => run_artifact(state, run_id, path).await,
+                (None, Some(dataset)) => {
+                    logged_dataset(state, principal, run_id, dataset).await
+                }
+                _ => Err(ApiError::invalid(
+                    "a run source names either an artifact 'path' or a logged 'dataset'",
+                )),
+            }
+        }
+        TableSource {
+            deployment: Some(deployment),
+            run_id: None,
+            path: None,
+            dataset: None,
+            ..
+        } => {
+            // Refused before looked up, so a refusal does not say whether it exists.
+            if !principal.may(ResourceKind::Deployment, deployment, Permission::Read) {
+                return Err(denied(principal, &format!("deployment '{deployment}'")));
+            }
+            state.store().get_deployment(deployment).await?;
+            let end_us = source.end.map_or_else(crate::serving::now_micros, |ms| ms * 1000);
+            let start_us = match source.start {
+                Some(ms) => ms * 1000,
+                None => {
+                    let span = crate::routes::feedback::duration_us(
+                        source.span.as_deref().unwrap_or("1h"),
+                        "span",
+                    )?;
+                    end_us - span
+                }
+            };
+            if start_us >= end_us {
+                return Err(ApiError::invalid("the window's start must come before its end"));
+            }
+            if end_us - start_us > MAX_WINDOW_DAYS * DAY_US {
+                return Err(ApiError::invalid(format!(
+                    "a prediction-log window spans at most {MAX_WINDOW_DAYS} days"
+                )));
+            }
+            prediction_window(state, deployment, start_us, end_us, source.model_version).await
+        }
+        _ => Err(ApiError::invalid(
+            "a table source is {\"run_id\", \"path\"} (a run artifact), {\"run_id\", \"dataset\"} (a logged dataset) or {\"deployment\", \"start\"/\"end\" or \"span\"} (a prediction-log window)",
+        )),
+    }
+}
+
+fn denied(principal: &Principal, what: &str) -> ApiError {
+    ApiError::User(
+        sextant_api::ErrorCode::PermissionDenied,
+        format!(
+            "Permission denied: user '{}' lacks READ permission on {what}",
+            principal.name()
+        ),
+    )
+}
+
+/// A file among the run's artifacts, staged to a temporary file.
+async fn run_artifact(state: &AppState, run_id: &str, path: &str) -> ApiResult<LoadedTable> {
+    let run = state.store().get_run(run_id).await?;
+    let root = crate::serving::source::artifact_root(&run.info.artifact_uri).map_err(|_| {
+        ApiError::invalid(format!(
+            "run '{run_id}' keeps its artifacts at '{}', outside this server's artifact store",
+            run.info.artifact_uri
+        ))
+    })?;
+    let relative = path.trim_matches('/');
+    if relative.is_empty() || relative.split('/').any(|part| part == ".." || part == ".") {
+        return Err(ApiError::invalid(format!(
+            "'{path}' is not a file path within the run"
+        )));
+    }
+    let location = ArtifactPath::parse(&format!("{}/{relative}", root.as_str()))?;
+    let staged = stage(state, &location, relative).await?;
+    open_staged(staged, format!("runs:/{run_id}/{relative}"))
+}
+
+/// Downloads `location` into a temporary file named like `name`.
+async fn stage(
+    state: &AppState,
+    location: &ArtifactPath,
+    name: &str,
+) -> ApiResult<tempfile::TempPath> {
+    let download = state
+        .artifacts()
+        .get(location)
+        .await
+        .map_err(|err| match err {
+            sextant_artifacts::ArtifactError::NotFound(_) => {
+                ApiError::not_found(format!("no artifact at '{name}'"))
+            }
+            other => ApiError::from(other),
+        })?;
+    let extension = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("csv")
+        .to_string();
+    let file = tempfile::Builder::new()
+        .suffix(&format!(".{extension}"))
+        .tempfile()
+        .map_err(|e| ApiError::Internal(format!("cannot stage a table: {e}")))?;
+    let (file, path) = file.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut written: u64 = 0;
+    let mut body = download.body;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading '{name}': {e}")))?
+    {
+        written += chunk.len() as u64;
+        if written > MAX_TABLE_BYTES {
+            return Err(ApiError::invalid(format!(
+                "'{name}' is larger than {} MiB; sample it",
+                MAX_TABLE_BYTES >> 20
+            )));
+        }
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot stage a table: {e}")))?;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut file)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot stage a table: {e}")))?;
+    Ok(path)
+}
+
+fn open_staged(staged: tempfile::TempPath, description: String) -> ApiResult<LoadedTable> {
+    let table = Table::open(&staged).map_err(|e| {
+        ApiError::invalid(
+            e.to_string()
+                .replace(&staged.display().to_string(), &description),
+        )
+    })?;
+    Ok(LoadedTable {
+        table,
+        description,
+        features: None,
+        _staging: Some(staged),
+    })
+}
+
+/// The dataset logged to the run under `name` (or with that digest).
+async fn logged_dataset(
+    state: &AppState,
+    principal: &Principal,
+    run_id: &str,
+    name: &str,
+) -> ApiResult<LoadedTable> {
+    let run = state.store().get_run(run_id).await?;
+    let input = run
+        .inputs
+        .dataset_inputs
+        .iter()
+        .find(|input| input.dataset.name == name || input.dataset.digest == name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("run '{run_id}' has no logged dataset '{name}'"))
+        })?;
+    let local_files = matches!(principal, Principal::Anonymous);
+    read_dataset(&input.dataset, local_files).map_err(ApiError::invalid)
+}
+
+/// The training dataset of `run_id` (the input logged with context
+/// `training`, else its only input), when Sextant can read it. `Ok(None)`
+/// when the run logged none; `Err` says why one could not be read.
+pub async fn training_dataset(
+    state: &AppState,
+    run_id: &str,
+) -> Result<Option<LoadedTable>, String> {
+    let run = state
+        .store()
+        .get_run(run_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let inputs = &run.inputs.dataset_inputs;
+    let context = |input: &sextant_core::DatasetInput| {
+        input
+            .tags
+            .iter()
+            .find(|t| t.key == "mlflow.data.context")
+            .map(|t| t.value.clone())
+    };
+    let chosen = inputs
+        .iter()
+        .find(|i| context(i).as_deref() == Some("training"))
+        .or_else(|| (inputs.len() == 1).then(|| &inputs[0]));
+    let Some(input) = chosen else {
+        return Ok(None);
+    };
+    let local_files = !state.governance().auth_enabled();
+    let dataset = input.dataset.clone();
+    tokio::task::spawn_blocking(move || read_dataset(&dataset, local_files))
+        .await
+        .map_err(|_| "reading the dataset was interrupted".to_string())?
+        .map(Some)
+}
+
+/// Reads a logged dataset from where its source says it lives.
+fn read_dataset(dataset: &sextant_core::Dataset, local_files: bool) -> Result<LoadedTable, String> {
+    let name = &dataset.name;
+    let uri = serde_json::from_str::<serde_json::Value>(&dataset.source)
+        .ok()
+        .and_then(|source| source["uri"].as_str().map(str::to_string));
+    let Some(uri) = uri else {
+        return Err(format!(
+            "dataset '{name}' has a '{}' source, which holds no data; log the table as a run artifact and give its path",
+            dataset.source_type
+        ));
+    };
+    let path = match uri.strip_prefix("file://") {
+        Some(rest) => PathBuf::from(rest),
+        None if uri.starts_with('/') => PathBuf::from(&uri),
+        None => {
+            return Err(format!(
+                "dataset '{name}' lives at '{uri}', which this server does not read; log the table as a run artifact and give its path"
+            ))
+        }
+    };
+    if !local_files {
+        return Err(format!(
+            "dataset '{name}' is a file on the server's disk ('{uri}'), which only a server without authentication reads; log the table as a run artifact and give its path"
+        ));
+    }
+    let table = Table::open(&path).map_err(|e| format!("dataset '{name}': {e}"))?;
+    Ok(LoadedTable {
+        table,
+        description: format!("dataset '{name}' ({uri})"),
+        features: None,
+        _staging: None,
+    })
+}
+
+/// Rows of `deployment`'s prediction log answered in `[start_us, end_us)`
+/// (not the shadow's, not failures), optionally by one model version.
+async fn prediction_window(
+    state: &AppState,
+    deployment: &str,
+    start_us: i64,
+    end_us: i64,
+    model_version: Option<i64>,
+) -> ApiResult<LoadedTable> {
+    if let Some(serving) = state.serving() {
+        serving.flush_log().await;
+    }
+    let day = crate::serving::predlog::civil_date;
+    let (first_day, last_day) = (day(start_us), day(end_us));
+    let root = ArtifactPath::parse(&format!("predictions/{deployment}"))?;
+    let mut days = state.artifacts().list(&root).await.unwrap_or_default();
+    days.retain(|d| d.is_dir && d.path >= first_day && d.path <= last_day);
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    for day in days {
+        let dir = ArtifactPath::parse(&format!("predictions/{deployment}/{}", day.path))?;
+        let mut files = state.artifacts().list(&dir).await.unwrap_or_default();
+        files.retain(|f| !f.is_dir && f.path.ends_with(".parquet"));
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        for file in files {
+            let path = ArtifactPath::parse(&format!("{}/{}", dir.as_str(), file.path))?;
+            let download = state.artifacts().get(&path).await?;
+            let chunks: Vec<bytes::Bytes> = download
+                .body
+                .try_collect()
+                .await
+                .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.as_str())))?;
+            let bytes = bytes::Bytes::from(chunks.concat());
+            let segment = tokio::task::spawn_blocking(move || {
+                window_rows(bytes, start_us, end_us, model_version)
+            })
+            .await
+            .map_err(|_| ApiError::Internal("reading the prediction log was interrupted".into()))?;
+            match segment {
+                Ok(found) => batches.extend(found),
+                Err(err) => {
+                    tracing::warn!(segment = path.as_str(), cause = %err, "unreadable prediction-log segment skipped")
+                }
+            }
+        }
+    }
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        return Err(ApiError::invalid(format!(
+            "deployment '{deployment}' logged no answered predictions in that window"
+        )));
+    }
+    let description = format!("deployment '{deployment}' prediction log ({rows} rows)");
+    let table = Table::from_batches(Path::new(&description), &batches);
+    let features = table
+        .column_names()
+        .iter()
+        .filter(|name| !name.starts_with("output_"))
+        .cloned()
+        .collect();
+    Ok(LoadedTable {
+        table,
+        description,
+        features: Some(features),
+        _staging: None,
+    })
+}
+
+/// One segment's rows in the window, keeping the `input_*` columns
+/// (renamed to the feature) and the `output_*` columns.
+fn window_rows(
+    bytes: bytes::Bytes,
+    start_us: i64,
+    end_us: i64,
+    model_version: Option<i64>,
+) -> Result<Vec<RecordBatch>, String> {
+    use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow_schema::{Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())?;
+    let mut kept = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let column = |name: &str| batch.column_by_name(name);
+        let times = column("timestamp")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+            .ok_or("no timestamp column")?;
+        let shadows = column("shadow").and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+        let errors = column("error").and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let versions =
+            column("model_version").and_then(|c| c.as_any().downcast_ref::<Int64Array>());
+        let mask: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let time = times.value(i);
+                Some(
+                    time >= start_us
+                        && time < end_us
+                        && !shadows.is_some_and(|s| s.value(i))
+                        && !errors.is_some_and(|e| e.is_valid(i))
+                        && model_version.is_none_or(|v| versions.is_some_and(|c| c.value(i) == v)),
+                )
+            })
+            .collect();
+        if mask.true_count() == 0 {
+            continue;
+        }
+        let filtered =
+            arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| e.to_string())?;
+        let schema = filtered.schema();
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (field, array) in schema.fields().iter().zip(filtered.columns()) {
+            let name = field.name();
+            let renamed = if let Some(feature) = name.strip_prefix("input_") {
+                feature.to_string()
+            } else if name.starts_with("output_") {
+                name.clone()
+            } else {
+                continue;
+            };
+            fields.push(Field::new(renamed, field.data_type().clone(), true));
+            arrays.push(array.clone());
+        }
+        let projected = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| e.to_string())?;
+        kept.push(projected);
+    }
+    Ok(kept)
+}
