@@ -349,6 +349,10 @@ def test_a_replica_follows_the_server(own_server, data, tmp_path):
     v2 = register_sklearn(name, second, X)
     deployment = unique("rep")
     sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{v1}")
+    # The server's reference: the replica monitors against it too.
+    reference = requests.put(f"{uri}/api/v1/deployments/{deployment}/monitoring/reference",
+                             data=X.to_csv(index=False).encode(), timeout=60)
+    assert reference.status_code == 200, reference.text
     port = _free_port()
     env = dict(os.environ, SEXTANT_SERVER=uri, NO_COLOR="1")
     log_path = tmp_path / "replica.log"
@@ -361,6 +365,15 @@ def test_a_replica_follows_the_server(own_server, data, tmp_path):
         scoring = ScoringServerClient("127.0.0.1", port)
         scoring.wait_server_ready(timeout=60)
         rows = X.iloc[:40]
+        # Outlier verdicts from the first answers: the replica took the server's profile
+        # (its own reference window would need 1,000 rows first).
+        for _ in range(100):
+            answer = requests.post(f"http://127.0.0.1:{port}/invocations",
+                                   json={"dataframe_split": rows.to_dict(orient="split")}, timeout=10).json()
+            if "outlier" in answer:
+                break
+            time.sleep(0.1)
+        assert isinstance(answer.get("outlier"), bool) and len(answer["outliers"]) == 40, answer
         predictions = scoring.invoke(rows).get_predictions()
         np.testing.assert_array_equal(np.asarray(predictions).ravel(), first.predict(rows))
         # A change on the server reaches the replica within a few polls.
@@ -383,6 +396,7 @@ def test_a_replica_follows_the_server(own_server, data, tmp_path):
         assert status["arms"][0]["counters"]["requests"] >= 1
     finally:
         _stop(replica)
+    assert "reference profile taken from the server" in log_path.read_text()
     # At shutdown the replica wrote its prediction log through the server.
     segments = list((own_server["root"] / "data" / "artifacts" / "predictions" / deployment).rglob("*.parquet"))
     assert segments, f"no prediction log segments; replica log:\n{log_path.read_text()[-3000:]}"

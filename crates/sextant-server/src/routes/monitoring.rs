@@ -506,3 +506,34 @@ pub(crate) async fn drift(
     }
     Ok(Json(report).into_response())
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ProfileQuery {
+    /// `created_us` of the profile the caller holds: 204 when it is still current.
+    known: Option<i64>,
+}
+
+/// The deployment's reference profile as stored (bins, counts, the
+/// outlier model), for replicas to monitor against the same reference.
+#[utoipa::path(get, path = "/api/v1/deployments/{name}/monitoring/profile", tag = "monitoring",
+    params(("name" = String, Path), ProfileQuery),
+    responses((status = 200, body = Object), (status = 204), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn profile(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<ProfileQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    state.store().get_deployment(&name).await?;
+    let serving = super::deployments::serving_state(&state)?;
+    let stored = serving
+        .monitor(&name)
+        .and_then(|monitor| monitor.profile())
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Deployment '{name}' has no reference profile yet"))
+        })?;
+    if query.known == Some(stored.source.created_us) {
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(Json(stored.as_ref().clone()).into_response())
+}

@@ -79,6 +79,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/deployments/{name}/monitoring", on_deployment(Permission::Read), super::monitoring::report),
     route!(GET "/deployments/{name}/monitoring/windows", on_deployment(Permission::Read), super::monitoring::windows),
     route!(GET "/deployments/{name}/monitoring/abuse", on_deployment(Permission::Read), super::monitoring::abuse),
+    route!(GET "/deployments/{name}/monitoring/profile", on_deployment(Permission::Read), super::monitoring::profile),
     route!(POST "/deployments/{name}/feedback", on_deployment(Permission::Invoke), super::feedback::post_feedback),
     route!(GET "/deployments/{name}/performance", on_deployment(Permission::Read), super::feedback::performance),
     route!(GET "/deployments/{name}/alerts", on_deployment(Permission::Read), super::alerts::list),

@@ -68,10 +68,49 @@ pub async fn follow(
                 }
             }
             report(&serving, name).await;
+            fetch_profile(&serving, name).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Takes the server's reference profile for `name` when it has one this
+/// replica does not, so every replica judges drift and outliers against
+/// the same reference as the server (instead of a window of its own).
+async fn fetch_profile(serving: &Serving, name: &str) {
+    let Source::Remote(server) = serving.source() else {
+        return;
+    };
+    let monitor = serving.monitor_or_create(name);
+    let mut request = server.get(&format!("/api/v1/deployments/{name}/monitoring/profile"));
+    if let Some(current) = monitor.profile() {
+        request = request.query(&[("known", current.source.created_us)]);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(deployment = name, error = %err, "cannot fetch the reference profile");
+            return;
+        }
+    };
+    // 204: ours is current; 404: the server has none yet.
+    if response.status() != reqwest::StatusCode::OK {
+        return;
+    }
+    match response.json::<super::monitoring::StoredProfile>().await {
+        Ok(stored) => {
+            tracing::info!(
+                deployment = name,
+                source = stored.source.kind,
+                "reference profile taken from the server"
+            );
+            monitor.set_profile(Some(std::sync::Arc::new(stored)));
+        }
+        Err(err) => {
+            tracing::warn!(deployment = name, error = %err, "the server's reference profile is unreadable")
         }
     }
 }

@@ -936,6 +936,12 @@ fn cases() -> Vec<Case> {
             None,
         ),
         case(
+            M::GET,
+            "/api/v1/deployments/{name}/monitoring/profile",
+            "/api/v1/deployments/{dep}/monitoring/profile",
+            None,
+        ),
+        case(
             M::POST,
             "/api/v1/deployments/{name}/feedback",
             "/api/v1/deployments/{dep}/feedback",
