@@ -108,6 +108,8 @@ enum Command {
     },
     /// Compare two Parquet or CSV files column by column: a drift report in JSON or HTML.
     Drift(monitor::DriftArgs),
+    /// Estimate a model's performance on unlabelled data from a labelled reference: CBPE for a binary classifier's scores, DLE for a regressor.
+    Estimate(monitor::EstimateArgs),
     /// Score a Parquet or CSV file with a registered model (or a local MLflow model directory).
     Predict {
         #[command(flatten)]
@@ -336,6 +338,7 @@ fn main() -> ExitCode {
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Drift(args) => monitor::drift(args),
+            Command::Estimate(args) => monitor::estimate(args),
         }
     });
     match result {

@@ -1,4 +1,5 @@
-//! `sextant drift`: a drift report on two files, computed locally.
+//! `sextant drift` and `sextant estimate`: a drift report, and performance
+//! estimated without labels, on files, computed locally.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -92,6 +93,72 @@ pub fn drift(args: DriftArgs) -> anyhow::Result<()> {
         }
     }
     if args.fail_on_drift && report.dataset.drift {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct EstimateArgs {
+    /// Labelled data the model was not trained on (.csv or .parquet): features, prediction, target.
+    reference: PathBuf,
+    /// The data to estimate, without labels (or with them, to compare): .csv or .parquet.
+    analysis: PathBuf,
+    /// The label column (in the reference; in the analysis data when known).
+    #[arg(long)]
+    target: String,
+    /// The model's output column: a regressor's prediction (DLE), or a classifier's predicted class.
+    #[arg(long)]
+    prediction: Option<String>,
+    /// A binary classifier's probability of the positive class (CBPE).
+    #[arg(long)]
+    score: Option<String>,
+    /// DLE's features (comma-separated; default: every column but target and prediction).
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Rows per chunk (default: a tenth of the analysis data).
+    #[arg(long)]
+    chunk_size: Option<usize>,
+    /// Scores at or above this are the positive class when no --prediction is given.
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f64,
+    /// Write the report here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Exit with status 1 when a chunk alerts (for pipelines).
+    #[arg(long)]
+    fail_on_alert: bool,
+}
+
+pub fn estimate(args: EstimateArgs) -> anyhow::Result<()> {
+    use sextant_monitor::estimate::{estimate_report, EstimateOptions};
+
+    if args.chunk_size == Some(0) {
+        anyhow::bail!("--chunk-size must be at least 1");
+    }
+    let options = EstimateOptions {
+        target: args.target,
+        prediction: args.prediction,
+        score: args.score,
+        features: args.features,
+        chunk_size: args.chunk_size,
+        threshold: args.threshold,
+    };
+    let reference = Table::open(&args.reference)?;
+    let analysis = Table::open(&args.analysis)?;
+    let report = estimate_report(&reference, &analysis, &options)?;
+    let mut json = serde_json::to_string_pretty(&report)?;
+    json.push('\n');
+    match &args.output {
+        Some(path) => std::fs::write(path, json)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(json.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    if args.fail_on_alert && report.alerts > 0 {
         std::process::exit(1);
     }
     Ok(())

@@ -22,5 +22,6 @@
 pub mod alerts;
 pub mod dataset;
 pub mod drift;
+pub mod estimate;
 pub mod live;
 pub mod performance;

@@ -14,6 +14,8 @@ pub mod contingency;
 pub mod correction;
 pub mod cvm;
 pub mod divergence;
+pub mod dle;
+pub mod gbdt;
 pub mod ks;
 pub mod normality;
 pub mod performance;

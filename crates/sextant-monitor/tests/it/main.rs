@@ -3,6 +3,7 @@
 mod abuse;
 mod alerts;
 mod drift;
+mod estimate;
 mod evidently;
 mod live;
 

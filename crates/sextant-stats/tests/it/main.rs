@@ -3,6 +3,7 @@
 
 mod cbpe;
 mod change;
+mod dle;
 mod ks;
 mod normality;
 mod performance;
