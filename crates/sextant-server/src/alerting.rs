@@ -311,6 +311,17 @@ pub async fn metric_snapshot(
                 metrics.insert("label_drift.statistic".into(), statistic);
             }
         }
+        // DLE's estimates for a regressor, from the latest window with rows.
+        if let Some(window) = version["estimated_regression"]["windows"]
+            .as_array()
+            .and_then(|w| w.iter().rev().find(|w| w["mae"].is_object()))
+        {
+            for name in ["mae", "mse", "rmse", "mape"] {
+                if let Some(value) = window[name]["value"].as_f64() {
+                    metrics.insert(format!("estimated_{name}"), value);
+                }
+            }
+        }
         if let Some(estimated) = windows
             .iter()
             .rev()

@@ -44,6 +44,8 @@ struct StateInner {
     /// no inference routes).
     serving: Option<serving::Serving>,
     alerting: alerting::Alerting,
+    /// DLE nannies fitted for regressors' performance reports.
+    nannies: routes::feedback::NannyCache,
 }
 
 /// Whether requests must authenticate.
@@ -100,6 +102,7 @@ impl AppState {
                 audit_run_data: options.audit_run_data,
                 serving: None,
                 alerting: alerting::Alerting::new(alerting::AlertingConfig::default()),
+                nannies: routes::feedback::NannyCache::default(),
             }),
         }
     }
@@ -130,6 +133,10 @@ impl AppState {
 
     pub fn alerting(&self) -> &alerting::Alerting {
         &self.inner.alerting
+    }
+
+    pub(crate) fn nannies(&self) -> &routes::feedback::NannyCache {
+        &self.inner.nannies
     }
 
     pub fn serving(&self) -> Option<&serving::Serving> {

@@ -324,15 +324,30 @@ fn read_dataset(dataset: &sextant_core::Dataset, local_files: bool) -> Result<Lo
     })
 }
 
-/// Rows of `deployment`'s prediction log answered in `[start_us, end_us)`
-/// (not the shadow's, not failures), optionally by one model version.
-async fn prediction_window(
+/// Which logged rows to keep.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogFilter<'a> {
+    /// Only this model's rows (name), and only this version.
+    pub model: Option<&'a str>,
+    pub model_version: Option<i64>,
+    /// Keep `prediction_id`, `row` and `timestamp` (µs, as a number) too,
+    /// named with [`KEY_PREFIX`] so no feature can take their names.
+    pub keys: bool,
+}
+
+/// Prefix of the key columns [`read_log`] keeps.
+pub(crate) const KEY_PREFIX: &str = "__";
+
+/// Answered rows of `deployment`'s prediction log in `[start_us, end_us)`
+/// (not the shadow's, not failures): `input_*` columns under the feature's
+/// name, `output_*` columns as they are, and the keys when asked.
+pub(crate) async fn read_log(
     state: &AppState,
     deployment: &str,
     start_us: i64,
     end_us: i64,
-    model_version: Option<i64>,
-) -> ApiResult<LoadedTable> {
+    filter: LogFilter<'_>,
+) -> ApiResult<Vec<RecordBatch>> {
     if let Some(serving) = state.serving() {
         serving.flush_log().await;
     }
@@ -356,8 +371,17 @@ async fn prediction_window(
                 .await
                 .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.as_str())))?;
             let bytes = bytes::Bytes::from(chunks.concat());
+            let model = filter.model.map(str::to_string);
+            let (model_version, keys) = (filter.model_version, filter.keys);
             let segment = tokio::task::spawn_blocking(move || {
-                window_rows(bytes, start_us, end_us, model_version)
+                window_rows(
+                    bytes,
+                    start_us,
+                    end_us,
+                    model.as_deref(),
+                    model_version,
+                    keys,
+                )
             })
             .await
             .map_err(|_| ApiError::Internal("reading the prediction log was interrupted".into()))?;
@@ -369,6 +393,23 @@ async fn prediction_window(
             }
         }
     }
+    Ok(batches)
+}
+
+/// Rows of `deployment`'s prediction log answered in `[start_us, end_us)`
+/// (not the shadow's, not failures), optionally by one model version.
+async fn prediction_window(
+    state: &AppState,
+    deployment: &str,
+    start_us: i64,
+    end_us: i64,
+    model_version: Option<i64>,
+) -> ApiResult<LoadedTable> {
+    let filter = LogFilter {
+        model_version,
+        ..LogFilter::default()
+    };
+    let batches = read_log(state, deployment, start_us, end_us, filter).await?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if rows == 0 {
         return Err(ApiError::invalid(format!(
@@ -392,15 +433,18 @@ async fn prediction_window(
 }
 
 /// One segment's rows in the window, keeping the `input_*` columns
-/// (renamed to the feature) and the `output_*` columns.
+/// (renamed to the feature), the `output_*` columns and, with `keys`,
+/// `__prediction_id`, `__row` and `__timestamp` (µs).
 fn window_rows(
     bytes: bytes::Bytes,
     start_us: i64,
     end_us: i64,
+    model: Option<&str>,
     model_version: Option<i64>,
+    keys: bool,
 ) -> Result<Vec<RecordBatch>, String> {
     use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
-    use arrow_schema::{Field, Schema};
+    use arrow_schema::{DataType, Field, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -417,6 +461,7 @@ fn window_rows(
         let errors = column("error").and_then(|c| c.as_any().downcast_ref::<StringArray>());
         let versions =
             column("model_version").and_then(|c| c.as_any().downcast_ref::<Int64Array>());
+        let models = column("model").and_then(|c| c.as_any().downcast_ref::<StringArray>());
         let mask: BooleanArray = (0..batch.num_rows())
             .map(|i| {
                 let time = times.value(i);
@@ -425,7 +470,8 @@ fn window_rows(
                         && time < end_us
                         && !shadows.is_some_and(|s| s.value(i))
                         && !errors.is_some_and(|e| e.is_valid(i))
-                        && model_version.is_none_or(|v| versions.is_some_and(|c| c.value(i) == v)),
+                        && model_version.is_none_or(|v| versions.is_some_and(|c| c.value(i) == v))
+                        && model.is_none_or(|m| models.is_some_and(|c| c.value(i) == m)),
                 )
             })
             .collect();
@@ -436,9 +482,31 @@ fn window_rows(
             arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| e.to_string())?;
         let schema = filtered.schema();
         let mut fields = Vec::new();
-        let mut arrays = Vec::new();
+        let mut arrays: Vec<arrow_array::ArrayRef> = Vec::new();
         for (field, array) in schema.fields().iter().zip(filtered.columns()) {
             let name = field.name();
+            if keys && (name == "prediction_id" || name == "row") {
+                fields.push(Field::new(
+                    format!("{KEY_PREFIX}{name}"),
+                    field.data_type().clone(),
+                    true,
+                ));
+                arrays.push(array.clone());
+                continue;
+            }
+            if keys && name == "timestamp" {
+                let times = array
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .ok_or("timestamp is not in microseconds")?;
+                fields.push(Field::new(
+                    format!("{KEY_PREFIX}timestamp"),
+                    DataType::Int64,
+                    true,
+                ));
+                arrays.push(Arc::new(Int64Array::from(times.values().to_vec())));
+                continue;
+            }
             let renamed = if let Some(feature) = name.strip_prefix("input_") {
                 feature.to_string()
             } else if name.starts_with("output_") {

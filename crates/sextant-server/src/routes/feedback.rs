@@ -3,6 +3,7 @@
 //! (and, without labels, estimated) performance they give per window.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -396,13 +397,12 @@ pub(crate) async fn performance_of(
     }
     let mut versions = Vec::new();
     for (model, rows) in by_model {
-        let reference: Vec<LabelledRow> = state
+        let reference_records = state
             .store()
             .feedback_earliest(name, &model, REFERENCE_LABELS)
-            .await?
-            .iter()
-            .filter_map(labelled_row)
-            .collect();
+            .await?;
+        let reference: Vec<LabelledRow> =
+            reference_records.iter().filter_map(labelled_row).collect();
         let predicted: Vec<PredictedWindow> = serving
             .as_ref()
             .map(|s| s.feedback_index().windows(name, &model, from_us, to_us))
@@ -426,8 +426,18 @@ pub(crate) async fn performance_of(
         .await
         .map_err(|_| ApiError::Internal("the performance report was interrupted".into()))?;
         let (model_name, version) = model.rsplit_once('/').unwrap_or((model.as_str(), ""));
+        let task = report.task;
         let mut entry = serde_json::to_value(&report).expect("reports serialise");
         entry["model"] = serde_json::json!({"name": model_name, "version": version});
+        if task == Task::Regression {
+            let windows = DleWindows {
+                from_us,
+                to_us,
+                window_us,
+            };
+            entry["estimated_regression"] =
+                regression_estimates(state, name, &model, &reference_records, windows).await;
+        }
         versions.push(entry);
     }
     Ok(serde_json::json!({
@@ -437,6 +447,341 @@ pub(crate) async fn performance_of(
         "window_seconds": window_us / 1_000_000,
         "versions": versions,
     }))
+}
+
+/// Rows of a window DLE estimates (an even sample beyond this).
+const DLE_WINDOW_ROWS: usize = 5_000;
+
+/// DLE nannies fitted per (deployment, model version), kept while the
+/// version's reference labels stay the same: alert rules read performance
+/// every minute, and refitting means reading the log and training trees.
+#[derive(Default)]
+pub(crate) struct NannyCache(std::sync::Mutex<HashMap<(String, String), Arc<Nanny>>>);
+
+pub(crate) struct Nanny {
+    /// Reference rows, latest prediction and latest label time.
+    fingerprint: (usize, i64, i64),
+    dle: sextant_stats::dle::Dle,
+    features: Vec<String>,
+    prediction: String,
+}
+
+#[derive(Clone, Copy)]
+struct DleWindows {
+    from_us: i64,
+    to_us: i64,
+    window_us: i64,
+}
+
+/// A logged table's numeric columns by name, and its keys.
+struct LoggedColumns {
+    features: Vec<(String, Vec<f64>)>,
+    prediction: Option<(String, Vec<f64>)>,
+    ids: Vec<Option<String>>,
+    rows: Vec<f64>,
+    times: Vec<f64>,
+}
+
+fn logged_columns(table: &sextant_monitor::dataset::Table) -> LoggedColumns {
+    use sextant_monitor::dataset::ColumnValues;
+    let prefix = crate::tables::KEY_PREFIX;
+    let numeric = |name: &str| -> Option<Vec<f64>> {
+        match &*table.column(name).ok()? {
+            ColumnValues::Numeric { values, .. } => Some(values.clone()),
+            ColumnValues::Boolean { codes } => Some(codes.iter().map(|&c| f64::from(c)).collect()),
+            _ => None,
+        }
+    };
+    let ids = table
+        .column(&format!("{prefix}prediction_id"))
+        .ok()
+        .map(|column| match &*column {
+            ColumnValues::Strings { codes, dictionary } => codes
+                .iter()
+                .map(|&c| dictionary.get(c as usize).cloned())
+                .collect(),
+            _ => Vec::new(),
+        })
+        .unwrap_or_default();
+    let mut features = Vec::new();
+    let mut prediction = None;
+    for name in table.column_names() {
+        if name.starts_with(prefix) {
+            continue;
+        }
+        let Some(values) = numeric(name) else {
+            continue;
+        };
+        if name.starts_with("output_") {
+            // The first numeric output: a regressor's value.
+            if prediction.is_none() {
+                prediction = Some((name.clone(), values));
+            }
+        } else {
+            features.push((name.clone(), values));
+        }
+    }
+    LoggedColumns {
+        features,
+        prediction,
+        ids,
+        rows: numeric(&format!("{prefix}row")).unwrap_or_default(),
+        times: numeric(&format!("{prefix}timestamp")).unwrap_or_default(),
+    }
+}
+
+/// DLE for a regressor, from the prediction log: the nanny learns from the
+/// version's earliest labelled rows joined to their logged inputs and
+/// answers, then estimates MAE, MSE, RMSE and MAPE over each window's
+/// logged rows, labelled or not. Numeric inputs only. Says why when it
+/// cannot (no log, too few labelled rows found in it).
+async fn regression_estimates(
+    state: &AppState,
+    deployment: &str,
+    model: &str,
+    reference: &[FeedbackRecord],
+    windows: DleWindows,
+) -> serde_json::Value {
+    use sextant_stats::dle::MIN_REFERENCE_ROWS;
+
+    let unavailable = |why: String| serde_json::json!({"method": "dle", "unavailable": why});
+    let Some((model_name, version)) = model
+        .rsplit_once('/')
+        .and_then(|(n, v)| Some((n, v.parse::<i64>().ok()?)))
+    else {
+        return unavailable(format!("'{model}' is not a model version"));
+    };
+    let filter = crate::tables::LogFilter {
+        model: Some(model_name),
+        model_version: Some(version),
+        keys: true,
+    };
+    let labels: HashMap<(&str, i64), f64> = reference
+        .iter()
+        .filter_map(|r| {
+            let label: serde_json::Value = serde_json::from_str(&r.label).ok()?;
+            let value = match &label {
+                serde_json::Value::Number(n) => n.as_f64(),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }?;
+            Some(((r.prediction_id.as_str(), r.row_index), value))
+        })
+        .collect();
+    if labels.len() < MIN_REFERENCE_ROWS {
+        return unavailable(format!(
+            "{} numeric labels; DLE needs at least {MIN_REFERENCE_ROWS}",
+            labels.len()
+        ));
+    }
+    let first = reference.iter().map(|r| r.predicted_at).min().unwrap_or(0);
+    let last = reference.iter().map(|r| r.predicted_at).max().unwrap_or(0);
+    let fingerprint = (
+        reference.len(),
+        last,
+        reference.iter().map(|r| r.received_at).max().unwrap_or(0),
+    );
+    let key = (deployment.to_string(), model.to_string());
+    let cached = state
+        .nannies()
+        .0
+        .lock()
+        .expect("nanny cache lock")
+        .get(&key)
+        .filter(|n| n.fingerprint == fingerprint)
+        .cloned();
+    let nanny = match cached {
+        Some(nanny) => nanny,
+        None => match fit_nanny(state, deployment, filter, &labels, first, last, fingerprint).await
+        {
+            Ok(nanny) => {
+                let nanny = Arc::new(nanny);
+                state
+                    .nannies()
+                    .0
+                    .lock()
+                    .expect("nanny cache lock")
+                    .insert(key, nanny.clone());
+                nanny
+            }
+            Err(why) => return unavailable(why),
+        },
+    };
+    estimate_windows(state, deployment, filter, nanny, windows).await
+}
+
+/// Fits DLE's nanny on the reference labels joined to their logged rows.
+async fn fit_nanny(
+    state: &AppState,
+    deployment: &str,
+    filter: crate::tables::LogFilter<'_>,
+    labels: &HashMap<(&str, i64), f64>,
+    first: i64,
+    last: i64,
+    fingerprint: (usize, i64, i64),
+) -> Result<Nanny, String> {
+    use sextant_stats::dle::{Dle, MIN_REFERENCE_ROWS};
+    use sextant_stats::gbdt::GbdtConfig;
+
+    let unavailable = |why: String| Err::<Nanny, String>(why);
+    let batches = match crate::tables::read_log(state, deployment, first, last + 1, filter).await {
+        Ok(batches) => batches,
+        Err(ApiError::User(_, why) | ApiError::Internal(why)) => {
+            return unavailable(format!("the prediction log cannot be read: {why}"))
+        }
+    };
+    let label_path = std::path::Path::new("reference rows");
+    let logged = logged_columns(&sextant_monitor::dataset::Table::from_batches(
+        label_path, &batches,
+    ));
+    let Some((prediction_name, predictions)) = &logged.prediction else {
+        return unavailable("the prediction log has no numeric answers for this version".into());
+    };
+    let feature_names: Vec<String> = logged.features.iter().map(|(n, _)| n.clone()).collect();
+    let mut joined: Vec<usize> = Vec::new();
+    let mut targets = Vec::new();
+    for i in 0..logged.ids.len() {
+        let (Some(id), Some(&row)) = (&logged.ids[i], logged.rows.get(i)) else {
+            continue;
+        };
+        if let Some(&target) = labels.get(&(id.as_str(), row as i64)) {
+            joined.push(i);
+            targets.push(target);
+        }
+    }
+    if joined.len() < MIN_REFERENCE_ROWS {
+        return unavailable(format!(
+            "{} labelled rows were found in the prediction log; DLE needs at least {MIN_REFERENCE_ROWS}",
+            joined.len()
+        ));
+    }
+    let reference_features: Vec<Vec<f64>> = logged
+        .features
+        .iter()
+        .map(|(_, values)| joined.iter().map(|&i| values[i]).collect())
+        .collect();
+    let reference_predictions: Vec<f64> = joined.iter().map(|&i| predictions[i]).collect();
+    let fitted = tokio::task::spawn_blocking(move || {
+        let columns: Vec<&[f64]> = reference_features.iter().map(Vec::as_slice).collect();
+        Dle::fit(
+            &columns,
+            &reference_predictions,
+            &targets,
+            &GbdtConfig::LIGHTGBM,
+        )
+    })
+    .await;
+    match fitted {
+        Ok(Ok(dle)) => Ok(Nanny {
+            fingerprint,
+            dle,
+            features: feature_names,
+            prediction: prediction_name.clone(),
+        }),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("fitting was interrupted".into()),
+    }
+}
+
+/// DLE's estimates over the span's windows, from the log.
+async fn estimate_windows(
+    state: &AppState,
+    deployment: &str,
+    filter: crate::tables::LogFilter<'_>,
+    nanny: Arc<Nanny>,
+    windows: DleWindows,
+) -> serde_json::Value {
+    use sextant_stats::dle::DleMetric;
+
+    let unavailable = |why: String| serde_json::json!({"method": "dle", "unavailable": why});
+    let (feature_names, prediction_name) = (nanny.features.clone(), nanny.prediction.clone());
+    let batches =
+        match crate::tables::read_log(state, deployment, windows.from_us, windows.to_us, filter)
+            .await
+        {
+            Ok(batches) => batches,
+            Err(ApiError::User(_, why) | ApiError::Internal(why)) => {
+                return unavailable(format!("the prediction log cannot be read: {why}"))
+            }
+        };
+    let current = logged_columns(&sextant_monitor::dataset::Table::from_batches(
+        std::path::Path::new("window rows"),
+        &batches,
+    ));
+    let Some((_, current_predictions)) = current.prediction.clone() else {
+        return serde_json::json!({"method": "dle", "reference_rows": nanny.dle.reference_rows(), "features": feature_names, "prediction": prediction_name, "windows": []});
+    };
+    // The reference's features, by name; a feature the window lacks is missing.
+    let columns: Vec<Vec<f64>> = feature_names
+        .iter()
+        .map(|name| {
+            current
+                .features
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| vec![f64::NAN; current_predictions.len()])
+        })
+        .collect();
+    let times = current.times.clone();
+    let feature_list = feature_names.clone();
+    let estimates = tokio::task::spawn_blocking(move || {
+        let estimate = |rows: &[usize]| -> serde_json::Value {
+            // An even sample of at most DLE_WINDOW_ROWS rows.
+            let step = rows.len().div_ceil(DLE_WINDOW_ROWS).max(1);
+            let sample: Vec<usize> = rows.iter().copied().step_by(step).collect();
+            let features: Vec<Vec<f64>> = columns
+                .iter()
+                .map(|c| sample.iter().map(|&i| c[i]).collect())
+                .collect();
+            let refs: Vec<&[f64]> = features.iter().map(Vec::as_slice).collect();
+            let predictions: Vec<f64> = sample.iter().map(|&i| current_predictions[i]).collect();
+            match nanny.dle.estimate(&refs, &predictions) {
+                Ok(Some(estimate)) => {
+                    let mut value = serde_json::json!({"rows": rows.len(), "estimated_rows": estimate.rows});
+                    for metric in DleMetric::ALL {
+                        if let Some(v) = estimate.get(metric) {
+                            value[metric.name()] = serde_json::json!({"value": v.value, "sampling_error": v.sampling_error});
+                        }
+                    }
+                    value
+                }
+                _ => serde_json::json!({"rows": rows.len()}),
+            }
+        };
+        let all: Vec<usize> = (0..times.len()).collect();
+        let overall = estimate(&all);
+        let mut out = Vec::new();
+        let mut start = windows.from_us.div_euclid(windows.window_us) * windows.window_us;
+        while start < windows.to_us {
+            let end = start + windows.window_us;
+            let rows: Vec<usize> = (0..times.len())
+                .filter(|&i| times[i] >= start as f64 && times[i] < end as f64)
+                .collect();
+            let mut window = if rows.is_empty() {
+                serde_json::json!({"rows": 0})
+            } else {
+                estimate(&rows)
+            };
+            window["start_us"] = serde_json::json!(start);
+            window["end_us"] = serde_json::json!(end);
+            out.push(window);
+            start = end;
+        }
+        (nanny.dle.reference_rows(), overall, out)
+    })
+    .await;
+    match estimates {
+        Ok((reference_rows, overall, windows)) => serde_json::json!({
+            "method": "dle",
+            "reference_rows": reference_rows,
+            "features": feature_list,
+            "prediction": prediction_name,
+            "overall": overall,
+            "windows": windows,
+        }),
+        Err(_) => unavailable("estimating was interrupted".into()),
+    }
 }
 
 fn labelled_row(record: &FeedbackRecord) -> Option<sextant_monitor::performance::LabelledRow> {

@@ -13,6 +13,7 @@ use crate::serving::{create_deployment, register, v1};
 backend_tests!(
     labels_join_predictions_and_give_realised_performance,
     a_concept_change_is_flagged_by_the_error_stream,
+    dle_estimates_a_regressors_error_without_labels,
 );
 
 /// Predicts rows `[a, b, c]` one request each; returns (prediction id, b).
@@ -301,4 +302,164 @@ async fn a_concept_change_is_flagged_by_the_error_stream(app: TestApp) {
     let version = &report["versions"][0];
     assert_eq!(version["concept_drift"], false, "{version}");
     assert_eq!(version["change_points"], json!([]));
+}
+
+/// Registers `name`/1: an XGBoost regression stump predicting 1 below
+/// b = 0.5 and 3 above (base score 0).
+async fn register_regressor(app: &TestApp, name: &str) {
+    let mut model: Value =
+        serde_json::from_str(&crate::serving::xgboost_stump(1, 0.5, 1.0, 3.0)).unwrap();
+    model["learner"]["objective"] = json!({"name": "reg:squarederror", "reg_loss_param": {}});
+    model["learner"]["learner_model_param"]["base_score"] = json!("0E0");
+    let mlmodel = crate::serving::MLMODEL
+        .replace(
+            "xgboost.sklearn.XGBClassifier",
+            "xgboost.sklearn.XGBRegressor",
+        )
+        .replace("\"dtype\": \"int64\"", "\"dtype\": \"float64\"");
+    let run = app.create_run("0", name).await;
+    let root = format!("0/{run}/artifacts/model");
+    for (file, body) in [
+        ("MLmodel", mlmodel.into_bytes()),
+        ("model.json", model.to_string().into_bytes()),
+    ] {
+        app.raw(
+            Method::PUT,
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/{file}"),
+            body,
+        )
+        .await
+        .ok();
+    }
+    app.post("registered-models/create", json!({"name": name}))
+        .await
+        .ok();
+    let created = app
+        .post(
+            "model-versions/create",
+            json!({"name": name, "source": format!("mlflow-artifacts:/{root}"), "run_id": run}),
+        )
+        .await
+        .ok();
+    assert_eq!(created["model_version"]["version"], "1");
+}
+
+/// Sends rows `[a, b, 1]` one request each; returns (id, prediction, a).
+async fn predict_rows(app: &TestApp, rows: &[(f64, f64)]) -> Vec<(String, f64, f64)> {
+    let mut answers = Vec::new();
+    for &(a, b) in rows {
+        let body = json!({"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [[a, b, 1.0]]}]});
+        let answer: Value = app
+            .client
+            .post(app.url("/v2/models/pricing/infer"))
+            .json(&body)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        let id = answer["parameters"]["prediction_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let value = answer["outputs"][0]["data"][0]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no prediction in {answer}"));
+        answers.push((id, value, a));
+    }
+    answers
+}
+
+/// A regressor errs more for large |a|. With labels for the first stream
+/// only, DLE estimates each window's error from the logged inputs: close
+/// to the realised error where labels exist, higher once traffic moves
+/// to large |a|, before any label for it arrives.
+async fn dle_estimates_a_regressors_error_without_labels(app: TestApp) {
+    register_regressor(&app, "pricing").await;
+    create_deployment(&app, "pricing", "pricing/1").await;
+    // Deterministic noise: a fixed sequence of standard normals (Box-Muller
+    // on an LCG).
+    let mut state = 12_345u64;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut rows = |n: usize, low: f64, high: f64| -> Vec<(f64, f64, f64)> {
+        (0..n)
+            .map(|_| {
+                let a = low + (high - low) * uniform();
+                let b = uniform();
+                let noise =
+                    (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+                (a, b, noise)
+            })
+            .collect()
+    };
+    let labelled = rows(300, -1.0, 1.0);
+    let answers = predict_rows(
+        &app,
+        &labelled.iter().map(|&(a, b, _)| (a, b)).collect::<Vec<_>>(),
+    )
+    .await;
+    let labels: Vec<Value> = answers
+        .iter()
+        .zip(&labelled)
+        .map(|((id, predicted, a), (_, _, noise))| {
+            json!({"prediction_id": id, "label": predicted + noise * (0.2 + a.abs())})
+        })
+        .collect();
+    let reply = v1(
+        &app,
+        Method::POST,
+        "/deployments/pricing/feedback",
+        Some(json!({"labels": labels})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let report = performance(&app, "pricing", "span=1h&window=1h").await;
+    let version = &report["versions"][0];
+    assert_eq!(version["task"], "regression", "{version}");
+    let estimated = &version["estimated_regression"];
+    assert_eq!(estimated["method"], "dle", "{estimated}");
+    assert_eq!(estimated["reference_rows"], 300, "{estimated}");
+    assert_eq!(estimated["features"], json!(["a", "b", "c"]), "{estimated}");
+    let realised = version["overall"]["metrics"]["mae"].as_f64().unwrap();
+    let before = estimated["overall"]["mae"]["value"].as_f64().unwrap();
+    let error = estimated["overall"]["mae"]["sampling_error"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (before - realised).abs() < 3.0 * error,
+        "{before} vs {realised} (σ {error})"
+    );
+
+    // Traffic moves to large |a|; no labels for it yet.
+    let shifted = rows(300, 1.0, 3.0);
+    predict_rows(
+        &app,
+        &shifted.iter().map(|&(a, b, _)| (a, b)).collect::<Vec<_>>(),
+    )
+    .await;
+    let report = performance(&app, "pricing", "span=1h&window=1h").await;
+    let estimated = &report["versions"][0]["estimated_regression"];
+    let after = estimated["overall"]["mae"]["value"].as_f64().unwrap();
+    assert!(after > before * 1.2, "{before} → {after}: {estimated}");
+    assert_eq!(estimated["overall"]["rows"], 600, "{estimated}");
+    // And alert rules can watch it.
+    let metrics = v1(
+        &app,
+        Method::GET,
+        "/deployments/pricing/alerts/metrics",
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        metrics["metrics"]["estimated_mae"].as_f64().is_some(),
+        "{metrics}"
+    );
 }
