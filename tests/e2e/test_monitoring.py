@@ -391,7 +391,12 @@ def test_reference_from_training_data_and_drift_through_the_api(tracking_uri, ex
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<svg" in page.text and "<script" not in page.text
 
-    # A designated reference window replaces the training data.
+    # A run artifact (Parquet, read as it is profiled) can be the reference, restricted to the inputs.
+    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/monitoring/reference",
+                            params={"features": ",".join(FEATURES)}, json=artifact, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["reference_rows"] == 5_000 and response.json()["source"]["kind"] == "source", response.text
+    # A designated reference window replaces it.
     response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/monitoring/reference", json=steady, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["reference_rows"] == 2_000, response.text

@@ -1,13 +1,12 @@
 //! `sextant drift` and `sextant estimate`: a drift report, and performance
 //! estimated without labels, on files, computed locally.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use sextant_monitor::dataset::Table;
-use sextant_monitor::drift::{self, ColumnType, DriftOptions, MethodSet};
+use sextant_monitor::drift::{self, DriftOptions, MethodSet};
 
 #[derive(clap::Args)]
 pub struct DriftArgs {
@@ -51,18 +50,8 @@ pub struct DriftArgs {
 }
 
 pub fn drift(args: DriftArgs) -> anyhow::Result<()> {
-    let mut column_types = HashMap::new();
-    for name in &args.numerical {
-        column_types.insert(name.clone(), ColumnType::Numerical);
-    }
-    for name in &args.categorical {
-        if column_types
-            .insert(name.clone(), ColumnType::Categorical)
-            .is_some()
-        {
-            anyhow::bail!("column '{name}' is given as both numerical and categorical");
-        }
-    }
+    let column_types =
+        drift::column_types(&args.numerical, &args.categorical).map_err(anyhow::Error::msg)?;
     let options = DriftOptions {
         methods: args.methods,
         columns: args.columns,

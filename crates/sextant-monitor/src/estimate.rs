@@ -225,10 +225,16 @@ pub fn estimate_report(
         .chunk_size
         .unwrap_or_else(|| analysis.rows().div_ceil(10))
         .max(1);
-    match &options.score {
-        Some(score) => cbpe_report(reference, analysis, options, score, chunk_size),
-        None => dle_report(reference, analysis, options, chunk_size),
-    }
+    let mut report = match &options.score {
+        Some(score) => cbpe_report(reference, analysis, options, score, chunk_size)?,
+        None => dle_report(reference, analysis, options, chunk_size)?,
+    };
+    report.alerts = report
+        .chunks
+        .iter()
+        .filter(|c| c.metrics.values().any(|m| m.alert))
+        .count();
+    Ok(report)
 }
 
 fn cbpe_report(
@@ -330,17 +336,13 @@ fn cbpe_report(
             metrics: chunk_metrics,
         });
     }
-    let alerts = chunks
-        .iter()
-        .filter(|c| c.metrics.values().any(|m| m.alert))
-        .count();
     Ok(EstimateReport {
         method: "cbpe",
         reference_rows: kept.len(),
         chunk_size,
         features: Vec::new(),
         chunks,
-        alerts,
+        alerts: 0,
     })
 }
 
@@ -475,16 +477,12 @@ fn dle_report(
             metrics: chunk_metrics,
         });
     }
-    let alerts = chunks
-        .iter()
-        .filter(|c| c.metrics.values().any(|m| m.alert))
-        .count();
     Ok(EstimateReport {
         method: "dle",
         reference_rows: dle.reference_rows(),
         chunk_size,
         features,
         chunks,
-        alerts,
+        alerts: 0,
     })
 }

@@ -59,7 +59,8 @@ pub struct LoadedTable {
     pub description: String,
     /// Names of the prediction log's feature columns, when it came from there.
     pub features: Option<Vec<String>>,
-    _staging: Option<tempfile::TempPath>,
+    /// The staging file a Parquet table is read from: keep it while the table is used.
+    pub staging: Option<tempfile::TempPath>,
 }
 
 /// Reads `source` for `principal`, who must be able to read the run's
@@ -230,7 +231,7 @@ fn open_staged(staged: tempfile::TempPath, description: String) -> ApiResult<Loa
         table,
         description,
         features: None,
-        _staging: Some(staged),
+        staging: Some(staged),
     })
 }
 
@@ -320,7 +321,7 @@ fn read_dataset(dataset: &sextant_core::Dataset, local_files: bool) -> Result<Lo
         table,
         description: format!("dataset '{name}' ({uri})"),
         features: None,
-        _staging: None,
+        staging: None,
     })
 }
 
@@ -428,7 +429,7 @@ async fn prediction_window(
         table,
         description,
         features: Some(features),
-        _staging: None,
+        staging: None,
     })
 }
 

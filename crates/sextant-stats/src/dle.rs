@@ -125,6 +125,18 @@ pub struct Dle {
     reference_rows: usize,
 }
 
+/// Every feature column has `rows` values.
+fn check_rows(features: &[&[f64]], rows: usize) -> Result<(), DleError> {
+    match features.iter().find(|column| column.len() != rows) {
+        Some(column) => Err(DleError::Ragged {
+            what: "a feature column",
+            got: column.len(),
+            rows,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The nanny's inputs: the features, then the prediction.
 fn inputs<'a>(features: &[&'a [f64]], predictions: &'a [f64]) -> Vec<&'a [f64]> {
     let mut columns: Vec<&[f64]> = features.to_vec();
@@ -151,15 +163,7 @@ impl Dle {
                 rows,
             });
         }
-        for column in features {
-            if column.len() != rows {
-                return Err(DleError::Ragged {
-                    what: "a feature column",
-                    got: column.len(),
-                    rows,
-                });
-            }
-        }
+        check_rows(features, rows)?;
         let kept: Vec<usize> = (0..rows)
             .filter(|&i| predictions[i].is_finite() && targets[i].is_finite())
             .collect();
@@ -187,9 +191,18 @@ impl Dle {
             .zip(&kept_targets)
             .map(|(a, y)| a / y.abs().max(f64::EPSILON))
             .collect();
-        let absolute = Gbdt::fit(&columns, &absolute_errors, config)?;
-        let squared = Gbdt::fit(&columns, &squared_errors, config)?;
-        let percentage = Gbdt::fit(&columns, &percentage_errors, config)?;
+        // The three nannies are independent: one thread each.
+        let (absolute, squared, percentage) = std::thread::scope(|scope| {
+            let squared = scope.spawn(|| Gbdt::fit(&columns, &squared_errors, config));
+            let percentage = scope.spawn(|| Gbdt::fit(&columns, &percentage_errors, config));
+            let absolute = Gbdt::fit(&columns, &absolute_errors, config);
+            (
+                absolute,
+                squared.join().expect("nanny training does not panic"),
+                percentage.join().expect("nanny training does not panic"),
+            )
+        });
+        let (absolute, squared, percentage) = (absolute?, squared?, percentage?);
         let (_, std_absolute) = mean_and_std(&absolute_errors);
         let (mean_squared, std_squared) = mean_and_std(&squared_errors);
         let (_, std_percentage) = mean_and_std(&percentage_errors);
@@ -225,15 +238,7 @@ impl Dle {
             });
         }
         let rows = predictions.len();
-        for column in features {
-            if column.len() != rows {
-                return Err(DleError::Ragged {
-                    what: "a feature column",
-                    got: column.len(),
-                    rows,
-                });
-            }
-        }
+        check_rows(features, rows)?;
         let kept: Vec<usize> = (0..rows).filter(|&i| predictions[i].is_finite()).collect();
         if kept.is_empty() {
             return Ok(None);

@@ -159,11 +159,66 @@ fn feature_edges(values: &[f64], max_bins: usize) -> Vec<f64> {
     edges
 }
 
-/// Residual sums and counts per bin of one feature, over one leaf's rows;
-/// the last slot is the missing bin.
-struct Histogram {
-    sums: Vec<f64>,
-    counts: Vec<usize>,
+/// Residual sums and counts per bin of every feature over one leaf's rows
+/// (per feature, the last slot is the missing bin). A child's histograms
+/// are its parent's minus its sibling's, so only the smaller child's are
+/// counted (LightGBM's histogram subtraction).
+struct Histograms {
+    sums: Vec<Vec<f64>>,
+    counts: Vec<Vec<u32>>,
+    total: f64,
+    rows: usize,
+}
+
+impl Histograms {
+    fn count(
+        binned: &[Vec<u16>],
+        edges: &[Vec<f64>],
+        residuals: &[f64],
+        rows: &[u32],
+    ) -> Histograms {
+        let mut sums = Vec::with_capacity(binned.len());
+        let mut counts = Vec::with_capacity(binned.len());
+        for (column, feature_edges) in binned.iter().zip(edges) {
+            let bins = feature_edges.len() + 1;
+            let mut feature_sums = vec![0.0; bins + 1];
+            let mut feature_counts = vec![0u32; bins + 1];
+            for &row in rows {
+                let bin = column[row as usize];
+                let slot = if bin == u16::MAX { bins } else { bin as usize };
+                feature_sums[slot] += residuals[row as usize];
+                feature_counts[slot] += 1;
+            }
+            sums.push(feature_sums);
+            counts.push(feature_counts);
+        }
+        Histograms {
+            sums,
+            counts,
+            total: rows.iter().map(|&r| residuals[r as usize]).sum(),
+            rows: rows.len(),
+        }
+    }
+
+    /// `self − part`: the histograms of the rows of `self` not in `part`.
+    fn minus(&self, part: &Histograms) -> Histograms {
+        Histograms {
+            sums: self
+                .sums
+                .iter()
+                .zip(&part.sums)
+                .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x - y).collect())
+                .collect(),
+            counts: self
+                .counts
+                .iter()
+                .zip(&part.counts)
+                .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x - y).collect())
+                .collect(),
+            total: self.total - part.total,
+            rows: self.rows - part.rows,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +234,7 @@ struct Candidate {
     /// Node index of the leaf in the tree being grown.
     node: usize,
     rows: Vec<u32>,
+    histograms: Histograms,
     split: BestSplit,
 }
 
@@ -320,15 +376,24 @@ fn grow_tree(
     let mut leaves = 1;
     let mut heap = BinaryHeap::new();
     let mut finished: Vec<(usize, Vec<u32>)> = Vec::new();
-    match best_split(binned, edges, residuals, &all, config) {
-        Some(split) => heap.push(Candidate {
-            gain: split.gain,
-            node: 0,
-            rows: all,
-            split,
-        }),
-        None => finished.push((0, all)),
-    }
+    let root = Histograms::count(binned, edges, residuals, &all);
+    let consider = |node: usize,
+                    part: Vec<u32>,
+                    histograms: Histograms,
+                    heap: &mut BinaryHeap<Candidate>,
+                    finished: &mut Vec<(usize, Vec<u32>)>| {
+        match best_split(&histograms, config) {
+            Some(split) => heap.push(Candidate {
+                gain: split.gain,
+                node,
+                rows: part,
+                histograms,
+                split,
+            }),
+            None => finished.push((node, part)),
+        }
+    };
+    consider(0, all, root, &mut heap, &mut finished);
     while let Some(candidate) = heap.pop() {
         if leaves >= config.max_leaves {
             finished.push((candidate.node, candidate.rows));
@@ -356,17 +421,23 @@ fn grow_tree(
             right,
         };
         leaves += 1;
-        for (node, part) in [(left, left_rows), (right, right_rows)] {
-            match best_split(binned, edges, residuals, &part, config) {
-                Some(split) => heap.push(Candidate {
-                    gain: split.gain,
-                    node,
-                    rows: part,
-                    split,
-                }),
-                None => finished.push((node, part)),
-            }
-        }
+        let (left_histograms, right_histograms) = if left_rows.len() <= right_rows.len() {
+            let small = Histograms::count(binned, edges, residuals, &left_rows);
+            let large = candidate.histograms.minus(&small);
+            (small, large)
+        } else {
+            let small = Histograms::count(binned, edges, residuals, &right_rows);
+            let large = candidate.histograms.minus(&small);
+            (large, small)
+        };
+        consider(left, left_rows, left_histograms, &mut heap, &mut finished);
+        consider(
+            right,
+            right_rows,
+            right_histograms,
+            &mut heap,
+            &mut finished,
+        );
     }
     for (node, part) in finished {
         let mean =
@@ -379,43 +450,27 @@ fn grow_tree(
     (Tree { nodes }, leaf_of_row)
 }
 
-/// The split of `rows` that most lowers the squared error, if any leaves
-/// at least `min_leaf_rows` a side and gains anything.
-fn best_split(
-    binned: &[Vec<u16>],
-    edges: &[Vec<f64>],
-    residuals: &[f64],
-    rows: &[u32],
-    config: &GbdtConfig,
-) -> Option<BestSplit> {
-    let n = rows.len();
+/// The split that most lowers the squared error of a leaf with these
+/// histograms, if any leaves at least `min_leaf_rows` a side and gains
+/// anything.
+fn best_split(histograms: &Histograms, config: &GbdtConfig) -> Option<BestSplit> {
+    let (n, total) = (histograms.rows, histograms.total);
     if n < 2 * config.min_leaf_rows {
         return None;
     }
-    let total: f64 = rows.iter().map(|&r| residuals[r as usize]).sum();
     let parent = total * total / n as f64;
     let mut best: Option<BestSplit> = None;
-    for (feature, column) in binned.iter().enumerate() {
-        let bins = edges[feature].len() + 1;
+    for (feature, (sums, counts)) in histograms.sums.iter().zip(&histograms.counts).enumerate() {
+        let bins = sums.len() - 1;
         if bins < 2 {
             continue;
         }
-        let mut histogram = Histogram {
-            sums: vec![0.0; bins + 1],
-            counts: vec![0; bins + 1],
-        };
-        for &row in rows {
-            let bin = column[row as usize];
-            let slot = if bin == u16::MAX { bins } else { bin as usize };
-            histogram.sums[slot] += residuals[row as usize];
-            histogram.counts[slot] += 1;
-        }
-        let (missing_sum, missing_count) = (histogram.sums[bins], histogram.counts[bins]);
+        let (missing_sum, missing_count) = (sums[bins], counts[bins] as usize);
         let mut left_sum = 0.0;
         let mut left_count = 0usize;
         for bin in 0..bins - 1 {
-            left_sum += histogram.sums[bin];
-            left_count += histogram.counts[bin];
+            left_sum += sums[bin];
+            left_count += counts[bin] as usize;
             for missing_left in [false, true] {
                 if missing_left && missing_count == 0 {
                     continue;

@@ -104,6 +104,29 @@ pub struct DriftOptions {
     pub threads: usize,
 }
 
+/// Explicit column types from lists of numerical and categorical columns;
+/// a column in both is an error naming it.
+pub fn column_types(
+    numerical: &[String],
+    categorical: &[String],
+) -> Result<HashMap<String, ColumnType>, String> {
+    let mut types: HashMap<String, ColumnType> = numerical
+        .iter()
+        .map(|name| (name.clone(), ColumnType::Numerical))
+        .collect();
+    for name in categorical {
+        if types
+            .insert(name.clone(), ColumnType::Categorical)
+            .is_some()
+        {
+            return Err(format!(
+                "column '{name}' is given as both numerical and categorical"
+            ));
+        }
+    }
+    Ok(types)
+}
+
 impl DriftOptions {
     pub fn new(methods: MethodSet) -> DriftOptions {
         DriftOptions {

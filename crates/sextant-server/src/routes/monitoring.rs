@@ -71,17 +71,12 @@ pub(crate) async fn put_reference(
             features = loaded.features.clone();
         }
         let description = loaded.description.clone();
-        let profile = tokio::task::spawn_blocking(move || {
-            sextant_monitor::live::ReferenceProfile::from_table(
-                &loaded.table,
-                features.as_deref(),
-                prediction.as_deref(),
-            )
-            .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|_| ApiError::Internal("building the profile was interrupted".into()))?
-        .map_err(ApiError::invalid)?;
+        let profile = build_profile(
+            move || Ok((loaded.table, loaded.staging)),
+            features,
+            prediction,
+        )
+        .await?;
         let stored = install_reference(&state, &name, "source", description, profile).await;
         let path = ArtifactPath::parse(&profile_path(&name))?;
         return Ok(Json(reference_json(&stored, &path)));
@@ -89,7 +84,7 @@ pub(crate) async fn put_reference(
     let is_parquet = bytes.starts_with(b"PAR1");
     let extension = if is_parquet { "parquet" } else { "csv" };
     let table_bytes = bytes.clone();
-    let profile = tokio::task::spawn_blocking(move || -> Result<_, String> {
+    let open_upload = move || {
         let file = tempfile::Builder::new()
             .suffix(&format!(".{extension}"))
             .tempfile()
@@ -101,16 +96,10 @@ pub(crate) async fn put_reference(
             e.to_string()
                 .replace(&file.path().display().to_string(), "the uploaded table")
         })?;
-        sextant_monitor::live::ReferenceProfile::from_table(
-            &table,
-            features.as_deref(),
-            prediction.as_deref(),
-        )
-        .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|_| ApiError::Internal("building the profile was interrupted".into()))?
-    .map_err(ApiError::invalid)?;
+        // Parquet is read as it is profiled: the file stays until then.
+        Ok((table, Some(file.into_temp_path())))
+    };
+    let profile = build_profile(open_upload, features, prediction).await?;
     let reference_path = ArtifactPath::parse(&format!("monitoring/{name}/reference.{extension}"))?;
     let size = bytes.len();
     state
@@ -123,6 +112,29 @@ pub(crate) async fn put_reference(
     let description = format!("reference.{extension} ({size} bytes)");
     let stored = install_reference(&state, &name, "upload", description, profile).await;
     Ok(Json(reference_json(&stored, &reference_path)))
+}
+
+/// A table to profile, with the staging file it is read from (if any).
+type OpenedTable = (sextant_monitor::dataset::Table, Option<tempfile::TempPath>);
+
+/// Opens a table and profiles it, off the async threads.
+async fn build_profile(
+    open: impl FnOnce() -> Result<OpenedTable, String> + Send + 'static,
+    features: Option<Vec<String>>,
+    prediction: Option<String>,
+) -> ApiResult<sextant_monitor::live::ReferenceProfile> {
+    tokio::task::spawn_blocking(move || {
+        let (table, _staging) = open()?;
+        sextant_monitor::live::ReferenceProfile::from_table(
+            &table,
+            features.as_deref(),
+            prediction.as_deref(),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| ApiError::Internal("building the profile was interrupted".into()))?
+    .map_err(ApiError::invalid)
 }
 
 /// Stores `profile` as `deployment`'s reference and starts comparing with it.
@@ -437,7 +449,7 @@ pub(crate) async fn drift(
     crate::extract::MlflowRequest(request): crate::extract::MlflowRequest<DriftRequest>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    use sextant_monitor::drift::{ColumnType, DriftOptions, MethodSet};
+    use sextant_monitor::drift::{DriftOptions, MethodSet};
 
     let methods: MethodSet = request
         .methods
@@ -458,20 +470,9 @@ pub(crate) async fn drift(
     if !(drift_share > 0.0 && drift_share <= 1.0) {
         return Err(ApiError::invalid("drift_share must be in (0, 1]"));
     }
-    let mut column_types = std::collections::HashMap::new();
-    for name in &request.numerical {
-        column_types.insert(name.clone(), ColumnType::Numerical);
-    }
-    for name in &request.categorical {
-        if column_types
-            .insert(name.clone(), ColumnType::Categorical)
-            .is_some()
-        {
-            return Err(ApiError::invalid(format!(
-                "column '{name}' is given as both numerical and categorical"
-            )));
-        }
-    }
+    let column_types =
+        sextant_monitor::drift::column_types(&request.numerical, &request.categorical)
+            .map_err(ApiError::invalid)?;
     let reference = tables::load(&state, &principal, &request.reference).await?;
     let current = tables::load(&state, &principal, &request.current).await?;
     let options = DriftOptions {
