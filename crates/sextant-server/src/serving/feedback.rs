@@ -173,6 +173,19 @@ impl PredictionIndex {
         default_output: usize,
     ) {
         let rows = outcomes_of(outputs, default_output);
+        self.add_rows(prediction_id, deployment, time_us, model, arm, rows);
+    }
+
+    /// Adds one answered prediction's row outcomes.
+    fn add_rows(
+        &self,
+        prediction_id: &str,
+        deployment: &Arc<str>,
+        time_us: i64,
+        model: &Arc<ModelRef>,
+        arm: &Arc<str>,
+        rows: Vec<RowOutcome>,
+    ) {
         if rows.is_empty() {
             return;
         }
@@ -286,6 +299,79 @@ pub fn binary_score(row: &RowOutcome) -> Option<f64> {
     }
 }
 
+/// Refills the index from `deployment`'s prediction log: the predictions of
+/// the windows it keeps (the last day) answered before `before_us`, in
+/// prediction order. After a restart, labels for them join without a log
+/// search and the windows behind coverage and CBPE's estimates come back.
+/// Returns the predictions restored.
+pub async fn restore_from_log(
+    index: &PredictionIndex,
+    artifacts: &sextant_artifacts::ArtifactStore,
+    deployment: &str,
+    before_us: i64,
+) -> usize {
+    use futures::TryStreamExt;
+    use sextant_artifacts::ArtifactPath;
+
+    let since_us = before_us - WINDOWS_KEPT as i64 * WINDOW_US;
+    let first_day = super::predlog::civil_date(since_us);
+    let Ok(root) = ArtifactPath::parse(&format!("predictions/{deployment}")) else {
+        return 0;
+    };
+    let Ok(mut days) = artifacts.list(&root).await else {
+        return 0;
+    };
+    days.retain(|d| d.is_dir && d.path >= first_day);
+    days.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut restored: Vec<(String, IndexedPrediction)> = Vec::new();
+    for day in days {
+        let Ok(dir) = ArtifactPath::parse(&format!("predictions/{deployment}/{}", day.path)) else {
+            continue;
+        };
+        let Ok(mut files) = artifacts.list(&dir).await else {
+            continue;
+        };
+        files.retain(|f| !f.is_dir && f.path.ends_with(".parquet"));
+        for file in files {
+            let Ok(path) = ArtifactPath::parse(&format!("{}/{}", dir.as_str(), file.path)) else {
+                continue;
+            };
+            let Ok(download) = artifacts.get(&path).await else {
+                continue;
+            };
+            let Ok(chunks) = download.body.try_collect::<Vec<_>>().await else {
+                continue;
+            };
+            let bytes = bytes::Bytes::from(chunks.concat());
+            let name: Arc<str> = deployment.into();
+            let segment = tokio::task::spawn_blocking(move || {
+                read_segment(bytes, &name, Wanted::Between(since_us, before_us))
+            })
+            .await;
+            match segment {
+                Ok(Ok(rows)) => restored.extend(rows),
+                Ok(Err(err)) => {
+                    tracing::warn!(segment = path.as_str(), cause = %err, "cannot read a prediction log segment")
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    restored.sort_by_key(|(_, p)| p.time_us);
+    let count = restored.len();
+    for (id, prediction) in restored {
+        index.add_rows(
+            &id,
+            &prediction.deployment,
+            prediction.time_us,
+            &prediction.model,
+            &prediction.arm,
+            prediction.rows,
+        );
+    }
+    count
+}
+
 /// Days of the prediction log searched for labels of forgotten predictions.
 pub const LOG_SEARCH_DAYS: usize = 90;
 
@@ -332,9 +418,10 @@ pub async fn find_in_log(
             };
             let wanted = ids.clone();
             let deployment: Arc<str> = deployment.into();
-            let segment =
-                tokio::task::spawn_blocking(move || read_segment(bytes, &deployment, &wanted))
-                    .await;
+            let segment = tokio::task::spawn_blocking(move || {
+                read_segment(bytes, &deployment, Wanted::Ids(&wanted))
+            })
+            .await;
             match segment {
                 Ok(Ok(rows)) => {
                     for (id, prediction) in rows {
@@ -354,11 +441,19 @@ pub async fn find_in_log(
     found
 }
 
-/// The rows of one log segment whose prediction id is in `ids`.
+/// Which rows of a log segment to read.
+enum Wanted<'a> {
+    /// Those with one of these prediction ids.
+    Ids(&'a std::collections::HashSet<String>),
+    /// Those predicted in `[from_us, to_us)`.
+    Between(i64, i64),
+}
+
+/// The answered rows of one log segment that are `wanted`.
 fn read_segment(
     bytes: bytes::Bytes,
     deployment: &Arc<str>,
-    ids: &std::collections::HashSet<String>,
+    wanted: Wanted<'_>,
 ) -> Result<HashMap<String, IndexedPrediction>, String> {
     use arrow_array::{Array, BooleanArray, Int32Array, Int64Array, StringArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -373,18 +468,23 @@ fn read_segment(
         let ids_column = column("prediction_id")
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
             .ok_or("no prediction_id column")?;
+        let times = column("timestamp").and_then(|c| {
+            c.as_any()
+                .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
+        });
         let matching: Vec<usize> = (0..batch.num_rows())
-            .filter(|&i| ids.contains(ids_column.value(i)))
+            .filter(|&i| match wanted {
+                Wanted::Ids(ids) => ids.contains(ids_column.value(i)),
+                Wanted::Between(from, to) => {
+                    times.is_some_and(|t| (from..to).contains(&t.value(i)))
+                }
+            })
             .collect();
         if matching.is_empty() {
             continue;
         }
         let text = |name: &str| column(name).and_then(|c| c.as_any().downcast_ref::<StringArray>());
         let rows_column = column("row").and_then(|c| c.as_any().downcast_ref::<Int32Array>());
-        let times = column("timestamp").and_then(|c| {
-            c.as_any()
-                .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
-        });
         let versions =
             column("model_version").and_then(|c| c.as_any().downcast_ref::<Int64Array>());
         let shadows = column("shadow").and_then(|c| c.as_any().downcast_ref::<BooleanArray>());

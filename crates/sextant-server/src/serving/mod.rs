@@ -412,14 +412,44 @@ impl Serving {
             store: store.clone(),
             artifacts,
         };
+        let started_us = now_micros();
         let serving = Serving::new(config, source, log);
         let (loader, stopped) = (serving.clone(), serving.stopped());
         serving.spawn(async move {
             controller::load_stored(&store, &loader).await;
+            loader.restore_feedback_index(&store, started_us).await;
             loader.set_booted();
             controller::drive_canaries(store, loader, canary_period, stopped).await;
         });
         serving
+    }
+
+    /// Refills the index of recent answers from the prediction log of
+    /// every stored deployment (what this process answered before
+    /// `started_us` was lost with the previous one).
+    async fn restore_feedback_index(&self, store: &sextant_store::Store, started_us: i64) {
+        let Source::Local { artifacts, .. } = &self.inner.source else {
+            return;
+        };
+        let Ok(records) = store.list_deployments(None).await else {
+            return;
+        };
+        for record in records {
+            let restored = feedback::restore_from_log(
+                &self.inner.feedback,
+                artifacts,
+                &record.name,
+                started_us,
+            )
+            .await;
+            if restored > 0 {
+                tracing::info!(
+                    deployment = record.name,
+                    predictions = restored,
+                    "recent predictions restored from the prediction log"
+                );
+            }
+        }
     }
 
     /// Runs `task` until shutdown (it should watch [`Serving::stopped`]).

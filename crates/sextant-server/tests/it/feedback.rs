@@ -14,6 +14,7 @@ backend_tests!(
     labels_join_predictions_and_give_realised_performance,
     a_concept_change_is_flagged_by_the_error_stream,
     dle_estimates_a_regressors_error_without_labels,
+    recent_predictions_survive_a_restart,
 );
 
 /// Predicts rows `[a, b, c]` one request each; returns (prediction id, b).
@@ -462,4 +463,46 @@ async fn dle_estimates_a_regressors_error_without_labels(app: TestApp) {
         metrics["metrics"]["estimated_mae"].as_f64().is_some(),
         "{metrics}"
     );
+}
+
+/// What a restart loses from memory comes back from the prediction log:
+/// the windows behind coverage (and CBPE's score samples), and the
+/// predictions labels join.
+async fn recent_predictions_survive_a_restart(app: TestApp) {
+    register(&app, "scoring", 1, None).await;
+    create_deployment(&app, "scoring", "scoring/1").await;
+    let predictions = predict_each(&app, "scoring", &spread(120)).await;
+    let app = app.restart().await;
+    // The index is refilled while the server boots.
+    let mut served = Value::Null;
+    for _ in 0..100 {
+        let report = performance(&app, "scoring", "span=1h").await;
+        served = report["versions"][0]["overall"]["predictions"].clone();
+        if served == 120 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, 120);
+    let labels: Vec<Value> = predictions
+        .iter()
+        .map(|(id, b)| json!({"prediction_id": id, "label": truth(*b, false)}))
+        .collect();
+    let reply = v1(
+        &app,
+        Method::POST,
+        "/deployments/scoring/feedback",
+        Some(json!({"labels": labels})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["inserted"], 120, "{}", reply.body);
+    let report = performance(&app, "scoring", "span=1h").await;
+    let overall = &report["versions"][0]["overall"];
+    assert_eq!(overall["labelled"], 120, "{overall}");
+    assert!(
+        (overall["coverage"].as_f64().unwrap() - 1.0).abs() < 1e-12,
+        "{overall}"
+    );
+    assert_eq!(overall["metrics"]["accuracy"], 1.0, "{overall}");
 }
