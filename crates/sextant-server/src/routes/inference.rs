@@ -133,17 +133,40 @@ fn refuse_flagged_caller(
     }
 }
 
+/// 413: the body is over the limit.
+fn too_large() -> InferenceError {
+    InferenceError::new(
+        ErrorCode::RequestTooLarge,
+        format!(
+            "the request body exceeds {} bytes",
+            crate::extract::MAX_JSON_BODY
+        ),
+    )
+}
+
+/// Refuses a request whose `Content-Length` is over the limit with 413
+/// before reading its body, so the client gets the answer instead of
+/// writing megabytes into a connection about to close.
+pub(crate) async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|length| length > crate::extract::MAX_JSON_BODY as u64) {
+        return too_large().into_response();
+    }
+    next.run(request).await
+}
+
 /// The request body, or the reason it could not be read (too large: 413).
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> InferenceResult<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            InferenceError::new(
-                ErrorCode::RequestTooLarge,
-                format!(
-                    "the request body exceeds {} bytes",
-                    crate::extract::MAX_JSON_BODY
-                ),
-            )
+            too_large()
         } else {
             InferenceError::new(
                 ErrorCode::BadRequest,

@@ -230,7 +230,10 @@ pub(crate) fn router(state: AppState) -> Router {
     let artifacts = build(ARTIFACT_ROUTES, &state);
     let mut app = build(ROOT_ROUTES, &state).nest(v1::PREFIX, build(v1::ROUTES, &state));
     if state.serving().is_some() {
-        app = app.merge(build(INFERENCE_ROUTES, &state));
+        app = app.merge(
+            build(INFERENCE_ROUTES, &state)
+                .layer(axum::middleware::from_fn(inference::refuse_oversized)),
+        );
     }
     for prefix in MLFLOW_PREFIXES {
         app = app.nest(prefix, mlflow.clone());
@@ -295,6 +298,7 @@ pub(crate) fn serving_router(serving: crate::serving::Serving, check_callers: bo
         None => router,
     };
     router
+        .layer(axum::middleware::from_fn(inference::refuse_oversized))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
