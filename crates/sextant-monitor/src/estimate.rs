@@ -14,6 +14,7 @@ use serde::Serialize;
 use sextant_stats::cbpe::{self, Cbpe, CbpeConfig, CbpeMetric, MetricEstimate, Predicted};
 use sextant_stats::dle::{Dle, DleMetric};
 use sextant_stats::gbdt::GbdtConfig;
+use sextant_stats::performance as metrics;
 
 use crate::dataset::{ColumnValues, DatasetError, Table};
 
@@ -393,24 +394,19 @@ fn dle_report(
     .map_err(|e| EstimateError::Invalid(e.to_string()))?;
 
     // Thresholds from the realised metric on each reference chunk.
+    // scikit-learn's metrics (sextant-stats), over the rows with both values.
     let realised_metric = |metric: DleMetric, targets: &[f64], predictions: &[f64]| -> f64 {
-        let pairs: Vec<(f64, f64)> = targets
+        let (truth, predicted): (Vec<f64>, Vec<f64>) = targets
             .iter()
             .zip(predictions)
             .filter(|(y, p)| y.is_finite() && p.is_finite())
             .map(|(y, p)| (*y, *p))
-            .collect();
-        if pairs.is_empty() {
-            return f64::NAN;
-        }
-        let n = pairs.len() as f64;
-        let mean =
-            |f: &dyn Fn(f64, f64) -> f64| pairs.iter().map(|&(y, p)| f(y, p)).sum::<f64>() / n;
+            .unzip();
         match metric {
-            DleMetric::Mae => mean(&|y, p| (y - p).abs()),
-            DleMetric::Mse => mean(&|y, p| (y - p).powi(2)),
-            DleMetric::Rmse => mean(&|y, p| (y - p).powi(2)).sqrt(),
-            DleMetric::Mape => mean(&|y, p| (y - p).abs() / y.abs().max(f64::EPSILON)),
+            DleMetric::Mae => metrics::mae(&truth, &predicted),
+            DleMetric::Mse => metrics::rmse(&truth, &predicted).powi(2),
+            DleMetric::Rmse => metrics::rmse(&truth, &predicted),
+            DleMetric::Mape => metrics::mape(&truth, &predicted),
         }
     };
     let thresholds: Vec<(Option<f64>, Option<f64>)> = DleMetric::ALL

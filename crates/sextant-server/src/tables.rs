@@ -352,45 +352,38 @@ pub(crate) async fn read_log(
     if let Some(serving) = state.serving() {
         serving.flush_log().await;
     }
-    let day = crate::serving::predlog::civil_date;
-    let (first_day, last_day) = (day(start_us), day(end_us));
-    let root = ArtifactPath::parse(&format!("predictions/{deployment}"))?;
-    let mut days = state.artifacts().list(&root).await.unwrap_or_default();
-    days.retain(|d| d.is_dir && d.path >= first_day && d.path <= last_day);
+    use crate::serving::predlog::{civil_date, segment_bytes, segments};
+    let (first_day, last_day) = (civil_date(start_us), civil_date(end_us));
     let mut batches: Vec<RecordBatch> = Vec::new();
-    for day in days {
-        let dir = ArtifactPath::parse(&format!("predictions/{deployment}/{}", day.path))?;
-        let mut files = state.artifacts().list(&dir).await.unwrap_or_default();
-        files.retain(|f| !f.is_dir && f.path.ends_with(".parquet"));
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        for file in files {
-            let path = ArtifactPath::parse(&format!("{}/{}", dir.as_str(), file.path))?;
-            let download = state.artifacts().get(&path).await?;
-            let chunks: Vec<bytes::Bytes> = download
-                .body
-                .try_collect()
-                .await
-                .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.as_str())))?;
-            let bytes = bytes::Bytes::from(chunks.concat());
-            let model = filter.model.map(str::to_string);
-            let (model_version, keys) = (filter.model_version, filter.keys);
-            let segment = tokio::task::spawn_blocking(move || {
-                window_rows(
-                    bytes,
-                    start_us,
-                    end_us,
-                    model.as_deref(),
-                    model_version,
-                    keys,
-                )
-            })
-            .await
-            .map_err(|_| ApiError::Internal("reading the prediction log was interrupted".into()))?;
-            match segment {
-                Ok(found) => batches.extend(found),
-                Err(err) => {
-                    tracing::warn!(segment = path.as_str(), cause = %err, "unreadable prediction-log segment skipped")
-                }
+    for path in segments(
+        state.artifacts(),
+        deployment,
+        Some(&first_day),
+        Some(&last_day),
+    )
+    .await
+    {
+        let Some(bytes) = segment_bytes(state.artifacts(), &path).await else {
+            continue;
+        };
+        let model = filter.model.map(str::to_string);
+        let (model_version, keys) = (filter.model_version, filter.keys);
+        let segment = tokio::task::spawn_blocking(move || {
+            window_rows(
+                bytes,
+                start_us,
+                end_us,
+                model.as_deref(),
+                model_version,
+                keys,
+            )
+        })
+        .await
+        .map_err(|_| ApiError::Internal("reading the prediction log was interrupted".into()))?;
+        match segment {
+            Ok(found) => batches.extend(found),
+            Err(err) => {
+                tracing::warn!(segment = path.as_str(), cause = %err, "unreadable prediction-log segment skipped")
             }
         }
     }

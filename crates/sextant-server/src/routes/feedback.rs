@@ -559,12 +559,7 @@ async fn regression_estimates(
     let labels: HashMap<(&str, i64), f64> = reference
         .iter()
         .filter_map(|r| {
-            let label: serde_json::Value = serde_json::from_str(&r.label).ok()?;
-            let value = match &label {
-                serde_json::Value::Number(n) => n.as_f64(),
-                serde_json::Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            }?;
+            let value = labelled_row(r)?.label_value?;
             Some(((r.prediction_id.as_str(), r.row_index), value))
         })
         .collect();
@@ -751,17 +746,28 @@ async fn estimate_windows(
         };
         let all: Vec<usize> = (0..times.len()).collect();
         let overall = estimate(&all);
+        // Rows by window, in one pass over the span's rows.
+        let first = windows.from_us.div_euclid(windows.window_us) * windows.window_us;
+        let count = usize::try_from((windows.to_us - first).div_euclid(windows.window_us) + 1)
+            .unwrap_or(0);
+        let mut by_window: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (i, &time) in times.iter().enumerate() {
+            let k = (time as i64 - first).div_euclid(windows.window_us);
+            if let Some(rows) = usize::try_from(k).ok().and_then(|k| by_window.get_mut(k)) {
+                rows.push(i);
+            }
+        }
         let mut out = Vec::new();
-        let mut start = windows.from_us.div_euclid(windows.window_us) * windows.window_us;
-        while start < windows.to_us {
+        let mut start = first;
+        for rows in &by_window {
+            if start >= windows.to_us {
+                break;
+            }
             let end = start + windows.window_us;
-            let rows: Vec<usize> = (0..times.len())
-                .filter(|&i| times[i] >= start as f64 && times[i] < end as f64)
-                .collect();
             let mut window = if rows.is_empty() {
                 serde_json::json!({"rows": 0})
             } else {
-                estimate(&rows)
+                estimate(rows)
             };
             window["start_us"] = serde_json::json!(start);
             window["end_us"] = serde_json::json!(end);

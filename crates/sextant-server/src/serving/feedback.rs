@@ -310,52 +310,12 @@ pub async fn restore_from_log(
     deployment: &str,
     before_us: i64,
 ) -> usize {
-    use futures::TryStreamExt;
-    use sextant_artifacts::ArtifactPath;
-
     let since_us = before_us - WINDOWS_KEPT as i64 * WINDOW_US;
     let first_day = super::predlog::civil_date(since_us);
-    let Ok(root) = ArtifactPath::parse(&format!("predictions/{deployment}")) else {
-        return 0;
-    };
-    let Ok(mut days) = artifacts.list(&root).await else {
-        return 0;
-    };
-    days.retain(|d| d.is_dir && d.path >= first_day);
-    days.sort_by(|a, b| a.path.cmp(&b.path));
     let mut restored: Vec<(String, IndexedPrediction)> = Vec::new();
-    for day in days {
-        let Ok(dir) = ArtifactPath::parse(&format!("predictions/{deployment}/{}", day.path)) else {
-            continue;
-        };
-        let Ok(mut files) = artifacts.list(&dir).await else {
-            continue;
-        };
-        files.retain(|f| !f.is_dir && f.path.ends_with(".parquet"));
-        for file in files {
-            let Ok(path) = ArtifactPath::parse(&format!("{}/{}", dir.as_str(), file.path)) else {
-                continue;
-            };
-            let Ok(download) = artifacts.get(&path).await else {
-                continue;
-            };
-            let Ok(chunks) = download.body.try_collect::<Vec<_>>().await else {
-                continue;
-            };
-            let bytes = bytes::Bytes::from(chunks.concat());
-            let name: Arc<str> = deployment.into();
-            let segment = tokio::task::spawn_blocking(move || {
-                read_segment(bytes, &name, Wanted::Between(since_us, before_us))
-            })
-            .await;
-            match segment {
-                Ok(Ok(rows)) => restored.extend(rows),
-                Ok(Err(err)) => {
-                    tracing::warn!(segment = path.as_str(), cause = %err, "cannot read a prediction log segment")
-                }
-                Err(_) => {}
-            }
-        }
+    for path in super::predlog::segments(artifacts, deployment, Some(&first_day), None).await {
+        let wanted = Wanted::Between(since_us, before_us);
+        restored.extend(read_wanted(artifacts, deployment, &path, wanted).await);
     }
     restored.sort_by_key(|(_, p)| p.time_us);
     let count = restored.len();
@@ -374,6 +334,7 @@ pub async fn restore_from_log(
 
 /// Days of the prediction log searched for labels of forgotten predictions.
 pub const LOG_SEARCH_DAYS: usize = 90;
+const DAY_US: i64 = 86_400_000_000;
 
 /// Finds `ids` in `deployment`'s prediction log (newest day first), for
 /// labels of predictions the in-memory index no longer holds. Shadow rows
@@ -384,67 +345,48 @@ pub async fn find_in_log(
     deployment: &str,
     ids: &std::collections::HashSet<String>,
 ) -> HashMap<String, IndexedPrediction> {
-    use futures::TryStreamExt;
-    use sextant_artifacts::ArtifactPath;
-
     let mut found: HashMap<String, IndexedPrediction> = HashMap::new();
-    let Ok(root) = ArtifactPath::parse(&format!("predictions/{deployment}")) else {
-        return found;
-    };
-    let Ok(mut days) = artifacts.list(&root).await else {
-        return found;
-    };
-    days.retain(|d| d.is_dir);
-    days.sort_by(|a, b| b.path.cmp(&a.path));
-    for day in days.into_iter().take(LOG_SEARCH_DAYS) {
-        let Ok(dir) = ArtifactPath::parse(&format!("predictions/{deployment}/{}", day.path)) else {
-            continue;
-        };
-        let Ok(mut files) = artifacts.list(&dir).await else {
-            continue;
-        };
-        files.retain(|f| !f.is_dir && f.path.ends_with(".parquet"));
-        files.sort_by(|a, b| b.path.cmp(&a.path));
-        for file in files {
-            let Ok(path) = ArtifactPath::parse(&format!("{}/{}", dir.as_str(), file.path)) else {
-                continue;
-            };
-            let bytes = match artifacts.get(&path).await {
-                Ok(download) => match download.body.try_collect::<Vec<_>>().await {
-                    Ok(chunks) => bytes::Bytes::from(chunks.concat()),
-                    Err(_) => continue,
-                },
-                Err(_) => continue,
-            };
-            let wanted = ids.clone();
-            let deployment: Arc<str> = deployment.into();
-            let segment = tokio::task::spawn_blocking(move || {
-                read_segment(bytes, &deployment, Wanted::Ids(&wanted))
-            })
-            .await;
-            match segment {
-                Ok(Ok(rows)) => {
-                    for (id, prediction) in rows {
-                        found.entry(id).or_insert(prediction);
-                    }
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(segment = path.as_str(), cause = %err, "cannot read a prediction log segment")
-                }
-                Err(_) => {}
-            }
-            if found.len() == ids.len() {
-                return found;
-            }
+    let first_day =
+        super::predlog::civil_date(super::now_micros() - LOG_SEARCH_DAYS as i64 * DAY_US);
+    let wanted = Arc::new(ids.clone());
+    let paths = super::predlog::segments(artifacts, deployment, Some(&first_day), None).await;
+    for path in paths.iter().rev() {
+        let rows = read_wanted(artifacts, deployment, path, Wanted::Ids(wanted.clone())).await;
+        for (id, prediction) in rows {
+            found.entry(id).or_insert(prediction);
+        }
+        if found.len() == ids.len() {
+            break;
         }
     }
     found
 }
 
+/// The wanted rows of the segment at `path`; none when it cannot be read.
+async fn read_wanted(
+    artifacts: &sextant_artifacts::ArtifactStore,
+    deployment: &str,
+    path: &sextant_artifacts::ArtifactPath,
+    wanted: Wanted,
+) -> HashMap<String, IndexedPrediction> {
+    let Some(bytes) = super::predlog::segment_bytes(artifacts, path).await else {
+        return HashMap::new();
+    };
+    let deployment: Arc<str> = deployment.into();
+    match tokio::task::spawn_blocking(move || read_segment(bytes, &deployment, &wanted)).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(err)) => {
+            tracing::warn!(segment = path.as_str(), cause = %err, "cannot read a prediction log segment");
+            HashMap::new()
+        }
+        Err(_) => HashMap::new(),
+    }
+}
+
 /// Which rows of a log segment to read.
-enum Wanted<'a> {
+enum Wanted {
     /// Those with one of these prediction ids.
-    Ids(&'a std::collections::HashSet<String>),
+    Ids(Arc<std::collections::HashSet<String>>),
     /// Those predicted in `[from_us, to_us)`.
     Between(i64, i64),
 }
@@ -453,7 +395,7 @@ enum Wanted<'a> {
 fn read_segment(
     bytes: bytes::Bytes,
     deployment: &Arc<str>,
-    wanted: Wanted<'_>,
+    wanted: &Wanted,
 ) -> Result<HashMap<String, IndexedPrediction>, String> {
     use arrow_array::{Array, BooleanArray, Int32Array, Int64Array, StringArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -476,6 +418,7 @@ fn read_segment(
             .filter(|&i| match wanted {
                 Wanted::Ids(ids) => ids.contains(ids_column.value(i)),
                 Wanted::Between(from, to) => {
+                    let (from, to) = (*from, *to);
                     times.is_some_and(|t| (from..to).contains(&t.value(i)))
                 }
             })

@@ -770,6 +770,63 @@ impl Segment {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The Parquet segments of `deployment`'s log written on the days from
+/// `first_day` to `last_day` (`YYYY-MM-DD`, inclusive; `None` is open),
+/// oldest first. A day or a listing that cannot be read is passed over.
+pub(crate) async fn segments(
+    artifacts: &ArtifactStore,
+    deployment: &str,
+    first_day: Option<&str>,
+    last_day: Option<&str>,
+) -> Vec<ArtifactPath> {
+    let Ok(root) = ArtifactPath::parse(&format!("predictions/{deployment}")) else {
+        return Vec::new();
+    };
+    let mut days = artifacts.list(&root).await.unwrap_or_default();
+    days.retain(|d| {
+        d.is_dir
+            && first_day.is_none_or(|first| d.path.as_str() >= first)
+            && last_day.is_none_or(|last| d.path.as_str() <= last)
+    });
+    days.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut paths = Vec::new();
+    for day in days {
+        let Ok(dir) = ArtifactPath::parse(&format!("predictions/{deployment}/{}", day.path)) else {
+            continue;
+        };
+        let mut files = artifacts.list(&dir).await.unwrap_or_default();
+        files.retain(|f| !f.is_dir && f.path.ends_with(".parquet"));
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        paths.extend(
+            files
+                .iter()
+                .filter_map(|f| ArtifactPath::parse(&format!("{}/{}", dir.as_str(), f.path)).ok()),
+        );
+    }
+    paths
+}
+
+/// A segment's bytes; `None` (with a warning) when it cannot be read.
+pub(crate) async fn segment_bytes(artifacts: &ArtifactStore, path: &ArtifactPath) -> Option<Bytes> {
+    use futures::TryStreamExt;
+    let read = async {
+        let download = artifacts.get(path).await.map_err(|e| e.to_string())?;
+        let chunks: Vec<Bytes> = download
+            .body
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(Bytes::from(chunks.concat()))
+    };
+    match read.await {
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            tracing::warn!(segment = path.as_str(), cause = %err, "cannot read a prediction log segment");
+            None
+        }
+    }
+}
+
 /// `YYYY-MM-DD` (UTC) of a time in µs since the epoch, by Howard
 /// Hinnant's `civil_from_days`.
 pub(crate) fn civil_date(time_us: i64) -> String {
