@@ -176,9 +176,13 @@ pub async fn run(
 }
 
 /// The current value of every metric rules can watch on `deployment`.
+/// With `watched`, the performance report (a store query per version and,
+/// for regressors, a read of the prediction log) is built only when one of
+/// those metrics is not among the cheaper ones.
 pub async fn metric_snapshot(
     state: &AppState,
     deployment: &str,
+    watched: Option<&std::collections::BTreeSet<String>>,
 ) -> ApiResult<BTreeMap<String, f64>> {
     let mut metrics = BTreeMap::new();
     let now = now_micros();
@@ -269,6 +273,9 @@ pub async fn metric_snapshot(
                 }
             }
         }
+    }
+    if watched.is_some_and(|names| names.iter().all(|name| metrics.contains_key(name))) {
+        return Ok(metrics);
     }
     // Performance from the labels of the last hour.
     let query = crate::routes::feedback::PerformanceQuery::last_hour();
@@ -371,7 +378,12 @@ pub async fn evaluate_deployment(
     if rules.is_empty() {
         return Ok(Vec::new());
     }
-    let metrics = metric_snapshot(state, deployment).await?;
+    let watched: std::collections::BTreeSet<String> = rules
+        .iter()
+        .filter_map(|r| serde_json::from_str::<StoredRule>(&r.rule).ok())
+        .map(|stored| stored.spec.metric)
+        .collect();
+    let metrics = metric_snapshot(state, deployment, Some(&watched)).await?;
     let now = now_micros();
     let mut evaluations = Vec::new();
     let mut announced = Vec::new();

@@ -141,7 +141,7 @@ pub(crate) async fn metrics(
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     state.store().get_deployment(&name).await?;
-    let metrics = alerting::metric_snapshot(&state, &name).await?;
+    let metrics = alerting::metric_snapshot(&state, &name, None).await?;
     Ok(Json(
         serde_json::json!({"deployment": name, "metrics": metrics}),
     ))

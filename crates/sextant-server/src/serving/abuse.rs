@@ -261,7 +261,7 @@ fn numeric_features(
 }
 
 /// Median and MAD·1.4826 (a normal σ) per feature; a zero MAD falls back
-/// to the standard deviation, then to 1.
+/// to the population standard deviation, then to 1.
 fn robust_scaling(names: &[String], rows: &[Vec<f64>]) -> Scaling {
     let features = names
         .iter()
@@ -285,9 +285,9 @@ fn robust_scaling(names: &[String], rows: &[Vec<f64>]) -> Scaling {
             deviations.sort_by(f64::total_cmp);
             let mut scale = 1.4826 * median(&deviations);
             if !(scale > 0.0) {
-                let n = values.len().max(1) as f64;
-                let mean = values.iter().sum::<f64>() / n;
-                scale = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+                let mut moments = sextant_stats::sketch::Moments::new();
+                moments.extend(&values);
+                scale = moments.std(0).unwrap_or(0.0);
             }
             if !(scale > 0.0 && scale.is_finite()) {
                 scale = 1.0;
