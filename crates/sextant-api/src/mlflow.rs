@@ -535,6 +535,7 @@ pub struct RunKeyValue {
 #[derive(Debug, Deserialize)]
 pub struct LogBatch {
     pub run_id: Option<String>,
+    pub run_uuid: Option<String>,
     #[serde(default)]
     pub metrics: Vec<MetricIn>,
     #[serde(default)]
@@ -546,6 +547,7 @@ pub struct LogBatch {
 #[derive(Debug, Deserialize)]
 pub struct LogInputs {
     pub run_id: Option<String>,
+    pub run_uuid: Option<String>,
     #[serde(default)]
     pub datasets: Vec<DatasetInput>,
     #[serde(default)]
@@ -555,8 +557,17 @@ pub struct LogInputs {
 #[derive(Debug, Deserialize)]
 pub struct LogOutputs {
     pub run_id: Option<String>,
+    pub run_uuid: Option<String>,
     #[serde(default)]
     pub models: Vec<ModelOutput>,
+}
+
+/// MLflow 2's `runs/log-model`.
+#[derive(Debug, Deserialize)]
+pub struct LogModel {
+    pub run_id: Option<String>,
+    pub run_uuid: Option<String>,
+    pub model_json: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

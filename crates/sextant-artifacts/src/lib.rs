@@ -86,10 +86,47 @@ impl ArtifactPath {
         self.0.is_empty()
     }
 
+    /// Whether this path is `root` or lies under it (whole segments:
+    /// `1/ab` is not under `1/a`).
+    pub fn is_within(&self, root: &ArtifactPath) -> bool {
+        root.is_root()
+            || self.0 == root.0
+            || self
+                .0
+                .strip_prefix(&root.0)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
     /// The last segment (file name).
     pub fn file_name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or(&self.0)
     }
+}
+
+/// The artifact path an `mlflow-artifacts:` URI names, or `None` when the
+/// URI has another scheme. `mlflow-artifacts:/1/abc`,
+/// `mlflow-artifacts:///1/abc` and `mlflow-artifacts://host:5000/1/abc` all
+/// name `1/abc`: a host only says which server holds the files, as in
+/// MLflow's client. Every reader of such a URI (permission checks, listings,
+/// serving) goes through this one function, so none of them can read the
+/// host as a path segment or the path as a host.
+pub fn proxied_path(uri: &str) -> Option<Result<ArtifactPath>> {
+    let (scheme, rest) = uri.split_once(':')?;
+    if !scheme.eq_ignore_ascii_case("mlflow-artifacts") {
+        return None;
+    }
+    let invalid = |why: &str| {
+        ArtifactError::InvalidPath(format!("Invalid artifact URI '{uri}': {why}"))
+    };
+    if rest.contains(['?', '#']) {
+        return Some(Err(invalid("a query or fragment is not allowed")));
+    }
+    let path = match rest.strip_prefix("//") {
+        // An authority (possibly empty) ends at the next slash.
+        Some(after) => after.split_once('/').map_or("", |(_, path)| path),
+        None => rest.strip_prefix('/').unwrap_or(rest),
+    };
+    Some(ArtifactPath::parse(path.trim_end_matches('/')))
 }
 
 fn percent_decode(text: &str) -> Option<String> {

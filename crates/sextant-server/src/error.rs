@@ -33,6 +33,14 @@ impl ApiError {
         ApiError::User(ErrorCode::ResourceDoesNotExist, message.into())
     }
 
+    /// The message a client sees.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::User(_, message) => message,
+            ApiError::Internal(_) => "Internal server error",
+        }
+    }
+
     /// MLflow's message for an absent required field.
     pub fn missing(field: &str) -> ApiError {
         ApiError::invalid(format!("Missing value for required parameter '{field}'. See the API docs for more information about request parameters."))

@@ -21,10 +21,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sextant_api::ErrorCode;
 use sextant_core::{NewAuditEntry, Permission, PrincipalKind, ResourceKind, TokenScope};
+use sextant_artifacts::ArtifactPath;
 use sextant_governance::{AuthError, Principal};
 
 use crate::error::ApiError;
-use crate::extract::{query_to_json, MAX_JSON_BODY};
+use crate::extract::{parse_request, too_large, MAX_JSON_BODY};
+use crate::resource;
+use crate::routes::required;
 use crate::AppState;
 
 /// Who may call a route.
@@ -54,27 +57,32 @@ impl Access {
     }
 }
 
-/// Where a request names the resource its permission is checked on.
+/// Where a request names the resource its permission is checked on. The
+/// fields are MLflow's; each is read by the `resource` function its
+/// handler uses.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
-    /// An experiment id in this field.
-    Experiment(&'static str),
-    /// An experiment name in this field.
-    ExperimentName(&'static str),
-    /// A run id in this field (checked on the run's experiment).
-    Run(&'static str),
-    /// A list of run ids in this field.
-    Runs(&'static str),
+    /// An experiment id in `experiment_id`.
+    Experiment,
+    /// The experiment a new run goes to: `experiment_id`, or the default
+    /// experiment `0` when it names none.
+    NewRun,
+    /// An experiment name in `experiment_name`.
+    ExperimentName,
+    /// A run in `run_id` or `run_uuid` (checked on the run's experiment).
+    Run,
+    /// Runs in `run_ids`.
+    Runs,
     /// The `{model_id}` path segment of a logged-model route.
     LoggedModel,
-    /// A registered model name in this field.
-    Model(&'static str),
+    /// A registered model name in `name`.
+    Model,
     /// The `mlflow-artifacts` path (`<experiment id>/…`), from the URL
     /// path or, for listings, the `path` query parameter.
     Artifact,
-    /// A deployment: the `{name}` after `/deployments/` or `/v2/models/`
-    /// in the path, else the `deployment` query parameter, else the only
-    /// deployment served (MLflow's `/invocations`).
+    /// A deployment: the `{name}` path segment, else (MLflow's
+    /// `/invocations`) the `deployment` query parameter or the only
+    /// deployment served.
     Deployment,
 }
 
@@ -132,42 +140,34 @@ impl From<sextant_store::StoreError> for Refused {
 #[derive(Debug, Clone)]
 pub struct AuditDraft(pub NewAuditEntry);
 
-/// The fields that can name a resource; everything else in a body is
-/// skipped without being built.
+/// The fields that can name a resource, typed as the handlers' request
+/// types type them and read by the same `extract::parse_request`;
+/// everything else in a body is skipped without being built.
 #[derive(Deserialize, Default)]
 struct Fields {
-    run_id: Option<serde_json::Value>,
-    run_uuid: Option<serde_json::Value>,
-    run_ids: Option<serde_json::Value>,
-    experiment_id: Option<serde_json::Value>,
-    experiment_name: Option<serde_json::Value>,
-    name: Option<serde_json::Value>,
-    path: Option<serde_json::Value>,
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    #[serde(default, deserialize_with = "sextant_api::wire::string_list")]
+    run_ids: Vec<String>,
+    experiment_id: Option<String>,
+    experiment_name: Option<String>,
+    name: Option<String>,
 }
 
-impl Fields {
-    fn get(&self, field: &str) -> Vec<String> {
-        let value = match field {
-            "run_id" => self.run_id.as_ref().or(self.run_uuid.as_ref()),
-            "run_ids" => self.run_ids.as_ref(),
-            "experiment_id" => self.experiment_id.as_ref(),
-            "experiment_name" => self.experiment_name.as_ref(),
-            "name" => self.name.as_ref(),
-            "path" => self.path.as_ref(),
-            _ => None,
-        };
-        match value {
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            Some(serde_json::Value::Number(n)) => vec![n.to_string()],
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| match v {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
+/// What a request names, resolved once: the permission checks to make, the
+/// resource its audit entry names, and what registry readers may reach.
+struct Named {
+    checks: Vec<(ResourceKind, String)>,
+    audit: Resource,
+    registry_fallback: Option<ThroughRegistry>,
+}
+
+impl Named {
+    fn on(kind: ResourceKind, id: String) -> Named {
+        Named {
+            audit: Some((kind.as_str().to_string(), id.clone())),
+            checks: vec![(kind, id)],
+            registry_fallback: None,
         }
     }
 }
@@ -348,89 +348,22 @@ async fn authorize(
         }
         Access::On(permission, target) => (permission, target),
     };
-    let (fields, request) = read_fields(target, request)
+    let (request, named) = resolve(state, target, request)
         .await
         .map_err(|err| (None, Denial::Client(err)))?;
-    let governance = state.governance();
-    let store_error = |err: sextant_store::StoreError| (None, Denial::Client(err.into()));
-    // (kind, id) pairs to check, the first named in the audit entry.
-    let mut checks: Vec<(ResourceKind, String)> = Vec::new();
-    let mut registry_fallback = None;
-    match target {
-        Target::Experiment(field) => {
-            // MLflow puts runs without an experiment into experiment 0.
-            let ids = fields.get(field);
-            let id = ids.into_iter().next().unwrap_or_else(|| "0".to_string());
-            checks.push((ResourceKind::Experiment, id));
-        }
-        Target::ExperimentName(field) => {
-            for name in fields.get(field) {
-                if let Some(id) = state
-                    .store()
-                    .experiment_id_by_name(&name)
-                    .await
-                    .map_err(store_error)?
-                {
-                    checks.push((ResourceKind::Experiment, id.to_string()));
-                }
-            }
-        }
-        Target::Run(field) | Target::Runs(field) => {
-            for run_id in fields.get(field) {
-                if let Some(id) = governance
-                    .experiment_of_run(&run_id)
-                    .await
-                    .map_err(store_error)?
-                {
-                    checks.push((ResourceKind::Experiment, id.to_string()));
-                }
-            }
-        }
-        Target::LoggedModel => {
-            let model_id = logged_model_id(request.uri().path());
-            // Registry readers may read the logged model a version serves.
-            registry_fallback = Some(ThroughRegistry::LoggedModel(model_id.clone()));
-            if let Some(id) = governance
-                .experiment_of_logged_model(&model_id)
-                .await
-                .map_err(store_error)?
-            {
-                checks.push((ResourceKind::Experiment, id.to_string()));
-            }
-        }
-        Target::Model(field) => {
-            for name in fields.get(field) {
-                checks.push((ResourceKind::RegisteredModel, name));
-            }
-        }
-        Target::Deployment => {
-            let name = deployment_in_path(request.uri().path())
-                .or_else(|| deployment_in_query(request.uri().query()))
-                .or_else(|| state.serving().and_then(|s| s.sole_deployment()));
-            // Without a name there is nothing to call; the handler says so.
-            checks.extend(name.map(|name| (ResourceKind::Deployment, name)));
-        }
-        Target::Artifact => {
-            let path = artifact_path(&request, &fields);
-            match path.split('/').next().filter(|s| s.parse::<i64>().is_ok()) {
-                Some(experiment) => {
-                    checks.push((ResourceKind::Experiment, experiment.to_string()));
-                    registry_fallback = Some(ThroughRegistry::Files(path.clone()));
-                }
-                // The artifact root lists every experiment: admins only.
-                None if principal.is_admin() => {}
-                None => {
-                    return Err((
-                        Some(("artifact".into(), path)),
-                        Denial::Forbidden("Only administrators may list the artifact root".into()),
-                    ))
-                }
-            }
-        }
+    let Named {
+        checks,
+        audit: resource,
+        registry_fallback,
+    } = named;
+    if checks.is_empty() && !principal.is_admin() {
+        // Nothing this rule can check on (the artifact root, or a location
+        // outside every experiment): only admins get through.
+        return Err((
+            resource,
+            Denial::Forbidden("Only administrators may do this".into()),
+        ));
     }
-    let resource = checks
-        .first()
-        .map(|(kind, id)| (kind.as_str().to_string(), id.clone()));
     for (kind, id) in &checks {
         if principal.may(*kind, id, permission) {
             continue;
@@ -461,26 +394,154 @@ async fn authorize(
     Ok((resource, request))
 }
 
-/// The deployment a path names: the segment after `deployments/` or
-/// `v2/models/`.
-fn deployment_in_path(path: &str) -> Option<String> {
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    while let Some(segment) = segments.next() {
-        if segment == "deployments" || (segment == "models" && path.starts_with("/v2/")) {
-            return segments.next().map(|s| {
-                url::form_urlencoded::parse(format!("n={s}").as_bytes())
-                    .next()
-                    .map_or_else(|| s.to_string(), |(_, v)| v.into_owned())
-            });
+/// Finds what a request names, with the functions its handler uses
+/// (`resource::*`, `extract::parse_request`, axum's `Path`). Fails closed:
+/// a request that names nothing, or something that does not exist, is
+/// refused here and never reaches its handler.
+async fn resolve(
+    state: &AppState,
+    target: Target,
+    request: Request,
+) -> Result<(Request, Named), ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let path_params = resource::path_params(&mut parts).await;
+    let path_param = |name: &str| {
+        path_params
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::missing(name))
+    };
+    let query = parts.uri.query().unwrap_or("").to_string();
+    // Bodies are read only where a field names the resource: artifact
+    // uploads stream, and inference bodies are never parsed here.
+    let reads_body = !matches!(
+        target,
+        Target::LoggedModel | Target::Deployment | Target::Artifact
+    );
+    let (fields, body) = if reads_body {
+        let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+            .await
+            .map_err(|_| too_large())?;
+        let fields: Fields = parse_request(&parts.method, &query, &bytes)?;
+        (fields, Body::from(bytes))
+    } else {
+        (Fields::default(), body)
+    };
+    let governance = state.governance();
+    let named = match target {
+        Target::Experiment => Named::on(
+            ResourceKind::Experiment,
+            resource::experiment_id(fields.experiment_id)?,
+        ),
+        Target::NewRun => Named::on(
+            ResourceKind::Experiment,
+            resource::experiment_id_or_default(fields.experiment_id)?,
+        ),
+        Target::ExperimentName => {
+            let name = required(fields.experiment_name, "experiment_name")?;
+            let id = state
+                .store()
+                .experiment_id_by_name(&name)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("Could not find experiment with name '{name}'"))
+                })?;
+            Named::on(ResourceKind::Experiment, id.to_string())
         }
-    }
-    None
+        Target::Run => {
+            let run_id = resource::run_id(fields.run_id, fields.run_uuid)?;
+            let experiment = experiment_of_run(governance, &run_id).await?;
+            Named {
+                checks: vec![(ResourceKind::Experiment, experiment)],
+                audit: Some(("run".into(), run_id)),
+                registry_fallback: None,
+            }
+        }
+        Target::Runs => {
+            if fields.run_ids.is_empty() {
+                return Err(ApiError::missing("run_ids"));
+            }
+            let mut checks = Vec::with_capacity(fields.run_ids.len());
+            for run_id in &fields.run_ids {
+                checks.push((
+                    ResourceKind::Experiment,
+                    experiment_of_run(governance, run_id).await?,
+                ));
+            }
+            Named {
+                checks,
+                audit: Some(("run".into(), fields.run_ids.join(","))),
+                registry_fallback: None,
+            }
+        }
+        Target::LoggedModel => {
+            let model_id = path_param("model_id")?;
+            let experiment = governance
+                .experiment_of_logged_model(&model_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("Logged model with ID '{model_id}' not found"))
+                })?;
+            Named {
+                checks: vec![(ResourceKind::Experiment, experiment.to_string())],
+                audit: Some(("logged_model".into(), model_id.clone())),
+                // Registry readers may read the logged model a version serves.
+                registry_fallback: Some(ThroughRegistry::LoggedModel(model_id)),
+            }
+        }
+        Target::Model => Named::on(
+            ResourceKind::RegisteredModel,
+            required(fields.name, "name")?,
+        ),
+        Target::Deployment => {
+            let name = match path_params.get("name") {
+                Some(name) => name.clone(),
+                None => resource::called_deployment(&mut parts, state.serving())
+                    .await
+                    .map_err(ApiError::invalid)?
+                    .ok_or_else(|| ApiError::missing("deployment"))?,
+            };
+            Named::on(ResourceKind::Deployment, name)
+        }
+        Target::Artifact => {
+            let raw = match path_params.get("path") {
+                Some(path) => path.clone(),
+                None => {
+                    parse_request::<resource::ArtifactQuery>(&parts.method, &query, &[])?
+                        .path
+                        .unwrap_or_default()
+                }
+            };
+            let artifact = resource::artifact_target(&raw)?;
+            let audit = Some(("artifact".into(), artifact.path.as_str().to_string()));
+            match artifact.experiment {
+                Some(experiment) => Named {
+                    checks: vec![(ResourceKind::Experiment, experiment)],
+                    audit,
+                    registry_fallback: Some(ThroughRegistry::Files(artifact.path)),
+                },
+                None => Named {
+                    checks: Vec::new(),
+                    audit,
+                    registry_fallback: None,
+                },
+            }
+        }
+    };
+    Ok((Request::from_parts(parts, body), named))
 }
 
-fn deployment_in_query(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(key, _)| key == "deployment")
-        .map(|(_, value)| value.into_owned())
+/// The experiment of an existing run; a run that does not exist is a 404,
+/// never a request let through unchecked.
+async fn experiment_of_run(
+    governance: &sextant_governance::Governance,
+    run_id: &str,
+) -> Result<String, ApiError> {
+    governance
+        .experiment_of_run(run_id)
+        .await?
+        .map(|id| id.to_string())
+        .ok_or_else(|| ApiError::not_found(format!("Run with id={run_id} not found")))
 }
 
 /// What a registry reader may reach without read on the experiment.
@@ -488,7 +549,7 @@ enum ThroughRegistry {
     /// The logged model a version was registered from.
     LoggedModel(String),
     /// Files under a version's storage location or source.
-    Files(String),
+    Files(ArtifactPath),
 }
 
 async fn readable_through_registry(
@@ -500,7 +561,7 @@ async fn readable_through_registry(
     let key = match wanted {
         ThroughRegistry::LoggedModel(model_id) => Some(model_id.as_str()),
         ThroughRegistry::Files(path) => {
-            let mut segments = path.split('/').skip(1);
+            let mut segments = path.as_str().split('/').skip(1);
             match segments.next() {
                 Some("models") => segments.next(),
                 other => other,
@@ -521,16 +582,10 @@ async fn readable_through_registry(
         let reaches = match wanted {
             ThroughRegistry::LoggedModel(id) => model_id.as_deref() == Some(id.as_str()),
             ThroughRegistry::Files(path) => locations.iter().any(|location| {
-                let root = location
-                    .strip_prefix("mlflow-artifacts:")
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .trim_end_matches('/');
-                !root.is_empty()
-                    && (path == root
-                        || path
-                            .strip_prefix(root)
-                            .is_some_and(|rest| rest.starts_with('/')))
+                match sextant_artifacts::proxied_path(location) {
+                    Some(Ok(root)) => !root.is_root() && path.is_within(&root),
+                    _ => false,
+                }
             }),
         };
         reaches && principal.may(ResourceKind::RegisteredModel, name, Permission::Read)
@@ -554,70 +609,11 @@ fn resource_in_path(pattern: &str, path: &str) -> Option<(String, String)> {
     })
 }
 
-fn logged_model_id(path: &str) -> String {
-    path.split("/logged-models/")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn artifact_path(request: &Request, fields: &Fields) -> String {
-    let raw = request
-        .uri()
-        .path()
-        .split_once("/artifacts/")
-        .map(|(_, rest)| rest.to_string());
-    let path = match raw {
-        Some(rest) => percent_decode(&rest),
-        None => fields.get("path").into_iter().next().unwrap_or_default(),
-    };
-    path.trim_start_matches('/').to_string()
-}
-
 fn percent_decode(text: &str) -> String {
     url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
-}
-
-/// Reads the fields that can name a resource: from the query string for GET
-/// (and bodiless) requests, else from the JSON body, which is put back.
-async fn read_fields(target: Target, request: Request) -> Result<(Fields, Request), ApiError> {
-    // Deployments are named in the path or query; inference bodies are
-    // never parsed here.
-    let needs_fields = !matches!(target, Target::LoggedModel | Target::Deployment);
-    if !needs_fields {
-        return Ok((Fields::default(), request));
-    }
-    let query = request.uri().query().unwrap_or("").to_string();
-    let from_query = || serde_json::from_value::<Fields>(query_to_json(&query)).unwrap_or_default();
-    // Artifact uploads stream: their resource is in the path, never the body.
-    if request.method() == Method::GET
-        || request.method() == Method::PUT
-        || matches!(target, Target::Artifact)
-    {
-        return Ok((from_query(), request));
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
-        .await
-        .map_err(|_| {
-            ApiError::User(
-                ErrorCode::RequestTooLarge,
-                format!("Request body exceeds {MAX_JSON_BODY} bytes"),
-            )
-        })?;
-    let fields = if bytes.iter().all(u8::is_ascii_whitespace) {
-        from_query()
-    } else {
-        // Refused here rather than checked against a guessed resource.
-        serde_json::from_slice::<Fields>(&bytes).map_err(|err| {
-            ApiError::bad_request(format!("Malformed JSON in request body: {err}"))
-        })?
-    };
-    Ok((fields, Request::from_parts(parts, Body::from(bytes))))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -702,7 +698,7 @@ async fn finish(
 /// of costing a commit of their own (and are audited only when
 /// `Options::audit_run_data` says so).
 fn records_with_change(spec: &RouteSpec) -> bool {
-    matches!(spec.access, Access::On(Permission::Edit, Target::Run(_)))
+    matches!(spec.access, Access::On(Permission::Edit, Target::Run))
 }
 
 async fn append(state: &AppState, entry: NewAuditEntry) {

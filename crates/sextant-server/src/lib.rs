@@ -12,6 +12,7 @@ mod error;
 mod extract;
 pub mod guard;
 mod openapi;
+mod resource;
 mod routes;
 pub mod serving;
 mod tables;

@@ -3,7 +3,7 @@
 //! shared filesystem.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,21 +12,15 @@ use sextant_api::mlflow as dto;
 use sextant_artifacts::ArtifactPath;
 
 use crate::error::ApiResult;
+use crate::extract::MlflowRequest;
+use crate::resource::{self, ArtifactQuery};
 use crate::AppState;
-
-/// The URI scheme of proxied artifacts.
-const PROXY_SCHEME: &str = "mlflow-artifacts:";
-
-#[derive(serde::Deserialize)]
-pub(crate) struct ListQuery {
-    path: Option<String>,
-}
 
 pub(crate) async fn list(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    MlflowRequest(query): MlflowRequest<ArtifactQuery>,
 ) -> ApiResult<Json<dto::ListArtifactsResponse>> {
-    let path = ArtifactPath::parse(query.path.as_deref().unwrap_or(""))?;
+    let path = resource::artifact_target(query.path.as_deref().unwrap_or(""))?.path;
     let files = state.artifacts().list(&path).await?;
     Ok(Json(dto::ListArtifactsResponse {
         root_uri: None,
@@ -39,7 +33,7 @@ pub(crate) async fn upload(
     Path(path): Path<String>,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    let path = ArtifactPath::parse(&path)?;
+    let path = resource::artifact_target(&path)?.path;
     state
         .artifacts()
         .put(&path, body.into_data_stream())
@@ -51,7 +45,7 @@ pub(crate) async fn download(
     State(state): State<AppState>,
     Path(path): Path<String>,
 ) -> ApiResult<Response> {
-    let path = ArtifactPath::parse(&path)?;
+    let path = resource::artifact_target(&path)?.path;
     let download = state.artifacts().get(&path).await?;
     let content_type = guess_content_type(path.file_name());
     let disposition = format!(
@@ -73,7 +67,7 @@ pub(crate) async fn remove(
     State(state): State<AppState>,
     Path(path): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let path = ArtifactPath::parse(&path)?;
+    let path = resource::artifact_target(&path)?.path;
     state.artifacts().delete(&path).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -120,18 +114,18 @@ pub(crate) async fn list_under_uri(
     root_uri: &str,
     relative: &str,
 ) -> ApiResult<ProxiedListing> {
-    let Some(root) = root_uri.strip_prefix(PROXY_SCHEME) else {
+    let Some(root) = sextant_artifacts::proxied_path(root_uri) else {
         return Ok(ProxiedListing {
             root_uri: root_uri.to_string(),
             files: Vec::new(),
         });
     };
-    let root = root.trim_start_matches('/').trim_end_matches('/');
+    let root = root?;
     let relative_path = ArtifactPath::parse(relative)?;
-    let full = if relative_path.is_root() {
-        root.to_string()
-    } else {
-        format!("{root}/{}", relative_path.as_str())
+    let full = match (root.is_root(), relative_path.is_root()) {
+        (_, true) => root.as_str().to_string(),
+        (true, false) => relative_path.as_str().to_string(),
+        (false, false) => format!("{}/{}", root.as_str(), relative_path.as_str()),
     };
     let entries = state.artifacts().list(&ArtifactPath::parse(&full)?).await?;
     let files = entries

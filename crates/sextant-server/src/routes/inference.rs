@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRef, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRef, Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -518,37 +518,19 @@ pub(crate) async fn repository_index(State(serving): State<Serving>) -> Json<ser
     Json(serde_json::Value::Array(models))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct InvocationsQuery {
-    #[serde(default)]
-    deployment: Option<String>,
-}
-
 /// `POST /invocations`: MLflow's scoring protocol, for the only deployment
 /// (or the one named by `?deployment=`).
 pub(crate) async fn invocations(
     State(serving): State<Serving>,
-    Query(query): Query<InvocationsQuery>,
+    uri: axum::http::Uri,
     principal: Option<axum::Extension<Principal>>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> InferenceResult<Response> {
     let body = body_bytes(body)?;
-    let name = match query.deployment {
-        Some(name) => name,
-        None => serving.sole_deployment().ok_or_else(|| {
-            let names = serving.deployment_names();
-            InferenceError::bad(if names.is_empty() {
-                "nothing is deployed".to_string()
-            } else {
-                format!(
-                    "several deployments are served ({}); call /deployments/NAME/invocations or add ?deployment=NAME",
-                    names.join(", ")
-                )
-            })
-        })?,
-    };
+    let name = crate::resource::invoked_deployment(uri.query().unwrap_or(""), Some(&serving))
+        .map_err(InferenceError::bad)?;
     score(
         serving,
         name,

@@ -39,7 +39,9 @@ use crate::extract::MAX_JSON_BODY;
 use crate::guard::{guard, is_guarded, Access, GuardContext, RouteSpec, Target};
 use crate::AppState;
 
-use Target::{Artifact, Deployment, Experiment, ExperimentName, LoggedModel, Model, Run, Runs};
+use Target::{
+    Artifact, Deployment, Experiment, ExperimentName, LoggedModel, Model, NewRun, Run, Runs,
+};
 
 const fn on_(permission: Permission, target: Target) -> Access {
     Access::On(permission, target)
@@ -47,9 +49,9 @@ const fn on_(permission: Permission, target: Target) -> Access {
 const SEARCH: Access = Access::SignedIn { mutates: false };
 const CREATE: Access = Access::SignedIn { mutates: true };
 const PUBLIC: Access = Access::Public;
-const RUN: Target = Run("run_id");
-const EXPERIMENT: Target = Experiment("experiment_id");
-const MODEL: Target = Model("name");
+const RUN: Target = Run;
+const EXPERIMENT: Target = Experiment;
+const MODEL: Target = Model;
 
 /// MLflow's REST API, mounted under `/api/2.0/mlflow`, `/api/3.0/mlflow`
 /// and the UI's `/ajax-api/…` twins. Permissions follow MLflow's auth
@@ -58,7 +60,7 @@ static MLFLOW_ROUTES: &[RouteSpec] = &[
     // experiments
     route!(POST "/experiments/create", CREATE, tracking::create_experiment),
     route!(GET "/experiments/get", on_(Read, EXPERIMENT), tracking::get_experiment),
-    route!(GET "/experiments/get-by-name", on_(Read, ExperimentName("experiment_name")), tracking::get_experiment_by_name),
+    route!(GET "/experiments/get-by-name", on_(Read, ExperimentName), tracking::get_experiment_by_name),
     route!(POST "/experiments/search", SEARCH, tracking::search_experiments),
     route!(GET "/experiments/search", SEARCH, tracking::search_experiments),
     route!(POST "/experiments/update", on_(Edit, EXPERIMENT), tracking::update_experiment),
@@ -67,7 +69,7 @@ static MLFLOW_ROUTES: &[RouteSpec] = &[
     route!(POST "/experiments/set-experiment-tag", on_(Edit, EXPERIMENT), tracking::set_experiment_tag),
     route!(POST "/experiments/delete-experiment-tag", on_(Edit, EXPERIMENT), tracking::delete_experiment_tag),
     // runs
-    route!(POST "/runs/create", on_(Edit, EXPERIMENT), tracking::create_run),
+    route!(POST "/runs/create", on_(Edit, NewRun), tracking::create_run),
     route!(GET "/runs/get", on_(Read, RUN), tracking::get_run),
     route!(POST "/runs/update", on_(Edit, RUN), tracking::update_run),
     route!(POST "/runs/delete", on_(Manage, RUN), tracking::delete_run),
@@ -82,7 +84,7 @@ static MLFLOW_ROUTES: &[RouteSpec] = &[
     route!(POST "/runs/outputs", on_(Edit, RUN), tracking::log_outputs),
     route!(POST "/runs/log-model", on_(Edit, RUN), tracking::log_model),
     route!(GET "/metrics/get-history", on_(Read, RUN), tracking::get_metric_history),
-    route!(GET "/metrics/get-history-bulk-interval", on_(Read, Runs("run_ids")), tracking::get_metric_history_bulk_interval),
+    route!(GET "/metrics/get-history-bulk-interval", on_(Read, Runs), tracking::get_metric_history_bulk_interval),
     route!(GET "/artifacts/list", on_(Read, RUN), tracking::list_run_artifacts),
     // MLflow 3 logged models
     route!(POST "/logged-models", on_(Edit, EXPERIMENT), tracking::create_logged_model),

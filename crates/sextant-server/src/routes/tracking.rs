@@ -12,6 +12,7 @@ use sextant_store::{LogBatch, NewLoggedModel, RunUpdate};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::MlflowRequest;
 use crate::guard::{AuditDraft, AuditNote};
+use crate::resource;
 use crate::routes::artifacts::{list_under_uri, ProxiedListing};
 use crate::routes::{empty, required};
 use crate::AppState;
@@ -43,13 +44,6 @@ fn metric(input: dto::MetricIn) -> ApiResult<Metric> {
         dataset_name: input.dataset_name.filter(|s| !s.is_empty()),
         dataset_digest: input.dataset_digest.filter(|s| !s.is_empty()),
     })
-}
-
-fn run_id(run_id: Option<String>, run_uuid: Option<String>) -> ApiResult<String> {
-    run_id
-        .filter(|id| !id.is_empty())
-        .or(run_uuid.filter(|id| !id.is_empty()))
-        .ok_or_else(|| ApiError::missing("run_id"))
 }
 
 fn view_type(text: Option<&str>) -> ApiResult<ViewType> {
@@ -96,7 +90,7 @@ pub(crate) async fn get_experiment(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::ExperimentIdRequest>,
 ) -> ApiResult<Json<dto::ExperimentResponse>> {
-    let experiment_id = required(request.experiment_id, "experiment_id")?;
+    let experiment_id = resource::experiment_id(request.experiment_id)?;
     let experiment = state.store().get_experiment(&experiment_id).await?;
     Ok(Json(dto::ExperimentResponse {
         experiment: (&experiment).into(),
@@ -141,7 +135,7 @@ pub(crate) async fn update_experiment(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::UpdateExperiment>,
 ) -> ApiResult<JsonValue> {
-    let experiment_id = required(request.experiment_id, "experiment_id")?;
+    let experiment_id = resource::experiment_id(request.experiment_id)?;
     if let Some(new_name) = request.new_name.filter(|n| !n.is_empty()) {
         state
             .store()
@@ -157,7 +151,7 @@ pub(crate) async fn delete_experiment(
 ) -> ApiResult<JsonValue> {
     state
         .store()
-        .delete_experiment(&required(request.experiment_id, "experiment_id")?)
+        .delete_experiment(&resource::experiment_id(request.experiment_id)?)
         .await?;
     Ok(empty())
 }
@@ -168,7 +162,7 @@ pub(crate) async fn restore_experiment(
 ) -> ApiResult<JsonValue> {
     state
         .store()
-        .restore_experiment(&required(request.experiment_id, "experiment_id")?)
+        .restore_experiment(&resource::experiment_id(request.experiment_id)?)
         .await?;
     Ok(empty())
 }
@@ -177,7 +171,7 @@ pub(crate) async fn set_experiment_tag(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::ExperimentTagRequest>,
 ) -> ApiResult<JsonValue> {
-    let experiment_id = required(request.experiment_id, "experiment_id")?;
+    let experiment_id = resource::experiment_id(request.experiment_id)?;
     let key = required(request.key, "key")?;
     let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
     state
@@ -191,7 +185,7 @@ pub(crate) async fn delete_experiment_tag(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::ExperimentTagRequest>,
 ) -> ApiResult<JsonValue> {
-    let experiment_id = required(request.experiment_id, "experiment_id")?;
+    let experiment_id = resource::experiment_id(request.experiment_id)?;
     let key = required(request.key, "key")?;
     state
         .store()
@@ -204,17 +198,19 @@ pub(crate) async fn delete_experiment_tag(
 
 pub(crate) async fn create_run(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(request): MlflowRequest<dto::CreateRun>,
 ) -> ApiResult<Json<dto::RunResponse>> {
-    let experiment_id = request
-        .experiment_id
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| "0".to_string());
+    let experiment_id = resource::experiment_id_or_default(request.experiment_id)?;
     let tags = key_values(request.tags, "tags")?;
-    let user_id = request
-        .user_id
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "unknown".to_string());
+    // Signed in, the run is the caller's, whatever the client claims.
+    let user_id = match principal.caller() {
+        Some(caller) => caller.username.clone(),
+        None => request
+            .user_id
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "unknown".to_string()),
+    };
     let run = state
         .store()
         .create_run(
@@ -234,7 +230,7 @@ pub(crate) async fn get_run(
 ) -> ApiResult<Json<dto::RunResponse>> {
     let run = state
         .store()
-        .get_run(&run_id(request.run_id, request.run_uuid)?)
+        .get_run(&resource::run_id(request.run_id, request.run_uuid)?)
         .await?;
     Ok(Json(dto::RunResponse { run: (&run).into() }))
 }
@@ -243,7 +239,7 @@ pub(crate) async fn update_run(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::UpdateRun>,
 ) -> ApiResult<Json<dto::UpdateRunResponse>> {
-    let run_id = run_id(request.run_id, request.run_uuid)?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let status = match request.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
@@ -269,7 +265,7 @@ pub(crate) async fn delete_run(
 ) -> ApiResult<JsonValue> {
     state
         .store()
-        .delete_run(&run_id(request.run_id, request.run_uuid)?)
+        .delete_run(&resource::run_id(request.run_id, request.run_uuid)?)
         .await?;
     Ok(empty())
 }
@@ -280,7 +276,7 @@ pub(crate) async fn restore_run(
 ) -> ApiResult<JsonValue> {
     state
         .store()
-        .restore_run(&run_id(request.run_id, request.run_uuid)?)
+        .restore_run(&resource::run_id(request.run_id, request.run_uuid)?)
         .await?;
     Ok(empty())
 }
@@ -340,7 +336,7 @@ pub(crate) async fn log_metric(
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::LogMetric>,
 ) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
-    let run_id = run_id(request.run_id, request.run_uuid)?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let metric = metric(request.metric)?;
     write_batch(
         &state,
@@ -359,7 +355,7 @@ pub(crate) async fn log_param(
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::RunKeyValue>,
 ) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
-    let run_id = run_id(request.run_id, request.run_uuid)?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let key = required(request.key, "key")?;
     let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
     write_batch(
@@ -379,7 +375,7 @@ pub(crate) async fn set_tag(
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::RunKeyValue>,
 ) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
-    let run_id = run_id(request.run_id, request.run_uuid)?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let key = required(request.key, "key")?;
     let value = request.value.ok_or_else(|| ApiError::missing("value"))?;
     write_batch(
@@ -398,7 +394,7 @@ pub(crate) async fn delete_tag(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::RunKeyValue>,
 ) -> ApiResult<JsonValue> {
-    let run_id = run_id(request.run_id, request.run_uuid)?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     state
         .store()
         .delete_run_tag(&run_id, &required(request.key, "key")?)
@@ -411,7 +407,7 @@ pub(crate) async fn log_batch(
     draft: Option<Extension<AuditDraft>>,
     MlflowRequest(request): MlflowRequest<dto::LogBatch>,
 ) -> ApiResult<(Option<Extension<AuditNote>>, JsonValue)> {
-    let run_id = required(request.run_id, "run_id")?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let metrics = request
         .metrics
         .into_iter()
@@ -437,7 +433,7 @@ pub(crate) async fn log_inputs(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::LogInputs>,
 ) -> ApiResult<JsonValue> {
-    let run_id = required(request.run_id, "run_id")?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let datasets: Vec<_> = request.datasets.into_iter().map(Into::into).collect();
     let models: Vec<String> = request
         .models
@@ -456,7 +452,7 @@ pub(crate) async fn log_outputs(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::LogOutputs>,
 ) -> ApiResult<JsonValue> {
-    let run_id = required(request.run_id, "run_id")?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let outputs: Vec<ModelOutput> = request
         .models
         .into_iter()
@@ -473,18 +469,14 @@ pub(crate) async fn log_outputs(
 /// `mlflow.log-model.history` tag; kept for older clients.
 pub(crate) async fn log_model(
     State(state): State<AppState>,
-    MlflowRequest(request): MlflowRequest<serde_json::Value>,
+    MlflowRequest(request): MlflowRequest<dto::LogModel>,
 ) -> ApiResult<JsonValue> {
-    let run_id = request
-        .get("run_id")
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::missing("run_id"))?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
+    let run_id = run_id.as_str();
     let model_json = request
-        .get("model_json")
-        .and_then(|v| v.as_str())
+        .model_json
         .ok_or_else(|| ApiError::missing("model_json"))?;
-    let model: serde_json::Value = serde_json::from_str(model_json)
+    let model: serde_json::Value = serde_json::from_str(&model_json)
         .map_err(|err| ApiError::invalid(format!("model_json is not valid JSON: {err}")))?;
     let run = state.store().get_run(run_id).await?;
     let mut history: Vec<serde_json::Value> = run
@@ -515,7 +507,7 @@ pub(crate) async fn get_metric_history(
     State(state): State<AppState>,
     MlflowRequest(request): MlflowRequest<dto::GetMetricHistory>,
 ) -> ApiResult<Json<dto::MetricsResponse>> {
-    let run_id = run_id(request.run_id, request.run_uuid)?;
+    let run_id = resource::run_id(request.run_id, request.run_uuid)?;
     let key = required(request.metric_key, "metric_key")?;
     let page = state
         .store()
@@ -559,7 +551,7 @@ pub(crate) async fn list_run_artifacts(
 ) -> ApiResult<Json<dto::ListArtifactsResponse>> {
     let run = state
         .store()
-        .get_run(&run_id(request.run_id, request.run_uuid)?)
+        .get_run(&resource::run_id(request.run_id, request.run_uuid)?)
         .await?;
     let ProxiedListing { root_uri, files } = list_under_uri(
         &state,
@@ -580,7 +572,7 @@ pub(crate) async fn create_logged_model(
     MlflowRequest(request): MlflowRequest<dto::CreateLoggedModel>,
 ) -> ApiResult<Json<dto::LoggedModelResponse>> {
     let new = NewLoggedModel {
-        experiment_id: required(request.experiment_id, "experiment_id")?,
+        experiment_id: resource::experiment_id(request.experiment_id)?,
         name: request.name,
         model_type: request.model_type,
         source_run_id: request.source_run_id,

@@ -56,7 +56,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(DELETE "/permissions", SIGNED_IN_WRITE, revoke),
     route!(GET "/registered-models/{name}/policy", SIGNED_IN, get_policy),
     route!(PUT "/registered-models/{name}/policy", ADMIN_WRITE, set_policy),
-    route!(POST "/transition-requests", Access::On(Permission::Edit, Target::Model("name")), create_request),
+    route!(POST "/transition-requests", Access::On(Permission::Edit, Target::Model), create_request),
     route!(GET "/transition-requests", SIGNED_IN, list_requests),
     route!(GET "/transition-requests/{request_id}", SIGNED_IN, get_request),
     route!(POST "/transition-requests/{request_id}/approve", SIGNED_IN_WRITE, approve),
@@ -102,7 +102,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
                 .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
         },
     },
-    route!(GET "/model-versions/archive", Access::On(Permission::Read, Target::Model("name")), super::deployments::model_archive),
+    route!(GET "/model-versions/archive", Access::On(Permission::Read, Target::Model), super::deployments::model_archive),
     route!(GET "/audit", ADMIN, audit_list),
     route!(GET "/audit/export", ADMIN, audit_export),
     route!(GET "/audit/verify", ADMIN, audit_verify),

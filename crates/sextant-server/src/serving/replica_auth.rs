@@ -60,14 +60,11 @@ impl ReplicaAuth {
             request = request.header(header::AUTHORIZATION, value);
         }
         let status = match request.send().await {
-            // A deployment the server does not know (yet) is the replica's
-            // to answer: it says 404 itself.
-            Ok(response)
-                if response.status().is_success() || response.status() == StatusCode::NOT_FOUND =>
-            {
-                StatusCode::OK
+            Ok(response) if response.status().is_success() => StatusCode::OK,
+            // Refused, or unknown to the server: never let through unchecked.
+            Ok(response) if matches!(response.status().as_u16(), 401 | 403 | 404) => {
+                response.status()
             }
-            Ok(response) if matches!(response.status().as_u16(), 401 | 403) => response.status(),
             Ok(response) => {
                 tracing::warn!(deployment, status = %response.status(), "the server could not check a caller");
                 return StatusCode::SERVICE_UNAVAILABLE;
@@ -91,25 +88,6 @@ impl ReplicaAuth {
     }
 }
 
-/// The deployment a request calls, if it calls one.
-fn called_deployment(auth: &ReplicaAuth, request: &Request) -> Option<String> {
-    let path = request.uri().path();
-    let mut segments = path.trim_start_matches('/').split('/');
-    match (segments.next(), segments.next(), segments.next()) {
-        (Some("v2"), Some("models"), Some(name)) => Some(name.to_string()),
-        (Some("deployments"), Some(name), _) => Some(name.to_string()),
-        (Some("invocations"), None, _) => request
-            .uri()
-            .query()
-            .and_then(|q| {
-                url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "deployment")
-            })
-            .map(|(_, v)| v.into_owned())
-            .or_else(|| auth.serving.sole_deployment()),
-        _ => None,
-    }
-}
-
 /// Middleware: health, metadata of the server and metrics pass; calls to a
 /// deployment pass only with the server's consent.
 pub async fn guard(
@@ -117,8 +95,14 @@ pub async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(deployment) = called_deployment(&auth, &request) else {
-        return next.run(request).await;
+    let (mut parts, body) = request.into_parts();
+    let called = crate::resource::called_deployment(&mut parts, Some(&auth.serving)).await;
+    let request = Request::from_parts(parts, body);
+    let deployment = match called {
+        Ok(Some(deployment)) => deployment,
+        Ok(None) => return next.run(request).await,
+        // Naming no deployment: the handler answers with the same reason.
+        Err(_) => return next.run(request).await,
     };
     let authorization = request
         .headers()
@@ -136,6 +120,10 @@ pub async fn guard(
         403 => (
             "PERMISSION_DENIED",
             format!("Permission denied: calling deployment '{deployment}' needs invoke on it"),
+        ),
+        404 => (
+            "RESOURCE_DOES_NOT_EXIST",
+            format!("the server knows no deployment '{deployment}'"),
         ),
         _ => (
             "TEMPORARILY_UNAVAILABLE",

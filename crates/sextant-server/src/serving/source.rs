@@ -160,17 +160,12 @@ pub fn bundle_model_dir(bundle: &Path, model: &ModelRef) -> PathBuf {
 
 /// The artifact-store path of a version's `storage_location`.
 pub fn artifact_root(location: &str) -> Result<ArtifactPath, String> {
-    let Some(path) = location.strip_prefix("mlflow-artifacts:") else {
-        return Err(format!(
+    match sextant_artifacts::proxied_path(location) {
+        Some(path) => path.map_err(|e| e.to_string()),
+        None => Err(format!(
             "the model's files are at '{location}', outside this server's artifact store; Sextant serves models stored through its artifact proxy (mlflow-artifacts:/)"
-        ));
-    };
-    // `mlflow-artifacts://host:port/path` names a server; the path follows it.
-    let path = match path.strip_prefix("//") {
-        Some(rest) => rest.split_once('/').map_or("", |(_, p)| p),
-        None => path.trim_start_matches('/'),
-    };
-    ArtifactPath::parse(path).map_err(|e| e.to_string())
+        )),
+    }
 }
 
 /// Downloads every file under `root` into `dest`.

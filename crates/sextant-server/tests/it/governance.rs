@@ -317,7 +317,7 @@ fn allowed_by_rule(access: &Access) -> Vec<Role> {
         Access::SignedIn { .. } => ROLES[1..].to_vec(),
         Access::Admin { .. } => vec![Admin],
         // Approve implies read on the registered model, not its experiment.
-        Access::On(Permission::Read, Target::Model(_)) => {
+        Access::On(Permission::Read, Target::Model) => {
             vec![Reader, Editor, Manager, Approver, Admin]
         }
         Access::On(Permission::Read, _) => vec![Reader, Editor, Manager, Admin],
@@ -1803,7 +1803,8 @@ async fn run_data_writes_are_audited_with_the_data(app: TestApp) {
         .await;
     assert_eq!(status, 400);
     let entries = admin
-        .ok(Method::GET, &format!("/api/v1/audit?actor=editor&resource_type=experiment&resource_id={}&max_results=10000", f.experiment), None)
+        // The entries name the run written, not only its experiment.
+        .ok(Method::GET, &format!("/api/v1/audit?actor=editor&resource_type=run&resource_id={}&max_results=10000", f.run), None)
         .await["entries"]
         .as_array()
         .unwrap()
@@ -1933,3 +1934,204 @@ crate::auth_backend_tests!(
     a_kept_head_hash_catches_a_cut_tail,
     credential_failures_are_401_and_say_nothing_more,
 );
+
+/// How a request spells the run it names: `run_id`, `run_uuid`, both,
+/// empty or null, agreeing or not. `R` is the victim's run, `O` a run of
+/// the attacker's own experiment.
+const RUN_SPELLINGS: &[&[(&str, Option<&str>)]] = &[
+    &[("run_id", Some("R"))],
+    &[("run_uuid", Some("R"))],
+    &[("run_id", Some("")), ("run_uuid", Some("R"))],
+    &[("run_id", None), ("run_uuid", Some("R"))],
+    &[("run_id", Some("R")), ("run_uuid", Some(""))],
+    &[("run_id", Some("R")), ("run_uuid", Some("R"))],
+    &[("run_id", Some("O")), ("run_uuid", Some("R"))],
+    &[("run_id", Some("R")), ("run_uuid", Some("O"))],
+    &[("run_id", Some("O")), ("run_id", Some("R"))],
+    &[("run_uuid", Some("O")), ("run_uuid", Some("R"))],
+];
+
+/// One spelling applied to a matrix row: the run fields replaced in the
+/// query string (GET) or the JSON body. `None` when the row cannot carry
+/// the spelling (a repeated key in a JSON object).
+fn respell(
+    case: &Case,
+    path: &str,
+    body: Option<&Value>,
+    spelling: &[(&str, Option<&str>)],
+    victim: &str,
+    own: &str,
+) -> Option<(String, Option<Value>)> {
+    let value = |v: &str| match v {
+        "R" => victim.to_string(),
+        "O" => own.to_string(),
+        other => other.to_string(),
+    };
+    if case.method == Method::GET {
+        let (route, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k != "run_id" && k != "run_uuid")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for (field, v) in spelling {
+            // A null has no spelling in a query string: leave the key out.
+            if let Some(v) = v {
+                pairs.push((field.to_string(), value(v)));
+            }
+        }
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        return Some((format!("{route}?{query}"), None));
+    }
+    let fields: Vec<&str> = spelling.iter().map(|(f, _)| *f).collect();
+    if fields.len() != fields.iter().collect::<std::collections::HashSet<_>>().len() {
+        return None;
+    }
+    let mut body = body.cloned().unwrap_or_else(|| json!({}));
+    let object = body.as_object_mut()?;
+    object.remove("run_id");
+    object.remove("run_uuid");
+    for (field, v) in spelling {
+        object.insert(
+            field.to_string(),
+            v.map_or(Value::Null, |v| Value::String(value(v))),
+        );
+    }
+    Some((path.to_string(), Some(body)))
+}
+
+/// Every route that names a run, under every prefix, with every spelling of
+/// its run fields: a user without a grant on the run never gets through
+/// (and the run is unchanged afterwards), and the run's manager gets the
+/// same answer whichever spelling names it, or a 400 when two spellings
+/// name different runs. The probe that found `run_id=&run_uuid=R` is one
+/// of these rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_a_run_names_the_run_that_is_checked() {
+    let app = spawn_app_with(Backend::Sqlite, Auth::Enabled).await;
+    let people = People::create(&app).await;
+    let attacker = people.as_(Role::Other);
+    let manager = people.as_(Role::Manager);
+    let admin = people.as_(Role::Admin);
+    let own_experiment = attacker
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "attacker-own"})),
+        )
+        .await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own_run = attacker
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({"experiment_id": own_experiment})),
+        )
+        .await["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let table = route_table();
+    let run_cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|case| {
+            table.iter().any(|route| {
+                route.method == case.method
+                    && route.path == case.pattern
+                    && matches!(route.access, Access::On(_, Target::Run))
+            })
+        })
+        .collect();
+    assert!(run_cases.len() >= 14, "{} run routes", run_cases.len());
+    let prefixes = [
+        "/api/2.0/mlflow",
+        "/api/3.0/mlflow",
+        "/ajax-api/2.0/mlflow",
+        "/ajax-api/3.0/mlflow",
+    ];
+    let mut failures = Vec::new();
+    for (case_idx, case) in run_cases.iter().enumerate() {
+        let uniq = format!("spell{case_idx}");
+        let fixture = fixture(&people, &uniq).await;
+        let victim_view = |run: &str| {
+            let run = run.to_string();
+            let admin = &admin;
+            async move {
+                let (_, reply) = admin
+                    .send(
+                        Method::GET,
+                        &format!("/api/2.0/mlflow/runs/get?run_id={run}"),
+                        None,
+                    )
+                    .await;
+                reply
+            }
+        };
+        let before = victim_view(&fixture.run).await;
+        let path = fill(case.path, &fixture, &uniq);
+        let body = case.body.as_ref().map(|b| fill_json(b, &fixture, &uniq));
+        for prefix in prefixes {
+            let path = path.replacen("/api/2.0/mlflow", prefix, 1);
+            for spelling in RUN_SPELLINGS {
+                let Some((path, body)) =
+                    respell(case, &path, body.as_ref(), spelling, &fixture.run, &own_run)
+                else {
+                    continue;
+                };
+                let (status, reply) = attacker.send(case.method.clone(), &path, body.clone()).await;
+                if !matches!(status, 400 | 403 | 404) {
+                    failures.push(format!(
+                        "attacker {} {path} {spelling:?}: {status} {reply}",
+                        case.method
+                    ));
+                }
+            }
+        }
+        let after = victim_view(&fixture.run).await;
+        if before != after {
+            failures.push(format!(
+                "{} {}: the victim's run changed\nbefore {before}\nafter  {after}",
+                case.method, case.pattern
+            ));
+        }
+        // The manager: agreeing spellings reach the run, disagreeing ones
+        // are refused as ambiguous, never resolved to either run.
+        for (spelling_idx, spelling) in RUN_SPELLINGS.iter().enumerate() {
+            let fresh = self::fixture(&people, &format!("{uniq}-{spelling_idx}")).await;
+            let path = fill(case.path, &fresh, &uniq);
+            let body = case.body.as_ref().map(|b| fill_json(b, &fresh, &uniq));
+            let Some((path, body)) =
+                respell(case, &path, body.as_ref(), spelling, &fresh.run, &own_run)
+            else {
+                continue;
+            };
+            let names_other = spelling.iter().any(|(_, v)| *v == Some("O"));
+            let (status, reply) = manager.send(case.method.clone(), &path, body).await;
+            // A 404 about the run's own contents (a tag it lacks) still
+            // names the run.
+            let about_the_run = reply["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&fresh.run));
+            let fine = if names_other {
+                status == 400
+            } else {
+                status < 400 || (status == 404 && about_the_run)
+            };
+            if !fine {
+                failures.push(format!(
+                    "manager {} {path} {spelling:?}: {status} {reply}",
+                    case.method
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
