@@ -115,9 +115,8 @@ pub fn proxied_path(uri: &str) -> Option<Result<ArtifactPath>> {
     if !scheme.eq_ignore_ascii_case("mlflow-artifacts") {
         return None;
     }
-    let invalid = |why: &str| {
-        ArtifactError::InvalidPath(format!("Invalid artifact URI '{uri}': {why}"))
-    };
+    let invalid =
+        |why: &str| ArtifactError::InvalidPath(format!("Invalid artifact URI '{uri}': {why}"));
     if rest.contains(['?', '#']) {
         return Some(Err(invalid("a query or fragment is not allowed")));
     }

@@ -59,9 +59,8 @@ pub(crate) fn parse_request<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     if method == Method::GET || body.iter().all(u8::is_ascii_whitespace) {
         let json = query_to_json(query);
-        return T::deserialize(&json).map_err(|_| {
-            describe(serde_path_to_error::deserialize::<_, T>(&json).err())
-        });
+        return T::deserialize(&json)
+            .map_err(|_| describe(serde_path_to_error::deserialize::<_, T>(&json).err()));
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::bad_request(

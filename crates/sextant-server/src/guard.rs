@@ -20,8 +20,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sextant_api::ErrorCode;
-use sextant_core::{NewAuditEntry, Permission, PrincipalKind, ResourceKind, TokenScope};
 use sextant_artifacts::ArtifactPath;
+use sextant_core::{NewAuditEntry, Permission, PrincipalKind, ResourceKind, TokenScope};
 use sextant_governance::{AuthError, Principal};
 
 use crate::error::ApiError;
@@ -506,11 +506,9 @@ async fn resolve(
         Target::Artifact => {
             let raw = match path_params.get("path") {
                 Some(path) => path.clone(),
-                None => {
-                    parse_request::<resource::ArtifactQuery>(&parts.method, &query, &[])?
-                        .path
-                        .unwrap_or_default()
-                }
+                None => parse_request::<resource::ArtifactQuery>(&parts.method, &query, &[])?
+                    .path
+                    .unwrap_or_default(),
             };
             let artifact = resource::artifact_target(&raw)?;
             let audit = Some(("artifact".into(), artifact.path.as_str().to_string()));
@@ -579,15 +577,16 @@ async fn readable_through_registry(
         }
     };
     versions.iter().any(|(name, locations, model_id)| {
-        let reaches = match wanted {
-            ThroughRegistry::LoggedModel(id) => model_id.as_deref() == Some(id.as_str()),
-            ThroughRegistry::Files(path) => locations.iter().any(|location| {
-                match sextant_artifacts::proxied_path(location) {
-                    Some(Ok(root)) => !root.is_root() && path.is_within(&root),
-                    _ => false,
-                }
-            }),
-        };
+        let reaches =
+            match wanted {
+                ThroughRegistry::LoggedModel(id) => model_id.as_deref() == Some(id.as_str()),
+                ThroughRegistry::Files(path) => locations.iter().any(|location| {
+                    match sextant_artifacts::proxied_path(location) {
+                        Some(Ok(root)) => !root.is_root() && path.is_within(&root),
+                        _ => false,
+                    }
+                }),
+            };
         reaches && principal.may(ResourceKind::RegisteredModel, name, Permission::Read)
     })
 }

@@ -1804,7 +1804,14 @@ async fn run_data_writes_are_audited_with_the_data(app: TestApp) {
     assert_eq!(status, 400);
     let entries = admin
         // The entries name the run written, not only its experiment.
-        .ok(Method::GET, &format!("/api/v1/audit?actor=editor&resource_type=run&resource_id={}&max_results=10000", f.run), None)
+        .ok(
+            Method::GET,
+            &format!(
+                "/api/v1/audit?actor=editor&resource_type=run&resource_id={}&max_results=10000",
+                f.run
+            ),
+            None,
+        )
         .await["entries"]
         .as_array()
         .unwrap()
@@ -1935,10 +1942,13 @@ crate::auth_backend_tests!(
     credential_failures_are_401_and_say_nothing_more,
 );
 
-/// How a request spells the run it names: `run_id`, `run_uuid`, both,
-/// empty or null, agreeing or not. `R` is the victim's run, `O` a run of
-/// the attacker's own experiment.
-const RUN_SPELLINGS: &[&[(&str, Option<&str>)]] = &[
+type Spelling = &'static [(&'static str, Option<&'static str>)];
+
+/// How a request spells the resource it names: `R` is the victim's,
+/// `O` one of the attacker's own, `0R` and ` R` other spellings of the
+/// victim's experiment id. Runs: `run_id`, `run_uuid`, both, empty or null,
+/// agreeing or not.
+const RUN_SPELLINGS: &[Spelling] = &[
     &[("run_id", Some("R"))],
     &[("run_uuid", Some("R"))],
     &[("run_id", Some("")), ("run_uuid", Some("R"))],
@@ -1951,26 +1961,41 @@ const RUN_SPELLINGS: &[&[(&str, Option<&str>)]] = &[
     &[("run_uuid", Some("O")), ("run_uuid", Some("R"))],
 ];
 
-/// One spelling applied to a matrix row: the run fields replaced in the
-/// query string (GET) or the JSON body. `None` when the row cannot carry
-/// the spelling (a repeated key in a JSON object).
+const EXPERIMENT_SPELLINGS: &[Spelling] = &[
+    &[("experiment_id", Some("R"))],
+    &[("experiment_id", Some("0R"))],
+    &[("experiment_id", Some(" R"))],
+    &[("experiment_id", Some("O")), ("experiment_id", Some("R"))],
+];
+
+const MODEL_SPELLINGS: &[Spelling] = &[
+    &[("name", Some("R"))],
+    &[("name", Some("O")), ("name", Some("R"))],
+];
+
+/// One spelling applied to a matrix row: the resource's fields replaced in
+/// the query string (GET) or the JSON body. `None` when the row cannot
+/// carry the spelling (a repeated key in a JSON object).
 fn respell(
     case: &Case,
     path: &str,
     body: Option<&Value>,
-    spelling: &[(&str, Option<&str>)],
+    spelling: Spelling,
     victim: &str,
     own: &str,
 ) -> Option<(String, Option<Value>)> {
     let value = |v: &str| match v {
         "R" => victim.to_string(),
         "O" => own.to_string(),
+        "0R" => format!("0{victim}"),
+        " R" => format!(" {victim}"),
         other => other.to_string(),
     };
+    let fields: Vec<&str> = spelling.iter().map(|(f, _)| *f).collect();
     if case.method == Method::GET {
         let (route, query) = path.split_once('?').unwrap_or((path, ""));
         let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .filter(|(k, _)| k != "run_id" && k != "run_uuid")
+            .filter(|(k, _)| !fields.contains(&k.as_ref()) && k != "run_uuid")
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         for (field, v) in spelling {
@@ -1984,13 +2009,19 @@ fn respell(
             .finish();
         return Some((format!("{route}?{query}"), None));
     }
-    let fields: Vec<&str> = spelling.iter().map(|(f, _)| *f).collect();
-    if fields.len() != fields.iter().collect::<std::collections::HashSet<_>>().len() {
+    if fields.len()
+        != fields
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    {
         return None;
     }
     let mut body = body.cloned().unwrap_or_else(|| json!({}));
     let object = body.as_object_mut()?;
-    object.remove("run_id");
+    for field in &fields {
+        object.remove(*field);
+    }
     object.remove("run_uuid");
     for (field, v) in spelling {
         object.insert(
@@ -2001,14 +2032,15 @@ fn respell(
     Some((path.to_string(), Some(body)))
 }
 
-/// Every route that names a run, under every prefix, with every spelling of
-/// its run fields: a user without a grant on the run never gets through
-/// (and the run is unchanged afterwards), and the run's manager gets the
-/// same answer whichever spelling names it, or a 400 when two spellings
-/// name different runs. The probe that found `run_id=&run_uuid=R` is one
+/// Every route that names a run, an experiment or a registered model in
+/// its fields, under every prefix, with every spelling of those fields: a
+/// user without a grant never gets through (and the victim's run is
+/// unchanged afterwards), and the resource's manager gets the same answer
+/// whichever spelling names it, or a 400 when two spellings name
+/// different resources. The probe that found `run_id=&run_uuid=R` is one
 /// of these rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_spelling_of_a_run_names_the_run_that_is_checked() {
+async fn every_spelling_of_a_resource_names_the_resource_that_is_checked() {
     let app = spawn_app_with(Backend::Sqlite, Auth::Enabled).await;
     let people = People::create(&app).await;
     let attacker = people.as_(Role::Other);
@@ -2034,18 +2066,39 @@ async fn every_spelling_of_a_run_names_the_run_that_is_checked() {
         .as_str()
         .unwrap()
         .to_string();
+    let own_model = "attacker-own-model".to_string();
+    attacker
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/registered-models/create",
+            Some(json!({"name": own_model})),
+        )
+        .await;
     let table = route_table();
-    let run_cases: Vec<Case> = cases()
-        .into_iter()
-        .filter(|case| {
-            table.iter().any(|route| {
-                route.method == case.method
-                    && route.path == case.pattern
-                    && matches!(route.access, Access::On(_, Target::Run))
+    let target_of = |case: &Case| {
+        table
+            .iter()
+            .find(|route| route.method == case.method && route.path == case.pattern)
+            .and_then(|route| match route.access {
+                Access::On(_, target) => Some(target),
+                _ => None,
             })
+    };
+    let spelled: Vec<(Case, Target)> = cases()
+        .into_iter()
+        .filter_map(|case| {
+            let target = target_of(&case)?;
+            matches!(
+                target,
+                Target::Run | Target::Experiment | Target::NewRun | Target::Model
+            )
+            .then_some((case, target))
         })
         .collect();
-    assert!(run_cases.len() >= 14, "{} run routes", run_cases.len());
+    let count = |wanted: fn(&Target) -> bool| spelled.iter().filter(|(_, t)| wanted(t)).count();
+    assert!(count(|t| matches!(t, Target::Run)) >= 14);
+    assert!(count(|t| matches!(t, Target::Experiment | Target::NewRun)) >= 8);
+    assert!(count(|t| matches!(t, Target::Model)) >= 20);
     let prefixes = [
         "/api/2.0/mlflow",
         "/api/3.0/mlflow",
@@ -2053,35 +2106,73 @@ async fn every_spelling_of_a_run_names_the_run_that_is_checked() {
         "/ajax-api/3.0/mlflow",
     ];
     let mut failures = Vec::new();
-    for (case_idx, case) in run_cases.iter().enumerate() {
+    for (case_idx, (case, target)) in spelled.iter().enumerate() {
+        let (spellings, victim_of, own): (&[Spelling], fn(&Fixture) -> String, &str) = match target
+        {
+            Target::Run => (RUN_SPELLINGS, |f| f.run.clone(), &own_run),
+            Target::Model => (MODEL_SPELLINGS, |f| f.model.clone(), &own_model),
+            _ => (
+                EXPERIMENT_SPELLINGS,
+                |f| f.experiment.clone(),
+                &own_experiment,
+            ),
+        };
         let uniq = format!("spell{case_idx}");
         let fixture = fixture(&people, &uniq).await;
-        let victim_view = |run: &str| {
-            let run = run.to_string();
-            let admin = &admin;
-            async move {
-                let (_, reply) = admin
-                    .send(
-                        Method::GET,
-                        &format!("/api/2.0/mlflow/runs/get?run_id={run}"),
-                        None,
-                    )
-                    .await;
-                reply
-            }
+        let victim = victim_of(&fixture);
+        let victim_view = || async {
+            let (_, run) = admin
+                .send(
+                    Method::GET,
+                    &format!("/api/2.0/mlflow/runs/get?run_id={}", fixture.run),
+                    None,
+                )
+                .await;
+            let (_, model) = admin
+                .send(
+                    Method::GET,
+                    &format!(
+                        "/api/2.0/mlflow/registered-models/get?name={}",
+                        fixture.model
+                    ),
+                    None,
+                )
+                .await;
+            let (_, experiment) = admin
+                .send(
+                    Method::GET,
+                    &format!(
+                        "/api/2.0/mlflow/experiments/get?experiment_id={}",
+                        fixture.experiment
+                    ),
+                    None,
+                )
+                .await;
+            json!([run, model, experiment])
         };
-        let before = victim_view(&fixture.run).await;
+        let before = victim_view().await;
         let path = fill(case.path, &fixture, &uniq);
         let body = case.body.as_ref().map(|b| fill_json(b, &fixture, &uniq));
-        for prefix in prefixes {
-            let path = path.replacen("/api/2.0/mlflow", prefix, 1);
-            for spelling in RUN_SPELLINGS {
+        let prefixed: Vec<&str> = if path.starts_with("/api/2.0/mlflow") {
+            prefixes.to_vec()
+        } else {
+            vec![""]
+        };
+        for prefix in prefixed {
+            let path = if prefix.is_empty() {
+                path.clone()
+            } else {
+                path.replacen("/api/2.0/mlflow", prefix, 1)
+            };
+            for spelling in spellings {
                 let Some((path, body)) =
-                    respell(case, &path, body.as_ref(), spelling, &fixture.run, &own_run)
+                    respell(case, &path, body.as_ref(), spelling, &victim, own)
                 else {
                     continue;
                 };
-                let (status, reply) = attacker.send(case.method.clone(), &path, body.clone()).await;
+                let (status, reply) = attacker
+                    .send(case.method.clone(), &path, body.clone())
+                    .await;
                 if !matches!(status, 400 | 403 | 404) {
                     failures.push(format!(
                         "attacker {} {path} {spelling:?}: {status} {reply}",
@@ -2090,39 +2181,37 @@ async fn every_spelling_of_a_run_names_the_run_that_is_checked() {
                 }
             }
         }
-        let after = victim_view(&fixture.run).await;
+        let after = victim_view().await;
         if before != after {
             failures.push(format!(
-                "{} {}: the victim's run changed\nbefore {before}\nafter  {after}",
+                "{} {}: the victim's resources changed\nbefore {before}\nafter  {after}",
                 case.method, case.pattern
             ));
         }
-        // The manager: agreeing spellings reach the run, disagreeing ones
-        // are refused as ambiguous, never resolved to either run.
-        for (spelling_idx, spelling) in RUN_SPELLINGS.iter().enumerate() {
-            let fresh = self::fixture(&people, &format!("{uniq}-{spelling_idx}")).await;
+        // The manager: every agreeing spelling gets the answer the plain
+        // one gets (on a fixture of its own), disagreeing ones are refused
+        // as ambiguous, never resolved to either resource.
+        let mut plain_status = None;
+        for (spelling_idx, spelling) in spellings.iter().enumerate() {
+            let uniq = format!("{uniq}-{spelling_idx}");
+            let fresh = self::fixture(&people, &uniq).await;
             let path = fill(case.path, &fresh, &uniq);
             let body = case.body.as_ref().map(|b| fill_json(b, &fresh, &uniq));
-            let Some((path, body)) =
-                respell(case, &path, body.as_ref(), spelling, &fresh.run, &own_run)
+            let victim = victim_of(&fresh);
+            let Some((path, body)) = respell(case, &path, body.as_ref(), spelling, &victim, own)
             else {
                 continue;
             };
             let names_other = spelling.iter().any(|(_, v)| *v == Some("O"));
             let (status, reply) = manager.send(case.method.clone(), &path, body).await;
-            // A 404 about the run's own contents (a tag it lacks) still
-            // names the run.
-            let about_the_run = reply["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(&fresh.run));
-            let fine = if names_other {
-                status == 400
+            let expected = if names_other {
+                400
             } else {
-                status < 400 || (status == 404 && about_the_run)
+                *plain_status.get_or_insert(status)
             };
-            if !fine {
+            if status != expected || matches!(status, 401 | 403) || status >= 500 {
                 failures.push(format!(
-                    "manager {} {path} {spelling:?}: {status} {reply}",
+                    "manager {} {path} {spelling:?}: {status} (expected {expected}) {reply}",
                     case.method
                 ));
             }
