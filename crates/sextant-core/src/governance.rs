@@ -64,6 +64,43 @@ impl PermissionSet {
     }
 }
 
+/// Which resources of one kind a caller may read. `Only` an empty set
+/// means none: a search narrowed to what the caller may read can never
+/// widen to everything because that set happens to be empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readable {
+    All,
+    Only(Vec<String>),
+}
+
+impl Readable {
+    pub fn contains(&self, id: &str) -> bool {
+        match self {
+            Readable::All => true,
+            Readable::Only(ids) => ids.iter().any(|readable| readable == id),
+        }
+    }
+
+    /// The requested ids the caller may read.
+    pub fn intersect(&self, requested: Vec<String>) -> Vec<String> {
+        requested
+            .into_iter()
+            .filter(|id| self.contains(id.trim()))
+            .collect()
+    }
+
+    /// What a search that names `requested` ids may return: an empty
+    /// request means every readable resource, a non-empty one the readable
+    /// ids among those requested.
+    pub fn narrowed_to(&self, requested: Vec<String>) -> Readable {
+        if requested.is_empty() {
+            self.clone()
+        } else {
+            Readable::Only(self.intersect(requested))
+        }
+    }
+}
+
 string_enum!(
     /// Who a grant is for.
     PrincipalKind { User => "user", Group => "group" }

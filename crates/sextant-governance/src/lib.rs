@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use sextant_core::{
+    Readable,
     ApiToken, Permission, PermissionSet, ResourceKind, TokenScope, TransitionRequest,
 };
 use sextant_store::{Store, StoreError};
@@ -136,17 +137,16 @@ impl Principal {
         }
     }
 
-    /// Ids of the resources of `kind` the principal may read, or `None`
-    /// when it may read them all.
-    pub fn visible(&self, kind: ResourceKind) -> Option<Vec<String>> {
+    /// The resources of `kind` the principal may read.
+    pub fn visible(&self, kind: ResourceKind) -> Readable {
         match self {
-            Principal::Anonymous => None,
+            Principal::Anonymous => Readable::All,
             Principal::User(caller)
                 if caller.is_admin || caller.default.contains(Permission::Read) =>
             {
-                None
+                Readable::All
             }
-            Principal::User(caller) => Some(
+            Principal::User(caller) => Readable::Only(
                 caller
                     .grants
                     .on

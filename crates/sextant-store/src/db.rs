@@ -2,6 +2,7 @@
 //! `$n` placeholders (both SQLite and PostgreSQL accept them) and typed
 //! column getters with the column name in the error.
 
+use sextant_core::Readable;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
@@ -96,11 +97,12 @@ impl SqlBuilder {
     pub(crate) fn push_visible(
         &mut self,
         column: &str,
-        visible: Option<&[String]>,
+        visible: &Readable,
         integer: bool,
     ) -> &mut SqlBuilder {
-        let Some(visible) = visible else {
-            return self;
+        let visible = match visible {
+            Readable::All => return self,
+            Readable::Only(ids) => ids,
         };
         if visible.is_empty() {
             return self.push(" AND 1 = 0");

@@ -6,6 +6,7 @@
 //! change based on a stale revision is refused, so two operators (or the
 //! canary controller and an operator) cannot overwrite each other.
 
+use sextant_core::Readable;
 use sqlx::any::AnyRow;
 
 use crate::db::{self, SqlBuilder};
@@ -111,7 +112,7 @@ impl Store {
     /// Every deployment, by name; `visible` restricts to those names.
     pub async fn list_deployments(
         &self,
-        visible: Option<&[String]>,
+        visible: &Readable,
     ) -> Result<Vec<DeploymentRecord>> {
         let mut sql = SqlBuilder::new(
             self.backend,

@@ -2,7 +2,7 @@
 
 use sextant_core::search::SearchKind;
 use sextant_core::validation::{self, KeyKind};
-use sextant_core::{Experiment, KeyValue, LifecycleStage, Page, ViewType};
+use sextant_core::{Experiment, KeyValue, LifecycleStage, Page, Readable, ViewType};
 use sqlx::any::AnyRow;
 
 use crate::db::{self, SqlBuilder};
@@ -235,7 +235,7 @@ impl Store {
         order_by: &[String],
         max_results: i64,
         page_token: Option<&str>,
-        visible: Option<&[String]>,
+        visible: &Readable,
     ) -> Result<Page<Experiment>> {
         let paging = Paging::new(max_results, 50_000, page_token)?;
         let (filter, order_by) =

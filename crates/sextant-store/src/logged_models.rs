@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sextant_core::search::{Entity, Identifier, OrderBy, SearchKind};
 use sextant_core::validation::{self, KeyKind};
-use sextant_core::{KeyValue, LoggedModel, LoggedModelStatus, Metric, Page};
+use sextant_core::{KeyValue, LoggedModel, LoggedModelStatus, Metric, Page, Readable};
 use sqlx::any::AnyRow;
 
 use crate::db::{self, SqlBuilder};
@@ -165,10 +165,11 @@ impl Store {
     }
 
     /// `order_by` holds `(field_name, ascending)` pairs: this endpoint sends
-    /// structured clauses rather than strings.
+    /// structured clauses rather than strings. `experiments` are the
+    /// experiments searched (already narrowed to what the caller may read).
     pub async fn search_logged_models(
         &self,
-        experiment_ids: &[String],
+        experiments: &Readable,
         filter: Option<&str>,
         order_by: &[(String, bool)],
         max_results: i64,
@@ -200,13 +201,17 @@ impl Store {
             self.backend,
             "SELECT lm.model_id FROM logged_models lm WHERE lm.lifecycle_stage = 'active'",
         );
-        if !experiment_ids.is_empty() {
+        if let Readable::Only(experiment_ids) = experiments {
             let ids = experiment_ids
                 .iter()
                 .map(|id| parse_experiment_id(id))
                 .collect::<Result<Vec<_>>>()?;
-            sql.push(" AND lm.experiment_id IN ");
-            sql.bind_int_list(&ids);
+            if ids.is_empty() {
+                sql.push(" AND 1 = 0");
+            } else {
+                sql.push(" AND lm.experiment_id IN ");
+                sql.bind_int_list(&ids);
+            }
         }
         search_sql::push_filter_and_order(
             &mut sql,

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use sextant_core::search::SearchKind;
 use sextant_core::validation::{self, KeyKind};
-use sextant_core::{KeyValue, ModelVersion, Page, RegisteredModel, RegisteredModelAlias, Stage};
+use sextant_core::{
+    KeyValue, ModelVersion, Page, Readable, RegisteredModel, RegisteredModelAlias, Stage,
+};
 use sqlx::any::AnyRow;
 
 use crate::db::{self, Bind, SqlBuilder};
@@ -193,7 +195,7 @@ impl Store {
         max_results: i64,
         order_by: &[String],
         page_token: Option<&str>,
-        visible: Option<&[String]>,
+        visible: &Readable,
     ) -> Result<Page<RegisteredModel>> {
         let paging = Paging::new(max_results, 1000, page_token)?;
         let (filter, order_by) =
@@ -561,7 +563,7 @@ impl Store {
         max_results: i64,
         order_by: &[String],
         page_token: Option<&str>,
-        visible: Option<&[String]>,
+        visible: &Readable,
     ) -> Result<Page<ModelVersion>> {
         let paging = Paging::new(max_results, 200_000, page_token)?;
         let (filter, order_by) =

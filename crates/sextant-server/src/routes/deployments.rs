@@ -224,7 +224,7 @@ pub(crate) async fn list(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<dto::Deployments>> {
     let visible = principal.visible(ResourceKind::Deployment);
-    let records = state.store().list_deployments(visible.as_deref()).await?;
+    let records = state.store().list_deployments(&visible).await?;
     let deployments = records
         .iter()
         .map(|record| stored_spec(record).map(|spec| to_dto(record, &spec)))

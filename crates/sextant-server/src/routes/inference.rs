@@ -498,11 +498,19 @@ pub(crate) async fn server_metadata() -> Json<wire::OipServerMetadata> {
 }
 
 /// `POST /v2/repository/index` (Triton's model repository extension):
-/// every deployment with its state.
-pub(crate) async fn repository_index(State(serving): State<Serving>) -> Json<serde_json::Value> {
+/// every deployment the caller may read, with its state. A replica (no
+/// guard, no principal) lists the one deployment it serves.
+pub(crate) async fn repository_index(
+    State(serving): State<Serving>,
+    principal: Option<axum::Extension<Principal>>,
+) -> Json<serde_json::Value> {
+    let readable = principal.map_or(sextant_core::Readable::All, |p| {
+        p.visible(sextant_core::ResourceKind::Deployment)
+    });
     let models: Vec<serde_json::Value> = serving
         .deployment_names()
         .into_iter()
+        .filter(|name| readable.contains(name))
         .filter_map(|name| serving.deployment(&name).map(|slot| (name, slot)))
         .map(|(name, slot)| {
             let live = slot.live();

@@ -137,7 +137,7 @@ pub(crate) async fn search_registered_models(
             request.max_results.unwrap_or(100),
             &request.order_by,
             request.page_token.as_deref(),
-            visible.as_deref(),
+            &visible,
         )
         .await?;
     Ok(Json(dto::SearchRegisteredModelsResponse {
@@ -436,7 +436,7 @@ pub(crate) async fn search_model_versions(
             request.max_results.unwrap_or(10_000),
             &request.order_by,
             request.page_token.as_deref(),
-            visible.as_deref(),
+            &visible,
         )
         .await?;
     Ok(Json(dto::ModelVersionsResponse {

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use sextant_api::mlflow as dto;
 use sextant_core::{
-    KeyValue, LoggedModelStatus, Metric, ModelOutput, Permission, ResourceKind, RunStatus, ViewType,
+    KeyValue, LoggedModelStatus, Metric, ModelOutput, ResourceKind, RunStatus, ViewType,
 };
 use sextant_governance::Principal;
 use sextant_store::{LogBatch, NewLoggedModel, RunUpdate};
@@ -122,7 +122,7 @@ pub(crate) async fn search_experiments(
             &request.order_by,
             request.max_results.unwrap_or(1000),
             request.page_token.as_deref(),
-            visible.as_deref(),
+            &visible,
         )
         .await?;
     Ok(Json(dto::SearchExperimentsResponse {
@@ -281,21 +281,16 @@ pub(crate) async fn restore_run(
     Ok(empty())
 }
 
-/// The requested experiments the caller may read: runs elsewhere are
-/// invisible, as if those experiments were empty.
-fn readable_experiments(principal: &Principal, requested: Vec<String>) -> Vec<String> {
-    requested
-        .into_iter()
-        .filter(|id| principal.may(ResourceKind::Experiment, id.trim(), Permission::Read))
-        .collect()
-}
-
 pub(crate) async fn search_runs(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     MlflowRequest(request): MlflowRequest<dto::SearchRuns>,
 ) -> ApiResult<Json<dto::SearchRunsResponse>> {
-    let experiment_ids = readable_experiments(&principal, request.experiment_ids);
+    // Runs in experiments the caller may not read are invisible, as if
+    // those experiments were empty.
+    let experiment_ids = principal
+        .visible(ResourceKind::Experiment)
+        .intersect(request.experiment_ids);
     let page = state
         .store()
         .search_runs(
@@ -674,7 +669,9 @@ pub(crate) async fn search_logged_models(
     let page = state
         .store()
         .search_logged_models(
-            &readable_experiments(&principal, request.experiment_ids),
+            &principal
+                .visible(ResourceKind::Experiment)
+                .narrowed_to(request.experiment_ids),
             request.filter.as_deref().filter(|f| !f.trim().is_empty()),
             &order_by,
             request.max_results.unwrap_or(100),

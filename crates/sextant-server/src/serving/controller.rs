@@ -20,7 +20,7 @@ pub const CONTROLLER: &str = "sextant-controller";
 /// logged and shown in the deployment's status; the server serves the
 /// others.
 pub async fn load_stored(store: &Store, serving: &Serving) {
-    let records = match store.list_deployments(None).await {
+    let records = match store.list_deployments(&sextant_core::Readable::All).await {
         Ok(records) => records,
         Err(err) => {
             tracing::error!(error = %err, "cannot list deployments");
@@ -158,7 +158,7 @@ pub async fn drive_canaries(
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => return,
         }
-        let records = match store.list_deployments(None).await {
+        let records = match store.list_deployments(&sextant_core::Readable::All).await {
             Ok(records) => records,
             Err(err) => {
                 tracing::warn!(error = %err, "canary controller cannot list deployments");

@@ -431,7 +431,7 @@ impl Serving {
         let Source::Local { artifacts, .. } = &self.inner.source else {
             return;
         };
-        let Ok(records) = store.list_deployments(None).await else {
+        let Ok(records) = store.list_deployments(&sextant_core::Readable::All).await else {
             return;
         };
         for record in records {

@@ -1404,6 +1404,35 @@ async fn runs_and_models_are_invisible_without_read(app: TestApp) {
         .ok(Method::GET, "/api/2.0/mlflow/model-versions/search", None)
         .await;
     assert_eq!(versions["model_versions"].as_array().unwrap().len(), 1);
+    // A search that names no experiment covers what the caller may read:
+    // for a user who may read none, nothing (it once meant everything).
+    for body in [json!({}), json!({"experiment_ids": []})] {
+        let logged = other
+            .ok(
+                Method::POST,
+                "/api/2.0/mlflow/logged-models/search",
+                Some(body.clone()),
+            )
+            .await;
+        assert!(
+            logged.get("models").is_none_or(|m| m == &json!([])),
+            "{logged}"
+        );
+        let seen = reader
+            .ok(Method::POST, "/api/2.0/mlflow/logged-models/search", Some(body))
+            .await;
+        assert_eq!(seen["models"].as_array().map(Vec::len), Some(1), "{seen}");
+    }
+    for (path, key) in [
+        ("/api/2.0/mlflow/model-versions/search", "model_versions"),
+        ("/api/v1/deployments", "deployments"),
+    ] {
+        let listed = other.ok(Method::GET, path, None).await;
+        assert!(
+            listed.get(key).is_none_or(|m| m == &json!([])),
+            "{path}: {listed}"
+        );
+    }
     // A registry reader (approve implies read on the model) reaches the
     // version's files, and nothing else of the run.
     let manager = people.as_(Role::Manager);
