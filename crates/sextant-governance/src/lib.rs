@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use sextant_core::{
-    Readable,
-    ApiToken, Permission, PermissionSet, ResourceKind, TokenScope, TransitionRequest,
+    ApiToken, Permission, PermissionSet, Readable, ResourceKind, TokenScope, TransitionRequest,
 };
 use sextant_store::{Store, StoreError};
 

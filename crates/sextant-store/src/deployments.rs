@@ -110,10 +110,7 @@ impl Store {
     }
 
     /// Every deployment, by name; `visible` restricts to those names.
-    pub async fn list_deployments(
-        &self,
-        visible: &Readable,
-    ) -> Result<Vec<DeploymentRecord>> {
+    pub async fn list_deployments(&self, visible: &Readable) -> Result<Vec<DeploymentRecord>> {
         let mut sql = SqlBuilder::new(
             self.backend,
             &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE 1 = 1"),

@@ -295,35 +295,282 @@ pub(crate) async fn get_version_by_alias(
     Ok(model_version(&version))
 }
 
-/// The experiments whose files a new version would expose to the model's
-/// readers: its run, its logged model, and what its source points at.
-async fn experiments_behind(state: &AppState, new: &NewModelVersion) -> ApiResult<Vec<String>> {
-    let governance = state.governance();
-    let mut runs: Vec<String> = new.run_id.iter().cloned().collect();
-    let mut logged_models: Vec<String> = new.model_id.iter().cloned().collect();
-    let mut experiments = Vec::new();
-    if let Some(path) = new.source.strip_prefix("mlflow-artifacts:") {
-        if let Some(id) = path.trim_start_matches('/').split('/').next() {
-            experiments.push(id.to_string());
+/// What a new version's source exposes to the model's readers: the
+/// experiments whose files it reaches and the registered models it copies.
+#[derive(Default)]
+struct Behind {
+    experiments: Vec<String>,
+    models: Vec<String>,
+}
+
+fn invalid_source(source: &str, why: &str) -> ApiError {
+    ApiError::invalid(format!("Invalid model version source: '{source}'. {why}"))
+}
+
+/// Checks a new version's source as MLflow's server does and finds what it
+/// exposes. Every source form is read once, here: a local path or `file:`
+/// URI must lie inside the artifact directory of the named run or logged
+/// model; an `mlflow-artifacts` source (or an http URL of the artifact
+/// proxy) likewise, read by the same parser serving uses; `runs:/` and
+/// `models:/m-…` must name the run or logged model given beside them; no
+/// source may hold `.` or `..` segments or a NUL.
+async fn check_source(state: &AppState, new: &NewModelVersion) -> ApiResult<Behind> {
+    let source = new.source.as_str();
+    let run_id = new.run_id.as_deref().filter(|id| !id.is_empty());
+    let model_id = new.model_id.as_deref().filter(|id| !id.is_empty());
+    let mut behind = Behind::default();
+    // The artifact root of the named run or logged model, and its experiment.
+    let root = match (model_id, run_id) {
+        (Some(model_id), _) => {
+            let model = state.store().get_logged_model(model_id).await.map_err(|_| {
+                invalid_source(source, "The model_id request parameter must identify the resource that contains the source.")
+            })?;
+            behind.experiments.push(model.experiment_id.clone());
+            if let Some(run) = model.source_run_id.filter(|r| Some(r.as_str()) != run_id) {
+                behind.experiments.extend(experiment_of(state, &run).await?);
+            }
+            Some(model.artifact_uri)
         }
-    } else if let Some(path) = new.source.strip_prefix("runs:/") {
-        runs.extend(path.split('/').next().map(str::to_string));
-    } else if let Some(path) = new.source.strip_prefix("models:/") {
-        if let Some(id) = path.split('/').next().filter(|id| id.starts_with("m-")) {
-            logged_models.push(id.to_string());
+        (None, Some(run_id)) => {
+            let run = state.store().get_run(run_id).await.map_err(|_| {
+                invalid_source(source, "The run_id request parameter must identify the resource that contains the source.")
+            })?;
+            behind.experiments.push(run.info.experiment_id.clone());
+            Some(run.info.artifact_uri)
+        }
+        (None, None) => None,
+    };
+    if let (Some(run_id), Some(_)) = (run_id, model_id) {
+        behind
+            .experiments
+            .extend(experiment_of(state, run_id).await?);
+    }
+    let id_name = if model_id.is_some() {
+        "model_id"
+    } else {
+        "run_id"
+    };
+    let not_inside = || {
+        invalid_source(
+            source,
+            &format!("The {id_name} request parameter must identify the resource that contains the source."),
+        )
+    };
+    match SourceUri::parse(source) {
+        SourceUri::Local(path) => {
+            let local_root = root
+                .as_deref()
+                .and_then(|root| match SourceUri::parse(root) {
+                    SourceUri::Local(root) => Some(root),
+                    _ => None,
+                });
+            let inside = local_root.is_some_and(|root| lexical_within(&path, &root));
+            if !inside {
+                return Err(invalid_source(
+                    source,
+                    &format!("To use a local path as a model version source, the {id_name} request parameter has to be specified and the local path has to be contained within the artifact directory of the {} specified by the {id_name}.", if model_id.is_some() { "logged model" } else { "run" }),
+                ));
+            }
+        }
+        other => {
+            refuse_relative_segments(source)?;
+            match other {
+                SourceUri::Local(_) => unreachable!("handled above"),
+                SourceUri::Proxied(path) => {
+                    let path = path.map_err(ApiError::from)?;
+                    let root = root
+                        .as_deref()
+                        .and_then(sextant_artifacts::proxied_path)
+                        .and_then(Result::ok)
+                        .ok_or_else(not_inside)?;
+                    if root.is_root() || !path.is_within(&root) {
+                        return Err(not_inside());
+                    }
+                }
+                SourceUri::Runs { authority, run } => {
+                    if !authority.is_empty() || run_id != Some(run.as_str()) {
+                        return Err(invalid_source(source, "The run_id request parameter must identify the resource that contains the source."));
+                    }
+                }
+                SourceUri::LoggedModel { authority, model } => {
+                    if !authority.is_empty() || model_id != Some(model.as_str()) {
+                        return Err(invalid_source(source, "The model_id request parameter must identify the resource that contains the source."));
+                    }
+                }
+                SourceUri::Registered { authority, name } => {
+                    if !authority.is_empty() {
+                        return Err(invalid_source(
+                            source,
+                            "Registered model sources must use the active model registry.",
+                        ));
+                    }
+                    state.store().get_registered_model(&name).await?;
+                    behind.models.push(name);
+                }
+                // Storage this server does not read (s3://, gs://, …): kept
+                // as a reference, never served from here.
+                SourceUri::Elsewhere => {}
+            }
         }
     }
-    for run in runs.iter().filter(|r| !r.is_empty()) {
-        if let Some(id) = governance.experiment_of_run(run).await? {
-            experiments.push(id.to_string());
+    Ok(behind)
+}
+
+async fn experiment_of(state: &AppState, run_id: &str) -> ApiResult<Option<String>> {
+    Ok(state
+        .governance()
+        .experiment_of_run(run_id)
+        .await?
+        .map(|id| id.to_string()))
+}
+
+/// The forms a model version's source takes.
+enum SourceUri {
+    /// A path on the server's disk: no scheme, or `file:`.
+    Local(String),
+    /// The artifact proxy: `mlflow-artifacts:` or an http(s) URL of its route.
+    Proxied(sextant_artifacts::Result<sextant_artifacts::ArtifactPath>),
+    Runs {
+        authority: String,
+        run: String,
+    },
+    LoggedModel {
+        authority: String,
+        model: String,
+    },
+    Registered {
+        authority: String,
+        name: String,
+    },
+    Elsewhere,
+}
+
+impl SourceUri {
+    fn parse(source: &str) -> SourceUri {
+        let scheme = source
+            .split_once(':')
+            .map(|(scheme, _)| scheme)
+            .filter(|scheme| {
+                // One letter is a Windows drive, not a scheme.
+                scheme.len() > 1
+                    && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            })
+            .map(str::to_ascii_lowercase);
+        let after_scheme = |scheme: &str| &source[scheme.len() + 1..];
+        // `//authority/path` or `/path`.
+        let split = |rest: &str| -> (String, String) {
+            match rest.strip_prefix("//") {
+                Some(after) => match after.split_once('/') {
+                    Some((authority, path)) => (authority.to_string(), path.to_string()),
+                    None => (after.to_string(), String::new()),
+                },
+                None => (String::new(), rest.trim_start_matches('/').to_string()),
+            }
+        };
+        match scheme.as_deref() {
+            None => SourceUri::Local(source.to_string()),
+            Some("file") => {
+                let (authority, path) = split(after_scheme("file"));
+                if authority.is_empty() || authority == "localhost" {
+                    SourceUri::Local(format!("/{path}"))
+                } else {
+                    // A file on another host: no local path it could be inside.
+                    SourceUri::Local(String::new())
+                }
+            }
+            Some("mlflow-artifacts") => SourceUri::Proxied(
+                sextant_artifacts::proxied_path(source).expect("the scheme was checked"),
+            ),
+            Some("http" | "https") => {
+                let (_, path) = split(after_scheme(scheme.as_deref().unwrap_or_default()));
+                match path.split_once("mlflow-artifacts/artifacts/") {
+                    Some((_, artifact)) => {
+                        SourceUri::Proxied(sextant_artifacts::ArtifactPath::parse(artifact))
+                    }
+                    None => SourceUri::Elsewhere,
+                }
+            }
+            Some("runs") => {
+                let (authority, path) = split(after_scheme("runs"));
+                let run = path.split('/').next().unwrap_or_default().to_string();
+                SourceUri::Runs { authority, run }
+            }
+            Some("models") => {
+                let (authority, path) = split(after_scheme("models"));
+                let first = path.split('/').next().unwrap_or_default();
+                if first.starts_with("m-") {
+                    SourceUri::LoggedModel {
+                        authority,
+                        model: first.trim_end_matches('/').to_string(),
+                    }
+                } else {
+                    // `models:/name/version` or `models:/name@alias`.
+                    let name = first.split('@').next().unwrap_or_default().to_string();
+                    SourceUri::Registered { authority, name }
+                }
+            }
+            Some(_) => SourceUri::Elsewhere,
         }
     }
-    for model in &logged_models {
-        if let Some(id) = governance.experiment_of_logged_model(model).await? {
-            experiments.push(id.to_string());
+}
+
+/// MLflow refuses sources whose path, decoded until it stops changing,
+/// holds a NUL or a `.` or `..` segment: a way out of the place it names.
+fn refuse_relative_segments(source: &str) -> ApiResult<()> {
+    let mut decoded = source.to_string();
+    for _ in 0..8 {
+        let next =
+            url::form_urlencoded::parse(format!("x={}", decoded.replace('&', "%26")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+        if next == decoded {
+            break;
         }
+        decoded = next;
     }
-    Ok(experiments)
+    let path = decoded
+        .split_once("://")
+        .map_or(decoded.as_str(), |(_, rest)| rest);
+    if decoded.contains('\0')
+        || path
+            .split('/')
+            .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(invalid_source(
+            source,
+            "If supplying a source as an http, https, local file path, ftp, objectstore, or mlflow-artifacts uri, an absolute path must be provided without relative path references present. Please provide an absolute path.",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the local `path` lies inside `root`, compared after resolving
+/// `.` and `..` segments lexically (the server never follows the path).
+fn lexical_within(path: &str, root: &str) -> bool {
+    fn normalise(path: &str) -> Option<Vec<&str>> {
+        let mut parts: Vec<&str> = Vec::new();
+        for segment in path.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => {
+                    parts.pop()?;
+                }
+                other => parts.push(other),
+            }
+        }
+        Some(parts)
+    }
+    if !path.starts_with('/') || !root.starts_with('/') {
+        return false;
+    }
+    match (normalise(path), normalise(root)) {
+        (Some(path), Some(root)) => !root.is_empty() && path.starts_with(&root),
+        _ => false,
+    }
 }
 
 pub(crate) async fn create_model_version(
@@ -344,12 +591,24 @@ pub(crate) async fn create_model_version(
     };
     // Readers of the model will read the version's files: registering
     // files one cannot read would hand them out.
-    for experiment in experiments_behind(&state, &new).await? {
-        if !principal.may(ResourceKind::Experiment, &experiment, Permission::Read) {
+    let behind = check_source(&state, &new).await?;
+    for experiment in &behind.experiments {
+        if !principal.may(ResourceKind::Experiment, experiment, Permission::Read) {
             return Err(ApiError::User(
                 ErrorCode::PermissionDenied,
                 format!(
                     "Permission denied: user '{}' lacks read permission on experiment {experiment}, where this version's files are",
+                    principal.name()
+                ),
+            ));
+        }
+    }
+    for model in &behind.models {
+        if !principal.may(ResourceKind::RegisteredModel, model, Permission::Read) {
+            return Err(ApiError::User(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "Permission denied: user '{}' lacks read permission on registered model '{model}', this version's source",
                     principal.name()
                 ),
             ));

@@ -1419,7 +1419,11 @@ async fn runs_and_models_are_invisible_without_read(app: TestApp) {
             "{logged}"
         );
         let seen = reader
-            .ok(Method::POST, "/api/2.0/mlflow/logged-models/search", Some(body))
+            .ok(
+                Method::POST,
+                "/api/2.0/mlflow/logged-models/search",
+                Some(body),
+            )
             .await;
         assert_eq!(seen["models"].as_array().map(Vec::len), Some(1), "{seen}");
     }
@@ -1486,6 +1490,26 @@ async fn runs_and_models_are_invisible_without_read(app: TestApp) {
             Some(json!({"name": "exfil"})),
         )
         .await;
+    let own = other
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "exfil-own"})),
+        )
+        .await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own_run = other
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({"experiment_id": own})),
+        )
+        .await["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for (source, run_id) in [
         (
             format!(
@@ -1495,8 +1519,25 @@ async fn runs_and_models_are_invisible_without_read(app: TestApp) {
             None,
         ),
         (format!("runs:/{}/model", f.run), None),
+        (format!("runs:/{}/model", f.run), Some(f.run.clone())),
         ("s3://bucket/elsewhere".to_string(), Some(f.run.clone())),
         (format!("models:/{}", f.logged_model), None),
+        // The probe's source: the permission check once read the host as
+        // the experiment while serving read the path.
+        (
+            format!(
+                "mlflow-artifacts://{own}/{}/{}/artifacts",
+                f.experiment, f.run
+            ),
+            Some(own_run.clone()),
+        ),
+        (
+            format!(
+                "mlflow-artifacts://{own}/{}/{}/artifacts",
+                f.experiment, f.run
+            ),
+            Some(f.run.clone()),
+        ),
     ] {
         let (status, reply) = other
             .send(
@@ -1505,8 +1546,18 @@ async fn runs_and_models_are_invisible_without_read(app: TestApp) {
                 Some(json!({"name": "exfil", "source": source, "run_id": run_id})),
             )
             .await;
-        assert_eq!(status, 403, "{source}: {reply}");
+        // Refused as a source outside its run (400) or as files the
+        // caller may not read (403).
+        assert!(matches!(status, 400 | 403), "{source}: {status} {reply}");
     }
+    let (status, reply) = other
+        .send(
+            Method::GET,
+            "/api/v1/model-versions/archive?name=exfil&version=1",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "no version was registered: {reply}");
     other
         .ok(
             Method::POST,

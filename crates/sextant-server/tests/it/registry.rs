@@ -5,7 +5,8 @@ use crate::helpers::TestApp;
 
 backend_tests!(
     registry_versions_aliases_and_stages,
-    registry_search_and_rename
+    registry_search_and_rename,
+    model_version_sources_must_lie_inside_their_run,
 );
 
 async fn registry_versions_aliases_and_stages(app: TestApp) {
@@ -72,7 +73,7 @@ async fn registry_versions_aliases_and_stages(app: TestApp) {
     let v3 = app
         .post(
             "model-versions/create",
-            json!({"name": "churn", "source": "runs:/abc/model"}),
+            json!({"name": "churn", "source": "s3://bucket/abc/model"}),
         )
         .await
         .ok();
@@ -205,7 +206,7 @@ async fn registry_versions_aliases_and_stages(app: TestApp) {
     let v4 = app
         .post(
             "model-versions/create",
-            json!({"name": "churn", "source": "runs:/abc/model"}),
+            json!({"name": "churn", "source": "s3://bucket/abc/model"}),
         )
         .await
         .ok();
@@ -223,7 +224,7 @@ async fn registry_search_and_rename(app: TestApp) {
         app.post("registered-models/create", json!({"name": name, "tags": [{"key": "team", "value": name.split('-').next().unwrap()}]})).await.ok();
         app.post(
             "model-versions/create",
-            json!({"name": name, "source": "runs:/r/model"}),
+            json!({"name": name, "source": "s3://bucket/r/model"}),
         )
         .await
         .ok();
@@ -308,4 +309,124 @@ async fn registry_search_and_rename(app: TestApp) {
         .await
         .ok();
     assert_eq!(gone["model_versions"].as_array().map(Vec::len), Some(0));
+}
+
+/// Sources are checked as MLflow's server checks them (its tests
+/// `test_create_model_version_with_path_source`, `_with_non_local_source`
+/// and `_with_file_uri`), with the artifact proxy's URIs read by the parser
+/// serving uses: a source must lie inside the run or logged model named
+/// beside it.
+async fn model_version_sources_must_lie_inside_their_run(app: TestApp) {
+    app.post("registered-models/create", json!({"name": "sources"}))
+        .await
+        .ok();
+    let experiment = app.create_experiment("sources").await;
+    let run_id = app.create_run(&experiment, "r").await;
+    let other_experiment = app.create_experiment("elsewhere").await;
+    let other_run = app.create_run(&other_experiment, "o").await;
+    let artifact_uri = app.get_run(&run_id).await["info"]["artifact_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        artifact_uri.starts_with("mlflow-artifacts:/"),
+        "{artifact_uri}"
+    );
+    let create = |source: String, run: Option<&str>| {
+        let mut body = json!({"name": "sources", "source": source});
+        if let Some(run) = run {
+            body["run_id"] = json!(run);
+        }
+        app.post("model-versions/create", body)
+    };
+    for accepted in [
+        artifact_uri.clone(),
+        format!("{artifact_uri}/model"),
+        format!("{artifact_uri}/model/"),
+        artifact_uri.replacen("mlflow-artifacts:/", "mlflow-artifacts://host:9000/", 1),
+        format!("runs:/{run_id}/model"),
+        "s3://bucket/models/model".to_string(),
+    ] {
+        create(accepted.clone(), Some(&run_id)).await.ok();
+    }
+    let other_root = format!("mlflow-artifacts:/{other_experiment}/{other_run}/artifacts/model");
+    for (refused, run, says) in [
+        // Local paths: never inside a run whose files are behind the proxy.
+        (
+            "/tmp".to_string(),
+            Some(run_id.as_str()),
+            "To use a local path",
+        ),
+        ("/tmp".to_string(), None, "To use a local path"),
+        (
+            "file:///tmp/model".to_string(),
+            Some(run_id.as_str()),
+            "To use a local path",
+        ),
+        (
+            format!("file://{artifact_uri}"),
+            None,
+            "To use a local path",
+        ),
+        // Outside the named run, or no run named.
+        (
+            other_root.clone(),
+            Some(run_id.as_str()),
+            "must identify the resource",
+        ),
+        (
+            format!("{artifact_uri}/model"),
+            None,
+            "must identify the resource",
+        ),
+        // The host of an mlflow-artifacts URI is never a path segment.
+        (
+            format!("mlflow-artifacts://{experiment}/{other_experiment}/{other_run}/artifacts"),
+            Some(run_id.as_str()),
+            "must identify the resource",
+        ),
+        (
+            format!("runs:/{other_run}/model"),
+            Some(run_id.as_str()),
+            "must identify the resource",
+        ),
+        (
+            format!("runs://host/{run_id}/model"),
+            Some(run_id.as_str()),
+            "must identify the resource",
+        ),
+        // Relative segments, however encoded.
+        (
+            format!("{artifact_uri}/model/../../../"),
+            Some(run_id.as_str()),
+            "absolute path",
+        ),
+        (
+            format!("{artifact_uri}/..%2f..%2fx"),
+            Some(run_id.as_str()),
+            "absolute path",
+        ),
+        (
+            format!("{artifact_uri}/artifact%00"),
+            Some(run_id.as_str()),
+            "absolute path",
+        ),
+        (
+            "http://host:9000/models/../../../".to_string(),
+            Some(run_id.as_str()),
+            "absolute path",
+        ),
+        (
+            "s3a://bucket/a/../../b".to_string(),
+            Some(run_id.as_str()),
+            "absolute path",
+        ),
+    ] {
+        let message = create(refused.clone(), run)
+            .await
+            .error(400, "INVALID_PARAMETER_VALUE");
+        assert!(message.contains(says), "{refused} {run:?}: {message}");
+    }
+    // The other run's own files register from their own run.
+    create(other_root, Some(&other_run)).await.ok();
 }
