@@ -525,6 +525,30 @@ impl Governance {
             Err(err) => return Err(err.to_string()),
         };
         let users = store.count_users().await.map_err(|e| e.to_string())?;
+        let active_admins = store
+            .count_active_admins()
+            .await
+            .map_err(|e| e.to_string())?;
+        // No administrator can sign in (the last one was demoted, disabled or
+        // deleted before that was refused): the operator's password brings
+        // `admin` back, active and an administrator.
+        if let (0, true, Some(password)) = (active_admins, users > 0, admin_password) {
+            secrets::check_password_strength(password)
+                .map_err(|e| format!("SEXTANT_ADMIN_PASSWORD: {e}"))?;
+            let phc = hash_password_blocking(password)
+                .await
+                .map_err(|e| e.to_string())?;
+            store
+                .restore_admin(ADMIN_USERNAME, &phc)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::warn!(
+                user = ADMIN_USERNAME,
+                "no active administrator was left: restored one from SEXTANT_ADMIN_PASSWORD"
+            );
+            self.credentials_changed();
+            return Ok(None);
+        }
         match (existing, admin_password) {
             (Some(admin), _) if admin.has_password => Ok(None),
             (None, _) if users > 0 => Ok(None),

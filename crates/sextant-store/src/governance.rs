@@ -10,7 +10,10 @@ use sextant_core::{
 use sqlx::any::AnyRow;
 
 use crate::db::{self, SqlBuilder};
-use crate::{now_ms, registry, Result, Store, StoreError};
+use crate::{now_ms, registry, Backend, Result, Store, StoreError};
+
+/// The advisory lock (PostgreSQL) that serialises changes to admin rights.
+const USERS_LOCK: i64 = 7_391_003;
 
 /// What `Store::credentials` returns for a login.
 #[derive(Debug, Clone)]
@@ -197,6 +200,24 @@ impl Store {
             .await?)
     }
 
+    /// Makes `username` an active admin with this password, creating the
+    /// user if needed: how a restart with `SEXTANT_ADMIN_PASSWORD` brings
+    /// back an administrator when none is left.
+    pub async fn restore_admin(&self, username: &str, password_hash: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET is_admin = 1, disabled = 0, password_hash = $1 WHERE username = $2",
+        )
+        .bind(password_hash)
+        .bind(username)
+        .execute(&self.write_pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            self.create_user(username, Some(password_hash), true)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The stored password hash of a user, for a login attempt.
     pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
         let row =
@@ -224,14 +245,72 @@ impl Store {
         .await
     }
 
+    /// Grants or removes admin rights; removing the last active admin's is
+    /// refused.
     pub async fn set_user_admin(&self, username: &str, is_admin: bool) -> Result<()> {
-        self.update_user_column(username, "is_admin", None, Some(i64::from(is_admin)))
-            .await
+        self.change_keeping_an_admin(
+            username,
+            "UPDATE users SET is_admin = $1 WHERE user_id = $2",
+            i64::from(is_admin),
+        )
+        .await
     }
 
+    /// Disables or enables a user; disabling the last active admin is
+    /// refused.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<()> {
-        self.update_user_column(username, "disabled", None, Some(i64::from(disabled)))
-            .await
+        self.change_keeping_an_admin(
+            username,
+            "UPDATE users SET disabled = $1 WHERE user_id = $2",
+            i64::from(disabled),
+        )
+        .await
+    }
+
+    /// The number of admins who can sign in.
+    pub async fn count_active_admins(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Runs `sql` (binding `value` and the user's id) and commits only if an
+    /// active admin is left afterwards. Changes to users are serialised
+    /// (one write connection on SQLite, an advisory lock on PostgreSQL), so
+    /// two admins demoting each other at once cannot both succeed.
+    async fn change_keeping_an_admin(&self, username: &str, sql: &str, value: i64) -> Result<()> {
+        let mut tx = self.write_pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(USERS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let user_id: Option<i64> =
+            sqlx::query_scalar("SELECT user_id FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let user_id = user_id.ok_or_else(|| user_not_found(username))?;
+        sqlx::query(sql)
+            .bind(value)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let admins: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0")
+                .fetch_one(&mut *tx)
+                .await?;
+        if admins == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::InvalidInput(format!(
+                "'{username}' is the last active administrator: make another user an administrator first"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn update_user_column(
@@ -254,10 +333,28 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a user with their tokens, memberships and grants.
+    /// Deletes a user with their tokens, memberships and grants; deleting
+    /// the last active admin is refused.
     pub async fn delete_user(&self, username: &str) -> Result<()> {
         let user = self.get_user(username).await?;
         let mut tx = self.write_pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(USERS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let other_admins: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0 AND user_id <> $1",
+        )
+        .bind(user.user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if user.is_admin && !user.disabled && other_admins == 0 {
+            return Err(StoreError::InvalidInput(format!(
+                "'{username}' is the last active administrator: make another user an administrator first"
+            )));
+        }
         for sql in [
             "DELETE FROM api_tokens WHERE user_id = $1",
             "DELETE FROM group_members WHERE user_id = $1",

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use sextant_core::Permission;
 use sextant_server::guard::{Access, Target};
 use sextant_server::{route_table, Auth};
+use sqlx::Connection;
 
 use crate::helpers::{spawn_app_with, Backend, TestApp, ADMIN_PASSWORD};
 
@@ -2020,7 +2021,84 @@ crate::auth_backend_tests!(
     audit_verify_names_the_first_tampered_entry,
     a_kept_head_hash_catches_a_cut_tail,
     credential_failures_are_401_and_say_nothing_more,
+    the_last_administrator_stays,
 );
+
+/// The last active admin cannot be demoted, disabled or deleted (a fuzzer
+/// once did all three); with a second admin each may go. When no admin is
+/// left anyway (a database from before this rule), a restart with
+/// `SEXTANT_ADMIN_PASSWORD` brings `admin` back.
+async fn the_last_administrator_stays(app: TestApp) {
+    let people = People::create(&app).await;
+    let admin = people.as_(Role::Admin);
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"is_admin": false}))),
+        (Method::PATCH, Some(json!({"disabled": true}))),
+        (Method::DELETE, None),
+    ] {
+        let (status, reply) = admin
+            .send(method.clone(), "/api/v1/users/admin", body)
+            .await;
+        assert_eq!(status, 400, "{method}: {reply}");
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap()
+                .contains("last active administrator"),
+            "{reply}"
+        );
+    }
+    admin.ok(Method::GET, "/api/v1/users", None).await;
+    // With a second admin, the first may step down.
+    admin
+        .ok(
+            Method::PATCH,
+            "/api/v1/users/approver",
+            Some(json!({"is_admin": true})),
+        )
+        .await;
+    admin
+        .ok(
+            Method::PATCH,
+            "/api/v1/users/admin",
+            Some(json!({"is_admin": false})),
+        )
+        .await;
+    let approver = people.as_(Role::Approver);
+    let (status, _) = approver
+        .send(Method::DELETE, "/api/v1/users/approver", None)
+        .await;
+    assert_eq!(status, 400, "the new last admin stays too");
+    // A database where no admin is left: the restart's bootstrap restores one.
+    let mut db = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET is_admin = 0")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let store = sextant_store::Store::open(&sextant_store::StoreConfig {
+        database_url: app.database_url.clone(),
+        default_artifact_root: "mlflow-artifacts:/".into(),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.count_active_admins().await.unwrap(), 0);
+    let governance = sextant_governance::Governance::new(store.clone(), true, None);
+    governance
+        .bootstrap(Some("a restored admin password"))
+        .await
+        .unwrap();
+    assert_eq!(store.count_active_admins().await.unwrap(), 1);
+    let user = store.get_user("admin").await.unwrap();
+    assert!(user.is_admin && !user.disabled);
+    let restored = Client {
+        app: &app,
+        authorization: Some(basic("admin", "a restored admin password")),
+    };
+    restored.ok(Method::GET, "/api/v1/users", None).await;
+}
 
 type Spelling = &'static [(&'static str, Option<&'static str>)];
 
