@@ -272,6 +272,10 @@ def server(request):
             "--data-dir", str(data_dir),
             # Python-only models run in workers on this interpreter (it has mlflow).
             "--python", sys.executable,
+            # Datasets the tests log as local files live under pytest's temp dirs.
+            "--data-roots", tempfile.gettempdir(),
+            # The tests' webhook receivers listen on loopback.
+            "--webhook-allowed-hosts", "127.0.0.1",
         ]  # fmt: skip
         if backend_store_uri is not None:
             cmd += ["--backend-store-uri", backend_store_uri]

@@ -409,6 +409,8 @@ pub struct ServeArgs {
     /// invoke the deployment (for replicas behind a gateway that does).
     #[arg(long)]
     no_caller_auth: bool,
+    #[command(flatten)]
+    origin: crate::OriginArgs,
 }
 
 pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<()> {
@@ -480,7 +482,8 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
         sextant_server::serving::controller::follow(follower, names, poll, stopped).await;
     });
     tracing::info!(address = %format!("http://{address}"), deployments = ?args.deployments, "sextant serve is listening");
-    let app = sextant_server::serving_router(serving.clone(), !args.no_caller_auth);
+    let app =
+        sextant_server::serving_router(serving.clone(), !args.no_caller_auth, args.origin.policy());
     let served = sextant_server::serve_app(listener, app, crate::shutdown_signal()).await;
     serving.shutdown().await;
     served.context("while serving")?;

@@ -214,6 +214,65 @@ struct ServerArgs {
     /// This server's address as alert receivers should link to it.
     #[arg(long, env = "SEXTANT_EXTERNAL_URL")]
     external_url: Option<String>,
+    #[command(flatten)]
+    origin: OriginArgs,
+    /// Directories whose files logged datasets may name: drift reports and
+    /// monitoring references read local dataset files only from inside
+    /// these (comma-separated in the variable). None by default.
+    #[arg(long = "data-roots", env = "SEXTANT_DATA_ROOTS", value_delimiter = ',')]
+    data_roots: Vec<PathBuf>,
+    /// Internal hosts users' alert and retraining webhooks may reach anyway:
+    /// names, `*.example.com`, addresses or CIDR ranges (`10.0.0.0/8`), or
+    /// `*` (comma-separated in the variable). Loopback, private, link-local
+    /// and metadata addresses are refused otherwise.
+    #[arg(
+        long = "webhook-allowed-hosts",
+        env = "SEXTANT_WEBHOOK_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    webhook_allowed_hosts: Vec<String>,
+    /// Answer /metrics without credentials on a server with --auth (it names
+    /// deployments, models and features).
+    #[arg(long, env = "SEXTANT_PUBLIC_METRICS")]
+    public_metrics: bool,
+}
+
+/// Which hosts and pages browsers may reach a server or replica from.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct OriginArgs {
+    /// Host names answered besides IP addresses and localhost: names,
+    /// `*.example.com`, or `*` for any (comma-separated in the variable).
+    /// Other names are refused, so a DNS-rebinding page cannot reach the server.
+    #[arg(
+        long = "allowed-hosts",
+        env = "SEXTANT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+    /// Origins (`https://app.example.com`, or `*`) whose pages may send
+    /// state-changing requests; other origins are refused.
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "SEXTANT_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_allowed_origins: Vec<String>,
+}
+
+impl OriginArgs {
+    pub(crate) fn policy(&self) -> sextant_server::origin::OriginPolicy {
+        let clean = |items: &[String]| {
+            items
+                .iter()
+                .map(|item| item.trim().to_string())
+                .filter(|item| !item.is_empty())
+                .collect()
+        };
+        sextant_server::origin::OriginPolicy {
+            allowed_hosts: clean(&self.allowed_hosts),
+            allowed_origins: clean(&self.cors_allowed_origins),
+        }
+    }
 }
 
 /// Settings a config file may hold: the `server` options, spelled with `_`
@@ -238,6 +297,11 @@ const CONFIG_KEYS: &[&str] = &[
     "alert_webhooks",
     "allow_trigger_commands",
     "external_url",
+    "allowed_hosts",
+    "cors_allowed_origins",
+    "data_roots",
+    "public_metrics",
+    "webhook_allowed_hosts",
 ];
 
 /// Reads `--config FILE` (or SEXTANT_CONFIG) before the flags are parsed and
@@ -272,8 +336,14 @@ fn apply_config_file() -> anyhow::Result<()> {
             toml::Value::String(s) => s,
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            // Lists (`allowed_hosts = ["a", "b"]`) become the variable's commas.
+            toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
+                .iter()
+                .filter_map(toml::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
             other => anyhow::bail!(
-                "setting '{key}' in {path} must be a string, number or boolean, not {}",
+                "setting '{key}' in {path} must be a string, number, boolean or list of strings, not {}",
                 other.type_str()
             ),
         };
@@ -498,6 +568,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         options.audit_run_data = audit_run_data;
     }
     options.default_permission = sextant_core::Permission::parse(&args.default_permission);
+    options.origin = args.origin.policy();
+    options.public_metrics = args.public_metrics;
+    options.webhooks = sextant_server::outbound::OutboundPolicy {
+        allowed_hosts: args.webhook_allowed_hosts.clone(),
+    };
+    options.data_roots = args
+        .data_roots
+        .iter()
+        .map(|root| {
+            std::fs::canonicalize(root)
+                .with_context(|| format!("--data-roots: cannot open {}", root.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let cache_dir = data_dir.join("serving");
     let serving_config = sextant_server::serving::ServingConfig {
         cache_dir: cache_dir.clone(),

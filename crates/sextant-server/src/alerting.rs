@@ -27,6 +27,7 @@ use sextant_monitor::alerts::{
 use sextant_store::{AlertEventRecord, TriggerRunRecord};
 
 use crate::error::{ApiError, ApiResult};
+use crate::outbound::{OutboundClient, OutboundPolicy};
 use crate::serving::now_micros;
 use crate::AppState;
 
@@ -48,7 +49,7 @@ pub struct Alerting {
     /// Counters at the previous evaluation, per deployment, for rates
     /// over the interval since.
     previous: Mutex<HashMap<String, ArmCounters>>,
-    client: reqwest::Client,
+    client: OutboundClient,
 }
 
 /// A rule as stored: what the user sent, plus where to notify.
@@ -81,7 +82,7 @@ pub struct TriggerConfig {
 }
 
 impl TriggerConfig {
-    pub fn validate(&self, allow_commands: bool) -> Result<(), String> {
+    pub fn validate(&self, allow_commands: bool, outbound: &OutboundPolicy) -> Result<(), String> {
         match (&self.command, &self.webhook) {
             (None, None) => return Err("a trigger needs a command or a webhook".into()),
             (Some(command), _) if command.is_empty() || command[0].trim().is_empty() => {
@@ -93,7 +94,7 @@ impl TriggerConfig {
             _ => {}
         }
         if let Some(url) = &self.webhook {
-            check_url(url)?;
+            outbound.check_url(url)?;
         }
         if self.schedule_seconds == Some(0) {
             return Err("schedule_seconds must be positive".into());
@@ -111,15 +112,31 @@ pub fn check_url(url: &str) -> Result<(), String> {
 }
 
 impl Alerting {
-    pub fn new(config: AlertingConfig) -> Alerting {
+    /// `outbound` says which internal hosts users' webhooks may reach; the
+    /// hosts of the operator's own `config.webhooks` are added.
+    pub fn new(config: AlertingConfig, outbound: &OutboundPolicy) -> Alerting {
+        // The operator's own webhooks may be internal: they chose them.
+        let mut policy = outbound.clone();
+        policy.allowed_hosts.extend(
+            config
+                .webhooks
+                .iter()
+                .filter_map(|url| reqwest::Url::parse(url).ok())
+                .filter_map(|url| {
+                    url.host_str()
+                        .map(|h| h.trim_matches(['[', ']']).to_string())
+                }),
+        );
         Alerting {
             config,
             previous: Mutex::new(HashMap::new()),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            client: OutboundClient::new(policy),
         }
+    }
+
+    /// What users' webhook URLs may reach.
+    pub fn outbound(&self) -> &OutboundPolicy {
+        self.client.policy()
     }
 }
 
@@ -510,12 +527,10 @@ async fn notify(state: &AppState, deployment: &str, alert: &AlertInstance, webho
         &alerting.config.external_url,
     );
     for url in targets {
-        match alerting.client.post(url).json(&payload).send().await {
-            Ok(response) if response.status().is_success() => {}
-            Ok(response) => {
-                tracing::warn!(url, status = %response.status(), "alert webhook refused")
-            }
-            Err(err) => tracing::warn!(url, cause = %err, "alert webhook unreachable"),
+        match alerting.client.post_json(url, &payload).await {
+            Ok(status) if status.is_success() => {}
+            Ok(status) => tracing::warn!(url, %status, "alert webhook refused"),
+            Err(cause) => tracing::warn!(url, cause, "alert webhook unreachable"),
         }
     }
 }
@@ -599,13 +614,27 @@ async fn execute(
     body: &serde_json::Value,
 ) -> (&'static str, String) {
     if let Some(url) = &config.webhook {
-        return match state.alerting().client.post(url).json(body).send().await {
-            Ok(response) if response.status().is_success() => (
-                "succeeded",
-                format!("webhook answered {}", response.status()),
-            ),
-            Ok(response) => ("failed", format!("webhook answered {}", response.status())),
-            Err(err) => ("failed", format!("webhook unreachable: {err}")),
+        // The run's output is shown to whoever may read the deployment:
+        // it says whether delivery worked, never why not (which would map
+        // the network behind the server); the log keeps the reason.
+        return match state.alerting().client.post_json(url, body).await {
+            Ok(status) if status.is_success() => {
+                ("succeeded", format!("webhook answered {status}"))
+            }
+            Ok(status) => {
+                tracing::warn!(url, %status, "retraining webhook refused");
+                (
+                    "failed",
+                    "the webhook did not accept the run; the server log has the details".into(),
+                )
+            }
+            Err(cause) => {
+                tracing::warn!(url, cause, "retraining webhook unreachable");
+                (
+                    "failed",
+                    "the webhook could not be reached; the server log has the details".into(),
+                )
+            }
         };
     }
     let Some(command) = &config.command else {
@@ -657,7 +686,11 @@ async fn execute(
 }
 
 /// A rule from a request body: the rule's fields plus optional `webhooks`.
-pub fn parse_rule(name: &str, body: serde_json::Value) -> ApiResult<(StoredRule, AlertRule)> {
+pub fn parse_rule(
+    name: &str,
+    body: serde_json::Value,
+    outbound: &OutboundPolicy,
+) -> ApiResult<(StoredRule, AlertRule)> {
     let serde_json::Value::Object(mut object) = body else {
         return Err(ApiError::invalid("an alert rule is a JSON object"));
     };
@@ -667,7 +700,7 @@ pub fn parse_rule(name: &str, body: serde_json::Value) -> ApiResult<(StoredRule,
             .map_err(|_| ApiError::invalid("webhooks is a list of URLs"))?,
     };
     for url in &webhooks {
-        check_url(url).map_err(ApiError::invalid)?;
+        outbound.check_url(url).map_err(ApiError::invalid)?;
     }
     match object.get("name") {
         None => {

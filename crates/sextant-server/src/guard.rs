@@ -40,6 +40,10 @@ pub enum Access {
     SignedIn { mutates: bool },
     /// Admins only.
     Admin { mutates: bool },
+    /// Prometheus' scrape: any signed-in user, or anyone when the server
+    /// was started with `--public-metrics` (scrapers often carry no
+    /// credentials; the metrics name deployments, models and features).
+    Scrape,
     /// Needs `Permission` on the resource that `Target` names.
     On(Permission, Target),
 }
@@ -47,7 +51,7 @@ pub enum Access {
 impl Access {
     pub fn mutates(&self) -> bool {
         match self {
-            Access::Public => false,
+            Access::Public | Access::Scrape => false,
             Access::SignedIn { mutates } | Access::Admin { mutates } => *mutates,
             // Calling a model changes nothing: not audited, no write scope.
             Access::On(permission, _) => {
@@ -190,7 +194,10 @@ enum Denial {
 /// nothing to record, so the hot path of local use skips the guard
 /// altogether; their handlers need no `Principal`.
 pub fn is_guarded(spec: &RouteSpec, state: &AppState) -> bool {
+    let open_scrape = matches!(spec.access, Access::Scrape)
+        && (state.options().public_metrics || !state.governance().auth_enabled());
     let idle = matches!(spec.access, Access::Public)
+        || open_scrape
         || (!state.governance().auth_enabled()
             && matches!(spec.access, Access::On(Permission::Invoke, _)))
         || (!state.governance().auth_enabled()
@@ -335,7 +342,7 @@ async fn authorize(
         ));
     }
     let (permission, target) = match spec.access {
-        Access::Public | Access::SignedIn { .. } => return Ok((None, request)),
+        Access::Public | Access::SignedIn { .. } | Access::Scrape => return Ok((None, request)),
         Access::Admin { .. } => {
             return if principal.is_admin() {
                 Ok((None, request))

@@ -12,6 +12,8 @@ mod error;
 mod extract;
 pub mod guard;
 mod openapi;
+pub mod origin;
+pub mod outbound;
 mod resource;
 mod routes;
 pub mod serving;
@@ -40,7 +42,7 @@ struct StateInner {
     store: Store,
     artifacts: ArtifactStore,
     governance: Governance,
-    audit_run_data: bool,
+    options: Options,
     /// Deployments served by this process; `None` serves none (and mounts
     /// no inference routes).
     serving: Option<serving::Serving>,
@@ -59,7 +61,7 @@ pub enum Auth {
 }
 
 /// How the server runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub auth: Auth,
     /// Whether run data writes (metrics, params, tags: thousands a second)
@@ -69,6 +71,18 @@ pub struct Options {
     /// Held by every signed-in user on every resource; `None` (the
     /// default) means users see only what is granted to them.
     pub default_permission: Option<sextant_core::Permission>,
+    /// Which hosts and pages browsers may reach the server from.
+    pub origin: origin::OriginPolicy,
+    /// Directories whose files logged datasets may name: local dataset
+    /// files are read (for drift reports and monitoring references) only
+    /// from inside these. None by default.
+    pub data_roots: Vec<std::path::PathBuf>,
+    /// Whether `/metrics` answers without credentials on a server with
+    /// authentication (Prometheus scrapers often have none).
+    pub public_metrics: bool,
+    /// Internal hosts that users' webhooks may reach anyway
+    /// (`--webhook-allowed-hosts`).
+    pub webhooks: outbound::OutboundPolicy,
 }
 
 impl Options {
@@ -80,6 +94,10 @@ impl Options {
             auth,
             audit_run_data: auth == Auth::Enabled,
             default_permission: None,
+            origin: origin::OriginPolicy::default(),
+            data_roots: Vec::new(),
+            public_metrics: false,
+            webhooks: outbound::OutboundPolicy::default(),
         }
     }
 }
@@ -95,14 +113,16 @@ impl AppState {
             options.auth == Auth::Enabled,
             options.default_permission,
         );
+        let alerting =
+            alerting::Alerting::new(alerting::AlertingConfig::default(), &options.webhooks);
         AppState {
             inner: Arc::new(StateInner {
                 store,
                 artifacts,
                 governance,
-                audit_run_data: options.audit_run_data,
+                options,
                 serving: None,
-                alerting: alerting::Alerting::new(alerting::AlertingConfig::default()),
+                alerting,
                 nannies: routes::feedback::NannyCache::default(),
             }),
         }
@@ -126,7 +146,7 @@ impl AppState {
             .unwrap_or_else(|_| panic!("with_alerting is called before the state is shared"));
         AppState {
             inner: Arc::new(StateInner {
-                alerting: alerting::Alerting::new(config),
+                alerting: alerting::Alerting::new(config, &inner.options.webhooks),
                 ..inner
             }),
         }
@@ -144,8 +164,12 @@ impl AppState {
         self.inner.serving.as_ref()
     }
 
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
     pub fn audit_run_data(&self) -> bool {
-        self.inner.audit_run_data
+        self.inner.options.audit_run_data
     }
 
     pub fn governance(&self) -> &Governance {
@@ -169,8 +193,12 @@ pub fn router(state: AppState) -> Router {
 /// The routes of a serving replica: inference, health and metrics only;
 /// `check_callers` asks the followed server who may call (see
 /// `serving::replica_auth`).
-pub fn serving_router(serving: serving::Serving, check_callers: bool) -> Router {
-    routes::serving_router(serving, check_callers)
+pub fn serving_router(
+    serving: serving::Serving,
+    check_callers: bool,
+    origin: origin::OriginPolicy,
+) -> Router {
+    routes::serving_router(serving, check_callers, origin)
 }
 
 /// Serves `app` like [`run`], with `TCP_NODELAY` on every connection

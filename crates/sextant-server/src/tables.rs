@@ -3,11 +3,11 @@
 //! (`mlflow.log_input`), or a window of a deployment's prediction log.
 //!
 //! A logged dataset names where its data lives, not the data. Sextant
-//! reads it when that place is a file it may read: a local path when
-//! authentication is off (the single-user embedded default, where the
-//! client and the server share a machine). With authentication on, a
-//! path on the server's disk is not something a user's permission
-//! covers, so the data has to be a run artifact instead.
+//! reads it when that place is a file inside one of the directories the
+//! operator named with `--data-roots`: a path on the server's disk is not
+//! something a user's permission covers, and a web page must not be able
+//! to make a local server read any file it names. Elsewhere, the data has
+//! to be a run artifact instead.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,7 +93,7 @@ pub async fn load(
             match (path, dataset) {
                 (Some(path), None) => run_artifact(state, run_id, path).await,
                 (None, Some(dataset)) => {
-                    logged_dataset(state, principal, run_id, dataset).await
+                    logged_dataset(state, run_id, dataset).await
                 }
                 _ => Err(ApiError::invalid(
                     "a run source names either an artifact 'path' or a logged 'dataset'",
@@ -236,12 +236,7 @@ fn open_staged(staged: tempfile::TempPath, description: String) -> ApiResult<Loa
 }
 
 /// The dataset logged to the run under `name` (or with that digest).
-async fn logged_dataset(
-    state: &AppState,
-    principal: &Principal,
-    run_id: &str,
-    name: &str,
-) -> ApiResult<LoadedTable> {
+async fn logged_dataset(state: &AppState, run_id: &str, name: &str) -> ApiResult<LoadedTable> {
     let run = state.store().get_run(run_id).await?;
     let input = run
         .inputs
@@ -251,8 +246,7 @@ async fn logged_dataset(
         .ok_or_else(|| {
             ApiError::not_found(format!("run '{run_id}' has no logged dataset '{name}'"))
         })?;
-    let local_files = matches!(principal, Principal::Anonymous);
-    read_dataset(&input.dataset, local_files).map_err(ApiError::invalid)
+    read_dataset(&input.dataset, &state.options().data_roots).map_err(ApiError::invalid)
 }
 
 /// The training dataset of `run_id` (the input logged with context
@@ -282,16 +276,16 @@ pub async fn training_dataset(
     let Some(input) = chosen else {
         return Ok(None);
     };
-    let local_files = !state.governance().auth_enabled();
+    let roots = state.options().data_roots.clone();
     let dataset = input.dataset.clone();
-    tokio::task::spawn_blocking(move || read_dataset(&dataset, local_files))
+    tokio::task::spawn_blocking(move || read_dataset(&dataset, &roots))
         .await
         .map_err(|_| "reading the dataset was interrupted".to_string())?
         .map(Some)
 }
 
 /// Reads a logged dataset from where its source says it lives.
-fn read_dataset(dataset: &sextant_core::Dataset, local_files: bool) -> Result<LoadedTable, String> {
+fn read_dataset(dataset: &sextant_core::Dataset, roots: &[PathBuf]) -> Result<LoadedTable, String> {
     let name = &dataset.name;
     let uri = serde_json::from_str::<serde_json::Value>(&dataset.source)
         .ok()
@@ -311,11 +305,15 @@ fn read_dataset(dataset: &sextant_core::Dataset, local_files: bool) -> Result<Lo
             ))
         }
     };
-    if !local_files {
+    // Resolved first, so neither `..` nor a symlink leads out of a root.
+    let inside = std::fs::canonicalize(&path)
+        .ok()
+        .filter(|resolved| roots.iter().any(|root| resolved.starts_with(root)));
+    let Some(path) = inside else {
         return Err(format!(
-            "dataset '{name}' is a file on the server's disk ('{uri}'), which only a server without authentication reads; log the table as a run artifact and give its path"
+            "dataset '{name}' is a file on the server's disk ('{uri}') outside the directories this server reads datasets from (--data-roots); log the table as a run artifact and give its path"
         ));
-    }
+    };
     let table = Table::open(&path).map_err(|e| format!("dataset '{name}': {e}"))?;
     Ok(LoadedTable {
         table,

@@ -87,7 +87,7 @@ pub(crate) async fn put(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Json<serde_json::Value>> {
     state.store().get_deployment(&name).await?;
-    let (stored, _) = alerting::parse_rule(&rule_name, body)?;
+    let (stored, _) = alerting::parse_rule(&rule_name, body, state.alerting().outbound())?;
     let now = now_micros();
     let record = AlertRuleRecord {
         deployment: name.clone(),
@@ -185,7 +185,10 @@ pub(crate) async fn put_trigger(
     let config: TriggerConfig = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid(format!("not a retraining trigger: {e}")))?;
     config
-        .validate(state.alerting().config.allow_commands)
+        .validate(
+            state.alerting().config.allow_commands,
+            state.alerting().outbound(),
+        )
         .map_err(ApiError::invalid)?;
     let encoded = serde_json::to_string(&config).expect("triggers serialise");
     let actor = principal.name().to_string();

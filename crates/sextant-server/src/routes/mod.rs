@@ -155,7 +155,7 @@ pub(crate) static INFERENCE_ROUTES: &[RouteSpec] = &[
     route!(POST "/invocations", INVOKE, inference::invocations),
     route!(POST "/deployments/{name}/invocations", INVOKE, inference::deployment_invocations),
     route!(GET "/ping", PUBLIC, inference::ping),
-    route!(GET "/metrics", PUBLIC, inference::metrics),
+    route!(GET "/metrics", Access::Scrape, inference::metrics),
 ];
 
 /// Routes at the root: health, version, the landing page.
@@ -243,9 +243,14 @@ pub(crate) fn router(state: AppState) -> Router {
     for prefix in ARTIFACT_PREFIXES {
         app = app.nest(prefix, artifacts.clone());
     }
+    let origin = std::sync::Arc::new(state.options().origin.clone());
     app.fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            origin,
+            crate::origin::guard,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -255,7 +260,11 @@ pub(crate) fn router(state: AppState) -> Router {
 /// server, the registry or the native API. With `check_callers`, a replica
 /// following a server lets a call through only when that server says the
 /// caller may invoke the deployment (`serving::replica_auth`).
-pub(crate) fn serving_router(serving: crate::serving::Serving, check_callers: bool) -> Router {
+pub(crate) fn serving_router(
+    serving: crate::serving::Serving,
+    check_callers: bool,
+    origin: crate::origin::OriginPolicy,
+) -> Router {
     use axum::routing::{get, post};
     let auth = match (check_callers, serving.source()) {
         (true, crate::serving::Source::Remote(server)) => Some(std::sync::Arc::new(
@@ -304,6 +313,10 @@ pub(crate) fn serving_router(serving: crate::serving::Serving, check_callers: bo
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(origin),
+            crate::origin::guard,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(serving)

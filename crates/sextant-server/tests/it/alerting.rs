@@ -78,7 +78,11 @@ async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
     panic!("timed out waiting");
 }
 
-async fn alerts_fire_notify_resolve_and_trigger_retraining(app: TestApp) {
+async fn alerts_fire_notify_resolve_and_trigger_retraining(mut app: TestApp) {
+    // The receiver listens on loopback, which users' webhooks reach only
+    // where an admin allows it (`security::webhooks_reach_no_internal_address`).
+    app.options.webhooks.allowed_hosts = vec!["127.0.0.1".into()];
+    let app = app.restart().await;
     register(&app, "scoring", 1, None).await;
     create_deployment(&app, "scoring", "scoring/1").await;
     let (hooks, received) = receiver().await;

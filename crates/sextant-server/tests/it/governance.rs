@@ -315,7 +315,7 @@ fn allowed_by_rule(access: &Access) -> Vec<Role> {
     use Role::*;
     match access {
         Access::Public => ROLES.to_vec(),
-        Access::SignedIn { .. } => ROLES[1..].to_vec(),
+        Access::SignedIn { .. } | Access::Scrape => ROLES[1..].to_vec(),
         Access::Admin { .. } => vec![Admin],
         // Approve implies read on the registered model, not its experiment.
         Access::On(Permission::Read, Target::Model) => {

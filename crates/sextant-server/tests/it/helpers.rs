@@ -167,7 +167,7 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
         },
         std::time::Duration::from_millis(100),
     );
-    let state = AppState::with_options(store, artifacts, options)
+    let state = AppState::with_options(store, artifacts, options.clone())
         .with_serving(serving.clone())
         .with_alerting(sextant_server::alerting::AlertingConfig {
             allow_commands: true,

@@ -15,6 +15,7 @@ mod monitoring;
 mod registry;
 mod runs;
 mod search;
+mod security;
 mod serving;
 
 /// Generates `sqlite::name` and `postgres::name` tests from
