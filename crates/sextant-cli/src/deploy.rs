@@ -411,6 +411,8 @@ pub struct ServeArgs {
     no_caller_auth: bool,
     #[command(flatten)]
     origin: crate::OriginArgs,
+    #[command(flatten)]
+    connections: crate::ConnectionArgs,
 }
 
 pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<()> {
@@ -484,7 +486,13 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
     tracing::info!(address = %format!("http://{address}"), deployments = ?args.deployments, "sextant serve is listening");
     let app =
         sextant_server::serving_router(serving.clone(), !args.no_caller_auth, args.origin.policy());
-    let served = sextant_server::serve_app(listener, app, crate::shutdown_signal()).await;
+    let served = sextant_server::serve_app(
+        listener,
+        app,
+        crate::shutdown_signal(),
+        args.connections.limits(),
+    )
+    .await;
     serving.shutdown().await;
     served.context("while serving")?;
     tracing::info!("sextant serve stopped");

@@ -216,6 +216,8 @@ struct ServerArgs {
     external_url: Option<String>,
     #[command(flatten)]
     origin: OriginArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
     /// Directories whose files logged datasets may name: drift reports and
     /// monitoring references read local dataset files only from inside
     /// these (comma-separated in the variable). None by default.
@@ -235,6 +237,47 @@ struct ServerArgs {
     /// deployments, models and features).
     #[arg(long, env = "SEXTANT_PUBLIC_METRICS")]
     public_metrics: bool,
+}
+
+/// How many HTTP connections a server or replica holds.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ConnectionArgs {
+    /// Most HTTP connections open at once (default: three quarters of the
+    /// open-files limit, which is raised to its maximum at start).
+    #[arg(long = "max-http-connections", env = "SEXTANT_MAX_HTTP_CONNECTIONS")]
+    max_http_connections: Option<usize>,
+    /// Seconds a connection may take to send a request's headers, or sit
+    /// idle between requests, before it is closed.
+    #[arg(
+        long = "http-header-timeout",
+        default_value_t = 15.0,
+        env = "SEXTANT_HTTP_HEADER_TIMEOUT"
+    )]
+    http_header_timeout: f64,
+    /// Seconds a request body may go without sending anything.
+    #[arg(
+        long = "http-body-timeout",
+        default_value_t = 60.0,
+        env = "SEXTANT_HTTP_BODY_TIMEOUT"
+    )]
+    http_body_timeout: f64,
+}
+
+impl ConnectionArgs {
+    pub(crate) fn limits(&self) -> sextant_server::ConnectionLimits {
+        // Idle or slow sockets must never take the descriptors the server
+        // needs for its database, files and healthy clients.
+        let open_files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+        let default = usize::try_from(open_files / 4 * 3)
+            .unwrap_or(usize::MAX)
+            .clamp(32, 65_536);
+        let seconds = |value: f64| std::time::Duration::from_secs_f64(value.max(0.1));
+        sextant_server::ConnectionLimits {
+            max_connections: self.max_http_connections.unwrap_or(default),
+            header_timeout: seconds(self.http_header_timeout),
+            body_timeout: seconds(self.http_body_timeout),
+        }
+    }
 }
 
 /// Which hosts and pages browsers may reach a server or replica from.
@@ -302,6 +345,9 @@ const CONFIG_KEYS: &[&str] = &[
     "data_roots",
     "public_metrics",
     "webhook_allowed_hosts",
+    "max_http_connections",
+    "http_header_timeout",
+    "http_body_timeout",
 ];
 
 /// Reads `--config FILE` (or SEXTANT_CONFIG) before the flags are parsed and
@@ -570,6 +616,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     options.default_permission = sextant_core::Permission::parse(&args.default_permission);
     options.origin = args.origin.policy();
     options.public_metrics = args.public_metrics;
+    options.connections = args.connections.limits();
     options.webhooks = sextant_server::outbound::OutboundPolicy {
         allowed_hosts: args.webhook_allowed_hosts.clone(),
     };

@@ -83,6 +83,8 @@ pub struct Options {
     /// Internal hosts that users' webhooks may reach anyway
     /// (`--webhook-allowed-hosts`).
     pub webhooks: outbound::OutboundPolicy,
+    /// Connection limits and timeouts.
+    pub connections: ConnectionLimits,
 }
 
 impl Options {
@@ -98,6 +100,7 @@ impl Options {
             data_roots: Vec::new(),
             public_metrics: false,
             webhooks: outbound::OutboundPolicy::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -201,25 +204,108 @@ pub fn serving_router(
     routes::serving_router(serving, check_callers, origin)
 }
 
-/// Serves `app` like [`run`], with `TCP_NODELAY` on every connection
-/// (small responses must not wait for Nagle's algorithm).
+/// How many connections the server holds and how long it waits for them.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections open at once; more are closed as soon as they are
+    /// accepted, so descriptors never run out under idle or slow sockets.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, and
+    /// how long it may sit idle between requests (keep-alive).
+    pub header_timeout: std::time::Duration,
+    /// How long a request body may go without sending anything.
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 4096,
+            header_timeout: std::time::Duration::from_secs(15),
+            body_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// Serves `app` like [`run`]: `TCP_NODELAY` on every connection (small
+/// responses must not wait for Nagle's algorithm), at most
+/// `limits.max_connections` at once, and no connection kept that sends
+/// nothing: idle, slow headers and stalled bodies are timed out (the probe
+/// made `/health` time out with 300 idle sockets; `axum::serve` sets no
+/// timer at all).
 pub async fn serve_app(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_timeout,
+    ));
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut refused_logged = std::time::Instant::now() - std::time::Duration::from_secs(60);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Finished connections leave the set as we go.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors or a connection reset before accept:
+                    // wait a little, never stop serving.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            if refused_logged.elapsed() > std::time::Duration::from_secs(10) {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    "connection limit reached: closing new connections"
+                );
+                refused_logged = std::time::Instant::now();
+            }
+            drop(stream);
+            continue;
+        };
+        if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Requests in flight finish; idle connections close at once.
+    graceful.shutdown().await;
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves. New
@@ -232,7 +318,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    let served = serve_app(listener, app, shutdown).await;
+    let served = serve_app(listener, app, shutdown, state.options().connections).await;
     if let Some(serving) = state.serving() {
         serving.shutdown().await;
     }

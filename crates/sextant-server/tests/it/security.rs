@@ -357,3 +357,85 @@ async fn redirecting_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, received)
 }
+
+/// Idle, slow and surplus connections cannot starve the server: idle
+/// sockets and slow headers are closed after the header timeout, stalled
+/// bodies after the body timeout, and connections beyond the limit are
+/// closed at once, so `/health` answers again as soon as the idle ones are
+/// gone (the probe held 300 idle sockets and `/health` timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_are_timed_out_and_limited() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let mut options = Options::with_auth(Auth::Disabled);
+    options.connections = sextant_server::ConnectionLimits {
+        max_connections: 8,
+        header_timeout: Duration::from_millis(800),
+        body_timeout: Duration::from_millis(800),
+    };
+    let app = spawn_app_with_options(Backend::Sqlite, options).await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    // Closed by the server: reading gives EOF or an error, never hangs.
+    async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+        let mut buffer = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(limit, stream.read(&mut buffer)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+    let health = || async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        client
+            .get(format!("http://{address}/health"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+    };
+    assert_eq!(health().await, Some(200));
+
+    // Surplus connections are closed at once while the limit is held.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut surplus = TcpStream::connect(&address).await.unwrap();
+    assert!(closed_within(&mut surplus, Duration::from_millis(500)).await);
+    // The idle ones go after the header timeout; then /health answers.
+    let started = Instant::now();
+    for stream in &mut idle {
+        assert!(closed_within(stream, Duration::from_secs(3)).await);
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(health().await, Some(200));
+
+    // Headers sent a byte at a time, too slowly: closed.
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut slow, Duration::from_secs(3)).await);
+
+    // A body that stops arriving: answered (4xx) or closed, not held.
+    let mut stalled = TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), stalled.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "a stalled body held its connection");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+    assert_eq!(health().await, Some(200));
+}
