@@ -220,7 +220,8 @@ def test_audit_verify_catches_an_edited_row(secured):
 
 def test_deployments_need_invoke_on_the_server_and_on_replicas(secured, as_user, tmp_path):
     """Calling a deployment needs invoke on it, on the server and on a replica (which
-    asks the server); deploying needs read on the registered model."""
+    asks the server); deploying needs deploy on the registered model, which only an
+    admin grants."""
     import mlflow
     from sklearn.linear_model import LogisticRegression
 
@@ -237,9 +238,14 @@ def test_deployments_need_invoke_on_the_server_and_on_replicas(secured, as_user,
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:2])
     mlflow.register_model(info.model_uri, "scoring-model")
-    # erin cannot deploy a model she cannot read; dave can.
-    refused = sextant(secured, "deployments", "create", "scoring", "--model", "scoring-model/1", token=erin_token, check=False)
-    assert refused.returncode != 0 and "403" in refused.stderr
+    # Nobody deploys without an admin's grant, not even the model's manager (dave).
+    for token in (erin_token, dave_token):
+        refused = sextant(secured, "deployments", "create", "scoring", "--model", "scoring-model/1", token=token, check=False)
+        assert refused.returncode != 0 and "403" in refused.stderr
+    sextant(
+        secured, "permissions", "grant", "--model", "scoring-model", "--user", "dave", "--permission", "deploy",
+        user="admin", password=ADMIN_PASSWORD,
+    )  # fmt: skip
     sextant(secured, "deployments", "create", "scoring", "--model", "scoring-model/1", token=dave_token)
 
     body = {"instances": X[:3].tolist()}

@@ -188,7 +188,7 @@ pub struct Grant {
     pub resource_id: String,
     /// `user:NAME` or `group:NAME`.
     pub principal: String,
-    /// `read`, `edit`, `manage`, `approve` or `invoke`.
+    /// `read`, `edit`, `manage`, `approve`, `invoke` or `deploy`.
     pub permission: String,
 }
 

@@ -450,7 +450,7 @@ pub enum PermissionsCommand {
         resource: ResourceArg,
         #[command(flatten)]
         principal: PrincipalArg,
-        /// read, edit, manage, approve (models) or invoke (deployments).
+        /// read, edit, manage, approve or deploy (models), invoke (deployments).
         #[arg(long)]
         permission: String,
     },

@@ -398,13 +398,8 @@ pub struct ServeArgs {
     /// Where the prediction log goes: `server` (uploaded to the followed server, the default), a directory, or `off`.
     #[arg(long, env = "SEXTANT_PREDICTION_LOG")]
     prediction_log: Option<String>,
-    /// Python interpreter for models only Python can run (used as is, with the model's
-    /// dependencies installed); without it, a virtualenv is built per model from python3.
-    #[arg(long, env = "SEXTANT_PYTHON")]
-    python: Option<PathBuf>,
-    /// Refuse models that need Python.
-    #[arg(long)]
-    no_python: bool,
+    #[command(flatten)]
+    python: crate::PythonArgs,
     /// Let every caller through without asking the server whether it may
     /// invoke the deployment (for replicas behind a gateway that does).
     #[arg(long)]
@@ -447,11 +442,7 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
     };
     let config = ServingConfig {
         cache_dir: cache_dir.clone(),
-        python: if args.no_python {
-            None
-        } else {
-            crate::env_manager(args.python.clone(), &cache_dir)
-        },
+        python: args.python.setup(&cache_dir),
         max_blocking: 64,
         replica_name: replica.clone(),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,

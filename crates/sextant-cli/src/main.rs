@@ -185,15 +185,8 @@ struct ServerArgs {
     /// `port = 5000`); flags and SEXTANT_* variables override it.
     #[arg(long, env = "SEXTANT_CONFIG")]
     config: Option<PathBuf>,
-    /// Python interpreter for models only Python can run, used as is (it
-    /// needs mlflow and the model's dependencies, like `mlflow models serve
-    /// --env-manager local`). Without it, each such model gets a virtualenv
-    /// built from its requirements.txt with the python3 on PATH.
-    #[arg(long, env = "SEXTANT_PYTHON")]
-    python: Option<PathBuf>,
-    /// Refuse deployments of models that need Python.
-    #[arg(long, env = "SEXTANT_NO_PYTHON")]
-    no_python: bool,
+    #[command(flatten)]
+    python: PythonArgs,
     /// Seconds between rounds of the canary controller.
     #[arg(long, default_value_t = 5.0, env = "SEXTANT_CANARY_CHECK_SECONDS")]
     canary_check_seconds: f64,
@@ -237,6 +230,80 @@ struct ServerArgs {
     /// deployments, models and features).
     #[arg(long, env = "SEXTANT_PUBLIC_METRICS")]
     public_metrics: bool,
+}
+
+/// How a server or replica serves models only Python can run.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct PythonArgs {
+    /// Serve models only Python can run, each in a virtualenv built from its
+    /// requirements.txt (wheels only) with the python3 on PATH. Off by
+    /// default: a Python model runs its author's code on this server.
+    #[arg(long = "python-models", env = "SEXTANT_PYTHON_MODELS")]
+    python_models: bool,
+    /// Serve models only Python can run with this interpreter, used as is (it
+    /// needs mlflow and the models' dependencies, like `mlflow models serve
+    /// --env-manager local`); implies --python-models.
+    #[arg(long, env = "SEXTANT_PYTHON")]
+    python: Option<PathBuf>,
+    /// Refuse models that need Python (the default without --python-models).
+    #[arg(long, env = "SEXTANT_NO_PYTHON", hide = true)]
+    no_python: bool,
+    /// Run Python workers as this user, e.g. `nobody` (the server must run as
+    /// root, and the interpreter, models and cache must be readable by it).
+    #[arg(long = "python-worker-user", env = "SEXTANT_PYTHON_WORKER_USER")]
+    python_worker_user: Option<String>,
+    /// Let Python workers use the network. By default each worker has a
+    /// network namespace of its own (no network), where the platform allows.
+    #[arg(long = "python-worker-network", env = "SEXTANT_PYTHON_WORKER_NETWORK")]
+    python_worker_network: bool,
+    /// Address space of one Python worker, in MiB.
+    #[arg(
+        long = "python-worker-memory-mib",
+        default_value_t = 8192,
+        env = "SEXTANT_PYTHON_WORKER_MEMORY_MIB"
+    )]
+    python_worker_memory_mib: u64,
+}
+
+impl PythonArgs {
+    /// The Python setup the flags ask for, confined as far as the platform
+    /// allows (what it does not allow is logged); `None` refuses Python models.
+    pub(crate) fn setup(
+        &self,
+        cache_dir: &std::path::Path,
+    ) -> Option<sextant_serve::python::PythonSetup> {
+        use sextant_serve::python::{PythonSetup, Sandbox};
+        let enabled = !self.no_python && (self.python_models || self.python.is_some());
+        if !enabled {
+            return None;
+        }
+        let env = env_manager(self.python.clone(), cache_dir)?;
+        let wanted = Sandbox {
+            no_network: !self.python_worker_network,
+            user: self.python_worker_user.clone(),
+            memory_bytes: Some(self.python_worker_memory_mib.saturating_mul(1024 * 1024)),
+            open_files: Some(4096),
+            ..Sandbox::default()
+        };
+        let probed = Sandbox::probe(wanted);
+        for missing in &probed.missing {
+            tracing::warn!("python worker sandbox: {missing}");
+        }
+        if probed.sandbox.user.is_none() && running_as_root() {
+            tracing::warn!("python workers run as root: start the server as an unprivileged user, or give --python-worker-user");
+        }
+        Some(PythonSetup {
+            env,
+            sandbox: probed.sandbox,
+        })
+    }
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
 }
 
 /// How many HTTP connections a server or replica holds.
@@ -334,7 +401,11 @@ const CONFIG_KEYS: &[&str] = &[
     "audit_run_data",
     "default_permission",
     "python",
+    "python_models",
     "no_python",
+    "python_worker_user",
+    "python_worker_network",
+    "python_worker_memory_mib",
     "canary_check_seconds",
     "alert_check_seconds",
     "alert_webhooks",
@@ -631,11 +702,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let cache_dir = data_dir.join("serving");
     let serving_config = sextant_server::serving::ServingConfig {
         cache_dir: cache_dir.clone(),
-        python: if args.no_python {
-            None
-        } else {
-            env_manager(args.python.clone(), &cache_dir)
-        },
+        python: args.python.setup(&cache_dir),
         max_blocking: 64,
         replica_name: format!("server-{}", std::process::id()),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,

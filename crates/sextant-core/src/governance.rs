@@ -14,8 +14,10 @@ string_enum!(
     /// MLflow's levels (each implies the ones before); `approve` lets a user
     /// decide promotion requests of a registered model and is granted on its
     /// own, so that whoever owns a model does not approve its promotions;
-    /// `invoke` lets a caller use a deployment.
-    Permission { Read => "read", Edit => "edit", Manage => "manage", Approve => "approve", Invoke => "invoke" }
+    /// `invoke` lets a caller use a deployment; `deploy` lets a user serve a
+    /// registered model's versions in a deployment (which runs what the
+    /// model holds on the server), granted by admins only.
+    Permission { Read => "read", Edit => "edit", Manage => "manage", Approve => "approve", Invoke => "invoke", Deploy => "deploy" }
 );
 
 impl Permission {
@@ -28,6 +30,7 @@ impl Permission {
             Manage => &[Read, Edit, Manage, Invoke],
             Approve => &[Read, Approve],
             Invoke => &[Read, Invoke],
+            Deploy => &[Read, Deploy],
         };
         implied
             .iter()

@@ -258,7 +258,7 @@ pub fn load_model_dir(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> 
     }
     let Some(python) = &options.python else {
         return Err(Error::unsupported(format!(
-            "this model needs Python ({}), and Python workers are disabled",
+            "this model needs Python ({}), and Python workers are disabled: an administrator enables them with --python-models or --python PATH",
             declined.join("; ")
         )));
     };

@@ -329,6 +329,9 @@ fn build_env(
         "install",
         "--disable-pip-version-check",
         "--no-input",
+        // Wheels only: building a source distribution runs its setup code
+        // on the server, with the server's rights and network.
+        "--only-binary=:all:",
         "-r",
     ])
     .arg(requirements_path)

@@ -26,6 +26,7 @@ mod env;
 mod lines;
 mod pool;
 mod protocol;
+mod sandbox;
 mod signature;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ use crate::tensor::NamedTensor;
 
 pub use env::EnvManager;
 pub use protocol::InputLayout;
+pub use sandbox::{Probed, Sandbox};
 
 /// The `tracing` target of everything this module logs.
 pub(crate) const LOG_TARGET: &str = "sextant_serve::python";
@@ -85,6 +87,16 @@ pub struct PythonConfig {
     /// How long building the model's virtualenv (or waiting for another
     /// process to build it) may take.
     pub env_build_timeout: Duration,
+    /// What workers may reach and use.
+    pub sandbox: Sandbox,
+}
+
+/// How a server runs the Python models it serves: the interpreter (or how
+/// to build one per model) and the sandbox workers start in.
+#[derive(Debug, Clone)]
+pub struct PythonSetup {
+    pub env: EnvManager,
+    pub sandbox: Sandbox,
 }
 
 impl PythonConfig {
@@ -105,6 +117,7 @@ impl PythonConfig {
             max_restart_backoff: Duration::from_secs(60),
             max_start_failures: 3,
             env_build_timeout: Duration::from_secs(15 * 60),
+            sandbox: Sandbox::default(),
         }
     }
 }
@@ -177,6 +190,7 @@ impl PythonModel {
             python,
             script,
             model_dir: config.model_dir.clone(),
+            sandbox: config.sandbox.clone(),
         };
         let never_cancelled = AtomicBool::new(false);
         let (first, ready) = Worker::start(1, &launch, config.load_timeout, &never_cancelled)

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::io::{self, BufReader, BufWriter};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -41,6 +41,7 @@ pub(crate) struct Launch {
     pub(crate) python: PathBuf,
     pub(crate) script: PathBuf,
     pub(crate) model_dir: PathBuf,
+    pub(crate) sandbox: crate::python::Sandbox,
 }
 
 /// A running worker process and its I/O threads.
@@ -141,10 +142,14 @@ impl Worker {
         load_timeout: Duration,
         cancel: &AtomicBool,
     ) -> Result<(Worker, ReadyMessage), StartError> {
-        let mut command = Command::new(&launch.python);
+        let mut command = launch.sandbox.command(
+            &launch.python,
+            &[
+                launch.script.clone().into(),
+                launch.model_dir.clone().into(),
+            ],
+        );
         command
-            .arg(&launch.script)
-            .arg(&launch.model_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -5,6 +5,7 @@
 
 mod onnx;
 mod python;
+mod sandbox;
 mod sklearn;
 mod skops;
 mod trees;

@@ -49,8 +49,8 @@ pub(crate) fn serving_state(state: &AppState) -> ApiResult<&crate::serving::Serv
 }
 
 /// `NAME@ALIAS`, `NAME/VERSION`, `NAME/latest`, optionally prefixed with
-/// `models:/`, resolved against the registry. The caller must be able to
-/// read the registered model.
+/// `models:/`, resolved against the registry. The caller must hold deploy
+/// on the registered model.
 async fn resolve_model(state: &AppState, principal: &Principal, text: &str) -> ApiResult<ModelRef> {
     let text = text.trim();
     let text = text.strip_prefix("models:/").unwrap_or(text);
@@ -69,11 +69,13 @@ async fn resolve_model(state: &AppState, principal: &Principal, text: &str) -> A
     if name.is_empty() || alias.is_some_and(str::is_empty) || version.is_some_and(str::is_empty) {
         return Err(usage());
     }
-    if !principal.may(ResourceKind::RegisteredModel, name, Permission::Read) {
+    // Serving a model runs what it holds on this server: only users an
+    // admin granted deploy on the model may put it in a deployment.
+    if !principal.may(ResourceKind::RegisteredModel, name, Permission::Deploy) {
         return Err(ApiError::User(
             ErrorCode::PermissionDenied,
             format!(
-                "Permission denied: user '{}' lacks read permission on registered model '{name}'",
+                "Permission denied: user '{}' lacks deploy permission on registered model '{name}' (an administrator grants it)",
                 principal.name()
             ),
         ));

@@ -529,23 +529,34 @@ fn parse_grant(principal: &Principal, grant: dto::Grant) -> ApiResult<ParsedGran
         })?;
     let permission = Permission::parse(&grant.permission).ok_or_else(|| {
         ApiError::invalid(format!(
-            "Unknown permission '{}': use read, edit, manage, approve or invoke",
+            "Unknown permission '{}': use read, edit, manage, approve, invoke or deploy",
             grant.permission
         ))
     })?;
     let valid = match permission {
-        Permission::Approve => kind == ResourceKind::RegisteredModel,
+        Permission::Approve | Permission::Deploy => kind == ResourceKind::RegisteredModel,
         Permission::Invoke => kind == ResourceKind::Deployment,
         _ => true,
     };
     if !valid {
         return Err(ApiError::invalid(format!(
-            "{permission} cannot be granted on a {kind}: approve applies to registered models, invoke to deployments"
+            "{permission} cannot be granted on a {kind}: approve and deploy apply to registered models, invoke to deployments"
         )));
     }
-    if permission == Permission::Approve && !principal.is_admin() {
-        return Err(forbidden("Only administrators may grant or revoke approve"));
+    if matches!(permission, Permission::Approve | Permission::Deploy) && !principal.is_admin() {
+        return Err(forbidden(format!(
+            "Only administrators may grant or revoke {permission}"
+        )));
     }
+    // Experiments have one spelling of their id, the one checks use.
+    let resource_id = match kind {
+        ResourceKind::Experiment => crate::resource::canonical_experiment_id(&grant.resource_id)?,
+        _ => grant.resource_id,
+    };
+    let grant = dto::Grant {
+        resource_id,
+        ..grant
+    };
     if !principal.may(kind, &grant.resource_id, Permission::Manage) {
         return Err(forbidden(format!(
             "Changing grants on {kind} '{}' needs manage permission on it",

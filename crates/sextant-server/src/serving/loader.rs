@@ -12,7 +12,7 @@ use std::time::Instant;
 use sextant_core::ModelRef;
 use sextant_serve::mlflow::{load_model_dir, LoadOptions};
 use sextant_serve::model::Layout;
-use sextant_serve::python::{EnvManager, PythonConfig};
+use sextant_serve::python::{PythonConfig, PythonSetup};
 use sextant_serve::{DataType, NamedTensor, Tensor, TensorData};
 use tokio::sync::OnceCell;
 
@@ -41,7 +41,7 @@ type Key = (String, i64, u32);
 /// once however many deployments ask for it at the same time.
 pub(crate) struct ModelCache {
     dir: PathBuf,
-    python: Option<EnvManager>,
+    python: Option<PythonSetup>,
     metrics: Arc<Metrics>,
     entries: Mutex<HashMap<Key, Arc<OnceCell<Arc<LoadedVersion>>>>>,
 }
@@ -49,7 +49,7 @@ pub(crate) struct ModelCache {
 impl ModelCache {
     pub(crate) fn new(
         dir: PathBuf,
-        python: Option<EnvManager>,
+        python: Option<PythonSetup>,
         metrics: Arc<Metrics>,
     ) -> ModelCache {
         ModelCache {
@@ -106,8 +106,9 @@ impl ModelCache {
         if !dir.join("MLmodel").is_file() {
             source.fetch_model(model, &dir).await?;
         }
-        let python = self.python.clone().map(|env| {
-            let mut config = PythonConfig::new(dir.clone(), env, self.dir.join("python"));
+        let python = self.python.clone().map(|setup| {
+            let mut config = PythonConfig::new(dir.clone(), setup.env, self.dir.join("python"));
+            config.sandbox = setup.sandbox;
             config.workers = std::num::NonZeroUsize::new(python_workers.max(1) as usize)
                 .unwrap_or(std::num::NonZeroUsize::MIN);
             config

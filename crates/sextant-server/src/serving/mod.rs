@@ -60,7 +60,7 @@ pub struct ServingConfig {
     /// Where model files are unpacked and Python workers keep their files.
     pub cache_dir: PathBuf,
     /// How Python-only models are run; `None` refuses them.
-    pub python: Option<sextant_serve::python::EnvManager>,
+    pub python: Option<sextant_serve::python::PythonSetup>,
     /// Requests running on the blocking pool at once (Python models, large
     /// batches); beyond that callers get 503.
     pub max_blocking: usize,

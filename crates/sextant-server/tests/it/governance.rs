@@ -207,6 +207,7 @@ async fn fixture_with(people: &People<'_>, tag: &str, with_deployment: bool) -> 
         ("registered_model", &model, "reader", "read"),
         ("registered_model", &model, "editor", "edit"),
         ("registered_model", &model, "approver", "approve"),
+        ("registered_model", &model, "editor", "deploy"),
     ] {
         admin
             .ok(
@@ -325,6 +326,7 @@ fn allowed_by_rule(access: &Access) -> Vec<Role> {
         Access::On(Permission::Edit | Permission::Invoke, _) => vec![Editor, Manager, Admin],
         Access::On(Permission::Manage, _) => vec![Manager, Admin],
         Access::On(Permission::Approve, _) => vec![Approver, Admin],
+        Access::On(Permission::Deploy, _) => vec![Admin],
     }
 }
 
@@ -843,8 +845,9 @@ fn cases() -> Vec<Case> {
                 "/api/v1/deployments",
                 Some(json!({"name": "new-{uniq}", "model": "{model}/1"})),
             ),
-            // Deploying needs read on the registered model.
-            &[Reader, Editor, Manager, Approver, Admin],
+            // Deploying needs deploy on the registered model, which only
+            // admins grant (here to the editor).
+            &[Editor, Admin],
         ),
         case(
             M::GET,
@@ -864,23 +867,35 @@ fn cases() -> Vec<Case> {
             "/api/v1/deployments/{dep}",
             None,
         ),
-        case(
-            M::POST,
-            "/api/v1/deployments/{name}/canary",
-            "/api/v1/deployments/{dep}/canary",
-            Some(json!({"model": "{model}/1"})),
+        who(
+            case(
+                M::POST,
+                "/api/v1/deployments/{name}/canary",
+                "/api/v1/deployments/{dep}/canary",
+                Some(json!({"model": "{model}/1"})),
+            ),
+            // Edit on the deployment and deploy on the model it will serve.
+            &[Editor, Admin],
         ),
-        case(
-            M::POST,
-            "/api/v1/deployments/{name}/ab",
-            "/api/v1/deployments/{dep}/ab",
-            Some(json!({"model": "{model}/1"})),
+        who(
+            case(
+                M::POST,
+                "/api/v1/deployments/{name}/ab",
+                "/api/v1/deployments/{dep}/ab",
+                Some(json!({"model": "{model}/1"})),
+            ),
+            // Edit on the deployment and deploy on the model it will serve.
+            &[Editor, Admin],
         ),
-        case(
-            M::POST,
-            "/api/v1/deployments/{name}/shadow",
-            "/api/v1/deployments/{dep}/shadow",
-            Some(json!({"model": "{model}/1"})),
+        who(
+            case(
+                M::POST,
+                "/api/v1/deployments/{name}/shadow",
+                "/api/v1/deployments/{dep}/shadow",
+                Some(json!({"model": "{model}/1"})),
+            ),
+            // Edit on the deployment and deploy on the model it will serve.
+            &[Editor, Admin],
         ),
         case(
             M::POST,
@@ -2022,7 +2037,47 @@ crate::auth_backend_tests!(
     a_kept_head_hash_catches_a_cut_tail,
     credential_failures_are_401_and_say_nothing_more,
     the_last_administrator_stays,
+    deploying_needs_a_grant_only_admins_give,
 );
+
+/// Serving a model runs its code on the server: creating or changing a
+/// deployment needs deploy on the registered model, which its manager
+/// cannot grant (even to themselves); only an admin can.
+async fn deploying_needs_a_grant_only_admins_give(app: TestApp) {
+    let people = People::create(&app).await;
+    let f = fixture(&people, "dep").await;
+    let manager = people.as_(Role::Manager);
+    let create = json!({"name": "by-manager", "model": format!("{}/1", f.model)});
+    let (status, reply) = manager
+        .send(Method::POST, "/api/v1/deployments", Some(create.clone()))
+        .await;
+    assert_eq!(status, 403, "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("deploy"),
+        "{reply}"
+    );
+    for principal in ["user:manager", "user:other"] {
+        let (status, reply) = manager
+            .send(
+                Method::PUT,
+                "/api/v1/permissions",
+                Some(json!({"resource_type": "registered_model", "resource_id": f.model, "principal": principal, "permission": "deploy"})),
+            )
+            .await;
+        assert_eq!(status, 403, "{principal}: {reply}");
+    }
+    people
+        .as_(Role::Admin)
+        .ok(
+            Method::PUT,
+            "/api/v1/permissions",
+            Some(json!({"resource_type": "registered_model", "resource_id": f.model, "principal": "user:manager", "permission": "deploy"})),
+        )
+        .await;
+    manager
+        .ok(Method::POST, "/api/v1/deployments", Some(create))
+        .await;
+}
 
 /// The last active admin cannot be demoted, disabled or deleted (a fuzzer
 /// once did all three); with a second admin each may go. When no admin is
