@@ -173,6 +173,7 @@ pub struct Tokens {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokensQuery {
     /// Admins: list this user's tokens (`*` for everyone's).
     pub username: Option<String>,
@@ -209,6 +210,7 @@ pub struct Grants {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GrantsQuery {
     /// With `resource_id`: the grants on one resource (needs manage on it).
     /// Without both: every grant (admins only).
@@ -305,6 +307,7 @@ pub struct TransitionRequests {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TransitionRequestsQuery {
     /// Registered model name.
     pub name: Option<String>,
@@ -380,6 +383,7 @@ pub struct AuditPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
@@ -397,6 +401,7 @@ pub struct AuditQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
     /// The `head_hash` of an earlier verification, kept outside the
     /// database: the log must still contain that entry (detects a cut tail).

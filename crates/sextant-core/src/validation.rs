@@ -234,3 +234,13 @@ mod tests {
         assert!(validate_batch_sizes(900, 100, 1).is_err());
     }
 }
+
+/// Most comparisons in one search filter (databases refuse expression trees
+/// much deeper than this; no real filter comes close).
+pub const MAX_FILTER_COMPARISONS: usize = 200;
+/// Most values in the `IN (…)` lists of one filter, together.
+pub const MAX_FILTER_VALUES: usize = 10_000;
+/// Most `order_by` clauses in one search.
+pub const MAX_ORDER_BY_CLAUSES: usize = 20;
+/// Most experiment ids one search may name.
+pub const MAX_SEARCH_EXPERIMENTS: usize = 10_000;

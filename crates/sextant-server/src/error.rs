@@ -127,3 +127,91 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Longest request URI answered (a URL this long is never a real request,
+/// and SQLite's limits come long before).
+pub(crate) const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// Middleware: every error response has the JSON body `{error_code,
+/// message}`, including the ones axum and tower-http write themselves
+/// (rejected paths, queries and bodies, timeouts, 414/415), which are
+/// plain text. One place, so no route can answer an error another way;
+/// bodies that are already JSON, and HTML pages, pass as they are.
+pub(crate) async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().to_string().len() > MAX_URI_BYTES {
+        return ApiError::User(
+            ErrorCode::BadRequest,
+            format!("The request URI is longer than {MAX_URI_BYTES} bytes"),
+        )
+        .into_response()
+        .with_status(StatusCode::URI_TOO_LONG);
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.contains("json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let code = match status.as_u16() {
+        401 => ErrorCode::Unauthenticated,
+        403 => ErrorCode::PermissionDenied,
+        404 => ErrorCode::EndpointNotFound,
+        409 => ErrorCode::Aborted,
+        413 => ErrorCode::RequestTooLarge,
+        422 => ErrorCode::InvalidParameterValue,
+        429 => ErrorCode::RequestLimitExceeded,
+        501 => ErrorCode::NotImplemented,
+        503 => ErrorCode::TemporarilyUnavailable,
+        500..=599 => ErrorCode::InternalError,
+        _ => ErrorCode::BadRequest,
+    };
+    let message = if text.is_empty() || status.is_server_error() {
+        status
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_string()
+    } else {
+        text
+    };
+    let mut rewritten = (
+        status,
+        Json(ErrorBody {
+            error_code: code.as_str(),
+            message,
+        }),
+    )
+        .into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+trait WithStatus {
+    fn with_status(self, status: StatusCode) -> Self;
+}
+
+impl WithStatus for Response {
+    fn with_status(mut self, status: StatusCode) -> Self {
+        *self.status_mut() = status;
+        self
+    }
+}

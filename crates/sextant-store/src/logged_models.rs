@@ -177,6 +177,16 @@ impl Store {
     ) -> Result<Page<LoggedModel>> {
         let paging = Paging::new(max_results, 50_000, page_token)?;
         let (filter, _) = search_sql::parse_search(SearchKind::LoggedModels, filter, &[])?;
+        if order_by.len() > validation::MAX_ORDER_BY_CLAUSES {
+            return Err(StoreError::InvalidInput(format!(
+                "Invalid order_by: {} clauses; a search may sort by at most {}",
+                order_by.len(),
+                validation::MAX_ORDER_BY_CLAUSES
+            )));
+        }
+        if let Readable::Only(ids) = experiments {
+            search_sql::check_experiment_count(ids.len())?;
+        }
         // This endpoint sends structured clauses: `metrics.<key>` or an attribute.
         let order_by: Vec<OrderBy> = order_by
             .iter()

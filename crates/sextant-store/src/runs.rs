@@ -505,6 +505,7 @@ impl Store {
         keys.push(SortKey::column("r.start_time", ValueKind::Int, false));
         keys.push(SortKey::column("r.run_id", ValueKind::Text, true));
         let cursor = search_sql::decode_cursor(page_token, &keys)?;
+        crate::search_sql::check_experiment_count(experiment_ids.len())?;
         let experiment_numbers = experiment_ids
             .iter()
             .map(|id| {

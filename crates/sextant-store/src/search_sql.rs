@@ -401,6 +401,17 @@ fn keyed_table(
 }
 
 /// Parses a search's filter and `order_by` strings for `kind`.
+/// Refuses searches naming more experiments than one query can bind.
+pub(crate) fn check_experiment_count(count: usize) -> Result<()> {
+    if count > sextant_core::validation::MAX_SEARCH_EXPERIMENTS {
+        return Err(crate::StoreError::InvalidInput(format!(
+            "Invalid value for parameter 'experiment_ids': {count} ids; a search may name at most {}",
+            sextant_core::validation::MAX_SEARCH_EXPERIMENTS
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_search(
     kind: SearchKind,
     filter: Option<&str>,
@@ -411,11 +422,7 @@ pub(crate) fn parse_search(
         .map(|f| search::parse_filter(kind, f))
         .transpose()?
         .flatten();
-    let order_by = order_by
-        .iter()
-        .filter(|clause| !clause.trim().is_empty())
-        .map(|clause| search::parse_order_by(kind, clause))
-        .collect::<Result<Vec<_>, _>>()?;
+    let order_by = search::parse_order_by_list(kind, order_by)?;
     Ok((filter, order_by))
 }
 

@@ -14,7 +14,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{parse_filter, parse_order_by};
+pub use parse::{parse_filter, parse_order_by, parse_order_by_list};
 
 /// Which search endpoint a filter or `order_by` clause belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,6 +22,7 @@
 use super::{
     Comparator, Comparison, Entity, Filter, Identifier, OrderBy, SearchError, SearchKind, Value,
 };
+use crate::validation;
 
 /// Parses a search filter. Returns `None` for an empty or whitespace-only
 /// filter, which matches everything.
@@ -41,7 +42,10 @@ pub fn parse_filter(kind: SearchKind, input: &str) -> Result<Option<Filter>, Sea
     let mut parser = Parser::new(src, kind, tokenize(src)?);
     let filter = parser.or_expr()?;
     match parser.peek() {
-        None => Ok(Some(filter)),
+        None => {
+            check_size(&filter)?;
+            Ok(Some(filter))
+        }
         // A stray `)` is almost always a parenthesis typo; say so instead
         // of the generic "expected AND or OR".
         Some(tok) if matches!(tok.kind, TokenKind::RParen) => Err(src.error(format!(
@@ -50,6 +54,65 @@ pub fn parse_filter(kind: SearchKind, input: &str) -> Result<Option<Filter>, Sea
         ))),
         Some(_) => Err(parser.expected("AND, OR or the end of the filter")),
     }
+}
+
+/// Refuses filters larger than the limits in `validation`, which databases
+/// would refuse later as a server error.
+fn check_size(filter: &Filter) -> Result<(), SearchError> {
+    fn count(filter: &Filter, comparisons: &mut usize, values: &mut usize) {
+        match filter {
+            Filter::Comparison(comparison) => {
+                *comparisons += 1;
+                if let Value::List(items) = &comparison.value {
+                    *values += items.len();
+                }
+            }
+            Filter::And(children) | Filter::Or(children) => {
+                for child in children {
+                    count(child, comparisons, values);
+                }
+            }
+        }
+    }
+    let (mut comparisons, mut values) = (0, 0);
+    count(filter, &mut comparisons, &mut values);
+    if comparisons > validation::MAX_FILTER_COMPARISONS {
+        return Err(SearchError::new(format!(
+            "Invalid filter: {comparisons} comparisons; a filter may hold at most {}",
+            validation::MAX_FILTER_COMPARISONS
+        )));
+    }
+    if values > validation::MAX_FILTER_VALUES {
+        return Err(SearchError::new(format!(
+            "Invalid filter: {values} values in IN lists; a filter may hold at most {}",
+            validation::MAX_FILTER_VALUES
+        )));
+    }
+    Ok(())
+}
+
+/// Parses a search's `order_by` clauses, at most
+/// `validation::MAX_ORDER_BY_CLAUSES` of them; blank ones are skipped.
+///
+/// # Errors
+///
+/// Too many clauses, or a clause [`parse_order_by`] refuses.
+pub fn parse_order_by_list(
+    kind: SearchKind,
+    clauses: &[String],
+) -> Result<Vec<OrderBy>, SearchError> {
+    let clauses: Vec<&String> = clauses.iter().filter(|c| !c.trim().is_empty()).collect();
+    if clauses.len() > validation::MAX_ORDER_BY_CLAUSES {
+        return Err(SearchError::new(format!(
+            "Invalid order_by: {} clauses; a search may sort by at most {}",
+            clauses.len(),
+            validation::MAX_ORDER_BY_CLAUSES
+        )));
+    }
+    clauses
+        .into_iter()
+        .map(|clause| parse_order_by(kind, clause))
+        .collect()
 }
 
 /// Parses one `order_by` clause such as `metrics.acc DESC`. The direction

@@ -683,6 +683,7 @@ pub(crate) async fn upload_log(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ArchiveQuery {
     name: String,
     version: String,

@@ -251,6 +251,7 @@ pub(crate) fn router(state: AppState) -> Router {
             origin,
             crate::origin::guard,
         ))
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -317,6 +318,7 @@ pub(crate) fn serving_router(
             std::sync::Arc::new(origin),
             crate::origin::guard,
         ))
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(serving)

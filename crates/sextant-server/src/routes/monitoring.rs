@@ -25,6 +25,7 @@ const MAX_REFERENCE_BYTES: usize = 1 << 30;
 const MAX_SPAN: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReferenceQuery {
     /// Feature columns (comma-separated); default: every column but the prediction.
     features: Option<String>,
@@ -264,6 +265,7 @@ async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReportQuery {
     /// How far back to merge windows: `30s`, `5m`, `1h`, `1d` or seconds (default `1h`, at most `1d`).
     span: Option<String>,
@@ -509,6 +511,7 @@ pub(crate) async fn drift(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ProfileQuery {
     /// `created_us` of the profile the caller holds: 204 when it is still current.
     known: Option<i64>,
