@@ -170,6 +170,8 @@ pub struct Download {
 #[derive(Clone)]
 pub struct ArtifactStore {
     backend: Arc<dyn ObjectStore>,
+    /// The directory of a local store, where symbolic links are refused.
+    local_root: Option<std::path::PathBuf>,
     prefix: ObjectPath,
     description: String,
     max_upload_bytes: u64,
@@ -209,6 +211,7 @@ impl ArtifactStore {
                 .with_automatic_cleanup(true);
             return Ok(ArtifactStore {
                 backend: Arc::new(backend),
+                local_root: Some(std::path::PathBuf::from(&dir)),
                 prefix: ObjectPath::default(),
                 description: dir,
                 max_upload_bytes,
@@ -226,6 +229,7 @@ impl ArtifactStore {
         .map_err(|err| ArtifactError::Config(format!("{destination}: {err}")))?;
         Ok(ArtifactStore {
             backend: Arc::from(backend),
+            local_root: None,
             prefix,
             description: destination.to_string(),
             max_upload_bytes,
@@ -235,6 +239,28 @@ impl ArtifactStore {
     /// The destination as configured, for logs and `server-info`.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// On the local disk a path through a symbolic link could lead out of
+    /// the root (a link planted by anyone who can write there, or by a
+    /// tar file unpacked in place): every path through one is absent.
+    fn refuse_links(&self, path: &ArtifactPath) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let mut current = root.clone();
+        for segment in path.as_str().split('/').filter(|s| !s.is_empty()) {
+            current.push(segment);
+            match std::fs::symlink_metadata(&current) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(ArtifactError::NotFound(path.as_str().into()))
+                }
+                Ok(_) => {}
+                // Nothing below a missing entry can be a link.
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     fn object_path(&self, path: &ArtifactPath) -> ObjectPath {
@@ -258,6 +284,7 @@ impl ArtifactStore {
                 "an upload needs a file path".into(),
             ));
         }
+        self.refuse_links(path)?;
         let location = self.object_path(path);
         let mut body = std::pin::pin!(body);
         let mut buffer = BytesMut::new();
@@ -309,6 +336,7 @@ impl ArtifactStore {
         if path.is_root() {
             return Err(ArtifactError::NotFound(String::new()));
         }
+        self.refuse_links(path)?;
         let result = match self.backend.get(&self.object_path(path)).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => {
@@ -325,6 +353,9 @@ impl ArtifactStore {
     /// files, each sorted by name. A file path or a missing directory lists
     /// as empty, as MLflow's proxy does.
     pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<FileInfo>> {
+        if self.refuse_links(dir).is_err() {
+            return Ok(Vec::new());
+        }
         let location = self.object_path(dir);
         let prefix = if location.as_ref().is_empty() {
             None
@@ -364,6 +395,13 @@ impl ArtifactStore {
         dirs.sort_by(|a, b| a.path.cmp(&b.path));
         files.sort_by(|a, b| a.path.cmp(&b.path));
         dirs.extend(files);
+        if let Some(root) = &self.local_root {
+            let here = root.join(dir.as_str());
+            dirs.retain(|entry| {
+                std::fs::symlink_metadata(here.join(&entry.path))
+                    .is_ok_and(|meta| !meta.file_type().is_symlink())
+            });
+        }
         Ok(dirs)
     }
 
@@ -374,6 +412,7 @@ impl ArtifactStore {
                 "refusing to delete the artifact root".into(),
             ));
         }
+        self.refuse_links(path)?;
         let location = self.object_path(path);
         // A file is one object; a directory is every object under its prefix
         // (on the local disk the directory itself cannot be deleted as an
@@ -393,6 +432,16 @@ impl ArtifactStore {
             return Err(ArtifactError::NotFound(path.as_str().into()));
         }
         for child in children {
+            // A link inside the directory is not followed out of it.
+            let relative = child
+                .as_ref()
+                .strip_prefix(self.prefix.as_ref())
+                .unwrap_or(child.as_ref());
+            if let Ok(child_path) = ArtifactPath::parse(relative.trim_start_matches('/')) {
+                if self.refuse_links(&child_path).is_err() {
+                    continue;
+                }
+            }
             match self.backend.delete(&child).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(err) => return Err(err.into()),

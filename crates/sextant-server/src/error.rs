@@ -138,6 +138,7 @@ pub(crate) const MAX_URI_BYTES: usize = 32 * 1024;
 /// plain text. One place, so no route can answer an error another way;
 /// bodies that are already JSON, and HTML pages, pass as they are.
 pub(crate) async fn json_errors(
+    axum::extract::State(hidden): axum::extract::State<std::sync::Arc<HiddenPaths>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -160,14 +161,21 @@ pub(crate) async fn json_errors(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if content_type.contains("json") || content_type.starts_with("text/html") {
+    if content_type.starts_with("text/html") {
         return response;
     }
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 64 * 1024)
         .await
-        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .map(|bytes| hidden.redact(String::from_utf8_lossy(&bytes).trim()))
         .unwrap_or_default();
+    if content_type.contains("json") {
+        let mut response = Response::from_parts(parts, axum::body::Body::from(text));
+        response
+            .headers_mut()
+            .remove(axum::http::header::CONTENT_LENGTH);
+        return response;
+    }
     let code = match status.as_u16() {
         401 => ErrorCode::Unauthenticated,
         403 => ErrorCode::PermissionDenied,
@@ -213,5 +221,49 @@ impl WithStatus for Response {
     fn with_status(mut self, status: StatusCode) -> Self {
         *self.status_mut() = status;
         self
+    }
+}
+
+/// The server's own directories (artifact root, model cache), which no
+/// error message shows a client: a message about a file names it relative
+/// to them instead.
+#[derive(Debug, Default)]
+pub(crate) struct HiddenPaths(Vec<(String, &'static str)>);
+
+impl HiddenPaths {
+    pub(crate) fn new(paths: impl IntoIterator<Item = (String, &'static str)>) -> HiddenPaths {
+        let mut paths: Vec<(String, &'static str)> = paths
+            .into_iter()
+            .map(|(path, name)| (path.trim_end_matches('/').to_string(), name))
+            .filter(|(path, _)| path.len() > 1)
+            .collect();
+        // Longest first, so a cache inside the data directory is named as such.
+        paths.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+        HiddenPaths(paths)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.0.iter().fold(text.to_string(), |text, (path, name)| {
+            text.replace(path.as_str(), name)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HiddenPaths;
+
+    #[test]
+    fn server_directories_never_reach_a_client() {
+        let hidden = HiddenPaths::new([
+            ("/srv/sextant/".to_string(), "<data-dir>"),
+            ("/srv/sextant/serving".to_string(), "<model cache>"),
+        ]);
+        assert_eq!(
+            hidden.redact(
+                "cannot create /srv/sextant/serving/models/m/1: denied; see /srv/sextant/x"
+            ),
+            "cannot create <model cache>/models/m/1: denied; see <data-dir>/x"
+        );
     }
 }

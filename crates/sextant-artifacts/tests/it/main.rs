@@ -142,3 +142,61 @@ async fn s3_compatible_server() {
     let store = ArtifactStore::open(&prefix, &options, LIMIT).expect("open s3");
     conformance(store).await;
 }
+
+/// A symbolic link planted inside a local root leads nowhere: reads,
+/// listings, uploads and deletes through it act as if it were absent, and
+/// the files it points at are neither read, changed nor removed.
+#[tokio::test]
+async fn links_inside_a_local_root_are_not_followed_out_of_it() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let outside = tempfile::tempdir().expect("temp dir");
+    std::fs::write(outside.path().join("secret.txt"), b"secret").unwrap();
+    let store =
+        ArtifactStore::open(&root.path().display().to_string(), &[], 1 << 20).expect("opens");
+    let path = |p: &str| ArtifactPath::parse(p).unwrap();
+    store
+        .put(
+            &path("1/run/ok.txt"),
+            futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"ok"))]),
+        )
+        .await
+        .unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("1/run/escape")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        root.path().join("1/run/secret.txt"),
+    )
+    .unwrap();
+    for link in ["1/run/escape/secret.txt", "1/run/secret.txt"] {
+        assert!(
+            matches!(
+                store.get(&path(link)).await,
+                Err(ArtifactError::NotFound(_))
+            ),
+            "{link}"
+        );
+    }
+    assert!(store.list(&path("1/run/escape")).await.unwrap().is_empty());
+    let names: Vec<String> = store
+        .list(&path("1/run"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(names, vec!["ok.txt".to_string()]);
+    let upload = store
+        .put(
+            &path("1/run/escape/planted.txt"),
+            futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]),
+        )
+        .await;
+    assert!(upload.is_err());
+    assert!(!outside.path().join("planted.txt").exists());
+    let _ = store.delete(&path("1/run/escape")).await;
+    let _ = store.delete(&path("1")).await;
+    assert_eq!(
+        std::fs::read(outside.path().join("secret.txt")).unwrap(),
+        b"secret"
+    );
+}

@@ -244,6 +244,17 @@ pub(crate) fn router(state: AppState) -> Router {
         app = app.nest(prefix, artifacts.clone());
     }
     let origin = std::sync::Arc::new(state.options().origin.clone());
+    let hidden = std::sync::Arc::new(crate::error::HiddenPaths::new(
+        [(state.artifacts().description().to_string(), "<artifacts>")]
+            .into_iter()
+            .filter(|(path, _)| path.starts_with('/'))
+            .chain(state.serving().map(|serving| {
+                (
+                    serving.config().cache_dir.display().to_string(),
+                    "<model cache>",
+                )
+            })),
+    ));
     app.fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
@@ -251,7 +262,10 @@ pub(crate) fn router(state: AppState) -> Router {
             origin,
             crate::origin::guard,
         ))
-        .layer(axum::middleware::from_fn(crate::error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            hidden,
+            crate::error::json_errors,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -318,7 +332,13 @@ pub(crate) fn serving_router(
             std::sync::Arc::new(origin),
             crate::origin::guard,
         ))
-        .layer(axum::middleware::from_fn(crate::error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(crate::error::HiddenPaths::new([(
+                serving.config().cache_dir.display().to_string(),
+                "<model cache>",
+            )])),
+            crate::error::json_errors,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(serving)

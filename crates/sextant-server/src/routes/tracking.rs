@@ -61,9 +61,23 @@ fn view_type(text: Option<&str>) -> ApiResult<ViewType> {
 
 pub(crate) async fn create_experiment(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     MlflowRequest(request): MlflowRequest<dto::CreateExperiment>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::CreateExperimentResponse>)> {
     let name = required(request.name, "name")?;
+    // Where an experiment's files go decides which files its runs reach:
+    // only admins choose it; everyone else gets the server's default root.
+    if request
+        .artifact_location
+        .as_deref()
+        .is_some_and(|location| !location.is_empty())
+        && !principal.is_admin()
+    {
+        return Err(ApiError::User(
+            sextant_api::ErrorCode::PermissionDenied,
+            "Only administrators may choose an experiment's artifact_location".into(),
+        ));
+    }
     let tags = key_values(request.tags, "tags")?;
     let experiment_id = state
         .store()

@@ -2038,7 +2038,52 @@ crate::auth_backend_tests!(
     credential_failures_are_401_and_say_nothing_more,
     the_last_administrator_stays,
     deploying_needs_a_grant_only_admins_give,
+    only_admins_choose_where_an_experiments_files_go,
 );
+
+/// An experiment's artifact location decides which files its runs reach:
+/// users get the server's default, admins may choose; and a run records
+/// who created it, whatever the client claims.
+async fn only_admins_choose_where_an_experiments_files_go(app: TestApp) {
+    let people = People::create(&app).await;
+    let editor = people.as_(Role::Editor);
+    for location in ["/etc", "mlflow-artifacts:/1", "s3://other-team/bucket"] {
+        let (status, reply) = editor
+            .send(
+                Method::POST,
+                "/api/2.0/mlflow/experiments/create",
+                Some(json!({"name": format!("e-{location}"), "artifact_location": location})),
+            )
+            .await;
+        assert_eq!(status, 403, "{location}: {reply}");
+    }
+    let experiment = editor
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "plain"})),
+        )
+        .await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    people
+        .as_(Role::Admin)
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "chosen", "artifact_location": "s3://bucket/chosen"})),
+        )
+        .await;
+    let run = editor
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({"experiment_id": experiment, "user_id": "someone-else"})),
+        )
+        .await;
+    assert_eq!(run["run"]["info"]["user_id"], "editor", "{run}");
+}
 
 /// Serving a model runs its code on the server: creating or changing a
 /// deployment needs deploy on the registered model, which its manager
