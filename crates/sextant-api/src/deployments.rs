@@ -266,16 +266,29 @@ pub struct DeploymentHistory {
 pub struct SettingsPatch {
     pub log_predictions: Option<bool>,
     pub monitor: Option<bool>,
+    #[schema(minimum = 1, maximum = 64)]
     pub python_workers: Option<u32>,
     pub keep_standby: Option<bool>,
     pub throttle_abusive_callers: Option<bool>,
 }
 
+/// How an update replaces the served version (documents `strategy`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum UpdateStrategyName {
+    Replace,
+    BlueGreen,
+}
+
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
+    /// 1 to 63 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
     pub name: String,
     /// `MODEL@ALIAS` or `MODEL/VERSION`.
+    #[schema(pattern = r"^\s*(models:/)?[^@\s][^@]*(@[A-Za-z0-9_-]+|/([0-9]{1,18}|latest))\s*$")]
     pub model: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -290,10 +303,12 @@ pub struct UpdateDeployment {
     /// `MODEL@ALIAS` or `MODEL/VERSION`; absent to change only settings
     /// or the description.
     #[serde(default)]
+    #[schema(pattern = r"^\s*(models:/)?[^@\s][^@]*(@[A-Za-z0-9_-]+|/([0-9]{1,18}|latest))\s*$")]
     pub model: Option<String>,
     /// `replace` (default) or `blue_green`: keep the replaced version
     /// loaded as a standby for an instant rollback.
     #[serde(default)]
+    #[schema(value_type = Option<UpdateStrategyName>)]
     pub strategy: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -307,6 +322,7 @@ pub struct UpdateDeployment {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartCanary {
+    #[schema(pattern = r"^\s*(models:/)?[^@\s][^@]*(@[A-Za-z0-9_-]+|/([0-9]{1,18}|latest))\s*$")]
     pub model: String,
     /// The candidate's first weight; default 10. Ignored when `steps` is given.
     #[serde(default)]
@@ -317,9 +333,11 @@ pub struct StartCanary {
     pub steps: Option<Vec<u32>>,
     /// Baking time per step; default 300 s.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1e9)]
     pub interval_seconds: Option<f64>,
     /// Default 0.05 (5% of requests failing).
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub max_error_rate: Option<f64>,
     #[serde(default)]
     pub max_p99_ms: Option<f64>,
@@ -331,6 +349,7 @@ pub struct StartCanary {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartAbTest {
+    #[schema(pattern = r"^\s*(models:/)?[^@\s][^@]*(@[A-Za-z0-9_-]+|/([0-9]{1,18}|latest))\s*$")]
     pub model: String,
     /// The B arm's share; default 50.
     #[serde(default)]
@@ -344,6 +363,7 @@ pub struct StartAbTest {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartShadow {
+    #[schema(pattern = r"^\s*(models:/)?[^@\s][^@]*(@[A-Za-z0-9_-]+|/([0-9]{1,18}|latest))\s*$")]
     pub model: String,
     /// Share of live requests copied to the shadow; default 100.
     #[serde(default)]

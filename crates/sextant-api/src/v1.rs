@@ -45,11 +45,77 @@ impl From<core::User> for User {
     }
 }
 
+/// What a grant is on (documents `resource_type` fields, which are
+/// strings on the wire).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ResourceTypeName {
+    Experiment,
+    RegisteredModel,
+    Deployment,
+}
+
+/// A permission's name (documents `permission` fields).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PermissionName {
+    Read,
+    Edit,
+    Manage,
+    Approve,
+    Invoke,
+    Deploy,
+}
+
+/// A token scope's name (documents `scopes` items).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum TokenScopeName {
+    Read,
+    Write,
+    Invoke,
+}
+
+/// A registry stage a transition may target (documents `stage` fields).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum StageName {
+    None,
+    Staging,
+    Production,
+    Archived,
+}
+
+/// A stage a model policy may protect (documents `protected_stages`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum ProtectedStageName {
+    Staging,
+    Production,
+    Archived,
+}
+
+/// A transition request's state (documents `status` filters).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RequestStatusName {
+    Pending,
+    Approved,
+    Rejected,
+    Cancelled,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = r"^[\p{L}\p{N}._@-]{1,256}$")]
     pub username: String,
     /// At least 8 characters; stored only as an argon2id hash.
+    #[schema(min_length = 8)]
     pub password: String,
     #[serde(default)]
     pub is_admin: bool,
@@ -60,6 +126,7 @@ pub struct CreateUser {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(min_length = 8)]
     pub password: Option<String>,
     pub is_admin: Option<bool>,
     pub disabled: Option<bool>,
@@ -103,6 +170,7 @@ impl From<core::Group> for Group {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
+    #[schema(pattern = r"^[\p{L}\p{N}._@-]{1,256}$")]
     pub name: String,
 }
 
@@ -147,14 +215,18 @@ impl From<core::ApiToken> for Token {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// A label, e.g. `ci` or `notebook`.
+    /// A label, e.g. `ci` or `notebook` (not `bootstrap`).
+    #[schema(pattern = r"^(?!\s*bootstrap\s*$)\s*\S.{0,254}$", max_length = 256)]
     pub name: String,
     /// Any of `read`, `write`, `invoke`; default `read`, `write`.
+    #[schema(value_type = Option<Vec<TokenScopeName>>)]
     pub scopes: Option<Vec<String>>,
     /// Lifetime in seconds; absent means the token does not expire.
     #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[schema(minimum = 1, maximum = 3_153_600_000_i64)]
     pub expires_in_seconds: Option<i64>,
     /// Admins may create a token for another user.
+    #[schema(pattern = r"^[\p{L}\p{N}._@-]{1,256}$")]
     pub username: Option<String>,
 }
 
@@ -176,6 +248,7 @@ pub struct Tokens {
 #[into_params(parameter_in = Query)]
 pub struct TokensQuery {
     /// Admins: list this user's tokens (`*` for everyone's).
+    #[param(pattern = r"^([\p{L}\p{N}._@-]{1,256}|\*)$")]
     pub username: Option<String>,
 }
 
@@ -184,12 +257,16 @@ pub struct TokensQuery {
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     /// `experiment`, `registered_model` or `deployment`.
+    #[schema(value_type = ResourceTypeName)]
     pub resource_type: String,
     /// Experiment id, registered model name or deployment name.
+    #[schema(min_length = 1)]
     pub resource_id: String,
     /// `user:NAME` or `group:NAME`.
+    #[schema(pattern = r"^(user|group):[\p{L}\p{N}._@-]{1,256}$")]
     pub principal: String,
     /// `read`, `edit`, `manage`, `approve`, `invoke` or `deploy`.
+    #[schema(value_type = PermissionName)]
     pub permission: String,
 }
 
@@ -213,7 +290,9 @@ pub struct Grants {
 #[into_params(parameter_in = Query)]
 pub struct GrantsQuery {
     /// With `resource_id`: the grants on one resource (needs manage on it).
-    /// Without both: every grant (admins only).
+    /// Otherwise the grants on every resource of this type (or with this
+    /// id, or at all) that the caller manages; admins see every grant.
+    #[param(inline, value_type = Option<ResourceTypeName>)]
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
 }
@@ -223,6 +302,7 @@ pub struct GrantsQuery {
 #[serde(deny_unknown_fields)]
 pub struct ModelPolicy {
     /// Among `Staging`, `Production`, `Archived` (`None` is never protected).
+    #[schema(value_type = Vec<ProtectedStageName>)]
     pub protected_stages: Vec<String>,
     pub protected_aliases: Vec<String>,
     /// Whether a requester may approve their own request.
@@ -247,13 +327,16 @@ impl From<core::ModelPolicy> for ModelPolicy {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTransitionRequest {
+    #[schema(min_length = 1)]
     pub name: String,
     /// The version number, as a number or a string.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = r"^[1-9][0-9]{0,17}$")]
     pub version: serde_json::Value,
     /// `Staging`, `Production`, `Archived` or `None`; give this or `alias`.
+    #[schema(value_type = Option<StageName>)]
     pub stage: Option<String>,
     /// An alias to point at the version; give this or `stage`.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,256}$")]
     pub alias: Option<String>,
     /// With `stage`: archive the versions now in that stage.
     #[serde(default)]
@@ -311,9 +394,12 @@ pub struct TransitionRequests {
 pub struct TransitionRequestsQuery {
     /// Registered model name.
     pub name: Option<String>,
+    /// A version number (empty means any).
     #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{0,18}$")]
     pub version: Option<i64>,
     /// `pending`, `approved`, `rejected` or `cancelled`.
+    #[param(inline, value_type = Option<RequestStatusName>)]
     pub status: Option<String>,
 }
 
@@ -396,7 +482,10 @@ pub struct AuditQuery {
     pub until: Option<i64>,
     /// Page size, 1 to 10000 (default 1000). Ignored by the export.
     #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[param(minimum = 1, maximum = 10000)]
     pub max_results: Option<i64>,
+    /// The `next_page_token` of the previous page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
     pub page_token: Option<String>,
 }
 
@@ -438,5 +527,6 @@ impl From<core::AuditVerification> for AuditVerification {
 pub struct Bootstrap {
     pub token: String,
     /// The admin's new password (at least 8 characters).
+    #[schema(min_length = 8)]
     pub password: String,
 }

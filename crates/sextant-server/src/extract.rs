@@ -28,6 +28,21 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| request.method() != Method::GET);
+        if let Some(content_type) = content_type {
+            // Bodies typed as forms or text are what a page on another
+            // origin can send without asking (no CORS preflight): JSON
+            // fields are read only from JSON, as MLflow's server does.
+            if !is_json(content_type) {
+                return Err(ApiError::bad_request(format!(
+                    "Bad Request. Content-Type must be one of ['application/json'], not '{content_type}'"
+                )));
+            }
+        }
         let query = request.uri().query().unwrap_or("").to_string();
         let method = request.method().clone();
         let body = Bytes::from_request(request, state)
@@ -41,6 +56,16 @@ where
             })?;
         parse_request(&method, &query, &body).map(MlflowRequest)
     }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
 }
 
 pub(crate) fn too_large() -> ApiError {
@@ -69,12 +94,28 @@ pub(crate) fn parse_request<T: DeserializeOwned>(
     }
     // Straight from the bytes into the request type: no intermediate
     // JSON tree on the hot path (a full log-batch is 1000 metrics).
-    serde_json::from_slice(body).map_err(|err| match err.classify() {
+    serde_json::from_slice(body).or_else(|err| match err.classify() {
         serde_json::error::Category::Data => {
+            // JSON has one number type: `38.0` is the integer 38 to JSON
+            // Schema and to protobuf's JSON parser, but not to serde's.
+            // Retried with integral numbers made integers, only after the
+            // fast path failed.
+            let mut value: Value = serde_json::from_slice(body).map_err(|err| {
+                ApiError::bad_request(format!("Malformed JSON in request body: {err}"))
+            })?;
+            if integral_floats_to_integers(&mut value) {
+                if let Ok(parsed) = T::deserialize(&value) {
+                    return Ok(parsed);
+                }
+            }
             let mut deserializer = serde_json::Deserializer::from_slice(body);
-            describe(serde_path_to_error::deserialize::<_, T>(&mut deserializer).err())
+            Err(describe(
+                serde_path_to_error::deserialize::<_, T>(&mut deserializer).err(),
+            ))
         }
-        _ => ApiError::bad_request(format!("Malformed JSON in request body: {err}")),
+        _ => Err(ApiError::bad_request(format!(
+            "Malformed JSON in request body: {err}"
+        ))),
     })
 }
 
@@ -101,6 +142,29 @@ fn describe(err: Option<serde_path_to_error::Error<serde_json::Error>>) -> ApiEr
         (field, None) => format!("Invalid value for parameter '{field}' supplied: {detail}"),
     };
     ApiError::invalid(message)
+}
+
+/// Rewrites every float with no fractional part that fits an `i64` as an
+/// integer; says whether anything changed.
+fn integral_floats_to_integers(value: &mut Value) -> bool {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() == 0.0 && float.abs() < 9.2e18 {
+                *value = Value::from(float as i64);
+                true
+            } else {
+                false
+            }
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            integral_floats_to_integers(item) | changed
+        }),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, item| {
+            integral_floats_to_integers(item) | changed
+        }),
+        _ => false,
+    }
 }
 
 /// `a=1&b=x&b=y` becomes `{"a": "1", "b": ["x", "y"]}`.
@@ -152,5 +216,9 @@ mod tests {
         assert!(message(err).contains("'run_id'"));
         let err = parse_request::<Probe>(&Method::POST, "", b"{").unwrap_err();
         assert!(message(err).starts_with("Malformed JSON"));
+        // JSON's integers may be written as integral floats.
+        let probe = parse_request::<Probe>(&Method::POST, "", br#"{"max_results": 38.0}"#).unwrap();
+        assert_eq!(probe.max_results, Some(38));
+        assert!(parse_request::<Probe>(&Method::POST, "", br#"{"max_results": 38.5}"#).is_err());
     }
 }

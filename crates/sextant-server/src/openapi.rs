@@ -56,11 +56,193 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
 )]
 struct NativeApi;
 
+/// The error answers any route can give, whatever its handler: a bad
+/// request or content type (400, 415), missing or refused credentials (401,
+/// 403), something that does not exist (404), a body or URI too large
+/// (413, 414), a failure on our side (500). Every one has the `Error` body.
+const COMMON_ERRORS: &[(&str, &str)] = &[
+    (
+        "400",
+        "The request is malformed or a field has a wrong value",
+    ),
+    (
+        "401",
+        "Authentication is required (servers started with --auth)",
+    ),
+    (
+        "403",
+        "The caller may not do this, or the request came from another origin",
+    ),
+    ("404", "The resource does not exist"),
+    (
+        "409",
+        "The request conflicts with the resource's state (it exists, or changed since)",
+    ),
+    ("413", "The request body is too large"),
+    ("414", "The request URI is too long"),
+    ("415", "The request body's content type is not accepted"),
+    (
+        "500",
+        "A failure on the server's side; the server log has the details",
+    ),
+];
+
+/// The generated document with what holds for every route added: the
+/// common error answers and the two ways to authenticate.
+pub fn document() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let mut api = NativeApi::openapi();
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in COMMON_ERRORS {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(*description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("Error")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+    );
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    api
+}
+
+/// Request bodies whose fields come in alternative forms, which the
+/// generated schema cannot say: each form's required fields, and the
+/// fields it may carry (every other field must be absent or null). The
+/// handlers accept exactly these forms (`tables::load`,
+/// `v1::create_request`).
+const FORMS: &[(&str, &[(&[&str], &[&str])])] = &[
+    (
+        "TableSource",
+        &[
+            (&["run_id", "path"], &["run_id", "path"]),
+            (&["run_id", "dataset"], &["run_id", "dataset"]),
+            (
+                &["deployment"],
+                &["deployment", "start", "end", "span", "model_version"],
+            ),
+        ],
+    ),
+    (
+        "CreateTransitionRequest",
+        &[
+            (
+                &["stage"],
+                &[
+                    "name",
+                    "version",
+                    "stage",
+                    "archive_existing_versions",
+                    "comment",
+                ],
+            ),
+            (
+                &["alias"],
+                &[
+                    "name",
+                    "version",
+                    "alias",
+                    "archive_existing_versions",
+                    "comment",
+                ],
+            ),
+        ],
+    ),
+];
+
+/// Bodies whose fields are all optional may be left out (the handler
+/// reads an empty object), which the generated document does not say.
+fn optional_empty_bodies(document: &mut serde_json::Value) {
+    let schemas = document["components"]["schemas"].clone();
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            let body = &mut operation["requestBody"];
+            let Some(reference) = body
+                .pointer("/content/application~1json/schema/$ref")
+                .and_then(|r| r.as_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            let required = schemas[name]["required"]
+                .as_array()
+                .is_some_and(|fields| !fields.is_empty());
+            if !required && schemas[name]["oneOf"].is_null() {
+                body["required"] = serde_json::Value::Bool(false);
+            }
+        }
+    }
+}
+
+fn add_forms(document: &mut serde_json::Value) {
+    for (schema, forms) in FORMS {
+        let Some(target) = document.pointer_mut(&format!("/components/schemas/{schema}")) else {
+            continue;
+        };
+        let names: Vec<String> = target["properties"]
+            .as_object()
+            .map(|properties| properties.keys().cloned().collect())
+            .unwrap_or_default();
+        let branches: Vec<serde_json::Value> = forms
+            .iter()
+            .map(|(required, allowed)| {
+                let mut properties = serde_json::Map::new();
+                for name in &names {
+                    if !allowed.contains(&name.as_str()) {
+                        properties.insert(name.clone(), serde_json::json!({"type": "null"}));
+                    } else if required.contains(&name.as_str()) {
+                        properties
+                            .insert(name.clone(), serde_json::json!({"not": {"type": "null"}}));
+                    }
+                }
+                serde_json::json!({"required": required, "properties": properties})
+            })
+            .collect();
+        target["oneOf"] = serde_json::Value::Array(branches);
+    }
+}
+
 /// The document as JSON text.
 pub fn openapi_json() -> String {
-    NativeApi::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_string())
+    let mut document = serde_json::to_value(document()).unwrap_or_default();
+    add_forms(&mut document);
+    optional_empty_bodies(&mut document);
+    serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_string())
 }
 
 pub(crate) async fn serve_json() -> impl IntoResponse {
@@ -91,7 +273,7 @@ fn schema_name(schema: &RefOr<Schema>) -> String {
 }
 
 fn render_docs() -> String {
-    let api = NativeApi::openapi();
+    let api = document();
     let mut page = String::new();
     let _ = write!(
         page,

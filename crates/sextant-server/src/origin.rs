@@ -14,10 +14,11 @@
 //!   origin says so in `Sec-Fetch-Site` or `Origin`; those are refused
 //!   unless the origin is allowed (`--cors-allowed-origins`). Clients that
 //!   are not browsers send neither.
-//! - **Content type**: the JSON APIs take state-changing bodies only as
-//!   JSON (or untyped), never as the form and text types a page can send
-//!   to another origin without a CORS preflight this server never grants
-//!   (MLflow's server refuses other content types too).
+//!
+//! Besides, the JSON APIs read bodies only typed as JSON (or untyped), never
+//! the form and text types a page can send to another origin without a
+//! CORS preflight (`extract::MlflowRequest`; MLflow's server refuses other
+//! content types too).
 
 use std::sync::Arc;
 
@@ -99,46 +100,8 @@ fn is_probe(path: &str) -> bool {
     )
 }
 
-fn is_json_api(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/ajax-api/")
-}
-
 fn refused(code: ErrorCode, message: String) -> Response {
     ApiError::User(code, message).into_response()
-}
-
-/// Content types a page may send to another origin without a preflight
-/// (the Fetch standard's CORS-safelisted request headers).
-fn safelisted(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    matches!(
-        essence.as_str(),
-        "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data"
-    )
-}
-
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
-}
-
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|n| n > 0)
 }
 
 fn text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
@@ -193,31 +156,6 @@ fn check(policy: &OriginPolicy, request: &Request) -> Option<Response> {
                 origin.unwrap_or("another site")
             ),
         ));
-    }
-    if *method == Method::POST || *method == Method::PATCH || *method == Method::DELETE {
-        let content_type = text(headers, header::CONTENT_TYPE);
-        let json_api = is_json_api(path);
-        // The inference routes take CSV and binary tensors from any client
-        // (and `curl -d` sends form-encoded bodies): there the Origin check
-        // is the protection.
-        let forged = json_api
-            && match content_type {
-                Some(content_type) => {
-                    safelisted(content_type) || (has_body(headers) && !is_json(content_type))
-                }
-                // Only programs send bodies without a type; a page's fetch
-                // of an untyped Blob carries an Origin, checked above.
-                None => false,
-            };
-        if forged {
-            return Some(refused(
-                ErrorCode::BadRequest,
-                format!(
-                    "Bad Request. Content-Type must be one of ['application/json'], not '{}'",
-                    content_type.unwrap_or("none")
-                ),
-            ));
-        }
     }
     None
 }

@@ -76,7 +76,10 @@ pub async fn load(
             path,
             dataset,
             deployment: None,
-            ..
+            start: None,
+            end: None,
+            span: None,
+            model_version: None,
         } => {
             let experiment = state
                 .governance()
@@ -112,21 +115,29 @@ pub async fn load(
                 return Err(denied(principal, &format!("deployment '{deployment}'")));
             }
             state.store().get_deployment(deployment).await?;
-            let end_us = source.end.map_or_else(crate::serving::now_micros, |ms| ms * 1000);
+            let micros = |ms: i64, field: &str| {
+                ms.checked_mul(1000).ok_or_else(|| {
+                    ApiError::invalid(format!("{field} is not a time in milliseconds since the epoch"))
+                })
+            };
+            let end_us = match source.end {
+                Some(ms) => micros(ms, "end")?,
+                None => crate::serving::now_micros(),
+            };
             let start_us = match source.start {
-                Some(ms) => ms * 1000,
+                Some(ms) => micros(ms, "start")?,
                 None => {
                     let span = crate::routes::feedback::duration_us(
                         source.span.as_deref().unwrap_or("1h"),
                         "span",
                     )?;
-                    end_us - span
+                    end_us.saturating_sub(span)
                 }
             };
             if start_us >= end_us {
                 return Err(ApiError::invalid("the window's start must come before its end"));
             }
-            if end_us - start_us > MAX_WINDOW_DAYS * DAY_US {
+            if end_us.saturating_sub(start_us) > MAX_WINDOW_DAYS * DAY_US {
                 return Err(ApiError::invalid(format!(
                     "a prediction-log window spans at most {MAX_WINDOW_DAYS} days"
                 )));

@@ -305,7 +305,7 @@ impl Store {
                 .await?;
         if admins == 0 {
             tx.rollback().await?;
-            return Err(StoreError::InvalidInput(format!(
+            return Err(StoreError::Conflict(format!(
                 "'{username}' is the last active administrator: make another user an administrator first"
             )));
         }
@@ -351,7 +351,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         if user.is_admin && !user.disabled && other_admins == 0 {
-            return Err(StoreError::InvalidInput(format!(
+            return Err(StoreError::Conflict(format!(
                 "'{username}' is the last active administrator: make another user an administrator first"
             )));
         }

@@ -200,3 +200,56 @@ async fn links_inside_a_local_root_are_not_followed_out_of_it() {
         b"secret"
     );
 }
+
+mod fuzz {
+    //! Bounded fuzzing of the path parsers every artifact request goes
+    //! through: no input panics, and no accepted path can leave the root.
+
+    use proptest::prelude::*;
+    use sextant_artifacts::{proxied_path, ArtifactPath};
+
+    fn path_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("/".to_string()),
+            Just("%2e".to_string()),
+            Just("%2F".to_string()),
+            Just("%".to_string()),
+            Just("\\".to_string()),
+            Just("mlflow-artifacts:".to_string()),
+            Just("//".to_string()),
+            Just("host:5000".to_string()),
+            Just("C:".to_string()),
+            "[a-z0-9]{1,6}",
+            any::<char>().prop_map(String::from),
+        ];
+        prop_oneof![
+            proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat()),
+            any::<String>(),
+        ]
+    }
+
+    fn stays_inside(path: &ArtifactPath) -> bool {
+        let text = path.as_str();
+        !text.starts_with('/')
+            && !text.contains('\\')
+            && !text
+                .split('/')
+                .any(|segment| segment == ".." || segment == ".")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn artifact_paths_never_panic_nor_escape(text in path_text()) {
+            if let Ok(path) = ArtifactPath::parse(&text) {
+                prop_assert!(stays_inside(&path), "{text:?} parsed as {:?}", path.as_str());
+            }
+            if let Some(Ok(path)) = proxied_path(&text) {
+                prop_assert!(stays_inside(&path), "{text:?} proxied to {:?}", path.as_str());
+            }
+        }
+    }
+}

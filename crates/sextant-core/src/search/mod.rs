@@ -10,6 +10,8 @@
 //! keys and comparators, so parsing takes the kind and rejects what MLflow
 //! would reject, with messages close to MLflow's own.
 
+#[cfg(test)]
+mod fuzz;
 mod parse;
 #[cfg(test)]
 mod tests;

@@ -685,7 +685,9 @@ pub(crate) async fn upload_log(
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ArchiveQuery {
+    #[param(min_length = 1)]
     name: String,
+    #[param(pattern = r"^[0-9]{1,18}$")]
     version: String,
 }
 

@@ -360,6 +360,8 @@ pub(crate) async fn list_tokens(
                 "Only administrators may list other users' tokens",
             ))
         }
+        // Without authentication nobody has tokens.
+        _ if principal.caller().is_none() => return Ok(Json(dto::Tokens { tokens: Vec::new() })),
         _ => Some(user_id(&principal)?),
     };
     let tokens = state.store().list_tokens(user_id).await?;
@@ -377,7 +379,10 @@ pub(crate) async fn create_token(
     MlflowRequest(request): MlflowRequest<dto::CreateToken>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::CreatedToken>)> {
     let name = request.name.trim();
-    if name.is_empty() || name.len() > 256 || name == sextant_governance::BOOTSTRAP_TOKEN_NAME {
+    if name.is_empty()
+        || name.chars().count() > 256
+        || name == sextant_governance::BOOTSTRAP_TOKEN_NAME
+    {
         return Err(ApiError::invalid(
             "A token needs a name of 1 to 256 characters (not 'bootstrap')",
         ));
@@ -473,7 +478,8 @@ fn resource_kind(text: &str) -> ApiResult<ResourceKind> {
     })
 }
 
-/// Grants on one resource (needs manage on it), or all grants (admins).
+/// Grants on one resource (needs manage on it), or on every resource of a
+/// type, with an id, or at all that the caller manages (admins: every grant).
 #[utoipa::path(get, path = "/api/v1/permissions", tag = "permissions", params(dto::GrantsQuery),
     responses((status = 200, body = dto::Grants), (status = 403, body = dto::Error)))]
 pub(crate) async fn list_grants(
@@ -481,9 +487,14 @@ pub(crate) async fn list_grants(
     Extension(principal): Extension<Principal>,
     MlflowRequest(query): MlflowRequest<dto::GrantsQuery>,
 ) -> ApiResult<Json<dto::Grants>> {
-    let grants = match (query.resource_type.as_deref(), query.resource_id.as_deref()) {
+    let kind = query
+        .resource_type
+        .as_deref()
+        .map(resource_kind)
+        .transpose()?;
+    let id = query.resource_id.as_deref().filter(|id| !id.is_empty());
+    let grants = match (kind, id) {
         (Some(kind), Some(id)) => {
-            let kind = resource_kind(kind)?;
             if !principal.may(kind, id, Permission::Manage) {
                 return Err(forbidden(format!(
                     "Listing the grants on {kind} '{id}' needs manage permission on it"
@@ -491,13 +502,19 @@ pub(crate) async fn list_grants(
             }
             state.store().list_grants(Some((kind, id))).await?
         }
-        (None, None) if principal.is_admin() => state.store().list_grants(None).await?,
-        (None, None) => return Err(forbidden("Only administrators may list every grant")),
-        _ => {
-            return Err(ApiError::invalid(
-                "Give both resource_type and resource_id, or neither",
-            ))
-        }
+        // Narrowed by kind or id or neither: the grants on every such
+        // resource the caller manages (everything, for admins).
+        _ => state
+            .store()
+            .list_grants(None)
+            .await?
+            .into_iter()
+            .filter(|grant| {
+                kind.is_none_or(|kind| grant.resource_kind == kind)
+                    && id.is_none_or(|id| grant.resource_id == id)
+                    && principal.may(grant.resource_kind, &grant.resource_id, Permission::Manage)
+            })
+            .collect(),
     };
     Ok(Json(dto::Grants {
         grants: grants.into_iter().map(Into::into).collect(),
@@ -517,6 +534,9 @@ struct ParsedGrant {
 /// admins may hand out.
 fn parse_grant(principal: &Principal, grant: dto::Grant) -> ApiResult<ParsedGrant> {
     let kind = resource_kind(&grant.resource_type)?;
+    if grant.resource_id.is_empty() {
+        return Err(ApiError::missing("resource_id"));
+    }
     let (principal_kind, principal_name) = grant
         .principal
         .split_once(':')
@@ -973,6 +993,12 @@ async fn target_state(
 }
 
 fn audit_query(query: &dto::AuditQuery, limit: i64) -> ApiResult<AuditQuery> {
+    if query
+        .max_results
+        .is_some_and(|n| !(1..=10_000).contains(&n))
+    {
+        return Err(ApiError::invalid("max_results must be between 1 and 10000"));
+    }
     let after_seq = query
         .page_token
         .as_deref()

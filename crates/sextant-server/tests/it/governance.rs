@@ -2139,7 +2139,7 @@ async fn the_last_administrator_stays(app: TestApp) {
         let (status, reply) = admin
             .send(method.clone(), "/api/v1/users/admin", body)
             .await;
-        assert_eq!(status, 400, "{method}: {reply}");
+        assert_eq!(status, 409, "{method}: {reply}");
         assert!(
             reply["message"]
                 .as_str()
@@ -2168,7 +2168,7 @@ async fn the_last_administrator_stays(app: TestApp) {
     let (status, _) = approver
         .send(Method::DELETE, "/api/v1/users/approver", None)
         .await;
-    assert_eq!(status, 400, "the new last admin stays too");
+    assert_eq!(status, 409, "the new last admin stays too");
     // A database where no admin is left: the restart's bootstrap restores one.
     let mut db = sqlx::AnyConnection::connect(&app.database_url)
         .await

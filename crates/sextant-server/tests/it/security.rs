@@ -402,6 +402,8 @@ async fn idle_and_slow_connections_are_timed_out_and_limited() {
             .ok()
     };
     assert_eq!(health().await, Some(200));
+    // Let the server see that connection end before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Surplus connections are closed at once while the limit is held.
     let mut idle = Vec::new();
@@ -410,7 +412,7 @@ async fn idle_and_slow_connections_are_timed_out_and_limited() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut surplus = TcpStream::connect(&address).await.unwrap();
-    assert!(closed_within(&mut surplus, Duration::from_millis(500)).await);
+    assert!(closed_within(&mut surplus, Duration::from_millis(700)).await);
     // The idle ones go after the header timeout; then /health answers.
     let started = Instant::now();
     for stream in &mut idle {
