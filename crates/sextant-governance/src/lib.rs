@@ -39,6 +39,12 @@ pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap";
 /// The first admin's user name.
 pub const ADMIN_USERNAME: &str = "admin";
 
+/// The name of the tokens that back web sessions (one per sign-in).
+pub const SESSION_TOKEN_NAME: &str = "web session";
+
+/// How long a web session lasts.
+pub const SESSION_LIFETIME_MS: i64 = 12 * 3600 * 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("Authentication required: send HTTP Basic credentials (MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD) or a Bearer token (MLFLOW_TRACKING_TOKEN)")]
@@ -320,6 +326,41 @@ impl Governance {
         Err(AuthError::Malformed(format!(
             "unsupported scheme '{scheme}': use Basic or Bearer"
         )))
+    }
+
+    /// Signs a user in for the web UI: checks the password as a login
+    /// would, then issues a token (all scopes, [`SESSION_LIFETIME_MS`]) that
+    /// the browser keeps in an HttpOnly cookie. Returns the token's secret.
+    pub async fn start_session(&self, username: &str, password: &str) -> Result<String, AuthError> {
+        let principal = self.authenticate_password(username, password).await?;
+        let Some(caller) = principal.caller() else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let token = secrets::new_token().map_err(|e| AuthError::Store(StoreError::Open(e)))?;
+        self.inner
+            .store
+            .create_token(
+                &token.token_id,
+                &token.secret_sha256,
+                caller.user_id,
+                SESSION_TOKEN_NAME,
+                &[TokenScope::Read, TokenScope::Write, TokenScope::Invoke],
+                Some(now_ms() + SESSION_LIFETIME_MS),
+            )
+            .await?;
+        Ok(token.secret)
+    }
+
+    /// Ends a web session: its token is revoked at once on this server.
+    pub async fn end_session(&self, secret: &str) -> Result<(), AuthError> {
+        let key = secrets::sha256_hex(secret.as_bytes());
+        if let Some(found) = self.inner.store.token_by_secret(&key).await? {
+            if found.token.name == SESSION_TOKEN_NAME && found.token.revoked_at.is_none() {
+                self.inner.store.revoke_token(&found.token.token_id).await?;
+            }
+        }
+        self.credentials_changed();
+        Ok(())
     }
 
     async fn authenticate_password(
@@ -630,6 +671,14 @@ impl Governance {
         self.credentials_changed();
         Ok(())
     }
+}
+
+/// The token a page sends back with state-changing requests made under a
+/// web session (`X-CSRF-Token`, or the form field `csrf_token`): derived
+/// from the session's secret, so a page on another site, which cannot read
+/// the cookie, cannot compute it.
+pub fn csrf_token(session_secret: &str) -> String {
+    secrets::sha256_hex(format!("sextant-csrf\0{session_secret}").as_bytes())[..32].to_string()
 }
 
 /// Hashes a password off the async threads (it takes tens of milliseconds).

@@ -44,6 +44,9 @@ pub enum Access {
     /// was started with `--public-metrics` (scrapers often carry no
     /// credentials; the metrics name deployments, models and features).
     Scrape,
+    /// A web UI page: any signed-in user (the page shows only what the
+    /// caller may see); without credentials the browser is sent to sign in.
+    Page,
     /// Needs `Permission` on the resource that `Target` names.
     On(Permission, Target),
 }
@@ -51,7 +54,7 @@ pub enum Access {
 impl Access {
     pub fn mutates(&self) -> bool {
         match self {
-            Access::Public | Access::Scrape => false,
+            Access::Public | Access::Scrape | Access::Page => false,
             Access::SignedIn { mutates } | Access::Admin { mutates } => *mutates,
             // Calling a model changes nothing: not audited, no write scope.
             Access::On(permission, _) => {
@@ -220,14 +223,41 @@ pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next
         .map(|uri| uri.0.path().to_string())
         .unwrap_or_else(|| request.uri().path().to_string());
 
-    let principal = governance
-        .authenticate(
-            request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes),
-        )
-        .await;
+    // A web session's token comes in its cookie, and is then taken as a
+    // Bearer token; requests that change state with it must carry the
+    // session's CSRF token, which a page on another site cannot know.
+    let session = match request.headers().get(header::AUTHORIZATION) {
+        Some(_) => None,
+        None => crate::routes::ui::session_cookie(request.headers()),
+    };
+    let authorization = match &session {
+        Some(secret) => Some(format!("Bearer {secret}").into_bytes()),
+        None => request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| value.as_bytes().to_vec()),
+    };
+    let principal = governance.authenticate(authorization.as_deref()).await;
+    if let (Some(secret), Ok(_)) = (&session, &principal) {
+        let changes_state = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let sent = header_text(
+            request.headers(),
+            header::HeaderName::from_static("x-csrf-token"),
+        );
+        if changes_state && sent != sextant_governance::csrf_token(secret) {
+            return ApiError::User(
+                ErrorCode::PermissionDenied,
+                "This request came with the web session but without its CSRF token".into(),
+            )
+            .into_response();
+        }
+    }
+    let mut request = request;
+    if let Some(secret) = session {
+        request
+            .extensions_mut()
+            .insert(crate::routes::ui::Session(secret));
+    }
     let (refused, denial) = match principal {
         Ok(principal) => match authorize(state, spec, &principal, request).await {
             Ok((resource, request)) => {
@@ -268,6 +298,14 @@ pub async fn guard(State(ctx): State<GuardContext>, request: Request, next: Next
     let (response, detail) = match denial {
         Denial::Unauthenticated(AuthError::Store(err)) => {
             (ApiError::from(err).into_response(), String::new())
+        }
+        Denial::Unauthenticated(_) if matches!(spec.access, Access::Page) => {
+            // A page asked for without credentials: sign in, then come back.
+            let next = url::form_urlencoded::byte_serialize(action.as_bytes()).collect::<String>();
+            (
+                axum::response::Redirect::to(&format!("/login?next={next}")).into_response(),
+                String::new(),
+            )
         }
         Denial::Unauthenticated(err) => {
             let message = err.to_string();
@@ -342,7 +380,9 @@ async fn authorize(
         ));
     }
     let (permission, target) = match spec.access {
-        Access::Public | Access::SignedIn { .. } | Access::Scrape => return Ok((None, request)),
+        Access::Public | Access::SignedIn { .. } | Access::Scrape | Access::Page => {
+            return Ok((None, request))
+        }
         Access::Admin { .. } => {
             return if principal.is_admin() {
                 Ok((None, request))

@@ -22,6 +22,7 @@ mod governance;
 mod logged_models;
 mod migrate;
 mod monitoring;
+mod overview;
 mod registry;
 mod runs;
 mod search_sql;
@@ -39,6 +40,7 @@ pub use crate::logged_models::NewLoggedModel;
 pub use crate::monitoring::{
     AlertEventRecord, AlertRuleRecord, FeedbackRecord, FeedbackWrite, TriggerRunRecord,
 };
+pub use crate::overview::Series;
 pub use crate::registry::NewModelVersion;
 pub use crate::runs::{LogBatch, RunUpdate};
 

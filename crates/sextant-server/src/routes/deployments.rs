@@ -120,7 +120,7 @@ fn to_dto(record: &DeploymentRecord, spec: &DeploymentSpec) -> dto::Deployment {
     }
 }
 
-fn stored_spec(record: &DeploymentRecord) -> ApiResult<DeploymentSpec> {
+pub(crate) fn stored_spec(record: &DeploymentRecord) -> ApiResult<DeploymentSpec> {
     decode_spec(&record.spec)
         .map_err(|e| ApiError::Internal(format!("stored spec of '{}': {e}", record.name)))
 }

@@ -300,7 +300,7 @@ fn stored_prediction(deployment: &str, record: &FeedbackRecord) -> IndexedPredic
     }
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PerformanceQuery {
     /// How far back: `30m`, `6h`, `7d` (default `1d`; at most 90 days).

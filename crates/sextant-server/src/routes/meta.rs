@@ -36,17 +36,3 @@ pub(crate) async fn server_info() -> Json<ServerInfo> {
         server: "sextant",
     })
 }
-
-/// `GET /`: MLflow clients print links to the server's root for every run;
-/// until the web UI lands, say what is here instead of a bare 404.
-pub(crate) async fn index() -> axum::response::Html<&'static str> {
-    axum::response::Html(concat!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sextant</title></head>",
-        "<body style=\"font-family: sans-serif; max-width: 40em; margin: 3em auto\">",
-        "<h1>Sextant is running</h1>",
-        "<p>This server speaks MLflow's REST API: point the <code>mlflow</code> client at it with ",
-        "<code>MLFLOW_TRACKING_URI</code>. The web UI is not built yet.</p>",
-        "<p><a href=\"/health\">/health</a> &middot; <a href=\"/api/3.0/mlflow/server-info\">server-info</a></p>",
-        "</body></html>"
-    ))
-}

@@ -22,6 +22,7 @@ mod meta;
 pub(crate) mod monitoring;
 mod registry;
 mod tracking;
+pub(crate) mod ui;
 pub(crate) mod v1;
 
 use axum::extract::DefaultBodyLimit;
@@ -160,7 +161,6 @@ pub(crate) static INFERENCE_ROUTES: &[RouteSpec] = &[
 
 /// Routes at the root: health, version, the landing page.
 static ROOT_ROUTES: &[RouteSpec] = &[
-    route!(GET "/", PUBLIC, meta::index),
     route!(GET "/health", PUBLIC, meta::health),
     route!(GET "/version", PUBLIC, meta::version),
     route!(GET "/api/3.0/mlflow/server-info", PUBLIC, meta::server_info),
@@ -189,10 +189,11 @@ pub struct RouteInfo {
 /// Every route of the server with its access rule, one per method and path
 /// (each MLflow route once, under `/api/2.0/mlflow`).
 pub fn route_table() -> Vec<RouteInfo> {
-    let groups: [(&[RouteSpec], &str); 5] = [
+    let groups: [(&[RouteSpec], &str); 6] = [
         (MLFLOW_ROUTES, MLFLOW_PREFIXES[0]),
         (ARTIFACT_ROUTES, ARTIFACT_PREFIXES[0]),
         (ROOT_ROUTES, ""),
+        (ui::ROUTES, ""),
         (INFERENCE_ROUTES, ""),
         (v1::ROUTES, v1::PREFIX),
     ];
@@ -230,7 +231,9 @@ fn build(specs: &'static [RouteSpec], state: &AppState) -> Router<AppState> {
 pub(crate) fn router(state: AppState) -> Router {
     let mlflow = build(MLFLOW_ROUTES, &state);
     let artifacts = build(ARTIFACT_ROUTES, &state);
-    let mut app = build(ROOT_ROUTES, &state).nest(v1::PREFIX, build(v1::ROUTES, &state));
+    let mut app = build(ROOT_ROUTES, &state)
+        .merge(build(ui::ROUTES, &state))
+        .nest(v1::PREFIX, build(v1::ROUTES, &state));
     if state.serving().is_some() {
         app = app.merge(
             build(INFERENCE_ROUTES, &state)

@@ -25,6 +25,7 @@ pub(crate) mod predlog;
 pub(crate) mod replica_auth;
 pub(crate) mod source;
 mod stats;
+pub mod traffic;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -342,6 +343,8 @@ struct ServingInner {
     feedback: Arc<feedback::PredictionIndex>,
     /// Callers watched for abuse and model extraction.
     abuse: Arc<abuse::AbuseMonitor>,
+    /// Each deployment's traffic over the last hour, for the UI.
+    traffic: traffic::TrafficHistory,
 }
 
 struct ShadowJob {
@@ -386,6 +389,7 @@ impl Serving {
                 monitoring: monitoring::Monitoring::default(),
                 feedback,
                 abuse,
+                traffic: traffic::TrafficHistory::default(),
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
         };
@@ -414,6 +418,16 @@ impl Serving {
         };
         let started_us = now_micros();
         let serving = Serving::new(config, source, log);
+        let (sampler, mut sampler_stopped) = (serving.clone(), serving.stopped());
+        serving.spawn(async move {
+            let mut ticks = tokio::time::interval(traffic::SAMPLE_PERIOD);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => sampler.sample_traffic(),
+                    _ = sampler_stopped.changed() => break,
+                }
+            }
+        });
         let (loader, stopped) = (serving.clone(), serving.stopped());
         serving.spawn(async move {
             controller::load_stored(&store, &loader).await;
@@ -450,6 +464,25 @@ impl Serving {
                 );
             }
         }
+    }
+
+    /// Samples every deployment's counters into its traffic history.
+    pub fn sample_traffic(&self) {
+        let names = self.deployment_names();
+        let now_ms = now_micros() / 1000;
+        for name in &names {
+            if let Some(slot) = self.deployment(name) {
+                self.inner
+                    .traffic
+                    .record(name, now_ms, slot.live().revision_counters());
+            }
+        }
+        self.inner.traffic.retain(&names);
+    }
+
+    /// A deployment's traffic per arm over the last hour.
+    pub fn traffic(&self, deployment: &str) -> Vec<(String, Vec<traffic::Interval>)> {
+        self.inner.traffic.intervals(deployment)
     }
 
     /// Runs `task` until shutdown (it should watch [`Serving::stopped`]).

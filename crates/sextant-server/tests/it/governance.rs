@@ -52,7 +52,10 @@ struct Client<'a> {
 
 impl Client<'_> {
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.app.client.request(method.clone(), self.app.url(path));
+        let mut request = self
+            .app
+            .no_redirect
+            .request(method.clone(), self.app.url(path));
         if let Some(authorization) = &self.authorization {
             request = request.header("Authorization", authorization);
         }
@@ -316,7 +319,7 @@ fn allowed_by_rule(access: &Access) -> Vec<Role> {
     use Role::*;
     match access {
         Access::Public => ROLES.to_vec(),
-        Access::SignedIn { .. } | Access::Scrape => ROLES[1..].to_vec(),
+        Access::SignedIn { .. } | Access::Scrape | Access::Page => ROLES[1..].to_vec(),
         Access::Admin { .. } => vec![Admin],
         // Approve implies read on the registered model, not its experiment.
         Access::On(Permission::Read, Target::Model) => {
@@ -668,6 +671,58 @@ fn cases() -> Vec<Case> {
         // root
         same(M::GET, "/", None),
         same(M::GET, "/health", None),
+        // the web UI: pages show what the caller may read (a 404 page for
+        // what they may not), sign-in answers anyone
+        same(M::GET, "/", None),
+        case(
+            M::GET,
+            "/experiments/{experiment_id}",
+            "/experiments/{exp}",
+            None,
+        ),
+        case(M::GET, "/runs", "/runs?experiments={exp}", None),
+        case(
+            M::GET,
+            "/experiments/{experiment_id}/runs/{run_id}",
+            "/experiments/{exp}/runs/{run}",
+            None,
+        ),
+        case(M::GET, "/compare", "/compare?runs={run}", None),
+        same(M::GET, "/models", None),
+        case(M::GET, "/models/{name}", "/models/{model}", None),
+        case(
+            M::GET,
+            "/models/{name}/versions/{version}",
+            "/models/{model}/versions/1",
+            None,
+        ),
+        same(M::GET, "/deployments", None),
+        case(M::GET, "/deployments/{name}", "/deployments/{dep}", None),
+        same(M::GET, "/governance", None),
+        same(M::GET, "/me", None),
+        case(
+            M::GET,
+            "/ui/api/series",
+            "/ui/api/series?runs={run}&metric=m",
+            None,
+        ),
+        case(
+            M::GET,
+            "/ui/artifacts/preview",
+            "/ui/artifacts/preview?run={run}&path=model/MLmodel",
+            None,
+        ),
+        case(
+            M::GET,
+            "/ui/artifacts/raw",
+            "/ui/artifacts/raw?run={run}&path=model/MLmodel",
+            None,
+        ),
+        same(M::GET, "/login", None),
+        who(same(M::POST, "/login", Some(json!({}))), &[]),
+        same(M::POST, "/logout", None),
+        same(M::GET, "/static/sextant.css", None),
+        same(M::GET, "/static/sextant.js", None),
         same(M::GET, "/version", None),
         same(M::GET, "/api/3.0/mlflow/server-info", None),
         // native API
@@ -1171,15 +1226,22 @@ async fn permission_matrix_covers_every_route() {
                 .as_(role)
                 .send(case.method.clone(), &path, body)
                 .await;
-            let refused = status == 401 || status == 403;
-            let expected_refusal = if role == Role::Anonymous { 401 } else { 403 };
+            // A page sends a browser without credentials to sign in.
+            let page = matches!(route.access, Access::Page);
+            let refused = status == 401 || status == 403 || (page && status == 303);
+            let expected_refusal = match (role, page) {
+                (Role::Anonymous, true) => 303,
+                (Role::Anonymous, false) => 401,
+                _ => 403,
+            };
             let wrong = if status >= 500 {
                 Some(format!("server error {status}"))
             } else if allowed.contains(&role) && refused {
                 Some(format!("refused with {status} but should be allowed"))
             } else if !allowed.contains(&role) && status != expected_refusal
-                // The bootstrap route checks its own token: 401 for all.
-                && !(route.path == "/api/v1/bootstrap" && status == 401)
+                // The bootstrap route checks its own token, and signing in
+                // its own password: 401 for all.
+                && !((route.path == "/api/v1/bootstrap" || route.path == "/login") && status == 401)
             {
                 Some(format!(
                     "answered {status} but should be {expected_refusal}"

@@ -21,6 +21,8 @@ pub enum Backend {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// A client that does not follow redirects (to see a page's 303).
+    pub no_redirect: reqwest::Client,
     pub dir: TempDir,
     pub database_url: String,
     pub options: Options,
@@ -186,6 +188,10 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
     TestApp {
         base: format!("http://{address}"),
         client: reqwest::Client::new(),
+        no_redirect: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
         dir,
         database_url,
         options,

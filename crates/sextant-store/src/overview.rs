@@ -1,0 +1,127 @@
+//! Aggregates that pages show beside lists (run counts, child runs, metric
+//! extremes) and whole metric series for charts: one query each for a
+//! whole page, never one per row.
+
+use std::collections::HashMap;
+
+use crate::db::{self, Bind, SqlBuilder};
+use crate::{Result, Store};
+
+/// Most ids one aggregate takes (a page of runs or experiments).
+const MAX_IDS: usize = 10_000;
+
+/// A metric's history: `(step, timestamp, value)` in step order.
+pub type Series = Vec<(i64, i64, f64)>;
+
+impl Store {
+    /// Per experiment: its active runs and the latest run start.
+    pub async fn experiment_activity(
+        &self,
+        experiment_ids: &[String],
+    ) -> Result<HashMap<String, (i64, i64)>> {
+        let ids: Vec<i64> = experiment_ids
+            .iter()
+            .take(MAX_IDS)
+            .filter_map(|id| id.parse().ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT experiment_id, COUNT(*) AS runs, MAX(start_time) AS latest FROM runs \
+             WHERE lifecycle_stage = 'active' AND experiment_id IN ",
+        );
+        sql.bind_int_list(&ids).push(" GROUP BY experiment_id");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    db::int(row, "experiment_id")?.to_string(),
+                    (
+                        db::int(row, "runs")?,
+                        db::opt_int(row, "latest")?.unwrap_or(0),
+                    ),
+                ))
+            })
+            .collect()
+    }
+
+    /// How many runs name each of `run_ids` as their parent
+    /// (`mlflow.parentRunId`).
+    pub async fn child_counts(&self, run_ids: &[String]) -> Result<HashMap<String, usize>> {
+        if run_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT t.value AS parent, COUNT(*) AS children FROM run_tags t JOIN runs r ON r.run_id = t.run_id \
+             WHERE r.lifecycle_stage = 'active' AND t.key = 'mlflow.parentRunId' AND t.value IN ",
+        );
+        sql.bind_text_list(run_ids.iter().take(MAX_IDS))
+            .push(" GROUP BY t.value");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((db::text(row, "parent")?, db::int(row, "children")? as usize)))
+            .collect()
+    }
+
+    /// The smallest and largest value each run logged under each key.
+    pub async fn metric_extremes(
+        &self,
+        run_ids: &[String],
+        keys: &[String],
+    ) -> Result<HashMap<(String, String), (f64, f64)>> {
+        if run_ids.is_empty() || keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT run_id, key, MIN(value) AS low, MAX(value) AS high FROM metrics \
+             WHERE is_nan = 0 AND run_id IN ",
+        );
+        sql.bind_text_list(run_ids.iter().take(MAX_IDS))
+            .push(" AND key IN ")
+            .bind_text_list(keys.iter().take(200))
+            .push(" GROUP BY run_id, key");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    (db::text(row, "run_id")?, db::text(row, "key")?),
+                    (db::real(row, "low")?, db::real(row, "high")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// The whole history of `key` for each run, in step order, in one query.
+    pub async fn metric_series(
+        &self,
+        run_ids: &[String],
+        key: &str,
+    ) -> Result<HashMap<String, Series>> {
+        if run_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT run_id, step, timestamp, value, is_nan FROM metrics WHERE key = ",
+        );
+        sql.bind(Bind::Text(key.to_string()))
+            .push(" AND run_id IN ")
+            .bind_text_list(run_ids.iter().take(MAX_IDS))
+            .push(" ORDER BY run_id, step, timestamp");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let mut out: HashMap<String, Series> = HashMap::new();
+        for row in &rows {
+            let value = db::metric_value(row)?;
+            out.entry(db::text(row, "run_id")?).or_default().push((
+                db::int(row, "step")?,
+                db::int(row, "timestamp")?,
+                value,
+            ));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,323 @@
+//! Deployments: the list with status and traffic split per arm, and a
+//! deployment's page: requests per second, p50/p99 latency and error rate
+//! per arm over time (kept by the server), revision history, rollout
+//! actions, and its monitoring (drift heatmap, missing values, outliers,
+//! performance with label coverage, alerts, abuse flags, retraining runs).
+
+use maud::{html, Markup, PreEscaped};
+use sextant_core::{Deployment, DeploymentRevision, Policy};
+
+use crate::{encode, format, page, Section, Viewer};
+
+pub struct DeploymentRow {
+    pub deployment: Deployment,
+    /// `ready`, or why the latest change failed.
+    pub status: String,
+    pub healthy: bool,
+}
+
+pub struct DeploymentsPage {
+    pub rows: Vec<DeploymentRow>,
+    pub may_create: bool,
+}
+
+/// One arm's traffic over time: `(time ms, value)` per measure.
+pub struct ArmTraffic {
+    pub arm: String,
+    pub requests_per_second: Vec<(i64, f64)>,
+    pub p50_ms: Vec<(i64, f64)>,
+    pub p99_ms: Vec<(i64, f64)>,
+    pub error_rate: Vec<(i64, f64)>,
+}
+
+/// Drift per feature and window: the effect size (PSI) and whether it drifted.
+pub struct DriftGrid {
+    pub windows: Vec<i64>,
+    pub features: Vec<String>,
+    /// `cells[feature][window]`.
+    pub cells: Vec<Vec<Option<(f64, bool)>>>,
+}
+
+pub struct Named {
+    pub name: String,
+    pub value: String,
+}
+
+pub struct DeploymentPage {
+    pub deployment: Deployment,
+    pub status: String,
+    pub healthy: bool,
+    pub traffic: Vec<ArmTraffic>,
+    pub history: Vec<DeploymentRevision>,
+    pub drift: Option<DriftGrid>,
+    /// Monitoring figures of the last hour: rows, outlier rate, missing shares.
+    pub monitoring: Vec<Named>,
+    pub prediction_distribution: Vec<Named>,
+    pub performance: Vec<Named>,
+    pub alerts: Vec<Vec<String>>,
+    pub alert_history: Vec<Vec<String>>,
+    pub abuse: Vec<Vec<String>>,
+    pub retraining: Vec<Vec<String>>,
+    pub may_edit: bool,
+}
+
+fn policy_text(policy: &Policy) -> String {
+    match policy {
+        Policy::Single => "single".into(),
+        Policy::Canary(canary) => format!(
+            "canary, step {} of {} ({}%)",
+            canary.step + 1,
+            canary.steps.len(),
+            canary.steps.get(canary.step).copied().unwrap_or_default()
+        ),
+        Policy::AbTest(_) => "A/B test".into(),
+        Policy::Shadow(shadow) => format!("shadow on {}%", shadow.percent),
+    }
+}
+
+fn arms(deployment: &Deployment) -> Markup {
+    html! {
+        @for arm in &deployment.spec.arms {
+            span.chip title=(arm.role.as_str()) {
+                (arm.name) ": " (arm.model.name) " v" (arm.model.version)
+                @if arm.weight > 0 { " · " (arm.weight) "%" } @else { " · " (arm.role.as_str()) }
+            }
+            " "
+        }
+    }
+}
+
+pub fn render_list(data: &DeploymentsPage, viewer: &Viewer) -> Markup {
+    let body = html! {
+        div.heading { h1 { "Deployments" } }
+        @if data.may_create {
+            details.create {
+                summary { "New deployment" }
+                form.inline.js-create-deployment {
+                    input type="text" name="name" placeholder="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,62}";
+                    input type="text" name="model" placeholder="model@alias or model/version" required;
+                    button type="submit" { "Deploy" }
+                }
+                p.js-result.muted {}
+            }
+        }
+        @if data.rows.is_empty() { p.empty { "Nothing is deployed." } } @else {
+            table.grid.navigable {
+                thead { tr { th { "Deployment" } th { "Status" } th { "Policy" } th { "Traffic" } th.num { "Revision" } th { "Updated" } } }
+                tbody {
+                    @for row in &data.rows {
+                        @let deployment = &row.deployment;
+                        tr data-href=(format!("/deployments/{}", encode(&deployment.name))) {
+                            td { a.name href=(format!("/deployments/{}", encode(&deployment.name))) { (deployment.name) } }
+                            td { span class=(if row.healthy { "status finished" } else { "status failed" }) { (format::clip(&row.status, 60)) } }
+                            td { (policy_text(&deployment.spec.policy)) }
+                            td { (arms(deployment)) }
+                            td.num { (deployment.revision) }
+                            td { (format::time(deployment.last_updated_time)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Deployments", Section::Deployments, viewer, body)
+}
+
+/// A small line chart of several series, drawn as SVG on the server.
+pub fn line_chart(title: &str, series: &[(&str, &[(i64, f64)])], unit: &str) -> Markup {
+    const WIDTH: f64 = 320.0;
+    const HEIGHT: f64 = 110.0;
+    const PAD: f64 = 4.0;
+    let points: Vec<(i64, f64)> = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().copied())
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    let (t0, t1) = points
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), (t, _)| {
+            (lo.min(*t), hi.max(*t))
+        });
+    let vmax = points.iter().fold(0.0_f64, |m, (_, v)| m.max(*v));
+    let vmax = if vmax > 0.0 { vmax * 1.1 } else { 1.0 };
+    let span = t1.saturating_sub(t0).max(1) as f64;
+    let path = |values: &[(i64, f64)]| {
+        let mut d = String::new();
+        for (idx, (t, v)) in values.iter().filter(|(_, v)| v.is_finite()).enumerate() {
+            let x = PAD + t.saturating_sub(t0) as f64 / span * (WIDTH - 2.0 * PAD);
+            let y = HEIGHT - PAD - v / vmax * (HEIGHT - 2.0 * PAD);
+            d.push_str(&format!(
+                "{}{x:.1},{y:.1}",
+                if idx == 0 { "M" } else { " L" }
+            ));
+        }
+        d
+    };
+    let latest: Vec<String> = series
+        .iter()
+        .filter_map(|(name, s)| {
+            s.last()
+                .map(|(_, v)| format!("{name} {}{unit}", format::number(*v)))
+        })
+        .collect();
+    html! {
+        figure.mini {
+            figcaption { strong { (title) } " " span.muted { (latest.join(" · ")) } }
+            @if points.is_empty() { p.empty { "no traffic yet" } } @else {
+                svg width=(WIDTH) height=(HEIGHT) viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title) {
+                    @for (idx, (name, values)) in series.iter().enumerate() {
+                        path class=(format!("line c{}", idx % 6)) d=(path(values)) { title { (name) } }
+                    }
+                    text x="4" y="12" class="axis" { (format::number(vmax / 1.1)) (unit) }
+                }
+            }
+        }
+    }
+}
+
+fn heat_class(cell: &Option<(f64, bool)>) -> &'static str {
+    match cell {
+        None => "heat none",
+        Some((_, true)) => "heat drifted",
+        Some((psi, false)) if *psi >= 0.1 => "heat warm",
+        Some(_) => "heat calm",
+    }
+}
+
+fn table_of(rows: &[Vec<String>], header: &[&str]) -> Markup {
+    html! {
+        @if rows.is_empty() { p.empty { "None." } } @else {
+            table.grid.compact {
+                thead { tr { @for h in header { th { (h) } } } }
+                tbody { @for row in rows { tr { @for cell in row { td { (format::clip(cell, 200)) } } } } }
+            }
+        }
+    }
+}
+
+pub fn render(data: &DeploymentPage, viewer: &Viewer) -> Markup {
+    let deployment = &data.deployment;
+    let name = &deployment.name;
+    let body = html! {
+        p.crumbs { a href="/deployments" { "Deployments" } " / " span { (name) } }
+        div.heading {
+            h1 { (name) }
+            span class=(if data.healthy { "status finished" } else { "status failed" }) { (format::clip(&data.status, 80)) }
+        }
+        dl.facts {
+            dt { "Policy" } dd { (policy_text(&deployment.spec.policy)) }
+            dt { "Arms" } dd { (arms(deployment)) }
+            dt { "Revision" } dd { (deployment.revision) " · updated " (format::time(deployment.last_updated_time)) }
+            dt { "Endpoints" } dd {
+                code { "POST /v2/models/" (name) "/infer" } br;
+                code { "POST /deployments/" (name) "/invocations" }
+            }
+        }
+        section {
+            h2 { "Traffic (last hour, kept by the server)" }
+            div.minis {
+                (line_chart("requests/s", &data.traffic.iter().map(|a| (a.arm.as_str(), a.requests_per_second.as_slice())).collect::<Vec<_>>(), ""))
+                (line_chart("p50 latency", &data.traffic.iter().map(|a| (a.arm.as_str(), a.p50_ms.as_slice())).collect::<Vec<_>>(), " ms"))
+                (line_chart("p99 latency", &data.traffic.iter().map(|a| (a.arm.as_str(), a.p99_ms.as_slice())).collect::<Vec<_>>(), " ms"))
+                (line_chart("error rate", &data.traffic.iter().map(|a| (a.arm.as_str(), a.error_rate.as_slice())).collect::<Vec<_>>(), ""))
+            }
+            p.muted { "This page refreshes its numbers every 10 s." }
+        }
+        @if data.may_edit {
+            section {
+                h2 { "Rollout" }
+                form.inline.js-rollout data-deployment=(name) {
+                    input type="text" name="model" placeholder="model@alias or model/version";
+                    select name="action" {
+                        option value="update" { "replace" }
+                        option value="blue_green" { "blue-green" }
+                        option value="canary" { "canary (step-wise)" }
+                        option value="ab" { "A/B test" }
+                        option value="shadow" { "shadow" }
+                    }
+                    input type="number" name="weight" placeholder="weight %" min="1" max="100";
+                    button type="submit" { "Start" }
+                }
+                form.inline {
+                    button.js-deployment-action type="button" data-deployment=(name) data-action="promote" { "Promote candidate" }
+                    button.js-deployment-action.danger type="button" data-deployment=(name) data-action="rollback" { "Roll back" }
+                }
+                p.js-result.muted {}
+            }
+        }
+        section {
+            h2 { "Monitoring" }
+            div.columns2 {
+                div {
+                    h3 { "Last hour" }
+                    dl.facts { @for item in &data.monitoring { dt { (item.name) } dd { (item.value) } } }
+                }
+                div {
+                    h3 { "Predictions" }
+                    dl.facts { @for item in &data.prediction_distribution { dt { (item.name) } dd { (item.value) } } }
+                    h3 { "Performance" }
+                    @if data.performance.is_empty() { p.empty { "No labels yet: send ground truth to " code { "POST /api/v1/deployments/" (name) "/feedback" } "." } }
+                    dl.facts { @for item in &data.performance { dt { (item.name) } dd { (item.value) } } }
+                }
+            }
+            @if let Some(grid) = &data.drift {
+                h3 { "Drift per feature and window (PSI)" }
+                div.scroll { table.heatmap {
+                    thead { tr { th { "feature" } @for window in &grid.windows { th title=(format::time(*window)) { (format::time(*window).get(11..16).unwrap_or("")) } } } }
+                    tbody {
+                        @for (feature, cells) in grid.features.iter().zip(&grid.cells) {
+                            tr { th { (feature) } @for cell in cells {
+                                td class=(heat_class(cell)) title=(cell.map(|(psi, drifted)| format!("PSI {}{}", format::number(psi), if drifted { ", drifted" } else { "" })).unwrap_or_else(|| "no data".into())) {
+                                    (cell.map(|(psi, _)| format::number(psi)).unwrap_or_default())
+                                }
+                            } }
+                        }
+                    }
+                } }
+            }
+            h3 { "Alerts" }
+            (table_of(&data.alerts, &["rule", "state", "value", "since"]))
+            details { summary { "Alert history" } (table_of(&data.alert_history, &["rule", "state", "value", "at"])) }
+            h3 { "Abuse flags" }
+            (table_of(&data.abuse, &["caller", "flags", "requests"]))
+            h3 { "Retraining runs" }
+            (table_of(&data.retraining, &["run", "status", "reason", "started"]))
+        }
+        section {
+            h2 { "Revisions" }
+            table.grid.compact {
+                thead { tr { th.num { "#" } th { "Action" } th { "By" } th { "When" } th { "Reason" } th { "Arms" } } }
+                tbody {
+                    @for revision in &data.history {
+                        tr {
+                            td.num { (revision.revision) }
+                            td { (revision.action) }
+                            td { (revision.actor) }
+                            td { (format::time(revision.time)) }
+                            td { (format::clip(&revision.reason, 120)) }
+                            td { @for arm in &revision.spec.arms { span.chip { (arm.name) " v" (arm.model.version) " " (arm.weight) "%" } " " } }
+                        }
+                    }
+                }
+            }
+        }
+        (PreEscaped(""))
+    };
+    page(name, Section::Deployments, viewer, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_chart;
+
+    #[test]
+    fn charts_without_points_say_so() {
+        let empty: &[(i64, f64)] = &[];
+        let html = line_chart("requests/s", &[("primary", empty)], "").into_string();
+        assert!(html.contains("no traffic yet"), "{html}");
+        let one = [(1_000_i64, 2.0)];
+        let html =
+            line_chart("p99", &[("primary", &one[..]), ("canary", empty)], " ms").into_string();
+        assert!(html.contains("<svg"), "{html}");
+    }
+}
