@@ -100,14 +100,17 @@ pub fn smooth(points: &[Point], smoothing: Smoothing) -> Vec<Point> {
 }
 
 /// Downsamples `points` (ordered by x) to at most `buckets` buckets of
-/// equal x width over `[x_min, x_max]`: each keeps the extremes of its
-/// points and its last point (min/max bucketing, as W&B's "full fidelity"
-/// mode; extremes are never lost, unlike random sampling). Series that
-/// already fit are returned point by point. Non-finite values are left out.
+/// equal x width over `[x_min, x_max]`, each drawn as its first and its
+/// last point (about two points per pixel when there is a bucket per
+/// pixel) carrying the bucket's extremes as a band: min/max bucketing, as
+/// W&B's "full fidelity" mode, so spikes are never lost (unlike random
+/// sampling) and the line starts and ends where the series does. Series
+/// that already fit are returned point by point. Non-finite values are
+/// left out.
 pub fn downsample(points: &[Point], buckets: usize, x_min: f64, x_max: f64) -> Vec<Bucket> {
     let finite = || points.iter().filter(|p| p.y.is_finite() && p.x.is_finite());
     let buckets = buckets.max(1);
-    if finite().count() <= buckets || x_max <= x_min {
+    if finite().count() <= 2 * buckets || x_max <= x_min {
         return finite()
             .map(|p| Bucket {
                 x: p.x,
@@ -118,35 +121,33 @@ pub fn downsample(points: &[Point], buckets: usize, x_min: f64, x_max: f64) -> V
             .collect();
     }
     let width = (x_max - x_min) / buckets as f64;
-    let mut out: Vec<Bucket> = Vec::with_capacity(buckets);
-    let mut current: Option<(usize, Bucket)> = None;
+    let mut out: Vec<Bucket> = Vec::with_capacity(2 * buckets);
+    // The open bucket: its index, first point, last point, extremes.
+    let mut open: Option<(usize, Point, Point, f64, f64)> = None;
+    let close = |out: &mut Vec<Bucket>, (_, first, last, min, max): (usize, Point, Point, f64, f64)| {
+        out.push(Bucket { x: first.x, y: first.y, min, max });
+        if last.x != first.x || last.y != first.y {
+            out.push(Bucket { x: last.x, y: last.y, min, max });
+        }
+    };
     for point in finite() {
         let index = (((point.x - x_min) / width) as usize).min(buckets - 1);
-        match &mut current {
-            Some((at, bucket)) if *at == index => {
-                bucket.x = point.x;
-                bucket.y = point.y;
-                bucket.min = bucket.min.min(point.y);
-                bucket.max = bucket.max.max(point.y);
+        match &mut open {
+            Some((at, _, last, min, max)) if *at == index => {
+                *last = *point;
+                *min = min.min(point.y);
+                *max = max.max(point.y);
             }
             _ => {
-                if let Some((_, done)) = current.take() {
-                    out.push(done);
+                if let Some(done) = open.take() {
+                    close(&mut out, done);
                 }
-                current = Some((
-                    index,
-                    Bucket {
-                        x: point.x,
-                        y: point.y,
-                        min: point.y,
-                        max: point.y,
-                    },
-                ));
+                open = Some((index, *point, *point, point.y, point.y));
             }
         }
     }
-    if let Some((_, done)) = current {
-        out.push(done);
+    if let Some(done) = open {
+        close(&mut out, done);
     }
     out
 }
@@ -191,7 +192,9 @@ mod tests {
         ys[8765] = -50.0;
         let points = series(&ys);
         let buckets = downsample(&points, 200, 0.0, 9_999.0);
-        assert!(buckets.len() <= 200);
+        assert!(buckets.len() <= 400);
+        assert_eq!(buckets.first().map(|b| b.x), Some(0.0), "starts where the series starts");
+        assert_eq!(buckets.last().map(|b| b.x), Some(9_999.0), "ends where it ends");
         assert!(buckets.iter().any(|b| b.max == 100.0));
         assert!(buckets.iter().any(|b| b.min == -50.0));
         // Small series come back whole.

@@ -17,6 +17,7 @@ mod runs;
 mod search;
 mod security;
 mod serving;
+mod ui;
 
 /// Generates `sqlite::name` and `postgres::name` tests from
 /// `async fn name(app: TestApp)` bodies.
