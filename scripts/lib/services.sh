@@ -44,6 +44,18 @@ free_port() {
 }
 
 # ---------------------------------------------------------------------------------------
+# Chromium (the web UI's browser tests)
+# ---------------------------------------------------------------------------------------
+
+# ensure_chromium: Debian's chromium and its WebDriver, for tests/e2e/test_ui_browser.py.
+ensure_chromium() {
+    if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+        apt_install chromium chromium-driver
+    fi
+    [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || die "chromium or chromedriver missing after install"
+}
+
+# ---------------------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------------------
 

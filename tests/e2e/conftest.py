@@ -339,9 +339,12 @@ def server(request):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach what the server logged during a failing test to that test's report."""
+    """Attach what the server logged during a failing test to that test's report, and
+    keep each phase's report on the item (`item.rep_call`) so fixtures can tell a failed
+    test from a passed one (the browser tests save screenshots)."""
     outcome = yield
     report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
     srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
     if not isinstance(srv, Server):
         return

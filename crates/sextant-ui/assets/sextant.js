@@ -312,6 +312,7 @@
         let payload;
         try { payload = await api("GET", "/ui/api/series?" + params.toString()); } catch (e) { legend.textContent = e.message; continue; }
         const geometry = drawChart(chart, payload, state);
+        chart.dataset.series = String(payload.series.length);
         legend.textContent = payload.series.map((s) => s.name).join(" · ");
         if (!geometry) continue;
         let dragFrom = null;

@@ -124,10 +124,21 @@ pub fn downsample(points: &[Point], buckets: usize, x_min: f64, x_max: f64) -> V
     let mut out: Vec<Bucket> = Vec::with_capacity(2 * buckets);
     // The open bucket: its index, first point, last point, extremes.
     let mut open: Option<(usize, Point, Point, f64, f64)> = None;
-    let close = |out: &mut Vec<Bucket>, (_, first, last, min, max): (usize, Point, Point, f64, f64)| {
-        out.push(Bucket { x: first.x, y: first.y, min, max });
+    let close = |out: &mut Vec<Bucket>,
+                 (_, first, last, min, max): (usize, Point, Point, f64, f64)| {
+        out.push(Bucket {
+            x: first.x,
+            y: first.y,
+            min,
+            max,
+        });
         if last.x != first.x || last.y != first.y {
-            out.push(Bucket { x: last.x, y: last.y, min, max });
+            out.push(Bucket {
+                x: last.x,
+                y: last.y,
+                min,
+                max,
+            });
         }
     };
     for point in finite() {
@@ -193,8 +204,16 @@ mod tests {
         let points = series(&ys);
         let buckets = downsample(&points, 200, 0.0, 9_999.0);
         assert!(buckets.len() <= 400);
-        assert_eq!(buckets.first().map(|b| b.x), Some(0.0), "starts where the series starts");
-        assert_eq!(buckets.last().map(|b| b.x), Some(9_999.0), "ends where it ends");
+        assert_eq!(
+            buckets.first().map(|b| b.x),
+            Some(0.0),
+            "starts where the series starts"
+        );
+        assert_eq!(
+            buckets.last().map(|b| b.x),
+            Some(9_999.0),
+            "ends where it ends"
+        );
         assert!(buckets.iter().any(|b| b.max == 100.0));
         assert!(buckets.iter().any(|b| b.min == -50.0));
         // Small series come back whole.

@@ -10,14 +10,25 @@ use serde_json::{json, Value};
 use crate::helpers::{TestApp, ADMIN_PASSWORD};
 use crate::serving::{create_deployment, register, v1};
 
-crate::backend_tests!(every_page_answers_with_its_content, user_content_never_becomes_markup);
+crate::backend_tests!(
+    every_page_answers_with_its_content,
+    user_content_never_becomes_markup
+);
 mod secured {
     use super::{a_user_sees_only_what_they_may_read, sessions_sign_in_out_and_need_csrf};
-    crate::auth_backend_tests!(a_user_sees_only_what_they_may_read, sessions_sign_in_out_and_need_csrf);
+    crate::auth_backend_tests!(
+        a_user_sees_only_what_they_may_read,
+        sessions_sign_in_out_and_need_csrf
+    );
 }
 
 async fn page(app: &TestApp, path: &str) -> (u16, String) {
-    let response = app.no_redirect.get(app.url(path)).send().await.expect("send");
+    let response = app
+        .no_redirect
+        .get(app.url(path))
+        .send()
+        .await
+        .expect("send");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
@@ -25,7 +36,11 @@ async fn page(app: &TestApp, path: &str) -> (u16, String) {
 #[track_caller]
 fn contains_all(html: &str, what: &[&str]) {
     for piece in what {
-        assert!(html.contains(piece), "{piece:?} missing from:\n{}", &html[..html.len().min(3000)]);
+        assert!(
+            html.contains(piece),
+            "{piece:?} missing from:\n{}",
+            &html[..html.len().min(3000)]
+        );
     }
 }
 
@@ -50,23 +65,45 @@ async fn every_page_answers_with_its_content(app: TestApp) {
     let first = log_run(&app, &experiment, "first", "0.1", 3000).await;
     let second = log_run(&app, &experiment, "second", "0.2", 10).await;
     let child = log_run(&app, &experiment, "child", "0.1", 1).await;
-    app.post("runs/set-tag", json!({"run_id": child, "key": "mlflow.parentRunId", "value": first}))
-        .await
-        .ok();
+    app.post(
+        "runs/set-tag",
+        json!({"run_id": child, "key": "mlflow.parentRunId", "value": first}),
+    )
+    .await
+    .ok();
     // Experiments: name, run count.
     let (status, html) = page(&app, "/").await;
     assert_eq!(status, 200);
-    contains_all(&html, &["ui-pages", "<td class=\"num\">3</td>", "/static/sextant.js"]);
+    contains_all(
+        &html,
+        &["ui-pages", "<td class=\"num\">3</td>", "/static/sextant.js"],
+    );
     // Runs: the differing param is a column by default, the shared one is not.
     let (status, html) = page(&app, &format!("/experiments/{experiment}")).await;
     assert_eq!(status, 200);
-    contains_all(&html, &["first", "second", "title=\"params.lr\"", "title=\"metrics.loss\"", "1 children"]);
-    assert!(!html.contains("title=\"params.depth\""), "a param equal in every run is not a default column");
+    contains_all(
+        &html,
+        &[
+            "first",
+            "second",
+            "title=\"params.lr\"",
+            "title=\"metrics.loss\"",
+            "1 children",
+        ],
+    );
+    assert!(
+        !html.contains("title=\"params.depth\""),
+        "a param equal in every run is not a default column"
+    );
     // A filter with OR; a bad filter is shown inline, not as a broken page.
     let (status, html) = page(&app, &format!("/experiments/{experiment}?filter=params.lr%20%3D%20%270.1%27%20OR%20params.lr%20%3D%20%270.2%27")).await;
     assert_eq!(status, 200);
     contains_all(&html, &["first", "second"]);
-    let (status, html) = page(&app, &format!("/experiments/{experiment}?filter=params.lr%20%3D%3D")).await;
+    let (status, html) = page(
+        &app,
+        &format!("/experiments/{experiment}?filter=params.lr%20%3D%3D"),
+    )
+    .await;
     assert_eq!(status, 200);
     contains_all(&html, &["filter-error", "Invalid filter"]);
     // Sort, summary statistic, grouping, chosen columns.
@@ -75,7 +112,18 @@ async fn every_page_answers_with_its_content(app: TestApp) {
     // A run: params, metrics, the chart panel, the child, the artifacts.
     let (status, html) = page(&app, &format!("/experiments/{experiment}/runs/{first}")).await;
     assert_eq!(status, 200);
-    contains_all(&html, &["first", "lr", "0.1", "loss", "chart-panel", "Child runs (1)", "Artifacts"]);
+    contains_all(
+        &html,
+        &[
+            "first",
+            "lr",
+            "0.1",
+            "loss",
+            "chart-panel",
+            "Child runs (1)",
+            "Artifacts",
+        ],
+    );
     // A run under the wrong experiment's path goes to the right one.
     let (status, _) = page(&app, &format!("/experiments/0/runs/{first}")).await;
     assert_eq!(status, 303);
@@ -83,18 +131,47 @@ async fn every_page_answers_with_its_content(app: TestApp) {
     let (status, html) = page(&app, &format!("/compare?runs={first},{second}")).await;
     assert_eq!(status, 200);
     contains_all(&html, &["Compare 2 runs", "compare-data", "lr"]);
-    let (status, body) = page(&app, &format!("/ui/api/series?runs={first},{second}&metric=loss&px=100&smooth=ema:0.5")).await;
+    let (status, body) = page(
+        &app,
+        &format!("/ui/api/series?runs={first},{second}&metric=loss&px=100&smooth=ema:0.5"),
+    )
+    .await;
     assert_eq!(status, 200);
     let series: Value = serde_json::from_str(&body).unwrap();
-    let long = series["series"].as_array().unwrap().iter().find(|s| s["name"] == "first").unwrap();
+    let long = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "first")
+        .unwrap();
     let points = long["points"].as_array().unwrap();
-    assert!(points.len() <= 200 && points.len() > 100, "{} points", points.len());
+    assert!(
+        points.len() <= 200 && points.len() > 100,
+        "{} points",
+        points.len()
+    );
     assert_eq!(points[0][0], 0.0, "starts at step 0");
-    let (_, body) = page(&app, &format!("/ui/api/series?runs={first}&metric=loss&px=100&xmin=100&xmax=200")).await;
+    let (_, body) = page(
+        &app,
+        &format!("/ui/api/series?runs={first}&metric=loss&px=100&xmin=100&xmax=200"),
+    )
+    .await;
     let zoomed: Value = serde_json::from_str(&body).unwrap();
-    let xs: Vec<f64> = zoomed["series"][0]["points"].as_array().unwrap().iter().map(|p| p[0].as_f64().unwrap()).collect();
-    assert!(xs.iter().all(|x| (100.0..=200.0).contains(x)), "zoom re-queries the range: {xs:?}");
-    let (_, body) = page(&app, &format!("/ui/api/series?runs={first},{second}&metric=loss&px=50&group=params.lr")).await;
+    let xs: Vec<f64> = zoomed["series"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_f64().unwrap())
+        .collect();
+    assert!(
+        xs.iter().all(|x| (100.0..=200.0).contains(x)),
+        "zoom re-queries the range: {xs:?}"
+    );
+    let (_, body) = page(
+        &app,
+        &format!("/ui/api/series?runs={first},{second}&metric=loss&px=50&group=params.lr"),
+    )
+    .await;
     let grouped: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(grouped["series"].as_array().unwrap().len(), 2, "{grouped}");
     // Registry, deployments, governance.
@@ -129,8 +206,14 @@ async fn every_page_answers_with_its_content(app: TestApp) {
     assert_eq!(page(&app, "/governance").await.0, 200);
     // Assets, with the page's security headers.
     let response = app.client.get(app.url("/")).send().await.unwrap();
-    let csp = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
     for asset in ["/static/sextant.css", "/static/sextant.js"] {
         let (status, text) = page(&app, asset).await;
         assert_eq!(status, 200);
@@ -142,33 +225,83 @@ async fn user_content_never_becomes_markup(app: TestApp) {
     let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
     let experiment = app.create_experiment(&format!("exp {evil}")).await;
     let run = app.create_run(&experiment, &format!("run {evil}")).await;
-    app.post("runs/log-parameter", json!({"run_id": run, "key": "p", "value": evil})).await.ok();
-    app.post("runs/set-tag", json!({"run_id": run, "key": "t", "value": evil})).await.ok();
-    for path in ["/".to_string(), format!("/experiments/{experiment}"), format!("/experiments/{experiment}/runs/{run}"), format!("/compare?runs={run}")] {
+    app.post(
+        "runs/log-parameter",
+        json!({"run_id": run, "key": "p", "value": evil}),
+    )
+    .await
+    .ok();
+    app.post(
+        "runs/set-tag",
+        json!({"run_id": run, "key": "t", "value": evil}),
+    )
+    .await
+    .ok();
+    for path in [
+        "/".to_string(),
+        format!("/experiments/{experiment}"),
+        format!("/experiments/{experiment}/runs/{run}"),
+        format!("/compare?runs={run}"),
+    ] {
         let (status, html) = page(&app, &path).await;
         assert_eq!(status, 200, "{path}");
         assert!(!html.contains("<script>alert"), "{path}: {html}");
         assert!(!html.contains("<img src=x"), "{path}");
-        assert!(html.contains("&lt;script&gt;") || html.contains("\\u003cscript"), "{path}: escaped text is there");
+        assert!(
+            html.contains("&lt;script&gt;") || html.contains("\\u003cscript"),
+            "{path}: escaped text is there"
+        );
     }
     // Active artifacts are downloaded, never shown; everything raw is sandboxed.
-    for (file, body) in [("page.html", "<script>alert(3)</script>"), ("image.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(4)\"/>")] {
+    for (file, body) in [
+        ("page.html", "<script>alert(3)</script>"),
+        (
+            "image.svg",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(4)\"/>",
+        ),
+    ] {
         let upload = app
             .client
-            .put(app.url(&format!("/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/{file}")))
+            .put(app.url(&format!(
+                "/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/{file}"
+            )))
             .body(body)
             .send()
             .await
             .unwrap();
         assert_eq!(upload.status(), 200);
-        let raw = app.client.get(app.url(&format!("/ui/artifacts/raw?run={run}&path={file}"))).send().await.unwrap();
+        let raw = app
+            .client
+            .get(app.url(&format!("/ui/artifacts/raw?run={run}&path={file}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(raw.status(), 200);
         let headers = raw.headers();
-        assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"), "{file}");
-        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().starts_with("sandbox"), "{file}");
+        assert!(
+            headers[header::CONTENT_DISPOSITION]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment"),
+            "{file}"
+        );
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("sandbox"),
+            "{file}"
+        );
         assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
-        let (_, preview) = page(&app, &format!("/ui/artifacts/preview?run={run}&path={file}")).await;
-        assert!(preview.contains("No preview") && !preview.contains("alert("), "{preview}");
+        let (_, preview) = page(
+            &app,
+            &format!("/ui/artifacts/preview?run={run}&path={file}"),
+        )
+        .await;
+        assert!(
+            preview.contains("No preview") && !preview.contains("alert("),
+            "{preview}"
+        );
     }
 }
 
@@ -215,11 +348,14 @@ pub(super) async fn a_user_sees_only_what_they_may_read(app: TestApp) {
         .await
         .unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
-    alice(reqwest::Method::POST, "/api/2.0/mlflow/registered-models/create")
-        .json(&json!({"name": "alice-secret-model"}))
-        .send()
-        .await
-        .unwrap();
+    alice(
+        reqwest::Method::POST,
+        "/api/2.0/mlflow/registered-models/create",
+    )
+    .json(&json!({"name": "alice-secret-model"}))
+    .send()
+    .await
+    .unwrap();
     let text = |request: reqwest::RequestBuilder| async move {
         let response = request.send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -233,7 +369,10 @@ pub(super) async fn a_user_sees_only_what_they_may_read(app: TestApp) {
     for path in ["/", "/models", "/deployments", "/governance", "/me"] {
         let (status, html) = text(bob(reqwest::Method::GET, path)).await;
         assert_eq!(status, 200, "{path}");
-        assert!(!html.contains("alice-secret"), "{path} shows alice's resources to bob");
+        assert!(
+            !html.contains("alice-secret"),
+            "{path} shows alice's resources to bob"
+        );
     }
     for path in [
         format!("/experiments/{experiment}"),
@@ -246,16 +385,42 @@ pub(super) async fn a_user_sees_only_what_they_may_read(app: TestApp) {
         assert_eq!(status, 404, "{path}");
         assert!(!html.contains("alice-secret"), "{path}");
     }
-    let (_, html) = text(bob(reqwest::Method::GET, &format!("/compare?runs={run_id}"))).await;
-    assert!(!html.contains("alice-secret") && html.contains("Compare 0 runs"), "{html}");
-    let (_, body) = text(bob(reqwest::Method::GET, &format!("/ui/api/series?runs={run_id}&metric=m"))).await;
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["series"], json!([]));
-    let (status, _) = text(bob(reqwest::Method::GET, &format!("/ui/artifacts/raw?run={run_id}&path=x.txt"))).await;
+    let (_, html) = text(bob(
+        reqwest::Method::GET,
+        &format!("/compare?runs={run_id}"),
+    ))
+    .await;
+    assert!(
+        !html.contains("alice-secret") && html.contains("Compare 0 runs"),
+        "{html}"
+    );
+    let (_, body) = text(bob(
+        reqwest::Method::GET,
+        &format!("/ui/api/series?runs={run_id}&metric=m"),
+    ))
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["series"],
+        json!([])
+    );
+    let (status, _) = text(bob(
+        reqwest::Method::GET,
+        &format!("/ui/artifacts/raw?run={run_id}&path=x.txt"),
+    ))
+    .await;
     assert_eq!(status, 404);
     // Without credentials, pages send the browser to sign in.
-    let response = app.no_redirect.get(app.url(&format!("/experiments/{experiment}"))).send().await.unwrap();
+    let response = app
+        .no_redirect
+        .get(app.url(&format!("/experiments/{experiment}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
-    assert!(response.headers()[header::LOCATION].to_str().unwrap().starts_with("/login?next="));
+    assert!(response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?next="));
 }
 
 pub(super) async fn sessions_sign_in_out_and_need_csrf(app: TestApp) {
@@ -263,30 +428,53 @@ pub(super) async fn sessions_sign_in_out_and_need_csrf(app: TestApp) {
     let refused = app
         .no_redirect
         .post(app.url("/login"))
-        .form(&[("username", "admin"), ("password", "wrong-password"), ("next", "/models")])
+        .form(&[
+            ("username", "admin"),
+            ("password", "wrong-password"),
+            ("next", "/models"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
-    assert!(refused.text().await.unwrap().contains("Unknown user or wrong password"));
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Unknown user or wrong password"));
     // Signing in sets an HttpOnly, SameSite session cookie and goes on.
     let signed_in = app
         .no_redirect
         .post(app.url("/login"))
-        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "//evil.example/x")])
+        .form(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("next", "//evil.example/x"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
     assert_eq!(signed_in.headers()[header::LOCATION], "/", "never off-site");
-    let cookie = signed_in.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = signed_in.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
     let secret = session.split_once('=').unwrap().1.to_string();
     let with_session = |method: reqwest::Method, path: &str| {
-        app.no_redirect.request(method, app.url(path)).header(header::COOKIE, session.clone())
+        app.no_redirect
+            .request(method, app.url(path))
+            .header(header::COOKIE, session.clone())
     };
-    let home = with_session(reqwest::Method::GET, "/").send().await.unwrap();
+    let home = with_session(reqwest::Method::GET, "/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(home.status(), 200);
     let html = home.text().await.unwrap();
     let csrf = sextant_governance::csrf_token(&secret);
@@ -306,12 +494,26 @@ pub(super) async fn sessions_sign_in_out_and_need_csrf(app: TestApp) {
         .unwrap();
     assert_eq!(with.status(), 200);
     // Signing out needs the token too; afterwards the cookie is worthless.
-    let forged = with_session(reqwest::Method::POST, "/logout").form(&[("csrf_token", "nope")]).send().await.unwrap();
+    let forged = with_session(reqwest::Method::POST, "/logout")
+        .form(&[("csrf_token", "nope")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
-    let out = with_session(reqwest::Method::POST, "/logout").form(&[("csrf_token", csrf.as_str())]).send().await.unwrap();
+    let out = with_session(reqwest::Method::POST, "/logout")
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 303);
-    assert!(out.headers()[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
-    let after = with_session(reqwest::Method::GET, "/").send().await.unwrap();
+    assert!(out.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let after = with_session(reqwest::Method::GET, "/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), 303, "the session ended");
     let reply = v1(&app, reqwest::Method::GET, "/me", None).await;
     assert_eq!(reply.status, 401);

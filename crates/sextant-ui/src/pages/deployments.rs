@@ -94,7 +94,7 @@ pub fn render_list(data: &DeploymentsPage, viewer: &Viewer) -> Markup {
             details.create {
                 summary { "New deployment" }
                 form.inline.js-create-deployment {
-                    input type="text" name="name" placeholder="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,62}";
+                    input type="text" name="name" placeholder="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,62}";
                     input type="text" name="model" placeholder="model@alias or model/version" required;
                     button type="submit" { "Deploy" }
                 }
@@ -138,20 +138,37 @@ pub fn line_chart(title: &str, series: &[(&str, &[(i64, f64)])], unit: &str) -> 
         .fold((i64::MAX, i64::MIN), |(lo, hi), (t, _)| {
             (lo.min(*t), hi.max(*t))
         });
-    let vmax = points.iter().fold(0.0_f64, |m, (_, v)| m.max(*v));
-    let vmax = if vmax > 0.0 { vmax * 1.1 } else { 1.0 };
+    let largest = points.iter().fold(0.0_f64, |m, (_, v)| m.max(*v));
+    // Headroom above the largest value; an all-zero chart still has a scale.
+    let vmax = if largest > 0.0 { largest * 1.1 } else { 1.0 };
     let span = t1.saturating_sub(t0).max(1) as f64;
+    let position = |t: i64, v: f64| {
+        // A single sample sits at the right edge, where the newest one goes.
+        let x = if t1 > t0 {
+            PAD + t.saturating_sub(t0) as f64 / span * (WIDTH - 2.0 * PAD)
+        } else {
+            WIDTH - PAD
+        };
+        (x, HEIGHT - PAD - v / vmax * (HEIGHT - 2.0 * PAD))
+    };
     let path = |values: &[(i64, f64)]| {
         let mut d = String::new();
         for (idx, (t, v)) in values.iter().filter(|(_, v)| v.is_finite()).enumerate() {
-            let x = PAD + t.saturating_sub(t0) as f64 / span * (WIDTH - 2.0 * PAD);
-            let y = HEIGHT - PAD - v / vmax * (HEIGHT - 2.0 * PAD);
+            let (x, y) = position(*t, *v);
             d.push_str(&format!(
                 "{}{x:.1},{y:.1}",
                 if idx == 0 { "M" } else { " L" }
             ));
         }
         d
+    };
+    // The newest sample of each series is marked, so a series of one sample shows.
+    let newest = |values: &[(i64, f64)]| {
+        values
+            .iter()
+            .rev()
+            .find(|(_, v)| v.is_finite())
+            .map(|(t, v)| position(*t, *v))
     };
     let latest: Vec<String> = series
         .iter()
@@ -167,8 +184,11 @@ pub fn line_chart(title: &str, series: &[(&str, &[(i64, f64)])], unit: &str) -> 
                 svg width=(WIDTH) height=(HEIGHT) viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title) {
                     @for (idx, (name, values)) in series.iter().enumerate() {
                         path class=(format!("line c{}", idx % 6)) d=(path(values)) { title { (name) } }
+                        @if let Some((x, y)) = newest(values) {
+                            circle class=(format!("dot c{}", idx % 6)) cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" {}
+                        }
                     }
-                    text x="4" y="12" class="axis" { (format::number(vmax / 1.1)) (unit) }
+                    text x="4" y="12" class="axis" { (format::number(largest)) (unit) }
                 }
             }
         }
@@ -319,5 +339,19 @@ mod tests {
         let html =
             line_chart("p99", &[("primary", &one[..]), ("canary", empty)], " ms").into_string();
         assert!(html.contains("<svg"), "{html}");
+        assert!(
+            html.contains("<circle"),
+            "a single sample is drawn as a dot: {html}"
+        );
+    }
+
+    #[test]
+    fn the_scale_label_is_the_largest_value() {
+        let zeros = [(1_000_i64, 0.0), (11_000, 0.0)];
+        let html = line_chart("error rate", &[("primary", &zeros[..])], "").into_string();
+        assert!(html.contains(r#"class="axis">0<"#), "{html}");
+        let rising = [(1_000_i64, 1.0), (11_000, 4.0)];
+        let html = line_chart("p50", &[("primary", &rising[..])], " ms").into_string();
+        assert!(html.contains(r#"class="axis">4 ms<"#), "{html}");
     }
 }

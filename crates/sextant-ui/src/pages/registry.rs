@@ -150,7 +150,7 @@ pub fn render_model(data: &ModelPage, viewer: &Viewer) -> Markup {
                 h2 { "Promote" }
                 form.inline.js-promote data-model=(model.name) data-workflow=(data.workflow) {
                     label { "version " select name="version" { @for version in &data.versions { option value=(version.version) { (version.version) } } } }
-                    label { "alias " input type="text" name="alias" placeholder="champion" pattern="[A-Za-z0-9_-]+"; }
+                    label { "alias " input type="text" name="alias" placeholder="champion" pattern="[A-Za-z0-9_\\-]+"; }
                     label { "or stage " select name="stage" {
                         option value="" { "—" }
                         @for stage in ["Staging", "Production", "Archived", "None"] { option value=(stage) { (stage) } }
@@ -275,7 +275,7 @@ pub fn render_version(data: &VersionPage, viewer: &Viewer) -> Markup {
                 h2 { "Promote this version" }
                 form.inline.js-promote data-model=(version.name) data-workflow=(data.workflow) {
                     input type="hidden" name="version" value=(version.version);
-                    label { "alias " input type="text" name="alias" placeholder="champion" pattern="[A-Za-z0-9_-]+"; }
+                    label { "alias " input type="text" name="alias" placeholder="champion" pattern="[A-Za-z0-9_\\-]+"; }
                     label { "or stage " select name="stage" {
                         option value="" { "—" }
                         @for stage in ["Staging", "Production", "Archived", "None"] { option value=(stage) { (stage) } }
