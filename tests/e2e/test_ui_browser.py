@@ -80,10 +80,13 @@ def logged(server):
 
     for user, password in (("alice", "alice-password"), ("bob", "bob-password")):
         api(server, "POST", "/api/v1/users", json={"username": user, "password": password})
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = "alice", "alice-password"
+    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(dict(zip(names, ("alice", "alice-password", server["uri"], server["uri"]))))
     try:
+        # Earlier tests point the client's globals elsewhere: both URIs here.
         mlflow.set_tracking_uri(server["uri"])
+        mlflow.set_registry_uri(server["uri"])
         experiment_id = mlflow.set_experiment("browser-journey").experiment_id
         rng = np.random.default_rng(7)
         X = rng.normal(size=(300, 3))
@@ -229,6 +232,22 @@ def test_the_journey_from_runs_to_a_monitored_deployment(server, logged, browser
     alice.check_console()
     assert alice.find(".chart[data-metric=loss]").get_attribute("data-series") == "3"
     alice.screenshot("compare")
+    # Chart settings live in the URL; "Save view" keeps them under a short link.
+    from selenium.webdriver.support.ui import Select
+
+    Select(alice.find(".chart-controls select[name=smooth]")).select_by_index(1)
+    alice.wait(lambda d: "csmooth=" in d.current_url)
+    smoothing = alice.find(".chart-controls select[name=smooth]").get_attribute("value")
+    long_url = alice.driver.current_url
+    alice.find("button.js-save-view").click()
+    alice.wait(lambda d: d.find_element("css selector", ".js-view-link").get_attribute("value"))
+    short = alice.find(".js-view-link").get_attribute("value")
+    assert "/v/" in short and len(short) < len(long_url), (short, long_url)
+    assert short.startswith(server["uri"] + "/v/"), short
+    alice.open(short[len(server["uri"]):])
+    alice.wait(lambda d: "/compare?" in d.current_url)
+    assert alice.driver.current_url == long_url
+    assert alice.find(".chart-controls select[name=smooth]").get_attribute("value") == smoothing
     # Open an artifact: its preview is shown, sandboxed.
     run_zero = logged["runs"][0]
     alice.open(f"/experiments/{logged['experiment']}/runs/{run_zero}")
@@ -290,6 +309,7 @@ def test_the_journey_from_runs_to_a_monitored_deployment(server, logged, browser
         call(rng.normal(size=(20, 3)))
         time.sleep(2)
     assert "no traffic yet" not in alice.find(".minis").text, "the traffic chart never moved"
+    split_ms = int(time.time() * 1000)
     for _ in range(10):
         call(rng.normal(loc=4.0, size=(100, 3)))
     deadline = time.time() + 60
@@ -300,6 +320,34 @@ def test_the_journey_from_runs_to_a_monitored_deployment(server, logged, browser
         time.sleep(2)
     assert alice.finds("table.heatmap td.heat.drifted"), "the drift never showed"
     alice.screenshot("deployment")
+    # The page links a drift report of the last hour against the day before
+    # (here the day before is empty, which the report's frame says).
+    alice.find("a.js-drift-report").click()
+    alice.wait(lambda d: "/drift?" in d.current_url)
+    alice.driver.switch_to.frame(alice.find("iframe.report"))
+    alice.wait(lambda d: "no answered predictions in that window" in d.page_source, 60)
+    alice.driver.switch_to.default_content()
+    # Before and after the drifted calls, as a drift report page.
+    end_ms = int(time.time() * 1000) + 60_000
+    alice.open(f"/drift?ref.deployment=journey&ref.start={split_ms - 3_600_000}&ref.end={split_ms}"
+               f"&cur.deployment=journey&cur.start={split_ms}&cur.end={end_ms}")  # fmt: skip
+    alice.driver.switch_to.frame(alice.find("iframe.report"))
+    alice.wait(lambda d: "Dataset drift detected" in d.page_source, 60)
+    alice.driver.switch_to.default_content()
+    alice.check_console()
+    alice.screenshot("drift")
+    # An admin manages groups from the governance page.
+    admin = browser()
+    admin.sign_in("admin", ADMIN_PASSWORD)
+    admin.open("/governance")
+    admin.find(".js-create-group input[name=name]").send_keys("reviewers")
+    admin.find(".js-create-group button").click()
+    admin.wait(lambda d: d.find_elements("css selector", "tr[data-group=reviewers]"))
+    admin.find(".js-add-member input[name=username]").send_keys("bob")
+    admin.find(".js-add-member button").click()
+    admin.wait(lambda d: d.find_elements("css selector", "tr[data-group=reviewers] button[data-username=bob]"))
+    admin.check_console()
+    admin.screenshot("governance")
 
 
 def test_hostile_content_and_cross_site_posts(server, logged, browser):

@@ -419,7 +419,11 @@ async fn prediction_window(
             "deployment '{deployment}' logged no answered predictions in that window"
         )));
     }
-    let description = format!("deployment '{deployment}' prediction log ({rows} rows)");
+    let description = format!(
+        "deployment '{deployment}' prediction log, {} to {} UTC",
+        sextant_ui::format::time(start_us / 1000),
+        sextant_ui::format::time(end_us / 1000)
+    );
     let table = Table::from_batches(Path::new(&description), &batches);
     let features = table
         .column_names()

@@ -25,6 +25,7 @@ mod monitoring;
 mod overview;
 mod registry;
 mod runs;
+mod saved_views;
 mod search_sql;
 mod writer;
 
@@ -43,6 +44,7 @@ pub use crate::monitoring::{
 pub use crate::overview::Series;
 pub use crate::registry::NewModelVersion;
 pub use crate::runs::{LogBatch, RunUpdate};
+pub use crate::saved_views::MAX_VIEW_TARGET;
 
 /// Which database engine backs the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

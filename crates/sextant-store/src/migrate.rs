@@ -39,6 +39,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_monitoring.sql"),
         postgres: include_str!("../migrations/postgres/0004_monitoring.sql"),
     },
+    Migration {
+        version: 5,
+        name: "ui",
+        sqlite: include_str!("../migrations/sqlite/0005_ui.sql"),
+        postgres: include_str!("../migrations/postgres/0005_ui.sql"),
+    },
 ];
 
 /// Applies every migration newer than the database, each in its own

@@ -49,6 +49,33 @@
   const fail = (error) => toast(error.message, true);
   const reload = () => location.reload();
 
+  // ------------------------------------------------------ state in the URL
+  // What a page's script changes (chart axes, smoothing, zoom, scatter
+  // axes) is written back to the query string, so reloading or sharing the
+  // URL shows the same thing; "Save view" keeps long URLs under a short link.
+  const urlState = {
+    get(key) { return new URLSearchParams(location.search).get(key); },
+    set(values) {
+      const params = new URLSearchParams(location.search);
+      Object.entries(values).forEach(([key, value]) => {
+        if (value === null || value === undefined || value === "") params.delete(key); else params.set(key, value);
+      });
+      const search = params.toString();
+      history.replaceState(null, "", location.pathname + (search ? "?" + search : "") + location.hash);
+    },
+  };
+  on(".js-save-view", async () => {
+    const box = $(".saved-view"), link = $(".js-view-link");
+    try {
+      const saved = await api("POST", "/ui/views", { target: location.pathname + location.search + location.hash });
+      link.value = location.origin + saved.url;
+      box.hidden = false;
+      link.focus(); link.select();
+      if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(link.value).then(() => toast("Link copied"), () => {});
+    } catch (e) { fail(e); }
+  });
+  on(".js-close-view", () => { $(".saved-view").hidden = true; });
+
   // ---------------------------------------------------------------- keyboard
   const help = $("#help");
   $$(".help-toggle").forEach((b) => b.addEventListener("click", () => { help.hidden = !help.hidden; }));
@@ -232,6 +259,31 @@
   onSubmit(".js-grant", async (form, data) => {
     try { await v1("PUT", "permissions", Object.fromEntries(data.entries())); reload(); } catch (e) { fail(e); }
   });
+  on(".js-revoke-grant", async (button) => {
+    const row = button.closest("tr").dataset;
+    const grant = { resource_type: row.resourceType, resource_id: row.resourceId, principal: row.principal, permission: row.permission };
+    if (!confirm("Revoke " + grant.permission + " on " + grant.resource_type + " " + grant.resource_id + " from " + grant.principal + "?")) return;
+    try { await v1("DELETE", "permissions", grant); reload(); } catch (e) { fail(e); }
+  });
+  on(".js-user-flag", async (button) => {
+    const user = button.closest("tr").dataset.user;
+    try { await v1("PATCH", "users/" + encodeURIComponent(user), { [button.dataset.field]: button.dataset.value === "true" }); reload(); } catch (e) { fail(e); }
+  });
+  onSubmit(".js-create-group", async (form, data) => {
+    try { await v1("POST", "groups", { name: data.get("name") }); reload(); } catch (e) { fail(e); }
+  });
+  onSubmit(".js-add-member", async (form, data) => {
+    try { await v1("PUT", "groups/" + encodeURIComponent(data.get("group")) + "/members/" + encodeURIComponent(data.get("username"))); reload(); } catch (e) { fail(e); }
+  });
+  on(".js-remove-member", async (button) => {
+    const group = button.closest("tr").dataset.group;
+    try { await v1("DELETE", "groups/" + encodeURIComponent(group) + "/members/" + encodeURIComponent(button.dataset.username)); reload(); } catch (e) { fail(e); }
+  });
+  on(".js-delete-group", async (button) => {
+    const group = button.closest("tr").dataset.group;
+    if (!confirm("Delete group " + group + " and its grants?")) return;
+    try { await v1("DELETE", "groups/" + encodeURIComponent(group)); reload(); } catch (e) { fail(e); }
+  });
 
   // ------------------------------------------------------------------ charts
   const COLORS = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795", "#c53030", "#718096", "#b7791f", "#2c7a7b"];
@@ -292,12 +344,33 @@
     const form = $(".chart-controls", panel), grid = $(".charts-grid", panel);
     const runs = panel.dataset.runs;
     const zoom = {};
+    // The chart settings a URL carries: cx, csmooth, clog, cm (metrics), czoom.
+    const setIfOption = (select, value) => { if (value !== null && Array.from(select.options).some((o) => o.value === value)) select.value = value; };
+    setIfOption(form.elements.x, urlState.get("cx"));
+    setIfOption(form.elements.smooth, urlState.get("csmooth"));
+    if (urlState.get("clog") === "1") form.elements.log.checked = true;
+    const wanted = urlState.get("cm");
+    if (wanted !== null) {
+      const names = wanted.split(",");
+      Array.from(form.elements.metrics.options).forEach((o) => { o.selected = names.includes(o.value); });
+    }
+    (urlState.get("czoom") || "").split("|").forEach((part) => {
+      const pieces = part.split("~");
+      if (pieces.length === 3 && Number.isFinite(+pieces[1]) && Number.isFinite(+pieces[2])) zoom[pieces[0]] = [+pieces[1], +pieces[2]];
+    });
     async function render() {
       const state = {
         x: form.elements.x.value, smooth: form.elements.smooth.value, log: form.elements.log.checked,
         metrics: Array.from(form.elements.metrics.selectedOptions).map((o) => o.value),
         group: (document.querySelector(".scatter-controls select[name=sg]") || {}).value || "",
       };
+      urlState.set({
+        cx: state.x === form.elements.x.options[0].value ? "" : state.x,
+        csmooth: state.smooth === form.elements.smooth.options[0].value ? "" : state.smooth,
+        clog: state.log ? "1" : "",
+        cm: state.metrics.join(","),
+        czoom: Object.entries(zoom).map(([metric, [a, b]]) => metric + "~" + a + "~" + b).join("|"),
+      });
       grid.textContent = "";
       for (const metric of state.metrics) {
         const chart = document.createElement("div"); chart.className = "chart"; chart.dataset.metric = metric;
@@ -346,6 +419,13 @@
     panel.render = render;
     render();
   }
+  // The scatter's axes and grouping come from the URL before the charts
+  // draw, since the charts group by the same choice.
+  const scatterControls = $(".scatter-controls");
+  if (scatterControls) ["sx", "sy", "sg"].forEach((key) => {
+    const value = urlState.get(key), select = scatterControls.elements[key];
+    if (select && value !== null && Array.from(select.options).some((o) => o.value === value)) select.value = value;
+  });
   $$(".chart-panel").forEach(setupPanel);
   on(".js-chart-metric", (button) => {
     const panel = $(".chart-panel"); if (!panel) return;
@@ -361,11 +441,18 @@
     const keys = Array.from(new Set(data.runs.flatMap((r) => Object.keys(r.values))));
     drawParallel($("canvas.parallel"), data.runs, keys.filter((k) => data.runs.some((r) => typeof r.values[k] === "number")).slice(0, 12));
     const controls = $(".scatter-controls");
-    const redraw = () => drawScatter($("canvas.scatter"), data.runs, controls.elements.sx.value, controls.elements.sy.value, controls.elements.sg.value);
+    const redraw = () => {
+      drawScatter($("canvas.scatter"), data.runs, controls.elements.sx.value, controls.elements.sy.value, controls.elements.sg.value);
+      urlState.set({ sx: controls.elements.sx.value, sy: controls.elements.sy.value, sg: controls.elements.sg.value });
+    };
     controls.addEventListener("change", () => { redraw(); const panel = $(".chart-panel"); if (panel) panel.render(); });
     redraw();
     const diff = $(".js-diff-only");
-    const applyDiff = () => $$(".params-table tr.same").forEach((tr) => { tr.hidden = diff.checked; });
+    if (urlState.get("diff") === "0") diff.checked = false;
+    const applyDiff = () => {
+      $$(".params-table tr.same").forEach((tr) => { tr.hidden = diff.checked; });
+      urlState.set({ diff: diff.checked ? "" : "0" });
+    };
     diff.addEventListener("change", applyDiff); applyDiff();
   }
   function drawParallel(canvas, runs, axes) {

@@ -32,6 +32,51 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// A Gregorian date to days since 1970-01-01 (Howard Hinnant's
+/// `days_from_civil`, the inverse of [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-12-06`, `2026-12-06 14:03`, `2026-12-06T14:03:07` (what a
+/// `datetime-local` input sends, read as UTC) to milliseconds since the
+/// epoch; `None` for anything else.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (date, clock) = match text.split_once(['T', ' ']) {
+        Some((date, clock)) => (date, clock),
+        None => (text, ""),
+    };
+    let mut date_parts = date.split('-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: i64 = date_parts.next()?.parse().ok()?;
+    let day: i64 = date_parts.next()?.parse().ok()?;
+    if date_parts.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut seconds = 0;
+    if !clock.is_empty() {
+        let parts: Vec<&str> = clock.split(':').collect();
+        if !(2..=3).contains(&parts.len()) {
+            return None;
+        }
+        let hour: i64 = parts[0].parse().ok()?;
+        let minute: i64 = parts[1].parse().ok()?;
+        let second: i64 = parts.get(2).map_or(Some(0), |s| s.parse().ok())?;
+        if hour > 23 || minute > 59 || second > 59 || hour < 0 || minute < 0 || second < 0 {
+            return None;
+        }
+        seconds = hour * 3600 + minute * 60 + second;
+    }
+    Some((days_from_civil(year, month, day) * 86_400 + seconds) * 1000)
+}
+
 /// A duration in milliseconds as `3h 04m`, `12m 05s`, `4.2s`.
 pub fn duration(ms: i64) -> String {
     if ms < 0 {
@@ -121,5 +166,29 @@ mod tests {
         assert_eq!(number(f64::NAN), "NaN");
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(bytes(1_234_567), "1.2 MB");
+    }
+
+    #[test]
+    fn typed_times_read_back_as_the_times_shown() {
+        for ms in [
+            951_782_400_000_i64,
+            1_700_000_000_000,
+            4_102_444_799_000,
+            86_400_000,
+        ] {
+            assert_eq!(parse_time(&time(ms)), Some(ms), "{}", time(ms));
+        }
+        assert_eq!(parse_time("2023-11-14T22:13"), Some(1_699_999_980_000));
+        assert_eq!(parse_time("2023-11-14"), Some(1_699_920_000_000));
+        for bad in [
+            "",
+            "yesterday",
+            "2023-13-01",
+            "2023-11-14T25:00",
+            "2023-11-14T10",
+            "2023-11-14-01",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 }

@@ -117,8 +117,13 @@ pub fn page(title: &str, section: Section, viewer: &Viewer, body: Markup) -> Mar
                             }
                             None => span.muted { "local, no sign-in" }
                         }
+                        button.link.js-save-view type="button" title="A short link to this page as it is now" { "Save view" }
                         button.link.help-toggle type="button" title="Keyboard shortcuts (?)" { "?" }
                     }
+                }
+                div.saved-view hidden {
+                    label { "Link to this view " input.js-view-link type="text" readonly; }
+                    button.link.js-close-view type="button" { "Close" }
                 }
                 main { (body) }
                 div #help .help hidden {

@@ -411,34 +411,34 @@ pub(crate) async fn abuse(
 
 /// A drift report between two tables the server reads: run artifacts,
 /// logged datasets, or windows of a deployment's prediction log.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DriftRequest {
-    reference: TableSource,
-    current: TableSource,
+    pub(crate) reference: TableSource,
+    pub(crate) current: TableSource,
     /// `sextant` (default) or `evidently`.
     #[serde(default)]
-    methods: Option<String>,
+    pub(crate) methods: Option<String>,
     /// The label column (its drift is label drift).
     #[serde(default)]
-    target: Option<String>,
+    pub(crate) target: Option<String>,
     /// The model's output column (its drift is prediction drift); in a
     /// prediction-log window, e.g. `output_label`.
     #[serde(default)]
-    prediction: Option<String>,
+    pub(crate) prediction: Option<String>,
     /// Only these columns (default: every column both tables have).
     #[serde(default)]
-    columns: Option<Vec<String>>,
+    pub(crate) columns: Option<Vec<String>>,
     #[serde(default)]
-    numerical: Vec<String>,
+    pub(crate) numerical: Vec<String>,
     #[serde(default)]
-    categorical: Vec<String>,
+    pub(crate) categorical: Vec<String>,
     /// The dataset drifts when at least this share of columns drifted (default 0.5).
     #[serde(default)]
-    drift_share: Option<f64>,
+    pub(crate) drift_share: Option<f64>,
     /// `json` (default) or `html`.
     #[serde(default)]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// The report `sextant drift` prints, on tables the server reads.
@@ -451,14 +451,7 @@ pub(crate) async fn drift(
     crate::extract::MlflowRequest(request): crate::extract::MlflowRequest<DriftRequest>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    use sextant_monitor::drift::{DriftOptions, MethodSet};
 
-    let methods: MethodSet = request
-        .methods
-        .as_deref()
-        .unwrap_or("sextant")
-        .parse()
-        .map_err(ApiError::invalid)?;
     let html = match request.format.as_deref().unwrap_or("json") {
         "json" => false,
         "html" => true,
@@ -468,6 +461,33 @@ pub(crate) async fn drift(
             )))
         }
     };
+    let report = drift_report(&state, &principal, request).await?;
+    if html {
+        let page = sextant_monitor::drift::html::render(&report);
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page,
+        )
+            .into_response());
+    }
+    Ok(Json(report).into_response())
+}
+
+/// The report a drift request asks for, read with `principal`'s rights (the
+/// API and the web UI's drift page both come here).
+pub(crate) async fn drift_report(
+    state: &AppState,
+    principal: &sextant_governance::Principal,
+    request: DriftRequest,
+) -> ApiResult<sextant_monitor::drift::DriftReport> {
+    use sextant_monitor::drift::{DriftOptions, MethodSet};
+
+    let methods: MethodSet = request
+        .methods
+        .as_deref()
+        .unwrap_or("sextant")
+        .parse()
+        .map_err(ApiError::invalid)?;
     let drift_share = request.drift_share.unwrap_or(0.5);
     if !(drift_share > 0.0 && drift_share <= 1.0) {
         return Err(ApiError::invalid("drift_share must be in (0, 1]"));
@@ -475,8 +495,8 @@ pub(crate) async fn drift(
     let column_types =
         sextant_monitor::drift::column_types(&request.numerical, &request.categorical)
             .map_err(ApiError::invalid)?;
-    let reference = tables::load(&state, &principal, &request.reference).await?;
-    let current = tables::load(&state, &principal, &request.current).await?;
+    let reference = tables::load(state, principal, &request.reference).await?;
+    let current = tables::load(state, principal, &request.current).await?;
     let options = DriftOptions {
         methods,
         columns: request.columns,
@@ -487,7 +507,7 @@ pub(crate) async fn drift(
         // One worker: the server is answering other requests meanwhile.
         threads: 1,
     };
-    let report = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         sextant_monitor::drift::drift_report(&reference.table, &current.table, &options).map(
             |mut report| {
                 report.reference.path = reference.description.clone();
@@ -498,16 +518,7 @@ pub(crate) async fn drift(
     })
     .await
     .map_err(|_| ApiError::Internal("the drift report was interrupted".into()))?
-    .map_err(|e| ApiError::invalid(e.to_string()))?;
-    if html {
-        let page = sextant_monitor::drift::html::render(&report);
-        return Ok((
-            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            page,
-        )
-            .into_response());
-    }
-    Ok(Json(report).into_response())
+    .map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

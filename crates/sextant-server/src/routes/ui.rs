@@ -21,7 +21,7 @@ use sextant_ui::pages::artifact::Preview;
 use sextant_ui::{Markup, Viewer, CONTENT_SECURITY_POLICY};
 
 use crate::error::{ApiError, ApiResult};
-use crate::guard::{Access, RouteSpec};
+use crate::guard::{Access, AuditNote, RouteSpec};
 use crate::AppState;
 
 /// The cookie that carries a web session's token.
@@ -40,11 +40,15 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/models/{name}/versions/{version}", PAGE, version_page),
     route!(GET "/deployments", PAGE, deployments),
     route!(GET "/deployments/{name}", PAGE, deployment_page),
+    route!(GET "/drift", PAGE, drift_page),
+    route!(GET "/ui/drift/report", PAGE, drift_report),
     route!(GET "/governance", PAGE, governance),
     route!(GET "/me", PAGE, me),
     route!(GET "/ui/api/series", PAGE, series),
     route!(GET "/ui/artifacts/preview", PAGE, artifact_preview),
     route!(GET "/ui/artifacts/raw", PAGE, artifact_raw),
+    route!(POST "/ui/views", Access::SignedIn { mutates: true }, save_view),
+    route!(GET "/v/{view_id}", PAGE, open_view),
     route!(GET "/login", Access::Public, login_form),
     route!(POST "/login", Access::Public, login),
     route!(POST "/logout", Access::Public, logout),
@@ -1119,7 +1123,7 @@ async fn model_page(
         .await
         .map(|page| page.items)
         .unwrap_or_default();
-    let history = state
+    let entries: Vec<sextant_core::AuditEntry> = state
         .store()
         .query_audit(&sextant_store::AuditQuery {
             resource_type: Some("registered_model".into()),
@@ -1134,6 +1138,10 @@ async fn model_page(
         .unwrap_or_default()
         .into_iter()
         .filter(|entry| entry.entry.outcome == "ok")
+        .collect();
+    let rollbacks = alias_rollbacks(&model.aliases, &entries);
+    let history = entries
+        .into_iter()
         .rev()
         .map(|entry| pages::registry::HistoryEntry {
             ts: entry.entry.ts,
@@ -1169,6 +1177,7 @@ async fn model_page(
             versions,
             serving,
             history,
+            rollbacks,
             requests,
             workflow: state.governance().auth_enabled(),
             may_edit: may(
@@ -1187,6 +1196,48 @@ async fn model_page(
         },
         &viewer,
     ))
+}
+
+/// For each alias, the version it pointed at before it moved to the one it
+/// points at now: the latest audited move (`before`/`after` of a set-alias
+/// call or an approved request) that ended on the current version.
+fn alias_rollbacks(
+    aliases: &[sextant_core::RegisteredModelAlias],
+    entries: &[sextant_core::AuditEntry],
+) -> Vec<pages::registry::AliasRollback> {
+    let moves: Vec<(String, Option<i64>, Option<i64>)> = entries
+        .iter()
+        .filter_map(|entry| {
+            let read = |json: &Option<String>| {
+                json.as_deref()
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+            };
+            let (before, after) = (read(&entry.entry.before), read(&entry.entry.after));
+            let alias = after.as_ref()?.get("alias")?.as_str()?.to_string();
+            let version = |v: &Option<serde_json::Value>| {
+                v.as_ref()
+                    .and_then(|v| v.get("version"))
+                    .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            };
+            Some((alias, version(&before), version(&after)))
+        })
+        .collect();
+    aliases
+        .iter()
+        .filter_map(|alias| {
+            let previous = moves
+                .iter()
+                .rev()
+                .find(|(name, _, after)| *name == alias.alias && *after == Some(alias.version))
+                .and_then(|(_, before, _)| *before)
+                .filter(|previous| *previous != alias.version)?;
+            Some(pages::registry::AliasRollback {
+                alias: alias.alias.clone(),
+                current: alias.version,
+                previous,
+            })
+        })
+        .collect()
 }
 
 /// A file of a model version (its `MLmodel`, its input example), at most
@@ -1568,6 +1619,7 @@ async fn deployment_page(
         .collect();
     html(pages::deployments::render(
         &pages::deployments::DeploymentPage {
+            drift_href: drift_href(&name),
             deployment: as_deployment(&record, spec),
             status,
             healthy,
@@ -1593,6 +1645,162 @@ async fn deployment_page(
 }
 
 // --------------------------------------------------------------- governance
+
+/// The drift page comparing a deployment's last hour with the 24 hours
+/// before it, in fixed times (so the link keeps meaning the same report).
+fn drift_href(deployment: &str) -> String {
+    const HOUR_MS: i64 = 3_600_000;
+    let now = crate::serving::now_micros() / 1000;
+    let (split, start) = (now - HOUR_MS, now - 25 * HOUR_MS);
+    format!(
+        "/drift?ref.deployment={name}&ref.start={start}&ref.end={split}&cur.deployment={name}&cur.start={split}&cur.end={now}",
+        name = sextant_ui::encode(deployment)
+    )
+}
+
+/// One table source of the drift page from the URL (`ref.*` or `cur.*`).
+fn source_fields(query: &[(String, String)], prefix: &str) -> pages::drift::SourceFields {
+    let keys = pages::drift::SourceFields::keys(prefix);
+    let value = |idx: usize| first(query, &keys[idx].0);
+    pages::drift::SourceFields {
+        run: value(0),
+        path: value(1),
+        dataset: value(2),
+        deployment: value(3),
+        span: value(4),
+        start: value(5),
+        end: value(6),
+        version: value(7),
+    }
+}
+
+/// The `POST /api/v1/drift` source the fields describe; a number that does
+/// not parse is an error naming the field.
+fn table_source(
+    fields: &pages::drift::SourceFields,
+    label: &str,
+) -> Result<crate::tables::TableSource, String> {
+    let text = |value: &String| (!value.is_empty()).then(|| value.trim().to_string());
+    let number = |value: &String, name: &str| -> Result<Option<i64>, String> {
+        match text(value) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{label} {name} '{v}' is not a whole number")),
+        }
+    };
+    Ok(crate::tables::TableSource {
+        run_id: text(&fields.run),
+        path: text(&fields.path),
+        dataset: text(&fields.dataset),
+        deployment: text(&fields.deployment),
+        span: text(&fields.span),
+        start: number(&fields.start, "start")?,
+        end: number(&fields.end, "end")?,
+        model_version: number(&fields.version, "model version")?,
+    })
+}
+
+async fn drift_page(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    session: Option<Extension<Session>>,
+    uri: Uri,
+) -> Response {
+    let viewer = viewer(&principal, session.as_deref());
+    let query = pairs(&uri);
+    let (reference, current) = (source_fields(&query, "ref"), source_fields(&query, "cur"));
+    let report_query = (!reference.is_empty() && !current.is_empty())
+        .then(|| uri.query().unwrap_or("").to_string());
+    let deployments = state
+        .store()
+        .list_deployments(&principal.visible(ResourceKind::Deployment))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    html(pages::drift::render(
+        &pages::drift::DriftPage {
+            reference,
+            current,
+            methods: first(&query, "methods"),
+            target: first(&query, "target"),
+            prediction: first(&query, "prediction"),
+            report_query,
+            deployments,
+        },
+        &viewer,
+    ))
+}
+
+/// The policy of the drift report's frame: the report's inline CSS and SVG,
+/// nothing else, and no script even if a column name tried.
+const REPORT_CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox";
+
+/// The drift report itself, for the drift page's sandboxed frame: the same
+/// report as `POST /api/v1/drift` with `format: html`, read with the
+/// viewer's rights.
+async fn drift_report(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    uri: Uri,
+) -> Response {
+    let query = pairs(&uri);
+    let nonempty = |key: &str| Some(first(&query, key)).filter(|v| !v.is_empty());
+    let request = table_source(&source_fields(&query, "ref"), "reference").and_then(|reference| {
+        Ok(super::monitoring::DriftRequest {
+            reference,
+            current: table_source(&source_fields(&query, "cur"), "current")?,
+            methods: nonempty("methods"),
+            target: nonempty("target"),
+            prediction: nonempty("prediction"),
+            ..Default::default()
+        })
+    });
+    let (status, body) = match request {
+        Err(message) => (
+            StatusCode::BAD_REQUEST,
+            pages::drift::error_document(&message).into_string(),
+        ),
+        Ok(request) => match super::monitoring::drift_report(&state, &principal, request).await {
+            Ok(report) => (
+                StatusCode::OK,
+                sextant_monitor::drift::html::render(&report),
+            ),
+            Err(err) => {
+                let response = err.into_response();
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "The report could not be made.".into());
+                (status, pages::drift::error_document(&message).into_string())
+            }
+        },
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(REPORT_CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
 
 async fn governance(
     State(state): State<AppState>,
@@ -1629,13 +1837,14 @@ async fn governance(
         )
     });
     let admin = principal.is_admin() && state.governance().auth_enabled();
-    let (users, grants, audit) = if admin {
+    let (users, groups, grants, audit) = if admin {
         let query = pairs(&uri);
         let (actor, resource_type, resource_id) = (
             first(&query, "actor"),
             first(&query, "resource_type"),
             first(&query, "resource_id"),
         );
+        let (since, until) = (first(&query, "since"), first(&query, "until"));
         let after_seq = first(&query, "page").parse::<i64>().ok();
         let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
         let entries = state
@@ -1644,8 +1853,8 @@ async fn governance(
                 resource_type: nonempty(&resource_type),
                 resource_id: nonempty(&resource_id),
                 actor: nonempty(&actor),
-                since: None,
-                until: None,
+                since: sextant_ui::format::parse_time(&since),
+                until: sextant_ui::format::parse_time(&until),
                 after_seq,
                 limit: 201,
             })
@@ -1659,12 +1868,15 @@ async fn governance(
         let verification = state.store().verify_audit(None).await.ok();
         (
             state.store().list_users().await.ok(),
+            state.store().list_groups().await.ok(),
             state.store().list_grants(None).await.ok(),
             Some(pages::governance::AuditView {
                 entries,
                 actor,
                 resource_type,
                 resource_id,
+                since,
+                until,
                 chain_ok: verification.as_ref().is_some_and(|v| v.first_bad.is_none()),
                 chain_problem: verification.as_ref().and_then(|v| {
                     v.first_bad
@@ -1676,18 +1888,64 @@ async fn governance(
             }),
         )
     } else {
-        (None, None, None)
+        (None, None, None, None)
     };
     html(pages::governance::render(
         &pages::governance::GovernancePage {
             requests,
             may_approve_any,
             users,
+            groups,
             grants,
             audit,
         },
         &viewer,
     ))
+}
+
+/// Keeps a page's state (`{"target": "/compare?runs=…"}`) under a short id
+/// and answers `{"view_id", "url"}`; the link opens the same page.
+async fn save_view(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<(Extension<AuditNote>, axum::Json<serde_json::Value>)> {
+    let request: serde_json::Value = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::User(
+            sextant_api::ErrorCode::InvalidParameterValue,
+            format!("The body must be JSON such as {{\"target\": \"/compare?runs=…\"}}: {err}"),
+        )
+    })?;
+    let Some(target) = request.get("target").and_then(|t| t.as_str()) else {
+        return Err(ApiError::User(
+            sextant_api::ErrorCode::InvalidParameterValue,
+            "Missing value for required parameter 'target' (a string: the page's path and query)"
+                .into(),
+        ));
+    };
+    let view_id = state.store().save_view(target, principal.name()).await?;
+    let note = AuditNote {
+        resource: Some(("view".into(), view_id.clone())),
+        ..AuditNote::default()
+    };
+    Ok((
+        Extension(note),
+        axum::Json(serde_json::json!({ "view_id": view_id, "url": format!("/v/{view_id}") })),
+    ))
+}
+
+/// A saved view: the browser goes to the page it keeps.
+async fn open_view(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    session: Option<Extension<Session>>,
+    Path(view_id): Path<String>,
+) -> Response {
+    match state.store().view(&view_id).await {
+        Ok(Some(target)) => redirect_within(&target),
+        Ok(None) => not_found("This view", &viewer(&principal, session.as_deref())),
+        Err(err) => ApiError::from(err).into_response(),
+    }
 }
 
 async fn me(
@@ -1723,11 +1981,29 @@ async fn me(
 
 /// Where to go after signing in: a path on this site only (never
 /// `//host`, never a URL), so the login page cannot redirect elsewhere.
+/// A 303 to a path on this server that came from a user (a saved view, a
+/// sign-in's `next`): bytes a `Location` header cannot carry are
+/// percent-encoded instead of failing.
+fn redirect_within(target: &str) -> Response {
+    let mut location = String::with_capacity(target.len());
+    for byte in target.bytes() {
+        if byte.is_ascii_graphic() {
+            location.push(byte as char);
+        } else {
+            location.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    match HeaderValue::from_str(&location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => Redirect::to("/").into_response(),
+    }
+}
+
 fn safe_next(next: &str) -> String {
     if next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
-        && !next.contains(['\r', '\n'])
+        && !next.chars().any(char::is_control)
     {
         next.to_string()
     } else {
@@ -1771,7 +2047,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
                 sextant_governance::SESSION_LIFETIME_MS / 1000,
                 if secure { "; Secure" } else { "" }
             );
-            let mut response = Redirect::to(&next).into_response();
+            let mut response = redirect_within(&next);
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }

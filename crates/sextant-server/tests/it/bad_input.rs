@@ -63,10 +63,14 @@ async fn malformed_requests_are_client_errors(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 413);
-    // The root answers with a page, not an error (clients link to it).
+    // The root answers with the web UI, not an error (clients link to it).
     let root = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(root.status().as_u16(), 200);
-    assert!(root.text().await.unwrap().contains("Sextant is running"));
+    assert!(root
+        .text()
+        .await
+        .unwrap()
+        .contains("<title>Experiments · Sextant</title>"));
     // Nothing of the failed requests reached the run.
     let run = app.get_run(&run_id).await;
     assert!(run["data"]["metrics"].as_array().unwrap().is_empty());

@@ -699,6 +699,19 @@ fn cases() -> Vec<Case> {
         same(M::GET, "/deployments", None),
         case(M::GET, "/deployments/{name}", "/deployments/{dep}", None),
         same(M::GET, "/governance", None),
+        same(M::GET, "/drift", None),
+        // A report on tables the caller may not read says so inside the
+        // frame, with the API's 403; readers get the report (here a 404 for
+        // the missing file).
+        who(
+            case(
+                M::GET,
+                "/ui/drift/report",
+                "/ui/drift/report?ref.run={run}&ref.path=x.csv&cur.run={run}&cur.path=y.csv",
+                None,
+            ),
+            &[Reader, Editor, Manager, Admin],
+        ),
         same(M::GET, "/me", None),
         case(
             M::GET,
@@ -718,6 +731,12 @@ fn cases() -> Vec<Case> {
             "/ui/artifacts/raw?run={run}&path=model/MLmodel",
             None,
         ),
+        same(
+            M::POST,
+            "/ui/views",
+            Some(json!({"target": "/compare?runs={run}"})),
+        ),
+        case(M::GET, "/v/{view_id}", "/v/000000000000", None),
         same(M::GET, "/login", None),
         who(same(M::POST, "/login", Some(json!({}))), &[]),
         same(M::POST, "/logout", None),

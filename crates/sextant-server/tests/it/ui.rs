@@ -12,7 +12,9 @@ use crate::serving::{create_deployment, register, v1};
 
 crate::backend_tests!(
     every_page_answers_with_its_content,
-    user_content_never_becomes_markup
+    user_content_never_becomes_markup,
+    views_keep_long_states_under_short_links,
+    drift_reports_render_as_pages
 );
 mod secured {
     use super::{a_user_sees_only_what_they_may_read, sessions_sign_in_out_and_need_csrf};
@@ -183,6 +185,25 @@ async fn every_page_answers_with_its_content(app: TestApp) {
     let (status, html) = page(&app, "/models/ui-model").await;
     assert_eq!(status, 200);
     contains_all(&html, &["Deployed and retired", "v1", "serving"]);
+    // An alias moved from v1 to v2 offers to go back to v1.
+    register(&app, "ui-model", 2, None).await;
+    for version in ["1", "2"] {
+        app.post(
+            "registered-models/alias",
+            json!({"name": "ui-model", "alias": "champion", "version": version}),
+        )
+        .await
+        .ok();
+    }
+    let (_, html) = page(&app, "/models/ui-model").await;
+    contains_all(
+        &html,
+        &[
+            "@champion → v2, before v1",
+            "Roll back to v1",
+            r#"name="version" value="1""#,
+        ],
+    );
     let (status, html) = page(&app, "/models/ui-model/versions/1").await;
     assert_eq!(status, 200);
     contains_all(&html, &["MLmodel", "Lineage"]);
@@ -409,6 +430,63 @@ pub(super) async fn a_user_sees_only_what_they_may_read(app: TestApp) {
     ))
     .await;
     assert_eq!(status, 404);
+    // Governance: bob sees no admin sections; the admin sees users, groups,
+    // grants with revoke buttons, and the audit log filtered by time.
+    let (_, html) = text(bob(reqwest::Method::GET, "/governance")).await;
+    for admin_only in [
+        "Audit log",
+        "Create group",
+        "Create user",
+        "js-revoke-grant",
+    ] {
+        assert!(!html.contains(admin_only), "bob sees {admin_only}");
+    }
+    let admin_page = |path: String| {
+        app.no_redirect
+            .get(app.url(&path))
+            .basic_auth(admin.0, Some(admin.1))
+    };
+    app.client
+        .post(app.url("/api/v1/groups"))
+        .basic_auth(admin.0, Some(admin.1))
+        .json(&json!({"name": "reviewers"}))
+        .send()
+        .await
+        .unwrap();
+    app.client
+        .put(app.url("/api/v1/groups/reviewers/members/bob"))
+        .basic_auth(admin.0, Some(admin.1))
+        .send()
+        .await
+        .unwrap();
+    let (status, html) = text(admin_page("/governance".into())).await;
+    assert_eq!(status, 200);
+    contains_all(
+        &html,
+        &[
+            "alice",
+            "Chain intact",
+            r#"data-group="reviewers""#,
+            r#"data-username="bob""#,
+            "js-revoke-grant",
+        ],
+    );
+    let (_, future) = text(admin_page(
+        "/governance?actor=alice&since=2999-01-01T00:00".into(),
+    ))
+    .await;
+    assert!(
+        !future.contains("experiments/create"),
+        "entries from before `since` are listed"
+    );
+    let (_, past) = text(admin_page(
+        "/governance?actor=alice&since=2000-01-01T00:00&until=2999-01-01".into(),
+    ))
+    .await;
+    assert!(
+        past.contains("experiments/create") && past.contains(r#"value="2000-01-01T00:00""#),
+        "{past}"
+    );
     // Without credentials, pages send the browser to sign in.
     let response = app
         .no_redirect
@@ -517,4 +595,173 @@ pub(super) async fn sessions_sign_in_out_and_need_csrf(app: TestApp) {
     assert_eq!(after.status(), 303, "the session ended");
     let reply = v1(&app, reqwest::Method::GET, "/me", None).await;
     assert_eq!(reply.status, 401);
+}
+
+async fn views_keep_long_states_under_short_links(app: TestApp) {
+    let save = |target: Value| {
+        let request = app
+            .client
+            .post(app.url("/ui/views"))
+            .json(&json!({ "target": target }));
+        async move {
+            let response = request.send().await.expect("send");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    // A comparison of a thousand runs with chart settings: about 40 KB.
+    let runs: Vec<String> = (0..1000).map(|i| format!("{i:032x}")).collect();
+    let target = format!(
+        "/compare?runs={}&cm=loss,acc&csmooth=ema0.6&czoom=loss~3~90#params",
+        runs.join(",")
+    );
+    let (status, saved) = save(json!(target)).await;
+    assert_eq!(status, 200, "{saved}");
+    let url = saved["url"].as_str().unwrap().to_string();
+    assert!(url.len() < 20, "{url}");
+    let (_, again) = save(json!(target)).await;
+    assert_eq!(
+        again["url"], saved["url"],
+        "the same view gets the same link"
+    );
+    let opened = app.no_redirect.get(app.url(&url)).send().await.unwrap();
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()[header::LOCATION].to_str().unwrap(), target);
+    // Non-ASCII is kept (percent-encoded on the way out), not a failure.
+    let (status, saved) = save(json!("/?filter=name%20=%20'é'&x=ü")).await;
+    assert_eq!(status, 200, "{saved}");
+    let opened = app
+        .no_redirect
+        .get(app.url(saved["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        opened.headers()[header::LOCATION].to_str().unwrap(),
+        "/?filter=name%20=%20'%C3%A9'&x=%C3%BC"
+    );
+    // Links lead only within this server; bad bodies are 400s with JSON.
+    for bad in [
+        json!("https://evil.example/"),
+        json!("//evil.example/"),
+        json!("/\\evil.example"),
+        json!("/a\nSet-Cookie: x=1"),
+        json!("/".repeat(300_000)),
+        json!(42),
+    ] {
+        let (status, body) = save(bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE", "{body}");
+    }
+    let response = app
+        .client
+        .post(app.url("/ui/views"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let (status, html) = page(&app, "/v/000000000000").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("This view does not exist"), "{html}");
+}
+
+async fn drift_reports_render_as_pages(app: TestApp) {
+    let experiment = app.create_experiment("drift-tables").await;
+    let run = app.create_run(&experiment, "tables").await;
+    // A reference and a current table whose `x` moved far and `c` did not.
+    let table = |shift: f64| {
+        let mut text = String::from("x,c\n");
+        for i in 0..400 {
+            text.push_str(&format!(
+                "{},{}\n",
+                (i % 50) as f64 + shift,
+                ["a", "b"][i % 2]
+            ));
+        }
+        text
+    };
+    for (file, shift) in [("reference.csv", 0.0), ("current.csv", 500.0)] {
+        let upload = app
+            .client
+            .put(app.url(&format!(
+                "/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/{file}"
+            )))
+            .body(table(shift))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), 200);
+    }
+    // The run page offers its tables as references.
+    let (_, html) = page(&app, &format!("/experiments/{experiment}/runs/{run}")).await;
+    assert!(
+        html.contains(&format!("/drift?ref.run={run}&amp;ref.path=reference.csv")),
+        "{html}"
+    );
+    let query = format!("ref.run={run}&ref.path=reference.csv&cur.run={run}&cur.path=current.csv");
+    let (status, html) = page(&app, &format!("/drift?{query}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("iframe class=\"report\""), "{html}");
+    assert!(
+        html.contains(&format!(r#"value="{run}""#)),
+        "the form keeps the choice"
+    );
+    let report = app
+        .client
+        .get(app.url(&format!("/ui/drift/report?{query}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(report.status(), 200);
+    let policy = report.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        policy.contains("sandbox") && !policy.contains("script"),
+        "{policy}"
+    );
+    let body = report.text().await.unwrap();
+    assert!(
+        body.contains("Data drift") && body.contains("current.csv"),
+        "{body}"
+    );
+    // The same report as the API's.
+    let api: Value = app
+        .client
+        .post(app.url("/api/v1/drift"))
+        .json(&json!({"reference": {"run_id": run, "path": "reference.csv"}, "current": {"run_id": run, "path": "current.csv"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let drifted = api["dataset"]["drifted_columns"].as_u64().unwrap();
+    assert_eq!(drifted, 1, "{api}");
+    assert!(body.contains("1 of 2 columns drifted"), "{body}");
+    // Mistakes read as a message inside the frame, with a 4xx.
+    for (bad, words) in [
+        (
+            format!("ref.run={run}&ref.path=missing.csv&cur.run={run}&cur.path=current.csv"),
+            "missing.csv",
+        ),
+        (
+            format!("ref.deployment=nope&ref.start=yesterday&cur.run={run}&cur.path=current.csv"),
+            "not a whole number",
+        ),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("/ui/drift/report?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert!((400..500).contains(&status), "{bad}: {status} {text}");
+        assert!(text.contains(words), "{bad}: {text}");
+    }
 }

@@ -45,6 +45,9 @@ pub struct Named {
 
 pub struct DeploymentPage {
     pub deployment: Deployment,
+    /// The drift page comparing the day before the last hour with the last
+    /// hour of this deployment's prediction log.
+    pub drift_href: String,
     pub status: String,
     pub healthy: bool,
     pub traffic: Vec<ArmTraffic>,
@@ -89,7 +92,7 @@ fn arms(deployment: &Deployment) -> Markup {
 
 pub fn render_list(data: &DeploymentsPage, viewer: &Viewer) -> Markup {
     let body = html! {
-        div.heading { h1 { "Deployments" } }
+        div.heading { h1 { "Deployments" } a href="/drift" { "Drift report between two tables →" } }
         @if data.may_create {
             details.create {
                 summary { "New deployment" }
@@ -267,6 +270,7 @@ pub fn render(data: &DeploymentPage, viewer: &Viewer) -> Markup {
         }
         section {
             h2 { "Monitoring" }
+            p { a.js-drift-report href=(data.drift_href) { "Drift report: the last hour against the day before →" } }
             div.columns2 {
                 div {
                     h3 { "Last hour" }

@@ -1,9 +1,9 @@
 //! Governance for the signed-in: the transition-requests inbox for
-//! everyone, and for admins users, grants and the audit log with the
-//! chain's verification.
+//! everyone, and for admins users, groups, grants and the audit log with
+//! the chain's verification.
 
 use maud::{html, Markup};
-use sextant_core::{AuditEntry, Grant, TransitionRequest, User};
+use sextant_core::{AuditEntry, Grant, Group, TransitionRequest, User};
 
 use crate::pages::registry::requests_table;
 use crate::{format, page, query, Section, Viewer};
@@ -13,6 +13,7 @@ pub struct GovernancePage {
     pub may_approve_any: bool,
     /// Admins only.
     pub users: Option<Vec<User>>,
+    pub groups: Option<Vec<Group>>,
     pub grants: Option<Vec<Grant>>,
     pub audit: Option<AuditView>,
 }
@@ -22,6 +23,9 @@ pub struct AuditView {
     pub actor: String,
     pub resource_type: String,
     pub resource_id: String,
+    /// As typed (UTC), for the filter form.
+    pub since: String,
+    pub until: String,
     pub chain_ok: bool,
     pub chain_problem: Option<String>,
     pub checked: i64,
@@ -46,9 +50,49 @@ pub fn render(data: &GovernancePage, viewer: &Viewer) -> Markup {
                     button type="submit" { "Create user" }
                 }
                 table.grid.compact {
-                    thead { tr { th { "User" } th { "Admin" } th { "Disabled" } th { "Groups" } th { "Created" } } }
+                    thead { tr { th { "User" } th { "Admin" } th { "Disabled" } th { "Groups" } th { "Created" } th {} } }
                     tbody { @for user in users {
-                        tr { td { (user.username) } td { @if user.is_admin { "yes" } } td { @if user.disabled { "yes" } } td { (user.groups.join(", ")) } td { (format::time(user.created_at)) } }
+                        tr data-user=(user.username) {
+                            td { (user.username) } td { @if user.is_admin { "yes" } } td { @if user.disabled { "yes" } }
+                            td { (user.groups.join(", ")) } td { (format::time(user.created_at)) }
+                            td.actions {
+                                button.link.js-user-flag type="button" data-field="is_admin" data-value=(!user.is_admin) {
+                                    @if user.is_admin { "Remove admin" } @else { "Make admin" }
+                                }
+                                button.link.js-user-flag type="button" data-field="disabled" data-value=(!user.disabled) {
+                                    @if user.disabled { "Enable" } @else { "Disable" }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+        }
+        @if let Some(groups) = &data.groups {
+            section {
+                h2 { "Groups" }
+                form.inline.js-create-group {
+                    input type="text" name="name" placeholder="group name" required;
+                    button type="submit" { "Create group" }
+                }
+                @if !groups.is_empty() {
+                    form.inline.js-add-member {
+                        select name="group" { @for group in groups { option value=(group.name) { (group.name) } } }
+                        input type="text" name="username" placeholder="username" required;
+                        button type="submit" { "Add member" }
+                    }
+                }
+                table.grid.compact {
+                    thead { tr { th { "Group" } th { "Members" } th { "Created" } th {} } }
+                    tbody { @for group in groups {
+                        tr data-group=(group.name) {
+                            td { (group.name) }
+                            td { @for member in &group.members {
+                                span.chip { (member) " " button.link.js-remove-member type="button" data-username=(member) title="Remove from the group" { "×" } } " "
+                            } }
+                            td { (format::time(group.created_at)) }
+                            td.actions { button.link.danger.js-delete-group type="button" { "Delete" } }
+                        }
                     } }
                 }
             }
@@ -64,9 +108,14 @@ pub fn render(data: &GovernancePage, viewer: &Viewer) -> Markup {
                     button type="submit" { "Grant" }
                 }
                 table.grid.compact {
-                    thead { tr { th { "Resource" } th { "Principal" } th { "Permission" } th { "Since" } } }
+                    thead { tr { th { "Resource" } th { "Principal" } th { "Permission" } th { "Since" } th {} } }
                     tbody { @for grant in grants {
-                        tr { td { (grant.resource_kind.as_str()) " " (grant.resource_id) } td { (grant.principal_kind.as_str()) ":" (grant.principal_name) } td { (grant.permission.as_str()) } td { (format::time(grant.granted_at)) } }
+                        tr data-resource-type=(grant.resource_kind.as_str()) data-resource-id=(grant.resource_id)
+                            data-principal=(format!("{}:{}", grant.principal_kind.as_str(), grant.principal_name)) data-permission=(grant.permission.as_str()) {
+                            td { (grant.resource_kind.as_str()) " " (grant.resource_id) } td { (grant.principal_kind.as_str()) ":" (grant.principal_name) }
+                            td { (grant.permission.as_str()) } td { (format::time(grant.granted_at)) }
+                            td.actions { button.link.danger.js-revoke-grant type="button" { "Revoke" } }
+                        }
                     } }
                 }
             }
@@ -82,6 +131,8 @@ pub fn render(data: &GovernancePage, viewer: &Viewer) -> Markup {
                     input type="text" name="actor" value=(audit.actor) placeholder="actor";
                     input type="text" name="resource_type" value=(audit.resource_type) placeholder="resource type";
                     input type="text" name="resource_id" value=(audit.resource_id) placeholder="resource id";
+                    label { "from " input type="datetime-local" name="since" value=(audit.since) title="UTC"; }
+                    label { "to " input type="datetime-local" name="until" value=(audit.until) title="UTC"; }
                     button type="submit" { "Filter" }
                 }
                 table.grid.compact {
@@ -98,7 +149,7 @@ pub fn render(data: &GovernancePage, viewer: &Viewer) -> Markup {
                     } }
                 }
                 @if let Some(token) = &audit.next_page {
-                    p { a.more href=(format!("/governance{}#audit", query(&[("actor", &audit.actor), ("resource_type", &audit.resource_type), ("resource_id", &audit.resource_id), ("page", token)]))) { "Next page →" } }
+                    p { a.more href=(format!("/governance{}#audit", query(&[("actor", &audit.actor), ("resource_type", &audit.resource_type), ("resource_id", &audit.resource_id), ("since", &audit.since), ("until", &audit.until), ("page", token)]))) { "Next page →" } }
                 }
             }
         }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod artifact;
 pub mod compare;
 pub mod deployments;
+pub mod drift;
 pub mod experiments;
 pub mod governance;
 pub mod registry;

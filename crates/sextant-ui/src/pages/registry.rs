@@ -40,8 +40,17 @@ pub struct HistoryEntry {
     pub detail: String,
 }
 
+/// An alias that pointed at another version before its last move.
+pub struct AliasRollback {
+    pub alias: String,
+    pub current: i64,
+    pub previous: i64,
+}
+
 pub struct ModelPage {
     pub model: RegisteredModel,
+    /// From the audit log: where each alias pointed before.
+    pub rollbacks: Vec<AliasRollback>,
     pub versions: Vec<ModelVersion>,
     pub serving: Vec<Serving>,
     pub history: Vec<HistoryEntry>,
@@ -158,8 +167,16 @@ pub fn render_model(data: &ModelPage, viewer: &Viewer) -> Markup {
                     input type="text" name="comment" placeholder="comment";
                     button type="submit" { @if data.workflow { "Request" } @else { "Apply" } }
                 }
-                @if !model.aliases.is_empty() {
-                    p.muted { "Roll an alias back by pointing it at an earlier version." }
+                @for rollback in &data.rollbacks {
+                    form.inline.js-promote data-model=(model.name) data-workflow=(data.workflow) {
+                        input type="hidden" name="version" value=(rollback.previous);
+                        input type="hidden" name="alias" value=(rollback.alias);
+                        input type="hidden" name="comment" value=(format!("roll @{} back from v{} to v{}", rollback.alias, rollback.current, rollback.previous));
+                        span { "@" (rollback.alias) " → v" (rollback.current) ", before v" (rollback.previous) " " }
+                        button.js-rollback-alias type="submit" {
+                            @if data.workflow { "Request roll back to v" (rollback.previous) } @else { "Roll back to v" (rollback.previous) }
+                        }
+                    }
                 }
                 p.js-promote-result.muted {}
             }

@@ -201,6 +201,9 @@ pub fn render(data: &RunPage, viewer: &Viewer) -> Markup {
                                     a.file.js-preview href=(format!("/ui/artifacts/preview?run={}&path={}", info.run_id, encode(&full))) { (entry.path) }
                                     " " span.muted { (entry.size.map(format::bytes).unwrap_or_default()) }
                                     " " a.muted href=(format!("/ui/artifacts/raw?run={}&path={}", info.run_id, encode(&full))) download { "download" }
+                                    @if [".csv", ".tsv", ".parquet"].iter().any(|ext| full.ends_with(ext)) {
+                                        " " a.muted href=(format!("/drift?ref.run={}&ref.path={}", info.run_id, encode(&full))) title="Use this table as a drift reference" { "drift" }
+                                    }
                                 }
                             }
                         }
