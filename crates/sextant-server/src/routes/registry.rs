@@ -586,7 +586,12 @@ pub(crate) async fn create_model_version(
         run_link: request.run_link,
         description: request.description,
         model_id: request.model_id,
-        user_id: None,
+        // As for runs: with sign-in, the version is the signed-in user's
+        // (MLflow's open server records nobody).
+        user_id: state
+            .governance()
+            .auth_enabled()
+            .then(|| principal.name().to_string()),
         tags,
     };
     // Readers of the model will read the version's files: registering

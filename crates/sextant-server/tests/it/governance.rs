@@ -2164,6 +2164,26 @@ async fn only_admins_choose_where_an_experiments_files_go(app: TestApp) {
         )
         .await;
     assert_eq!(run["run"]["info"]["user_id"], "editor", "{run}");
+    // So is a model version: its author is who registered it.
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap();
+    editor
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/registered-models/create",
+            Some(json!({"name": "authored"})),
+        )
+        .await;
+    let version = editor
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/model-versions/create",
+            Some(json!({"name": "authored", "source": format!("runs:/{run_id}/model"), "run_id": run_id})),
+        )
+        .await;
+    assert_eq!(
+        version["model_version"]["user_id"], "editor",
+        "{version}"
+    );
 }
 
 /// Serving a model runs its code on the server: creating or changing a
