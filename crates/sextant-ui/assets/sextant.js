@@ -340,6 +340,18 @@
     return { px, py, x0, x1, pad, width, invert: (cx) => x0 + (cx - pad.l) / (width - pad.l - pad.r) * (x1 - x0) };
   }
 
+  // One coloured key per series (the first 40; a count for the rest).
+  function drawLegend(legend, names) {
+    legend.textContent = "";
+    names.slice(0, 40).forEach((name, i) => {
+      const key = document.createElement("span"); key.className = "key";
+      const swatch = document.createElement("i"); swatch.style.background = colorOf(i);
+      key.append(swatch, document.createTextNode(name));
+      legend.append(key);
+    });
+    if (names.length > 40) legend.append(document.createTextNode("and " + (names.length - 40) + " more"));
+  }
+
   function setupPanel(panel) {
     const form = $(".chart-controls", panel), grid = $(".charts-grid", panel);
     const runs = panel.dataset.runs;
@@ -386,7 +398,7 @@
         try { payload = await api("GET", "/ui/api/series?" + params.toString()); } catch (e) { legend.textContent = e.message; continue; }
         const geometry = drawChart(chart, payload, state);
         chart.dataset.series = String(payload.series.length);
-        legend.textContent = payload.series.map((s) => s.name).join(" · ");
+        drawLegend(legend, payload.series.map((s) => s.name));
         if (!geometry) continue;
         let dragFrom = null;
         canvas.addEventListener("mousemove", (event) => {

@@ -204,6 +204,26 @@ async fn every_page_answers_with_its_content(app: TestApp) {
             r#"name="version" value="1""#,
         ],
     );
+    // A version's source run links to the run page, which finds its experiment.
+    let link = html
+        .split(r#"href="/experiments/-/runs/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the source run")
+        .to_string();
+    let response = app
+        .no_redirect
+        .get(app.url(&format!("/experiments/-/runs/{link}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let (status, _) = page(
+        &app,
+        response.headers()[header::LOCATION].to_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
     let (status, html) = page(&app, "/models/ui-model/versions/1").await;
     assert_eq!(status, 200);
     contains_all(&html, &["MLmodel", "Lineage"]);

@@ -199,7 +199,8 @@ pub fn render_model(data: &ModelPage, viewer: &Viewer) -> Markup {
                             td { @for alias in &version.aliases { span.chip { "@" (alias) } " " } }
                             td { (format::time(version.creation_timestamp)) }
                             td { (version.user_id.as_deref().unwrap_or("")) }
-                            td { @if let Some(run) = &version.run_id { code { (format::clip(run, 12)) } } }
+                            // The run page finds the run's experiment itself.
+                            td { @if let Some(run) = &version.run_id { a href=(format!("/experiments/-/runs/{}", crate::encode(run))) { code { (format::clip(run, 12)) } } } }
                             td { @for serving in data.serving.iter().filter(|s| s.version == version.version) { span.chip { (serving.deployment) " " (serving.weight) "%" } } }
                         }
                     }
