@@ -152,18 +152,22 @@ def _wait_until_healthy(proc: subprocess.Popen, uri: str, log_path: Path, timeou
 def _stop(proc: subprocess.Popen):
     if proc.poll() is not None:
         return
-    # The server runs in its own process group (mlflow forks workers); signal the group.
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    # The server runs in its own process group (mlflow forks workers); signal the
+    # group, or the process alone when it was started without a group of its own.
+    def signal_it(sig):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            try:
+                proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    signal_it(signal.SIGTERM)
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        signal_it(signal.SIGKILL)
         proc.wait(timeout=10)
 
 
@@ -396,3 +400,57 @@ def experiment_id(tracking_uri):
 
     exp = mlflow.set_experiment(f"e2e-{uuid.uuid4().hex[:12]}")
     return exp.experiment_id
+
+
+# ---------------------------------------------------------------------------------------
+# No server outlives the suite
+# ---------------------------------------------------------------------------------------
+
+
+def _running_servers() -> set[int]:
+    """Processes running the binary under test (a rebuilt binary shows as deleted)."""
+    target = os.path.realpath(_sextant_bin())
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink(f"/proc/{entry}/exe")
+        except OSError:
+            continue
+        if exe.removesuffix(" (deleted)") == target:
+            found.add(int(entry))
+    return found
+
+
+_SERVERS_BEFORE = pytest.StashKey[set]()
+
+
+def pytest_sessionstart(session):
+    if sys.platform.startswith("linux"):
+        session.stash[_SERVERS_BEFORE] = _running_servers()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every server a test started is stopped by the end of the run: one left behind
+    would run for ever on a CI machine and skew benchmarks on a shared one."""
+    if not sys.platform.startswith("linux") or _SERVERS_BEFORE not in session.stash:
+        return
+    deadline = time.monotonic() + 10
+    left = _running_servers() - session.stash[_SERVERS_BEFORE]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = _running_servers() - session.stash[_SERVERS_BEFORE]
+    if not left:
+        return
+    commands = []
+    for pid in sorted(left):
+        try:
+            commands.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace"))
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    print(f"\nerror: {len(left)} server(s) started by the tests were still running (now killed):", file=sys.stderr)
+    for command in commands:
+        print(f"  {command}", file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -47,6 +47,7 @@ def secured():
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            start_new_session=True,
         )
     try:
         _wait_until_healthy(proc, uri, log_path, 30.0, "sextant --auth")

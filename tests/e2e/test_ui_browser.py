@@ -57,7 +57,7 @@ def server():
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(_sextant_bin()), "server", "--auth", "--port", str(port), "--data-dir", str(root / "data")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )  # fmt: skip
     try:
         _wait_until_healthy(proc, uri, log_path, 30.0, "sextant --auth (ui)")
