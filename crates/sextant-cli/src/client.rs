@@ -113,10 +113,14 @@ impl Client {
 }
 
 pub fn print(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        // `sextant … | head` closed the pipe: stop quietly, as other tools do.
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
 }
 
 /// A password from the first line of standard input (for scripts), never
@@ -132,6 +136,10 @@ fn read_password(what: &str) -> anyhow::Result<String> {
         .lock()
         .read_line(&mut line)
         .context("while reading the password")?;
+    // A piped password is not echoed, so end the prompt's line ourselves.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!();
+    }
     let password = line.trim_end_matches(['\r', '\n']).to_string();
     if password.is_empty() {
         bail!("no password given on standard input (or in SEXTANT_NEW_PASSWORD)");

@@ -179,3 +179,79 @@ async fn bad_backend_uri_fails_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unsupported backend store URI"), "{stderr}");
 }
+
+/// A log written to a file is plain text (no terminal colour codes), and a
+/// command piped into a reader that stops early (`| head`) ends quietly.
+#[tokio::test]
+async fn output_for_files_and_pipes_is_plain_and_quiet() {
+    use std::io::Read;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The server's log, sent to a file.
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["server", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn sextant");
+    let mut server = Server {
+        child,
+        base: String::new(),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "the server never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_gracefully(&mut server);
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
+
+    // A long report piped into a reader that takes one byte and leaves.
+    let mut reference = String::from("x,y\n");
+    let mut current = String::from("x,y\n");
+    for i in 0..2000 {
+        reference.push_str(&format!("{},{}\n", i % 97, i % 13));
+        current.push_str(&format!("{},{}\n", i % 89 + 20, i % 7));
+    }
+    std::fs::write(dir.path().join("ref.csv"), reference).unwrap();
+    std::fs::write(dir.path().join("cur.csv"), current).unwrap();
+    let mut drift = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["drift", "--format", "html"])
+        .arg(dir.path().join("ref.csv"))
+        .arg(dir.path().join("cur.csv"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sextant drift");
+    let mut stdout = drift.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let mut stderr = String::new();
+    drift
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = drift.wait().unwrap();
+    assert!(
+        status.success() && !stderr.contains("panicked"),
+        "{status}: {stderr}"
+    );
+}

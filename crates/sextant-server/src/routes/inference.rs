@@ -592,7 +592,12 @@ async fn score(
         .to_ascii_lowercase();
     let (inputs, layout) = if content_type.starts_with("text/csv") {
         (serving::read_csv_columns(&body)?, Layout::Columns)
-    } else if content_type.starts_with("application/json") || content_type.is_empty() {
+    } else if content_type.starts_with("application/json")
+        || content_type.is_empty()
+        // What `curl -d` sends when no type is given: the body is still JSON.
+        || content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("text/plain")
+    {
         serving::scoring_json(&body)?
     } else {
         return Err(InferenceError::new(

@@ -2180,10 +2180,7 @@ async fn only_admins_choose_where_an_experiments_files_go(app: TestApp) {
             Some(json!({"name": "authored", "source": format!("runs:/{run_id}/model"), "run_id": run_id})),
         )
         .await;
-    assert_eq!(
-        version["model_version"]["user_id"], "editor",
-        "{version}"
-    );
+    assert_eq!(version["model_version"]["user_id"], "editor", "{version}");
 }
 
 /// Serving a model runs its code on the server: creating or changing a

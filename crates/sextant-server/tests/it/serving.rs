@@ -344,6 +344,32 @@ async fn deploy_and_infer_with_both_protocols(app: TestApp) {
         .unwrap();
     let csv: Value = csv.json().await.unwrap();
     assert_eq!(csv["predictions"], json!([1, 0]));
+    // `curl -d '{…}'` labels its JSON as a form (and some clients as plain
+    // text): the body is read as JSON all the same; other types are refused.
+    for (content_type, status) in [
+        ("application/x-www-form-urlencoded", 200),
+        ("text/plain; charset=utf-8", 200),
+        ("application/xml", 400),
+    ] {
+        let reply = app
+            .client
+            .post(app.url("/invocations"))
+            .header("content-type", content_type)
+            .body(r#"{"instances": [[0, 0, 0], [0, 1, 0]]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), status, "{content_type}");
+        let reply: Value = reply.json().await.unwrap();
+        if status == 200 {
+            assert_eq!(reply["predictions"], json!([1, 0]), "{content_type}");
+        } else {
+            assert!(
+                reply["message"].as_str().unwrap().contains("content type"),
+                "{reply}"
+            );
+        }
+    }
 }
 
 async fn bad_requests_get_clear_4xx(app: TestApp) {

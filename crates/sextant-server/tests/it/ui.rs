@@ -218,11 +218,7 @@ async fn every_page_answers_with_its_content(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
-    let (status, _) = page(
-        &app,
-        response.headers()[header::LOCATION].to_str().unwrap(),
-    )
-    .await;
+    let (status, _) = page(&app, response.headers()[header::LOCATION].to_str().unwrap()).await;
     assert_eq!(status, 200);
     let (status, html) = page(&app, "/models/ui-model/versions/1").await;
     assert_eq!(status, 200);
