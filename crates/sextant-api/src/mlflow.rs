@@ -361,13 +361,15 @@ impl From<&core::ModelVersion> for ModelVersion {
             last_updated_timestamp: v.last_updated_timestamp,
             user_id: v.user_id.clone(),
             current_stage: v.current_stage.as_str(),
-            description: v.description.clone(),
+            // MLflow's server stores what its client sends, an empty string
+            // when there is none, and answers with it.
+            description: Some(v.description.clone().unwrap_or_default()),
             source: v.source.clone(),
             run_id: v.run_id.clone(),
             // Registration is synchronous, so a version is ready at once;
             // a PENDING status would make the client poll.
             status: "READY",
-            run_link: v.run_link.clone(),
+            run_link: Some(v.run_link.clone().unwrap_or_default()),
             tags: key_values(&v.tags),
             aliases: v.aliases.clone(),
             model_id: v.model_id.clone(),
@@ -656,6 +658,16 @@ pub struct SearchLoggedModels {
     #[serde(default)]
     pub order_by: Vec<LoggedModelOrderBy>,
     pub page_token: Option<String>,
+    /// Metric filters and ordering consider only metrics logged on these
+    /// datasets; without metric filters, a model must have such a metric.
+    #[serde(default)]
+    pub datasets: Vec<LoggedModelDatasetFilter>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoggedModelDatasetFilter {
+    pub dataset_name: Option<String>,
+    pub dataset_digest: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

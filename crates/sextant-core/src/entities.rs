@@ -194,8 +194,9 @@ pub struct LoggedModel {
     pub last_updated_timestamp_ms: i64,
     pub tags: Vec<KeyValue>,
     pub params: Vec<KeyValue>,
-    /// Metrics logged with this model's id (latest per key and dataset).
-    pub metrics: Vec<Metric>,
+    /// Metrics logged with this model's id (latest per key and dataset),
+    /// with the run that logged each.
+    pub metrics: Vec<RunMetric>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -43,7 +43,7 @@ pub use crate::monitoring::{
 };
 pub use crate::overview::Series;
 pub use crate::registry::NewModelVersion;
-pub use crate::runs::{LogBatch, RunUpdate};
+pub use crate::runs::{LogBatch, RunUpdate, MAX_BULK_INTERVAL_RESULTS};
 pub use crate::saved_views::MAX_VIEW_TARGET;
 
 /// Which database engine backs the store.

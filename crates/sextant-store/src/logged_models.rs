@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use sextant_core::search::{Entity, Identifier, OrderBy, SearchKind};
+use sextant_core::search::{Entity, Filter, Identifier, OrderBy, SearchKind};
 use sextant_core::validation::{self, KeyKind};
-use sextant_core::{KeyValue, LoggedModel, LoggedModelStatus, Metric, Page, Readable};
+use sextant_core::{KeyValue, LoggedModel, LoggedModelStatus, Page, Readable, RunMetric};
 use sqlx::any::AnyRow;
 
 use crate::db::{self, SqlBuilder};
@@ -36,9 +36,9 @@ impl Store {
             validation::validate_key(KeyKind::Param, &param.key)?;
             validation::validate_param_value(&param.key, &param.value)?;
         }
-        if let Some(run_id) = new.source_run_id.as_deref().filter(|r| !r.is_empty()) {
-            self.get_run(run_id).await?;
-        }
+        // Like MLflow, the source run is recorded as given, even when no such
+        // run exists here (models logged elsewhere, runs deleted since);
+        // registering a version checks the run's experiment if it exists.
         let hex = new_hex_id();
         let model_id = format!("m-{hex}");
         let name = new
@@ -167,10 +167,15 @@ impl Store {
     /// `order_by` holds `(field_name, ascending)` pairs: this endpoint sends
     /// structured clauses rather than strings. `experiments` are the
     /// experiments searched (already narrowed to what the caller may read).
+    ///
+    /// `datasets` (`(name, digest)` pairs, MLflow's `datasets` clause) limit
+    /// the metrics that filters and ordering consider to those logged on one
+    /// of them; without a metric filter, a model must have such a metric.
     pub async fn search_logged_models(
         &self,
         experiments: &Readable,
         filter: Option<&str>,
+        datasets: &[(String, Option<String>)],
         order_by: &[(String, bool)],
         max_results: i64,
         page_token: Option<&str>,
@@ -207,10 +212,33 @@ impl Store {
                 }
             })
             .collect();
+        // The metrics that filters and ordering see (`search_sql` names them
+        // `lm_metrics`): a model's metrics, on the chosen datasets if any.
         let mut sql = SqlBuilder::new(
             self.backend,
-            "SELECT lm.model_id FROM logged_models lm WHERE lm.lifecycle_stage = 'active'",
+            "WITH lm_metrics AS (SELECT * FROM metrics WHERE model_id IS NOT NULL",
         );
+        if !datasets.is_empty() {
+            sql.push(" AND (");
+            for (idx, (name, digest)) in datasets.iter().enumerate() {
+                if idx > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(dataset_name = ");
+                sql.bind_text(name.clone());
+                if let Some(digest) = digest {
+                    sql.push(" AND dataset_digest = ");
+                    sql.bind_text(digest.clone());
+                }
+                sql.push(")");
+            }
+            sql.push(")");
+        }
+        sql.push(") SELECT lm.model_id FROM logged_models lm WHERE lm.lifecycle_stage = 'active'");
+        let mentions_metric = filter.as_ref().is_some_and(filter_mentions_metric);
+        if !datasets.is_empty() && !mentions_metric {
+            sql.push(" AND EXISTS (SELECT 1 FROM lm_metrics x WHERE x.model_id = lm.model_id)");
+        }
         if let Readable::Only(experiment_ids) = experiments {
             let ids = experiment_ids
                 .iter()
@@ -284,20 +312,24 @@ impl Store {
             .query()
             .fetch_all(&self.pool)
             .await?;
-        let mut latest: HashMap<(String, String, Option<String>, Option<String>), Metric> =
+        let mut latest: HashMap<(String, String, Option<String>, Option<String>), RunMetric> =
             HashMap::new();
         for row in &metric_rows {
-            let metric = metric_from_row(row)?;
+            let metric = RunMetric {
+                run_id: db::text(row, "run_id")?,
+                metric: metric_from_row(row)?,
+            };
             let model_id = db::opt_text(row, "model_id")?.unwrap_or_default();
             let slot = (
                 model_id,
-                metric.key.clone(),
-                metric.dataset_name.clone(),
-                metric.dataset_digest.clone(),
+                metric.metric.key.clone(),
+                metric.metric.dataset_name.clone(),
+                metric.metric.dataset_digest.clone(),
             );
-            let newer = latest
-                .get(&slot)
-                .is_none_or(|old| (metric.step, metric.timestamp) >= (old.step, old.timestamp));
+            let newer = latest.get(&slot).is_none_or(|old| {
+                (metric.metric.step, metric.metric.timestamp)
+                    >= (old.metric.step, old.metric.timestamp)
+            });
             if newer {
                 latest.insert(slot, metric);
             }
@@ -313,7 +345,9 @@ impl Store {
             .map(|mut model| {
                 model.tags.sort_by(|a, b| a.key.cmp(&b.key));
                 model.params.sort_by(|a, b| a.key.cmp(&b.key));
-                model.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+                model
+                    .metrics
+                    .sort_by(|a, b| a.metric.key.cmp(&b.metric.key));
                 model
             })
             .collect())
@@ -377,4 +411,12 @@ fn logged_model_from_row(row: &AnyRow) -> Result<LoggedModel> {
         params: Vec::new(),
         metrics: Vec::new(),
     })
+}
+
+/// Whether a filter compares any metric.
+fn filter_mentions_metric(filter: &Filter) -> bool {
+    match filter {
+        Filter::Comparison(comparison) => comparison.ident.entity == Entity::Metric,
+        Filter::And(parts) | Filter::Or(parts) => parts.iter().any(filter_mentions_metric),
+    }
 }

@@ -327,6 +327,7 @@ impl Store {
             });
         let mut storage_location = new.source.clone();
         let mut run_id = new.run_id.clone().filter(|r| !r.is_empty());
+        let mut logged_model = None;
         if let Some(model_id) = &logged_model_id {
             if let Some(model) = self.find_logged_model(model_id).await? {
                 if new.source.starts_with("models:/") {
@@ -335,6 +336,14 @@ impl Store {
                 if run_id.is_none() {
                     run_id = model.source_run_id.clone();
                 }
+                logged_model = Some(model);
+            }
+        }
+        // A copy of another version (`models:/name/3`, `models:/name@alias`)
+        // lives where that version's files are, as in MLflow.
+        if logged_model.is_none() {
+            if let Some(location) = self.registry_source_location(&new.source).await? {
+                storage_location = location;
             }
         }
         let now = now_ms();
@@ -365,9 +374,36 @@ impl Store {
         for tag in &new.tags {
             upsert_version_tag(&mut tx, &new.name, version, tag).await?;
         }
+        if let Some(model) = &logged_model {
+            link_version_to_logged_model(&mut tx, model, &new.name, version).await?;
+        }
         tx.commit().await?;
         self.get_model_version(&new.name, &version.to_string())
             .await
+    }
+
+    /// The storage location of the version a `models:/name/version` or
+    /// `models:/name@alias` source names, if it names one.
+    async fn registry_source_location(&self, source: &str) -> Result<Option<String>> {
+        let Some(rest) = source.strip_prefix("models:/") else {
+            return Ok(None);
+        };
+        let rest = rest.trim_end_matches('/');
+        let found = if let Some((name, alias)) = rest.split_once('@') {
+            self.get_model_version_by_alias(name, alias).await
+        } else if let Some((name, version)) = rest.rsplit_once('/') {
+            if version.parse::<i64>().is_err() {
+                return Ok(None);
+            }
+            self.get_model_version(name, version).await
+        } else {
+            return Ok(None);
+        };
+        match found {
+            Ok(version) => Ok(Some(version.storage_location)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
@@ -579,7 +615,13 @@ impl Store {
             Target::ModelVersions,
             filter.as_ref(),
             &order_by,
-            "mv.last_updated_timestamp DESC, mv.name ASC, mv.version DESC",
+            // MLflow's order: the caller's keys, then name ascending and
+            // version descending; without keys, the latest change first.
+            if order_by.is_empty() {
+                "mv.last_updated_timestamp DESC, mv.name ASC, mv.version DESC"
+            } else {
+                "mv.name ASC, mv.version DESC"
+            },
         )?;
         paging.push_limit(&mut sql);
         let (items, next_page_token) = paging.split(self.load_model_versions(&mut sql).await?);
@@ -805,6 +847,55 @@ pub(crate) async fn apply_alias(
     .bind(alias)
     .bind(version)
     .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records on a logged model the versions registered from it, in the tag
+/// MLflow keeps (`mlflow.modelVersions`, a JSON list written as Python's
+/// `json.dumps` writes it, so clients that compare the text agree).
+async fn link_version_to_logged_model(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    model: &sextant_core::LoggedModel,
+    name: &str,
+    version: i64,
+) -> Result<()> {
+    const TAG: &str = "mlflow.modelVersions";
+    let mut versions: Vec<(String, serde_json::Value)> = model
+        .tags
+        .iter()
+        .find(|tag| tag.key == TAG)
+        .and_then(|tag| serde_json::from_str::<Vec<serde_json::Value>>(&tag.value).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|entry| {
+            Some((
+                entry.get("name")?.as_str()?.to_string(),
+                entry.get("version")?.clone(),
+            ))
+        })
+        .collect();
+    let this = (name.to_string(), serde_json::Value::from(version));
+    if !versions.contains(&this) {
+        versions.push(this);
+    }
+    let entries: Vec<String> = versions
+        .iter()
+        .map(|(name, version)| {
+            format!(
+                "{{\"name\": {}, \"version\": {version}}}",
+                serde_json::Value::from(name.as_str())
+            )
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3) \
+         ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(&model.model_id)
+    .bind(TAG)
+    .bind(format!("[{}]", entries.join(", ")))
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Runs: lifecycle, logging (through the group-commit writer), datasets,
 //! model inputs/outputs, metric history and search.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sextant_core::search::{Entity, Filter, OrderBy, SearchKind};
 use sextant_core::validation::{self, KeyKind};
@@ -413,9 +413,12 @@ impl Store {
         })
     }
 
-    /// Metric points of several runs, sampled to at most `max_results`
-    /// steps spread evenly over `[start_step, end_step]` (first and last
-    /// step always included), as MLflow's bulk-interval endpoint does.
+    /// Metric points of several runs, at most `max_results` per run, as
+    /// MLflow 3's bulk-interval endpoint samples them: each run's points in
+    /// `(step, timestamp, value)` order are cut into `max_results` buckets as
+    /// SQL's `NTILE` cuts them, the first point of each bucket is kept, and
+    /// the run's last point replaces the last kept one if it is not already
+    /// there. Runs come back in the order they were asked for.
     pub async fn get_metric_history_bulk_interval(
         &self,
         run_ids: &[String],
@@ -430,30 +433,43 @@ impl Store {
             ));
         }
         if run_ids.len() > 100 {
-            return Err(StoreError::InvalidInput(
-                "GetMetricHistoryBulkInterval request must specify at most 100 run_ids".into(),
-            ));
-        }
-        if !(1..=validation::MAX_METRIC_HISTORY_PAGE).contains(&max_results) {
             return Err(StoreError::InvalidInput(format!(
-                "Invalid value {max_results} for parameter 'max_results' supplied"
+                "GetMetricHistoryBulkInterval request must specify at most 100 run_ids. Received {} run_ids.",
+                run_ids.len()
             )));
+        }
+        if !(1..=MAX_BULK_INTERVAL_RESULTS).contains(&max_results) {
+            return Err(StoreError::InvalidInput(format!(
+                "max_results must be between 1 and {MAX_BULK_INTERVAL_RESULTS}."
+            )));
+        }
+        match (start_step, end_step) {
+            (Some(start), Some(end)) if start > end => {
+                return Err(StoreError::InvalidInput(format!(
+                    "end_step must be greater than start_step. Found start_step={start} and end_step={end}."
+                )))
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(StoreError::InvalidInput(
+                    "If either start step or end step are specified, both must be specified."
+                        .into(),
+                ))
+            }
+            _ => {}
         }
         let mut sql = SqlBuilder::new(self.backend, "SELECT * FROM metrics WHERE key = ");
         sql.bind_text(key);
         sql.push(" AND run_id IN ");
         sql.bind_text_list(run_ids);
-        if let Some(start) = start_step {
+        if let (Some(start), Some(end)) = (start_step, end_step) {
             sql.push(" AND step >= ");
             sql.bind(Bind::Int(start));
-        }
-        if let Some(end) = end_step {
             sql.push(" AND step <= ");
             sql.bind(Bind::Int(end));
         }
-        sql.push(" ORDER BY run_id, step, timestamp");
+        sql.push(" ORDER BY run_id, step, timestamp, value, is_nan");
         let rows = sql.query().fetch_all(&self.pool).await?;
-        let mut by_run: BTreeMap<String, Vec<Metric>> = BTreeMap::new();
+        let mut by_run: HashMap<String, Vec<Metric>> = HashMap::new();
         for row in &rows {
             by_run
                 .entry(db::text(row, "run_id")?)
@@ -461,17 +477,18 @@ impl Store {
                 .push(metric_from_row(row)?);
         }
         let mut result = Vec::new();
-        for (run_id, metrics) in by_run {
-            let mut steps: Vec<i64> = metrics.iter().map(|m| m.step).collect();
-            steps.dedup();
-            let chosen = sample_steps(&steps, max_results as usize);
-            for metric in metrics
-                .into_iter()
-                .filter(|m| chosen.binary_search(&m.step).is_ok())
-            {
+        let mut seen = HashSet::new();
+        for run_id in run_ids {
+            if !seen.insert(run_id) {
+                continue;
+            }
+            let Some(metrics) = by_run.remove(run_id) else {
+                continue;
+            };
+            for index in ntile_sample(metrics.len(), max_results as usize) {
                 result.push(RunMetric {
                     run_id: run_id.clone(),
-                    metric,
+                    metric: metrics[index].clone(),
                 });
             }
         }
@@ -925,16 +942,31 @@ async fn upsert_run_tag(
 
 /// Picks at most `max` of the sorted distinct `steps`, evenly spaced, always
 /// keeping the first and the last.
-fn sample_steps(steps: &[i64], max: usize) -> Vec<i64> {
-    if steps.len() <= max {
-        return steps.to_vec();
+/// MLflow's largest and default `max_results` for bulk-interval history.
+pub const MAX_BULK_INTERVAL_RESULTS: i64 = 2500;
+
+/// The indices MLflow keeps of `total` ordered points: `NTILE(buckets)` puts
+/// the first `total % buckets` buckets one point longer than the rest, the
+/// first point of each bucket is kept, and the last point replaces the last
+/// kept one (or is added) so the series ends where it ends.
+fn ntile_sample(total: usize, buckets: usize) -> Vec<usize> {
+    if total == 0 {
+        return Vec::new();
     }
-    if max == 1 {
-        return vec![steps[0]];
+    let buckets = buckets.max(1);
+    let mut chosen: Vec<usize> = if total <= buckets {
+        (0..total).collect()
+    } else {
+        let (size, longer) = (total / buckets, total % buckets);
+        (0..buckets).map(|i| i * size + i.min(longer)).collect()
+    };
+    let last = total - 1;
+    if chosen.last() != Some(&last) {
+        if chosen.len() >= buckets {
+            chosen.pop();
+        }
+        chosen.push(last);
     }
-    let last = steps.len() - 1;
-    let mut chosen: Vec<i64> = (0..max).map(|i| steps[i * last / (max - 1)]).collect();
-    chosen.dedup();
     chosen
 }
 
@@ -1091,5 +1123,28 @@ impl HistoryCursor {
             value: parts.2,
             is_nan: parts.3,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ntile_sample;
+
+    /// MLflow 3.17.2's answers for the same shapes (steps 0..999 and
+    /// 100..=200, one point per step), read from its server.
+    #[test]
+    fn bulk_interval_keeps_the_points_mlflow_keeps() {
+        let tenth: Vec<usize> = (0..9).map(|i| i * 100).chain([999]).collect();
+        assert_eq!(ntile_sample(1000, 10), tenth);
+        let many = ntile_sample(1000, 320);
+        assert_eq!(many.len(), 320);
+        assert_eq!(&many[..3], &[0, 4, 8]);
+        assert_eq!(&many[39..42], &[156, 160, 163]);
+        assert_eq!(many.last(), Some(&999));
+        let range: Vec<usize> = ntile_sample(101, 10).iter().map(|i| i + 100).collect();
+        assert_eq!(range, [100, 111, 121, 131, 141, 151, 161, 171, 181, 200]);
+        assert_eq!(ntile_sample(3, 10), [0, 1, 2]);
+        assert_eq!(ntile_sample(5, 1), [4]);
+        assert!(ntile_sample(0, 5).is_empty());
     }
 }

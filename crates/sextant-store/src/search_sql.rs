@@ -110,6 +110,11 @@ fn push_keyed_scalar(sql: &mut SqlBuilder, table: &str, value_column: &str, join
     if table == "latest_metrics" {
         sql.push(" AND x.is_nan = 0");
     }
+    // A logged model's metric has a history (and may be on several
+    // datasets): its latest value is the one that sorts.
+    if table == "lm_metrics" {
+        sql.push(" AND x.is_nan = 0 ORDER BY x.step DESC, x.timestamp DESC LIMIT 1");
+    }
     sql.push(")");
 }
 
@@ -173,7 +178,7 @@ fn push_comparison(
                         .push(join)
                         .push(" AND x.key = ");
                     sql.bind_text(key.clone());
-                    if table == "latest_metrics" || table == "metrics" {
+                    if matches!(table, "latest_metrics" | "metrics" | "lm_metrics") {
                         sql.push(" AND x.is_nan = 0");
                     }
                     sql.push(" AND ");
@@ -384,7 +389,11 @@ fn keyed_table(
             "value",
             "x.name = mv.name AND x.version = mv.version",
         ),
-        (Target::LoggedModels, Entity::Metric) => ("metrics", "value", "x.model_id = lm.model_id"),
+        // `lm_metrics` is the logged-model search's own view of `metrics`
+        // (scoped to the datasets the search names).
+        (Target::LoggedModels, Entity::Metric) => {
+            ("lm_metrics", "value", "x.model_id = lm.model_id")
+        }
         (Target::LoggedModels, Entity::Param) => {
             ("logged_model_params", "value", "x.model_id = lm.model_id")
         }

@@ -79,16 +79,13 @@ pub(crate) async fn create_experiment(
         ));
     }
     let tags = key_values(request.tags, "tags")?;
+    let artifact_location = request
+        .artifact_location
+        .filter(|l| !l.is_empty())
+        .map(absolute_location);
     let experiment_id = state
         .store()
-        .create_experiment(
-            &name,
-            request
-                .artifact_location
-                .as_deref()
-                .filter(|l| !l.is_empty()),
-            &tags,
-        )
+        .create_experiment(&name, artifact_location.as_deref(), &tags)
         .await?;
     let note = AuditNote {
         created: Some((ResourceKind::Experiment, experiment_id.clone())),
@@ -98,6 +95,19 @@ pub(crate) async fn create_experiment(
         Extension(note),
         Json(dto::CreateExperimentResponse { experiment_id }),
     ))
+}
+
+/// A relative local path is taken from the server's working directory and
+/// stored absolute, as MLflow's server does; URIs are kept as given.
+fn absolute_location(location: String) -> String {
+    let path = std::path::Path::new(&location);
+    if location.contains(':') || path.is_absolute() {
+        return location;
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path).to_string_lossy().into_owned(),
+        Err(_) => location,
+    }
 }
 
 pub(crate) async fn get_experiment(
@@ -545,7 +555,9 @@ pub(crate) async fn get_metric_history_bulk_interval(
             &key,
             request.start_step,
             request.end_step,
-            request.max_results.unwrap_or(320),
+            request
+                .max_results
+                .unwrap_or(sextant_store::MAX_BULK_INTERVAL_RESULTS),
         )
         .await?;
     Ok(Json(dto::MetricsResponse {
@@ -680,6 +692,18 @@ pub(crate) async fn search_logged_models(
             ))
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    let datasets = request
+        .datasets
+        .into_iter()
+        .map(
+            |dataset| match dataset.dataset_name.filter(|n| !n.is_empty()) {
+                Some(name) => Ok((name, dataset.dataset_digest)),
+                None => Err(ApiError::invalid(
+                    "`dataset_name` in the `datasets` clause must be specified.",
+                )),
+            },
+        )
+        .collect::<ApiResult<Vec<_>>>()?;
     let page = state
         .store()
         .search_logged_models(
@@ -687,6 +711,7 @@ pub(crate) async fn search_logged_models(
                 .visible(ResourceKind::Experiment)
                 .narrowed_to(request.experiment_ids),
             request.filter.as_deref().filter(|f| !f.trim().is_empty()),
+            &datasets,
             &order_by,
             request.max_results.unwrap_or(100),
             request.page_token.as_deref(),
