@@ -114,6 +114,8 @@ pub(crate) async fn list_under_uri(
     root_uri: &str,
     relative: &str,
 ) -> ApiResult<ProxiedListing> {
+    // A path that leaves the root is refused whatever the root is.
+    let relative_path = ArtifactPath::parse(relative)?;
     let Some(root) = sextant_artifacts::proxied_path(root_uri) else {
         return Ok(ProxiedListing {
             root_uri: root_uri.to_string(),
@@ -121,7 +123,6 @@ pub(crate) async fn list_under_uri(
         });
     };
     let root = root?;
-    let relative_path = ArtifactPath::parse(relative)?;
     let full = match (root.is_root(), relative_path.is_root()) {
         (_, true) => root.as_str().to_string(),
         (true, false) => relative_path.as_str().to_string(),

@@ -13,7 +13,8 @@ crate::backend_tests!(
     registry_answers_match_mlflows,
     logged_models_match_mlflows,
     bulk_interval_history_keeps_mlflows_points,
-    relative_artifact_locations_become_absolute
+    relative_artifact_locations_become_absolute,
+    listing_outside_a_file_root_is_refused
 );
 
 async fn register(app: &TestApp, name: &str, source: &str, run: &str) -> Value {
@@ -277,4 +278,26 @@ async fn relative_artifact_locations_become_absolute(app: TestApp) {
         .to_string();
     let expected = std::env::current_dir().unwrap().join("relative/place");
     assert_eq!(location, expected.to_string_lossy());
+}
+
+async fn listing_outside_a_file_root_is_refused(app: TestApp) {
+    let root = tempfile::tempdir().unwrap();
+    let created = app
+        .post(
+            "experiments/create",
+            json!({"name": "file-root", "artifact_location": format!("file://{}", root.path().display())}),
+        )
+        .await
+        .ok();
+    let run = app
+        .create_run(created["experiment_id"].as_str().unwrap(), "r")
+        .await;
+    for path in ["../x", "a/../../x", "/etc"] {
+        app.get("artifacts/list", &[("run_id", &run), ("path", path)])
+            .await
+            .error(400, "INVALID_PARAMETER_VALUE");
+    }
+    app.get("artifacts/list", &[("run_id", &run), ("path", "x")])
+        .await
+        .ok();
 }
