@@ -16,6 +16,7 @@ pub mod origin;
 pub mod outbound;
 mod resource;
 mod routes;
+mod series_cache;
 pub mod serving;
 mod tables;
 
@@ -49,6 +50,8 @@ struct StateInner {
     alerting: alerting::Alerting,
     /// DLE nannies fitted for regressors' performance reports.
     nannies: routes::feedback::NannyCache,
+    /// Metric histories for the UI's charts.
+    series: series_cache::SeriesCache,
 }
 
 /// Whether requests must authenticate.
@@ -127,6 +130,7 @@ impl AppState {
                 serving: None,
                 alerting,
                 nannies: routes::feedback::NannyCache::default(),
+                series: series_cache::SeriesCache::default(),
             }),
         }
     }
@@ -161,6 +165,10 @@ impl AppState {
 
     pub(crate) fn nannies(&self) -> &routes::feedback::NannyCache {
         &self.inner.nannies
+    }
+
+    pub(crate) fn series_cache(&self) -> &series_cache::SeriesCache {
+        &self.inner.series
     }
 
     pub fn serving(&self) -> Option<&serving::Serving> {

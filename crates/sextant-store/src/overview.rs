@@ -124,4 +124,29 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Per run, the generation of its `key` history: it changes whenever
+    /// points of that metric are written, so a copy of the history read at
+    /// one generation is whole while the generation stays the same. Runs
+    /// without a row are at generation 0.
+    pub async fn metric_generations(
+        &self,
+        run_ids: &[String],
+        key: &str,
+    ) -> Result<HashMap<String, i64>> {
+        if run_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT run_id, generation FROM metric_generations WHERE key = ",
+        );
+        sql.bind(Bind::Text(key.to_string()))
+            .push(" AND run_id IN ")
+            .bind_text_list(run_ids.iter().take(MAX_IDS));
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((db::text(row, "run_id")?, db::int(row, "generation")?)))
+            .collect()
+    }
 }

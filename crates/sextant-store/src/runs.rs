@@ -1,7 +1,7 @@
 //! Runs: lifecycle, logging (through the group-commit writer), datasets,
 //! model inputs/outputs, metric history and search.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sextant_core::search::{Entity, Filter, OrderBy, SearchKind};
 use sextant_core::validation::{self, KeyKind};
@@ -847,7 +847,43 @@ pub(crate) async fn insert_metric_points(
         sql.push(" ON CONFLICT DO NOTHING");
         sql.query().execute(&mut **tx).await?;
     }
-    update_latest_metrics(tx, backend, points).await
+    update_latest_metrics(tx, backend, points).await?;
+    bump_metric_generations(tx, backend, points).await
+}
+
+/// Moves on the generation of every (run, metric) the points touch, in the
+/// transaction that writes them (see `Store::metric_generations`).
+async fn bump_metric_generations(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    points: &[RunPoint<'_>],
+) -> Result<()> {
+    let touched: BTreeSet<(&str, &str)> = points
+        .iter()
+        .map(|(run_id, metric)| (*run_id, metric.key.as_str()))
+        .collect();
+    let touched: Vec<_> = touched.into_iter().collect();
+    for chunk in touched.chunks(METRIC_ROWS_PER_INSERT) {
+        let mut sql = SqlBuilder::new(
+            backend,
+            "INSERT INTO metric_generations (run_id, key, generation) VALUES ",
+        );
+        for (idx, (run_id, key)) in chunk.iter().enumerate() {
+            if idx > 0 {
+                sql.push(", ");
+            }
+            sql.push("(");
+            sql.bind_text(*run_id);
+            sql.push(", ");
+            sql.bind_text(*key);
+            sql.push(", 1)");
+        }
+        sql.push(
+            " ON CONFLICT (run_id, key) DO UPDATE SET generation = metric_generations.generation + 1",
+        );
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Keeps `latest_metrics` at the greatest `(step, timestamp, value)` per run

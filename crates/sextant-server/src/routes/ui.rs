@@ -652,9 +652,10 @@ async fn series(
             .filter(|v| v.is_finite())
     };
     let (xmin, xmax) = (bound("xmin"), bound("xmax"));
-    let series = state.store().metric_series(&run_ids, &metric).await?;
+    let cache = state.series_cache();
+    let series = cache.histories(state.store(), &run_ids, &metric).await?;
     let x_series = match x_mode.strip_prefix("metric:") {
-        Some(other) => Some(state.store().metric_series(&run_ids, other).await?),
+        Some(other) => Some(cache.histories(state.store(), &run_ids, other).await?),
         None => None,
     };
     // Each run's points, x as asked, smoothed at full resolution.

@@ -14,7 +14,8 @@ crate::backend_tests!(
     every_page_answers_with_its_content,
     user_content_never_becomes_markup,
     views_keep_long_states_under_short_links,
-    drift_reports_render_as_pages
+    drift_reports_render_as_pages,
+    charts_see_every_write
 );
 mod secured {
     use super::{a_user_sees_only_what_they_may_read, sessions_sign_in_out_and_need_csrf};
@@ -780,4 +781,62 @@ async fn drift_reports_render_as_pages(app: TestApp) {
         assert!((400..500).contains(&status), "{bad}: {status} {text}");
         assert!(text.contains(words), "{bad}: {text}");
     }
+}
+
+/// Chart histories are kept in memory between requests: a point written
+/// afterwards, even at an earlier step, shows at once.
+async fn charts_see_every_write(app: TestApp) {
+    let experiment = app.create_experiment("cached").await;
+    let run = app.create_run(&experiment, "r").await;
+    let log = |points: Vec<(i64, f64)>| {
+        let metrics: Vec<Value> = points
+            .into_iter()
+            .map(|(step, value)| json!({"key": "loss", "value": value, "timestamp": 1_700_000_000_000_i64 + step, "step": step}))
+            .collect();
+        let app = &app;
+        let run = run.clone();
+        async move {
+            app.post("runs/log-batch", json!({"run_id": run, "metrics": metrics}))
+                .await
+                .ok();
+        }
+    };
+    let steps = || {
+        let app = &app;
+        let run = run.clone();
+        async move {
+            let (_, body) = page(
+                app,
+                &format!("/ui/api/series?runs={run}&metric=loss&px=4000"),
+            )
+            .await;
+            let reply: Value = serde_json::from_str(&body).unwrap();
+            reply["series"][0]["points"]
+                .as_array()
+                .map(|points| {
+                    points
+                        .iter()
+                        .map(|p| p[0].as_f64().unwrap() as i64)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    assert!(steps().await.is_empty(), "no history yet");
+    log((10..20).map(|s| (s, s as f64)).collect()).await;
+    assert_eq!(steps().await, (10..20).collect::<Vec<_>>());
+    assert_eq!(steps().await, (10..20).collect::<Vec<_>>(), "read again");
+    // A later point, then a point before all the others.
+    log(vec![(25, 1.0)]).await;
+    assert_eq!(steps().await.last(), Some(&25));
+    log(vec![(3, 1.0)]).await;
+    assert_eq!(steps().await.first(), Some(&3));
+    // The single-point endpoint writes too.
+    app.post(
+        "runs/log-metric",
+        json!({"run_id": run, "key": "loss", "value": 2.0, "timestamp": 1, "step": 40}),
+    )
+    .await
+    .ok();
+    assert_eq!(steps().await.last(), Some(&40));
 }

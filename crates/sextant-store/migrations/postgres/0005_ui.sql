@@ -11,3 +11,14 @@ CREATE TABLE saved_views (
     created_by TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+
+-- A counter per (run, metric) that every write of that metric's points
+-- moves on, so the UI can keep a metric's history in memory and know, with
+-- one small query, whether it is still whole. No row means nothing has been
+-- written since this table exists (generation 0).
+CREATE TABLE metric_generations (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
