@@ -323,19 +323,50 @@ pub(crate) fn numeric_distribution(
     if edges.len() > 41 {
         edges = linspace(edges[0], edges[edges.len() - 1], 41);
     }
-    let shares = |values: &[f64]| -> Vec<f64> {
-        histogram_counts(values, &edges)
+    let shares = |values: &[f64], edges: &[f64]| -> Vec<f64> {
+        histogram_counts(values, edges)
             .into_iter()
             .map(|n| n as f64 / values.len() as f64)
             .collect()
     };
+    let mut reference_shares = shares(&reference.values, &edges);
+    // A skewed column (amounts, counts) puts most of the reference in one
+    // equal-width bin, which says nothing: draw it on the reference's
+    // quantiles instead, so each bar holds a similar share of it.
+    if reference_shares.iter().any(|&share| share > 0.5) {
+        if let Some(quantile_edges) = quantile_edges(&reference.values, &current.values, 20) {
+            edges = quantile_edges;
+            reference_shares = shares(&reference.values, &edges);
+        }
+    }
     Distribution {
         kind: "bins".to_string(),
-        reference: shares(&reference.values),
-        current: shares(&current.values),
+        reference: reference_shares,
+        current: shares(&current.values, &edges),
         edges,
         labels: Vec::new(),
     }
+}
+
+/// Bin edges at the reference's `bins`-quantiles (type 7, numpy's
+/// default: linear between order statistics), stretched to cover both
+/// sides; `None` when the reference has too few distinct values for more
+/// than one bin.
+fn quantile_edges(reference: &[f64], current: &[f64], bins: usize) -> Option<Vec<f64>> {
+    let n = reference.len();
+    let quantile = |q: f64| {
+        let position = q * (n - 1) as f64;
+        let (low, high) = (position.floor() as usize, position.ceil() as usize);
+        reference[low] + (reference[high] - reference[low]) * (position - low as f64)
+    };
+    let mut edges: Vec<f64> = (0..=bins)
+        .map(|i| quantile(i as f64 / bins as f64))
+        .collect();
+    edges[0] = edges[0].min(current.first().copied().unwrap_or(edges[0]));
+    let last = edges.len() - 1;
+    edges[last] = edges[last].max(current.last().copied().unwrap_or(edges[last]));
+    edges.dedup();
+    (edges.len() >= 3).then_some(edges)
 }
 
 #[cfg(test)]

@@ -126,9 +126,11 @@ fn render_row(page: &mut String, column: &ColumnDrift) {
     };
     let _ = write!(
         page,
-        "<tr class=\"{row_class}\"><td><code>{name}</code>{role}</td><td>{type_name}</td><td>{chart}</td>\
-         <td>{method}{notes}</td><td class=\"num\">{statistic}</td><td class=\"num\">{threshold}</td>\
-         <td class=\"num\">{p_value}</td><td class=\"num\">{missing_ref:.1}% → {missing_cur:.1}%</td><td>{verdict}</td></tr>\n",
+        "<tr class=\"{row_class}\"><td data-label=\"Column\"><code>{name}</code>{role}</td><td data-label=\"Type\">{type_name}</td>\
+         <td data-label=\"Distributions\">{chart}</td><td data-label=\"Method\">{method}{notes}</td>\
+         <td class=\"num\" data-label=\"Statistic\">{statistic}</td><td class=\"num\" data-label=\"Threshold\">{threshold}</td>\
+         <td class=\"num\" data-label=\"p-value\">{p_value}</td>\
+         <td class=\"num\" data-label=\"Missing (ref → cur)\">{missing_ref:.1}% → {missing_cur:.1}%</td><td data-label=\"Verdict\">{verdict}</td></tr>\n",
         row_class = if column.drifted { "drifted" } else { "" },
         name = escape(&column.column),
         chart = chart(&column.distribution),
@@ -208,17 +210,76 @@ fn chart(distribution: &Distribution) -> String {
             cy = HEIGHT - ch,
         );
     }
-    if !categories && distribution.edges.len() >= 2 {
+    if categories {
+        // Every bar named under it, shortened to its slot (the full name
+        // and shares are in the bar's title); with many categories every
+        // other bar, so printed labels never overlap.
+        let every = if slot < 18.0 { 2 } else { 1 };
+        let characters = ((slot * every as f64) / 5.5).floor().max(1.0) as usize;
+        for (i, label) in distribution.labels.iter().enumerate().step_by(every) {
+            let _ = write!(
+                svg,
+                "<text x=\"{x:.2}\" y=\"{y}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
+                escape(&shorten(label, characters)),
+                x = (i as f64 + 0.45) * slot,
+                y = HEIGHT + 11.0
+            );
+        }
+    } else if distribution.edges.len() >= 2 {
+        // Edges at the ends and the middle; quantile bins are not equally
+        // wide, so the middle edge is the one under the middle bar.
+        let edges = &distribution.edges;
+        let middle = edges.len() / 2;
         let _ = write!(
             svg,
-            "<text x=\"0\" y=\"{y}\" class=\"axis\">{}</text><text x=\"{WIDTH}\" y=\"{y}\" class=\"axis\" text-anchor=\"end\">{}</text>",
-            number(distribution.edges[0]),
-            number(distribution.edges[distribution.edges.len() - 1]),
+            "<text x=\"0\" y=\"{y}\" class=\"axis\">{}</text>\
+             <text x=\"{mx:.2}\" y=\"{y}\" class=\"axis\" text-anchor=\"middle\">{}</text>\
+             <text x=\"{WIDTH}\" y=\"{y}\" class=\"axis\" text-anchor=\"end\">{}</text>",
+            short_number(edges[0]),
+            short_number(edges[middle]),
+            short_number(edges[edges.len() - 1]),
+            mx = middle as f64 * slot,
             y = HEIGHT + 11.0
         );
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// An axis number: 4 significant digits, k/M/G for large magnitudes.
+fn short_number(value: f64) -> String {
+    if !value.is_finite() || value == 0.0 {
+        return number(value);
+    }
+    let magnitude = value.abs();
+    let (scaled, suffix) = match magnitude {
+        m if m >= 1e9 => (value / 1e9, "G"),
+        m if m >= 1e6 => (value / 1e6, "M"),
+        m if m >= 1e4 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    if scaled.abs() < 1e-3 {
+        return format!("{value:.2e}");
+    }
+    let digits = (3 - scaled.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    let text = format!("{scaled:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    format!("{text}{suffix}")
 }
 
 fn number(value: f64) -> String {
@@ -267,4 +328,12 @@ tr.drifted td:first-child{border-left:3px solid #cf222e}
 .note{font-size:12px;color:#57606a}.role{font-size:11px;background:#ddf4ff;border-radius:6px;padding:0 5px}
 .chart .axis{font-size:9px;fill:#57606a}
 .skipped{margin-top:20px}footer{margin-top:24px;color:#8c959f;font-size:12px}
+svg.chart{max-width:100%;height:auto}
+@media (max-width:760px){
+thead{display:none}table,tbody,tr,td{display:block;width:100%}
+tr{border:1px solid #d8dee4;border-radius:6px;margin:0 0 12px;padding:4px 0}
+td{border:none;padding:3px 10px}td.num{text-align:left}
+td[data-label]::before{content:attr(data-label);display:block;font-size:11px;color:#57606a}
+tr.drifted td:first-child{border-left:none}tr.drifted{border-left:3px solid #cf222e}
+}
 ";

@@ -262,7 +262,8 @@ pub struct SkippedColumn {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatasetDrift {
     pub drifted_columns: usize,
-    /// Columns compared (skipped ones do not count).
+    /// Columns the verdict counts (skipped ones never; with Sextant's
+    /// methods, features only).
     pub columns: usize,
     pub share: f64,
     pub drift_share: f64,
@@ -334,18 +335,26 @@ pub fn drift_report(
         sextant::correct_for_multiple_columns(&mut compared);
     }
 
-    let drifted_columns = compared.iter().filter(|c| c.drifted).count();
-    let share = if compared.is_empty() {
+    // Evidently's dataset verdict counts every compared column; Sextant's
+    // counts the features: target and prediction drift are verdicts of
+    // their own (label drift, prediction drift), not evidence that the
+    // inputs moved.
+    let counted: Vec<&ColumnDrift> = compared
+        .iter()
+        .filter(|c| options.methods == MethodSet::Evidently || c.role == ColumnRole::Feature)
+        .collect();
+    let drifted_columns = counted.iter().filter(|c| c.drifted).count();
+    let share = if counted.is_empty() {
         0.0
     } else {
-        drifted_columns as f64 / compared.len() as f64
+        drifted_columns as f64 / counted.len() as f64
     };
     let dataset = DatasetDrift {
         drifted_columns,
-        columns: compared.len(),
+        columns: counted.len(),
         share,
         drift_share: options.drift_share,
-        drift: !compared.is_empty() && share >= options.drift_share,
+        drift: !counted.is_empty() && share >= options.drift_share,
     };
     Ok(DriftReport {
         methods: options.methods,

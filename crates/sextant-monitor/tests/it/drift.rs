@@ -233,3 +233,65 @@ fn bad_input_is_an_error_or_a_reported_skip() {
     .to_string();
     assert!(error.contains("no column in common"), "{error}");
 }
+
+/// What a printed report must show: category names under their bars, a
+/// skewed amount on bins that each hold a part of the reference, readable
+/// axis numbers; and with Sextant's methods the target's drift is its own
+/// verdict, not one of the drifted features.
+#[test]
+fn the_html_report_reads_on_paper_and_counts_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reference = String::from("country,amount,label\n");
+    let mut current = String::from("country,amount,label\n");
+    for i in 0..2000 {
+        // Amounts: mostly small, a long tail up to two million.
+        let amount = if i % 50 == 0 {
+            2_000_000.0 * (i as f64 / 2000.0)
+        } else {
+            (i % 97) as f64 * 3.5
+        };
+        let country = ["India", "Kenya", "Brazil"][i % 3];
+        reference.push_str(&format!("{country},{amount},{}\n", i % 2));
+        current.push_str(&format!("{country},{amount},{}\n", u8::from(i % 5 == 0)));
+    }
+    let reference = Table::open(&write(&dir, "ref.csv", &reference)).unwrap();
+    let current = Table::open(&write(&dir, "cur.csv", &current)).unwrap();
+    let mut options = DriftOptions::new(MethodSet::Sextant);
+    options.target = Some("label".into());
+    let report = drift_report(&reference, &current, &options).unwrap();
+    assert!(column(&report, "label").drifted, "the label moved");
+    assert_eq!(
+        report.dataset.columns, 2,
+        "features only: {:?}",
+        report.dataset
+    );
+    assert_eq!(report.dataset.drifted_columns, 0, "{:?}", report.dataset);
+    assert!(!report.dataset.drift);
+    // Evidently's verdict counts the target, as Evidently does.
+    let mut evidently = DriftOptions::new(MethodSet::Evidently);
+    evidently.target = Some("label".into());
+    let report_evidently = drift_report(&reference, &current, &evidently).unwrap();
+    assert_eq!(report_evidently.dataset.columns, 3);
+
+    let amount = &column(&report, "amount").distribution;
+    assert!(
+        amount.reference.iter().all(|&share| share <= 0.5),
+        "a skewed column is drawn on quantile bins: {:?}",
+        amount.reference
+    );
+    let page = html::render(&report);
+    for name in ["India", "Kenya", "Brazil"] {
+        assert!(
+            page.contains(&format!(">{name}</text>")),
+            "{name} is labelled"
+        );
+    }
+    assert!(
+        page.contains(">1.95M</text>"),
+        "the largest amount, in M: {page}"
+    );
+    assert!(
+        page.contains("@media (max-width:760px)"),
+        "rows stack in a narrow window"
+    );
+}
