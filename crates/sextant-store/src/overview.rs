@@ -66,6 +66,22 @@ impl Store {
             .collect()
     }
 
+    /// The ids of the active runs whose parent is `parent_run_id`, newest
+    /// first (at most 1,000).
+    pub async fn child_run_ids(&self, parent_run_id: &str) -> Result<Vec<String>> {
+        // The key is written out, not bound, so the partial index
+        // `run_tags_by_parent` applies.
+        let mut sql = SqlBuilder::new(
+            self.backend,
+            "SELECT r.run_id FROM run_tags t JOIN runs r ON r.run_id = t.run_id \
+             WHERE t.key = 'mlflow.parentRunId' AND r.lifecycle_stage = 'active' AND t.value = ",
+        );
+        sql.bind(Bind::Text(parent_run_id.to_string()))
+            .push(" ORDER BY r.start_time DESC LIMIT 1000");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter().map(|row| db::text(row, "run_id")).collect()
+    }
+
     /// The smallest and largest value each run logged under each key.
     pub async fn metric_extremes(
         &self,

@@ -479,19 +479,12 @@ async fn run_page(
     let Ok(experiment) = state.store().get_experiment(&experiment_id).await else {
         return not_found("This run's experiment", &viewer);
     };
-    let children = state
+    let child_ids = state
         .store()
-        .search_runs(
-            std::slice::from_ref(&experiment_id),
-            Some(&format!("tags.mlflow.parentRunId = '{}'", run.info.run_id)),
-            ViewType::ActiveOnly,
-            1000,
-            &[],
-            None,
-        )
+        .child_run_ids(&run.info.run_id)
         .await
-        .map(|page| page.items)
         .unwrap_or_default();
+    let (children, _) = readable_runs(&state, &principal, &child_ids).await;
     let versions = state
         .store()
         .search_model_versions(
@@ -627,6 +620,10 @@ async fn compare(
 /// series (or each group's mean ± std), smoothed at full resolution, then
 /// cut to about `px` buckets keeping each bucket's extremes. Charts never
 /// receive raw history.
+/// Buckets one chart answer spreads over its series (each bucket is up to
+/// two points).
+const SERIES_POINT_BUDGET: usize = 20_000;
+
 async fn series(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -749,13 +746,19 @@ async fn series(
             })
             .collect()
     } else {
+        // About two points per pixel for a few series; with many, fewer
+        // buckets each (their min/max band keeps every extreme), so a
+        // hundred runs stay a few hundred kilobytes. Values go out as f32
+        // (what a canvas draws), x at full precision (wall time in ms).
+        let buckets_per_series = px.min((SERIES_POINT_BUDGET / shaped.len().max(1)).max(100));
         shaped
             .iter()
             .map(|(run, points)| {
-                let buckets: Vec<[f64; 4]> = downsample(points, px, lo, hi)
-                    .into_iter()
-                    .map(|b| [b.x, b.y, b.min, b.max])
-                    .collect();
+                let buckets: Vec<(f64, f32, f32, f32)> =
+                    downsample(points, buckets_per_series, lo, hi)
+                        .into_iter()
+                        .map(|b| (b.x, b.y as f32, b.min as f32, b.max as f32))
+                        .collect();
                 serde_json::json!({"run": run.info.run_id, "name": name_of(run), "points": buckets})
             })
             .collect()

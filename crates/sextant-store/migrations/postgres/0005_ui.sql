@@ -22,3 +22,7 @@ CREATE TABLE metric_generations (
     generation BIGINT NOT NULL,
     PRIMARY KEY (run_id, key)
 );
+
+-- Child runs by parent (the runs table counts them, a run page lists them):
+-- only the parent tags, whose values are run ids.
+CREATE INDEX run_tags_by_parent ON run_tags (value) WHERE key = 'mlflow.parentRunId';
