@@ -130,6 +130,23 @@ fn push_comparison(
             let (column, kind) = attribute_column(target, key)?;
             push_predicate(sql, backend, column, kind, comparison)
         }
+        // "The children of run X": the parent tag written out, so the
+        // partial index `run_tags_by_parent` answers it without a scan.
+        Entity::Tag
+            if target == Target::Runs
+                && key == "mlflow.parentRunId"
+                && comparison.comparator == Comparator::Eq =>
+        {
+            let Value::String(parent) = &comparison.value else {
+                return Err(invalid_value(comparison));
+            };
+            sql.push(
+                "r.run_id IN (SELECT x.run_id FROM run_tags x \
+                 WHERE x.key = 'mlflow.parentRunId' AND x.value = ",
+            );
+            sql.bind_text(parent.clone()).push(")");
+            Ok(())
+        }
         Entity::Metric | Entity::Param | Entity::Tag => {
             let (table, value_column, join) = keyed_table(target, comparison.ident.entity)?;
             let kind = if comparison.ident.entity == Entity::Metric {

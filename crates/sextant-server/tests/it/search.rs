@@ -9,7 +9,8 @@ use crate::helpers::TestApp;
 backend_tests!(
     search_runs_filters,
     search_runs_order_and_pages,
-    keyset_pages_match_the_full_order
+    keyset_pages_match_the_full_order,
+    children_by_parent_tag
 );
 
 /// Twelve runs: `lr` alternates 0.01/0.1, `acc` = i/12, `team` on every
@@ -291,4 +292,75 @@ async fn keyset_pages_match_the_full_order(app: TestApp) {
     app.post("runs/search", json!({"experiment_ids": [experiment_id], "order_by": ["params.lr DESC", "metrics.acc ASC"], "page_token": a_token}))
         .await
         .error(400, "INVALID_PARAMETER_VALUE");
+}
+
+/// `tags.mlflow.parentRunId = 'P'` (the runs table's "children" link, and
+/// what MLflow's UI asks) answers through its own index, alone or combined.
+async fn children_by_parent_tag(app: TestApp) {
+    let experiment = app.create_experiment("nested").await;
+    let parent = app.create_run(&experiment, "parent").await;
+    let mut children = Vec::new();
+    for name in ["child-a", "child-b"] {
+        let child = app.create_run(&experiment, name).await;
+        app.post(
+            "runs/set-tag",
+            json!({"run_id": child, "key": "mlflow.parentRunId", "value": parent}),
+        )
+        .await
+        .ok();
+        children.push(child);
+    }
+    let other = app.create_run(&experiment, "other").await;
+    app.post(
+        "runs/set-tag",
+        json!({"run_id": other, "key": "mlflow.parentRunId", "value": "someone-else"}),
+    )
+    .await
+    .ok();
+    let names = |filter: String| {
+        let app = &app;
+        let experiment = experiment.clone();
+        async move {
+            let reply = app
+                .post(
+                    "runs/search",
+                    json!({"experiment_ids": [experiment], "filter": filter, "order_by": ["attributes.run_name ASC"]}),
+                )
+                .await
+                .ok();
+            reply["runs"]
+                .as_array()
+                .map(|runs| {
+                    runs.iter()
+                        .map(|r| r["info"]["run_name"].as_str().unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(
+        names(format!("tags.mlflow.parentRunId = '{parent}'")).await,
+        ["child-a", "child-b"]
+    );
+    assert_eq!(
+        names(format!(
+            "tags.mlflow.parentRunId = '{parent}' and attributes.run_name = 'child-b'"
+        ))
+        .await,
+        ["child-b"]
+    );
+    assert_eq!(
+        names(format!(
+            "tags.mlflow.parentRunId = '{parent}' OR attributes.run_name = 'parent'"
+        ))
+        .await,
+        ["child-a", "child-b", "parent"]
+    );
+    assert_eq!(
+        names(format!("tags.mlflow.parentRunId != '{parent}'")).await,
+        ["other"]
+    );
+    assert!(names("tags.mlflow.parentRunId = 'nobody'".into())
+        .await
+        .is_empty());
 }
