@@ -303,6 +303,14 @@
     return short(v);
   }
 
+  // A loop, not Math.min(...values): spreading a chart's hundred thousand
+  // values as arguments overflows the call stack.
+  function extent(values) {
+    let lo = Infinity, hi = -Infinity;
+    for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    return [lo, hi];
+  }
+
   function drawChart(chart, payload, state) {
     const canvas = $("canvas", chart), ratio = window.devicePixelRatio || 1;
     const width = canvas.clientWidth || 420, height = canvas.clientHeight || 240;
@@ -316,7 +324,7 @@
     payload.series.forEach((s) => s.points.forEach((p) => { xs.push(p[0]); ys.push(ty(p[2])); ys.push(ty(p[3])); }));
     ys = ys.filter(Number.isFinite);
     if (!xs.length || !ys.length) { ctx.fillStyle = "#6b7385"; ctx.fillText("no data", width / 2 - 20, height / 2); return null; }
-    let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+    let [x0, x1] = extent(xs), [y0, y1] = extent(ys);
     if (x1 === x0) { x1 = x0 + 1; }
     if (y1 === y0) { y1 = y0 + 1; y0 -= 1; }
     const px = (x) => pad.l + (x - x0) / (x1 - x0) * (width - pad.l - pad.r);
@@ -471,7 +479,7 @@
     if (!canvas || !axes.length) return;
     const ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height, pad = 30;
     ctx.clearRect(0, 0, w, h); ctx.font = "11px system-ui";
-    const ranges = axes.map((k) => { const v = runs.map((r) => r.values[k]).filter((x) => typeof x === "number"); return [Math.min(...v), Math.max(...v)]; });
+    const ranges = axes.map((k) => { const v = runs.map((r) => r.values[k]).filter((x) => typeof x === "number"); return extent(v); });
     const ax = (i) => pad + i * (w - 2 * pad) / Math.max(1, axes.length - 1);
     const ay = (i, v) => { const [lo, hi] = ranges[i]; return h - pad - (hi > lo ? (v - lo) / (hi - lo) : 0.5) * (h - 2 * pad); };
     runs.forEach((r, ri) => {
@@ -493,7 +501,7 @@
     const cats = categorical ? Array.from(new Set(pts.map((r) => String(r.values[kx])))) : [];
     const xv = (r) => categorical ? cats.indexOf(String(r.values[kx])) : r.values[kx];
     const xsv = pts.map(xv), ysv = pts.map((r) => r.values[ky]);
-    const [x0, x1] = [Math.min(...xsv), Math.max(...xsv)], [y0, y1] = [Math.min(...ysv), Math.max(...ysv)];
+    const [x0, x1] = extent(xsv), [y0, y1] = extent(ysv);
     const px = (v) => pad + (x1 > x0 ? (v - x0) / (x1 - x0) : 0.5) * (w - 2 * pad);
     const py = (v) => h - pad - (y1 > y0 ? (v - y0) / (y1 - y0) : 0.5) * (h - 2 * pad);
     const groups = kg ? Array.from(new Set(pts.map((r) => String(r.values[kg])))) : [""];
