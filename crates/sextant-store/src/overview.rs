@@ -168,7 +168,11 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let is_nan: i64 = row.try_get(3)?;
-                let value = if is_nan != 0 { f64::NAN } else { row.try_get(2)? };
+                let value = if is_nan != 0 {
+                    f64::NAN
+                } else {
+                    row.try_get(2)?
+                };
                 Ok((row.try_get(0)?, row.try_get(1)?, value))
             })
             .collect()

@@ -344,6 +344,8 @@
       ctx.strokeStyle = color; ctx.lineWidth = 1.5; ctx.beginPath();
       points.forEach((p, j) => { const x = px(p[0]), y = py(ty(p[1])); if (j) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
       ctx.stroke();
+      // A metric logged once (a final score) is a dot, not an invisible line.
+      if (points.length === 1) { ctx.fillStyle = color; ctx.beginPath(); ctx.arc(px(points[0][0]), py(ty(points[0][1])), 3, 0, 7); ctx.fill(); }
     });
     return { px, py, x0, x1, pad, width, invert: (cx) => x0 + (cx - pad.l) / (width - pad.l - pad.r) * (x1 - x0) };
   }

@@ -644,6 +644,21 @@ async fn views_keep_long_states_under_short_links(app: TestApp) {
     let opened = app.no_redirect.get(app.url(&url)).send().await.unwrap();
     assert_eq!(opened.status(), 303);
     assert_eq!(opened.headers()[header::LOCATION].to_str().unwrap(), target);
+    // The link leads somewhere: the page and its chart data take a thousand
+    // runs in their URLs (here none exist, so the page says so).
+    let (status, html) = page(&app, target.split('#').next().unwrap()).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("1000 of the runs asked for"), "{html}");
+    let series = app
+        .client
+        .get(app.url(&format!(
+            "/ui/api/series?runs={}&metric=loss",
+            runs.join(",")
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(series.status(), 200);
     // Non-ASCII is kept (percent-encoded on the way out), not a failure.
     let (status, saved) = save(json!("/?filter=name%20=%20'é'&x=ü")).await;
     assert_eq!(status, 200, "{saved}");

@@ -225,12 +225,14 @@ pub fn render(data: &RunsPage, viewer: &Viewer) -> Markup {
             ""
         }
     };
+    /// Characters of a param, metric or tag shown in a cell.
+    const CELL_CHARS: usize = 40;
     let row_markup = |row: &RunRow| {
         let run = &row.run;
         let deleted = run.info.lifecycle_stage == LifecycleStage::Deleted;
         let parent = tag(run, "mlflow.parentRunId");
         html! {
-            tr.deleted[deleted] data-run=(run.info.run_id) data-href=(run_href(run)) {
+            tr class=[deleted.then_some("deleted")] data-run=(run.info.run_id) data-href=(run_href(run)) {
                 td.select { input.js-select type="checkbox" value=(run.info.run_id) aria-label="select run"; }
                 td {
                     a.name href=(run_href(run)) {
@@ -250,7 +252,11 @@ pub fn render(data: &RunsPage, viewer: &Viewer) -> Markup {
                 @if data.experiments.len() > 1 { td.num { (run.info.experiment_id) } }
                 @for column in &data.columns {
                     @let value = value_of(run, column, data.stat, &data.summaries);
-                    td.num[column.starts_with("metrics.")] title=[value.as_deref()] { (value.as_deref().map(|v| format::clip(v, 40)).unwrap_or_else(|| "—".into())) }
+                    // The full value as a tooltip only where the cell clips it:
+                    // a hundred rows of tooltips repeating the text are a
+                    // third of the page.
+                    @let clipped = value.as_deref().filter(|v| v.chars().count() > CELL_CHARS);
+                    td class=[column.starts_with("metrics.").then_some("num")] title=[clipped] { (value.as_deref().map(|v| format::clip(v, CELL_CHARS)).unwrap_or_else(|| "—".into())) }
                 }
             }
         }
