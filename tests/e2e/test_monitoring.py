@@ -247,11 +247,11 @@ def test_feedback_performance_and_alerts_on_scam_calls(tracking_uri, experiment_
         "severity": "critical",
         "webhooks": [receiver.url("/alertmanager")],
     }
-    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/alerts/accuracy", json=rule, timeout=60)
-    assert response.status_code == 200, response.text
+    # The rule and the trigger go through the CLI, as docs/MONITORING.md shows.
+    cli_json(tracking_uri, "alerts", "set", name, "accuracy", "--json", json.dumps(rule))
     trigger = {"webhook": receiver.url("/retrain"), "on_alerts": ["accuracy"]}
-    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/retrain-trigger", json=trigger, timeout=60)
-    assert response.status_code == 200, response.text
+    cli_json(tracking_uri, "retrain", "set", name, "--json", json.dumps(trigger))
+    assert cli_json(tracking_uri, "retrain", "show", name)["trigger"]["on_alerts"] == ["accuracy"]
 
     def stream(frame: pd.DataFrame) -> None:
         for chunk in chunks(frame):
@@ -263,10 +263,13 @@ def test_feedback_performance_and_alerts_on_scam_calls(tracking_uri, experiment_
     def performance() -> dict:
         response = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/performance", params={"span": "1h"}, timeout=60)
         assert response.status_code == 200, response.text
+        # The CLI reads the same figures.
+        from_cli = cli_json(tracking_uri, "monitoring", "performance", name, "--span", "1h")
+        assert from_cli["versions"][0]["overall"] == response.json()["versions"][0]["overall"]
         return response.json()["versions"][0]
 
     def evaluate() -> dict:
-        return post(tracking_uri, f"{name}/alerts/evaluate", None)["evaluations"][0]
+        return cli_json(tracking_uri, "alerts", "evaluate", name)["evaluations"][0]
 
     # The world as trained: high accuracy, no change point, nothing fires.
     stream(calls(2_000, seed=21))
@@ -297,8 +300,11 @@ def test_feedback_performance_and_alerts_on_scam_calls(tracking_uri, experiment_
     assert moved["overall"]["estimated"]["accuracy"] > 0.85, moved["overall"]
     fired = evaluate()
     assert fired["transition"]["status"] == "firing", fired
-    alerts = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/alerts", timeout=60).json()
+    alerts = cli_json(tracking_uri, "alerts", "list", "--deployment", name)
     assert [e["status"] for e in alerts["events"]] == ["firing"], alerts
+    # On a terminal the same answer is a table; `--format table` forces it.
+    table = sextant(tracking_uri, "alerts", "list", "--deployment", name, "--format", "table").stdout
+    assert "accuracy" in table and "firing" in table and not table.lstrip().startswith("{"), table
 
     # Alertmanager's receivers get version 4 JSON; the retraining webhook gets the reason.
     (notice,) = receiver.posted("/alertmanager")

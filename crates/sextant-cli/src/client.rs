@@ -19,6 +19,16 @@ pub struct Connection {
     /// The Sextant server.
     #[arg(long, global = true, env = "SEXTANT_SERVER")]
     server: Option<String>,
+    /// How answers are printed: tables on a terminal and JSON when piped
+    /// (auto), or always one of them.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "SEXTANT_FORMAT"
+    )]
+    format: crate::output::Format,
 }
 
 pub struct Client {
@@ -35,6 +45,7 @@ fn env(names: &[&str]) -> Option<String> {
 
 impl Client {
     pub fn new(connection: &Connection) -> anyhow::Result<Client> {
+        crate::output::set_format(connection.format);
         let base = connection
             .server
             .clone()
@@ -79,6 +90,11 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        Self::successful(response).await
+    }
+
+    /// The response when it is a success, else the server's message as an error.
+    async fn successful(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
         if response.status().is_success() {
             return Ok(response);
         }
@@ -100,6 +116,32 @@ impl Client {
         }
     }
 
+    /// A call whose body is a file's bytes (a CSV or Parquet table).
+    pub async fn call_with_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let response = Self::successful(response).await?;
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -113,14 +155,7 @@ impl Client {
 }
 
 pub fn print(value: &Value) {
-    let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    let mut stdout = std::io::stdout().lock();
-    if let Err(err) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        // `sextant … | head` closed the pipe: stop quietly, as other tools do.
-        if err.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-    }
+    crate::output::print(value);
 }
 
 /// A password from the first line of standard input (for scripts), never
@@ -179,27 +214,39 @@ pub async fn bootstrap(connection: &Connection, args: BootstrapArgs) -> anyhow::
 pub enum UsersCommand {
     /// Who you are signed in as.
     Whoami,
+    /// Every user, with whether they are an admin or disabled (admins).
     List,
     /// Create a user; the password is read from standard input.
     Create {
+        /// The name the user signs in with.
         username: String,
+        /// Make the user an admin.
         #[arg(long)]
         admin: bool,
     },
+    /// One user, with their groups (admins, or yourself).
     Get {
+        /// The user's name.
         username: String,
     },
     /// Set a password (read from standard input).
     Passwd {
+        /// The user whose password changes (admins; anyone for themselves).
         username: String,
     },
+    /// Stop a user from signing in; their tokens stop working too.
     Disable {
+        /// The user to disable.
         username: String,
     },
+    /// Let a disabled user sign in again.
     Enable {
+        /// The user to enable.
         username: String,
     },
+    /// Delete a user and their tokens; the audit log keeps their name.
     Delete {
+        /// The user to delete.
         username: String,
     },
 }
@@ -258,12 +305,37 @@ async fn patch_user(client: &Client, username: &str, change: Value) -> anyhow::R
 
 #[derive(Subcommand)]
 pub enum GroupsCommand {
+    /// Every group with its members.
     List,
-    Create { name: String },
-    Get { name: String },
-    Delete { name: String },
-    AddMember { group: String, username: String },
-    RemoveMember { group: String, username: String },
+    /// Create an empty group; grant it permissions with `sextant permissions grant --principal group:NAME`.
+    Create {
+        /// The group's name.
+        name: String,
+    },
+    /// One group and its members.
+    Get {
+        /// The group's name.
+        name: String,
+    },
+    /// Delete a group; its members lose what it was granted.
+    Delete {
+        /// The group's name.
+        name: String,
+    },
+    /// Add a user to a group.
+    AddMember {
+        /// The group's name.
+        group: String,
+        /// The user to add.
+        username: String,
+    },
+    /// Remove a user from a group.
+    RemoveMember {
+        /// The group's name.
+        group: String,
+        /// The user to remove.
+        username: String,
+    },
 }
 
 pub async fn groups(connection: &Connection, command: GroupsCommand) -> anyhow::Result<()> {
@@ -314,11 +386,13 @@ pub async fn groups(connection: &Connection, command: GroupsCommand) -> anyhow::
 pub enum TokensCommand {
     /// Your tokens (admins: `--user NAME`, or `--user '*'` for all).
     List {
+        /// Whose tokens (admins); `*` for everyone's.
         #[arg(long)]
         user: Option<String>,
     },
     /// Create a token; its secret is printed once.
     Create {
+        /// A name to recognise the token by in listings.
         #[arg(long)]
         name: String,
         /// read, write or invoke; repeat for several (default read and write).
@@ -331,7 +405,9 @@ pub enum TokensCommand {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Revoke a token: requests carrying it are refused from now on.
     Revoke {
+        /// The token's id, as `tokens list` shows it (not its secret).
         token_id: String,
     },
 }
@@ -453,6 +529,7 @@ pub enum PermissionsCommand {
         #[command(flatten)]
         resource: ResourceFilter,
     },
+    /// Grant a user or group a permission on one resource (needs manage on it).
     Grant {
         #[command(flatten)]
         resource: ResourceArg,
@@ -462,11 +539,13 @@ pub enum PermissionsCommand {
         #[arg(long)]
         permission: String,
     },
+    /// Take back a permission granted with `grant`.
     Revoke {
         #[command(flatten)]
         resource: ResourceArg,
         #[command(flatten)]
         principal: PrincipalArg,
+        /// The permission to take back, as it was granted.
         #[arg(long)]
         permission: String,
     },
@@ -521,51 +600,77 @@ pub async fn permissions(
 pub enum TransitionsCommand {
     /// Ask for a version to move to a stage or alias.
     Request {
+        /// The registered model.
         #[arg(long)]
         model: String,
+        /// The version to move.
         #[arg(long)]
         version: i64,
+        /// The stage to move it to: Staging, Production or Archived.
         #[arg(long, conflicts_with = "alias", required_unless_present = "alias")]
         stage: Option<String>,
+        /// The alias to point at it, such as `champion`.
         #[arg(long)]
         alias: Option<String>,
+        /// Why, for the approver and the audit log.
         #[arg(long, default_value = "")]
         comment: String,
+        /// On approval, archive the versions now in the target stage.
         #[arg(long)]
         archive_existing_versions: bool,
     },
+    /// Transition requests you may see, newest first.
     List {
+        /// Only this model's requests.
         #[arg(long)]
         model: Option<String>,
+        /// Only this version's requests (with `--model`).
         #[arg(long)]
         version: Option<i64>,
+        /// pending, approved, rejected or cancelled.
         #[arg(long)]
         status: Option<String>,
     },
+    /// Approve a pending request (needs approve on the model); the move happens now.
     Approve {
+        /// The request's id, as `list` shows it.
         request_id: i64,
+        /// A note kept with the decision.
         #[arg(long, default_value = "")]
         comment: String,
     },
+    /// Reject a pending request (needs approve on the model).
     Reject {
+        /// The request's id, as `list` shows it.
         request_id: i64,
+        /// Why, kept with the decision.
         #[arg(long, default_value = "")]
         comment: String,
     },
+    /// Withdraw a request you made that is still pending.
     Cancel {
+        /// The request's id, as `list` shows it.
         request_id: i64,
+        /// A note kept with the cancellation.
         #[arg(long, default_value = "")]
         comment: String,
     },
     /// Show a model's protected stages and aliases.
-    Policy { model: String },
+    Policy {
+        /// The registered model.
+        model: String,
+    },
     /// Set a model's protected stages and aliases (admins).
     SetPolicy {
+        /// The registered model.
         model: String,
+        /// A stage whose moves need approval; repeat for several.
         #[arg(long = "protect-stage")]
         stages: Vec<String>,
+        /// An alias whose moves need approval; repeat for several.
         #[arg(long = "protect-alias")]
         aliases: Vec<String>,
+        /// Let a requester approve their own request.
         #[arg(long)]
         allow_self_approval: bool,
     },
@@ -670,10 +775,13 @@ pub async fn transitions(
 
 #[derive(Args, Clone, Default)]
 pub struct AuditFilter {
+    /// The kind of resource, as `audit list` shows it (experiment, registered_model, deployment, user…).
     #[arg(long)]
     resource_type: Option<String>,
+    /// The resource's id or name (with `--resource-type`).
     #[arg(long)]
     resource_id: Option<String>,
+    /// Entries by this user only.
     #[arg(long)]
     actor: Option<String>,
     /// Milliseconds since the epoch, inclusive.
@@ -702,6 +810,7 @@ pub enum AuditCommand {
     List {
         #[command(flatten)]
         filter: AuditFilter,
+        /// The most entries to print.
         #[arg(long, default_value_t = 100)]
         max_results: i64,
     },
@@ -714,6 +823,7 @@ pub enum AuditCommand {
     /// with `--backend-store-uri`. Exits 1 and names the first bad entry if
     /// the log was tampered with.
     Verify {
+        /// The server's database (`sqlite:///…` or `postgresql://…`), to verify without a server.
         #[arg(long)]
         backend_store_uri: Option<String>,
         /// The head hash an earlier `verify` printed: fail if the log no

@@ -20,10 +20,12 @@ use crate::client::{Client, Connection};
 pub enum DeploymentsCommand {
     /// Deploy a registered model version under a name (the model name in /v2/models/NAME/infer).
     Create {
+        /// The deployment's name.
         name: String,
         /// NAME@ALIAS, NAME/VERSION or NAME/latest.
         #[arg(long)]
         model: String,
+        /// A note shown with the deployment.
         #[arg(long)]
         description: Option<String>,
         /// Do not write predictions to the prediction log.
@@ -41,12 +43,15 @@ pub enum DeploymentsCommand {
     },
     /// Serve another version (ends a running experiment). The new version loads and warms up first.
     Update {
+        /// The deployment's name.
         name: String,
+        /// The version to serve: NAME@ALIAS, NAME/VERSION or NAME/latest.
         #[arg(long)]
         model: Option<String>,
         /// Keep the replaced version loaded, so a rollback is instant.
         #[arg(long)]
         blue_green: bool,
+        /// A note shown with the deployment.
         #[arg(long)]
         description: Option<String>,
         /// Turn the prediction log on or off.
@@ -64,13 +69,17 @@ pub enum DeploymentsCommand {
     },
     /// Switch all traffic to another version at once, keeping the current one loaded for an instant rollback.
     BlueGreen {
+        /// The deployment's name.
         name: String,
+        /// The version to serve: NAME@ALIAS, NAME/VERSION or NAME/latest.
         #[arg(long)]
         model: String,
     },
     /// Start a canary: the new version gets --weight percent, then more after each healthy interval; a breach rolls it back.
     Canary {
+        /// The deployment's name.
         name: String,
+        /// The version to serve: NAME@ALIAS, NAME/VERSION or NAME/latest.
         #[arg(long)]
         model: String,
         /// The canary's first share, in percent (default 10).
@@ -94,9 +103,12 @@ pub enum DeploymentsCommand {
     },
     /// Start an A/B test: the new version gets --weight percent, each caller always reaching the same arm.
     Ab {
+        /// The deployment's name.
         name: String,
+        /// The version to serve: NAME@ALIAS, NAME/VERSION or NAME/latest.
         #[arg(long)]
         model: String,
+        /// The new version's share of callers, in percent (default 50).
         #[arg(long)]
         weight: Option<u32>,
         /// Header keying stickiness (default: the caller's identity, else its address).
@@ -105,7 +117,9 @@ pub enum DeploymentsCommand {
     },
     /// Copy live traffic to another version; its answers are logged, never returned.
     Shadow {
+        /// The deployment's name.
         name: String,
+        /// The version to serve: NAME@ALIAS, NAME/VERSION or NAME/latest.
         #[arg(long)]
         model: String,
         /// Share of requests copied (default 100).
@@ -114,26 +128,40 @@ pub enum DeploymentsCommand {
     },
     /// Make the candidate (or --arm) the only version served; the replaced one stays loaded as a standby.
     Promote {
+        /// The deployment's name.
         name: String,
+        /// The arm to promote, by name (default: the candidate).
         #[arg(long)]
         arm: Option<String>,
     },
     /// Undo the last move: end an experiment, or go back to the previously served version.
     Rollback {
+        /// The deployment's name.
         name: String,
+        /// Why, kept in the deployment's history and the audit log.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Every deployment you may see.
     List,
     /// What a deployment serves now: arms, engines, counters, latencies.
-    Status { name: String },
+    Status {
+        /// The deployment's name.
+        name: String,
+    },
     /// Every revision of a deployment.
-    History { name: String },
+    History {
+        /// The deployment's name.
+        name: String,
+    },
     /// Stop serving and delete a deployment.
-    Delete { name: String },
+    Delete {
+        /// The deployment's name.
+        name: String,
+    },
     /// Write an OCI image (docker load, Kubernetes) that serves the deployment's current revision.
     Image {
+        /// The deployment's name.
         name: String,
         /// The image archive to write.
         #[arg(long, short)]
@@ -385,8 +413,10 @@ pub struct ServeArgs {
     /// Serve from a bundle directory (a container image's) instead of following a server.
     #[arg(long, env = "SEXTANT_BUNDLE")]
     bundle: Option<PathBuf>,
+    /// Address to listen on (loopback by default; a network address behind a load balancer).
     #[arg(long, default_value = "127.0.0.1", env = "SEXTANT_HOST")]
     host: String,
+    /// Port to listen on.
     #[arg(long, short = 'p', default_value_t = 8080, env = "SEXTANT_PORT")]
     port: u16,
     /// Where model files are unpacked (default: $XDG_CACHE_HOME/sextant).

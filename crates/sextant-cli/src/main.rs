@@ -10,6 +10,8 @@ mod client;
 mod deploy;
 mod image;
 mod monitor;
+mod output;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -98,6 +100,27 @@ enum Command {
         connection: client::Connection,
         #[command(subcommand)]
         command: deploy::DeploymentsCommand,
+    },
+    /// A deployment's live monitoring: drift, missing values, outliers, abuse, ground-truth feedback, performance, reference.
+    Monitoring {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: watch::MonitoringCommand,
+    },
+    /// Alert rules on monitoring metrics: list what fires, set, delete, evaluate now.
+    Alerts {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: watch::AlertsCommand,
+    },
+    /// A deployment's retraining trigger: show, set, delete, run now.
+    Retrain {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: watch::RetrainCommand,
     },
     /// Serve deployments as a stateless replica that follows a server (or a bundle in an image).
     Serve {
@@ -522,6 +545,18 @@ fn main() -> ExitCode {
                 connection,
                 command,
             } => deploy::deployments(&connection, command).await,
+            Command::Monitoring {
+                connection,
+                command,
+            } => watch::monitoring(&connection, command).await,
+            Command::Alerts {
+                connection,
+                command,
+            } => watch::alerts(&connection, command).await,
+            Command::Retrain {
+                connection,
+                command,
+            } => watch::retrain(&connection, command).await,
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Drift(args) => monitor::drift(args),
@@ -805,4 +840,38 @@ pub(crate) async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand says what it does and every argument what it takes:
+    /// `sextant <command> --help` is the documentation most users read.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cli, "sextant", &mut missing);
+        assert!(missing.is_empty(), "without help:\n{}", missing.join("\n"));
+    }
 }
