@@ -480,13 +480,43 @@ pub struct AuditQuery {
     /// Exclusive, milliseconds since the epoch.
     #[serde(default, deserialize_with = "crate::wire::opt_i64")]
     pub until: Option<i64>,
-    /// Page size, 1 to 10000 (default 1000). Ignored by the export.
+    /// Page size, 1 to 10000 (default 1000).
     #[serde(default, deserialize_with = "crate::wire::opt_i64")]
     #[param(minimum = 1, maximum = 10000)]
     pub max_results: Option<i64>,
     /// The `next_page_token` of the previous page.
     #[param(pattern = r"^[0-9]{0,18}$")]
     pub page_token: Option<String>,
+}
+
+/// The export's filter: `AuditQuery` without paging, since the export
+/// streams every matching entry.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditExportQuery {
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub actor: Option<String>,
+    /// Inclusive, milliseconds since the epoch.
+    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    pub since: Option<i64>,
+    /// Exclusive, milliseconds since the epoch.
+    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    pub until: Option<i64>,
+}
+
+impl From<AuditExportQuery> for AuditQuery {
+    fn from(query: AuditExportQuery) -> AuditQuery {
+        AuditQuery {
+            resource_type: query.resource_type,
+            resource_id: query.resource_id,
+            actor: query.actor,
+            since: query.since,
+            until: query.until,
+            max_results: None,
+            page_token: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -306,10 +306,7 @@ mod tests {
     use super::cdf_cvm_inf;
 
     fn golden() -> serde_json::Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/golden/ks_cvm_anderson.json"
-        );
+        let path = crate::source_file("tests/golden/ks_cvm_anderson.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -30,3 +30,16 @@ pub struct TestResult {
     pub statistic: f64,
     pub p_value: f64,
 }
+
+/// A file of this crate's source tree, for tests reading golden values.
+/// The directory comes from the environment `cargo test` runs them in,
+/// falling back to the one they were compiled in: a test binary reused
+/// from a target directory shared by another checkout must still read this
+/// checkout's files.
+#[cfg(test)]
+pub(crate) fn source_file(relative: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join(relative)
+}

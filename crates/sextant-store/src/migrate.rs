@@ -106,9 +106,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn versions(dir: &str) -> BTreeSet<String> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("migrations")
-            .join(dir);
+        // Where `cargo test` runs us (a binary may be reused from another checkout).
+        let root = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+        let path = std::path::Path::new(&root).join("migrations").join(dir);
         std::fs::read_dir(&path)
             .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())

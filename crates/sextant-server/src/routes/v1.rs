@@ -1046,13 +1046,13 @@ pub(crate) async fn audit_list(
 }
 
 /// Every matching entry as JSON lines (`application/x-ndjson`), streamed.
-#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(dto::AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(dto::AuditExportQuery),
     responses((status = 200, description = "One audit entry per line", content_type = "application/x-ndjson")))]
 pub(crate) async fn audit_export(
     State(state): State<AppState>,
-    MlflowRequest(query): MlflowRequest<dto::AuditQuery>,
+    MlflowRequest(query): MlflowRequest<dto::AuditExportQuery>,
 ) -> ApiResult<Response> {
-    let first = audit_query(&query, 5000)?;
+    let first = audit_query(&query.into(), 5000)?;
     let store = state.store().clone();
     let pages = futures::stream::try_unfold(Some(first), move |next| {
         let store = store.clone();

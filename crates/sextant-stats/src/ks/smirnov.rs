@@ -201,10 +201,7 @@ mod tests {
     /// `scipy.special.smirnov` golden values from `tests/golden/ks_cvm_anderson.py`.
     #[test]
     fn matches_scipy_special_smirnov() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/golden/ks_cvm_anderson.json"
-        );
+        let path = crate::source_file("tests/golden/ks_cvm_anderson.json");
         let golden: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let mut failures = Vec::new();
