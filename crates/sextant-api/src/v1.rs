@@ -475,13 +475,13 @@ pub struct AuditQuery {
     pub resource_id: Option<String>,
     pub actor: Option<String>,
     /// Inclusive, milliseconds since the epoch.
-    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[serde(default, deserialize_with = "crate::wire::query_i64")]
     pub since: Option<i64>,
     /// Exclusive, milliseconds since the epoch.
-    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[serde(default, deserialize_with = "crate::wire::query_i64")]
     pub until: Option<i64>,
     /// Page size, 1 to 10000 (default 1000).
-    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[serde(default, deserialize_with = "crate::wire::query_i64")]
     #[param(minimum = 1, maximum = 10000)]
     pub max_results: Option<i64>,
     /// The `next_page_token` of the previous page.
@@ -498,10 +498,10 @@ pub struct AuditExportQuery {
     pub resource_id: Option<String>,
     pub actor: Option<String>,
     /// Inclusive, milliseconds since the epoch.
-    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[serde(default, deserialize_with = "crate::wire::query_i64")]
     pub since: Option<i64>,
     /// Exclusive, milliseconds since the epoch.
-    #[serde(default, deserialize_with = "crate::wire::opt_i64")]
+    #[serde(default, deserialize_with = "crate::wire::query_i64")]
     pub until: Option<i64>,
 }
 

@@ -67,6 +67,28 @@ pub fn opt_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>
     deserializer.deserialize_option(IntVisitor)
 }
 
+/// An optional integer query parameter of the native API. MLflow's routes
+/// read `?max_results=` as "not given" (`opt_i64`); here an empty or
+/// non-numeric value is a mistake the caller hears about, as the OpenAPI
+/// document's `integer` type says.
+pub fn query_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(i64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Raw::Number(value)) => Ok(Some(value)),
+        Some(Raw::Text(text)) => text
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| de::Error::custom(format!("expected an integer, got '{text}'"))),
+    }
+}
+
 /// A double given as a number, a numeric string, or one of the strings
 /// `"NaN"`, `"Infinity"`, `"-Infinity"` that MLflow clients send for
 /// non-finite values.
@@ -202,5 +224,21 @@ mod tests {
         assert_eq!(parsed.list.len(), 2);
         assert!(serde_json::from_str::<Sample>(r#"{"n": "x"}"#).is_err());
         assert!(serde_json::from_str::<Sample>(r#"{"x": "abc"}"#).is_err());
+    }
+
+    #[derive(Deserialize, Debug)]
+    struct Query {
+        #[serde(default, deserialize_with = "super::query_i64")]
+        since: Option<i64>,
+    }
+
+    #[test]
+    fn native_query_integers_refuse_empty_values() {
+        let parse = |json: &str| serde_json::from_str::<Query>(json).map(|q| q.since);
+        assert_eq!(parse(r#"{"since": "17"}"#).unwrap(), Some(17));
+        assert_eq!(parse(r#"{"since": 17}"#).unwrap(), Some(17));
+        assert_eq!(parse(r#"{}"#).unwrap(), None);
+        assert!(parse(r#"{"since": ""}"#).is_err());
+        assert!(parse(r#"{"since": "soon"}"#).is_err());
     }
 }

@@ -161,6 +161,13 @@ async fn every_error_has_the_json_shape(app: TestApp) {
             400,
         ),
         (reqwest::Method::GET, long, None, 414),
+        // The native API's integers are integers: empty is not "not given".
+        (
+            reqwest::Method::GET,
+            "/api/v1/audit/export?since=".to_string(),
+            None,
+            400,
+        ),
         (
             reqwest::Method::POST,
             "/api/2.0/mlflow/runs/search".to_string(),
