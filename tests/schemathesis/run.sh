@@ -32,8 +32,12 @@ for _ in range(300):
         time.sleep(0.1)
 PY
     echo "==> schemathesis ($mode): ${seconds}s against http://127.0.0.1:$port/api/v1/openapi.json" >&2
+    # One worker: with two, Python 3.11's `ast` module (which Hypothesis uses to
+    # describe its filters) shares one recursion counter between threads and
+    # fails at random with "AST constructor recursion depth mismatch"
+    # (CPython gh-106905), a tool error that would fail the run.
     (cd "$here" && "$st" run "http://127.0.0.1:$port/api/v1/openapi.json" \
-        --checks all --max-time "$seconds" --workers 2 --seed 20261206 \
+        --checks all --max-time "$seconds" --workers 1 --seed 20261206 \
         --phases examples,coverage,fuzzing "${auth[@]}") || status=1
     kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
