@@ -770,6 +770,25 @@ def _binary_id(path: str) -> dict:
     return {"path": str(p), "mtime": mtime, "sha256_16": digest}
 
 
+def run_alone(lock_path: str, what: str):
+    """Stops the servers (the finally blocks) on SIGTERM/SIGINT too, and waits
+    for any other run holding `lock_path`: two benchmark runs at once would
+    measure each other. Returns the open lock file; keep it until the end."""
+    # A background job of a non-interactive shell inherits SIGINT ignored; undo that.
+    def _terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    lock = open(lock_path, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another {what} holds {lock_path}; waiting for it to finish", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -807,21 +826,7 @@ def main() -> int:
     mlflow_python = Path(args.mlflow).parent / "python"
     args.mlflow_python = str(mlflow_python) if mlflow_python.exists() else sys.executable
 
-    # Stop the servers (the finally blocks) on SIGTERM/SIGINT too. A background
-    # job of a non-interactive shell inherits SIGINT ignored; undo that.
-    def _terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
-
-    # Two benchmark runs at once would measure each other: wait for the other.
-    lock = open(LOCK_PATH, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"another tracking benchmark holds {LOCK_PATH}; waiting for it to finish", flush=True)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = run_alone(LOCK_PATH, "tracking benchmark")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
-import fcntl
 import html as htmllib
 import http.client
 import importlib.util
@@ -53,7 +52,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -886,17 +884,7 @@ def main() -> int:
     mlflow_python = Path(args.mlflow).parent / "python"
     args.mlflow_python = str(mlflow_python) if mlflow_python.exists() else sys.executable
 
-    def _terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
-    lock = open(LOCK_PATH, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"another UI benchmark holds {LOCK_PATH}; waiting for it to finish", flush=True)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = tracking.run_alone(LOCK_PATH, "UI benchmark")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -78,14 +78,31 @@ impl Client {
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> anyhow::Result<reqwest::Response> {
-        let url = format!("{}/api/v1{path}", self.base);
-        let mut request = self.http.request(method, &url).query(query);
-        if let Some(authorization) = &self.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization);
-        }
+        let mut request = self.request(method, path, query);
         if let Some(body) = body {
             request = request.json(&body);
         }
+        self.submit(request).await
+    }
+
+    /// A request to `/api/v1{path}` carrying this client's credentials.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}/api/v1{path}", self.base);
+        let request = self.http.request(method, &url).query(query);
+        match &self.authorization {
+            Some(authorization) => request.header(reqwest::header::AUTHORIZATION, authorization),
+            None => request,
+        }
+    }
+
+    /// Sends a request; an answer other than a success becomes an error
+    /// carrying the server's message.
+    async fn submit(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
         let response = request
             .send()
             .await
@@ -124,21 +141,11 @@ impl Client {
         query: &[(&str, String)],
         bytes: Vec<u8>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}/api/v1{path}", self.base);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .query(query)
+        let request = self
+            .request(method, path, query)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(bytes);
-        if let Some(authorization) = &self.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {}", self.base))?;
-        let response = Self::successful(response).await?;
+        let response = self.submit(request).await?;
         Ok(response.json().await.unwrap_or(Value::Null))
     }
 

@@ -90,7 +90,17 @@ fn html(markup: Markup) -> Response {
 }
 
 fn html_with(status: StatusCode, markup: Markup) -> Response {
-    let mut response = (status, markup.into_string()).into_response();
+    html_document(status, markup.into_string(), CONTENT_SECURITY_POLICY)
+}
+
+/// An HTML answer under `content_security_policy`, never sniffed, cached or
+/// leaking its URL to other origins.
+fn html_document(
+    status: StatusCode,
+    body: String,
+    content_security_policy: &'static str,
+) -> Response {
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -98,7 +108,7 @@ fn html_with(status: StatusCode, markup: Markup) -> Response {
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(content_security_policy),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -1788,22 +1798,7 @@ async fn drift_report(
             }
         },
     };
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(REPORT_CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    html_document(status, body, REPORT_CONTENT_SECURITY_POLICY)
 }
 
 async fn governance(
