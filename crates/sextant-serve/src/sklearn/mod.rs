@@ -10,20 +10,24 @@
 //!   gradient boosting) become a [`crate::trees::EnsembleSpec`], see
 //!   [`crate::trees::sklearn`];
 //! - linear models become a [`crate::linear::LinearModel`] (`linear.rs`);
-//! - a `Pipeline` of numeric scalers and imputers followed by one of those
-//!   becomes a runtime that transforms the input, then calls the model's
-//!   (`pipeline.rs`);
+//! - a `Pipeline` of transformers followed by one of those becomes a
+//!   runtime that transforms the input, then calls the model's
+//!   (`pipeline.rs`): `ColumnTransformer`, the encoders (one-hot, ordinal,
+//!   target), imputers, scalers, `KBinsDiscretizer`, `PolynomialFeatures`
+//!   and `FunctionTransformer` with numpy ufuncs (`transform.rs`), over
+//!   DataFrames with text and number columns;
 //! - XGBoost's and LightGBM's scikit-learn wrappers go to the loaders of
 //!   [`crate::trees`] (`wrappers.rs`).
 //!
 //! Anything else (an estimator we do not know, a custom class, a
-//! transformer that is not numeric) gives [`Error::Unsupported`] naming the
+//! transformer we do not run) gives [`Error::Unsupported`] naming the
 //! class, so that the caller can fall back to a Python worker: this module
 //! answers exactly as scikit-learn would, or not at all.
 
 mod linear;
 mod pipeline;
 mod skops;
+mod transform;
 mod wrappers;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@ mod python;
 mod sandbox;
 mod sklearn;
 mod skops;
+mod tabular;
 mod trees;
 
 use std::path::PathBuf;

@@ -302,6 +302,7 @@ parity!(
     pipeline_median_imputer_robust_scaler_ridge,
     pipeline_most_frequent_imputer_maxabs_gradient_boosting,
     pipeline_constant_imputer_passthrough_hist_gradient_boosting,
+    pipeline_column_transformer_numeric_onehot,
     pickle_protocol_2,
     pickle_protocol_0,
     cloudpickle_protocol_5,
@@ -322,7 +323,6 @@ const UNSUPPORTED_CASES: &[(&str, &str)] = &[
         "unsupported_custom_class",
         "class defined in the training script",
     ),
-    ("unsupported_column_transformer", "ColumnTransformer"),
     (
         "unsupported_hist_gradient_boosting_categorical",
         "categorical",
