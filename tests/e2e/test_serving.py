@@ -283,6 +283,47 @@ def test_the_scam_call_pipeline_is_served_natively_with_probabilities(tracking_u
     assert reply.status_code == 400 and "location_of_call" in reply.json()["message"], reply.text
 
 
+def test_boosters_on_pandas_categories_take_the_category_values(tracking_uri, experiment_id):
+    """XGBoost (enable_categorical) and LightGBM on a pandas category column, logged with
+    their own flavors: requests carry the country names, mapped to the categories the
+    library recorded, with its categorical splits."""
+    import lightgbm
+    import xgboost
+
+    X, y = scam_calls(1000, seed=2)
+    X["location_of_call"] = X["location_of_call"].astype("category")
+    rows, _ = scam_calls(100, seed=3)
+    asked = rows.assign(location_of_call=pd.Categorical(
+        rows["location_of_call"], categories=X["location_of_call"].cat.categories))
+    with mlflow.start_run():
+        booster = xgboost.XGBClassifier(n_estimators=40, max_depth=4, enable_categorical=True,
+                                        tree_method="hist").fit(X, y)
+        xgb_info = mlflow.xgboost.log_model(booster, name="xgb", input_example=X.head(3))
+        lgbm = lightgbm.LGBMClassifier(n_estimators=40, verbose=-1).fit(X, y)
+        lgbm_info = mlflow.lightgbm.log_model(lgbm, name="lgbm", input_example=X.head(3))
+    for kind, info, model in (("xgb", xgb_info, booster), ("lgbm", lgbm_info, lgbm)):
+        name = unique(f"{kind}-cat")
+        version = mlflow.register_model(info.model_uri, name).version
+        deployment = unique(f"{kind}-cat")
+        sextant(tracking_uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+        metadata = requests.get(f"{tracking_uri}/v2/models/{deployment}", timeout=30).json()
+        assert metadata["platform"] == "native-trees", metadata
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+        reply = requests.post(f"{tracking_uri}/deployments/{deployment}/invocations", json=body, timeout=30)
+        assert reply.status_code == 200, (kind, reply.text)
+        assert reply.json()["predictions"] == model.predict(asked).tolist(), kind
+        inputs = [{"name": "location_of_call", "shape": [len(rows)], "datatype": "BYTES",
+                   "data": rows["location_of_call"].tolist()}]
+        for column in ("amount", "asked_for_gift_cards", "caller_in_contacts"):
+            inputs.append({"name": column, "shape": [len(rows)], "datatype": "FP64",
+                           "data": rows[column].astype(float).tolist()})
+        reply = requests.post(f"{tracking_uri}/v2/models/{deployment}/infer", json={"inputs": inputs}, timeout=30)
+        assert reply.status_code == 200, (kind, reply.text)
+        outputs = {o["name"]: o for o in reply.json()["outputs"]}
+        proba = np.array(outputs["predict_proba"]["data"]).reshape(outputs["predict_proba"]["shape"])
+        np.testing.assert_allclose(proba, model.predict_proba(asked), atol=1e-7, rtol=0, err_msg=kind)
+
+
 # --------------------------------------------------------------------------------------
 # One server of our own: Python workers, a canary, a replica, images, batch scoring.
 # --------------------------------------------------------------------------------------

@@ -299,8 +299,13 @@ fn load_native(dir: &Path, mlmodel: &MlModel) -> Result<Option<Native>> {
     }
     if let Some(data) = mlmodel.flavor_value("lightgbm", "data") {
         let bytes = read(data)?;
+        // The scikit-learn wrappers are saved like scikit-learn models:
+        // skops (MLflow 3's default) or a pickle.
         if data.ends_with(".pkl") {
             return Ok(Some((crate::sklearn::from_pickle(&bytes)?, predict_fn)));
+        }
+        if data.ends_with(".skops") {
+            return Ok(Some((crate::sklearn::from_skops(&bytes)?, predict_fn)));
         }
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::invalid("LightGBM model is not UTF-8 text"))?;
@@ -342,15 +347,24 @@ fn load_onnx(bytes: &[u8]) -> Result<Arc<dyn ModelRuntime>> {
 /// `predict`: the positive-class probability of a binary model, the class
 /// probabilities of a multiclass one. The runtime's outputs are reordered
 /// so that the first is what pyfunc would return.
-fn booster_runtime(spec: trees::EnsembleSpec, model_class: &str) -> Result<Native> {
+fn booster_runtime(mut spec: trees::EnsembleSpec, model_class: &str) -> Result<Native> {
     let is_wrapper =
         model_class.contains(".sklearn.") || model_class.starts_with("lightgbm.sklearn");
     let classifier = matches!(spec.task, trees::Task::Classification(_));
+    let categories = spec.categories.take();
     let ensemble = trees::compile(spec)?;
-    if is_wrapper || !classifier {
-        return Ok((Arc::new(ensemble), None));
+    let runtime: Arc<dyn ModelRuntime> = if is_wrapper || !classifier {
+        Arc::new(ensemble)
+    } else {
+        Arc::new(BoosterScores::new(ensemble))
+    };
+    match categories {
+        Some(categories) => Ok((
+            trees::categories::with_categories(runtime, categories)?,
+            None,
+        )),
+        None => Ok((runtime, None)),
     }
-    Ok((Arc::new(BoosterScores::new(ensemble)), None))
 }
 
 /// A classifier `Booster` answering like `Booster.predict`: `predict` is

@@ -36,6 +36,7 @@ fn stump() -> Arc<dyn ModelRuntime> {
             link: Link::Identity,
             task: Task::Regression,
             feature_names: None,
+            categories: None,
         })
         .unwrap(),
     )
@@ -241,5 +242,6 @@ fn single_leaf() -> EnsembleSpec {
         link: Link::Identity,
         task: Task::Regression,
         feature_names: None,
+        categories: None,
     }
 }

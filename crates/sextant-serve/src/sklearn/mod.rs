@@ -73,7 +73,7 @@ impl Nesting {
 pub(crate) fn build(estimator: &Estimator<'_>, nesting: Nesting) -> Result<Arc<dyn ModelRuntime>> {
     if let Some(model) = trees::sklearn::TreeModel::from_estimator(estimator) {
         let spec = trees::sklearn::ensemble_spec(estimator, model)?;
-        return Ok(Arc::new(trees::compile(spec)?));
+        return trees::runtime(spec);
     }
     if let Some(model) = linear::LinearEstimator::from_estimator(estimator) {
         return Ok(Arc::new(linear::linear_model(estimator, model)?));

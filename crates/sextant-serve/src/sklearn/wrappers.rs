@@ -14,8 +14,9 @@
 //!   text under `_handle` (`handle` before LightGBM 4.4;
 //!   `Booster.__getstate__` writes `model_to_string()`). The classifier's
 //!   labels are `_classes` (its `LabelEncoder`'s `classes_`). `predict`
-//!   stops at `best_iteration` when it is positive, and maps pandas
-//!   categories through `pandas_categorical`: both are refused.
+//!   stops at `best_iteration` when it is positive (refused), and maps
+//!   pandas categories through `pandas_categorical`, which the model text
+//!   carries too (`trees::lightgbm`).
 
 use std::sync::Arc;
 
@@ -60,7 +61,7 @@ pub fn from_wrapper(estimator: &Estimator<'_>, wrapper: Wrapper) -> Result<Arc<d
             )))
         }
     }
-    Ok(Arc::new(trees::compile(spec)?))
+    trees::runtime(spec)
 }
 
 type WrapperSpec = (trees::EnsembleSpec, Option<ClassLabels>);
@@ -111,12 +112,6 @@ fn lightgbm(estimator: &Estimator<'_>, classifier: bool) -> Result<WrapperSpec> 
     if best_iteration > 0 {
         return Err(Error::unsupported(format!(
             "{} trained with early stopping (predicts with best_iteration {best_iteration})",
-            estimator.name()
-        )));
-    }
-    if booster.get("pandas_categorical").is_some() {
-        return Err(Error::unsupported(format!(
-            "{} fitted on pandas categorical columns",
             estimator.name()
         )));
     }

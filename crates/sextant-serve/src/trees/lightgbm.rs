@@ -33,6 +33,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use super::categories::{CategoryValues, InputCategories, UnknownCategory};
 use super::{ClassLabels, EnsembleSpec, Link, Missing, Task, Test, Tree, TreeNode};
 use crate::error::{Error, Result};
 
@@ -100,6 +101,12 @@ pub fn from_text(text: &str) -> Result<EnsembleSpec> {
         })
         .collect::<Result<Vec<_>>>()?;
 
+    let categories = pandas_categories(
+        text,
+        header.values.get("feature_infos").copied(),
+        n_features,
+    )?;
+
     Ok(EnsembleSpec {
         source: "lightgbm",
         n_features,
@@ -112,7 +119,79 @@ pub fn from_text(text: &str) -> Result<EnsembleSpec> {
         link,
         task,
         feature_names,
+        categories,
     })
+}
+
+/// The category values of the features that were pandas `category`
+/// columns in training. LightGBM's Python package appends
+/// `pandas_categorical:<json>` to the model text: one list per such column,
+/// in column order (`_dump_pandas_categorical`); at prediction
+/// `_data_from_pandas` maps each value to its position in its list, and an
+/// unseen one to -1, then NaN. Which features those were is not written
+/// down; they are the categorical features of `feature_infos` (a
+/// `:`-separated list of category codes, where numeric features have
+/// `[min:max]`), in order, when there are as many of them as lists. When a
+/// model also has categorical features that were integer codes (the
+/// `categorical_feature` parameter), the two cannot be told apart: refused.
+fn pandas_categories(
+    text: &str,
+    feature_infos: Option<&str>,
+    n_features: usize,
+) -> Result<Option<InputCategories>> {
+    let Some(json) = text
+        .lines()
+        .rev()
+        .take(8)
+        .find_map(|line| line.trim_end().strip_prefix("pandas_categorical:"))
+    else {
+        return Ok(None);
+    };
+    let lists: Option<Vec<Vec<serde_json::Value>>> = serde_json::from_str(json)
+        .map_err(|e| invalid(format!("pandas_categorical is not JSON lists: {e}")))?;
+    let Some(lists) = lists.filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let infos: Vec<&str> = feature_infos.unwrap_or("").split_whitespace().collect();
+    if infos.len() != n_features {
+        return Err(invalid(format!(
+            "{} feature_infos for {n_features} features",
+            infos.len()
+        )));
+    }
+    let categorical: Vec<usize> = (0..n_features)
+        .filter(|&f| infos[f] != "none" && !infos[f].starts_with('['))
+        .collect();
+    if categorical.len() != lists.len() {
+        return Err(Error::unsupported(format!(
+            "LightGBM model with {} categorical features and {} pandas category columns \
+             (categorical integer codes beside pandas categories)",
+            categorical.len(),
+            lists.len()
+        )));
+    }
+    let mut features = vec![None; n_features];
+    for (&feature, list) in categorical.iter().zip(lists) {
+        let values = if list.iter().all(serde_json::Value::is_string) {
+            CategoryValues::Text(
+                list.iter()
+                    .map(|v| v.as_str().expect("checked").to_owned())
+                    .collect(),
+            )
+        } else if list.iter().all(serde_json::Value::is_number) {
+            CategoryValues::Numbers(list.iter().filter_map(serde_json::Value::as_f64).collect())
+        } else {
+            return Err(Error::unsupported(
+                "LightGBM pandas categories that mix text and numbers",
+            ));
+        };
+        features[feature] = Some(values);
+    }
+    Ok(Some(InputCategories {
+        features,
+        unknown: UnknownCategory::Missing,
+        library: "LightGBM",
+    }))
 }
 
 /// How the objective (`ObjectiveFunction::ConvertOutput` of each class in

@@ -21,10 +21,13 @@
 //!   default direction; NaN: NaN takes the default direction) and
 //!   categorical splits on bitsets.
 
+pub mod categories;
 pub mod lightgbm;
 pub mod sklearn;
 mod ubjson;
 pub mod xgboost;
+
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::runtime::{ModelRuntime, RuntimeInfo};
@@ -166,6 +169,10 @@ pub struct EnsembleSpec {
     pub link: Link,
     pub task: Task,
     pub feature_names: Option<Vec<String>>,
+    /// Category values of categorical features, when the library recorded
+    /// them (pandas `category` columns): requests then give the values, and
+    /// [`runtime`] recodes them.
+    pub categories: Option<categories::InputCategories>,
 }
 
 /// The flattened node. `child` of a split is the left child; the right one
@@ -328,6 +335,17 @@ pub struct TreeEnsemble {
 }
 
 /// Checks `spec` and flattens it.
+/// The runtime of `spec`: its compiled ensemble, taking category values
+/// where the model recorded them.
+pub fn runtime(mut spec: EnsembleSpec) -> Result<Arc<dyn ModelRuntime>> {
+    let categories = spec.categories.take();
+    let ensemble: Arc<dyn ModelRuntime> = Arc::new(compile(spec)?);
+    match categories {
+        Some(categories) => categories::with_categories(ensemble, categories),
+        None => Ok(ensemble),
+    }
+}
+
 pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
     if spec.n_features == 0 || spec.n_features > FEATURE_MASK as usize {
         return Err(Error::invalid(format!(

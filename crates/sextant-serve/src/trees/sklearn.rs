@@ -161,6 +161,7 @@ fn forest(
         link: Link::Identity,
         task,
         feature_names: estimator.feature_names()?,
+        categories: None,
     })
 }
 
@@ -501,6 +502,7 @@ fn gradient_boosting(estimator: &Estimator<'_>, classifier: bool) -> Result<Ense
         link,
         task,
         feature_names: estimator.feature_names()?,
+        categories: None,
     })
 }
 
@@ -691,6 +693,7 @@ fn hist_gradient_boosting(estimator: &Estimator<'_>, classifier: bool) -> Result
         link,
         task,
         feature_names: estimator.feature_names()?,
+        categories: None,
     })
 }
 

@@ -46,6 +46,7 @@ fn two_level(test: Test, missing: Missing) -> EnsembleSpec {
         link: Link::Identity,
         task: Task::Regression,
         feature_names: None,
+        categories: None,
     }
 }
 

@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 
+use super::categories::{CategoryValues, InputCategories, UnknownCategory};
 use super::ubjson::{Document, JsonText, Kind, Ubjson};
 use super::{ClassLabels, EnsembleSpec, Link, Missing, Task, Test, Tree, TreeNode};
 use crate::error::{Error, Result};
@@ -117,6 +118,8 @@ struct RawDocument {
 #[derive(Default)]
 struct RawLearner {
     feature_names: Vec<String>,
+    /// `feature_types`: `c` for a categorical feature.
+    feature_types: Vec<String>,
     /// `learner_model_param`: XGBoost writes every value as a string.
     params: HashMap<String, String>,
     objective: Option<String>,
@@ -136,6 +139,9 @@ struct RawBooster {
 
 #[derive(Default)]
 struct RawForest {
+    /// `cats.enc`: per feature, the categories seen in training (XGBoost ≥
+    /// 3.1), empty for other features.
+    categories: Vec<Option<CategoryValues>>,
     trees: Option<Vec<Tree>>,
     /// The output (class or target) of each tree.
     tree_info: Option<Vec<i32>>,
@@ -188,6 +194,13 @@ fn read_learner<'a>(doc: &mut impl Document<'a>) -> Result<RawLearner> {
                     Ok(())
                 })
                 .map_err(|e| context(e, "learner.feature_names"))?;
+            }
+            "feature_types" => {
+                d.array(|d| {
+                    learner.feature_types.push(d.string()?.into_owned());
+                    Ok(())
+                })
+                .map_err(|e| context(e, "learner.feature_types"))?;
             }
             "learner_model_param" => {
                 d.object(|d, key| {
@@ -263,6 +276,19 @@ fn read_forest<'a>(doc: &mut impl Document<'a>, place: &str) -> Result<RawForest
                 .map_err(|e| context(e, &format!("{place}.trees")))?;
                 forest.trees = Some(trees);
             }
+            "cats" => {
+                d.object(|d, key| {
+                    match key {
+                        "enc" => d.array(|d| {
+                            forest.categories.push(read_category_encoding(d)?);
+                            Ok(())
+                        })?,
+                        _ => d.skip()?,
+                    }
+                    Ok(())
+                })
+                .map_err(|e| context(e, &format!("{place}.cats")))?;
+            }
             "tree_info" => {
                 forest.tree_info = Some(
                     d.i32_array()
@@ -275,6 +301,63 @@ fn read_forest<'a>(doc: &mut impl Document<'a>, place: &str) -> Result<RawForest
     })
     .map_err(|e| context(e, place))?;
     Ok(forest)
+}
+
+/// One feature's `enc` entry: strings as UTF-8 bytes in `values` cut at
+/// `offsets`, or numbers in `values` (with their `type`); nothing for a
+/// feature that is not categorical.
+fn read_category_encoding<'a>(doc: &mut impl Document<'a>) -> Result<Option<CategoryValues>> {
+    let mut offsets: Option<Vec<i64>> = None;
+    let mut values: Vec<f64> = Vec::new();
+    let mut typed = false;
+    doc.object(|d, key| {
+        match key {
+            "offsets" => {
+                let mut list = Vec::new();
+                d.array(|d| {
+                    list.push(d.integer()?);
+                    Ok(())
+                })?;
+                offsets = Some(list);
+            }
+            "values" => d.array(|d| {
+                // XGBoost refuses float categories at training.
+                values.push(d.integer()? as f64);
+                Ok(())
+            })?,
+            "type" => {
+                typed = true;
+                d.skip()?
+            }
+            _ => d.skip()?,
+        }
+        Ok(())
+    })?;
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let Some(offsets) = offsets.filter(|_| !typed) else {
+        return Ok(Some(CategoryValues::Numbers(values)));
+    };
+    let bytes = values
+        .iter()
+        .map(|&b| u8::try_from(b as i64).ok().filter(|_| b.fract() == 0.0))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| invalid("category text that is not bytes"))?;
+    let mut strings = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for window in offsets.windows(2) {
+        let (Ok(start), Ok(end)) = (usize::try_from(window[0]), usize::try_from(window[1])) else {
+            return Err(invalid("negative category offsets"));
+        };
+        let text = bytes
+            .get(start..end)
+            .ok_or_else(|| invalid("category offsets outside the values"))?;
+        strings.push(
+            String::from_utf8(text.to_vec())
+                .map_err(|_| invalid("a category that is not UTF-8"))?,
+        );
+    }
+    Ok(Some(CategoryValues::Text(strings)))
 }
 
 fn read_tree<'a>(doc: &mut impl Document<'a>, place: &str) -> Result<RawTree> {
@@ -656,7 +739,8 @@ impl RawDocument {
             Some(other) => return Err(Error::unsupported(format!("xgboost booster {other}"))),
             None => return Err(invalid("gradient_booster has no name")),
         };
-        let forest = forest.ok_or_else(|| invalid("the booster has no model"))?;
+        let mut forest = forest.ok_or_else(|| invalid("the booster has no model"))?;
+        let recorded_categories = std::mem::take(&mut forest.categories);
         let mut trees = forest
             .trees
             .ok_or_else(|| invalid("the booster has no trees"))?;
@@ -747,6 +831,26 @@ impl RawDocument {
             )));
         };
 
+        // Categorical features whose categories XGBoost recorded: requests
+        // give the values. Without them (XGBoost < 3.1, or codes given at
+        // training), the codes themselves are the features.
+        let categorical = |f: usize| learner.feature_types.get(f).is_some_and(|t| t == "c");
+        let categories = if recorded_categories.len() == n_features
+            && (0..n_features).any(|f| categorical(f) && recorded_categories[f].is_some())
+        {
+            Some(InputCategories {
+                features: recorded_categories
+                    .into_iter()
+                    .enumerate()
+                    .map(|(f, values)| values.filter(|_| categorical(f)))
+                    .collect(),
+                unknown: UnknownCategory::Refuse,
+                library: "XGBoost",
+            })
+        } else {
+            None
+        };
+
         Ok(EnsembleSpec {
             source: "xgboost",
             n_features,
@@ -759,6 +863,7 @@ impl RawDocument {
             link: objective.link,
             task: objective.task,
             feature_names,
+            categories,
         })
     }
 }

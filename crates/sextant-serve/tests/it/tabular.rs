@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sextant_serve::model::Layout;
 use sextant_serve::{
-    onnx, sklearn, DataType, Error, Model, ModelRuntime, NamedTensor, Tensor, TensorData,
+    onnx, sklearn, trees, DataType, Error, Model, ModelRuntime, NamedTensor, Tensor, TensorData,
 };
 
 use crate::fixtures_dir;
@@ -211,6 +211,19 @@ fn check(name: &str) {
     let from_skops = sklearn::from_skops(&case.file("model.skops"))
         .unwrap_or_else(|e| panic!("{name}: skops: {e}"));
     check_answers(&case, from_skops, "skops", 1e-9);
+    for file in case.json["booster_files"].as_array().into_iter().flatten() {
+        let file = file.as_str().expect("file name");
+        let bytes = case.file(file);
+        let spec = if file.ends_with(".txt") {
+            trees::lightgbm::from_text(std::str::from_utf8(&bytes).expect("text"))
+        } else {
+            trees::xgboost::load(&bytes)
+        }
+        .unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
+        let runtime = trees::runtime(spec).unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
+        check_inputs(&case, &runtime);
+        check_answers(&case, runtime, file, 1e-9);
+    }
     if case.json["onnx"].is_object() {
         check_onnx(&case);
     }
@@ -293,6 +306,8 @@ parity!(
     polynomial_bins_ridge,
     interaction_features_by_index,
     numeric_pipeline_stays_a_matrix,
+    xgboost_categorical_classifier,
+    lightgbm_categorical_classifier,
 );
 
 const UNSUPPORTED_CASES: &[(&str, &str)] = &[
@@ -336,6 +351,53 @@ fn every_fixture_case_is_checked() {
             "fixture case {case} is not checked"
         );
     }
+}
+
+#[test]
+fn xgboost_refuses_categories_it_never_saw_and_lightgbm_counts_them_missing() {
+    let Some(xgb) = Case::open("xgboost_categorical_classifier") else {
+        return;
+    };
+    let request = |country: &str| {
+        vec![
+            NamedTensor::new(
+                "location_of_call",
+                Tensor::column(TensorData::Str(vec![country.into()])),
+            ),
+            NamedTensor::new(
+                "carrier",
+                Tensor::column(TensorData::Str(vec!["tel-a".into()])),
+            ),
+            NamedTensor::new("amount", Tensor::column(TensorData::F64(vec![20.0]))),
+            NamedTensor::new("duration_s", Tensor::column(TensorData::F64(vec![60.0]))),
+            NamedTensor::new(
+                "asked_for_gift_cards",
+                Tensor::column(TensorData::F64(vec![1.0])),
+            ),
+        ]
+    };
+    let model = Model::new(sklearn::from_pickle(&xgb.file("model.pkl")).unwrap(), None);
+    model
+        .predict(request("NG"), Layout::Columns)
+        .expect("a known country");
+    match model.predict(request("ZZ"), Layout::Columns) {
+        Err(Error::Input(message)) => assert!(message.contains("'ZZ'"), "{message}"),
+        other => panic!("XGBoost refuses unseen categories; got {other:?}"),
+    }
+    let Some(lgbm) = Case::open("lightgbm_categorical_classifier") else {
+        return;
+    };
+    let model = Model::new(sklearn::from_pickle(&lgbm.file("model.pkl")).unwrap(), None);
+    let unseen = model
+        .predict(request("ZZ"), Layout::Columns)
+        .expect("unseen is missing");
+    let mut missing = request("ZZ");
+    missing[0] = NamedTensor::new(
+        "location_of_call",
+        Tensor::column(TensorData::Str(vec!["also unseen".into()])),
+    );
+    let also = model.predict(missing, Layout::Columns).unwrap();
+    assert_eq!(unseen[1].tensor.data, also[1].tensor.data);
 }
 
 #[test]

@@ -604,6 +604,7 @@ fn compile(
         link: Link::Identity,
         task: Task::Regression,
         feature_names: None,
+        categories: None,
     })
 }
 
