@@ -244,10 +244,15 @@ def test_the_scam_call_pipeline_is_served_natively_with_probabilities(tracking_u
     version = register_sklearn(name, pipeline, X)
     deployment = unique("scam")
     started = time.monotonic()
-    sextant(tracking_uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    created = sextant(tracking_uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
     # No virtualenv to build: the native engine loads it in well under the 83 s a Python
-    # worker took.
+    # worker took, and the CLI said what it was doing.
     assert time.monotonic() - started < 30
+    assert "loading the model with the native engines" in created.stderr, created.stderr
+    assert "ready on the native-trees engine" in created.stderr, created.stderr
+    status = cli_json(tracking_uri, "deployments", "status", deployment)
+    assert status["arms"][0]["engine"] == "native-trees" and status["arms"][0]["load_seconds"] >= 0
+    assert "native_declined" not in status["arms"][0]
 
     metadata = requests.get(f"{tracking_uri}/v2/models/{deployment}", timeout=30).json()
     assert metadata["platform"] == "native-trees", metadata
@@ -414,6 +419,53 @@ def test_python_models_run_in_supervised_workers(own_server):
     wrong = requests.post(f"{uri}/deployments/{deployment}/invocations",
                           json={"dataframe_records": [{"z": 1.0}]}, timeout=30)
     assert wrong.status_code == 400 and "'x'" in wrong.json()["message"]
+
+
+def signed_log1p(x):
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def test_python_served_classifiers_say_why_and_answer_like_native_ones(own_server):
+    """A pipeline with a function of the user's own only Python can run: creating the
+    deployment says so and why, its status names the engine and the native engines'
+    reasons, and it answers labels and probabilities like a native classifier."""
+    import cloudpickle
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    uri = own_server["uri"]
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    X, y = scam_calls(500, seed=4)
+    X = X.drop(columns=["location_of_call"])
+    pipeline = Pipeline([("log", FunctionTransformer(signed_log1p)),
+                         ("model", LogisticRegression(max_iter=1000))]).fit(X, y)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(pipeline, name="model", input_example=X.head(3),
+                                        serialization_format="cloudpickle")
+    name = unique("custom")
+    version = mlflow.register_model(info.model_uri, name).version
+    deployment = unique("custom")
+    created = sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    assert "serving it with Python" in created.stderr and "FunctionTransformer" in created.stderr, created.stderr
+    assert "ready on the python engine" in created.stderr, created.stderr
+    arm = cli_json(uri, "deployments", "status", deployment)["arms"][0]
+    assert arm["engine"] == "python"
+    assert any("FunctionTransformer" in reason for reason in arm["native_declined"]), arm
+
+    rows = X.head(20)
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    reply = requests.post(f"{uri}/deployments/{deployment}/invocations", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["predictions"] == pipeline.predict(rows).tolist()
+    inputs = [{"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].astype(float).tolist()}
+              for c in rows.columns]
+    reply = requests.post(f"{uri}/v2/models/{deployment}/infer", json={"inputs": inputs}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    outputs = {o["name"]: o for o in reply.json()["outputs"]}
+    assert set(outputs) == {"predict", "predict_proba"}, outputs
+    proba = np.array(outputs["predict_proba"]["data"]).reshape(outputs["predict_proba"]["shape"])
+    np.testing.assert_allclose(proba, pipeline.predict_proba(rows), atol=1e-12, rtol=0)
 
 
 def test_a_failing_canary_rolls_itself_back(own_server):

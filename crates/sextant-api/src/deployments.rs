@@ -427,6 +427,13 @@ pub struct ArmStatus {
     /// The engine running it: `native-trees`, `onnx`, `python`.
     #[serde(default)]
     pub engine: Option<String>,
+    /// Why the native engines did not take the model, when Python runs it
+    /// (a custom transformer, an estimator they do not know, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_declined: Vec<String>,
+    /// Seconds from fetching its files to warm, on this server.
+    #[serde(default)]
+    pub load_seconds: Option<f64>,
     #[serde(default)]
     pub error: Option<String>,
     /// Counters summed over this server and the replicas reporting to it.
@@ -451,4 +458,23 @@ pub struct DeploymentStatus {
     pub message: Option<String>,
     /// Replicas that reported in the last minute.
     pub replicas: Vec<String>,
+}
+
+/// One stage of a deployment change, as `GET /api/v1/progress/{id}` shows
+/// it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProgressStage {
+    /// Seconds since the request started.
+    pub seconds: f64,
+    /// What happened then: fetching model files, building a Python
+    /// environment, loading, warming up.
+    pub stage: String,
+}
+
+/// What a request that sent `X-Sextant-Progress: <id>` has done so far.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProgressReport {
+    pub stages: Vec<ProgressStage>,
+    /// The request has been answered.
+    pub done: bool,
 }

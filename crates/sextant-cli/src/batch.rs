@@ -85,6 +85,9 @@ pub async fn predict(
                 .unwrap_or_else(crate::default_cache_dir),
         ),
         force_python: false,
+        progress: Some(sextant_serve::Progress::new(|stage| {
+            eprintln!("sextant: {stage}")
+        })),
     };
     let threads = args
         .threads

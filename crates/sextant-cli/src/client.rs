@@ -161,6 +161,67 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A call that may load models (creating or changing a deployment):
+    /// while it runs, the stages the server reports for it (fetching files,
+    /// building a Python environment, loading, warming up) are printed on
+    /// standard error, so a slow first load says what it is doing.
+    pub async fn call_following(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut request = self
+            .request(method, path, &[])
+            .header("x-sextant-progress", &id);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let call = self.submit(request);
+        tokio::pin!(call);
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(400));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shown = 0;
+        let response = loop {
+            tokio::select! {
+                response = &mut call => break response,
+                _ = ticker.tick() => shown = self.show_progress(&id, shown).await,
+            }
+        };
+        // The last stages (ready, or where it failed) arrive with the answer.
+        self.show_progress(&id, shown).await;
+        Ok(response?.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Prints the stages of request `id` after the first `shown`; returns
+    /// how many have been shown. A server that does not report progress
+    /// (an older one, or one without serving) just shows nothing.
+    async fn show_progress(&self, id: &str, shown: usize) -> usize {
+        let answer = self
+            .request(Method::GET, &format!("/progress/{id}"), &[])
+            .send()
+            .await;
+        let Ok(response) = answer else { return shown };
+        let Ok(report) = response.json::<Value>().await else {
+            return shown;
+        };
+        let stages = report["stages"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for stage in stages.iter().skip(shown) {
+            eprintln!(
+                "sextant: {} ({:.1} s)",
+                stage["stage"].as_str().unwrap_or(""),
+                stage["seconds"].as_f64().unwrap_or(0.0)
+            );
+        }
+        stages.len().max(shown)
+    }
+}
+
 pub fn print(value: &Value) {
     crate::output::print(value);
 }

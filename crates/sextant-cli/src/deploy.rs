@@ -203,7 +203,7 @@ pub async fn deployments(
             }
             let body = json!({"name": name, "model": model, "description": description, "settings": settings});
             client
-                .call(Method::POST, "/deployments", &[], Some(body))
+                .call_following(Method::POST, "/deployments", Some(body))
                 .await?
         }
         DeploymentsCommand::Update {
@@ -236,13 +236,13 @@ pub async fn deployments(
                 body["settings"] = settings;
             }
             client
-                .call(Method::PATCH, &path(&name, ""), &[], Some(body))
+                .call_following(Method::PATCH, &path(&name, ""), Some(body))
                 .await?
         }
         DeploymentsCommand::BlueGreen { name, model } => {
             let body = json!({"model": model, "strategy": "blue_green"});
             client
-                .call(Method::PATCH, &path(&name, ""), &[], Some(body))
+                .call_following(Method::PATCH, &path(&name, ""), Some(body))
                 .await?
         }
         DeploymentsCommand::Canary {
@@ -260,7 +260,7 @@ pub async fn deployments(
                 "max_error_rate": max_error_rate, "max_p99_ms": max_p99_ms, "min_requests": min_requests,
             });
             client
-                .call(Method::POST, &path(&name, "/canary"), &[], Some(body))
+                .call_following(Method::POST, &path(&name, "/canary"), Some(body))
                 .await?
         }
         DeploymentsCommand::Ab {
@@ -271,7 +271,7 @@ pub async fn deployments(
         } => {
             let body = json!({"model": model, "weight": weight, "sticky_header": sticky_header});
             client
-                .call(Method::POST, &path(&name, "/ab"), &[], Some(body))
+                .call_following(Method::POST, &path(&name, "/ab"), Some(body))
                 .await?
         }
         DeploymentsCommand::Shadow {
@@ -281,25 +281,23 @@ pub async fn deployments(
         } => {
             let body = json!({"model": model, "percent": percent});
             client
-                .call(Method::POST, &path(&name, "/shadow"), &[], Some(body))
+                .call_following(Method::POST, &path(&name, "/shadow"), Some(body))
                 .await?
         }
         DeploymentsCommand::Promote { name, arm } => {
             client
-                .call(
+                .call_following(
                     Method::POST,
                     &path(&name, "/promote"),
-                    &[],
                     Some(json!({"arm": arm})),
                 )
                 .await?
         }
         DeploymentsCommand::Rollback { name, reason } => {
             client
-                .call(
+                .call_following(
                     Method::POST,
                     &path(&name, "/rollback"),
-                    &[],
                     Some(json!({"reason": reason})),
                 )
                 .await?

@@ -79,6 +79,7 @@ fn check_native(dir: &Path) -> anyhow::Result<()> {
     let options = sextant_serve::mlflow::LoadOptions {
         python: None,
         force_python: false,
+        progress: None,
     };
     sextant_serve::mlflow::load_model_dir(dir, &options).map_err(|e| anyhow::anyhow!(e))?;
     Ok(())

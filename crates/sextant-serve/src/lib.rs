@@ -29,6 +29,7 @@ pub mod mlflow;
 pub mod model;
 pub mod onnx;
 pub mod pickle;
+pub mod progress;
 pub mod python;
 pub mod runtime;
 pub mod sklearn;
@@ -37,5 +38,6 @@ pub mod trees;
 
 pub use error::{Error, Result};
 pub use model::Model;
+pub use progress::Progress;
 pub use runtime::{CallCost, ModelRuntime, RuntimeInfo};
 pub use tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};

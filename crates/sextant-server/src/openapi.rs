@@ -34,7 +34,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         v1::audit_list, v1::audit_export, v1::audit_verify,
         deployments::create, deployments::list, deployments::get, deployments::update, deployments::delete,
         deployments::canary, deployments::ab_test, deployments::shadow, deployments::promote, deployments::rollback,
-        deployments::history, deployments::status, deployments::report, deployments::model_archive,
+        deployments::history, deployments::status, deployments::progress, deployments::report, deployments::model_archive,
         inference::infer, inference::model_metadata, inference::deployment_invocations,
         monitoring::put_reference, monitoring::report, monitoring::windows, monitoring::abuse, monitoring::drift, monitoring::profile,
         feedback::post_feedback, feedback::performance,

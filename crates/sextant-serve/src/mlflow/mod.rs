@@ -207,6 +207,8 @@ pub struct LoadOptions {
     pub python: Option<crate::python::PythonConfig>,
     /// Use Python even when a native engine could run the model.
     pub force_python: bool,
+    /// Told which engine loads the model, and why Python when it is.
+    pub progress: Option<crate::Progress>,
 }
 
 /// A loaded directory: the model, what `MLmodel` said, and how the engine
@@ -228,6 +230,10 @@ pub fn load_model_dir(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> 
     let mlmodel = read_mlmodel(&text)?;
     let mut declined = Vec::new();
     if !options.force_python {
+        crate::progress::report(
+            options.progress.as_ref(),
+            "loading the model with the native engines",
+        );
         match load_native(dir, &mlmodel) {
             Ok(Some((runtime, default_output))) => {
                 let mut model = Model::new(runtime, mlmodel.signature.clone());
@@ -262,8 +268,16 @@ pub fn load_model_dir(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> 
             declined.join("; ")
         )));
     };
+    crate::progress::report(
+        options.progress.as_ref(),
+        &format!(
+            "no native engine runs it ({}): serving it with Python",
+            declined.join("; ")
+        ),
+    );
     let config = crate::python::PythonConfig {
         model_dir: dir.to_path_buf(),
+        progress: options.progress.clone(),
         ..python.clone()
     };
     let runtime = crate::python::PythonModel::start(config)?;

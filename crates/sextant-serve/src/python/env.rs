@@ -76,13 +76,18 @@ impl EnvManager {
     ///
     /// A model without `requirements.txt`, or whose requirements pip cannot
     /// install, gives [`Error::InvalidModel`] with pip's last lines.
-    pub fn prepare(&self, model_dir: &Path, build_timeout: Duration) -> Result<PathBuf> {
+    pub fn prepare(
+        &self,
+        model_dir: &Path,
+        build_timeout: Duration,
+        progress: Option<&crate::Progress>,
+    ) -> Result<PathBuf> {
         match self {
             EnvManager::Local { python } => Ok(python.clone()),
             EnvManager::Virtualenv {
                 base_python,
                 cache_dir,
-            } => prepare_virtualenv(base_python, cache_dir, model_dir, build_timeout),
+            } => prepare_virtualenv(base_python, cache_dir, model_dir, build_timeout, progress),
         }
     }
 }
@@ -92,6 +97,7 @@ fn prepare_virtualenv(
     cache_dir: &Path,
     model_dir: &Path,
     build_timeout: Duration,
+    progress: Option<&crate::Progress>,
 ) -> Result<PathBuf> {
     let deadline = Instant::now() + build_timeout;
     let requirements_path = model_dir.join("requirements.txt");
@@ -110,17 +116,35 @@ fn prepare_virtualenv(
     let key = env_key(&base_python, python_version.as_deref(), &requirements);
     let published = envs_dir.join(&key);
     let interpreter = published.join("bin").join("python");
+    let found = |interpreter: PathBuf| {
+        crate::progress::report(
+            progress,
+            &format!("using the cached Python environment {key} (same requirements)"),
+        );
+        Ok(interpreter)
+    };
     if is_published(&published) {
-        return Ok(interpreter);
+        return found(interpreter);
     }
+    crate::progress::report(
+        progress,
+        &format!("waiting to build the Python environment {key} (another load holds it)"),
+    );
     let lock_path = envs_dir.join(format!("{key}.lock"));
     let Some(_lock) = EnvLock::acquire(&lock_path, &published, deadline)? else {
         // Another process published it while we waited.
-        return Ok(interpreter);
+        return found(interpreter);
     };
     if is_published(&published) {
-        return Ok(interpreter);
+        return found(interpreter);
     }
+    crate::progress::report(
+        progress,
+        &format!(
+            "building the Python environment {key}: a virtualenv with the model's requirements.txt \
+             (pip install, once per set of requirements; later loads reuse it)"
+        ),
+    );
     let started = Instant::now();
     tracing::info!(
         target: LOG_TARGET,

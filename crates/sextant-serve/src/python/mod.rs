@@ -46,7 +46,7 @@ use crate::python::pool::{Pool, PoolSettings};
 use crate::python::signature::{SchemaForm, Signature};
 use crate::python::worker::{Launch, Worker};
 use crate::runtime::{CallCost, ModelRuntime, RuntimeInfo};
-use crate::tensor::NamedTensor;
+use crate::tensor::{DataType, NamedTensor, TensorSpec};
 
 pub use env::EnvManager;
 pub use protocol::InputLayout;
@@ -89,6 +89,9 @@ pub struct PythonConfig {
     pub env_build_timeout: Duration,
     /// What workers may reach and use.
     pub sandbox: Sandbox,
+    /// Told when the environment is built or found, and when the first
+    /// worker starts loading the model.
+    pub progress: Option<crate::Progress>,
 }
 
 /// How a server runs the Python models it serves: the interpreter (or how
@@ -118,6 +121,7 @@ impl PythonConfig {
             max_start_failures: 3,
             env_build_timeout: Duration::from_secs(15 * 60),
             sandbox: Sandbox::default(),
+            progress: None,
         }
     }
 }
@@ -182,9 +186,14 @@ impl PythonModel {
                 config.model_dir.display()
             )));
         }
+        let progress = config.progress.as_ref();
         let python = config
             .env
-            .prepare(&config.model_dir, config.env_build_timeout)?;
+            .prepare(&config.model_dir, config.env_build_timeout, progress)?;
+        crate::progress::report(
+            progress,
+            "starting a Python worker and loading the model in it",
+        );
         let script = write_worker_script(&config.work_dir)?;
         let launch = Launch {
             python,
@@ -204,10 +213,22 @@ impl PythonModel {
             "python model loaded"
         );
         let signature = Signature::from_ready(ready.signature.as_ref());
+        let outputs = if ready.probabilities {
+            let labels = signature
+                .outputs
+                .first()
+                .map_or(DataType::Bytes, |o| o.dtype);
+            vec![
+                TensorSpec::new("predict", labels, vec![-1]),
+                TensorSpec::new("predict_proba", DataType::F64, vec![-1, -1]),
+            ]
+        } else {
+            signature.outputs.clone()
+        };
         let info = RuntimeInfo {
             engine: "python",
             inputs: signature.inputs.clone(),
-            outputs: signature.outputs.clone(),
+            outputs,
             feature_names: None,
             accepts_any_inputs: true,
         };

@@ -38,9 +38,12 @@
 //!
 //! - worker → host, once, first: `{"type": "ready", "protocol": 1,
 //!   "python_version", "mlflow_version", "flavors": [..], "loader_module",
-//!   "signature": {"inputs": [..] | null, "outputs": [..] | null} | null}`.
-//!   The signature's lists are MLflow's schema JSON (`Schema.to_json()`,
-//!   parsed).
+//!   "signature": {"inputs": [..] | null, "outputs": [..] | null} | null,
+//!   "probabilities": bool}`. The signature's lists are MLflow's schema
+//!   JSON (`Schema.to_json()`, parsed). With `probabilities`, every result
+//!   is the two outputs `predict` (pyfunc's labels) and `predict_proba`
+//!   (the raw model's, on the same enforced input), as the native engines
+//!   answer classifiers.
 //! - worker → host, instead of `ready` when the model cannot be loaded:
 //!   `{"type": "load_error", "error_type", "message"}`, the exception's
 //!   qualified type and text (together, the last line of the traceback,
@@ -417,6 +420,10 @@ pub(crate) struct ReadyMessage {
     pub(crate) flavors: Vec<String>,
     pub(crate) loader_module: Option<String>,
     pub(crate) signature: Option<serde_json::Value>,
+    /// The model answers `{"predict", "predict_proba"}`: a classifier of
+    /// the scikit-learn API whose pyfunc predicts labels.
+    #[serde(default)]
+    pub(crate) probabilities: bool,
 }
 
 /// Whose fault a Python exception in `predict` is.

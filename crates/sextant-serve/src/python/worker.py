@@ -309,8 +309,10 @@ def load(model_dir):
             "inputs": json.loads(sig.inputs.to_json()) if sig.inputs else None,
             "outputs": json.loads(sig.outputs.to_json()) if sig.outputs else None,
         }
+    probabilities = add_probabilities(model)
     ready = {
         "type": "ready",
+        "probabilities": probabilities is not None,
         "protocol": PROTOCOL_VERSION,
         "python_version": platform.python_version(),
         "mlflow_version": mlflow.__version__,
@@ -318,7 +320,45 @@ def load(model_dir):
         "loader_module": model.loader_module,
         "signature": signature,
     }
-    return np, pd, model, ready
+    return np, pd, model, ready, probabilities
+
+
+# Probabilities beside labels, for classifiers of the scikit-learn API served
+# through pyfunc (whose predict gives labels only): the native engines answer
+# `predict` and `predict_proba`, and a model served here answers the same.
+_CLASSIFIER_LOADERS = ("mlflow.sklearn", "mlflow.xgboost", "mlflow.lightgbm")
+
+
+def add_probabilities(model):
+    """Wraps the pyfunc's predict function so that it also computes the raw
+    model's `predict_proba` on the same input (after MLflow's schema
+    enforcement); returns the dict the probabilities land in, or None when the
+    model has no probabilities or predicts with another method."""
+    import inspect
+
+    if model.loader_module not in _CLASSIFIER_LOADERS:
+        return None
+    try:
+        raw = model.get_raw_model()
+    except Exception:  # noqa: BLE001 - no raw model, no probabilities
+        return None
+    predict_proba = getattr(raw, "predict_proba", None)
+    original = getattr(model, "_predict_fn", None)
+    if predict_proba is None or not hasattr(raw, "classes_") or original is None:
+        return None
+    # `pyfunc_predict_fn` chose another method (predict_proba itself, say).
+    if getattr(original, "__name__", "") != "predict":
+        return None
+    takes_params = "params" in inspect.signature(original).parameters
+    captured = {}
+
+    def predict(data, params=None):
+        labels = original(data, params=params) if takes_params else original(data)
+        captured["predict_proba"] = predict_proba(data)
+        return labels
+
+    model._predict_fn = predict
+    return captured
 
 
 def send_error(frames_out, request_id, kind, exc, context=""):
@@ -337,7 +377,7 @@ def send_error(frames_out, request_id, kind, exc, context=""):
     )
 
 
-def serve(frames_in, frames_out, np, pd, model):
+def serve(frames_in, frames_out, np, pd, model, probabilities=None):
     while True:
         frame = read_frame(frames_in)
         if frame is None:
@@ -348,6 +388,8 @@ def serve(frames_in, frames_out, np, pd, model):
         request_id = header["id"]
         try:
             result = model.predict(model_input(np, pd, header, body))
+            if probabilities is not None and "predict_proba" in probabilities:
+                result = {"predict": result, "predict_proba": probabilities.pop("predict_proba")}
         except Exception as exc:
             send_error(frames_out, request_id, "input" if is_bad_request(exc) else "model", exc)
             continue
@@ -372,7 +414,7 @@ def main():
         print("usage: python worker.py MODEL_DIR", file=sys.stderr)
         return 2
     try:
-        np, pd, model, ready = load(sys.argv[1])
+        np, pd, model, ready, probabilities = load(sys.argv[1])
     except BaseException as exc:  # noqa: B036 -- any failure to load is reported, even SystemExit
         import traceback
 
@@ -384,7 +426,7 @@ def main():
         return 1
     write_frame(frames_out, ready)
     try:
-        serve(frames_in, frames_out, np, pd, model)
+        serve(frames_in, frames_out, np, pd, model, probabilities)
     except (ProtocolError, BrokenPipeError) as exc:
         print(f"sextant worker: stopping: {exc}", file=sys.stderr)
         return 2

@@ -842,9 +842,12 @@ fn function_transformer(step: &Estimator<'_>) -> Result<Transformer> {
         .filter(|g| g.module == "numpy" || g.module.starts_with("numpy."))
         .and_then(|g| Ufunc::from_name(&g.name))
         .ok_or_else(|| {
+            let what = match func.as_global() {
+                Some(global) => format!("func {global}"),
+                None => "a function defined in the training code".to_owned(),
+            };
             Error::unsupported(format!(
-                "FunctionTransformer with func {} (numpy ufuncs such as numpy.log1p are served natively)",
-                func.as_global().map_or_else(|| func.describe(), ToString::to_string)
+                "FunctionTransformer with {what} (only numpy ufuncs such as numpy.log1p run natively)"
             ))
         })?;
     Ok(Transformer::Numeric {

@@ -7,6 +7,7 @@ use std::fs;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -709,8 +710,8 @@ fn a_virtualenv_is_built_once_from_the_requirements_and_shared() {
     // Two builders at once (as two servers would be): one builds, the
     // other waits on the lock and reuses the result.
     let (first, second) = thread::scope(|scope| {
-        let first = scope.spawn(|| env.prepare(model.path(), build_timeout));
-        let second = scope.spawn(|| env.prepare(model.path(), build_timeout));
+        let first = scope.spawn(|| env.prepare(model.path(), build_timeout, None));
+        let second = scope.spawn(|| env.prepare(model.path(), build_timeout, None));
         (
             first.join().expect("thread"),
             second.join().expect("thread"),
@@ -743,7 +744,8 @@ fn a_virtualenv_is_built_once_from_the_requirements_and_shared() {
     // Reuse is immediate.
     let started = Instant::now();
     assert_eq!(
-        env.prepare(model.path(), build_timeout).expect("reuses"),
+        env.prepare(model.path(), build_timeout, None)
+            .expect("reuses"),
         python
     );
     assert!(
@@ -765,9 +767,31 @@ fn a_lock_left_by_a_dead_builder_is_broken() {
     };
     // Learn the env's key from a first build, then fake a crashed builder
     // of the same env: its link gone and its lock held by a dead pid.
+    let stages = Arc::new(Mutex::new(Vec::<String>::new()));
+    let progress = {
+        let stages = stages.clone();
+        sextant_serve::Progress::new(move |stage| stages.lock().unwrap().push(stage.to_owned()))
+    };
     let python = env
-        .prepare(model.path(), Duration::from_secs(300))
+        .prepare(model.path(), Duration::from_secs(300), Some(&progress))
         .expect("builds");
+    // The first load says it builds; the next says it reuses.
+    env.prepare(model.path(), Duration::from_secs(300), Some(&progress))
+        .expect("reuses");
+    {
+        let stages = stages.lock().unwrap();
+        assert!(
+            stages[0].starts_with("building the Python environment"),
+            "{stages:?}"
+        );
+        assert!(
+            stages
+                .last()
+                .unwrap()
+                .starts_with("using the cached Python environment"),
+            "{stages:?}"
+        );
+    }
     let published = python
         .parent()
         .and_then(Path::parent)
@@ -780,7 +804,7 @@ fn a_lock_left_by_a_dead_builder_is_broken() {
     let lock = PathBuf::from(format!("{}.lock", published.display()));
     fs::write(&lock, format!("{dead_pid}\n")).expect("write lock");
     assert_eq!(
-        env.prepare(model.path(), Duration::from_secs(300))
+        env.prepare(model.path(), Duration::from_secs(300), None)
             .expect("rebuilds"),
         python
     );
@@ -797,7 +821,7 @@ fn requirements_pip_cannot_install_make_an_invalid_model() {
         base_python: setup.python.clone(),
         cache_dir: cache.path().to_owned(),
     };
-    match env.prepare(model.path(), Duration::from_secs(300)) {
+    match env.prepare(model.path(), Duration::from_secs(300), None) {
         Err(Error::InvalidModel(message)) => {
             for fragment in [
                 "pip install -r",

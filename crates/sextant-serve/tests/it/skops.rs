@@ -219,6 +219,7 @@ fn check_parity(name: &str) {
     let options = LoadOptions {
         python: None,
         force_python: false,
+        progress: None,
     };
     let loaded = load_model_dir(&case.model_dir(), &options)
         .unwrap_or_else(|e| panic!("{name}: load_model_dir failed: {e}"));
@@ -296,6 +297,7 @@ fn an_estimator_without_a_native_runtime_is_unsupported() {
     let options = LoadOptions {
         python: None,
         force_python: false,
+        progress: None,
     };
     match load_model_dir(&case.model_dir(), &options) {
         Err(Error::Unsupported(message)) => assert!(

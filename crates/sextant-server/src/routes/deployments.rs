@@ -579,6 +579,54 @@ pub(crate) async fn history(
     Ok(Json(dto::DeploymentHistory { revisions }))
 }
 
+/// Follows a request that names a progress id (`X-Sextant-Progress`): the
+/// loads it starts report their stages to the board under that id, which
+/// [`progress`] reads while the caller waits.
+pub(crate) async fn follow_progress(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::serving::progress;
+    // Only changes of deployments load models; other requests cannot
+    // fill the board.
+    let changes_deployments = request.method() != axum::http::Method::GET
+        && request.uri().path().starts_with("/api/v1/deployments");
+    let id = changes_deployments
+        .then(|| request.headers().get(progress::PROGRESS_HEADER))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| progress::valid_id(id))
+        .map(str::to_owned);
+    let (Some(id), Some(serving)) = (id, state.serving()) else {
+        return next.run(request).await;
+    };
+    let board = serving.progress().clone();
+    let sink = board.start(&id);
+    let response = progress::scope(sink, next.run(request)).await;
+    board.finish(&id);
+    response
+}
+
+#[utoipa::path(get, path = "/api/v1/progress/{id}", tag = "deployments", params(("id" = String, Path,
+        description = "The id the request sent in its X-Sextant-Progress header")),
+    responses((status = 200, body = dto::ProgressReport), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn progress(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<dto::ProgressReport>> {
+    serving(&state)?
+        .progress()
+        .read(&id)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::User(
+                ErrorCode::ResourceDoesNotExist,
+                "No request with this progress id (yet)".into(),
+            )
+        })
+}
+
 #[utoipa::path(get, path = "/api/v1/deployments/{name}/status", tag = "deployments", params(("name" = String, Path)),
     responses((status = 200, body = dto::DeploymentStatus), (status = 404, body = sextant_api::v1::Error)))]
 pub(crate) async fn status(
@@ -620,6 +668,8 @@ pub(crate) async fn status(
                 weight: arm.weight,
                 state: state.into(),
                 engine: loaded.map(|a| a.model.model.info().engine.to_string()),
+                native_declined: loaded.map(|a| a.model.declined.clone()).unwrap_or_default(),
+                load_seconds: loaded.map(|a| (a.model.load_seconds * 10.0).round() / 10.0),
                 error: if state == "failed" {
                     message.clone()
                 } else {

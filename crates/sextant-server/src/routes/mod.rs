@@ -260,6 +260,10 @@ pub(crate) fn router(state: AppState) -> Router {
     ));
     app.fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deployments::follow_progress,
+        ))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn_with_state(
             origin,

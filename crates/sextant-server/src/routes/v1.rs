@@ -74,6 +74,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(POST "/deployments/{name}/rollback", on_deployment(Permission::Edit), super::deployments::rollback),
     route!(GET "/deployments/{name}/history", on_deployment(Permission::Read), super::deployments::history),
     route!(GET "/deployments/{name}/status", on_deployment(Permission::Read), super::deployments::status),
+    route!(GET "/progress/{id}", SIGNED_IN, super::deployments::progress),
     route!(POST "/deployments/{name}/report", on_deployment(Permission::Edit), super::deployments::report),
     route!(PUT "/deployments/{name}/monitoring/reference", on_deployment(Permission::Edit), super::monitoring::put_reference),
     route!(GET "/deployments/{name}/monitoring", on_deployment(Permission::Read), super::monitoring::report),

@@ -12,7 +12,9 @@ use std::time::Instant;
 use sextant_core::ModelRef;
 use sextant_serve::mlflow::{load_model_dir, LoadOptions};
 use sextant_serve::model::Layout;
+use sextant_serve::progress::report;
 use sextant_serve::python::{PythonConfig, PythonSetup};
+use sextant_serve::Progress;
 use sextant_serve::{DataType, NamedTensor, Tensor, TensorData};
 use tokio::sync::OnceCell;
 
@@ -65,6 +67,7 @@ impl ModelCache {
         source: &Source,
         model: &ModelRef,
         python_workers: u32,
+        progress: Option<&Progress>,
     ) -> Result<Arc<LoadedVersion>, String> {
         let key = (model.name.clone(), model.version, python_workers.max(1));
         let cell = self
@@ -74,7 +77,17 @@ impl ModelCache {
             .entry(key)
             .or_default()
             .clone();
-        cell.get_or_try_init(|| self.load(source, model, python_workers))
+        if let Some(loaded) = cell.get() {
+            report(
+                progress,
+                &format!(
+                    "{model}: already loaded ({} engine)",
+                    loaded.model.info().engine
+                ),
+            );
+            return Ok(loaded.clone());
+        }
+        cell.get_or_try_init(|| self.load(source, model, python_workers, progress))
             .await
             .cloned()
     }
@@ -96,6 +109,7 @@ impl ModelCache {
         source: &Source,
         model: &ModelRef,
         python_workers: u32,
+        progress: Option<&Progress>,
     ) -> Result<Arc<LoadedVersion>, String> {
         let started = Instant::now();
         let dir = self
@@ -104,11 +118,13 @@ impl ModelCache {
             .join(safe_name(&model.name))
             .join(model.version.to_string());
         if !dir.join("MLmodel").is_file() {
+            report(progress, &format!("{model}: fetching the model's files"));
             source.fetch_model(model, &dir).await?;
         }
         let python = self.python.clone().map(|setup| {
             let mut config = PythonConfig::new(dir.clone(), setup.env, self.dir.join("python"));
             config.sandbox = setup.sandbox;
+            config.progress = progress.cloned();
             config.workers = std::num::NonZeroUsize::new(python_workers.max(1) as usize)
                 .unwrap_or(std::num::NonZeroUsize::MIN);
             config
@@ -116,10 +132,19 @@ impl ModelCache {
         let options = LoadOptions {
             python,
             force_python: false,
+            progress: progress.cloned(),
         };
         let load_dir = dir.clone();
+        let warm_up_progress = progress.cloned();
         let loaded = tokio::task::spawn_blocking(move || -> Result<_, String> {
             let loaded = load_model_dir(&load_dir, &options).map_err(|e| e.to_string())?;
+            report(
+                warm_up_progress.as_ref(),
+                &format!(
+                    "warming up the {} engine on the model's input example",
+                    loaded.model.info().engine
+                ),
+            );
             warm_up(&loaded.model, &load_dir)?;
             Ok(loaded)
         })
@@ -150,6 +175,10 @@ impl ModelCache {
             load_seconds,
         );
         tracing::info!(model = %model, engine, seconds = load_seconds, "model loaded");
+        report(
+            progress,
+            &format!("{model}: ready on the {engine} engine after {load_seconds:.1} s"),
+        );
         Ok(Arc::new(LoadedVersion {
             model_ref: model.clone(),
             run_id: loaded.mlmodel.run_id.clone(),

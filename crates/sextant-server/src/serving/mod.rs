@@ -22,6 +22,7 @@ pub mod feedback;
 mod loader;
 pub mod monitoring;
 pub(crate) mod predlog;
+pub mod progress;
 pub(crate) mod replica_auth;
 pub(crate) mod source;
 mod stats;
@@ -345,6 +346,8 @@ struct ServingInner {
     abuse: Arc<abuse::AbuseMonitor>,
     /// Each deployment's traffic over the last hour, for the UI.
     traffic: traffic::TrafficHistory,
+    /// Stages of the changes callers are waiting for.
+    progress: progress::ProgressBoard,
 }
 
 struct ShadowJob {
@@ -390,6 +393,7 @@ impl Serving {
                 feedback,
                 abuse,
                 traffic: traffic::TrafficHistory::default(),
+                progress: progress::ProgressBoard::default(),
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
         };
@@ -579,12 +583,19 @@ impl Serving {
     ) -> Result<Arc<LiveDeployment>, String> {
         let monitor = self.inner.monitoring.deployment(name);
         self.load_profile(&monitor).await;
+        // The caller waiting for this change, when it asked to follow it.
+        let progress = progress::current();
         let mut arms = Vec::with_capacity(spec.arms.len());
         for arm in &spec.arms {
             let model = self
                 .inner
                 .models
-                .get_or_load(&self.inner.source, &arm.model, spec.settings.python_workers)
+                .get_or_load(
+                    &self.inner.source,
+                    &arm.model,
+                    spec.settings.python_workers,
+                    progress.as_ref(),
+                )
                 .await
                 .map_err(|err| format!("{} ({}): {err}", arm.model, arm.name))?;
             let labels = ArmLabels {
@@ -698,6 +709,11 @@ impl Serving {
                 Err(message)
             }
         }
+    }
+
+    /// The stages of the changes callers are waiting for.
+    pub fn progress(&self) -> &progress::ProgressBoard {
+        &self.inner.progress
     }
 
     /// Stops serving `name`.
