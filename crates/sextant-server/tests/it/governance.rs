@@ -996,6 +996,12 @@ fn cases() -> Vec<Case> {
             None,
         ),
         case(
+            M::GET,
+            "/api/v1/progress/{id}",
+            "/api/v1/progress/0123456789abcdef-{uniq}",
+            None,
+        ),
+        case(
             M::POST,
             "/api/v1/deployments/{name}/report",
             "/api/v1/deployments/{dep}/report",
