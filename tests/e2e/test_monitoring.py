@@ -324,6 +324,65 @@ def test_feedback_performance_and_alerts_on_scam_calls(tracking_uri, experiment_
     assert [(r["id"], r["reason"], r["status"]) for r in runs] == [(retrain["run_id"], "alert", "succeeded")], runs
 
 
+def version_reference(monitoring, index: int) -> dict:
+    """The reference of the `index`th version, once built (in the background)."""
+    deadline = time.monotonic() + 30
+    while True:
+        versions = monitoring()["versions"]
+        if len(versions) > index and versions[index]["reference"] is not None:
+            return versions[index]["reference"]
+        assert time.monotonic() < deadline, versions
+        time.sleep(0.2)
+
+
+def test_each_version_is_monitored_against_its_own_training_data(tracking_uri, experiment_id, tmp_path):
+    """A deployment moved to a version trained on other data compares that version's
+    traffic with its own training data: nothing drifts on traffic like it, where the old
+    version's data would call every new category unseen. Prediction drift runs on the
+    model's own predictions on its training data."""
+    def train_version(frame: pd.DataFrame, label: str) -> str:
+        model = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(frame[FEATURES], frame["is_scam"])
+        path = tmp_path / f"{label}.csv"
+        frame.to_csv(path, index=False)
+        with mlflow.start_run():
+            dataset = mlflow.data.from_pandas(frame, source=str(path), targets="is_scam", name=label)
+            mlflow.log_input(dataset, context="training")
+            info = mlflow.sklearn.log_model(model, name="model", input_example=frame[FEATURES].head(3),
+                                            serialization_format="cloudpickle")
+        return mlflow.register_model(info.model_uri, name).version
+
+    name = unique("per-version")
+    old = calls(3_000, seed=40)
+    new = calls(3_000, seed=41, scam_share=0.5, upi_shift=True)
+    first = train_version(old, "calls-2025")
+    cli_json(tracking_uri, "deployments", "create", name, "--model", f"{name}/{first}")
+
+    def monitoring() -> dict:
+        response = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/monitoring", params={"span": "1h"}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assert "calls-2025" in version_reference(monitoring, 0)["source"]["description"]
+    second = train_version(new, "calls-2026")
+    cli_json(tracking_uri, "deployments", "update", name, "--model", f"{name}/{second}")
+    by_version = {}
+    deadline = time.monotonic() + 30
+    while len(by_version) < 2 or any(r is None for r in by_version.values()):
+        assert time.monotonic() < deadline, monitoring()
+        by_version = {v["model"]["version"]: v["reference"] for v in monitoring()["versions"]}
+        time.sleep(0.2)
+    assert "calls-2026" in by_version[second]["source"]["description"], by_version
+    assert "calls-2025" in by_version[first]["source"]["description"], by_version
+
+    for chunk in chunks(calls(2_000, seed=42, scam_share=0.5, upi_shift=True)):
+        invocations(tracking_uri, name, chunk)
+    (report,) = [v["report"] for v in monitoring()["versions"] if v["model"]["version"] == second]
+    assert report["rows"] == 2_000, report
+    assert report["drifted_features"] == 0, [f for f in report["features"] if f["drifted"]]
+    # The prediction has a reference too: the model's answers on its own training data.
+    assert report["prediction"] is not None and not report["prediction"]["drifted"], report["prediction"]
+
+
 def test_reference_from_training_data_and_drift_through_the_api(tracking_uri, experiment_id, tmp_path):
     """The training dataset logged with the model becomes the deployment's reference, and
     drift reports compare run artifacts, logged datasets and prediction-log windows."""
@@ -346,15 +405,14 @@ def test_reference_from_training_data_and_drift_through_the_api(tracking_uri, ex
         assert response.status_code == 200, response.text
         return response.json()
 
-    deadline = time.monotonic() + 30
-    while monitoring()["reference"] is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    reference = monitoring()["reference"]
+    reference = version_reference(monitoring, 0)
     assert reference["source"]["kind"] == "training_dataset", reference
     assert "calls-train" in reference["source"]["description"], reference
-    # The model's inputs, not the label.
+    # The model's inputs, not the label; and the model's own predictions on its
+    # training data, so prediction drift works without a prediction column in the data.
     assert [f["name"] for f in reference["features"]] == FEATURES, reference
     assert reference["reference_rows"] == 5_000, reference
+    assert "with the model's predictions" in reference["source"]["description"], reference
 
     before_shift = int(time.time() * 1000)
     for chunk in chunks(calls(2_000, seed=31)):

@@ -109,6 +109,9 @@ pub struct Table {
     names: Vec<String>,
     rows: usize,
     storage: Storage,
+    /// Columns added after reading ([`Table::add_column`]), after the
+    /// stored ones in `names`.
+    added: Vec<Arc<ColumnValues>>,
 }
 
 impl Table {
@@ -167,10 +170,35 @@ impl Table {
                 column: name.to_string(),
             }
         })?;
+        let stored = self.names.len() - self.added.len();
+        if index >= stored {
+            return Ok(self.added[index - stored].clone());
+        }
         match &self.storage {
             Storage::InMemory(columns) => Ok(columns[index].clone()),
             Storage::Parquet(metadata) => self.read_parquet_column(metadata, index).map(Arc::new),
         }
+    }
+
+    /// Adds a computed column (a model's predictions on the rows, say).
+    /// It must have one value per row and a name the table does not use.
+    pub fn add_column(&mut self, name: &str, values: ColumnValues) -> Result<(), String> {
+        if self.has_column(name) {
+            return Err(format!(
+                "{} already has a column '{name}'",
+                self.path.display()
+            ));
+        }
+        if values.len() != self.rows {
+            return Err(format!(
+                "a column of {} values for a table of {} rows",
+                values.len(),
+                self.rows
+            ));
+        }
+        self.names.push(name.to_owned());
+        self.added.push(Arc::new(values));
+        Ok(())
     }
 
     /// A table made from Arrow record batches, such as the prediction log's
@@ -228,6 +256,7 @@ impl Table {
             names,
             rows,
             storage: Storage::InMemory(columns),
+            added: Vec::new(),
         }
     }
 
@@ -250,6 +279,7 @@ impl Table {
             names,
             rows,
             storage: Storage::Parquet(metadata),
+            added: Vec::new(),
         })
     }
 
@@ -356,6 +386,7 @@ impl Table {
             names,
             rows,
             storage: Storage::InMemory(columns),
+            added: Vec::new(),
         })
     }
 }

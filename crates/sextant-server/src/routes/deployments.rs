@@ -205,15 +205,8 @@ pub(crate) async fn create(
             principal.name(),
         )
         .await?;
-    let first = &live.arms[0].model;
-    let (model, feature_names) = (first.model_ref.clone(), first.feature_names.clone());
+    super::monitoring::references_for_arms(&state, &live);
     serving(&state)?.activate(live);
-    tokio::spawn(super::monitoring::reference_from_training_data(
-        state.clone(),
-        record.name.clone(),
-        model,
-        feature_names,
-    ));
     let mut note = spec_note(&record.name, None, &json);
     note.created = Some((ResourceKind::Deployment, record.name.clone()));
     Ok((Extension(note), Json(to_dto(&record, &spec))))
@@ -303,6 +296,7 @@ async fn change(
             actor,
         )
         .await?;
+    super::monitoring::references_for_arms(state, &live);
     serving(state)?.activate(live);
     Ok((
         Extension(spec_note(name, Some(&record.spec), &json)),

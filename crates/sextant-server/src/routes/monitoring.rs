@@ -163,22 +163,39 @@ async fn install_reference(
     stored
 }
 
-/// Makes the training dataset logged to the served model version's run
-/// the deployment's reference, unless it has one. Runs after a deployment
-/// is created; when the dataset cannot be read (MLflow records where data
-/// came from, not the data) the first rows served become the reference.
-pub(crate) async fn reference_from_training_data(
+/// Gives each arm of `live` whose model version has no reference of its
+/// own one built from the training dataset logged with that version (in the
+/// background: the change is answered first).
+pub(crate) fn references_for_arms(state: &AppState, live: &crate::serving::LiveDeployment) {
+    for arm in &live.arms {
+        if arm.monitor().own_profile().is_some() {
+            continue;
+        }
+        tokio::spawn(version_reference_from_training_data(
+            state.clone(),
+            live.name.clone(),
+            arm.model.clone(),
+            arm.monitor().clone(),
+        ));
+    }
+}
+
+/// Makes the training dataset logged to `loaded`'s run that version's
+/// reference in `deployment`, with the model's own predictions on it as the
+/// reference predictions (so prediction drift needs no prediction column in
+/// the data). When the dataset cannot be read (MLflow records where data came
+/// from, not always the data), the deployment's reference (an upload, or the
+/// first rows served) stays in use.
+async fn version_reference_from_training_data(
     state: AppState,
     deployment: String,
-    model: sextant_core::ModelRef,
-    feature_names: Option<Arc<Vec<String>>>,
+    loaded: Arc<crate::serving::LoadedVersion>,
+    version: Arc<crate::serving::monitoring::VersionMonitor>,
 ) {
     let Some(serving) = state.serving() else {
         return;
     };
-    if serving.monitor_or_create(&deployment).profile().is_some() {
-        return;
-    }
+    let model = loaded.model_ref.clone();
     let run_id = match state
         .store()
         .get_model_version(&model.name, &model.version.to_string())
@@ -190,53 +207,149 @@ pub(crate) async fn reference_from_training_data(
     let Some(run_id) = run_id.filter(|r| !r.is_empty()) else {
         return;
     };
-    let loaded = match tables::training_dataset(&state, &run_id).await {
+    let loaded_table = match tables::training_dataset(&state, &run_id).await {
         Ok(Some(loaded)) => loaded,
         Ok(None) => return,
         Err(why) => {
-            tracing::info!(%deployment, run_id, cause = %why, "the training dataset cannot be the reference; the first rows served will be");
+            tracing::info!(%deployment, %model, run_id, cause = %why, "the training dataset cannot be the version's reference");
             return;
         }
     };
     // The model's inputs: a training table also holds the label.
-    let Some(names) = feature_names else {
-        tracing::info!(%deployment, "the model names no features, so the training dataset's columns cannot be matched to its inputs; the first rows served will be the reference");
+    let Some(names) = loaded.feature_names.clone() else {
+        tracing::info!(%deployment, %model, "the model names no features, so the training dataset's columns cannot be matched to its inputs");
         return;
     };
-    let features: Vec<String> = names
-        .iter()
-        .filter(|n| loaded.table.has_column(n))
-        .cloned()
-        .collect();
-    if features.len() < names.len() {
-        tracing::info!(%deployment, "the training dataset lacks some of the model's inputs; the first rows served will be the reference");
+    if !names.iter().all(|n| loaded_table.table.has_column(n)) {
+        tracing::info!(%deployment, %model, "the training dataset lacks some of the model's inputs");
         return;
     }
-    let description = format!("training {}", loaded.description);
+    let description = format!("training {} of {model}", loaded_table.description);
     let built = tokio::task::spawn_blocking(move || {
-        sextant_monitor::live::ReferenceProfile::from_table(&loaded.table, Some(&features), None)
-            .map_err(|e| e.to_string())
+        let mut table = loaded_table.table;
+        let prediction = with_predictions(&mut table, &names, &loaded.model);
+        let profile = sextant_monitor::live::ReferenceProfile::from_table(
+            &table,
+            Some(&names),
+            prediction.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok::<_, String>((profile, prediction.is_some()))
     })
     .await;
     match built {
-        Ok(Ok(profile)) => {
-            if serving.monitor_or_create(&deployment).profile().is_none() {
-                install_reference(
-                    &state,
-                    &deployment,
-                    "training_dataset",
-                    description,
-                    profile,
-                )
+        Ok(Ok((profile, with_predictions))) => {
+            let stored = Arc::new(StoredProfile {
+                source: ReferenceSource {
+                    kind: "training_dataset".into(),
+                    description: if with_predictions {
+                        format!("{description}, with the model's predictions on it")
+                    } else {
+                        description
+                    },
+                    created_us: now_micros(),
+                },
+                profile,
+            });
+            serving
+                .store_version_profile(&deployment, &model, &stored)
                 .await;
-                tracing::info!(%deployment, "reference built from the training dataset");
-            }
+            serving
+                .monitor_or_create(&deployment)
+                .set_version_profile(&version.model, stored);
+            tracing::info!(%deployment, %model, "version reference built from its training dataset");
         }
         Ok(Err(why)) => {
-            tracing::info!(%deployment, cause = %why, "no reference from the training dataset")
+            tracing::info!(%deployment, %model, cause = %why, "no reference from the training dataset")
         }
         Err(_) => {}
     }
+}
+
+/// Name of the reference predictions' column.
+const PREDICTION_COLUMN: &str = "__sextant_prediction";
+
+/// Runs `model` on `table`'s `features` and adds its answers (the output
+/// `/invocations` returns) as a column; its name, or `None` when the model
+/// cannot run on the table (text with missing values, a failure).
+fn with_predictions(
+    table: &mut sextant_monitor::dataset::Table,
+    features: &[String],
+    model: &sextant_serve::Model,
+) -> Option<String> {
+    use sextant_monitor::dataset::{ColumnValues, MISSING_CODE};
+    use sextant_serve::{NamedTensor, Tensor, TensorData};
+    const CHUNK: usize = 20_000;
+    let columns: Vec<Arc<ColumnValues>> = features
+        .iter()
+        .map(|f| table.column(f).ok())
+        .collect::<Option<_>>()?;
+    let rows = table.rows();
+    let mut numbers: Vec<f64> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for start in (0..rows).step_by(CHUNK) {
+        let end = (start + CHUNK).min(rows);
+        let inputs = features
+            .iter()
+            .zip(&columns)
+            .map(|(name, column)| {
+                let data = match column.as_ref() {
+                    ColumnValues::Numeric { values, .. } => {
+                        TensorData::F64(values[start..end].to_vec())
+                    }
+                    ColumnValues::Strings { codes, dictionary } => TensorData::Str(
+                        codes[start..end]
+                            .iter()
+                            .map(|&c| (c != MISSING_CODE).then(|| dictionary[c as usize].clone()))
+                            .collect::<Option<Vec<_>>>()?,
+                    ),
+                    ColumnValues::Boolean { codes } => {
+                        TensorData::Bool(codes[start..end].iter().map(|&c| c == 1).collect())
+                    }
+                    ColumnValues::Unsupported { .. } => return None,
+                };
+                Some(NamedTensor::new(name.clone(), Tensor::column(data)))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let outputs = match model.predict(inputs, sextant_serve::model::Layout::Columns) {
+            Ok(outputs) => outputs,
+            Err(err) => {
+                tracing::info!(cause = %err, "the model cannot predict on its training data; no reference predictions");
+                return None;
+            }
+        };
+        let answer = outputs.get(model.default_output()).or(outputs.first())?;
+        if answer.tensor.len() != end - start {
+            return None;
+        }
+        match &answer.tensor.data {
+            TensorData::Str(values) => labels.extend(values.iter().cloned()),
+            TensorData::Bool(values) => labels.extend(values.iter().map(|b| b.to_string())),
+            data => numbers.extend((0..data.len()).map(|i| data.get_f64(i).unwrap_or(f64::NAN))),
+        }
+    }
+    let values = if !labels.is_empty() {
+        let mut dictionary: Vec<String> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        let codes = labels
+            .into_iter()
+            .map(|label| {
+                *index.entry(label.clone()).or_insert_with(|| {
+                    dictionary.push(label);
+                    (dictionary.len() - 1) as u32
+                })
+            })
+            .collect();
+        ColumnValues::Strings { codes, dictionary }
+    } else {
+        let integer = numbers.iter().all(|v| v.fract() == 0.0);
+        ColumnValues::Numeric {
+            values: numbers,
+            integer,
+        }
+    };
+    table.add_column(PREDICTION_COLUMN, values).ok()?;
+    Some(PREDICTION_COLUMN.to_owned())
 }
 
 fn reference_json(stored: &StoredProfile, path: &ArtifactPath) -> serde_json::Value {
@@ -302,7 +415,28 @@ pub(crate) async fn report(
     let versions: Vec<serde_json::Value> = monitor
         .versions()
         .iter()
-        .map(|version| version_json(version, "report", version.report(now, span)))
+        .map(|version| {
+            let mut entry = version_json(version, "report", version.report(now, span));
+            // Each version is compared with its own reference when it has
+            // one (its training data), else with the deployment's.
+            let path = match version.own_profile() {
+                Some(own)
+                    if monitor
+                        .profile_of(version)
+                        .is_some_and(|p| Arc::ptr_eq(&p, &own)) =>
+                {
+                    crate::serving::monitoring::version_profile_path(&name, &version.model)
+                }
+                _ => profile_path(&name),
+            };
+            entry["reference"] = monitor
+                .profile_of(version)
+                .map(|stored| {
+                    reference_json(&stored, &ArtifactPath::parse(&path).expect("a valid path"))
+                })
+                .unwrap_or(serde_json::Value::Null);
+            entry
+        })
         .collect();
     Ok(Json(serde_json::json!({
         "deployment": name,

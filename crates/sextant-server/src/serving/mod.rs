@@ -94,6 +94,11 @@ impl LiveArm {
     pub fn model_ref(&self) -> &ModelRef {
         &self.model.model_ref
     }
+
+    /// This arm's model version's monitor in its deployment.
+    pub fn monitor(&self) -> &Arc<monitoring::VersionMonitor> {
+        &self.monitor
+    }
 }
 
 /// A deployment as this process serves it at one revision.
@@ -605,6 +610,8 @@ impl Serving {
                 version: arm.model.version.to_string(),
             };
             let log_model = Arc::new(model.model_ref.clone());
+            let version_monitor = monitor.version(&log_model);
+            self.load_version_profile(&monitor, &version_monitor).await;
             arms.push(LiveArm {
                 name: arm.name.clone(),
                 role: arm.role,
@@ -613,7 +620,7 @@ impl Serving {
                 counters: self.inner.metrics.arm(labels),
                 revision_counters: Arc::new(Counters::new()),
                 log_name: Arc::from(arm.name.as_str()),
-                monitor: monitor.version(&log_model),
+                monitor: version_monitor,
                 log_model,
             });
         }
@@ -914,14 +921,65 @@ impl Serving {
     }
 
     /// Stores `profile` as `deployment`'s reference (embedded servers).
+    /// Reads the stored reference of `version` in `monitor`'s deployment,
+    /// once.
+    async fn load_version_profile(
+        &self,
+        monitor: &monitoring::DeploymentMonitor,
+        version: &monitoring::VersionMonitor,
+    ) {
+        if version.own_profile().is_some() || !version.mark_own_profile_loaded() {
+            return;
+        }
+        let Source::Local { artifacts, .. } = &self.inner.source else {
+            return;
+        };
+        let Ok(path) = sextant_artifacts::ArtifactPath::parse(&monitoring::version_profile_path(
+            monitor.name(),
+            &version.model,
+        )) else {
+            return;
+        };
+        let Ok(download) = artifacts.get(&path).await else {
+            return;
+        };
+        use futures::TryStreamExt;
+        let Ok(chunks) = download.body.try_collect::<Vec<bytes::Bytes>>().await else {
+            return;
+        };
+        match serde_json::from_slice::<monitoring::StoredProfile>(&chunks.concat()) {
+            Ok(stored) => monitor.set_version_profile(&version.model, Arc::new(stored)),
+            Err(err) => {
+                tracing::warn!(deployment = monitor.name(), model = %version.model, cause = %err, "stored version reference unreadable")
+            }
+        }
+    }
+
+    /// Stores the reference of one model version in a deployment.
+    pub async fn store_version_profile(
+        &self,
+        deployment: &str,
+        model: &ModelRef,
+        profile: &monitoring::StoredProfile,
+    ) {
+        self.put_profile(
+            &monitoring::version_profile_path(deployment, model),
+            profile,
+        )
+        .await;
+    }
+
     pub async fn store_profile(&self, deployment: &str, profile: &monitoring::StoredProfile) {
+        self.put_profile(&monitoring::profile_path(deployment), profile)
+            .await;
+    }
+
+    async fn put_profile(&self, path: &str, profile: &monitoring::StoredProfile) {
         let Source::Local { artifacts, .. } = &self.inner.source else {
             return;
         };
         let result = async {
-            let path =
-                sextant_artifacts::ArtifactPath::parse(&monitoring::profile_path(deployment))
-                    .map_err(|e| e.to_string())?;
+            let path = sextant_artifacts::ArtifactPath::parse(path).map_err(|e| e.to_string())?;
             let json = serde_json::to_vec(profile).map_err(|e| e.to_string())?;
             let body = futures::stream::once(async move {
                 Ok::<_, std::convert::Infallible>(bytes::Bytes::from(json))
@@ -934,7 +992,7 @@ impl Serving {
         }
         .await;
         if let Err(err) = result {
-            tracing::warn!(deployment, cause = %err, "cannot store the monitoring profile");
+            tracing::warn!(path, cause = %err, "cannot store the monitoring profile");
         }
     }
 

@@ -73,6 +73,14 @@ pub struct DeploymentMonitor {
 pub struct VersionMonitor {
     pub model: ModelRef,
     monitor: ArcSwapOption<LiveMonitor>,
+    /// The version's own reference: the training data logged with it (and
+    /// the model's predictions on it). A version trained on other data than
+    /// the one before it is compared with its own data, not the old one's.
+    own_profile: ArcSwapOption<StoredProfile>,
+    /// Set once the stored own reference was looked for.
+    own_profile_loaded: std::sync::atomic::AtomicBool,
+    /// The reference `monitor` was built from.
+    in_use: ArcSwapOption<StoredProfile>,
     /// Where the profile's features are in requests of the last layout
     /// seen: requests of one deployment nearly always share a layout, so
     /// names are matched once, not per request.
@@ -106,6 +114,18 @@ impl LayoutMapping {
 }
 
 impl VersionMonitor {
+    /// The version's own reference, when it has one.
+    pub fn own_profile(&self) -> Option<Arc<StoredProfile>> {
+        self.own_profile.load_full()
+    }
+
+    /// True the first time only: the caller looks for a stored own profile.
+    pub fn mark_own_profile_loaded(&self) -> bool {
+        !self
+            .own_profile_loaded
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
     pub fn report(&self, now_us: i64, span: Duration) -> Option<MonitorReport> {
         self.monitor.load().as_ref().map(|m| m.report(now_us, span))
     }
@@ -165,22 +185,66 @@ impl DeploymentMonitor {
         self.collecting.lock().expect("collecting lock").count
     }
 
-    /// Uses `profile` from now on: every version's windows start afresh.
+    /// The reference `version` is compared with: a table a user gave the
+    /// deployment (an upload or a named source) comes first, then the
+    /// version's own training data, then whatever the deployment has (the
+    /// first rows served).
+    fn effective_profile(&self, version: &VersionMonitor) -> Option<Arc<StoredProfile>> {
+        let deployment = self.profile.load_full();
+        let given_by_user = deployment
+            .as_ref()
+            .is_some_and(|p| matches!(p.source.kind.as_str(), "upload" | "source"));
+        if given_by_user {
+            return deployment;
+        }
+        version.own_profile.load_full().or(deployment)
+    }
+
+    /// The reference `version` is compared with now.
+    pub fn profile_of(&self, version: &VersionMonitor) -> Option<Arc<StoredProfile>> {
+        self.effective_profile(version)
+    }
+
+    /// Uses `profile` from now on: every version's windows start afresh
+    /// (versions with a reference of their own keep it, unless a user gave
+    /// this one).
     pub fn set_profile(&self, profile: Option<Arc<StoredProfile>>) {
-        self.profile.store(profile.clone());
+        self.profile.store(profile);
         let versions = self.versions.read().expect("versions lock");
         for version in versions.values() {
-            version.monitor.store(
-                profile
-                    .as_ref()
-                    .map(|p| Arc::new(LiveMonitor::new(p.profile.clone(), self.config.clone()))),
-            );
+            self.refresh(version);
         }
         let mut collecting = self.collecting.lock().expect("collecting lock");
         collecting.names = None;
         collecting.rows.clear();
         collecting.predictions.clear();
         collecting.count = 0;
+    }
+
+    /// Gives `model`'s version its own reference.
+    pub fn set_version_profile(&self, model: &ModelRef, profile: Arc<StoredProfile>) {
+        let version = self.version(model);
+        version.own_profile.store(Some(profile));
+        self.refresh(&version);
+    }
+
+    /// Starts `version`'s windows afresh against its effective reference,
+    /// when that changed.
+    fn refresh(&self, version: &VersionMonitor) {
+        let profile = self.effective_profile(version);
+        let same = match (version.in_use.load().as_ref(), &profile) {
+            (Some(used), Some(p)) => Arc::ptr_eq(used, p),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            version.monitor.store(
+                profile
+                    .as_ref()
+                    .map(|p| Arc::new(LiveMonitor::new(p.profile.clone(), self.config.clone()))),
+            );
+            version.in_use.store(profile);
+        }
     }
 
     /// The monitor of `model`, created on first use.
@@ -193,13 +257,16 @@ impl DeploymentMonitor {
         versions
             .entry(key)
             .or_insert_with(|| {
-                let monitor =
-                    self.profile.load().as_ref().map(|p| {
-                        Arc::new(LiveMonitor::new(p.profile.clone(), self.config.clone()))
-                    });
+                let profile = self.profile.load_full();
+                let monitor = profile
+                    .as_ref()
+                    .map(|p| Arc::new(LiveMonitor::new(p.profile.clone(), self.config.clone())));
                 Arc::new(VersionMonitor {
                     model: model.clone(),
                     monitor: ArcSwapOption::new(monitor),
+                    own_profile: ArcSwapOption::empty(),
+                    own_profile_loaded: std::sync::atomic::AtomicBool::new(false),
+                    in_use: ArcSwapOption::new(profile),
                     layout: ArcSwapOption::empty(),
                 })
             })
@@ -647,6 +714,16 @@ impl Monitoring {
 /// Where a deployment's profile is stored in the artifact store.
 pub fn profile_path(deployment: &str) -> String {
     format!("monitoring/{deployment}/profile.json")
+}
+
+/// Where the reference of one model version in a deployment is stored
+/// (model names may hold any character: the name is hex-encoded).
+pub fn version_profile_path(deployment: &str, model: &ModelRef) -> String {
+    let name: String = model.name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "monitoring/{deployment}/versions/{name}/{}.json",
+        model.version
+    )
 }
 
 /// The span `/metrics` reports drift over.
