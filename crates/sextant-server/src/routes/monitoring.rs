@@ -441,7 +441,9 @@ pub(crate) async fn report(
     Ok(Json(serde_json::json!({
         "deployment": name,
         "reference": reference,
-        "collecting": profile.is_none().then(|| serde_json::json!({"rows": monitor.collected_rows(), "of": REFERENCE_WINDOW_ROWS})),
+        // The first rows served are gathered while some version has no reference.
+        "collecting": monitor.versions().iter().any(|v| monitor.profile_of(v).is_none())
+            .then(|| serde_json::json!({"rows": monitor.collected_rows(), "of": REFERENCE_WINDOW_ROWS})),
         "span_seconds": span.as_secs(),
         "versions": versions,
     })))

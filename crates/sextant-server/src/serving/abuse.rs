@@ -26,16 +26,34 @@ use super::feedback::outcomes_of;
 /// feature scaling.
 pub const SCALING_ROWS: usize = 200;
 
-enum DeploymentAbuse {
-    /// Gathering rows for the scaling.
-    Warming {
-        names: Vec<String>,
-        rows: Vec<Vec<f64>>,
-    },
-    Tracking {
-        names: Vec<String>,
-        tracker: Box<AbuseTracker>,
-    },
+/// Feature layouts gathered at once while warming up; a deployment's
+/// requests have one or two (a matrix and named columns, or a new model
+/// version's features), and any more are not kept.
+const MAX_WARMING_LAYOUTS: usize = 8;
+
+/// One deployment's callers.
+#[derive(Default)]
+struct DeploymentAbuse {
+    /// Rows gathered per feature layout (names in order) until one has
+    /// [`SCALING_ROWS`]: it sets the scaling. Requests whose features
+    /// mostly differ from the tracked ones (another model version's) gather
+    /// here too, and take over once they have enough rows.
+    warming: HashMap<Vec<String>, Vec<Vec<f64>>>,
+    tracking: Option<(Vec<String>, Box<AbuseTracker>)>,
+}
+
+impl DeploymentAbuse {
+    /// Where each tracked feature is in `names`, when enough of them are
+    /// there (at least half) for the request to be judged by the tracker.
+    fn aligned(&self, names: &[String]) -> Option<Vec<Option<usize>>> {
+        let (tracked, _) = self.tracking.as_ref()?;
+        let aligned: Vec<Option<usize>> = tracked
+            .iter()
+            .map(|n| names.iter().position(|m| m == n))
+            .collect();
+        let present = aligned.iter().filter(|a| a.is_some()).count();
+        (present > 0 && present * 2 >= tracked.len()).then_some(aligned)
+    }
 }
 
 /// Trackers of every deployment served here.
@@ -73,55 +91,42 @@ impl AbuseMonitor {
             .collect();
         let client = caller.unwrap_or("anonymous");
         let mut deployments = self.deployments.lock().expect("abuse lock");
-        let entry = deployments
-            .entry(deployment.to_string())
-            .or_insert_with(|| DeploymentAbuse::Warming {
-                names: names.clone(),
-                rows: Vec::new(),
-            });
-        match entry {
-            DeploymentAbuse::Warming {
-                names: first,
-                rows: gathered,
-            } => {
-                if *first != names {
-                    return;
-                }
-                gathered.extend(values.chunks(names.len()).map(<[f64]>::to_vec));
-                if gathered.len() >= SCALING_ROWS {
-                    let scaling = robust_scaling(first, gathered);
-                    *entry = DeploymentAbuse::Tracking {
-                        names: first.clone(),
-                        tracker: Box::new(AbuseTracker::new(AbuseConfig::default(), scaling)),
-                    };
-                }
+        let entry = deployments.entry(deployment.to_string()).or_default();
+        let Some(aligned) = entry.aligned(&names) else {
+            // Not (or no longer) judged with these features: gather them.
+            if !entry.warming.contains_key(&names) && entry.warming.len() >= MAX_WARMING_LAYOUTS {
+                return;
             }
-            DeploymentAbuse::Tracking {
-                names: tracked,
-                tracker,
-            } => {
-                let aligned: Vec<Option<usize>> = tracked
-                    .iter()
-                    .map(|n| names.iter().position(|m| m == n))
-                    .collect();
-                let mut row_values = vec![f64::NAN; tracked.len()];
-                let mut flagged = false;
-                for row in 0..rows {
-                    let source = &values[row * names.len()..(row + 1) * names.len()];
-                    for (slot, at) in row_values.iter_mut().zip(&aligned) {
-                        *slot = at.map_or(f64::NAN, |k| source[k]);
-                    }
-                    let margin = margins.get(row).copied().flatten();
-                    flagged |= tracker
-                        .observe(client, time_us, &row_values, margin)
-                        .signals
-                        .any();
-                }
-                let window_us = tracker.config().window_seconds as i64 * 1_000_000;
-                drop(deployments);
-                self.mark(deployment, client, flagged.then_some(time_us + window_us));
+            let gathered = entry.warming.entry(names.clone()).or_default();
+            let room = SCALING_ROWS.saturating_sub(gathered.len());
+            gathered.extend(values.chunks(names.len()).take(room).map(<[f64]>::to_vec));
+            if gathered.len() >= SCALING_ROWS {
+                let scaling = robust_scaling(&names, gathered);
+                entry.tracking = Some((
+                    names,
+                    Box::new(AbuseTracker::new(AbuseConfig::default(), scaling)),
+                ));
+                entry.warming.clear();
             }
+            return;
+        };
+        let (tracked, tracker) = entry.tracking.as_mut().expect("aligned implies tracking");
+        let mut row_values = vec![f64::NAN; tracked.len()];
+        let mut flagged = false;
+        for row in 0..rows {
+            let source = &values[row * names.len()..(row + 1) * names.len()];
+            for (slot, at) in row_values.iter_mut().zip(&aligned) {
+                *slot = at.map_or(f64::NAN, |k| source[k]);
+            }
+            let margin = margins.get(row).copied().flatten();
+            flagged |= tracker
+                .observe(client, time_us, &row_values, margin)
+                .signals
+                .any();
         }
+        let window_us = tracker.config().window_seconds as i64 * 1_000_000;
+        drop(deployments);
+        self.mark(deployment, client, flagged.then_some(time_us + window_us));
     }
 
     /// Records whether `client` is flagged (until when), writing the
@@ -181,23 +186,19 @@ impl AbuseMonitor {
     /// The deployment's per-caller report; `None` until it is tracked.
     pub fn report(&self, deployment: &str, now_us: i64) -> Option<AbuseReport> {
         let deployments = self.deployments.lock().expect("abuse lock");
-        match deployments.get(deployment)? {
-            DeploymentAbuse::Tracking { tracker, .. } => Some(tracker.report(now_us)),
-            DeploymentAbuse::Warming { .. } => None,
-        }
+        let (_, tracker) = deployments.get(deployment)?.tracking.as_ref()?;
+        Some(tracker.report(now_us))
     }
 
-    /// Rows gathered towards the scaling, while warming up.
+    /// Rows gathered towards the scaling (of the layout closest to it),
+    /// while warming up.
     pub fn warming_rows(&self, deployment: &str) -> Option<usize> {
-        match self
-            .deployments
-            .lock()
-            .expect("abuse lock")
-            .get(deployment)?
-        {
-            DeploymentAbuse::Warming { rows, .. } => Some(rows.len()),
-            DeploymentAbuse::Tracking { .. } => None,
+        let deployments = self.deployments.lock().expect("abuse lock");
+        let entry = deployments.get(deployment)?;
+        if entry.tracking.is_some() {
+            return None;
         }
+        Some(entry.warming.values().map(Vec::len).max().unwrap_or(0))
     }
 }
 
@@ -218,8 +219,13 @@ fn margin(probabilities: &[f64]) -> Option<f64> {
     Some(first - second)
 }
 
-/// Numeric features of a request, row-major: 1-D tensors by their names, a
-/// matrix by the model's feature names (or `<input>_<k>`).
+/// Numeric features of a request, row-major, named the same way whatever
+/// the wire format: with the model's feature names, its named columns in
+/// the model's order (extra columns a caller adds are left out, so they
+/// cannot change how it is judged), or one matrix as wide as them by
+/// position; without names, 1-D tensors by their names and a matrix's
+/// columns as `#0`, `#1`, … (whatever the input is called: OIP's `input-0`
+/// and MLflow's `instances` are the same matrix).
 fn numeric_features(
     inputs: &[NamedTensor],
     feature_names: Option<&[String]>,
@@ -227,21 +233,48 @@ fn numeric_features(
 ) -> (Vec<String>, Vec<f64>) {
     let mut names = Vec::new();
     let mut columns: Vec<(usize, usize, usize)> = Vec::new();
-    for (index, input) in inputs.iter().enumerate() {
-        if matches!(input.tensor.data, TensorData::Str(_)) || input.tensor.rows() != rows {
-            continue;
+    let usable = |input: &NamedTensor| {
+        !matches!(input.tensor.data, TensorData::Str(_)) && input.tensor.rows() == rows
+    };
+    let single_matrix = match inputs {
+        [only] if only.tensor.shape.len() == 2 && only.tensor.row_width() > 1 && usable(only) => {
+            Some(only.tensor.row_width())
         }
-        let width = input.tensor.row_width();
-        if input.tensor.shape.len() <= 1 || width == 1 {
-            names.push(input.name.clone());
-            columns.push((index, 1, 0));
-        } else {
-            for k in 0..width {
-                let name = feature_names
-                    .filter(|f| f.len() == width && inputs.len() == 1)
-                    .map_or_else(|| format!("{}_{k}", input.name), |f| f[k].clone());
-                names.push(name);
-                columns.push((index, width, k));
+        _ => None,
+    };
+    match (feature_names, single_matrix) {
+        (Some(model_names), Some(width)) if model_names.len() == width => {
+            for (k, name) in model_names.iter().enumerate() {
+                names.push(name.clone());
+                columns.push((0, width, k));
+            }
+        }
+        (Some(model_names), _) => {
+            for name in model_names {
+                let found = inputs.iter().position(|input| {
+                    input.name == *name && usable(input) && input.tensor.row_width() == 1
+                });
+                if let Some(index) = found {
+                    names.push(name.clone());
+                    columns.push((index, 1, 0));
+                }
+            }
+        }
+        (None, _) => {
+            for (index, input) in inputs.iter().enumerate() {
+                if !usable(input) {
+                    continue;
+                }
+                let width = input.tensor.row_width();
+                if input.tensor.shape.len() <= 1 || width == 1 {
+                    names.push(input.name.clone());
+                    columns.push((index, 1, 0));
+                } else {
+                    for k in 0..width {
+                        names.push(format!("#{k}"));
+                        columns.push((index, width, k));
+                    }
+                }
             }
         }
     }
@@ -300,4 +333,110 @@ fn robust_scaling(names: &[String], rows: &[Vec<f64>]) -> Scaling {
         })
         .collect();
     Scaling::new(features)
+}
+
+#[cfg(test)]
+mod tests {
+    use sextant_serve::Tensor;
+
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn matrix(rows: usize, width: usize) -> Vec<NamedTensor> {
+        let values = (0..rows * width).map(|i| (i % 97) as f64).collect();
+        vec![NamedTensor::new(
+            "input-0",
+            Tensor::f64_matrix(rows, width, values),
+        )]
+    }
+
+    fn columns(rows: usize, features: &[&str]) -> Vec<NamedTensor> {
+        features
+            .iter()
+            .map(|f| {
+                let values = (0..rows).map(|i| (i % 89) as f64).collect();
+                NamedTensor::new(*f, Tensor::column(TensorData::F64(values)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_in_every_wire_format_warm_up_the_same_features() {
+        let monitor = AbuseMonitor::default();
+        let model = names(&["a", "b", "c"]);
+        // An OIP matrix, then dataframe columns with an extra field, in
+        // another order: the same three features.
+        monitor.observe("d", Some("x"), 1, &matrix(120, 3), Some(&model), &[], 0);
+        assert_eq!(monitor.warming_rows("d"), Some(120));
+        monitor.observe(
+            "d",
+            Some("x"),
+            2,
+            &columns(100, &["c", "extra", "a", "b"]),
+            Some(&model),
+            &[],
+            0,
+        );
+        assert_eq!(monitor.warming_rows("d"), None, "tracking after 220 rows");
+        assert!(monitor.report("d", 3).is_some());
+    }
+
+    #[test]
+    fn a_new_model_versions_features_take_over_once_warmed_up() {
+        let monitor = AbuseMonitor::default();
+        let first = names(&["a", "b"]);
+        monitor.observe(
+            "d",
+            None,
+            1,
+            &columns(SCALING_ROWS, &["a", "b"]),
+            Some(&first),
+            &[],
+            0,
+        );
+        assert!(monitor.report("d", 2).is_some());
+        // Version 2 takes other features: they gather, then are tracked.
+        let second = names(&["p", "q", "r"]);
+        monitor.observe(
+            "d",
+            None,
+            3,
+            &columns(150, &["p", "q", "r"]),
+            Some(&second),
+            &[],
+            0,
+        );
+        {
+            let deployments = monitor.deployments.lock().unwrap();
+            let entry = &deployments["d"];
+            assert_eq!(entry.tracking.as_ref().unwrap().0, first);
+            assert_eq!(entry.warming[&second].len(), 150);
+        }
+        monitor.observe(
+            "d",
+            None,
+            4,
+            &columns(60, &["p", "q", "r"]),
+            Some(&second),
+            &[],
+            0,
+        );
+        let deployments = monitor.deployments.lock().unwrap();
+        assert_eq!(deployments["d"].tracking.as_ref().unwrap().0, second);
+    }
+
+    #[test]
+    fn without_model_names_a_matrix_is_positional_whatever_its_name() {
+        let (names_a, _) = numeric_features(&matrix(2, 3), None, 2);
+        let renamed = vec![NamedTensor::new(
+            "instances",
+            Tensor::f64_matrix(2, 3, vec![0.0; 6]),
+        )];
+        let (names_b, _) = numeric_features(&renamed, None, 2);
+        assert_eq!(names_a, names_b);
+        assert_eq!(names_a, names(&["#0", "#1", "#2"]));
+    }
 }
