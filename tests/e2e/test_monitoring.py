@@ -122,7 +122,7 @@ def invocations(server_uri: str, deployment: str, frame: pd.DataFrame) -> dict:
     return response.json()
 
 
-def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id):
+def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id, receiver):
     train = calls(5_000, seed=10)
     model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0).fit(train[FEATURES], train["is_scam"])
     name = unique("scam-calls")
@@ -175,6 +175,20 @@ def test_live_monitoring_of_a_deployment(tracking_uri, experiment_id):
     assert "caller_account_age_days" in drifted, report()
     fired = post(tracking_uri, f"{name}/alerts/evaluate", None)["evaluations"][0]
     assert fired["transition"]["status"] == "firing", fired
+
+    # A drift-share alert names the features that drifted and the version it describes.
+    share = {"metric": "feature_drift_share", "condition": {"threshold": {"op": ">", "value": 0.1}},
+             "severity": "warning", "webhooks": [receiver.url("/alertmanager")]}
+    response = requests.put(f"{tracking_uri}/api/v1/deployments/{name}/alerts/drift-share", json=share, timeout=60)
+    assert response.status_code == 200, response.text
+    post(tracking_uri, f"{name}/alerts/evaluate", None)
+    about = requests.get(f"{tracking_uri}/api/v1/deployments/{name}/alerts/metrics", timeout=60).json()["about"]
+    assert about["drift_version"] == f"{name}/{version}", about
+    assert "upi_payments" in about["drifted_features"], about
+    (notice,) = receiver.posted("/alertmanager")
+    annotations = notice["alerts"][0]["annotations"]
+    assert "drifted: " in annotations["summary"] and "upi_payments" in annotations["summary"], annotations
+    assert annotations["model_version"] == f"{name}/{version}", annotations
 
     metrics = requests.get(f"{tracking_uri}/metrics", timeout=60).text
     assert f'sextant_monitor_feature_psi{{deployment="{name}"' in metrics

@@ -201,16 +201,63 @@ pub async fn metric_snapshot(
     deployment: &str,
     watched: Option<&std::collections::BTreeSet<String>>,
 ) -> ApiResult<BTreeMap<String, f64>> {
+    Ok(metric_snapshot_with_context(state, deployment, watched)
+        .await?
+        .metrics)
+}
+
+/// Metrics and what they describe.
+#[derive(Debug, Default)]
+pub struct MetricSnapshot {
+    pub metrics: BTreeMap<String, f64>,
+    /// `drift_version` and `performance_version`: the model version the
+    /// drift and performance figures are of (the one that served, or was
+    /// labelled, most; during a canary or an A/B test the others are in
+    /// `GET …/monitoring` and `…/performance`), `versions_served`: how many
+    /// versions served in the drift window, `drifted_features`: their names.
+    pub context: BTreeMap<String, String>,
+}
+
+/// [`metric_snapshot`] with what the figures describe.
+pub async fn metric_snapshot_with_context(
+    state: &AppState,
+    deployment: &str,
+    watched: Option<&std::collections::BTreeSet<String>>,
+) -> ApiResult<MetricSnapshot> {
     let mut metrics = BTreeMap::new();
+    let mut context = BTreeMap::new();
     let now = now_micros();
     if let Some(serving) = state.serving() {
         // Drift of the last monitoring window, for the version that served most.
         if let Some(monitor) = serving.monitor(deployment) {
-            let report = monitor
+            let reports: Vec<_> = monitor
                 .versions()
                 .iter()
-                .filter_map(|v| v.report(now, Duration::from_secs(300)))
-                .max_by_key(|r| r.rows);
+                .filter_map(|v| {
+                    Some((
+                        v.model.to_string(),
+                        v.report(now, Duration::from_secs(300))?,
+                    ))
+                })
+                .collect();
+            let served = reports.iter().filter(|(_, r)| r.rows > 0).count();
+            let report = reports
+                .into_iter()
+                .max_by_key(|(_, r)| r.rows)
+                .map(|(model, report)| {
+                    context.insert("drift_version".to_string(), model);
+                    context.insert("versions_served".to_string(), served.to_string());
+                    let drifted: Vec<&str> = report
+                        .features
+                        .iter()
+                        .filter(|f| f.drifted)
+                        .map(|f| f.name.as_str())
+                        .collect();
+                    if !drifted.is_empty() {
+                        context.insert("drifted_features".to_string(), drifted.join(", "));
+                    }
+                    report
+                });
             if let Some(report) = report {
                 metrics.insert("requests".into(), report.requests as f64);
                 metrics.insert("rows".into(), report.rows as f64);
@@ -292,7 +339,7 @@ pub async fn metric_snapshot(
         }
     }
     if watched.is_some_and(|names| names.iter().all(|name| metrics.contains_key(name))) {
-        return Ok(metrics);
+        return Ok(MetricSnapshot { metrics, context });
     }
     // Performance from the labels of the last hour.
     let query = crate::routes::feedback::PerformanceQuery::last_hour();
@@ -303,6 +350,15 @@ pub async fn metric_snapshot(
         .flatten()
         .max_by_key(|v| v["overall"]["labelled"].as_u64().unwrap_or(0));
     if let Some(version) = primary {
+        if let (Some(name), Some(number)) = (
+            version["model"]["name"].as_str(),
+            version["model"]["version"].as_str(),
+        ) {
+            context.insert(
+                "performance_version".to_string(),
+                format!("{name}/{number}"),
+            );
+        }
         let overall = &version["overall"];
         if let Some(figures) = overall["metrics"].as_object() {
             for (name, value) in figures {
@@ -358,7 +414,42 @@ pub async fn metric_snapshot(
             }
         }
     }
-    Ok(metrics)
+    Ok(MetricSnapshot { metrics, context })
+}
+
+/// What an alert on `metric` is about, in words, for its notification: the
+/// drifted features and the model version its figures are of.
+fn alert_context(metric: &str, context: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+    let mut notes = Vec::new();
+    let about_drift = metric == "feature_drift_share"
+        || metric == "drifted_features"
+        || metric == "outlier_rate"
+        || metric == "missing_share_max"
+        || ["drift.", "missing.", "prediction_drift."]
+            .iter()
+            .any(|prefix| metric.starts_with(prefix));
+    if about_drift {
+        if matches!(metric, "feature_drift_share" | "drifted_features") {
+            if let Some(features) = context.get("drifted_features") {
+                notes.push(("drifted_features", features.clone()));
+            }
+        }
+        if let Some(version) = context.get("drift_version") {
+            let served: usize = context
+                .get("versions_served")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            let text = if served > 1 {
+                format!("{version} (the version that served most of the {served} in the window)")
+            } else {
+                version.clone()
+            };
+            notes.push(("model_version", text));
+        }
+    } else if let Some(version) = context.get("performance_version") {
+        notes.push(("model_version", version.clone()));
+    }
+    notes
 }
 
 fn difference(after: &ArmCounters, before: &ArmCounters) -> ArmCounters {
@@ -400,7 +491,8 @@ pub async fn evaluate_deployment(
         .filter_map(|r| serde_json::from_str::<StoredRule>(&r.rule).ok())
         .map(|stored| stored.spec.metric)
         .collect();
-    let metrics = metric_snapshot(state, deployment, Some(&watched)).await?;
+    let MetricSnapshot { metrics, context } =
+        metric_snapshot_with_context(state, deployment, Some(&watched)).await?;
     let now = now_micros();
     let mut evaluations = Vec::new();
     let mut announced = Vec::new();
@@ -426,6 +518,24 @@ pub async fn evaluate_deployment(
             .await?;
         if let Some(transition) = transition {
             let mut alert = AlertInstance::new(&rule, &transition, deployment);
+            // Name what the figure is about: "feature_drift_share is 0.4"
+            // alone sends a person to the dashboard.
+            let notes = alert_context(rule.metric(), &context);
+            if !notes.is_empty() && !rule.annotations().contains_key("summary") {
+                let words: Vec<String> = notes
+                    .iter()
+                    .map(|(key, value)| match *key {
+                        "drifted_features" => format!("drifted: {value}"),
+                        _ => format!("model version {value}"),
+                    })
+                    .collect();
+                if let Some(summary) = alert.annotations.get_mut("summary") {
+                    summary.push_str(&format!("; {}", words.join("; ")));
+                }
+            }
+            for (key, value) in notes {
+                alert.annotations.entry(key.to_string()).or_insert(value);
+            }
             alert.generator_url = format!(
                 "{}/api/v1/deployments/{deployment}/alerts",
                 state.alerting().config.external_url.trim_end_matches('/')

@@ -141,9 +141,9 @@ pub(crate) async fn metrics(
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     state.store().get_deployment(&name).await?;
-    let metrics = alerting::metric_snapshot(&state, &name, None).await?;
+    let snapshot = alerting::metric_snapshot_with_context(&state, &name, None).await?;
     Ok(Json(
-        serde_json::json!({"deployment": name, "metrics": metrics}),
+        serde_json::json!({"deployment": name, "metrics": snapshot.metrics, "about": snapshot.context}),
     ))
 }
 
