@@ -468,6 +468,65 @@ def test_python_served_classifiers_say_why_and_answer_like_native_ones(own_serve
     np.testing.assert_allclose(proba, pipeline.predict_proba(rows), atol=1e-12, rtol=0)
 
 
+def test_a_deployment_and_its_alias_move_together(own_server):
+    """A deployment made from NAME@champion follows the alias when it moves, and the
+    alias follows the deployment through a blue-green switch, a shadow's promotion and
+    a rollback: the registry always says what is served."""
+    from sklearn.linear_model import LogisticRegression
+
+    uri = own_server["uri"]
+    client = mlflow.MlflowClient()
+    X, y = scam_calls(400, seed=5)
+    X = X.drop(columns=["location_of_call"])
+    name = unique("champion")
+    versions = []
+    for c in (0.1, 1.0, 10.0, 100.0):
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(LogisticRegression(C=c, max_iter=500).fit(X, y), name="model",
+                                            input_example=X.head(2), serialization_format="cloudpickle")
+        versions.append(mlflow.register_model(info.model_uri, name).version)
+    v1, v2, v3, v4 = versions
+    client.set_registered_model_alias(name, "champion", v1)
+    deployment = unique("follows")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}@champion")
+
+    def served() -> str:
+        status = cli_json(uri, "deployments", "status", deployment)
+        (primary,) = [a for a in status["arms"] if a["role"] == "live"]
+        return str(primary["model"]["version"])
+
+    def champion() -> str:
+        return client.get_model_version_by_alias(name, "champion").version
+
+    def eventually(check, expected):
+        deadline = time.monotonic() + 20
+        while check() != expected:
+            assert time.monotonic() < deadline, f"{check.__name__}: {check()} != {expected}"
+            time.sleep(0.2)
+
+    # The alias moves (as an approval or MLflow's API moves it): the deployment follows.
+    client.set_registered_model_alias(name, "champion", v2)
+    eventually(served, v2)
+    body = {"dataframe_split": json.loads(X.head(2).to_json(orient="split", index=False))}
+    reply = requests.post(f"{uri}/deployments/{deployment}/invocations", json=body, timeout=30)
+    assert reply.headers["x-sextant-model-version"] == v2
+    history = cli_json(uri, "deployments", "history", deployment)["revisions"]
+    assert history[0]["action"] == "follow_alias" and "champion" in history[0]["reason"], history[0]
+
+    # The deployment moves (blue-green, a promoted shadow, a rollback): the alias follows.
+    sextant(uri, "deployments", "blue-green", deployment, "--model", f"{name}/{v3}")
+    assert (served(), champion()) == (v3, v3)
+    sextant(uri, "deployments", "shadow", deployment, "--model", f"{name}/{v4}")
+    assert champion() == v3, "a shadow serves nobody: the alias stays"
+    sextant(uri, "deployments", "promote", deployment)
+    assert (served(), champion()) == (v4, v4)
+    sextant(uri, "deployments", "rollback", deployment)
+    assert (served(), champion()) == (v3, v3)
+    # Nothing moves on its own afterwards: both agree.
+    time.sleep(1)
+    assert (served(), champion()) == (v3, v3)
+
+
 def test_a_failing_canary_rolls_itself_back(own_server):
     uri = own_server["uri"]
     name = unique("canary")

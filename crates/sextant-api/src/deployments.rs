@@ -76,6 +76,14 @@ pub struct Settings {
     /// one abuse window (60 s) after the last flag.
     #[serde(default)]
     pub throttle_abusive_callers: bool,
+    /// When the alias the deployment follows moves: `replace`,
+    /// `blue-green` or `canary` (5, 25, 50, 100% over five-minute steps).
+    #[serde(default = "default_alias_rollout")]
+    pub on_alias_move: String,
+}
+
+fn default_alias_rollout() -> String {
+    "replace".into()
 }
 
 fn default_true() -> bool {
@@ -132,6 +140,7 @@ impl From<&core::DeploymentSpec> for DeploymentSpec {
                 python_workers: spec.settings.python_workers,
                 keep_standby: spec.settings.keep_standby,
                 throttle_abusive_callers: spec.settings.throttle_abusive_callers,
+                on_alias_move: spec.settings.on_alias_move.as_str().to_string(),
             },
         }
     }
@@ -199,6 +208,14 @@ impl TryFrom<&DeploymentSpec> for core::DeploymentSpec {
                 python_workers: spec.settings.python_workers,
                 keep_standby: spec.settings.keep_standby,
                 throttle_abusive_callers: spec.settings.throttle_abusive_callers,
+                on_alias_move: core::AliasRollout::parse(&spec.settings.on_alias_move).ok_or_else(
+                    || {
+                        format!(
+                            "on_alias_move '{}': use replace, blue-green or canary",
+                            spec.settings.on_alias_move
+                        )
+                    },
+                )?,
             },
         };
         spec.validate().map_err(|e| e.0)?;
@@ -270,6 +287,8 @@ pub struct SettingsPatch {
     pub python_workers: Option<u32>,
     pub keep_standby: Option<bool>,
     pub throttle_abusive_callers: Option<bool>,
+    /// `replace`, `blue-green` or `canary`.
+    pub on_alias_move: Option<String>,
 }
 
 /// How an update replaces the served version (documents `strategy`).

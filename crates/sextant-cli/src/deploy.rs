@@ -40,6 +40,9 @@ pub enum DeploymentsCommand {
         /// Answer 429 to callers flagged for abuse or model extraction.
         #[arg(long)]
         throttle_abusive_callers: bool,
+        /// When --model is NAME@ALIAS and the alias moves: replace, blue-green or canary (default replace).
+        #[arg(long, value_parser = ["replace", "blue-green", "canary"])]
+        on_alias_move: Option<String>,
     },
     /// Serve another version (ends a running experiment). The new version loads and warms up first.
     Update {
@@ -63,6 +66,9 @@ pub enum DeploymentsCommand {
         /// Turn throttling of callers flagged for abuse on or off.
         #[arg(long)]
         throttle_abusive_callers: Option<bool>,
+        /// What the deployment does when the alias it follows moves: replace, blue-green or canary.
+        #[arg(long, value_parser = ["replace", "blue-green", "canary"])]
+        on_alias_move: Option<String>,
         /// Refuse the change if the deployment moved past this revision.
         #[arg(long)]
         expected_revision: Option<i64>,
@@ -187,6 +193,7 @@ pub async fn deployments(
             no_monitoring,
             python_workers,
             throttle_abusive_callers,
+            on_alias_move,
         } => {
             let mut settings = json!({});
             if no_prediction_log {
@@ -201,6 +208,9 @@ pub async fn deployments(
             if throttle_abusive_callers {
                 settings["throttle_abusive_callers"] = json!(true);
             }
+            if let Some(rollout) = on_alias_move {
+                settings["on_alias_move"] = json!(rollout);
+            }
             let body = json!({"name": name, "model": model, "description": description, "settings": settings});
             client
                 .call_following(Method::POST, "/deployments", Some(body))
@@ -214,6 +224,7 @@ pub async fn deployments(
             prediction_log,
             monitoring,
             throttle_abusive_callers,
+            on_alias_move,
             expected_revision,
         } => {
             let mut body = json!({
@@ -231,6 +242,9 @@ pub async fn deployments(
             }
             if let Some(throttle) = throttle_abusive_callers {
                 settings["throttle_abusive_callers"] = json!(throttle);
+            }
+            if let Some(rollout) = on_alias_move {
+                settings["on_alias_move"] = json!(rollout);
             }
             if settings.as_object().is_some_and(|s| !s.is_empty()) {
                 body["settings"] = settings;

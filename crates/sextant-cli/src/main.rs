@@ -210,7 +210,8 @@ struct ServerArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     python: PythonArgs,
-    /// Seconds between rounds of the canary controller.
+    /// Seconds between rounds of the deployment controller (canary steps,
+    /// deployments following an alias that moved).
     #[arg(long, default_value_t = 5.0, env = "SEXTANT_CANARY_CHECK_SECONDS")]
     canary_check_seconds: f64,
     /// Seconds between evaluations of the alert rules.

@@ -12,6 +12,13 @@
 use std::fmt;
 
 string_enum!(
+    /// What a deployment that follows an alias does when the alias moves to
+    /// another version: the rollout it starts. (A deployment that should
+    /// not move is made from a version, `NAME/VERSION`, not an alias.)
+    AliasRollout { Replace => "replace", BlueGreen => "blue-green", Canary => "canary" }
+);
+
+string_enum!(
     /// What an arm does with the traffic.
     ArmRole { Live => "live", Shadow => "shadow", Standby => "standby" }
 );
@@ -74,6 +81,23 @@ pub struct CanaryPolicy {
     pub min_requests: u64,
 }
 
+impl CanaryPolicy {
+    /// The canary `sextant deployments canary` starts without options:
+    /// 5, 25, 50 then 100 percent, five minutes of healthy baking per step,
+    /// at most 5% failed requests once 100 requests were judged.
+    pub fn standard(now_ms: i64) -> CanaryPolicy {
+        CanaryPolicy {
+            steps: vec![5, 25, 50, 100],
+            step: 0,
+            step_started_ms: now_ms,
+            interval_ms: 300_000,
+            max_error_rate: 0.05,
+            max_p99_ms: None,
+            min_requests: 100,
+        }
+    }
+}
+
 /// An A/B test: arms split by weight, the same caller always reaching the
 /// same arm.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +147,8 @@ pub struct DeploymentSettings {
     /// Answer 429 to callers the abuse monitor flags (rate spike,
     /// near duplicates, extraction, boundary probing) for one abuse window.
     pub throttle_abusive_callers: bool,
+    /// What happens when the alias the deployment follows moves.
+    pub on_alias_move: AliasRollout,
 }
 
 impl DeploymentSettings {
@@ -133,6 +159,7 @@ impl DeploymentSettings {
             python_workers: 1,
             keep_standby: false,
             throttle_abusive_callers: false,
+            on_alias_move: AliasRollout::Replace,
         }
     }
 }
@@ -234,6 +261,64 @@ impl DeploymentSpec {
             .unwrap_or(&self.arms[0])
     }
 
+    /// The alias the deployment follows: the one its primary was named by
+    /// (`NAME@ALIAS` when it was created or updated). The registry's alias
+    /// and the deployment move together: moving the alias starts the
+    /// deployment's `on_alias_move` rollout ([`DeploymentSpec::follow`]),
+    /// and a change of the primary moves the alias.
+    pub fn followed_alias(&self) -> Option<&str> {
+        self.primary().model.alias.as_deref()
+    }
+
+    /// The next spec when the followed alias moved to `version`, per
+    /// `on_alias_move`; `None` when the deployment follows no alias,
+    /// already serves that version, or is in the middle of an experiment
+    /// (which decides on its own).
+    pub fn follow(&self, version: i64, now_ms: i64) -> Option<DeploymentSpec> {
+        let alias = self.followed_alias()?;
+        let primary = &self.primary().model;
+        if primary.version == version || self.policy != Policy::Single {
+            return None;
+        }
+        let model = ModelRef {
+            name: primary.name.clone(),
+            version,
+            alias: Some(alias.to_owned()),
+        };
+        match self.settings.on_alias_move {
+            AliasRollout::Replace => Some(self.replace(model)),
+            AliasRollout::BlueGreen => {
+                let mut with_standby = self.clone();
+                with_standby.settings.keep_standby = true;
+                let mut next = with_standby.replace(model);
+                next.settings.keep_standby = self.settings.keep_standby;
+                Some(next)
+            }
+            AliasRollout::Canary => {
+                // The candidate does not follow the alias until promoted
+                // (the primary does; promotion hands the alias over).
+                let candidate = ModelRef {
+                    alias: None,
+                    ..model
+                };
+                self.start_canary(candidate, CanaryPolicy::standard(now_ms))
+                    .ok()
+            }
+        }
+    }
+
+    /// `model`, following the primary's alias when it is another version of
+    /// the same model named without an alias: promoting, replacing or
+    /// rolling back a deployment that follows `@champion` keeps it
+    /// following, and the alias moves with it.
+    fn keep_following(&self, mut model: ModelRef) -> ModelRef {
+        let primary = &self.primary().model;
+        if model.alias.is_none() && model.name == primary.name {
+            model.alias = primary.alias.clone();
+        }
+        model
+    }
+
     fn standby(&self) -> Option<&Arm> {
         self.arms.iter().find(|a| a.role == ArmRole::Standby)
     }
@@ -274,6 +359,7 @@ impl DeploymentSpec {
     /// Replaces the primary arm's model (ends any experiment). With
     /// `keep_standby`, the replaced version stays loaded as the standby.
     pub fn replace(&self, model: ModelRef) -> DeploymentSpec {
+        let model = self.keep_following(model);
         let previous = self.primary().model.clone();
         let mut arms = vec![live("primary", model, 100)];
         if self.settings.keep_standby && previous != arms[0].model {
@@ -387,7 +473,7 @@ impl DeploymentSpec {
     /// Makes the candidate (or the named arm) the single primary. The
     /// replaced primary becomes the standby, so a rollback is instant.
     pub fn promote(&self, arm: Option<&str>) -> Change {
-        let chosen = self.candidate(arm)?.model.clone();
+        let chosen = self.keep_following(self.candidate(arm)?.model.clone());
         let previous = self.primary().model.clone();
         let mut arms = vec![live("primary", chosen, 100)];
         if previous != arms[0].model {
@@ -412,7 +498,11 @@ impl DeploymentSpec {
             let current = self.primary().model.clone();
             return Ok(DeploymentSpec {
                 arms: vec![
-                    live("primary", standby_arm.model.clone(), 100),
+                    live(
+                        "primary",
+                        self.keep_following(standby_arm.model.clone()),
+                        100,
+                    ),
                     standby(current),
                 ],
                 policy: Policy::Single,

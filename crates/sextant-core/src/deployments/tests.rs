@@ -294,3 +294,85 @@ fn validation_catches_broken_specs() {
     spec.arms[0].role = ArmRole::Shadow;
     assert!(spec.validate().is_err());
 }
+
+fn following(alias: &str, version: i64) -> DeploymentSpec {
+    DeploymentSpec::single(
+        ModelRef {
+            name: "fraud".into(),
+            version,
+            alias: Some(alias.into()),
+        },
+        DeploymentSettings::new(),
+    )
+}
+
+fn version(v: i64) -> ModelRef {
+    ModelRef {
+        name: "fraud".into(),
+        version: v,
+        alias: None,
+    }
+}
+
+#[test]
+fn a_deployment_made_from_an_alias_keeps_following_it_through_every_change() {
+    let spec = following("champion", 3);
+    assert_eq!(spec.followed_alias(), Some("champion"));
+    // Replacing by a version of the same model, promoting a shadow, rolling
+    // back: the primary still follows, so the alias moves with it.
+    let replaced = spec.replace(version(4));
+    assert_eq!(replaced.primary().model.version, 4);
+    assert_eq!(replaced.followed_alias(), Some("champion"));
+    let promoted = spec
+        .start_shadow(version(5), 100)
+        .unwrap()
+        .promote(None)
+        .unwrap();
+    assert_eq!(promoted.primary().model.version, 5);
+    assert_eq!(promoted.followed_alias(), Some("champion"));
+    let back = promoted.rollback(&[]).unwrap();
+    assert_eq!(back.primary().model.version, 3);
+    assert_eq!(back.followed_alias(), Some("champion"));
+    // Another model does not follow this one's alias.
+    let other = spec.replace(ModelRef {
+        name: "other".into(),
+        version: 1,
+        alias: None,
+    });
+    assert_eq!(other.followed_alias(), None);
+}
+
+#[test]
+fn a_moved_alias_starts_the_configured_rollout() {
+    let spec = following("champion", 3);
+    assert_eq!(spec.follow(3, 0), None, "already there");
+    let replaced = spec.follow(4, 0).unwrap();
+    assert_eq!(replaced.primary().model.version, 4);
+    assert!(replaced.standby().is_none());
+
+    let mut blue_green = spec.clone();
+    blue_green.settings.on_alias_move = AliasRollout::BlueGreen;
+    let switched = blue_green.follow(4, 0).unwrap();
+    assert_eq!(switched.primary().model.version, 4);
+    assert_eq!(switched.standby().unwrap().model.version, 3);
+
+    let mut canary = spec.clone();
+    canary.settings.on_alias_move = AliasRollout::Canary;
+    let started = canary.follow(4, 1_000).unwrap();
+    assert!(matches!(started.policy, Policy::Canary(_)));
+    assert_eq!(started.arm("canary").unwrap().model.version, 4);
+    // The primary keeps following until the canary is promoted.
+    assert_eq!(started.followed_alias(), Some("champion"));
+    assert_eq!(
+        started.follow(5, 2_000),
+        None,
+        "an experiment decides on its own"
+    );
+    let done = started.promote(None).unwrap();
+    assert_eq!(done.primary().model.version, 4);
+    assert_eq!(done.followed_alias(), Some("champion"));
+
+    // Made from a version: nothing follows.
+    let pinned = DeploymentSpec::single(version(3), DeploymentSettings::new());
+    assert_eq!(pinned.follow(4, 0), None);
+}

@@ -28,6 +28,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::MlflowRequest;
 use crate::guard::AuditNote;
 use crate::serving::controller::{decode_spec, encode_spec};
+use crate::serving::follow;
 use crate::AppState;
 
 fn conflict(message: impl Into<String>) -> ApiError {
@@ -148,6 +149,13 @@ fn apply_settings(
     if let Some(throttle) = patch.throttle_abusive_callers {
         settings.throttle_abusive_callers = throttle;
     }
+    if let Some(rollout) = patch.on_alias_move {
+        settings.on_alias_move = sextant_core::AliasRollout::parse(&rollout).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "on_alias_move '{rollout}': use replace, blue-green or canary"
+            ))
+        })?;
+    }
     Ok(())
 }
 
@@ -158,6 +166,45 @@ fn spec_note(name: &str, before: Option<&str>, after: &str) -> AuditNote {
         after: serde_json::from_str(after).ok(),
         ..AuditNote::default()
     }
+}
+
+/// Whether `principal` may move the alias a deployment follows as its
+/// primary changes: as for a direct move, edit on the model and, when the
+/// model's policy protects the alias, an approved transition request first.
+async fn allow_alias_move(
+    state: &AppState,
+    principal: &Principal,
+    deployment: &str,
+    moving: &follow::AliasMove,
+) -> ApiResult<()> {
+    let what = format!(
+        "Deployment '{deployment}' follows @{} of registered model '{}', so serving version {} moves the alias",
+        moving.alias, moving.model, moving.version
+    );
+    if !principal.may(
+        ResourceKind::RegisteredModel,
+        &moving.model,
+        Permission::Edit,
+    ) {
+        return Err(ApiError::User(
+            ErrorCode::PermissionDenied,
+            format!(
+                "{what}: user '{}' lacks edit permission on the model",
+                principal.name()
+            ),
+        ));
+    }
+    if state.governance().auth_enabled() && follow::protected(state.store(), moving).await {
+        return Err(ApiError::User(
+            ErrorCode::PermissionDenied,
+            format!(
+                "{what}, which is protected: ask for it with `sextant transitions request --model {} --version {} --alias {}`; \
+                 once it is approved the deployment follows on its own (its on_alias_move rollout)",
+                moving.model, moving.version, moving.alias
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Loads what `spec` needs; a model that cannot load is the caller's
@@ -246,10 +293,11 @@ async fn change(
     expected_revision: Option<i64>,
     action: &str,
     reason: &str,
-    actor: &str,
+    principal: &Principal,
     description: Option<&str>,
     next: impl FnOnce(&DeploymentSpec, &[DeploymentRevision]) -> ApiResult<DeploymentSpec>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::Deployment>)> {
+    let actor = principal.name();
     let record = state.store().get_deployment(name).await?;
     if let Some(expected) = expected_revision {
         if expected != record.revision {
@@ -282,6 +330,12 @@ async fn change(
     };
     let spec = next(&current, &history)?;
     spec.validate().map_err(|e| conflict(e.0))?;
+    // The alias the deployment follows moves with its primary, by the rules
+    // of a direct move, or nothing changes.
+    let alias_move = follow::needed(state.store(), &spec).await;
+    if let Some(moving) = &alias_move {
+        allow_alias_move(state, principal, name, moving).await?;
+    }
     let live = prepare(state, name, record.revision + 1, &spec).await?;
     let json = encode_spec(&spec);
     let updated = state
@@ -298,6 +352,9 @@ async fn change(
         .await?;
     super::monitoring::references_for_arms(state, &live);
     serving(state)?.activate(live);
+    if let Some(moving) = &alias_move {
+        follow::apply(state.store(), moving, actor, name).await?;
+    }
     Ok((
         Extension(spec_note(name, Some(&record.spec), &json)),
         Json(to_dto(&updated, &spec)),
@@ -342,7 +399,7 @@ pub(crate) async fn update(
         request.expected_revision,
         action,
         &reason,
-        principal.name(),
+        &principal,
         request.description.as_deref(),
         |current, _| {
             let mut spec = current.clone();
@@ -402,7 +459,7 @@ pub(crate) async fn canary(
         None,
         "canary",
         &reason,
-        principal.name(),
+        &principal,
         None,
         |current, _| {
             current
@@ -434,7 +491,7 @@ pub(crate) async fn ab_test(
         None,
         "ab",
         &reason,
-        principal.name(),
+        &principal,
         None,
         |current, _| {
             current
@@ -463,7 +520,7 @@ pub(crate) async fn shadow(
         None,
         "shadow",
         &reason,
-        principal.name(),
+        &principal,
         None,
         |current, _| {
             current
@@ -494,7 +551,7 @@ pub(crate) async fn promote(
         None,
         "promote",
         &reason,
-        principal.name(),
+        &principal,
         None,
         |current, _| current.promote(arm.as_deref()).map_err(|e| conflict(e.0)),
     )
@@ -517,7 +574,7 @@ pub(crate) async fn rollback(
         None,
         "rollback",
         &reason,
-        principal.name(),
+        &principal,
         None,
         |current, history| {
             // The newest entry is the current revision itself.

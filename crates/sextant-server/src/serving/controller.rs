@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use sextant_api::deployments as dto;
 use sextant_core::{ArmHealth, CanaryDecision, DeploymentSpec, Policy};
-use sextant_store::Store;
+use sextant_store::{DeploymentRecord, Store};
 use tokio::sync::watch;
 
+use super::follow;
 use super::source::Source;
 use super::stats::quantile_ms;
 use super::Serving;
@@ -169,6 +170,10 @@ pub async fn drive_canaries(
             let Ok(spec) = decode_spec(&record.spec) else {
                 continue;
             };
+            if spec.policy == Policy::Single {
+                follow_alias(&store, &serving, &record, &spec).await;
+                continue;
+            }
             let Policy::Canary(policy) = &spec.policy else {
                 continue;
             };
@@ -197,6 +202,21 @@ pub async fn drive_canaries(
                 ),
                 CanaryDecision::Rollback(next, reason) => (next, "auto_rollback", reason),
             };
+            // A promotion moves the alias the deployment follows; a
+            // protected one only through an approved request, so the canary
+            // waits at its last step until someone moves it.
+            let alias_move = if action == "promote" {
+                follow::needed(&store, &next).await
+            } else {
+                None
+            };
+            if let Some(moving) = &alias_move {
+                if follow::protected(&store, moving).await {
+                    tracing::warn!(deployment = record.name, alias = moving.alias, version = moving.version,
+                        "canary healthy, but promoting it moves a protected alias: waiting for an approved transition request");
+                    continue;
+                }
+            }
             // The snapshot first: a revision the server cannot serve is
             // not stored.
             if let Err(err) = serving
@@ -245,11 +265,109 @@ pub async fn drive_canaries(
                         tracing::error!(cause = %err, "audit entry lost");
                     }
                     let _ = serving.apply(&record.name, updated.revision, &next).await;
+                    if let Some(moving) = &alias_move {
+                        if let Err(err) =
+                            follow::apply(&store, moving, CONTROLLER, &record.name).await
+                        {
+                            tracing::warn!(deployment = record.name, cause = %err, "the alias did not move with the promotion");
+                        }
+                    }
                 }
                 Err(err) => {
                     tracing::info!(deployment = record.name, error = %err, "canary change lost a race; retrying next round")
                 }
             }
+        }
+    }
+}
+
+/// A deployment following an alias that moved: starts its `on_alias_move`
+/// rollout. A version whose alias-started canary rolled itself back is not
+/// tried again until the alias moves elsewhere.
+async fn follow_alias(
+    store: &Store,
+    serving: &Serving,
+    record: &DeploymentRecord,
+    spec: &DeploymentSpec,
+) {
+    let Some(alias) = spec.followed_alias() else {
+        return;
+    };
+    let model = &spec.primary().model;
+    let Ok(target) = store.get_model_version_by_alias(&model.name, alias).await else {
+        return;
+    };
+    let now = sextant_governance::now_ms();
+    let Some(next) = spec.follow(target.version, now) else {
+        return;
+    };
+    if let Ok(history) = store.deployment_history(&record.name, 10).await {
+        let failed_before = history.windows(2).any(|pair| {
+            pair[0].action == "auto_rollback"
+                && decode_spec(&pair[1].spec).is_ok_and(|before| {
+                    before
+                        .arm("canary")
+                        .is_some_and(|arm| arm.model.version == target.version)
+                })
+        });
+        if failed_before {
+            return;
+        }
+    }
+    let action = if next.policy == Policy::Single {
+        "follow_alias"
+    } else {
+        "canary"
+    };
+    let reason = format!("@{alias} moved to version {}", target.version);
+    if let Err(err) = serving
+        .prepare(&record.name, record.revision + 1, &next)
+        .await
+    {
+        tracing::warn!(deployment = record.name, error = %err, "cannot follow the alias to its new version");
+        return;
+    }
+    match store
+        .update_deployment(
+            &record.name,
+            record.revision,
+            &encode_spec(&next),
+            None,
+            action,
+            &reason,
+            CONTROLLER,
+        )
+        .await
+    {
+        Ok(updated) => {
+            tracing::info!(
+                deployment = record.name,
+                reason,
+                revision = updated.revision,
+                "following the alias"
+            );
+            let entry = sextant_core::NewAuditEntry {
+                ts: now,
+                actor: CONTROLLER.into(),
+                source: "-".into(),
+                method: "-".into(),
+                action: action.into(),
+                resource_type: "deployment".into(),
+                resource_id: record.name.clone(),
+                status: 200,
+                outcome: "ok".into(),
+                detail: reason.clone(),
+                before: Some(record.spec.clone()),
+                after: Some(encode_spec(&next)),
+                ..sextant_core::NewAuditEntry::default()
+            };
+            if let Err(err) = store.append_audit(entry).await {
+                tracing::error!(cause = %err, "audit entry lost");
+            }
+            let _ = serving.apply(&record.name, updated.revision, &next).await;
+        }
+        Err(err) => {
+            tracing::info!(deployment = record.name, error = %err, "alias follow lost a race; retrying next round")
         }
     }
 }

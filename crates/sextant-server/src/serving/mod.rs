@@ -19,6 +19,7 @@ pub mod abuse;
 mod codec;
 pub mod controller;
 pub mod feedback;
+pub mod follow;
 mod loader;
 pub mod monitoring;
 pub(crate) mod predlog;
