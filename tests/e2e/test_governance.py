@@ -204,6 +204,31 @@ def test_data_scientist_approver_and_consumer(secured, as_user):
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert lines and all(line["actor"] == "bob" for line in lines)
 
+    # A deployment made from @champion follows it, and moves it only through the workflow:
+    # serving version 2 directly would move the protected alias, so it is refused with the
+    # way to ask; once the request is approved, the deployment follows on its own.
+    sextant(secured, "deployments", "create", "fraud-api", "--model", "fraud-model@champion",
+            user="admin", password=ADMIN_PASSWORD)
+    alice = as_user("alice", "alice-password")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(LogisticRegression(C=0.1).fit(X, y), name="model", input_example=X[:2])
+    assert mlflow.register_model(info.model_uri, "fraud-model").version == "2"
+    refused = sextant(secured, "deployments", "update", "fraud-api", "--model", "fraud-model/2",
+                      user="admin", password=ADMIN_PASSWORD, check=False)
+    assert refused.returncode != 0 and "transitions request" in refused.stderr, refused.stderr
+    request_id = json.loads(sextant(
+        secured, "transitions", "request", "--model", "fraud-model", "--version", "2", "--alias", "champion",
+        user="alice", password="alice-password",
+    ).stdout)["request_id"]
+    sextant(secured, "transitions", "approve", str(request_id), user="bob", password="bob-password")
+    deadline = time.monotonic() + 30
+    while True:
+        status = json.loads(sextant(secured, "deployments", "status", "fraud-api", user="admin", password=ADMIN_PASSWORD).stdout)
+        if status["arms"][0]["model"]["version"] == "2" and status["ready"]:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+
 
 def test_audit_verify_catches_an_edited_row(secured):
     api(secured, "POST", "/api/v1/groups", json={"name": "auditors"})
