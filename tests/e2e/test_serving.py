@@ -684,6 +684,57 @@ def test_the_prediction_log_is_read_by_pandas_and_duckdb(own_server, data):
     assert frame["output_predict"].isin([0, 1]).all()
 
 
+def test_the_prediction_log_keeps_one_schema_across_model_versions(own_server):
+    """Version 1 takes a country as text and answers labels; version 2 (a booster on the
+    encoded country) takes it as a number and answers probabilities too. Read as one
+    directory, without union_by_name, every column is there, with one type throughout,
+    and the model version tells the rows apart."""
+    import duckdb
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    uri = own_server["uri"]
+    X, y = scam_calls(500, seed=7)
+    name = unique("schema")
+    first = Pipeline([("prep", ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), ["location_of_call"])],
+                                                 remainder="passthrough")),
+                      ("model", GradientBoostingClassifier(n_estimators=10))]).fit(X, y)
+    v1 = register_sklearn(name, first, X)
+    encoded = X.assign(location_of_call=X["location_of_call"].astype("category").cat.codes.astype(float))
+    v2 = register_sklearn(name, GradientBoostingClassifier(n_estimators=10).fit(encoded, y), encoded)
+    deployment = unique("schema")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{v1}")
+
+    def send(frame):
+        body = {"dataframe_split": json.loads(frame.head(20).to_json(orient="split", index=False))}
+        reply = requests.post(f"{uri}/deployments/{deployment}/invocations", json=body, timeout=30)
+        assert reply.status_code == 200, reply.text
+
+    send(X)
+    root = own_server["root"] / "data" / "artifacts" / "predictions" / deployment
+    # Version 1's rows in a segment of their own (segments are written every 10 s).
+    deadline = time.monotonic() + 30
+    while not [p for p in root.rglob("*.parquet") if p.parent != root]:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    sextant(uri, "deployments", "update", deployment, "--model", f"{name}/{v2}")
+    send(encoded)
+    deadline = time.monotonic() + 30
+    frame = pd.DataFrame()
+    while time.monotonic() < deadline and len(frame) < 40:
+        time.sleep(0.5)
+        if list(root.rglob("*.parquet")):
+            frame = pd.read_parquet(root)
+    assert len(frame) == 40, frame
+    assert sorted(frame["model_version"].astype(str).unique()) == sorted([v1, v2])
+    assert "output_predict_proba_1" in frame.columns, frame.columns
+    assert frame["input_location_of_call"].map(type).eq(str).all(), frame["input_location_of_call"]
+    columns = duckdb.sql(f"SELECT * FROM read_parquet('{root}/**/*.parquet')").columns
+    assert "output_predict_proba_1" in columns and "input_location_of_call" in columns
+
+
 def test_the_image_runs_its_entrypoint(own_server, data, tmp_path):
     """`deployments image` writes an OCI archive; its unpacked root filesystem serves the
     deployment with the config's own entrypoint (in a chroot when run as root)."""

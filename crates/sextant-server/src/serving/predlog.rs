@@ -15,6 +15,19 @@
 //! `output_<name>` (`output_<name>_<k>` for each column of a matrix output,
 //! such as class probabilities).
 //!
+//! Every segment of a deployment has the same columns with the same types,
+//! so that pandas and DuckDB read the whole directory without losing any:
+//! the writer keeps each deployment's [`LogSchema`], where a column keeps
+//! the type it was first written with (numbers of the inputs are always
+//! `float64`, so a column is never `int64` in one segment and `float64` in
+//! the next; a value of another type is converted, a number to text or text
+//! to a number when it parses) and new columns are only ever appended (a new
+//! model version's features, its probabilities). Each segment carries every
+//! column of the schema so far, null where it had no value, and the schema
+//! itself is kept as a zero-row segment, `predictions/<deployment>/0-schema.parquet`,
+//! whose name sorts first: readers that take the first file's schema
+//! (pandas through pyarrow, DuckDB without `union_by_name`) see every column.
+//!
 //! Segments are written when they are full, on the interval and at a
 //! graceful shutdown; a crash loses at most the records of the last
 //! interval, which is the price of keeping the request path free of I/O.
@@ -188,6 +201,7 @@ async fn writer(
 ) {
     // Open segments by deployment and day.
     let mut segments: BTreeMap<(Arc<str>, i64), Segment> = BTreeMap::new();
+    let mut schemas: HashMap<String, LogSchema> = HashMap::new();
     let mut buffered_rows = 0usize;
     let mut sequence = 0u64;
     let mut last_write = tokio::time::Instant::now();
@@ -259,6 +273,7 @@ async fn writer(
             write_segments(
                 &config,
                 std::mem::take(&mut segments),
+                &mut schemas,
                 &mut sequence,
                 &metrics,
             )
@@ -273,12 +288,13 @@ async fn writer(
             break;
         }
     }
-    write_segments(&config, segments, &mut sequence, &metrics).await;
+    write_segments(&config, segments, &mut schemas, &mut sequence, &metrics).await;
 }
 
 async fn write_segments(
     config: &PredictionLogConfig,
     segments: BTreeMap<(Arc<str>, i64), Segment>,
+    schemas: &mut HashMap<String, LogSchema>,
     sequence: &mut u64,
     metrics: &Metrics,
 ) {
@@ -288,7 +304,29 @@ async fn write_segments(
         *sequence += 1;
         let first_time = segment.first_time_us;
         let rows = segment.rows();
-        let encoded = tokio::task::spawn_blocking(move || segment.finish()).await;
+        if !schemas.contains_key(&deployment) {
+            let stored = read_schema(&config.sink, &deployment).await;
+            schemas.insert(deployment.clone(), stored.unwrap_or_default());
+        }
+        let schema = schemas.get_mut(&deployment).expect("inserted above");
+        let widened = segment.widen(schema);
+        if widened {
+            // The schema file first: a reader that finds the new segment
+            // also finds its columns in the first file.
+            match schema.file() {
+                Ok(bytes) => {
+                    let relative = format!("{deployment}/{SCHEMA_FILE}");
+                    if let Err(err) = put_schema(&config.sink, &relative, bytes).await {
+                        tracing::warn!(deployment, error = %err, "cannot write the prediction log's schema file");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(deployment, error = %err, "cannot encode the prediction log's schema")
+                }
+            }
+        }
+        let snapshot = schema.clone();
+        let encoded = tokio::task::spawn_blocking(move || segment.finish(&snapshot)).await;
         let bytes = match encoded {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(err)) => {
@@ -316,6 +354,33 @@ async fn write_segments(
                 metrics.prediction_log_failed_writes.fetch_add(1, Relaxed);
             }
         }
+    }
+}
+
+/// The schema a deployment's log was written with so far, from its schema
+/// file. Replicas writing through a server keep theirs in memory.
+async fn read_schema(sink: &LogSink, deployment: &str) -> Option<LogSchema> {
+    let bytes = match sink {
+        LogSink::Artifacts(artifacts) => {
+            let path =
+                ArtifactPath::parse(&format!("predictions/{deployment}/{SCHEMA_FILE}")).ok()?;
+            segment_bytes(artifacts, &path).await?.to_vec()
+        }
+        LogSink::Directory(dir) => tokio::fs::read(dir.join(deployment).join(SCHEMA_FILE))
+            .await
+            .ok()?,
+        LogSink::Server(_) | LogSink::Disabled => return None,
+    };
+    LogSchema::parse(bytes)
+}
+
+async fn put_schema(sink: &LogSink, relative: &str, bytes: Vec<u8>) -> Result<(), String> {
+    match sink {
+        LogSink::Artifacts(_) | LogSink::Directory(_) => {
+            let deployment = relative.split('/').next().unwrap_or_default();
+            put(sink, deployment, relative, bytes).await
+        }
+        LogSink::Server(_) | LogSink::Disabled => Ok(()),
     }
 }
 
@@ -373,6 +438,120 @@ async fn put(
     }
 }
 
+/// The type a log column keeps for the life of its deployment's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogType {
+    Float,
+    Int,
+    Bool,
+    Text,
+}
+
+impl LogType {
+    fn arrow(self) -> ArrowType {
+        match self {
+            LogType::Float => ArrowType::Float64,
+            LogType::Int => ArrowType::Int64,
+            LogType::Bool => ArrowType::Boolean,
+            LogType::Text => ArrowType::Utf8,
+        }
+    }
+
+    fn of_arrow(data_type: &ArrowType) -> LogType {
+        match data_type {
+            ArrowType::Int64 => LogType::Int,
+            ArrowType::Boolean => LogType::Bool,
+            ArrowType::Utf8 | ArrowType::LargeUtf8 => LogType::Text,
+            _ => LogType::Float,
+        }
+    }
+}
+
+/// The columns of one deployment's log beyond the fixed ones, in the
+/// order they first appeared, each with its type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LogSchema {
+    columns: Vec<(String, LogType)>,
+    known: HashMap<String, usize>,
+}
+
+/// The fixed columns every segment starts with.
+fn fixed_fields() -> Vec<Field> {
+    vec![
+        Field::new("prediction_id", ArrowType::Utf8, false),
+        Field::new("row", ArrowType::Int32, false),
+        Field::new(
+            "timestamp",
+            ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("deployment", ArrowType::Utf8, false),
+        Field::new("arm", ArrowType::Utf8, false),
+        Field::new("model", ArrowType::Utf8, false),
+        Field::new("model_version", ArrowType::Int64, false),
+        Field::new("shadow", ArrowType::Boolean, false),
+        Field::new("latency_ms", ArrowType::Float64, false),
+        Field::new("caller", ArrowType::Utf8, true),
+        Field::new("error", ArrowType::Utf8, true),
+    ]
+}
+
+/// The schema file's name in a deployment's log directory.
+pub(crate) const SCHEMA_FILE: &str = "0-schema.parquet";
+
+impl LogSchema {
+    /// The schema a schema file (or any segment) was written with.
+    fn from_arrow(schema: &Schema) -> LogSchema {
+        let fixed = fixed_fields().len();
+        let mut out = LogSchema::default();
+        for field in schema.fields().iter().skip(fixed) {
+            out.widen(field.name(), LogType::of_arrow(field.data_type()));
+        }
+        out
+    }
+
+    /// Adds `name` with `natural` unless it is known; whether it was new.
+    fn widen(&mut self, name: &str, natural: LogType) -> bool {
+        if self.known.contains_key(name) {
+            return false;
+        }
+        self.known.insert(name.to_owned(), self.columns.len());
+        self.columns.push((name.to_owned(), natural));
+        true
+    }
+
+    fn arrow(&self) -> Schema {
+        let mut fields = fixed_fields();
+        fields.extend(
+            self.columns
+                .iter()
+                .map(|(name, ty)| Field::new(name, ty.arrow(), true)),
+        );
+        Schema::new(fields)
+    }
+
+    /// A zero-row Parquet file of the schema.
+    fn file(&self) -> Result<Vec<u8>, String> {
+        let schema = Arc::new(self.arrow());
+        let mut bytes = Vec::new();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema.clone(), None)
+            .map_err(|e| e.to_string())?;
+        writer
+            .write(&RecordBatch::new_empty(schema))
+            .map_err(|e| e.to_string())?;
+        writer.close().map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    fn parse(bytes: Vec<u8>) -> Option<LogSchema> {
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            Bytes::from(bytes),
+        )
+        .ok()?;
+        Some(LogSchema::from_arrow(builder.schema()))
+    }
+}
+
 /// A column being built, one optional value per row.
 enum Column {
     F64(Vec<Option<f64>>),
@@ -382,15 +561,6 @@ enum Column {
 }
 
 impl Column {
-    fn len(&self) -> usize {
-        match self {
-            Column::F64(v) => v.len(),
-            Column::I64(v) => v.len(),
-            Column::Bool(v) => v.len(),
-            Column::Str(v) => v.len(),
-        }
-    }
-
     fn pad(&mut self, rows: usize) {
         match self {
             Column::F64(v) => v.resize(rows, None),
@@ -444,14 +614,88 @@ impl Column {
         }
     }
 
-    fn into_array(self) -> (ArrowType, ArrayRef) {
+    /// The type the column has when it first appears: numbers of the
+    /// inputs as floats (a request's integers and the next one's floats
+    /// are the same feature), outputs as they came.
+    fn natural_type(&self, input: bool) -> LogType {
         match self {
-            Column::F64(v) => (ArrowType::Float64, Arc::new(Float64Array::from(v))),
-            Column::I64(v) => (ArrowType::Int64, Arc::new(Int64Array::from(v))),
-            Column::Bool(v) => (ArrowType::Boolean, Arc::new(BooleanArray::from(v))),
-            Column::Str(v) => (ArrowType::Utf8, Arc::new(StringArray::from(v))),
+            Column::F64(_) => LogType::Float,
+            Column::I64(_) if input => LogType::Float,
+            Column::I64(_) => LogType::Int,
+            Column::Bool(_) => LogType::Bool,
+            Column::Str(_) => LogType::Text,
         }
     }
+
+    /// The values as an array of `ty`: numbers become text, text that
+    /// parses becomes a number (else null), booleans are 0 and 1.
+    fn into_typed(self, ty: LogType) -> ArrayRef {
+        fn parse_bool(text: &str) -> Option<bool> {
+            match text.trim() {
+                "true" | "True" | "1" => Some(true),
+                "false" | "False" | "0" => Some(false),
+                _ => None,
+            }
+        }
+        fn whole(x: f64) -> Option<i64> {
+            (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
+        }
+        match (ty, self) {
+            (LogType::Float, Column::F64(v)) => Arc::new(Float64Array::from(v)),
+            (LogType::Float, Column::I64(v)) => Arc::new(Float64Array::from(
+                v.into_iter()
+                    .map(|x| x.map(|x| x as f64))
+                    .collect::<Vec<_>>(),
+            )),
+            (LogType::Float, Column::Bool(v)) => Arc::new(Float64Array::from(
+                v.into_iter()
+                    .map(|x| x.map(|b| f64::from(u8::from(b))))
+                    .collect::<Vec<_>>(),
+            )),
+            (LogType::Float, Column::Str(v)) => Arc::new(Float64Array::from(
+                v.into_iter()
+                    .map(|x| x.and_then(|t| t.trim().parse::<f64>().ok()))
+                    .collect::<Vec<_>>(),
+            )),
+            (LogType::Int, Column::I64(v)) => Arc::new(Int64Array::from(v)),
+            (LogType::Int, Column::F64(v)) => Arc::new(Int64Array::from(
+                v.into_iter().map(|x| x.and_then(whole)).collect::<Vec<_>>(),
+            )),
+            (LogType::Int, Column::Bool(v)) => Arc::new(Int64Array::from(
+                v.into_iter().map(|x| x.map(i64::from)).collect::<Vec<_>>(),
+            )),
+            (LogType::Int, Column::Str(v)) => Arc::new(Int64Array::from(
+                v.into_iter()
+                    .map(|x| x.and_then(|t| t.trim().parse::<i64>().ok()))
+                    .collect::<Vec<_>>(),
+            )),
+            (LogType::Bool, Column::Bool(v)) => Arc::new(BooleanArray::from(v)),
+            (LogType::Bool, Column::Str(v)) => Arc::new(BooleanArray::from(
+                v.into_iter()
+                    .map(|x| x.and_then(|t| parse_bool(&t)))
+                    .collect::<Vec<_>>(),
+            )),
+            (LogType::Bool, column) => {
+                let texts = column.texts();
+                Arc::new(BooleanArray::from(
+                    texts
+                        .into_iter()
+                        .map(|x| x.and_then(|t| t.parse::<f64>().ok()))
+                        .map(|x| match x {
+                            Some(v) if v == 1.0 => Some(true),
+                            Some(v) if v == 0.0 => Some(false),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ))
+            }
+            (LogType::Text, column) => Arc::new(StringArray::from(column.texts())),
+        }
+    }
+}
+
+fn null_array(ty: LogType, rows: usize) -> ArrayRef {
+    arrow_array::new_null_array(&ty.arrow(), rows)
 }
 
 fn text_of(data: &TensorData, i: usize) -> String {
@@ -504,14 +748,25 @@ impl Columns {
         }
     }
 
-    fn into_fields(self, total: usize, fields: &mut Vec<Field>, arrays: &mut Vec<ArrayRef>) {
-        for (name, mut column) in self.names.into_iter().zip(self.columns) {
-            column.pad(total);
-            debug_assert_eq!(column.len(), total);
-            let (kind, array) = column.into_array();
-            fields.push(Field::new(name, kind, true));
-            arrays.push(array);
+    /// Adds this segment's columns to `schema`; whether it grew.
+    fn widen(&self, schema: &mut LogSchema, input: bool) -> bool {
+        let mut grew = false;
+        for (name, column) in self.names.iter().zip(&self.columns) {
+            grew |= schema.widen(name, column.natural_type(input));
         }
+        grew
+    }
+
+    /// The columns by name, padded to `total` rows.
+    fn into_map(self, total: usize) -> HashMap<String, Column> {
+        self.names
+            .into_iter()
+            .zip(self.columns)
+            .map(|(name, mut column)| {
+                column.pad(total);
+                (name, column)
+            })
+            .collect()
     }
 }
 
@@ -719,26 +974,18 @@ impl Segment {
         }
     }
 
-    /// The segment as one Parquet file.
-    fn finish(mut self) -> Result<Vec<u8>, String> {
+    /// Adds this segment's input and output columns to `schema`; whether
+    /// it grew.
+    fn widen(&self, schema: &mut LogSchema) -> bool {
+        let inputs = self.inputs.widen(schema, true);
+        let outputs = self.outputs.widen(schema, false);
+        inputs || outputs
+    }
+
+    /// The segment as one Parquet file with every column of `schema` (see
+    /// [`Segment::widen`]), each of its type.
+    fn finish(mut self, schema: &LogSchema) -> Result<Vec<u8>, String> {
         let total = self.rows();
-        let mut fields = vec![
-            Field::new("prediction_id", ArrowType::Utf8, false),
-            Field::new("row", ArrowType::Int32, false),
-            Field::new(
-                "timestamp",
-                ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                false,
-            ),
-            Field::new("deployment", ArrowType::Utf8, false),
-            Field::new("arm", ArrowType::Utf8, false),
-            Field::new("model", ArrowType::Utf8, false),
-            Field::new("model_version", ArrowType::Int64, false),
-            Field::new("shadow", ArrowType::Boolean, false),
-            Field::new("latency_ms", ArrowType::Float64, false),
-            Field::new("caller", ArrowType::Utf8, true),
-            Field::new("error", ArrowType::Utf8, true),
-        ];
         let mut arrays: Vec<ArrayRef> = vec![
             Arc::new(self.ids.finish()),
             Arc::new(Int32Array::from(self.row_numbers)),
@@ -752,9 +999,15 @@ impl Segment {
             Arc::new(self.callers.finish()),
             Arc::new(self.errors.finish()),
         ];
-        self.inputs.into_fields(total, &mut fields, &mut arrays);
-        self.outputs.into_fields(total, &mut fields, &mut arrays);
-        let schema = Arc::new(Schema::new(fields));
+        let mut columns = self.inputs.into_map(total);
+        columns.extend(self.outputs.into_map(total));
+        for (name, ty) in &schema.columns {
+            arrays.push(match columns.remove(name) {
+                Some(column) => column.into_typed(*ty),
+                None => null_array(*ty, total),
+            });
+        }
+        let schema = Arc::new(schema.arrow());
         let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| e.to_string())?;
         let properties = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
@@ -865,5 +1118,101 @@ mod tests {
         assert_eq!(civil_date(1_796_173_323_000_000), "2026-12-02");
         assert_eq!(clock_time(1_796_173_323_000_000), "010203");
         assert_eq!(civil_date(951_782_400_000_000), "2000-02-29");
+    }
+
+    fn record(version: i64, inputs: Vec<NamedTensor>, outputs: Vec<NamedTensor>) -> Record {
+        Record {
+            prediction_id: format!("p{version}"),
+            time_us: 1_796_173_323_000_000,
+            deployment: Arc::from("calls"),
+            arm: Arc::from("primary"),
+            model: Arc::new(ModelRef {
+                name: "scam".into(),
+                version,
+                alias: None,
+            }),
+            shadow: false,
+            latency_us: 10,
+            caller: None,
+            error: None,
+            inputs,
+            outputs: Some(outputs),
+            feature_names: None,
+            default_output: 0,
+        }
+    }
+
+    fn column(name: &str, data: TensorData) -> NamedTensor {
+        NamedTensor::new(name, sextant_serve::Tensor::column(data))
+    }
+
+    fn types(bytes: Vec<u8>) -> Vec<(String, ArrowType)> {
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            Bytes::from(bytes),
+        )
+        .unwrap();
+        builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_deployments_segments_keep_one_schema_that_only_widens() {
+        let mut schema = LogSchema::default();
+        // Version 1: an integer feature and text, labels.
+        let mut first = Segment::new(0);
+        first.push(&record(
+            1,
+            vec![
+                column("amount", TensorData::I64(vec![3])),
+                column("country", TensorData::Str(vec!["NG".into()])),
+            ],
+            vec![column("predict", TensorData::I64(vec![1]))],
+        ));
+        assert!(first.widen(&mut schema));
+        let first = types(first.finish(&schema).unwrap());
+        // Version 2 sends a float amount, an encoded (numeric) country, and
+        // answers probabilities too.
+        let mut second = Segment::new(0);
+        second.push(&record(
+            2,
+            vec![
+                column("amount", TensorData::F64(vec![2.5])),
+                column("country", TensorData::F64(vec![4.0])),
+            ],
+            vec![
+                column("predict", TensorData::I64(vec![0])),
+                NamedTensor::new(
+                    "predict_proba",
+                    sextant_serve::Tensor::f64_matrix(1, 2, vec![0.7, 0.3]),
+                ),
+            ],
+        ));
+        assert!(second.widen(&mut schema));
+        let second = types(second.finish(&schema).unwrap());
+        let of = |types: &[(String, ArrowType)], name: &str| {
+            types
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.clone())
+        };
+        for segment in [&first, &second] {
+            assert_eq!(of(segment, "input_amount"), Some(ArrowType::Float64));
+            assert_eq!(of(segment, "input_country"), Some(ArrowType::Utf8));
+            assert_eq!(of(segment, "output_predict"), Some(ArrowType::Int64));
+            assert_eq!(of(segment, "model_version"), Some(ArrowType::Int64));
+        }
+        assert_eq!(
+            of(&second, "output_predict_proba_1"),
+            Some(ArrowType::Float64)
+        );
+        // The schema file has every column, in the order they appeared.
+        let file = types(schema.file().unwrap());
+        assert_eq!(&file[..second.len()], &second[..]);
+        // And reads back as the same schema.
+        assert_eq!(LogSchema::parse(schema.file().unwrap()), Some(schema));
     }
 }
