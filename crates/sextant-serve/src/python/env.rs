@@ -126,10 +126,6 @@ fn prepare_virtualenv(
     if is_published(&published) {
         return found(interpreter);
     }
-    crate::progress::report(
-        progress,
-        &format!("waiting to build the Python environment {key} (another load holds it)"),
-    );
     let lock_path = envs_dir.join(format!("{key}.lock"));
     let Some(_lock) = EnvLock::acquire(&lock_path, &published, deadline)? else {
         // Another process published it while we waited.
