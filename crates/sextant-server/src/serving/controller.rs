@@ -217,64 +217,10 @@ pub async fn drive_canaries(
                     continue;
                 }
             }
-            // The snapshot first: a revision the server cannot serve is
-            // not stored.
-            if let Err(err) = serving
-                .prepare(&record.name, record.revision + 1, &next)
-                .await
-            {
-                tracing::warn!(deployment = record.name, error = %err, "canary controller cannot prepare the next revision");
-                continue;
-            }
-            match store
-                .update_deployment(
-                    &record.name,
-                    record.revision,
-                    &encode_spec(&next),
-                    None,
-                    action,
-                    &reason,
-                    CONTROLLER,
-                )
-                .await
-            {
-                Ok(updated) => {
-                    tracing::info!(
-                        deployment = record.name,
-                        action,
-                        reason,
-                        revision = updated.revision,
-                        "canary controller"
-                    );
-                    let entry = sextant_core::NewAuditEntry {
-                        ts: now,
-                        actor: CONTROLLER.into(),
-                        source: "-".into(),
-                        method: "-".into(),
-                        action: action.into(),
-                        resource_type: "deployment".into(),
-                        resource_id: record.name.clone(),
-                        status: 200,
-                        outcome: "ok".into(),
-                        detail: reason.clone(),
-                        before: Some(record.spec.clone()),
-                        after: Some(encode_spec(&next)),
-                        ..sextant_core::NewAuditEntry::default()
-                    };
-                    if let Err(err) = store.append_audit(entry).await {
-                        tracing::error!(cause = %err, "audit entry lost");
-                    }
-                    let _ = serving.apply(&record.name, updated.revision, &next).await;
-                    if let Some(moving) = &alias_move {
-                        if let Err(err) =
-                            follow::apply(&store, moving, CONTROLLER, &record.name).await
-                        {
-                            tracing::warn!(deployment = record.name, cause = %err, "the alias did not move with the promotion");
-                        }
-                    }
-                }
-                Err(err) => {
-                    tracing::info!(deployment = record.name, error = %err, "canary change lost a race; retrying next round")
+            let changed = store_and_serve(&store, &serving, &record, &next, action, &reason).await;
+            if let (true, Some(moving)) = (changed, &alias_move) {
+                if let Err(err) = follow::apply(&store, moving, CONTROLLER, &record.name).await {
+                    tracing::warn!(deployment = record.name, cause = %err, "the alias did not move with the promotion");
                 }
             }
         }
@@ -320,21 +266,38 @@ async fn follow_alias(
         "canary"
     };
     let reason = format!("@{alias} moved to version {}", target.version);
+    store_and_serve(store, serving, record, &next, action, &reason).await;
+}
+
+/// The controller's change of a deployment: the snapshot first (a revision
+/// the server cannot serve is not stored), then the revision, its audit
+/// entry, and the switch. Whether the change was made (a change based on a
+/// revision someone else moved past loses the race and is retried next
+/// round).
+async fn store_and_serve(
+    store: &Store,
+    serving: &Serving,
+    record: &DeploymentRecord,
+    next: &DeploymentSpec,
+    action: &str,
+    reason: &str,
+) -> bool {
     if let Err(err) = serving
-        .prepare(&record.name, record.revision + 1, &next)
+        .prepare(&record.name, record.revision + 1, next)
         .await
     {
-        tracing::warn!(deployment = record.name, error = %err, "cannot follow the alias to its new version");
-        return;
+        tracing::warn!(deployment = record.name, action, error = %err, "the controller cannot prepare the next revision");
+        return false;
     }
+    let encoded = encode_spec(next);
     match store
         .update_deployment(
             &record.name,
             record.revision,
-            &encode_spec(&next),
+            &encoded,
             None,
             action,
-            &reason,
+            reason,
             CONTROLLER,
         )
         .await
@@ -342,12 +305,13 @@ async fn follow_alias(
         Ok(updated) => {
             tracing::info!(
                 deployment = record.name,
+                action,
                 reason,
                 revision = updated.revision,
-                "following the alias"
+                "deployment controller"
             );
             let entry = sextant_core::NewAuditEntry {
-                ts: now,
+                ts: sextant_governance::now_ms(),
                 actor: CONTROLLER.into(),
                 source: "-".into(),
                 method: "-".into(),
@@ -356,18 +320,20 @@ async fn follow_alias(
                 resource_id: record.name.clone(),
                 status: 200,
                 outcome: "ok".into(),
-                detail: reason.clone(),
+                detail: reason.to_owned(),
                 before: Some(record.spec.clone()),
-                after: Some(encode_spec(&next)),
+                after: Some(encoded),
                 ..sextant_core::NewAuditEntry::default()
             };
             if let Err(err) = store.append_audit(entry).await {
                 tracing::error!(cause = %err, "audit entry lost");
             }
-            let _ = serving.apply(&record.name, updated.revision, &next).await;
+            let _ = serving.apply(&record.name, updated.revision, next).await;
+            true
         }
         Err(err) => {
-            tracing::info!(deployment = record.name, error = %err, "alias follow lost a race; retrying next round")
+            tracing::info!(deployment = record.name, action, error = %err, "the controller's change lost a race; retrying next round");
+            false
         }
     }
 }
