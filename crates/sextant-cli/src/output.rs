@@ -201,11 +201,21 @@ fn write_table(out: &mut String, rows: &[Value], indent: usize) {
     }
 }
 
-/// A value inside a table cell: one line, cut to `CELL_CHARS`.
+/// A value inside a table cell: one line, cut to `CELL_CHARS`. An object
+/// reads as `key=value` pairs (a model `name=fraud version=3`, figures
+/// `accuracy=0.91 f1=0.88`), nested ones in braces, nulls left out.
 fn cell_text(value: &Value) -> String {
     let text = match value {
         Value::Array(items) => list_text(items),
-        Value::Object(_) => value.to_string(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(key, v)| match v {
+                Value::Object(_) => format!("{key}={{{}}}", cell_text(v)),
+                _ => format!("{key}={}", cell_text(v)),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
         scalar => scalar_text(scalar),
     };
     let text = text.replace(['\n', '\r', '\t'], " ");
@@ -249,6 +259,21 @@ mod tests {
     use super::readable_text;
 
     #[test]
+    fn objects_in_cells_read_as_key_value_pairs() {
+        let text = readable_text(&json!({
+            "versions": [
+                {"model": {"name": "scam", "version": "3"}, "overall": {"metrics": {"accuracy": 0.91}, "labelled": 120, "note": null}},
+            ],
+        }));
+        assert!(text.contains("name=scam version=3"), "{text}");
+        assert!(
+            text.contains("labelled=120 metrics={accuracy=0.91}"),
+            "{text}"
+        );
+        assert!(!text.contains('"'), "{text}");
+    }
+
+    #[test]
     fn a_list_of_records_is_a_table_of_their_plain_fields() {
         let text = readable_text(&json!({
             "deployments": [
@@ -264,7 +289,7 @@ mod tests {
         );
         assert_eq!(lines[1], "scam            ready    3", "{text}");
         assert_eq!(
-            lines[2], "fraud-detector  loading  12        {\"model\":\"x\"}",
+            lines[2], "fraud-detector  loading  12        model=x",
             "{text}"
         );
         assert_eq!(lines.len(), 3, "{text}");
