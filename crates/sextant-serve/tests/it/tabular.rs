@@ -82,11 +82,11 @@ impl Case {
     }
 }
 
-fn output<'a>(outputs: &'a [NamedTensor], names: &[&str]) -> &'a Tensor {
+fn output<'a>(outputs: &'a [NamedTensor], name: &str) -> &'a Tensor {
     &outputs
         .iter()
-        .find(|o| names.contains(&o.name.as_str()))
-        .unwrap_or_else(|| panic!("none of the outputs {names:?}"))
+        .find(|o| o.name == name)
+        .unwrap_or_else(|| panic!("no output {name}"))
         .tensor
 }
 
@@ -115,7 +115,7 @@ fn check_answers(case: &Case, runtime: Arc<dyn ModelRuntime>, source: &str, tole
         .predict(case.columns(), Layout::Columns)
         .unwrap_or_else(|e| panic!("{name}: predict failed: {e}"));
     let rows = case.rows();
-    let predict = output(&outputs, &["predict", "label", "output_label", "variable"]);
+    let predict = output(&outputs, "predict");
     match case.json["task"].as_str() {
         Some("classification") => {
             let expected = case.json["predict"].as_array().expect("predict");
@@ -127,10 +127,7 @@ fn check_answers(case: &Case, runtime: Arc<dyn ModelRuntime>, source: &str, tole
                 };
                 assert!(same, "{name}: row {row}: label {label} expected");
             }
-            let proba = output(
-                &outputs,
-                &["predict_proba", "probabilities", "output_probability"],
-            );
+            let proba = output(&outputs, "predict_proba");
             let got = numbers(proba);
             let want = flatten(&case.json["predict_proba"]);
             let worst = worst_difference(&got, &want, |_| 1.0);

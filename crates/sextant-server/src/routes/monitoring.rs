@@ -412,6 +412,7 @@ pub(crate) async fn report(
         let path = ArtifactPath::parse(&profile_path(&name)).expect("a valid path");
         reference_json(stored, &path)
     });
+    let mut collecting = false;
     let versions: Vec<serde_json::Value> = monitor
         .versions()
         .iter()
@@ -419,18 +420,17 @@ pub(crate) async fn report(
             let mut entry = version_json(version, "report", version.report(now, span));
             // Each version is compared with its own reference when it has
             // one (its training data), else with the deployment's.
-            let path = match version.own_profile() {
-                Some(own)
-                    if monitor
-                        .profile_of(version)
-                        .is_some_and(|p| Arc::ptr_eq(&p, &own)) =>
-                {
-                    crate::serving::monitoring::version_profile_path(&name, &version.model)
-                }
-                _ => profile_path(&name),
+            let used = monitor.profile_of(version);
+            let own = version
+                .own_profile()
+                .is_some_and(|own| used.as_ref().is_some_and(|p| Arc::ptr_eq(p, &own)));
+            let path = if own {
+                crate::serving::monitoring::version_profile_path(&name, &version.model)
+            } else {
+                profile_path(&name)
             };
-            entry["reference"] = monitor
-                .profile_of(version)
+            collecting |= used.is_none();
+            entry["reference"] = used
                 .map(|stored| {
                     reference_json(&stored, &ArtifactPath::parse(&path).expect("a valid path"))
                 })
@@ -442,7 +442,7 @@ pub(crate) async fn report(
         "deployment": name,
         "reference": reference,
         // The first rows served are gathered while some version has no reference.
-        "collecting": monitor.versions().iter().any(|v| monitor.profile_of(v).is_none())
+        "collecting": collecting
             .then(|| serde_json::json!({"rows": monitor.collected_rows(), "of": REFERENCE_WINDOW_ROWS})),
         "span_seconds": span.as_secs(),
         "versions": versions,

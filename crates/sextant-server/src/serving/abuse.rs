@@ -47,6 +47,10 @@ impl DeploymentAbuse {
     /// there (at least half) for the request to be judged by the tracker.
     fn aligned(&self, names: &[String]) -> Option<Vec<Option<usize>>> {
         let (tracked, _) = self.tracking.as_ref()?;
+        // Nearly every request names the tracked features in their order.
+        if tracked.as_slice() == names {
+            return Some((0..names.len()).map(Some).collect());
+        }
         let aligned: Vec<Option<usize>> = tracked
             .iter()
             .map(|n| names.iter().position(|m| m == n))

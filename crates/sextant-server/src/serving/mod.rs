@@ -891,37 +891,14 @@ impl Serving {
         if monitor.profile().is_some() || !monitor.mark_profile_loaded() {
             return;
         }
-        let Source::Local { artifacts, .. } = &self.inner.source else {
-            return;
-        };
-        let Ok(path) =
-            sextant_artifacts::ArtifactPath::parse(&monitoring::profile_path(monitor.name()))
-        else {
-            return;
-        };
-        let bytes = match artifacts.get(&path).await {
-            Ok(download) => {
-                use futures::TryStreamExt;
-                let chunks: Result<Vec<bytes::Bytes>, _> = download.body.try_collect().await;
-                match chunks {
-                    Ok(chunks) => chunks.concat(),
-                    Err(err) => {
-                        tracing::warn!(deployment = monitor.name(), cause = %err, "cannot read the monitoring profile");
-                        return;
-                    }
-                }
-            }
-            Err(_) => return,
-        };
-        match serde_json::from_slice::<monitoring::StoredProfile>(&bytes) {
-            Ok(stored) => monitor.set_profile(Some(Arc::new(stored))),
-            Err(err) => {
-                tracing::warn!(deployment = monitor.name(), cause = %err, "stored monitoring profile unreadable; collecting a new reference")
-            }
+        if let Some(stored) = self
+            .get_profile(&monitoring::profile_path(monitor.name()))
+            .await
+        {
+            monitor.set_profile(Some(Arc::new(stored)));
         }
     }
 
-    /// Stores `profile` as `deployment`'s reference (embedded servers).
     /// Reads the stored reference of `version` in `monitor`'s deployment,
     /// once.
     async fn load_version_profile(
@@ -932,28 +909,39 @@ impl Serving {
         if version.own_profile().is_some() || !version.mark_own_profile_loaded() {
             return;
         }
+        let path = monitoring::version_profile_path(monitor.name(), &version.model);
+        if let Some(stored) = self.get_profile(&path).await {
+            monitor.set_version_profile(&version.model, Arc::new(stored));
+        }
+    }
+
+    /// A stored profile (embedded servers); `None` when there is none, or
+    /// (with a warning) when it cannot be read.
+    async fn get_profile(&self, path: &str) -> Option<monitoring::StoredProfile> {
         let Source::Local { artifacts, .. } = &self.inner.source else {
-            return;
+            return None;
         };
-        let Ok(path) = sextant_artifacts::ArtifactPath::parse(&monitoring::version_profile_path(
-            monitor.name(),
-            &version.model,
-        )) else {
-            return;
-        };
-        let Ok(download) = artifacts.get(&path).await else {
-            return;
-        };
+        let path = sextant_artifacts::ArtifactPath::parse(path).ok()?;
+        let download = artifacts.get(&path).await.ok()?;
         use futures::TryStreamExt;
-        let Ok(chunks) = download.body.try_collect::<Vec<bytes::Bytes>>().await else {
-            return;
-        };
-        match serde_json::from_slice::<monitoring::StoredProfile>(&chunks.concat()) {
-            Ok(stored) => monitor.set_version_profile(&version.model, Arc::new(stored)),
+        let read = download.body.try_collect::<Vec<bytes::Bytes>>().await;
+        let parsed = read.map_err(|e| e.to_string()).and_then(|chunks| {
+            serde_json::from_slice::<monitoring::StoredProfile>(&chunks.concat())
+                .map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(stored) => Some(stored),
             Err(err) => {
-                tracing::warn!(deployment = monitor.name(), model = %version.model, cause = %err, "stored version reference unreadable")
+                tracing::warn!(path = path.as_str(), cause = %err, "stored monitoring profile unreadable; it is built again");
+                None
             }
         }
+    }
+
+    /// Stores `profile` as `deployment`'s reference (embedded servers).
+    pub async fn store_profile(&self, deployment: &str, profile: &monitoring::StoredProfile) {
+        self.put_profile(&monitoring::profile_path(deployment), profile)
+            .await;
     }
 
     /// Stores the reference of one model version in a deployment.
@@ -968,11 +956,6 @@ impl Serving {
             profile,
         )
         .await;
-    }
-
-    pub async fn store_profile(&self, deployment: &str, profile: &monitoring::StoredProfile) {
-        self.put_profile(&monitoring::profile_path(deployment), profile)
-            .await;
     }
 
     async fn put_profile(&self, path: &str, profile: &monitoring::StoredProfile) {

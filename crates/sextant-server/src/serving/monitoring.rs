@@ -189,7 +189,7 @@ impl DeploymentMonitor {
     /// deployment (an upload or a named source) comes first, then the
     /// version's own training data, then whatever the deployment has (the
     /// first rows served).
-    fn effective_profile(&self, version: &VersionMonitor) -> Option<Arc<StoredProfile>> {
+    pub fn profile_of(&self, version: &VersionMonitor) -> Option<Arc<StoredProfile>> {
         let deployment = self.profile.load_full();
         let given_by_user = deployment
             .as_ref()
@@ -198,11 +198,6 @@ impl DeploymentMonitor {
             return deployment;
         }
         version.own_profile.load_full().or(deployment)
-    }
-
-    /// The reference `version` is compared with now.
-    pub fn profile_of(&self, version: &VersionMonitor) -> Option<Arc<StoredProfile>> {
-        self.effective_profile(version)
     }
 
     /// Uses `profile` from now on: every version's windows start afresh
@@ -231,7 +226,7 @@ impl DeploymentMonitor {
     /// Starts `version`'s windows afresh against its effective reference,
     /// when that changed.
     fn refresh(&self, version: &VersionMonitor) {
-        let profile = self.effective_profile(version);
+        let profile = self.profile_of(version);
         let same = match (version.in_use.load().as_ref(), &profile) {
             (Some(used), Some(p)) => Arc::ptr_eq(used, p),
             (None, None) => true,
