@@ -7,6 +7,7 @@
 //! - [`tensor`]: typed, shaped values, the common currency of every
 //!   protocol and engine.
 //! - [`runtime`]: the [`ModelRuntime`] trait every engine implements.
+//! - [`explain`]: SHAP explanations ([`Explanation`]) every engine returns.
 //! - [`trees`]: the native tree-ensemble engine and its loaders (XGBoost
 //!   JSON/UBJ, LightGBM text, scikit-learn pickles).
 //! - [`pickle`]: a pickle reader that builds a value graph and never runs
@@ -24,6 +25,7 @@
 //!   shapes requests before the runtime sees them.
 
 pub mod error;
+pub mod explain;
 pub mod linear;
 pub mod mlflow;
 pub mod model;
@@ -37,6 +39,7 @@ pub mod tensor;
 pub mod trees;
 
 pub use error::{Error, Result};
+pub use explain::{Background, ExplainOptions, Explanation};
 pub use model::Model;
 pub use progress::Progress;
 pub use runtime::{CallCost, ModelRuntime, RuntimeInfo};

@@ -1,6 +1,7 @@
 //! The interface every engine implements.
 
 use crate::error::Result;
+use crate::explain::{ExplainOptions, Explanation};
 use crate::tensor::{NamedTensor, TensorSpec};
 
 /// What a loaded runtime declares about itself.
@@ -46,5 +47,12 @@ pub trait ModelRuntime: Send + Sync {
 
     fn cost(&self) -> CallCost {
         CallCost::Cheap
+    }
+
+    /// SHAP values of `inputs` (the same inputs `predict` takes). Engines
+    /// with an exact method (trees, linear models) override this; the
+    /// others are explained by KernelSHAP around `predict`.
+    fn explain(&self, inputs: &[NamedTensor], options: &ExplainOptions) -> Result<Explanation> {
+        crate::explain::kernel::explain(self, inputs, options)
     }
 }

@@ -32,6 +32,7 @@ use std::collections::HashSet;
 use prost::Message;
 
 use crate::error::{Error, Result};
+use crate::explain::{ExplainOptions, Explanation};
 use crate::onnx::graph::{CompiledGraph, Opsets};
 use crate::onnx::ops::Domain;
 use crate::runtime::{ModelRuntime, RuntimeInfo};
@@ -42,6 +43,8 @@ pub struct OnnxModel {
     graph: CompiledGraph,
     info: RuntimeInfo,
     producer: String,
+    /// The graph has an ai.onnx.ml tree-ensemble operator.
+    has_trees: bool,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -102,6 +105,11 @@ pub fn load(bytes: &[u8]) -> Result<OnnxModel> {
             )
         })
         .collect();
+    let has_trees = graph.node.iter().any(|node| {
+        node.op_type
+            .as_deref()
+            .is_some_and(|op| op.starts_with("TreeEnsemble"))
+    });
     let graph = CompiledGraph::compile(graph, &opsets, &functions)?;
     let info = RuntimeInfo {
         engine: "onnx",
@@ -119,6 +127,7 @@ pub fn load(bytes: &[u8]) -> Result<OnnxModel> {
         graph,
         info,
         producer,
+        has_trees,
     })
 }
 
@@ -140,6 +149,23 @@ impl ModelRuntime for OnnxModel {
     /// come back in the graph's order, with the graph's names.
     fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
         self.graph.run(inputs)
+    }
+
+    /// Tree ensembles in ONNX files carry no training covers (the spec's
+    /// only per-node statistic, `nodes_hitrates`, is optional and written
+    /// as 1.0 by the converters), and path-dependent TreeSHAP on made-up
+    /// covers adds up while being wrong by far more than the signal: it is
+    /// refused. Everything else is KernelSHAP around the graph.
+    fn explain(&self, inputs: &[NamedTensor], options: &ExplainOptions) -> Result<Explanation> {
+        use crate::explain::Method;
+        if self.has_trees && matches!(options.method, Some(Method::TreePathDependent)) {
+            return Err(Error::unsupported(
+                "path-dependent TreeSHAP needs the training covers of the tree nodes, which \
+                 ONNX files do not record (skl2onnx writes 1.0 for every node); serve the \
+                 original model to explain it exactly, or ask for method=kernel",
+            ));
+        }
+        crate::explain::kernel::explain(self, inputs, options)
     }
 }
 

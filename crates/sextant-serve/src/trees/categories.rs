@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::explain::{ExplainOptions, Explanation};
 use crate::runtime::{CallCost, ModelRuntime, RuntimeInfo};
 use crate::tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};
 
@@ -162,12 +163,9 @@ impl CategoricalInputs {
     }
 }
 
-impl ModelRuntime for CategoricalInputs {
-    fn info(&self) -> &RuntimeInfo {
-        &self.info
-    }
-
-    fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
+impl CategoricalInputs {
+    /// `inputs` as the booster's one matrix of category codes.
+    fn recoded(&self, inputs: &[NamedTensor]) -> Result<NamedTensor> {
         let width = self.recodes.len();
         if inputs.len() != width {
             return Err(Error::input(format!(
@@ -222,10 +220,29 @@ impl ModelRuntime for CategoricalInputs {
             }
         }
         let name = self.model.info().inputs[0].name.clone();
-        self.model.predict(&[NamedTensor::new(
+        Ok(NamedTensor::new(
             name,
             Tensor::f64_matrix(rows, width, matrix),
-        )])
+        ))
+    }
+}
+
+impl ModelRuntime for CategoricalInputs {
+    fn info(&self) -> &RuntimeInfo {
+        &self.info
+    }
+
+    fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
+        self.model.predict(&[self.recoded(inputs)?])
+    }
+
+    /// The booster explains the codes; each code column is its feature.
+    fn explain(&self, inputs: &[NamedTensor], options: &ExplainOptions) -> Result<Explanation> {
+        let mut options = options.clone();
+        if let Some(background) = &mut options.background {
+            background.inputs = vec![self.recoded(&background.inputs)?];
+        }
+        self.model.explain(&[self.recoded(inputs)?], &options)
     }
 
     fn cost(&self) -> CallCost {

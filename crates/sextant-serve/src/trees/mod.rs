@@ -23,6 +23,7 @@
 
 pub mod categories;
 pub mod lightgbm;
+mod shap;
 pub mod sklearn;
 mod ubjson;
 pub mod xgboost;
@@ -311,6 +312,9 @@ impl Node {
 pub struct TreeEnsemble {
     spec: EnsembleSpec,
     nodes: Vec<Node>,
+    /// `cover` of each of `nodes` (NaN when the format has none), for
+    /// path-dependent TreeSHAP.
+    covers: Vec<f64>,
     roots: Vec<u32>,
     /// Per tree: the output index its single-valued leaves add to, or
     /// `u32::MAX` when its leaves carry every output.
@@ -332,6 +336,8 @@ pub struct TreeEnsemble {
     /// number of trees, its rounds).
     trees_per_output: Vec<f64>,
     info: RuntimeInfo,
+    /// Built on the first explanation.
+    shap: shap::LazyTables,
 }
 
 /// Checks `spec` and flattens it.
@@ -385,6 +391,7 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
     }
     let mut compiler = Compiler {
         nodes: Vec::new(),
+        covers: Vec::new(),
         leaf_values: Vec::new(),
         bitsets: Vec::new(),
         n_features: spec.n_features,
@@ -417,8 +424,10 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
     // A leaf for the unused lanes of the last group.
     let pad_leaf = compiler.nodes.len() as u32;
     compiler.nodes.push(Node::leaf(pad_leaf as usize, 0));
+    compiler.covers.push(f64::NAN);
     let Compiler {
         nodes,
+        covers,
         leaf_values,
         bitsets,
         ..
@@ -453,6 +462,7 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
     Ok(TreeEnsemble {
         spec,
         nodes,
+        covers,
         roots,
         tree_outputs,
         leaf_values,
@@ -464,11 +474,13 @@ pub fn compile(spec: EnsembleSpec) -> Result<TreeEnsemble> {
         compact,
         trees_per_output,
         info,
+        shap: Default::default(),
     })
 }
 
 struct Compiler {
     nodes: Vec<Node>,
+    covers: Vec<f64>,
     leaf_values: Vec<f64>,
     bitsets: Vec<u32>,
     n_features: usize,
@@ -487,6 +499,7 @@ impl Compiler {
         // (source index, slot in self.nodes, depth) in breadth-first order.
         let mut queue = std::collections::VecDeque::from([(0usize, base, 0u32)]);
         self.nodes.push(placeholder());
+        self.covers.push(f64::NAN);
         let mut width = None;
         let mut depth = 0;
         let mut visited = 0usize;
@@ -501,7 +514,8 @@ impl Compiler {
                 .get(source)
                 .ok_or_else(|| format!("child index {source} out of range"))?;
             match node {
-                TreeNode::Leaf { values, .. } => {
+                TreeNode::Leaf { values, cover } => {
+                    self.covers[slot] = *cover;
                     match width {
                         None => width = Some(values.len()),
                         Some(w) if w != values.len() => {
@@ -527,8 +541,9 @@ impl Compiler {
                     missing,
                     left,
                     right,
-                    ..
+                    cover,
                 } => {
+                    self.covers[slot] = *cover;
                     if *feature >= self.n_features {
                         return Err(format!("split on feature {feature} of {}", self.n_features));
                     }
@@ -587,6 +602,7 @@ impl Compiler {
                     let child = self.nodes.len();
                     self.nodes.push(placeholder());
                     self.nodes.push(placeholder());
+                    self.covers.extend([f64::NAN; 2]);
                     queue.push_back((*left, child, level + 1));
                     queue.push_back((*right, child + 1, level + 1));
                     self.nodes[slot] = Node {
@@ -1156,12 +1172,10 @@ fn argmax(values: &[f64]) -> usize {
     best
 }
 
-impl ModelRuntime for TreeEnsemble {
-    fn info(&self) -> &RuntimeInfo {
-        &self.info
-    }
-
-    fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
+impl TreeEnsemble {
+    /// The one `[rows, n_features]` FP64 matrix a tree ensemble takes, and
+    /// its row count.
+    fn feature_matrix<'a>(&self, inputs: &'a [NamedTensor]) -> Result<(&'a [f64], usize)> {
         let [input] = inputs else {
             return Err(Error::input(format!(
                 "a tree ensemble takes one input, got {}",
@@ -1178,7 +1192,40 @@ impl ModelRuntime for TreeEnsemble {
                 input.tensor.shape
             )));
         }
-        let rows = input.tensor.shape[0];
+        Ok((features, input.tensor.shape[0]))
+    }
+}
+
+impl ModelRuntime for TreeEnsemble {
+    fn info(&self) -> &RuntimeInfo {
+        &self.info
+    }
+
+    fn explain(
+        &self,
+        inputs: &[NamedTensor],
+        options: &crate::explain::ExplainOptions,
+    ) -> Result<crate::explain::Explanation> {
+        use crate::explain::Method;
+        let (features, _) = self.feature_matrix(inputs)?;
+        match (options.method, &options.background) {
+            (None | Some(Method::TreePathDependent), _) => self.explain_path_dependent(features),
+            (Some(Method::TreeInterventional), Some(background)) => {
+                let (reference, _) = self.feature_matrix(&background.inputs)?;
+                self.explain_interventional(features, reference, Some(background.hash.clone()))
+            }
+            (Some(Method::TreeInterventional), None) => Err(Error::input(
+                "interventional TreeSHAP needs background data, and this model has none",
+            )),
+            (Some(other), _) => Err(Error::input(format!(
+                "a tree ensemble is explained by TreeSHAP, not the {} method",
+                other.name()
+            ))),
+        }
+    }
+
+    fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
+        let (features, rows) = self.feature_matrix(inputs)?;
         let n_scores = self.n_scores();
         let mut scores = vec![0.0; rows * n_scores];
         self.predict_scores(features, &mut scores);

@@ -3,6 +3,7 @@
 //! `OUT_DIR/<area>/`, and `SEXTANT_SERVE_FIXTURES=OUT_DIR` points the tests
 //! at it (`scripts/test` does both).
 
+mod explain;
 mod fuzz;
 mod onnx;
 mod python;

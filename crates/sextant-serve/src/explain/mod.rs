@@ -1,0 +1,202 @@
+//! SHAP explanations: what every explaining engine returns.
+//!
+//! An [`Explanation`] holds, per row, feature and model output, the SHAP
+//! value φ, with the base value E[f] per output, so that
+//! `base + Σ_features φ = f(x)` in the explanation's [`OutputSpace`]
+//! (the *local accuracy* property of Lundberg & Lee 2017, eq. 5). The
+//! engines compute it their own way (trees: TreeSHAP in `trees::shap`;
+//! linear models: Linear SHAP; anything else: KernelSHAP), and report how
+//! far the sum is from the model's own answer ([`Explanation::additivity_error`]).
+
+pub mod kernel;
+
+use crate::error::{Error, Result};
+use crate::tensor::NamedTensor;
+
+/// Which SHAP algorithm produced the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Exact TreeSHAP with the conditional expectation estimated from the
+    /// trees' own node covers (Lundberg et al. 2018, Algorithm 2).
+    TreePathDependent,
+    /// Exact TreeSHAP of E[f(x_S, X_S̄)] over a background set (Lundberg et
+    /// al. 2020, "interventional").
+    TreeInterventional,
+    /// φ_i = w_i·(x_i − E[x_i]) for a linear margin.
+    Linear,
+    /// KernelSHAP: weighted linear regression over feature coalitions.
+    Kernel,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::TreePathDependent => "tree_path_dependent",
+            Method::TreeInterventional => "tree_interventional",
+            Method::Linear => "linear",
+            Method::Kernel => "kernel",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Method> {
+        Ok(match name {
+            "tree_path_dependent" | "path_dependent" => Method::TreePathDependent,
+            "tree_interventional" | "interventional" => Method::TreeInterventional,
+            "linear" => Method::Linear,
+            "kernel" => Method::Kernel,
+            other => {
+                return Err(Error::input(format!(
+                    "unknown explanation method {other:?}: expected tree_path_dependent, \
+                     tree_interventional, linear or kernel"
+                )))
+            }
+        })
+    }
+
+    /// The value function: what "feature i is absent" means.
+    pub fn value_function(self) -> &'static str {
+        match self {
+            Method::TreePathDependent => "path_dependent",
+            Method::TreeInterventional | Method::Linear | Method::Kernel => "interventional",
+        }
+    }
+}
+
+/// The space the values add up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputSpace {
+    /// Before the link: log-odds of a boosted classifier, log of a Poisson
+    /// regressor's mean.
+    Margin,
+    /// Class probabilities (random forests average them in their leaves).
+    Probability,
+    /// The regression target itself.
+    Prediction,
+}
+
+impl OutputSpace {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputSpace::Margin => "margin",
+            OutputSpace::Probability => "probability",
+            OutputSpace::Prediction => "prediction",
+        }
+    }
+}
+
+/// Rows the interventional methods average over, in the model's own input
+/// form (what [`crate::Model::prepare`] hands a runtime), with the hash of
+/// their content for the record.
+#[derive(Debug, Clone)]
+pub struct Background {
+    pub inputs: Vec<NamedTensor>,
+    pub rows: usize,
+    pub hash: String,
+}
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExplainOptions {
+    /// `None`: the engine's exact method when it has one.
+    pub method: Option<Method>,
+    pub background: Option<Background>,
+    /// KernelSHAP: coalitions sampled per row (`None`: 2·M + 2048, as shap).
+    pub samples: Option<usize>,
+    /// KernelSHAP: the sampler's seed.
+    pub seed: u64,
+}
+
+/// SHAP values of some rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub method: Method,
+    pub output_space: OutputSpace,
+    /// The explained features (columns of `values`).
+    pub features: Vec<String>,
+    /// The explained outputs: one per class of a multi-output classifier,
+    /// the positive class of a binary one, or the prediction.
+    pub outputs: Vec<String>,
+    pub rows: usize,
+    /// E[f] per output.
+    pub base_values: Vec<f64>,
+    /// φ, `rows × features × outputs`, row-major.
+    pub values: Vec<f64>,
+    /// The model's own answer per row and output, in `output_space`.
+    pub predictions: Vec<f64>,
+    /// Hash of the background rows, for the interventional methods.
+    pub background_hash: Option<String>,
+}
+
+impl Explanation {
+    /// φ of `row`, `feature`, `output`.
+    pub fn value(&self, row: usize, feature: usize, output: usize) -> f64 {
+        let (m, k) = (self.features.len(), self.outputs.len());
+        self.values[(row * m + feature) * k + output]
+    }
+
+    /// The largest |base + Σφ − f(x)| over every row and output.
+    pub fn additivity_error(&self) -> f64 {
+        let (m, k) = (self.features.len(), self.outputs.len());
+        let mut worst = 0f64;
+        for row in 0..self.rows {
+            for output in 0..k {
+                let sum: f64 = (0..m).map(|f| self.value(row, f, output)).sum();
+                let error =
+                    (self.base_values[output] + sum - self.predictions[row * k + output]).abs();
+                worst = worst.max(error);
+            }
+        }
+        worst
+    }
+
+    /// The same explanation over coarser features: `groups[g]` lists the
+    /// columns summed into group `g`, named `names[g]`. SHAP values are
+    /// additive, so the attribution of a raw feature expanded into several
+    /// model columns (a one-hot encoding) is the sum of theirs.
+    pub fn grouped(&self, names: Vec<String>, groups: &[Vec<usize>]) -> Explanation {
+        let (m, k) = (self.features.len(), self.outputs.len());
+        let g = groups.len();
+        let mut values = vec![0.0; self.rows * g * k];
+        for row in 0..self.rows {
+            for (group, columns) in groups.iter().enumerate() {
+                for &column in columns {
+                    for output in 0..k {
+                        values[(row * g + group) * k + output] +=
+                            self.values[(row * m + column) * k + output];
+                    }
+                }
+            }
+        }
+        Explanation {
+            features: names,
+            values,
+            ..self.clone()
+        }
+    }
+
+    /// Keeps the named outputs only (a binary classifier's positive class,
+    /// say), in the given order.
+    pub fn select_outputs(&self, keep: &[usize]) -> Explanation {
+        let (m, k) = (self.features.len(), self.outputs.len());
+        let mut values = Vec::with_capacity(self.rows * m * keep.len());
+        for row in 0..self.rows {
+            for feature in 0..m {
+                values.extend(
+                    keep.iter()
+                        .map(|&o| self.values[(row * m + feature) * k + o]),
+                );
+            }
+        }
+        let predictions = (0..self.rows)
+            .flat_map(|row| keep.iter().map(move |&o| (row, o)))
+            .map(|(row, o)| self.predictions[row * k + o])
+            .collect();
+        Explanation {
+            outputs: keep.iter().map(|&o| self.outputs[o].clone()).collect(),
+            base_values: keep.iter().map(|&o| self.base_values[o]).collect(),
+            values,
+            predictions,
+            ..self.clone()
+        }
+    }
+}

@@ -1,0 +1,815 @@
+//! Exact SHAP values of a compiled tree ensemble.
+//!
+//! Both algorithms walk the compiled nodes with the predictor's own test
+//! (`TreeEnsemble::step`), so an explanation takes every branch the
+//! prediction takes, missing values and categorical splits included.
+//!
+//! - **Path-dependent TreeSHAP** (Lundberg, Erion & Lee 2018,
+//!   arXiv:1802.03888, Algorithm 2): E[f(x) | x_S] estimated from the
+//!   fraction of training cover flowing down each branch. One recursion per
+//!   tree keeps the path of unique features with their "zero" fraction
+//!   (cover ratio: the share of rows taking this branch when the feature is
+//!   absent) and "one" fraction (1 if `x` takes it), and the Shapley
+//!   weights of every subset size (`extend`/`unwind`, the paper's EXTEND and
+//!   UNWIND). O(T·L·D²) per row.
+//! - **Interventional TreeSHAP** (Lundberg et al. 2020, *Nature MI* 2:56,
+//!   "Independent Tree SHAP"): the Shapley values of the game
+//!   v(S) = f(x_S, r_S̄), averaged over background rows r. For one r, only
+//!   features on which x and r take different branches matter; a leaf
+//!   reached with x's branch on the features in A and r's on those in B is
+//!   worth its value to every coalition containing A and none of B, so
+//!   i ∈ A gains v·(|A|−1)!·|B|!/(|A|+|B|)! and i ∈ B loses
+//!   v·|A|!·(|B|−1)!/(|A|+|B|)!. O(T·R·L) per row.
+
+use std::sync::OnceLock;
+
+use super::{Link, Node, Task, TreeEnsemble, LEAF};
+use crate::error::{Error, Result};
+use crate::explain::{Explanation, Method, OutputSpace};
+
+/// Rows per thread below which a batch is explained on the calling thread.
+const ROWS_PER_THREAD: usize = 32;
+
+/// Absent feature marker at the root of a path.
+const NO_FEATURE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PathElement {
+    feature: u32,
+    /// Fraction of the cover that flows down this path when the feature is
+    /// not in the coalition.
+    zero: f64,
+    /// 1 when `x` takes this path, 0 otherwise.
+    one: f64,
+    /// Proportion of subsets of a given size (the Shapley weight times
+    /// the product of fractions), maintained by `extend` and `unwind`.
+    weight: f64,
+}
+
+/// EXTEND: adds a feature to `path[..=depth]` (which holds `depth`
+/// elements before the call) and updates the subset-size weights.
+fn extend(path: &mut [PathElement], depth: usize, zero: f64, one: f64, feature: u32) {
+    path[depth] = PathElement {
+        feature,
+        zero,
+        one,
+        weight: if depth == 0 { 1.0 } else { 0.0 },
+    };
+    let scale = (depth + 1) as f64;
+    for i in (0..depth).rev() {
+        path[i + 1].weight += one * path[i].weight * (i + 1) as f64 / scale;
+        path[i].weight = zero * path[i].weight * (depth - i) as f64 / scale;
+    }
+}
+
+/// UNWIND: removes element `index` from `path[..=depth]`, undoing its
+/// `extend`.
+fn unwind(path: &mut [PathElement], depth: usize, index: usize) {
+    let PathElement { zero, one, .. } = path[index];
+    let scale = (depth + 1) as f64;
+    let mut next = path[depth].weight;
+    for j in (0..depth).rev() {
+        if one != 0.0 {
+            let kept = path[j].weight;
+            path[j].weight = next * scale / ((j + 1) as f64 * one);
+            next = kept - path[j].weight * zero * (depth - j) as f64 / scale;
+        } else {
+            path[j].weight = path[j].weight * scale / (zero * (depth - j) as f64);
+        }
+    }
+    for j in index..depth {
+        let PathElement {
+            feature, zero, one, ..
+        } = path[j + 1];
+        path[j].feature = feature;
+        path[j].zero = zero;
+        path[j].one = one;
+    }
+}
+
+/// The total weight `path[..=depth]` would have without element `index`,
+/// without changing it: Σ of the weights `unwind` would leave.
+fn unwound_sum(path: &[PathElement], depth: usize, index: usize) -> f64 {
+    let PathElement { zero, one, .. } = path[index];
+    let scale = (depth + 1) as f64;
+    let mut next = path[depth].weight;
+    let mut total = 0.0;
+    for j in (0..depth).rev() {
+        if one != 0.0 {
+            let weight = next * scale / ((j + 1) as f64 * one);
+            total += weight;
+            next = path[j].weight - weight * zero * (depth - j) as f64 / scale;
+        } else if zero != 0.0 {
+            total += path[j].weight * scale / (zero * (depth - j) as f64);
+        }
+    }
+    total
+}
+
+/// What explanations need beyond prediction, computed once per ensemble.
+#[derive(Debug, Clone)]
+pub(super) struct ShapTables {
+    /// Per output: the divisor of a tree's leaves (trees per output for an
+    /// averaging ensemble, else 1).
+    divisors: Vec<f64>,
+    /// Per tree: the expectation of its (undivided) leaves under the cover
+    /// fractions, one per output for multi-output leaves. `None` when the
+    /// covers are missing.
+    expectations: Option<Vec<Vec<f64>>>,
+    max_depth: usize,
+}
+
+pub(super) type LazyTables = OnceLock<ShapTables>;
+
+/// Why path-dependent TreeSHAP cannot run on these covers, if it cannot.
+fn cover_problem(ensemble: &TreeEnsemble) -> Option<String> {
+    let mut all_one = true;
+    for (index, node) in ensemble.nodes.iter().enumerate() {
+        if index as u32 == ensemble.pad_leaf() {
+            continue;
+        }
+        let cover = ensemble.covers[index];
+        if !cover.is_finite() || cover < 0.0 {
+            return Some(format!(
+                "the {} model does not record how much training data reached each tree \
+                 node (node covers)",
+                ensemble.spec.source
+            ));
+        }
+        if node.feature_flags & LEAF == 0 && cover <= 0.0 {
+            return Some("a split node has no training cover".into());
+        }
+        all_one &= cover == 1.0;
+    }
+    if all_one {
+        // skl2onnx and onnxmltools write hit rates of 1.0 everywhere; with
+        // such covers path-dependent TreeSHAP still adds up but is wrong.
+        return Some("every node cover is 1.0, a placeholder rather than training counts".into());
+    }
+    None
+}
+
+impl TreeEnsemble {
+    fn pad_leaf(&self) -> u32 {
+        (self.nodes.len() - 1) as u32
+    }
+
+    fn shap_tables(&self) -> &ShapTables {
+        self.shap.get_or_init(|| {
+            let divisors = if self.spec.average {
+                self.trees_per_output.clone()
+            } else {
+                vec![1.0; self.spec.n_outputs]
+            };
+            let expectations = cover_problem(self).is_none().then(|| {
+                self.roots
+                    .iter()
+                    .enumerate()
+                    .map(|(tree, &root)| {
+                        let mut out = vec![0.0; self.leaf_width(tree)];
+                        self.expectation(root, 1.0, &mut out);
+                        out
+                    })
+                    .collect()
+            });
+            let max_depth = self.lane_depths.iter().copied().max().unwrap_or(0) as usize;
+            ShapTables {
+                divisors,
+                expectations,
+                max_depth,
+            }
+        })
+    }
+
+    fn leaf_width(&self, tree: usize) -> usize {
+        if self.tree_outputs[tree] == u32::MAX {
+            self.spec.n_outputs
+        } else {
+            1
+        }
+    }
+
+    /// Adds `fraction` × the cover-weighted mean of the leaves under
+    /// `node` to `out`, with the same ratios the recursion uses
+    /// (cover of child / cover of node), so that the values add up exactly.
+    fn expectation(&self, node: u32, fraction: f64, out: &mut [f64]) {
+        let n = self.nodes[node as usize];
+        if n.feature_flags & LEAF != 0 {
+            let first = n.value_index();
+            for (o, v) in out.iter_mut().zip(&self.leaf_values[first..]) {
+                *o += fraction * v;
+            }
+            return;
+        }
+        let cover = self.covers[node as usize];
+        for child in [n.child, n.child + 1] {
+            let share = self.covers[child as usize] / cover;
+            self.expectation(child, fraction * share, out);
+        }
+    }
+
+    fn explained_outputs(&self) -> (Vec<String>, OutputSpace) {
+        let n_outputs = self.spec.n_outputs;
+        let names = match &self.spec.task {
+            Task::Classification(labels) if n_outputs == 1 => vec![label(labels, 1)],
+            Task::Classification(labels) => (0..n_outputs).map(|i| label(labels, i)).collect(),
+            Task::Regression if n_outputs == 1 => vec!["predict".to_owned()],
+            Task::Regression => (0..n_outputs).map(|i| format!("predict_{i}")).collect(),
+        };
+        let space = match (self.spec.link, &self.spec.task) {
+            (Link::Identity, Task::Classification(_)) => OutputSpace::Probability,
+            (Link::Identity, Task::Regression) => OutputSpace::Prediction,
+            _ => OutputSpace::Margin,
+        };
+        (names, space)
+    }
+
+    fn feature_labels(&self) -> Vec<String> {
+        match &self.spec.feature_names {
+            Some(names) => names.clone(),
+            None => (0..self.spec.n_features).map(|i| format!("f{i}")).collect(),
+        }
+    }
+
+    /// `features` as the trees test them (`f32`-rounded for libraries that
+    /// cast).
+    fn tested_values(&self, features: &[f64]) -> Vec<f64> {
+        if self.spec.input_f32 {
+            features.iter().map(|&x| x as f32 as f64).collect()
+        } else {
+            features.to_vec()
+        }
+    }
+
+    /// Path-dependent TreeSHAP of `features` (row-major, `n_features` per
+    /// row), in margin space. Refused when the model has no real node
+    /// covers (ONNX files): the values would add up and still be wrong.
+    pub fn explain_path_dependent(&self, features: &[f64]) -> Result<Explanation> {
+        let tables = self.shap_tables();
+        let Some(expectations) = &tables.expectations else {
+            let problem = cover_problem(self).unwrap_or_default();
+            return Err(Error::unsupported(format!(
+                "path-dependent TreeSHAP needs node covers and {problem}; ask for the \
+                 interventional method (method=tree_interventional, explained against \
+                 background data), or serve the original model instead of its ONNX export"
+            )));
+        };
+        let n_features = self.spec.n_features;
+        let n_outputs = self.spec.n_outputs;
+        let rows = self.rows_of(features)?;
+        let mut base_values = if self.spec.average {
+            vec![0.0; n_outputs]
+        } else {
+            self.spec.base.clone()
+        };
+        for (tree, expectation) in expectations.iter().enumerate() {
+            self.add_leaf(tree, expectation, 1.0, &mut base_values, tables);
+        }
+        if self.spec.average {
+            for (b, base) in base_values.iter_mut().zip(&self.spec.base) {
+                *b += base;
+            }
+        }
+        let tested = self.tested_values(features);
+        let mut values = vec![0.0; rows * n_features * n_outputs];
+        let stride = n_features * n_outputs;
+        parallel_rows(&tested, &mut values, n_features, stride, |row, phi| {
+            let mut path =
+                vec![PathElement::default(); (tables.max_depth + 2) * (tables.max_depth + 3) / 2];
+            for tree in 0..self.roots.len() {
+                let mut walker = PathWalker {
+                    ensemble: self,
+                    tables,
+                    row,
+                    phi: &mut *phi,
+                    path: &mut path,
+                    tree,
+                };
+                walker.recurse(self.roots[tree], 0, 0, 0, 1.0, 1.0, NO_FEATURE);
+            }
+        });
+        self.finish(
+            Method::TreePathDependent,
+            features,
+            rows,
+            base_values,
+            values,
+            None,
+        )
+    }
+
+    /// Interventional TreeSHAP of `features` against `background` (both
+    /// row-major, `n_features` per row), in margin space.
+    pub fn explain_interventional(
+        &self,
+        features: &[f64],
+        background: &[f64],
+        background_hash: Option<String>,
+    ) -> Result<Explanation> {
+        let tables = self.shap_tables();
+        let n_features = self.spec.n_features;
+        let n_outputs = self.spec.n_outputs;
+        let rows = self.rows_of(features)?;
+        let background_rows = self.rows_of(background)?;
+        if background_rows == 0 {
+            return Err(Error::input("the background data has no rows"));
+        }
+        let mut margins = vec![0.0; background_rows * n_outputs];
+        self.predict_margins(background, &mut margins);
+        let mut base_values = vec![0.0; n_outputs];
+        for margin in margins.chunks_exact(n_outputs) {
+            for (b, m) in base_values.iter_mut().zip(margin) {
+                *b += m / background_rows as f64;
+            }
+        }
+        let tested = self.tested_values(features);
+        let reference = self.tested_values(background);
+        let mut values = vec![0.0; rows * n_features * n_outputs];
+        let stride = n_features * n_outputs;
+        // Shapley weights by (|A|, |B|): w⁺ = (a−1)!·b!/(a+b)!, w⁻ = a!·(b−1)!/(a+b)!.
+        let depth = tables.max_depth + 1;
+        let weights = SubsetWeights::new(depth);
+        parallel_rows(&tested, &mut values, n_features, stride, |row, phi| {
+            let mut state = vec![Side::Neither; n_features];
+            let mut a_set = Vec::with_capacity(depth);
+            let mut b_set = Vec::with_capacity(depth);
+            for r in reference.chunks_exact(n_features) {
+                for tree in 0..self.roots.len() {
+                    let mut walker = InterventionalWalker {
+                        ensemble: self,
+                        tables,
+                        weights: &weights,
+                        x: row,
+                        r,
+                        phi: &mut *phi,
+                        state: &mut state,
+                        a_set: &mut a_set,
+                        b_set: &mut b_set,
+                        tree,
+                        scale: 1.0 / background_rows as f64,
+                    };
+                    walker.recurse(self.roots[tree]);
+                }
+            }
+        });
+        self.finish(
+            Method::TreeInterventional,
+            features,
+            rows,
+            base_values,
+            values,
+            background_hash,
+        )
+    }
+
+    fn rows_of(&self, features: &[f64]) -> Result<usize> {
+        let n_features = self.spec.n_features;
+        if features.len() % n_features != 0 {
+            return Err(Error::input(format!(
+                "{} values do not make rows of {n_features} features",
+                features.len()
+            )));
+        }
+        Ok(features.len() / n_features)
+    }
+
+    /// Adds a leaf's `values` × `scale` to `out` (one slot per output),
+    /// divided as the ensemble divides that tree.
+    #[inline]
+    fn add_leaf(
+        &self,
+        tree: usize,
+        values: &[f64],
+        scale: f64,
+        out: &mut [f64],
+        tables: &ShapTables,
+    ) {
+        let output = self.tree_outputs[tree];
+        if output == u32::MAX {
+            for ((o, v), d) in out.iter_mut().zip(values).zip(&tables.divisors) {
+                *o += scale * v / d;
+            }
+        } else {
+            let o = output as usize;
+            out[o] += scale * values[0] / tables.divisors[o];
+        }
+    }
+
+    fn finish(
+        &self,
+        method: Method,
+        features: &[f64],
+        rows: usize,
+        base_values: Vec<f64>,
+        values: Vec<f64>,
+        background_hash: Option<String>,
+    ) -> Result<Explanation> {
+        let mut predictions = vec![0.0; rows * self.spec.n_outputs];
+        self.predict_margins(features, &mut predictions);
+        let (outputs, output_space) = self.explained_outputs();
+        Ok(Explanation {
+            method,
+            output_space,
+            features: self.feature_labels(),
+            outputs,
+            rows,
+            base_values,
+            values,
+            predictions,
+            background_hash,
+        })
+    }
+}
+
+fn label(labels: &super::ClassLabels, index: usize) -> String {
+    match labels {
+        super::ClassLabels::Int(v) => v
+            .get(index)
+            .map_or_else(|| index.to_string(), |l| l.to_string()),
+        super::ClassLabels::Str(v) => v.get(index).cloned().unwrap_or_else(|| index.to_string()),
+    }
+}
+
+/// Runs `explain(row, phi)` for every row of `features`, on every core when
+/// the batch is large enough to pay for the threads.
+fn parallel_rows(
+    features: &[f64],
+    values: &mut [f64],
+    n_features: usize,
+    stride: usize,
+    explain: impl Fn(&[f64], &mut [f64]) + Sync,
+) {
+    let rows = features.len() / n_features;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(rows / ROWS_PER_THREAD)
+        .max(1);
+    let run = |features: &[f64], values: &mut [f64]| {
+        for (row, phi) in features
+            .chunks_exact(n_features)
+            .zip(values.chunks_exact_mut(stride))
+        {
+            explain(row, phi);
+        }
+    };
+    if threads == 1 {
+        return run(features, values);
+    }
+    let per_thread = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (features, values) in features
+            .chunks(per_thread * n_features)
+            .zip(values.chunks_mut(per_thread * stride))
+        {
+            scope.spawn(|| run(features, values));
+        }
+    });
+}
+
+/// One path-dependent TreeSHAP recursion over one tree for one row.
+struct PathWalker<'a> {
+    ensemble: &'a TreeEnsemble,
+    tables: &'a ShapTables,
+    row: &'a [f64],
+    phi: &'a mut [f64],
+    /// Room for every level's copy of the path: level `d` uses `d + 1`
+    /// elements after its parent's.
+    path: &'a mut [PathElement],
+    tree: usize,
+}
+
+impl PathWalker<'_> {
+    /// The paper's RECURSE: `depth` is the number of unique features on the
+    /// parent's path (its elements are `path[parent..parent + depth]`), and
+    /// the new element is (`zero`, `one`, `feature`).
+    #[allow(clippy::too_many_arguments)]
+    fn recurse(
+        &mut self,
+        node: u32,
+        parent: usize,
+        offset: usize,
+        depth: usize,
+        zero: f64,
+        one: f64,
+        feature: u32,
+    ) {
+        if offset != parent {
+            self.path.copy_within(parent..parent + depth, offset);
+        }
+        extend(&mut self.path[offset..], depth, zero, one, feature);
+        let ensemble = self.ensemble;
+        let n: Node = ensemble.nodes[node as usize];
+        if n.feature_flags & LEAF != 0 {
+            let path = &self.path[offset..=offset + depth];
+            let first = n.value_index();
+            let n_outputs = ensemble.spec.n_outputs;
+            let width = ensemble.leaf_width(self.tree);
+            let values = &ensemble.leaf_values[first..first + width];
+            for i in 1..=depth {
+                let element = path[i];
+                let scale = unwound_sum(path, depth, i) * (element.one - element.zero);
+                let f = element.feature as usize;
+                ensemble.add_leaf(
+                    self.tree,
+                    values,
+                    scale,
+                    &mut self.phi[f * n_outputs..(f + 1) * n_outputs],
+                    self.tables,
+                );
+            }
+            return;
+        }
+        let hot = ensemble.step::<false>(&ensemble.nodes, node, self.row);
+        let cold = if hot == n.child { n.child + 1 } else { n.child };
+        let cover = ensemble.covers[node as usize];
+        let hot_zero = ensemble.covers[hot as usize] / cover;
+        let cold_zero = ensemble.covers[cold as usize] / cover;
+        let split = n.feature() as u32;
+        let mut incoming_zero = 1.0;
+        let mut incoming_one = 1.0;
+        let mut depth = depth;
+        // A feature already on the path: undo its element and merge its
+        // fractions into the new one, so that each feature appears once.
+        if let Some(k) = (1..=depth).find(|&k| self.path[offset + k].feature == split) {
+            incoming_zero = self.path[offset + k].zero;
+            incoming_one = self.path[offset + k].one;
+            unwind(&mut self.path[offset..], depth, k);
+            depth -= 1;
+        }
+        let child_offset = offset + depth + 1;
+        self.recurse(
+            hot,
+            offset,
+            child_offset,
+            depth + 1,
+            hot_zero * incoming_zero,
+            incoming_one,
+            split,
+        );
+        self.recurse(
+            cold,
+            offset,
+            child_offset,
+            depth + 1,
+            cold_zero * incoming_zero,
+            0.0,
+            split,
+        );
+    }
+}
+
+/// Which row's branch a feature follows on the current interventional path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// x and r have agreed wherever the feature was tested, so far.
+    Neither,
+    /// The path follows x where they differ (the feature is in A).
+    Explained,
+    /// The path follows r (the feature is in B).
+    Reference,
+}
+
+/// w⁺(a, b) = (a−1)!·b!/(a+b)! and w⁻(a, b) = a!·(b−1)!/(a+b)! for
+/// a, b ≤ `max`.
+struct SubsetWeights {
+    size: usize,
+    positive: Vec<f64>,
+    negative: Vec<f64>,
+}
+
+impl SubsetWeights {
+    fn new(max: usize) -> SubsetWeights {
+        let size = max + 1;
+        let factorial: Vec<f64> = (0..=2 * max)
+            .scan(1.0, |f, n| {
+                let value = *f;
+                *f *= (n + 1) as f64;
+                Some(value)
+            })
+            .collect();
+        let mut positive = vec![0.0; size * size];
+        let mut negative = vec![0.0; size * size];
+        for a in 0..size {
+            for b in 0..size {
+                if a > 0 {
+                    positive[a * size + b] = factorial[a - 1] * factorial[b] / factorial[a + b];
+                }
+                if b > 0 {
+                    negative[a * size + b] = factorial[a] * factorial[b - 1] / factorial[a + b];
+                }
+            }
+        }
+        SubsetWeights {
+            size,
+            positive,
+            negative,
+        }
+    }
+}
+
+struct InterventionalWalker<'a> {
+    ensemble: &'a TreeEnsemble,
+    tables: &'a ShapTables,
+    weights: &'a SubsetWeights,
+    x: &'a [f64],
+    r: &'a [f64],
+    phi: &'a mut [f64],
+    state: &'a mut Vec<Side>,
+    a_set: &'a mut Vec<u32>,
+    b_set: &'a mut Vec<u32>,
+    tree: usize,
+    /// 1 / background rows.
+    scale: f64,
+}
+
+impl InterventionalWalker<'_> {
+    fn recurse(&mut self, node: u32) {
+        let ensemble = self.ensemble;
+        let n = ensemble.nodes[node as usize];
+        if n.feature_flags & LEAF != 0 {
+            let (a, b) = (self.a_set.len(), self.b_set.len());
+            if a + b == 0 {
+                return;
+            }
+            let first = n.value_index();
+            let width = ensemble.leaf_width(self.tree);
+            let values = &ensemble.leaf_values[first..first + width];
+            let n_outputs = ensemble.spec.n_outputs;
+            let index = a * self.weights.size + b;
+            let gain = self.scale * self.weights.positive[index];
+            let loss = -self.scale * self.weights.negative[index];
+            for (set, weight) in [(&*self.a_set, gain), (&*self.b_set, loss)] {
+                for &f in set {
+                    let f = f as usize;
+                    ensemble.add_leaf(
+                        self.tree,
+                        values,
+                        weight,
+                        &mut self.phi[f * n_outputs..(f + 1) * n_outputs],
+                        self.tables,
+                    );
+                }
+            }
+            return;
+        }
+        let feature = n.feature();
+        let x_child = ensemble.step::<false>(&ensemble.nodes, node, self.x);
+        let r_child = ensemble.step::<false>(&ensemble.nodes, node, self.r);
+        match self.state[feature] {
+            Side::Explained => self.recurse(x_child),
+            Side::Reference => self.recurse(r_child),
+            Side::Neither if x_child == r_child => self.recurse(x_child),
+            Side::Neither => {
+                self.state[feature] = Side::Explained;
+                self.a_set.push(feature as u32);
+                self.recurse(x_child);
+                self.a_set.pop();
+                self.state[feature] = Side::Reference;
+                self.b_set.push(feature as u32);
+                self.recurse(r_child);
+                self.b_set.pop();
+                self.state[feature] = Side::Neither;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trees::{compile, EnsembleSpec, Missing, Test, Tree, TreeNode};
+
+    /// f(x) = 1 when x0 ≤ 0.5 and x1 ≤ 0.5, else 0, with uneven covers.
+    fn and_tree() -> TreeEnsemble {
+        let split = |feature, left, right, cover| TreeNode::Split {
+            feature,
+            test: Test::LessOrEqual(0.5),
+            missing: Missing::Right,
+            left,
+            right,
+            cover,
+        };
+        let leaf = |v: f64, cover| TreeNode::Leaf {
+            values: vec![v],
+            cover,
+        };
+        compile(EnsembleSpec {
+            source: "test",
+            n_features: 3,
+            n_outputs: 1,
+            trees: vec![Tree {
+                nodes: vec![
+                    split(0, 1, 2, 10.0),
+                    split(1, 3, 4, 6.0),
+                    leaf(0.0, 4.0),
+                    leaf(1.0, 2.0),
+                    leaf(0.0, 4.0),
+                ],
+                output: 0,
+            }],
+            base: vec![0.25],
+            average: false,
+            input_f32: false,
+            accumulate_f32: false,
+            link: Link::Identity,
+            task: Task::Regression,
+            feature_names: None,
+            categories: None,
+        })
+        .unwrap()
+    }
+
+    /// Shapley values by enumeration of the game v(S) = E[f | x_S] with
+    /// cover fractions, for the AND tree: the brute force the recursion
+    /// must agree with.
+    fn brute_force(x: [f64; 3]) -> [f64; 3] {
+        let covers = (10.0, 6.0, 4.0, 2.0, 4.0);
+        let v = |s: [bool; 3]| -> f64 {
+            // Probability of reaching the only non-zero leaf (value 1).
+            let first = if s[0] {
+                f64::from(u8::from(x[0] <= 0.5))
+            } else {
+                covers.1 / covers.0
+            };
+            let second = if s[1] {
+                f64::from(u8::from(x[1] <= 0.5))
+            } else {
+                covers.3 / covers.1
+            };
+            first * second
+        };
+        let mut phi = [0.0; 3];
+        let factorial = [1.0, 1.0, 2.0, 6.0];
+        for (i, phi) in phi.iter_mut().enumerate() {
+            for mask in 0..8u32 {
+                if mask & (1 << i) != 0 {
+                    continue;
+                }
+                let s: [bool; 3] = std::array::from_fn(|j| mask & (1 << j) != 0);
+                let mut with = s;
+                with[i] = true;
+                let size = mask.count_ones() as usize;
+                let weight = factorial[size] * factorial[3 - size - 1] / factorial[3];
+                *phi += weight * (v(with) - v(s));
+            }
+        }
+        phi
+    }
+
+    #[test]
+    fn path_dependent_values_are_the_shapley_values_of_the_cover_game() {
+        let ensemble = and_tree();
+        for x in [
+            [0.0, 0.0, 5.0],
+            [0.0, 1.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [1.0, 1.0, 1.0],
+        ] {
+            let explanation = ensemble.explain_path_dependent(&x).unwrap();
+            let expected = brute_force(x);
+            for (f, expected) in expected.iter().enumerate() {
+                let got = explanation.value(0, f, 0);
+                assert!(
+                    (got - expected).abs() < 1e-12,
+                    "x={x:?} f{f}: {got} vs {expected}"
+                );
+            }
+            assert!((explanation.base_values[0] - (0.25 + 0.2)).abs() < 1e-12);
+            assert!(explanation.additivity_error() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn interventional_values_add_up_to_the_difference_from_the_background_mean() {
+        let ensemble = and_tree();
+        let background = [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        let explanation = ensemble
+            .explain_interventional(&[0.0, 0.0, 0.0], &background, None)
+            .unwrap();
+        // f(x) = 1.25; f over the background: 0.25, 1.25, 0.25.
+        assert!((explanation.base_values[0] - (0.25 + 1.0 / 3.0)).abs() < 1e-12);
+        assert!(explanation.additivity_error() < 1e-12);
+        // Against r = (0, 1): only x1 differs, and it alone earns the 1.
+        // Against r = (1, 1): both differ and split it. Against (0, 0): nothing.
+        let phi0 = explanation.value(0, 0, 0);
+        let phi1 = explanation.value(0, 1, 0);
+        assert!((phi0 - 0.5 / 3.0).abs() < 1e-12, "{phi0}");
+        assert!((phi1 - 1.5 / 3.0).abs() < 1e-12, "{phi1}");
+        assert_eq!(explanation.value(0, 2, 0), 0.0);
+    }
+
+    #[test]
+    fn placeholder_covers_are_refused() {
+        let mut spec = and_tree().spec().clone();
+        for node in &mut spec.trees[0].nodes {
+            match node {
+                TreeNode::Split { cover, .. } | TreeNode::Leaf { cover, .. } => *cover = 1.0,
+            }
+        }
+        let error = compile(spec)
+            .unwrap()
+            .explain_path_dependent(&[0.0; 3])
+            .unwrap_err();
+        assert!(error.to_string().contains("placeholder"), "{error}");
+    }
+}
