@@ -52,43 +52,11 @@ pub async fn predict(
     args: PredictArgs,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let model_dir = if Path::new(&args.model).join("MLmodel").is_file() {
-        PathBuf::from(&args.model)
-    } else {
-        let server = crate::client::Client::new(connection)?.remote_server();
-        let model = crate::deploy::resolve_remote_model(&server, &args.model).await?;
-        let cache = args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(crate::default_cache_dir);
-        let dir = cache
-            .join("models")
-            .join(format!("{}-{}", sanitize(&model.name), model.version));
-        if !dir.join("MLmodel").is_file() {
-            sextant_server::serving::Source::Remote(server)
-                .fetch_model(&model, &dir)
-                .await
-                .map_err(|e| anyhow::anyhow!(e))
-                .with_context(|| format!("while downloading {model}"))?;
-        }
-        dir
-    };
+    let model_dir = model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
     let input = args.input.clone();
     let columns = tokio::task::spawn_blocking(move || read_columns(&input)).await??;
     let rows = columns.first().map_or(0, |c| c.tensor.rows());
-    let options = sextant_serve::mlflow::LoadOptions {
-        python: crate::python_config(
-            None,
-            &args
-                .cache_dir
-                .clone()
-                .unwrap_or_else(crate::default_cache_dir),
-        ),
-        force_python: false,
-        progress: Some(sextant_serve::Progress::new(|stage| {
-            eprintln!("sextant: {stage}")
-        })),
-    };
+    let options = load_options(args.cache_dir.as_deref());
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -124,6 +92,46 @@ pub async fn predict(
         args.output.display()
     );
     Ok(())
+}
+
+/// The local directory of `model`: itself when it is an MLflow model
+/// directory, else the registered model (NAME@ALIAS, NAME/VERSION) fetched
+/// from the server into the cache once.
+pub(crate) async fn model_dir(
+    connection: &crate::client::Connection,
+    model: &str,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    if Path::new(model).join("MLmodel").is_file() {
+        return Ok(PathBuf::from(model));
+    }
+    let server = crate::client::Client::new(connection)?.remote_server();
+    let model = crate::deploy::resolve_remote_model(&server, model).await?;
+    let cache = cache_dir.map_or_else(crate::default_cache_dir, Path::to_path_buf);
+    let dir = cache
+        .join("models")
+        .join(format!("{}-{}", sanitize(&model.name), model.version));
+    if !dir.join("MLmodel").is_file() {
+        sextant_server::serving::Source::Remote(server)
+            .fetch_model(&model, &dir)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("while downloading {model}"))?;
+    }
+    Ok(dir)
+}
+
+/// How batch commands load a model: Python environments cached beside the
+/// models, progress on stderr.
+pub(crate) fn load_options(cache_dir: Option<&Path>) -> sextant_serve::mlflow::LoadOptions {
+    let cache = cache_dir.map_or_else(crate::default_cache_dir, Path::to_path_buf);
+    sextant_serve::mlflow::LoadOptions {
+        python: crate::python_config(None, &cache),
+        force_python: false,
+        progress: Some(sextant_serve::Progress::new(|stage| {
+            eprintln!("sextant: {stage}")
+        })),
+    }
 }
 
 fn sanitize(name: &str) -> String {
@@ -184,7 +192,7 @@ fn predict_chunks(
     Ok(joined)
 }
 
-fn slice_rows(column: &NamedTensor, start: usize, end: usize) -> NamedTensor {
+pub(crate) fn slice_rows(column: &NamedTensor, start: usize, end: usize) -> NamedTensor {
     let width = column.tensor.row_width().max(1);
     let (a, b) = (start * width, end * width);
     let data = match &column.tensor.data {
@@ -222,7 +230,7 @@ fn append(all: &mut Tensor, part: Tensor) -> anyhow::Result<()> {
 }
 
 /// Reads a Parquet or CSV file into one column tensor per column.
-fn read_columns(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
+pub(crate) fn read_columns(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
@@ -362,7 +370,7 @@ fn arrow_cast_to_strings(array: &ArrayRef) -> anyhow::Result<Vec<String>> {
 
 /// Writes the outputs: a 1-D output is a column named after it, a matrix
 /// output one column per position (`predict_proba_0`, `predict_proba_1`, …).
-fn write_outputs(path: &Path, outputs: &[NamedTensor]) -> anyhow::Result<()> {
+pub(crate) fn write_outputs(path: &Path, outputs: &[NamedTensor]) -> anyhow::Result<()> {
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for output in outputs {

@@ -6,6 +6,7 @@
 //! the environment, installs the log subscriber and builds the runtime.
 
 mod batch;
+mod explain;
 mod client;
 mod deploy;
 mod image;
@@ -139,6 +140,13 @@ enum Command {
         connection: client::Connection,
         #[command(flatten)]
         args: batch::PredictArgs,
+    },
+    /// SHAP values of every row of a Parquet or CSV file: TreeSHAP for tree ensembles, Linear SHAP for linear models, KernelSHAP for the rest.
+    Explain {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: explain::ExplainArgs,
     },
 }
 
@@ -560,6 +568,7 @@ fn main() -> ExitCode {
             } => watch::retrain(&connection, command).await,
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
+            Command::Explain { connection, args } => explain::explain(&connection, args).await,
             Command::Drift(args) => monitor::drift(args),
             Command::Estimate(args) => monitor::estimate(args),
         }

@@ -15,6 +15,7 @@
 //! finite: scikit-learn refuses NaN and infinities for these models.
 
 use crate::error::{Error, Result};
+use crate::explain::{Background, ExplainOptions, Explanation, Method, OutputSpace};
 use crate::runtime::{ModelRuntime, RuntimeInfo};
 use crate::tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};
 use crate::trees::ClassLabels;
@@ -260,9 +261,114 @@ fn predicted_class(decision: &[f64]) -> usize {
     }
 }
 
+impl LinearModel {
+    /// Linear SHAP (Lundberg & Lee 2017, §4.1; shap's `LinearExplainer`
+    /// with independent features): for each decision column c,
+    /// φ_{c,i} = w_{c,i}·(x_i − E[x_i]), and the base value is the decision
+    /// at the background mean, E[f] = b_c + Σ_i w_{c,i}·E[x_i]. Exact for
+    /// the margin (log-odds of a logistic regression).
+    fn explain_linear(&self, features: &[f64], background: &Background) -> Result<Explanation> {
+        let n_features = self.spec.n_features;
+        let [reference] = background.inputs.as_slice() else {
+            return Err(Error::input("the background must be one feature matrix"));
+        };
+        let TensorData::F64(reference) = &reference.tensor.data else {
+            return Err(Error::input("the background must be an FP64 matrix"));
+        };
+        let background_rows = reference.len() / n_features;
+        if background_rows == 0 {
+            return Err(Error::input("the background data has no rows"));
+        }
+        let mut mean = vec![0.0; n_features];
+        for row in reference.chunks_exact(n_features) {
+            for (m, x) in mean.iter_mut().zip(row) {
+                *m += x / background_rows as f64;
+            }
+        }
+        let k = self.n_columns;
+        let rows = features.len() / n_features;
+        let mut base_values = vec![0.0; k];
+        self.decision_function(&mean, &mut base_values);
+        let mut predictions = vec![0.0; rows * k];
+        self.decision_function(features, &mut predictions);
+        let mut values = vec![0.0; rows * n_features * k];
+        for (row, x) in features.chunks_exact(n_features).enumerate() {
+            for (i, (x, m)) in x.iter().zip(&mean).enumerate() {
+                for c in 0..k {
+                    let w = self.spec.coefficients[c * n_features + i];
+                    values[(row * n_features + i) * k + c] = w * (x - m);
+                }
+            }
+        }
+        let (outputs, output_space) = match &self.spec.task {
+            LinearTask::Classification { labels, .. } => {
+                let name = |i: usize| match labels {
+                    ClassLabels::Int(v) => v[i].to_string(),
+                    ClassLabels::Str(v) => v[i].clone(),
+                };
+                let names = if k == 1 { vec![name(1)] } else { (0..k).map(name).collect() };
+                (names, OutputSpace::Margin)
+            }
+            LinearTask::Regression { .. } if k == 1 => {
+                (vec!["predict".to_owned()], OutputSpace::Prediction)
+            }
+            LinearTask::Regression { .. } => (
+                (0..k).map(|c| format!("predict_{c}")).collect(),
+                OutputSpace::Prediction,
+            ),
+        };
+        Ok(Explanation {
+            method: Method::Linear,
+            output_space,
+            features: match &self.spec.feature_names {
+                Some(names) => names.clone(),
+                None => (0..n_features).map(|i| format!("f{i}")).collect(),
+            },
+            outputs,
+            rows,
+            base_values,
+            values,
+            predictions,
+            background_hash: Some(background.hash.clone()),
+        })
+    }
+
+    fn checked_matrix<'a>(&self, inputs: &'a [NamedTensor]) -> Result<&'a [f64]> {
+        let [input] = inputs else {
+            return Err(Error::input(format!(
+                "a linear model takes one input, got {}",
+                inputs.len()
+            )));
+        };
+        let TensorData::F64(features) = &input.tensor.data else {
+            return Err(Error::input("a linear model takes an FP64 matrix"));
+        };
+        if features.len() % self.spec.n_features != 0 {
+            return Err(Error::input("a ragged feature matrix"));
+        }
+        Ok(features)
+    }
+}
+
 impl ModelRuntime for LinearModel {
     fn info(&self) -> &RuntimeInfo {
         &self.info
+    }
+
+    fn explain(&self, inputs: &[NamedTensor], options: &ExplainOptions) -> Result<Explanation> {
+        match options.method {
+            None | Some(Method::Linear) => {
+                let background = options.background.as_ref().ok_or_else(|| {
+                    Error::input("Linear SHAP needs background data for the features' means")
+                })?;
+                self.explain_linear(self.checked_matrix(inputs)?, background)
+            }
+            Some(Method::Kernel) => crate::explain::kernel::explain(self, inputs, options),
+            Some(other) => Err(Error::input(format!(
+                "a linear model is explained by the linear or kernel method, not {}",
+                other.name()
+            ))),
+        }
     }
 
     fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {

@@ -11,7 +11,7 @@
 pub mod kernel;
 
 use crate::error::{Error, Result};
-use crate::tensor::NamedTensor;
+use crate::tensor::{NamedTensor, TensorData};
 
 /// Which SHAP algorithm produced the values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,44 @@ pub struct Background {
     pub inputs: Vec<NamedTensor>,
     pub rows: usize,
     pub hash: String,
+}
+
+impl Background {
+    /// `inputs` (all with the same number of rows) with the SHA-256 of
+    /// their names, types, shapes and values.
+    pub fn new(inputs: Vec<NamedTensor>) -> Background {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for input in &inputs {
+            hasher.update(input.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(input.tensor.dtype.as_oip().as_bytes());
+            for d in &input.tensor.shape {
+                hasher.update((*d as u64).to_le_bytes());
+            }
+            match &input.tensor.data {
+                TensorData::Bool(v) => v.iter().for_each(|b| hasher.update([u8::from(*b)])),
+                TensorData::I64(v) => v.iter().for_each(|x| hasher.update(x.to_le_bytes())),
+                TensorData::F32(v) => v.iter().for_each(|x| hasher.update(x.to_le_bytes())),
+                TensorData::F64(v) => v.iter().for_each(|x| hasher.update(x.to_le_bytes())),
+                TensorData::Str(v) => v.iter().for_each(|s| {
+                    hasher.update((s.len() as u64).to_le_bytes());
+                    hasher.update(s.as_bytes());
+                }),
+            }
+        }
+        let rows = inputs.first().map_or(0, |t| t.tensor.rows());
+        let hash = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        Background {
+            inputs,
+            rows,
+            hash: format!("sha256:{hash}"),
+        }
+    }
 }
 
 /// What the caller asks for.

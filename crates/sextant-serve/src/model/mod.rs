@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::explain::{ExplainOptions, Explanation};
 use crate::runtime::{CallCost, ModelRuntime, RuntimeInfo};
 use crate::tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};
 
@@ -137,6 +138,27 @@ impl Model {
     pub fn predict(&self, request: Vec<NamedTensor>, layout: Layout) -> Result<Vec<NamedTensor>> {
         let inputs = self.prepare(request, layout)?;
         self.runtime.predict(&inputs)
+    }
+
+    /// SHAP values of `request` (checked and shaped as for `predict`). The
+    /// background in `options`, if any, is in the request's own form and is
+    /// prepared the same way.
+    pub fn explain(
+        &self,
+        request: Vec<NamedTensor>,
+        layout: Layout,
+        options: &ExplainOptions,
+    ) -> Result<Explanation> {
+        let inputs = self.prepare(request, layout)?;
+        let mut options = options.clone();
+        if let Some(background) = &mut options.background {
+            let raw = std::mem::take(&mut background.inputs);
+            background.inputs = self
+                .prepare(raw, Layout::Columns)
+                .map_err(|e| Error::input(format!("the background data: {e}")))?;
+            background.rows = Model::rows_of(&background.inputs);
+        }
+        self.runtime.explain(&inputs, &options)
     }
 
     /// The number of rows in a prepared request.

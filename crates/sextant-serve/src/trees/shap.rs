@@ -27,9 +27,6 @@ use super::{Link, Node, Task, TreeEnsemble, LEAF};
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, Method, OutputSpace};
 
-/// Rows per thread below which a batch is explained on the calling thread.
-const ROWS_PER_THREAD: usize = 32;
-
 /// Absent feature marker at the root of a path.
 const NO_FEATURE: u32 = u32::MAX;
 
@@ -273,9 +270,9 @@ impl TreeEnsemble {
         let tested = self.tested_values(features);
         let mut values = vec![0.0; rows * n_features * n_outputs];
         let stride = n_features * n_outputs;
-        parallel_rows(&tested, &mut values, n_features, stride, |row, phi| {
-            let mut path =
-                vec![PathElement::default(); (tables.max_depth + 2) * (tables.max_depth + 3) / 2];
+        let mut path =
+            vec![PathElement::default(); (tables.max_depth + 2) * (tables.max_depth + 3) / 2];
+        each_row(&tested, &mut values, n_features, stride, |row, phi| {
             for tree in 0..self.roots.len() {
                 let mut walker = PathWalker {
                     ensemble: self,
@@ -329,10 +326,10 @@ impl TreeEnsemble {
         // Shapley weights by (|A|, |B|): w⁺ = (a−1)!·b!/(a+b)!, w⁻ = a!·(b−1)!/(a+b)!.
         let depth = tables.max_depth + 1;
         let weights = SubsetWeights::new(depth);
-        parallel_rows(&tested, &mut values, n_features, stride, |row, phi| {
-            let mut state = vec![Side::Neither; n_features];
-            let mut a_set = Vec::with_capacity(depth);
-            let mut b_set = Vec::with_capacity(depth);
+        let mut state = vec![Side::Neither; n_features];
+        let mut a_set = Vec::with_capacity(depth);
+        let mut b_set = Vec::with_capacity(depth);
+        each_row(&tested, &mut values, n_features, stride, |row, phi| {
             for r in reference.chunks_exact(n_features) {
                 for tree in 0..self.roots.len() {
                     let mut walker = InterventionalWalker {
@@ -430,40 +427,19 @@ fn label(labels: &super::ClassLabels, index: usize) -> String {
     }
 }
 
-/// Runs `explain(row, phi)` for every row of `features`, on every core when
-/// the batch is large enough to pay for the threads.
-fn parallel_rows(
+/// Runs `explain(row, phi)` for every row of `features`. One thread: a
+/// server explains concurrent requests on its own threads, and batch
+/// callers split their rows across cores.
+fn each_row(
     features: &[f64],
     values: &mut [f64],
     n_features: usize,
     stride: usize,
-    explain: impl Fn(&[f64], &mut [f64]) + Sync,
+    mut explain: impl FnMut(&[f64], &mut [f64]),
 ) {
-    let rows = features.len() / n_features;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(rows / ROWS_PER_THREAD)
-        .max(1);
-    let run = |features: &[f64], values: &mut [f64]| {
-        for (row, phi) in features
-            .chunks_exact(n_features)
-            .zip(values.chunks_exact_mut(stride))
-        {
-            explain(row, phi);
-        }
-    };
-    if threads == 1 {
-        return run(features, values);
+    for (row, phi) in features.chunks_exact(n_features).zip(values.chunks_exact_mut(stride)) {
+        explain(row, phi);
     }
-    let per_thread = rows.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (features, values) in features
-            .chunks(per_thread * n_features)
-            .zip(values.chunks_mut(per_thread * stride))
-        {
-            scope.spawn(|| run(features, values));
-        }
-    });
 }
 
 /// One path-dependent TreeSHAP recursion over one tree for one row.

@@ -80,6 +80,18 @@ impl Case {
         }
     }
 
+    fn explain(&self, method: Method) -> Explanation {
+        let (_, inputs) = self.input("rows");
+        let options = ExplainOptions {
+            method: Some(method),
+            background: Some(self.background()),
+            ..Default::default()
+        };
+        self.runtime()
+            .explain(&inputs, &options)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+
     fn input(&self, key: &str) -> (usize, Vec<NamedTensor>) {
         let (rows, values) = matrix(&self.json[key]);
         let n_features = self.json["n_features"].as_u64().unwrap() as usize;
@@ -164,7 +176,7 @@ fn compare(
 fn tree_explanations_match_shap_for_every_library_and_model_family() {
     let cases = cases();
     let mut explained = 0;
-    for case in &cases {
+    for case in cases.iter().filter(|c| c.json["kind"] == "tree") {
         let runtime = case.runtime();
         let (rows, inputs) = case.input("rows");
         let path_dependent = ExplainOptions {
@@ -322,4 +334,55 @@ fn compare_rows(case: &str, got: &Explanation, expected: &Value, rows: &[usize])
         expected,
         rows.iter().copied(),
     )
+}
+
+#[test]
+fn linear_and_kernel_explanations_match_shap() {
+    let cases = cases();
+    let mut checked = 0;
+    for case in &cases {
+        let rows = case.json["rows"].as_array().unwrap().len();
+        let (method, key) = match case.json["kind"].as_str().unwrap() {
+            "linear" => (Method::Linear, "linear"),
+            "kernel" => (Method::Kernel, "kernel"),
+            _ => continue,
+        };
+        let explanation = case.explain(method);
+        let worst = compare(&case.name, key, &explanation, &case.json[key], 0..rows);
+        let additivity = explanation.additivity_error();
+        assert!(additivity < 1e-9, "{}: additivity error {additivity:e}", case.name);
+        eprintln!("{}: {key} {worst:e}", case.name);
+        checked += 1;
+    }
+    if !cases.is_empty() {
+        assert_eq!(checked, 5, "linear and kernel cases");
+    }
+}
+
+#[test]
+fn kernel_explanations_are_deterministic_and_need_a_background() {
+    let Some(case) = cases().into_iter().find(|c| c.name == "kernel_pipeline") else {
+        return;
+    };
+    let runtime = case.runtime();
+    let (_, inputs) = case.input("rows");
+    let sampled = |seed| {
+        let options = ExplainOptions {
+            method: Some(Method::Kernel),
+            background: Some(case.background()),
+            samples: Some(60),
+            seed,
+        };
+        runtime.explain(&inputs, &options).unwrap()
+    };
+    // Fewer coalitions than the 254 there are: sampled, repeatably per seed,
+    // and still adding up exactly.
+    let (a, b, c) = (sampled(1), sampled(1), sampled(2));
+    assert_eq!(a.values, b.values);
+    assert_ne!(a.values, c.values);
+    assert!(a.additivity_error() < 1e-9);
+    let error = runtime
+        .explain(&inputs, &ExplainOptions { method: Some(Method::Kernel), ..Default::default() })
+        .unwrap_err();
+    assert!(error.to_string().contains("background"), "{error}");
 }
