@@ -110,7 +110,10 @@ def main():
     dirs = {}
     for name, model, flavor in [("rf", rf, mlflow.sklearn), ("xgb", booster, mlflow.xgboost), ("logistic", logistic, mlflow.sklearn)]:
         dirs[name] = work / name
-        flavor.save_model(model, str(dirs[name]))
+        if flavor is mlflow.sklearn:
+            flavor.save_model(model, str(dirs[name]), serialization_format="cloudpickle")
+        else:
+            flavor.save_model(model, str(dirs[name]))
     rows = frame.iloc[10000:10000 + args.rows].reset_index(drop=True)
     inter_rows = rows.iloc[: max(1, args.rows // 10)]
     kernel_rows = rows.iloc[: args.kernel_rows]

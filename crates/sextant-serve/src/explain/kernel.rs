@@ -161,7 +161,10 @@ fn read_output(outputs: &[NamedTensor]) -> Result<(Vec<f64>, usize, OutputSpace,
         .map(|i| chosen.tensor.data.get_f64(i).unwrap_or(f64::NAN))
         .collect();
     let probability = chosen.name == "predict_proba" || chosen.name == "probabilities";
-    let names = if width == 1 {
+    // Probability columns are the classes in order: named by position.
+    let names = if probability {
+        (0..width).map(|j| j.to_string()).collect()
+    } else if width == 1 {
         vec![chosen.name.clone()]
     } else {
         (0..width)
