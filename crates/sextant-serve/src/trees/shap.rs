@@ -114,9 +114,9 @@ pub(super) struct ShapTables {
     /// covers are missing.
     expectations: Option<Vec<Vec<f64>>>,
     max_depth: usize,
-    /// Per tree, its leaf paths for the quadrature (`LeafPaths`); `None`
-    /// trees (paths over more than 32 features) take the recursion.
-    fast: Vec<Option<LeafPaths>>,
+    /// Per tree, its quadrature walk (`QuadratureTree`); `None` trees
+    /// (paths over more than 32 features) take the recursion.
+    fast: Vec<Option<QuadratureTree>>,
 }
 
 pub(super) type LazyTables = OnceLock<ShapTables>;
@@ -175,7 +175,7 @@ impl TreeEnsemble {
             let max_depth = self.lane_depths.iter().copied().max().unwrap_or(0) as usize;
             let fast = match &expectations {
                 Some(_) => (0..self.roots.len())
-                    .map(|tree| LeafPaths::build(self, tree, &divisors))
+                    .map(|tree| QuadratureTree::build(self, tree))
                     .collect(),
                 None => Vec::new(),
             };
@@ -288,11 +288,11 @@ impl TreeEnsemble {
         let stride = n_features * n_outputs;
         let mut path =
             vec![PathElement::default(); (tables.max_depth + 2) * (tables.max_depth + 3) / 2];
-        let mut scratch = LeafScratch::default();
+        let mut scratch = WalkScratch::default();
         each_row(&tested, &mut values, n_features, stride, |row, phi| {
             for tree in 0..self.roots.len() {
                 if let Some(fast) = tables.fast[tree].as_ref().filter(|_| use_tables) {
-                    fast.explain(self, tree, row, phi, &mut scratch);
+                    fast.explain(self, tree, row, phi, &tables.divisors, &mut scratch);
                     continue;
                 }
                 let mut walker = PathWalker {
@@ -382,7 +382,7 @@ impl TreeEnsemble {
 
     fn rows_of(&self, features: &[f64]) -> Result<usize> {
         let n_features = self.spec.n_features;
-        if features.len() % n_features != 0 {
+        if !features.len().is_multiple_of(n_features) {
             return Err(Error::input(format!(
                 "{} values do not make rows of {n_features} features",
                 features.len()
@@ -463,143 +463,109 @@ fn each_row(
     }
 }
 
-/// Path-dependent TreeSHAP leaf by leaf, by exact quadrature: everything
-/// that depends only on the tree (each leaf's unique path features and
-/// their cover fractions) is prepared once, and a row costs O(d²/2) per
-/// leaf with no serial dependencies, d being the leaf's unique path
-/// features.
+/// Path-dependent TreeSHAP by exact quadrature, one walk of the tree per
+/// row: O(nodes · d/2) with d the most unique features on a path, against
+/// O(leaves · d²) for the recursion of Lundberg et al.
 ///
 /// One leaf's game, with z_j the product of the cover ratios of the path's
 /// splits on feature j and o_j ∈ {0, 1} whether x takes every one of them,
 /// is v(S) = value · Π_{j∈S} o_j · Π_{j∉S} z_j (features off the path are
 /// null players). It is multilinear, so by Owen's multilinear extension
-/// (Owen 1972; the route of Linear TreeSHAP, Yu et al., NeurIPS 2022) its
-/// Shapley values are
+/// (Owen 1972; the route of Linear TreeSHAP, Yu et al., NeurIPS 2022),
+/// with F_j(t) = z_j + t·(o_j − z_j) and A(t) = Π_j F_j(t),
 ///
-///   φ_i = value · (o_i − z_i) · ∫₀¹ Π_{j≠i} (z_j + t·(o_j − z_j)) dt,
+///   φ_i = value · ∫₀¹ A(t) · (o_i − z_i)/F_i(t) dt
+///       = value · ∫₀¹ A(t) · d/dt log F_i(t) dt.
 ///
-/// and the tree's are their sum over leaves. The integrand is a polynomial
-/// of degree d − 1, which Gauss–Legendre quadrature with ⌈d/2⌉ nodes
-/// integrates exactly; the products leaving out one factor come from
-/// prefix and suffix products (no division, so zero factors are safe).
+/// Along the path, each split on feature i changes F_i from its value
+/// above (1 before the first split) to the merged value below, so
+/// d/dt log F_i is the sum over those splits of D_c(t) = d/dt log F_i^c −
+/// d/dt log F_i^parent. Summing over leaves, a tree's φ_i is
+/// Σ_c ∫ D_c(t)·C_c(t) dt over the children c of splits on i, where
+/// C_c(t) = Σ_{leaves ℓ under c} value_ℓ·A_ℓ(t) accumulates bottom-up. Every
+/// leaf's integrand is a polynomial of degree < d, so Gauss–Legendre
+/// quadrature with ⌈d/2⌉ nodes is exact; the walk carries A(t) and C(t) at
+/// the nodes only. D_c is a tree constant once it is known whether x took c
+/// and every earlier split on i: the reciprocals it needs are prepared.
 #[derive(Debug, Clone)]
-struct LeafPaths {
+struct QuadratureTree {
     root: u32,
-    /// Nodes of the tree: indices `root..root + span`.
-    span: u32,
-    /// Per leaf: its first value (already divided as the ensemble divides
-    /// the tree) in `values`, and its ranges in `features` and `splits`.
-    leaves: Vec<LeafPath>,
-    values: Vec<f64>,
-    /// Unique path features and their zero fractions, leaf after leaf.
-    features: Vec<u32>,
+    /// Quadrature nodes.
+    q: usize,
+    nodes: Vec<f64>,
+    weights: Vec<f64>,
+    /// Per node (offset from the root), for the split feature of its
+    /// parent: the merged zero fraction below the split, the node where
+    /// the feature was last split above (`NONE`) and, per quadrature node,
+    /// 1 / (z + t·(1 − z)).
     zero: Vec<f64>,
-    /// The path's splits: (node offset from the root, whether the path goes
-    /// right there, index among the leaf's features).
-    splits: Vec<(u32, bool, u8)>,
-    /// Gauss–Legendre nodes and weights on [0, 1], for 1..=⌈max d/2⌉ points.
-    quadrature: Vec<(Vec<f64>, Vec<f64>)>,
+    previous: Vec<u32>,
+    inverse_followed: Vec<f64>,
+    max_depth: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct LeafPath {
-    value: u32,
-    features: u32,
-    n_features: u8,
-    splits: u32,
-    n_splits: u8,
-}
+const NONE: u32 = u32::MAX;
 
-/// Unique features a leaf path may have for the quadrature; longer paths
-/// (trees deeper than 32) take the recursion.
+/// Unique features a path may have for the quadrature (16 nodes); trees
+/// with longer paths take the recursion.
 const MAX_PATH_FEATURES: usize = 32;
-const MAX_NODES: usize = MAX_PATH_FEATURES / 2;
 
 #[derive(Default)]
-struct LeafScratch {
-    goes_right: Vec<bool>,
-    /// Factors and prefix products of `leaf_integrals`.
-    integrals: Vec<[f64; MAX_NODES]>,
+struct WalkScratch {
+    /// Per node: whether x took it and every split on its feature above.
+    followed: Vec<bool>,
+    /// C(t) per level of the walk, `q × width` each.
+    sums: Vec<f64>,
 }
 
-impl LeafPaths {
-    fn build(ensemble: &TreeEnsemble, tree: usize, divisors: &[f64]) -> Option<LeafPaths> {
+impl QuadratureTree {
+    fn build(ensemble: &TreeEnsemble, tree: usize) -> Option<QuadratureTree> {
         let root = ensemble.roots[tree];
         let end = ensemble
             .roots
             .get(tree + 1)
             .copied()
             .unwrap_or_else(|| ensemble.pad_leaf());
-        let width = ensemble.leaf_width(tree);
-        let output = ensemble.tree_outputs[tree];
-        let mut paths = LeafPaths {
+        let span = (end - root) as usize;
+        let mut builder = Builder {
+            ensemble,
             root,
-            span: end - root,
-            leaves: Vec::new(),
-            values: Vec::new(),
-            features: Vec::new(),
-            zero: Vec::new(),
-            splits: Vec::new(),
-            quadrature: Vec::new(),
+            zero: vec![1.0; span],
+            previous: vec![NONE; span],
+            last: vec![NONE; ensemble.spec.n_features],
+            max_unique: 0,
+            max_depth: 0,
         };
-        let mut max_d = 0;
-        // Depth-first: (node, the splits leading to it).
-        let mut stack: Vec<(u32, Vec<(u32, bool)>)> = vec![(root, Vec::new())];
-        while let Some((node, path)) = stack.pop() {
-            let n = ensemble.nodes[node as usize];
-            if n.feature_flags & LEAF == 0 {
-                for (child, right) in [(n.child, false), (n.child + 1, true)] {
-                    let mut next = path.clone();
-                    next.push((node, right));
-                    stack.push((child, next));
-                }
-                continue;
-            }
-            let first_feature = paths.features.len();
-            let first_split = paths.splits.len();
-            for &(split, right) in &path {
-                let s = ensemble.nodes[split as usize];
-                let feature = s.feature() as u32;
-                let child = s.child + u32::from(right);
-                let ratio = ensemble.covers[child as usize] / ensemble.covers[split as usize];
-                let k = match paths.features[first_feature..].iter().position(|&f| f == feature) {
-                    Some(k) => {
-                        paths.zero[first_feature + k] *= ratio;
-                        k
-                    }
-                    None => {
-                        paths.features.push(feature);
-                        paths.zero.push(ratio);
-                        paths.features.len() - first_feature - 1
-                    }
-                };
-                paths.splits.push((split - root, right, k as u8));
-            }
-            let d = paths.features.len() - first_feature;
-            if d > MAX_PATH_FEATURES || path.len() > u8::MAX as usize {
-                return None;
-            }
-            max_d = max_d.max(d);
-            let first_value = paths.values.len();
-            let leaf_values = &ensemble.leaf_values[n.value_index()..n.value_index() + width];
-            for (o, v) in leaf_values.iter().enumerate() {
-                let divisor = if output == u32::MAX {
-                    divisors[o]
-                } else {
-                    divisors[output as usize]
-                };
-                paths.values.push(v / divisor);
-            }
-            paths.leaves.push(LeafPath {
-                value: first_value as u32,
-                features: first_feature as u32,
-                n_features: d as u8,
-                splits: first_split as u32,
-                n_splits: path.len() as u8,
-            });
+        builder.visit(root, 0, 0);
+        let Builder {
+            zero,
+            previous,
+            max_unique,
+            max_depth,
+            ..
+        } = builder;
+        if max_unique > MAX_PATH_FEATURES {
+            return None;
         }
-        paths.quadrature = (1..=max_d.div_ceil(2)).map(gauss_legendre).collect();
-        Some(paths)
+        let q = max_unique.div_ceil(2).max(1);
+        let (nodes, weights) = gauss_legendre(q);
+        let mut inverse_followed = vec![0.0; span * q];
+        for c in 0..span {
+            let z = zero[c];
+            for l in 0..q {
+                inverse_followed[c * q + l] = 1.0 / (z + nodes[l] * (1.0 - z));
+            }
+        }
+        Some(QuadratureTree {
+            root,
+            q,
+            nodes,
+            weights,
+            zero,
+            previous,
+            inverse_followed,
+            max_depth,
+        })
     }
 
     fn explain(
@@ -608,114 +574,189 @@ impl LeafPaths {
         tree: usize,
         row: &[f64],
         phi: &mut [f64],
-        scratch: &mut LeafScratch,
+        divisors: &[f64],
+        scratch: &mut WalkScratch,
     ) {
-        // Every split's direction for this row, once.
-        let goes_right = &mut scratch.goes_right;
-        goes_right.clear();
-        goes_right.resize(self.span as usize, false);
-        for offset in 0..self.span {
-            let node = self.root + offset;
-            let n = ensemble.nodes[node as usize];
-            if n.feature_flags & LEAF == 0 {
-                goes_right[offset as usize] =
-                    ensemble.step::<false>(&ensemble.nodes, node, row) != n.child;
-            }
-        }
-        let n_outputs = ensemble.spec.n_outputs;
         let width = ensemble.leaf_width(tree);
-        let single_output = ensemble.tree_outputs[tree];
-        let mut scale = [0f64; MAX_PATH_FEATURES];
-        let integrals = &mut scratch.integrals;
-        integrals.resize(2 * MAX_PATH_FEATURES + 1, [0.0; MAX_NODES]);
-        for leaf in &self.leaves {
-            let d = leaf.n_features as usize;
-            if d == 0 {
-                continue;
-            }
-            let features = &self.features[leaf.features as usize..][..d];
-            let zero = &self.zero[leaf.features as usize..][..d];
-            let splits = &self.splits[leaf.splits as usize..][..leaf.n_splits as usize];
-            // o_j: whether x follows every split on feature j.
-            let mut followed: u64 = u64::MAX;
-            for &(offset, right, k) in splits {
-                if goes_right[offset as usize] != right {
-                    followed &= !(1u64 << k);
+        scratch.followed.clear();
+        scratch.followed.resize(self.zero.len(), false);
+        scratch.sums.clear();
+        scratch.sums.resize((self.max_depth + 2) * self.q * width, 0.0);
+        macro_rules! walk {
+            ($($q:literal)*) => {
+                match self.q {
+                    $($q => {
+                        let mut walk = Walk::<$q> {
+                            tree: self,
+                            ensemble,
+                            row,
+                            phi,
+                            followed: &mut scratch.followed,
+                            width,
+                            output: ensemble.tree_outputs[tree],
+                            n_outputs: ensemble.spec.n_outputs,
+                            nodes: self.nodes[..].try_into().expect("q nodes"),
+                            weights: self.weights[..].try_into().expect("q weights"),
+                            divisors,
+                            complements: std::array::from_fn(|l| 1.0 - self.nodes[l]),
+                            minus_inverse_complements: std::array::from_fn(|l| -1.0 / (1.0 - self.nodes[l])),
+                        };
+                        walk.visit(self.root, [1.0; $q], &mut scratch.sums);
+                    })*
+                    _ => unreachable!("at most 16 quadrature nodes"),
                 }
-            }
-            let (nodes, weights) = &self.quadrature[d.div_ceil(2) - 1];
-            // One instance per node count, so that the loops over nodes
-            // have a constant length and unroll.
-            macro_rules! integrate {
-                ($($q:literal)*) => {
-                    match d.div_ceil(2) {
-                        $($q => leaf_integrals::<$q>(
-                            zero,
-                            followed,
-                            nodes[..].try_into().expect("nodes"),
-                            weights[..].try_into().expect("weights"),
-                            &mut scale[..d],
-                            integrals,
-                        ),)*
-                        _ => unreachable!("at most {MAX_NODES} nodes"),
-                    }
-                };
-            }
-            integrate!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
-            let values = &self.values[leaf.value as usize..][..width];
-            for (&feature, &scale) in features.iter().zip(&scale[..d]) {
-                let f = feature as usize;
-                if single_output == u32::MAX {
-                    for (slot, v) in phi[f * n_outputs..(f + 1) * n_outputs].iter_mut().zip(values) {
-                        *slot += scale * v;
-                    }
-                } else {
-                    phi[f * n_outputs + single_output as usize] += scale * values[0];
-                }
-            }
+            };
         }
+        walk!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
     }
 }
 
-/// (o_i − z_i)·∫₀¹ Π_{j≠i} (z_j + t·(o_j − z_j)) dt for each of a leaf's
-/// features into `scale`, with `Q` quadrature nodes (⌈d/2⌉).
-#[inline(always)]
-fn leaf_integrals<const Q: usize>(
-    zero: &[f64],
-    followed: u64,
-    nodes: &[f64; Q],
-    weights: &[f64; Q],
-    scale: &mut [f64],
-    scratch: &mut [[f64; MAX_NODES]],
-) {
-    let d = zero.len();
-    // factor[j][l] = z_j + t_l·(o_j − z_j), in the first d rows of
-    // `scratch`; prefix[j][l] = Π_{i<j} factor[i][l], in the next d + 1.
-    let (factor, prefix) = scratch.split_at_mut(MAX_PATH_FEATURES);
-    prefix[0][..Q].fill(1.0);
-    for j in 0..d {
-        let o = if followed & (1 << j) != 0 { 1.0 } else { 0.0 };
-        let z = zero[j];
-        let f: &mut [f64; Q] = (&mut factor[j][..Q]).try_into().expect("Q nodes");
-        let (before, after) = prefix.split_at_mut(j + 1);
-        let previous: &[f64; Q] = before[j][..Q].try_into().expect("Q nodes");
-        let next: &mut [f64; Q] = (&mut after[0][..Q]).try_into().expect("Q nodes");
-        for l in 0..Q {
-            f[l] = z + nodes[l] * (o - z);
-            next[l] = previous[l] * f[l];
+struct Builder<'a> {
+    ensemble: &'a TreeEnsemble,
+    root: u32,
+    zero: Vec<f64>,
+    previous: Vec<u32>,
+    /// Per feature, the node below its last split on the current path.
+    last: Vec<u32>,
+    max_unique: usize,
+    max_depth: usize,
+}
+
+impl Builder<'_> {
+    fn visit(&mut self, node: u32, depth: usize, unique: usize) {
+        self.max_depth = self.max_depth.max(depth);
+        self.max_unique = self.max_unique.max(unique);
+        let n = self.ensemble.nodes[node as usize];
+        if n.feature_flags & LEAF != 0 {
+            return;
         }
+        let feature = n.feature();
+        let before = self.last[feature];
+        for child in [n.child, n.child + 1] {
+            let c = (child - self.root) as usize;
+            let ratio = self.ensemble.covers[child as usize] / self.ensemble.covers[node as usize];
+            if before == NONE {
+                self.zero[c] = ratio;
+            } else {
+                self.previous[c] = before;
+                self.zero[c] = self.zero[(before - self.root) as usize] * ratio;
+            }
+            self.last[feature] = child;
+            self.visit(child, depth + 1, unique + usize::from(before == NONE));
+        }
+        self.last[feature] = before;
     }
-    let mut suffix = [1f64; Q];
-    for i in (0..d).rev() {
-        let o = if followed & (1 << i) != 0 { 1.0 } else { 0.0 };
-        let f: &[f64; Q] = factor[i][..Q].try_into().expect("Q nodes");
-        let p: &[f64; Q] = prefix[i][..Q].try_into().expect("Q nodes");
-        let mut integral = 0.0;
-        for l in 0..Q {
-            integral += weights[l] * p[l] * suffix[l];
-            suffix[l] *= f[l];
+}
+
+struct Walk<'a, const Q: usize> {
+    tree: &'a QuadratureTree,
+    ensemble: &'a TreeEnsemble,
+    row: &'a [f64],
+    phi: &'a mut [f64],
+    followed: &'a mut [bool],
+    width: usize,
+    /// The output single-valued leaves add to (`u32::MAX`: every output).
+    output: u32,
+    n_outputs: usize,
+    nodes: &'a [f64; Q],
+    weights: &'a [f64; Q],
+    divisors: &'a [f64],
+    /// 1 − t and −1/(1 − t) at the nodes.
+    complements: [f64; Q],
+    minus_inverse_complements: [f64; Q],
+}
+
+impl<const Q: usize> Walk<'_, Q> {
+    /// Adds C(t) of the subtree at `node` (reached with A(t) = `a`) to
+    /// `sums[..Q·width]` (output-major), and the subtree's contributions to
+    /// φ; `sums[Q·width..]` is room for the levels below.
+    fn visit(&mut self, node: u32, a: [f64; Q], sums: &mut [f64]) {
+        let ensemble = self.ensemble;
+        let n = ensemble.nodes[node as usize];
+        let qw = Q * self.width;
+        let (mine, below) = sums.split_at_mut(qw);
+        if n.feature_flags & LEAF != 0 {
+            let first = n.value_index();
+            let values = &ensemble.leaf_values[first..first + self.width];
+            for (sum, v) in mine.chunks_exact_mut(Q).zip(values) {
+                for l in 0..Q {
+                    sum[l] += v * a[l];
+                }
+            }
+            return;
         }
-        scale[i] = (o - zero[i]) * integral;
+        let feature = n.feature();
+        let right = ensemble.step::<false>(&ensemble.nodes, node, self.row) != n.child;
+        for (child, took) in [(n.child, !right), (n.child + 1, right)] {
+            let c = (child - self.tree.root) as usize;
+            let z = self.tree.zero[c];
+            let inverse = &self.tree.inverse_followed[c * Q..c * Q + Q];
+            let previous = self.tree.previous[c];
+            // The feature's state above: none, followed, or left already.
+            let (above_followed, p) = match previous {
+                NONE => (None, 0),
+                p => {
+                    let p = (p - self.tree.root) as usize;
+                    (Some(self.followed[p]), p)
+                }
+            };
+            let followed = took && above_followed != Some(false);
+            self.followed[c] = followed;
+            let mut a_child = [0f64; Q];
+            // D_c(t) at the nodes, or None where it is 0.
+            let mut derivative = [0f64; Q];
+            let active;
+            match above_followed {
+                Some(false) => {
+                    // x left this feature's path above: F changes by the
+                    // cover ratio alone, and d/dt log F does not change.
+                    let zp = self.tree.zero[p];
+                    let ratio = if zp == 0.0 { 0.0 } else { z / zp };
+                    for l in 0..Q {
+                        a_child[l] = a[l] * ratio;
+                    }
+                    active = false;
+                }
+                _ => {
+                    let inverse_above = match above_followed {
+                        Some(true) => Some(&self.tree.inverse_followed[p * Q..p * Q + Q]),
+                        _ => None,
+                    };
+                    for l in 0..Q {
+                        let t = self.nodes[l];
+                        // Left: F = z·(1 − t), d/dt log F = −1/(1 − t).
+                        let (f, d) = if followed {
+                            (z + t * (1.0 - z), (1.0 - z) * inverse[l])
+                        } else {
+                            (z * self.complements[l], self.minus_inverse_complements[l])
+                        };
+                        let (f, d) = match inverse_above {
+                            Some(inv) => {
+                                let zp = self.tree.zero[p];
+                                (f * inv[l], d - (1.0 - zp) * inv[l])
+                            }
+                            None => (f, d),
+                        };
+                        a_child[l] = a[l] * f;
+                        derivative[l] = d;
+                    }
+                    active = true;
+                }
+            }
+            below[..qw].fill(0.0);
+            self.visit(child, a_child, below);
+            let child_sums = &below[..qw];
+            if active {
+                for (o, sums) in child_sums.chunks_exact(Q).enumerate() {
+                    let integral: f64 = (0..Q).map(|l| self.weights[l] * derivative[l] * sums[l]).sum();
+                    let output = if self.output == u32::MAX { o } else { self.output as usize };
+                    self.phi[feature * self.n_outputs + output] += integral / self.divisors[output];
+                }
+            }
+            for (m, s) in mine.iter_mut().zip(child_sums) {
+                *m += s;
+            }
+        }
     }
 }
 
