@@ -813,3 +813,124 @@ def test_the_openapi_document_describes_serving(own_server):
     for path in ["/v2/models/{name}/infer", "/deployments/{name}/invocations", "/api/v1/deployments",
                  "/api/v1/deployments/{name}/canary", "/api/v1/deployments/{name}/rollback"]:  # fmt: skip
         assert path in document["paths"], path
+
+
+# --------------------------------------------------------------------------------------
+# Explanations: SHAP values per prediction, against shap itself.
+# --------------------------------------------------------------------------------------
+
+
+def oip_columns(rows: pd.DataFrame) -> list[dict]:
+    return [{"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].astype(float).tolist()}
+            for c in rows.columns]
+
+
+def explanation_array(reply: dict) -> np.ndarray:
+    """values as rows x features x outputs."""
+    return np.array(reply["values"], dtype=float)
+
+
+def test_tree_deployments_explain_each_prediction_like_shap(tracking_uri, experiment_id, data):
+    """A random forest logged with MLflow's defaults: /v2/models/{name}/explain and
+    /deployments/{name}/explain answer shap's TreeExplainer values (path-dependent, class
+    probabilities), adding up to the prediction; infer returns the top contributions on
+    request; once the deployment has answered, the interventional method explains
+    against the rows it served."""
+    import shap
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = data
+    model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0).fit(X, y)
+    name = unique("explain-rf")
+    version = register_sklearn(name, model, X)
+    deployment = unique("explain-rf")
+    sextant(tracking_uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    rows = X.iloc[100:105]
+    expected = np.asarray(shap.TreeExplainer(model).shap_values(rows))
+
+    reply = requests.post(f"{tracking_uri}/v2/models/{deployment}/explain",
+                          json={"inputs": oip_columns(rows)}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert (answer["method"], answer["value_function"], answer["output_space"]) == (
+        "tree_path_dependent", "path_dependent", "probability")
+    assert answer["features"] == list(X.columns) and answer["outputs"] == ["0", "1"]
+    assert answer["background_hash"] is None
+    np.testing.assert_allclose(explanation_array(answer), expected, atol=1e-9, rtol=0)
+    predictions = np.array(answer["predictions"])
+    np.testing.assert_allclose(predictions, model.predict_proba(rows), atol=1e-9, rtol=0)
+    assert answer["additivity_error"] < 1e-9
+
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    reply = requests.post(f"{tracking_uri}/deployments/{deployment}/explain", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    np.testing.assert_allclose(explanation_array(reply.json()), expected, atol=1e-9, rtol=0)
+
+    reply = requests.post(f"{tracking_uri}/v2/models/{deployment}/infer",
+                          json={"inputs": oip_columns(rows), "parameters": {"explain_top_k": 3}}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    explanations = reply.json()["parameters"]["explanations"]
+    assert len(explanations) == len(rows)
+    for row, per_output in enumerate(explanations):
+        positive = next(o for o in per_output if o["output"] == "1")
+        top = [c["feature"] for c in positive["top"]]
+        assert top == [X.columns[i] for i in np.argsort(-np.abs(expected[row, :, 1]))[:3]], (row, positive)
+
+    # Bad parameters are the caller's error, with a JSON body.
+    reply = requests.post(f"{tracking_uri}/deployments/{deployment}/explain?method=lime", json=body, timeout=60)
+    assert reply.status_code == 400 and reply.json()["error_code"] == "INVALID_PARAMETER_VALUE", reply.text
+
+    # The deployment has answered 5 rows: the interventional method explains against them.
+    reply = requests.post(f"{tracking_uri}/deployments/{deployment}/explain?method=tree_interventional",
+                          json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["method"] == "tree_interventional" and answer["background_rows"] == 5, answer["background_rows"]
+    assert answer["background_hash"].startswith("sha256:")
+    interventional = shap.TreeExplainer(model, data=rows, feature_perturbation="interventional")
+    np.testing.assert_allclose(explanation_array(answer), np.asarray(interventional.shap_values(rows)),
+                               atol=1e-6, rtol=0)
+
+
+def test_python_served_models_are_explained_by_kernel_shap(own_server):
+    """A model only Python can run is explained by KernelSHAP around its workers, against
+    the rows the deployment answered first; with every coalition enumerated the values
+    are shap's KernelExplainer's."""
+    import cloudpickle
+    import shap
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    uri = own_server["uri"]
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    X, y = scam_calls(500, seed=5)
+    X = X.drop(columns=["location_of_call"])
+    pipeline = Pipeline([("log", FunctionTransformer(signed_log1p)),
+                         ("model", LogisticRegression(max_iter=1000))]).fit(X, y)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(pipeline, name="model", input_example=X.head(3),
+                                        serialization_format="cloudpickle")
+    name = unique("explain-py")
+    version = mlflow.register_model(info.model_uri, name).version
+    deployment = unique("explain-py")
+    sextant(uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    served = X.head(20)
+    body = {"dataframe_split": json.loads(served.to_json(orient="split", index=False))}
+    reply = requests.post(f"{uri}/deployments/{deployment}/invocations", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+
+    rows = X.iloc[30:32]
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False)), "params": {"seed": 1}}
+    reply = requests.post(f"{uri}/deployments/{deployment}/explain", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["method"] == "kernel" and answer["background_rows"] == 20, answer
+    assert answer["features"] == list(X.columns)
+    assert answer["additivity_error"] < 1e-9
+    def predict_proba(array):
+        return pipeline.predict_proba(pd.DataFrame(array, columns=X.columns))
+
+    explainer = shap.KernelExplainer(predict_proba, served.to_numpy(dtype=float))
+    expected = np.asarray(explainer.shap_values(rows.to_numpy(dtype=float), nsamples=1000, l1_reg=0, silent=True))
+    np.testing.assert_allclose(explanation_array(answer), expected, atol=1e-6, rtol=0)

@@ -68,7 +68,10 @@ pub async fn explain(
     let background = match &args.background {
         Some(path) => {
             let all = batch::read_columns(path)?;
-            Some(Background::new(evenly_spaced(&all, args.background_rows.max(1))))
+            Some(Background::new(evenly_spaced(
+                &all,
+                args.background_rows.max(1),
+            )))
         }
         None => None,
     };

@@ -6,9 +6,9 @@
 //! the environment, installs the log subscriber and builds the runtime.
 
 mod batch;
-mod explain;
 mod client;
 mod deploy;
+mod explain;
 mod image;
 mod monitor;
 mod output;

@@ -306,7 +306,11 @@ impl LinearModel {
                     ClassLabels::Int(v) => v[i].to_string(),
                     ClassLabels::Str(v) => v[i].clone(),
                 };
-                let names = if k == 1 { vec![name(1)] } else { (0..k).map(name).collect() };
+                let names = if k == 1 {
+                    vec![name(1)]
+                } else {
+                    (0..k).map(name).collect()
+                };
                 (names, OutputSpace::Margin)
             }
             LinearTask::Regression { .. } if k == 1 => {

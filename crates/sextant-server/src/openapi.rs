@@ -36,6 +36,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         deployments::canary, deployments::ab_test, deployments::shadow, deployments::promote, deployments::rollback,
         deployments::history, deployments::status, deployments::progress, deployments::report, deployments::model_archive,
         inference::infer, inference::model_metadata, inference::deployment_invocations,
+        inference::explain, inference::deployment_explain,
         monitoring::put_reference, monitoring::report, monitoring::windows, monitoring::abuse, monitoring::drift, monitoring::profile,
         feedback::post_feedback, feedback::performance,
         alerts::list, alerts::metrics, alerts::evaluate, alerts::put, alerts::delete, alerts::all,

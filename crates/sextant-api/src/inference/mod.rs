@@ -369,6 +369,42 @@ pub struct OipResponseOutput {
     pub data: Option<OutputData>,
 }
 
+/// The answer of `POST /v2/models/{name}/explain` and
+/// `POST /deployments/{name}/explain`: SHAP values per row, feature and
+/// output, with what they mean. `base_values[o] + Σ_f values[r][f][o]`
+/// equals `predictions[r][o]` (to `additivity_error`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExplainResponse {
+    /// The deployment.
+    pub model_name: String,
+    pub model_version: String,
+    pub registered_model: String,
+    pub arm: String,
+    /// `tree_path_dependent`, `tree_interventional`, `linear` or `kernel`.
+    pub method: String,
+    /// `path_dependent` (the trees' training covers stand for absent
+    /// features) or `interventional` (background rows do).
+    pub value_function: String,
+    /// `margin` (log-odds of a boosted or logistic classifier),
+    /// `probability` or `prediction`.
+    pub output_space: String,
+    /// `sha256:…` of the background rows, for the interventional methods.
+    pub background_hash: Option<String>,
+    /// Rows the background held.
+    pub background_rows: Option<usize>,
+    pub features: Vec<String>,
+    /// One per explained output: a class, or the prediction.
+    pub outputs: Vec<String>,
+    /// E[f] per output.
+    pub base_values: Vec<f64>,
+    /// rows × features × outputs.
+    pub values: Vec<Vec<Vec<f64>>>,
+    /// The model's answer per row and output, in `output_space`.
+    pub predictions: Vec<Vec<f64>>,
+    /// The largest |base + Σ values − prediction|.
+    pub additivity_error: f64,
+}
+
 /// `$inference_response`, with Sextant's answer details in `parameters`:
 /// `prediction_id` (for feedback), `arm`, `registered_model`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -161,6 +161,16 @@ impl Model {
         self.runtime.explain(&inputs, &options)
     }
 
+    /// SHAP values of inputs already prepared (`prepare`), against a
+    /// background in the same form.
+    pub fn explain_prepared(
+        &self,
+        inputs: &[NamedTensor],
+        options: &ExplainOptions,
+    ) -> Result<Explanation> {
+        self.runtime.explain(inputs, options)
+    }
+
     /// The number of rows in a prepared request.
     pub fn rows_of(inputs: &[NamedTensor]) -> usize {
         inputs.first().map_or(0, |t| t.tensor.rows())

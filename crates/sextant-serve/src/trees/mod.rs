@@ -1217,10 +1217,10 @@ impl ModelRuntime for TreeEnsemble {
             (Some(Method::TreeInterventional), None) => Err(Error::input(
                 "interventional TreeSHAP needs background data, and this model has none",
             )),
-            (Some(other), _) => Err(Error::input(format!(
-                "a tree ensemble is explained by TreeSHAP, not the {} method",
-                other.name()
-            ))),
+            (Some(Method::Kernel), _) => crate::explain::kernel::explain(self, inputs, options),
+            (Some(Method::Linear), _) => Err(Error::input(
+                "a tree ensemble is explained by TreeSHAP (or KernelSHAP), not Linear SHAP",
+            )),
         }
     }
 

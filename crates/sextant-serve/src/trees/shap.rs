@@ -458,7 +458,10 @@ fn each_row(
     stride: usize,
     mut explain: impl FnMut(&[f64], &mut [f64]),
 ) {
-    for (row, phi) in features.chunks_exact(n_features).zip(values.chunks_exact_mut(stride)) {
+    for (row, phi) in features
+        .chunks_exact(n_features)
+        .zip(values.chunks_exact_mut(stride))
+    {
         explain(row, phi);
     }
 }
@@ -581,7 +584,9 @@ impl QuadratureTree {
         scratch.followed.clear();
         scratch.followed.resize(self.zero.len(), false);
         scratch.sums.clear();
-        scratch.sums.resize((self.max_depth + 2) * self.q * width, 0.0);
+        scratch
+            .sums
+            .resize((self.max_depth + 2) * self.q * width, 0.0);
         macro_rules! walk {
             ($($q:literal)*) => {
                 match self.q {
@@ -748,8 +753,14 @@ impl<const Q: usize> Walk<'_, Q> {
             let child_sums = &below[..qw];
             if active {
                 for (o, sums) in child_sums.chunks_exact(Q).enumerate() {
-                    let integral: f64 = (0..Q).map(|l| self.weights[l] * derivative[l] * sums[l]).sum();
-                    let output = if self.output == u32::MAX { o } else { self.output as usize };
+                    let integral: f64 = (0..Q)
+                        .map(|l| self.weights[l] * derivative[l] * sums[l])
+                        .sum();
+                    let output = if self.output == u32::MAX {
+                        o
+                    } else {
+                        self.output as usize
+                    };
                     self.phi[feature * self.n_outputs + output] += integral / self.divisors[output];
                 }
             }
@@ -1131,7 +1142,9 @@ mod tests {
     fn random_tree(seed: u64, depth: usize, n_features: usize) -> Tree {
         let mut state = seed;
         let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let mut nodes = Vec::new();
@@ -1153,7 +1166,11 @@ mod tests {
             nodes[index] = Some(TreeNode::Split {
                 feature: (next() * n_features as f64) as usize,
                 test: Test::LessOrEqual(next()),
-                missing: if next() < 0.5 { Missing::Left } else { Missing::Right },
+                missing: if next() < 0.5 {
+                    Missing::Left
+                } else {
+                    Missing::Right
+                },
                 left,
                 right,
                 cover,
@@ -1179,7 +1196,13 @@ mod tests {
         };
         let ensemble = compile(spec).unwrap();
         let rows: Vec<f64> = (0..40)
-            .map(|i| if i % 7 == 3 { f64::NAN } else { ((i * 37) % 100) as f64 / 100.0 })
+            .map(|i| {
+                if i % 7 == 3 {
+                    f64::NAN
+                } else {
+                    ((i * 37) % 100) as f64 / 100.0
+                }
+            })
             .collect();
         let fast = ensemble.path_dependent(&rows, true).unwrap();
         let slow = ensemble.path_dependent(&rows, false).unwrap();

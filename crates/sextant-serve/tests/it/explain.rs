@@ -350,7 +350,11 @@ fn linear_and_kernel_explanations_match_shap() {
         let explanation = case.explain(method);
         let worst = compare(&case.name, key, &explanation, &case.json[key], 0..rows);
         let additivity = explanation.additivity_error();
-        assert!(additivity < 1e-9, "{}: additivity error {additivity:e}", case.name);
+        assert!(
+            additivity < 1e-9,
+            "{}: additivity error {additivity:e}",
+            case.name
+        );
         eprintln!("{}: {key} {worst:e}", case.name);
         checked += 1;
     }
@@ -382,7 +386,13 @@ fn kernel_explanations_are_deterministic_and_need_a_background() {
     assert_ne!(a.values, c.values);
     assert!(a.additivity_error() < 1e-9);
     let error = runtime
-        .explain(&inputs, &ExplainOptions { method: Some(Method::Kernel), ..Default::default() })
+        .explain(
+            &inputs,
+            &ExplainOptions {
+                method: Some(Method::Kernel),
+                ..Default::default()
+            },
+        )
         .unwrap_err();
     assert!(error.to_string().contains("background"), "{error}");
 }

@@ -285,13 +285,24 @@ pub(crate) async fn infer(
     let request: wire::OipInferenceRequest = serde_json::from_slice(json)
         .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
     let binary_outputs = request.binary_outputs();
+    let top_k = explain_top_k(request.parameters.as_ref())?;
     let inputs = serving::oip_inputs(request.inputs, binary)?;
     let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
     refuse_flagged_caller(&serving, &live, caller.as_deref())?;
     let pick = pick(&live, path.version.as_deref(), &headers, caller.as_deref())?;
+    let explained_inputs = top_k.as_ref().map(|_| inputs.clone());
     let mut answer = serving
         .predict(&live, pick, inputs, Layout::Tensors, caller)
         .await?;
+    let explanations = match (top_k, explained_inputs) {
+        (Some((k, options)), Some(inputs)) => {
+            let (explanation, _) = serving
+                .explain(&live, pick, inputs, Layout::Tensors, &options)
+                .await?;
+            Some(serving::explain::top_contributions(&explanation, k))
+        }
+        _ => None,
+    };
     // (output, in binary?) in the order asked, or every output.
     let outputs: Vec<(sextant_serve::NamedTensor, bool)> =
         match request.outputs.filter(|r| !r.is_empty()) {
@@ -324,6 +335,9 @@ pub(crate) async fn infer(
     parameters.insert("prediction_id".into(), answer.prediction_id.clone().into());
     parameters.insert("arm".into(), answer.arm.clone().into());
     parameters.insert("registered_model".into(), answer.model.name.clone().into());
+    if let Some(explanations) = explanations {
+        parameters.insert("explanations".into(), explanations);
+    }
     if let Some((outlier, score, per_row)) = outlier_fields(&answer) {
         parameters.insert("outlier".into(), outlier.into());
         parameters.insert("outlier_score".into(), score.into());
@@ -365,6 +379,159 @@ pub(crate) async fn infer(
     };
     answer_headers(&mut http, &answer);
     Ok(http)
+}
+
+/// `parameters.explain_top_k` of an infer request (with the explain
+/// parameters, `method` and so on, under `explain_*`).
+fn explain_top_k(
+    parameters: Option<&wire::Parameters>,
+) -> InferenceResult<Option<(usize, serving::explain::ExplainRequest)>> {
+    let Some(parameters) = parameters else {
+        return Ok(None);
+    };
+    let Some(k) = parameters.get("explain_top_k") else {
+        return Ok(None);
+    };
+    let k = k.as_u64().filter(|&k| k >= 1).ok_or_else(|| {
+        InferenceError::bad("parameter 'explain_top_k' must be a whole number of at least 1")
+    })?;
+    let renamed: Vec<(String, serde_json::Value)> = parameters
+        .iter()
+        .filter_map(|(key, value)| {
+            key.strip_prefix("explain_")
+                .filter(|k| *k != "top_k")
+                .map(|k| (k.to_owned(), value.clone()))
+        })
+        .collect();
+    let options = serving::explain::ExplainRequest::from_json(renamed.iter().map(|(k, v)| (k, v)))
+        .map_err(InferenceError::bad)?;
+    Ok(Some((k as usize, options)))
+}
+
+/// The wire form of an explanation by `pick` of `live`.
+fn explain_response(
+    live: &LiveDeployment,
+    pick: Pick,
+    explanation: sextant_serve::Explanation,
+    background_rows: Option<usize>,
+) -> wire::ExplainResponse {
+    let arm = &live.arms[pick.index()];
+    let (m, k) = (explanation.features.len(), explanation.outputs.len());
+    let values = (0..explanation.rows)
+        .map(|row| {
+            (0..m)
+                .map(|f| (0..k).map(|o| explanation.value(row, f, o)).collect())
+                .collect()
+        })
+        .collect();
+    let predictions = explanation
+        .predictions
+        .chunks(k.max(1))
+        .map(<[f64]>::to_vec)
+        .collect();
+    wire::ExplainResponse {
+        model_name: live.name.clone(),
+        model_version: arm.model_ref().version.to_string(),
+        registered_model: arm.model_ref().name.clone(),
+        arm: arm.name.clone(),
+        method: explanation.method.name().into(),
+        value_function: explanation.method.value_function().into(),
+        output_space: explanation.output_space.name().into(),
+        background_rows: explanation.background_hash.as_ref().and(background_rows),
+        additivity_error: explanation.additivity_error(),
+        background_hash: explanation.background_hash,
+        features: explanation.features,
+        outputs: explanation.outputs,
+        base_values: explanation.base_values,
+        values,
+        predictions,
+    }
+}
+
+/// `POST /v2/models/{name}[/versions/{version}]/explain`: SHAP values of
+/// the rows of an inference request. `parameters` may name the `method`
+/// (`tree_path_dependent`, `tree_interventional`, `linear`, `kernel`),
+/// and for KernelSHAP `samples` and `seed`.
+#[utoipa::path(post, path = "/v2/models/{name}/explain", tag = "inference",
+    params(("name" = String, Path, description = "The deployment")),
+    request_body = wire::OipInferenceRequest,
+    responses((status = 200, body = wire::ExplainResponse), (status = 400, body = wire::OipError),
+              (status = 404, body = wire::OipError), (status = 503, body = wire::OipError)))]
+pub(crate) async fn explain(
+    State(serving): State<Serving>,
+    Path(path): Path<ModelPath>,
+    principal: Option<axum::Extension<Principal>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> InferenceResult<Json<wire::ExplainResponse>> {
+    let body = body_bytes(body)?;
+    let live = live(&serving, &path.name)?;
+    let (json, binary) = split_binary_body(&headers, &body)?;
+    let request: wire::OipInferenceRequest = serde_json::from_slice(json)
+        .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
+    let options = serving::explain::ExplainRequest::from_json(request.parameters.iter().flatten())
+        .map_err(InferenceError::bad)?;
+    let inputs = serving::oip_inputs(request.inputs, binary)?;
+    let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
+    refuse_flagged_caller(&serving, &live, caller.as_deref())?;
+    let pick = pick(&live, path.version.as_deref(), &headers, caller.as_deref())?;
+    let (explanation, rows) = serving
+        .explain(&live, pick, inputs, Layout::Tensors, &options)
+        .await?;
+    Ok(Json(explain_response(&live, pick, explanation, rows)))
+}
+
+/// `POST /deployments/{name}/explain`: SHAP values of the rows of a
+/// scoring request (any of MLflow's `/invocations` formats). The options
+/// are in the JSON body's `params` or the query string (`?method=kernel`).
+#[utoipa::path(post, path = "/deployments/{name}/explain", tag = "inference",
+    params(("name" = String, Path, description = "The deployment"),
+           ("method" = Option<String>, Query, description = "tree_path_dependent, tree_interventional, linear or kernel"),
+           ("samples" = Option<u64>, Query, description = "KernelSHAP coalitions per row"),
+           ("seed" = Option<u64>, Query, description = "KernelSHAP sampler seed")),
+    request_body(content = Object, description = "One of dataframe_split, dataframe_records, instances, inputs (JSON, with optional params), or CSV with a header row"),
+    responses((status = 200, body = wire::ExplainResponse), (status = 400, body = wire::OipError),
+              (status = 404, body = wire::OipError), (status = 503, body = wire::OipError)))]
+pub(crate) async fn deployment_explain(
+    State(serving): State<Serving>,
+    Path(name): Path<String>,
+    uri: axum::http::Uri,
+    principal: Option<axum::Extension<Principal>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> InferenceResult<Json<wire::ExplainResponse>> {
+    let body = body_bytes(body)?;
+    let live = live(&serving, &name)?;
+    let (inputs, layout) = scoring_inputs(&headers, &body)?;
+    let mut params: Vec<(String, serde_json::Value)> = Vec::new();
+    if let Ok(serde_json::Value::Object(mut object)) =
+        serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        if let Some(serde_json::Value::Object(given)) = object.remove("params") {
+            params.extend(given);
+        }
+    }
+    for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        let value = match key.as_ref() {
+            "samples" | "seed" => value
+                .parse::<u64>()
+                .map(serde_json::Value::from)
+                .unwrap_or_else(|_| serde_json::Value::String(value.into_owned())),
+            _ => serde_json::Value::String(value.into_owned()),
+        };
+        params.push((key.into_owned(), value));
+    }
+    let options = serving::explain::ExplainRequest::from_json(params.iter().map(|(k, v)| (k, v)))
+        .map_err(InferenceError::bad)?;
+    let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
+    refuse_flagged_caller(&serving, &live, caller.as_deref())?;
+    let pick = pick(&live, None, &headers, caller.as_deref())?;
+    let (explanation, rows) = serving
+        .explain(&live, pick, inputs, layout, &options)
+        .await?;
+    Ok(Json(explain_response(&live, pick, explanation, rows)))
 }
 
 /// Triton's binary tensor data extension: a request whose
@@ -576,6 +743,33 @@ pub(crate) async fn deployment_invocations(
     .await
 }
 
+/// The rows of a scoring request: CSV by its content type, else JSON.
+fn scoring_inputs(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> InferenceResult<(Vec<sextant_serve::NamedTensor>, Layout)> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
+    if content_type.starts_with("text/csv") {
+        Ok((serving::read_csv_columns(body)?, Layout::Columns))
+    } else if content_type.starts_with("application/json")
+        || content_type.is_empty()
+        // What `curl -d` sends when no type is given: the body is still JSON.
+        || content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("text/plain")
+    {
+        Ok(serving::scoring_json(body)?)
+    } else {
+        Err(InferenceError::new(
+            ErrorCode::BadRequest,
+            format!("unsupported content type '{content_type}': send application/json or text/csv"),
+        ))
+    }
+}
+
 async fn score(
     serving: Serving,
     name: String,
@@ -585,26 +779,7 @@ async fn score(
     body: Bytes,
 ) -> InferenceResult<Response> {
     let live = live(&serving, &name)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_ascii_lowercase();
-    let (inputs, layout) = if content_type.starts_with("text/csv") {
-        (serving::read_csv_columns(&body)?, Layout::Columns)
-    } else if content_type.starts_with("application/json")
-        || content_type.is_empty()
-        // What `curl -d` sends when no type is given: the body is still JSON.
-        || content_type.starts_with("application/x-www-form-urlencoded")
-        || content_type.starts_with("text/plain")
-    {
-        serving::scoring_json(&body)?
-    } else {
-        return Err(InferenceError::new(
-            ErrorCode::BadRequest,
-            format!("unsupported content type '{content_type}': send application/json or text/csv"),
-        ));
-    };
+    let (inputs, layout) = scoring_inputs(&headers, &body)?;
     let caller = caller(principal, &headers, peer);
     refuse_flagged_caller(&serving, &live, caller.as_deref())?;
     let pick = pick(&live, None, &headers, caller.as_deref())?;

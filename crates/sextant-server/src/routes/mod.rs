@@ -153,8 +153,11 @@ pub(crate) static INFERENCE_ROUTES: &[RouteSpec] = &[
     route!(GET "/v2/models/{name}/versions/{version}", INVOKE, inference::model_metadata),
     route!(GET "/v2/models/{name}/versions/{version}/ready", INVOKE, inference::model_ready),
     route!(POST "/v2/models/{name}/versions/{version}/infer", INVOKE, inference::infer),
+    route!(POST "/v2/models/{name}/explain", INVOKE, inference::explain),
+    route!(POST "/v2/models/{name}/versions/{version}/explain", INVOKE, inference::explain),
     route!(POST "/invocations", INVOKE, inference::invocations),
     route!(POST "/deployments/{name}/invocations", INVOKE, inference::deployment_invocations),
+    route!(POST "/deployments/{name}/explain", INVOKE, inference::deployment_explain),
     route!(GET "/ping", PUBLIC, inference::ping),
     route!(GET "/metrics", Access::Scrape, inference::metrics),
 ];
@@ -315,10 +318,19 @@ pub(crate) fn serving_router(
             "/v2/models/{name}/versions/{version}/infer",
             post(inference::infer),
         )
+        .route("/v2/models/{name}/explain", post(inference::explain))
+        .route(
+            "/v2/models/{name}/versions/{version}/explain",
+            post(inference::explain),
+        )
         .route("/invocations", post(inference::invocations))
         .route(
             "/deployments/{name}/invocations",
             post(inference::deployment_invocations),
+        )
+        .route(
+            "/deployments/{name}/explain",
+            post(inference::deployment_explain),
         )
         .route("/ping", get(inference::ping))
         .route("/health", get(inference::ping))

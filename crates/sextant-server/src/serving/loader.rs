@@ -35,6 +35,8 @@ pub struct LoadedVersion {
     /// Native engines that declined the model, when Python serves it.
     pub declined: Vec<String>,
     pub run_id: Option<String>,
+    /// Rows that stand for absent features in its explanations.
+    pub background: super::explain::ExplainBackground,
 }
 
 type Key = (String, i64, u32);
@@ -187,6 +189,7 @@ impl ModelCache {
             dir,
             load_seconds,
             feature_names,
+            background: Default::default(),
         }))
     }
 }

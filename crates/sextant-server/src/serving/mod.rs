@@ -18,6 +18,7 @@
 pub mod abuse;
 mod codec;
 pub mod controller;
+pub mod explain;
 pub mod feedback;
 pub mod follow;
 mod loader;
@@ -755,8 +756,10 @@ impl Serving {
             Pick::Pinned(_) => None,
         };
         // The log, the shadow and the monitor read the inputs after the model ran.
-        let keep_inputs =
-            live.spec.settings.log_predictions || live.spec.settings.monitor || shadow.is_some();
+        let keep_inputs = live.spec.settings.log_predictions
+            || live.spec.settings.monitor
+            || shadow.is_some()
+            || arm.model.background.wants_rows();
         let kept = keep_inputs.then(|| inputs.clone());
         let rows = inputs.first().map_or(0, |t| t.tensor.rows());
         let result = self.run(&arm.model, inputs, layout).await;
@@ -771,6 +774,14 @@ impl Serving {
         arm.counters.record(outcome, rows, latency);
         arm.revision_counters.record(outcome, rows, latency);
         let prediction_id = prediction_id();
+        if let (Some(inputs), Ok(_)) = (&kept, &result) {
+            if arm.model.background.wants_rows() {
+                // Answered, so it prepares: the version's explanation background.
+                if let Ok(prepared) = arm.model.model.prepare(inputs.clone(), layout) {
+                    arm.model.background.offer(&prepared);
+                }
+            }
+        }
         let outliers = match (&kept, &result) {
             (Some(inputs), Ok(outputs)) if live.spec.settings.monitor => {
                 self.observe(live, arm, inputs, Some(outputs))
@@ -824,6 +835,53 @@ impl Serving {
             engine: arm.model.model.info().engine,
             outliers,
         })
+    }
+
+    /// SHAP values of `inputs` on `arm` of `live`, on the blocking pool
+    /// (KernelSHAP runs the model thousands of times), with the version's
+    /// background.
+    pub async fn explain(
+        &self,
+        live: &Arc<LiveDeployment>,
+        pick: Pick,
+        inputs: Vec<NamedTensor>,
+        layout: Layout,
+        request: &explain::ExplainRequest,
+    ) -> Result<(sextant_serve::Explanation, Option<usize>), PredictFailure> {
+        let loaded = live.arms[pick.index()].model.clone();
+        let background = loaded.background.current();
+        let background_rows = background.as_ref().map(|b| b.rows);
+        let options = sextant_serve::ExplainOptions {
+            method: request.method,
+            background,
+            samples: request.samples,
+            seed: request.seed,
+        };
+        let permit = self
+            .inner
+            .blocking
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                PredictFailure::Overloaded(format!(
+                    "all {} model slots are busy; retry shortly",
+                    self.inner.config.max_blocking
+                ))
+            })?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let prepared = loaded.model.prepare(inputs, layout)?;
+            loaded.model.explain_prepared(&prepared, &options)
+        })
+        .await
+        .map_err(|_| PredictFailure::Model("the explanation was interrupted".into()))?;
+        match result {
+            Ok(explanation) => Ok((explanation, background_rows)),
+            // The model cannot be explained that way: the caller's choice
+            // (or the model's format) is the problem, not the server.
+            Err(sextant_serve::Error::Unsupported(message)) => Err(PredictFailure::Input(message)),
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Feeds `arm`'s monitor with a request and its answer: a verdict per
