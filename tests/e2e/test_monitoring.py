@@ -489,3 +489,100 @@ def test_reference_from_training_data_and_drift_through_the_api(tracking_uri, ex
     assert "no answered predictions" in error["message"], error
     error = drift({"reference": artifact, "current": {"deployment": "no-such-deployment"}}, 404)
     error = drift({"reference": artifact, "current": shifted, "methods": "magic"}, 400)
+
+
+@pytest.fixture(scope="module")
+def explaining_server():
+    """A server explaining every monitored answer in the background
+    (`--explain-sample-rate 1`), so that a test sees explanation drift after a few
+    hundred rows rather than the default 1% of many thousands."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from conftest import _free_port, _stop, _wait_until_healthy
+
+    root = Path(tempfile.mkdtemp(prefix="sextant-explaining-"))
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log_path = root / "server.log"
+    cmd = [str(_sextant_bin()), "server", "--port", str(port), "--data-dir", str(root / "data"),
+           "--explain-sample-rate", "1", "--webhook-allowed-hosts", "127.0.0.1"]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, NO_COLOR="1"), start_new_session=True)
+    try:
+        _wait_until_healthy(proc, uri, log_path, 30.0, "sextant server")
+        yield uri
+    finally:
+        _stop(proc)
+
+
+def test_sampled_explanations_give_global_importance_and_explanation_drift(explaining_server, receiver):
+    """Sampled answers are explained in the background: the monitoring report gains each
+    feature's mean |SHAP| and, when scammers switch to UPI payments and the features the
+    model leans on change role, explanation drift, a changed top driver, and an alert on
+    `explanation_drift` that fires and says which driver took over."""
+    uri = explaining_server
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment("explanations")
+    train = calls(5_000, seed=20)
+    model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0).fit(train[FEATURES], train["is_scam"])
+    name = unique("scam-explained")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", input_example=train[FEATURES].head(3),
+                                        serialization_format="cloudpickle")
+    version = mlflow.register_model(info.model_uri, name).version
+    cli_json(uri, "deployments", "create", name, "--model", f"{name}/{version}")
+
+    def explanations() -> dict:
+        response = requests.get(f"{uri}/api/v1/deployments/{name}/monitoring", params={"span": "1h"}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()["versions"][0]["explanations"]
+
+    def settle(rows: int) -> dict:
+        # The explainer works off the request path: wait for it to catch up.
+        deadline = time.time() + 60
+        while True:
+            report = explanations()
+            if report and report["explained_total"] >= rows or time.time() > deadline:
+                return report
+            time.sleep(0.2)
+
+    # Eight rows per request: each sampled request is explained whole.
+    for chunk in chunks(calls(300, seed=21), size=8):
+        invocations(uri, name, chunk)
+    normal = settle(300)
+    assert normal["explained_total"] == 300 and normal["reference_rows"] == 100, normal
+    assert normal["output"] == "1"
+    importance = {f["name"]: f["mean_abs_shap"] for f in normal["features"]}
+    assert set(importance) == set(FEATURES) and all(v >= 0 for v in importance.values())
+    assert normal["features"][0]["mean_abs_shap"] == max(importance.values())
+    assert not normal["top_driver_changed"], normal
+    quiet = normal["drift"]
+
+    rule = {"metric": "explanation_drift", "condition": {"threshold": {"op": ">", "value": 0.1}},
+            "severity": "warning", "webhooks": [receiver.url("/explanations")]}
+    response = requests.put(f"{uri}/api/v1/deployments/{name}/alerts/explanation-drift", json=rule, timeout=60)
+    assert response.status_code == 200, response.text
+    assert quiet < 0.1, normal
+    assert post(uri, f"{name}/alerts/evaluate", None)["evaluations"][0]["transition"] is None
+
+    # Scammers switch to UPI: half the calls are scams, from young accounts, without
+    # the bank website; the model's reasons change with them.
+    for chunk in chunks(calls(600, seed=22, scam_share=0.5, upi_shift=True), size=8):
+        invocations(uri, name, chunk)
+    shifted = settle(900)
+    assert shifted["drift"] > 0.1 and shifted["drift"] > 2 * quiet, shifted
+    drifted = [f["name"] for f in shifted["features"] if f["drifted"]]
+    assert drifted, shifted
+    fired = post(uri, f"{name}/alerts/evaluate", None)["evaluations"][0]
+    assert fired["transition"]["status"] == "firing", fired
+    about = requests.get(f"{uri}/api/v1/deployments/{name}/alerts/metrics", timeout=60).json()
+    assert about["metrics"]["explanation_drift"] == pytest.approx(fired["value"]), about
+    (notice,) = receiver.posted("/explanations")
+    annotations = notice["alerts"][0]["annotations"]
+    assert annotations["top_driver"] == shifted["top_driver"], annotations
+    metrics = requests.get(f"{uri}/metrics", timeout=60).text
+    assert "sextant_explanations_total 900" in metrics, metrics

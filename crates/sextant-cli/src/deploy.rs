@@ -488,6 +488,7 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
         max_blocking: 64,
         replica_name: replica.clone(),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
+        explain_sample_rate: sextant_server::serving::explain::DEFAULT_SAMPLE_RATE,
     };
     let serving = Serving::new(config, source, PredictionLogConfig::new(sink, replica));
     let address = crate::socket_address(&args.host, args.port)?;

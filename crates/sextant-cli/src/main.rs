@@ -158,6 +158,11 @@ struct ServerArgs {
     /// Port to listen on (MLflow's default).
     #[arg(long, short = 'p', default_value_t = 5000, env = "SEXTANT_PORT")]
     port: u16,
+    /// Share of monitored predictions explained (SHAP) in the background,
+    /// for global importance and explanation drift in the monitoring report;
+    /// 0 turns it off.
+    #[arg(long, default_value_t = sextant_server::serving::explain::DEFAULT_SAMPLE_RATE, env = "SEXTANT_EXPLAIN_SAMPLE_RATE")]
+    explain_sample_rate: f64,
     /// Directory for the embedded SQLite database and local artifacts.
     /// Defaults to $XDG_DATA_HOME/sextant (~/.local/share/sextant).
     #[arg(long, env = "SEXTANT_DATA_DIR")]
@@ -767,6 +772,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         max_blocking: 64,
         replica_name: format!("server-{}", std::process::id()),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
+        explain_sample_rate: args.explain_sample_rate,
     };
     let period = std::time::Duration::from_secs_f64(args.canary_check_seconds.max(0.05));
     let serving = sextant_server::serving::Serving::embedded(

@@ -293,6 +293,58 @@ pub async fn metric_snapshot_with_context(
                 }
             }
         }
+        if let Some(monitor) = serving.monitor(deployment) {
+            // Explanation drift of the version with the most explained rows.
+            let explained = monitor
+                .versions()
+                .iter()
+                .filter_map(|v| {
+                    let report = v.explanations.report(now, Duration::from_secs(300))?;
+                    Some((v.model.to_string(), report))
+                })
+                .filter(|(_, r)| r.explained_rows > 0)
+                .max_by_key(|(_, r)| r.explained_rows);
+            if let Some((model, report)) = explained {
+                context.insert("explanation_version".to_string(), model);
+                if report.drift.is_finite() {
+                    metrics.insert("explanation_drift".into(), report.drift);
+                }
+                metrics.insert(
+                    "explanation.top_driver_changed".into(),
+                    f64::from(u8::from(report.top_driver_changed)),
+                );
+                for feature in &report.features {
+                    let name = &feature.name;
+                    if feature.mean_abs_shap.is_finite() {
+                        metrics.insert(
+                            format!("explanation.{name}.mean_abs_shap"),
+                            feature.mean_abs_shap,
+                        );
+                    }
+                    if feature.drift.is_finite() {
+                        metrics.insert(format!("explanation.{name}.drift"), feature.drift);
+                    }
+                }
+                if let Some(top) = &report.top_driver {
+                    context.insert("top_driver".to_string(), top.clone());
+                }
+                if let Some(top) = &report.reference_top_driver {
+                    context.insert("reference_top_driver".to_string(), top.clone());
+                }
+                let drifted: Vec<&str> = report
+                    .features
+                    .iter()
+                    .filter(|f| f.drifted)
+                    .map(|f| f.name.as_str())
+                    .collect();
+                if !drifted.is_empty() {
+                    context.insert(
+                        "explanation_drifted_features".to_string(),
+                        drifted.join(", "),
+                    );
+                }
+            }
+        }
         if let Some(report) = serving.abuse().report(deployment, now) {
             let totals = &report.totals;
             metrics.insert("abuse.flagged_clients".into(), totals.flagged as f64);
@@ -421,6 +473,19 @@ pub async fn metric_snapshot_with_context(
 /// drifted features and the model version its figures are of.
 fn alert_context(metric: &str, context: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
     let mut notes = Vec::new();
+    if metric == "explanation_drift" || metric.starts_with("explanation.") {
+        for (key, label) in [
+            ("top_driver", "top_driver"),
+            ("reference_top_driver", "reference_top_driver"),
+            ("explanation_drifted_features", "drifted_features"),
+            ("explanation_version", "model_version"),
+        ] {
+            if let Some(value) = context.get(key) {
+                notes.push((label, value.clone()));
+            }
+        }
+        return notes;
+    }
     let about_drift = metric == "feature_drift_share"
         || metric == "drifted_features"
         || metric == "outlier_rate"

@@ -430,6 +430,12 @@ pub(crate) async fn report(
                 profile_path(&name)
             };
             collecting |= used.is_none();
+            // Global importance and explanation drift of the sampled answers.
+            entry["explanations"] = version
+                .explanations
+                .report(now, span)
+                .and_then(|r| serde_json::to_value(r).ok())
+                .unwrap_or(serde_json::Value::Null);
             entry["reference"] = used
                 .map(|stored| {
                     reference_json(&stored, &ArtifactPath::parse(&path).expect("a valid path"))

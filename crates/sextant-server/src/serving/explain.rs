@@ -14,6 +14,9 @@ use std::sync::{Mutex, OnceLock};
 use sextant_serve::explain::Method;
 use sextant_serve::{Background, NamedTensor, Tensor, TensorData};
 
+/// Share of monitored predictions explained in the background.
+pub const DEFAULT_SAMPLE_RATE: f64 = 0.01;
+
 /// Rows a version's background holds; shap suggests 100 for KernelSHAP.
 pub const BACKGROUND_ROWS: usize = 100;
 
@@ -87,7 +90,7 @@ impl ExplainBackground {
     }
 }
 
-fn first_rows(tensor: &NamedTensor, rows: usize) -> NamedTensor {
+pub(crate) fn first_rows(tensor: &NamedTensor, rows: usize) -> NamedTensor {
     let width = tensor.tensor.row_width().max(1);
     let n = rows * width;
     let data = match &tensor.tensor.data {
@@ -199,6 +202,206 @@ pub fn top_contributions(explanation: &sextant_serve::Explanation, k: usize) -> 
     serde_json::Value::Array(rows)
 }
 
+/// Explained rows the attribution reference holds: the first ones a version
+/// explains in a deployment.
+pub const REFERENCE_EXPLANATIONS: usize = 100;
+/// Explained rows kept for the report's windows.
+const RECENT_EXPLANATIONS: usize = 10_000;
+/// A feature's attributions have drifted when the two-sample
+/// Kolmogorov–Smirnov test rejects "same distribution as the reference" at
+/// this level, Bonferroni-corrected for the number of features (the
+/// reference is small, a hundred rows: a distance threshold alone would
+/// fire on sampling noise).
+pub const EXPLANATION_DRIFT_ALPHA: f64 = 0.05;
+
+/// The sampled explanations of one model version in one deployment: global
+/// importance (mean |φ| per feature) and explanation drift against the
+/// first explained rows.
+#[derive(Default)]
+pub struct ExplanationMonitor {
+    inner: Mutex<Explained>,
+}
+
+#[derive(Default)]
+struct Explained {
+    features: Vec<String>,
+    /// The explained output (a classifier's last class, or the prediction).
+    output: String,
+    /// φ per feature of the first explained rows.
+    reference: Vec<Vec<f64>>,
+    /// (time, part of the reference, φ per feature), oldest first.
+    recent: std::collections::VecDeque<(i64, bool, Vec<f64>)>,
+    total: u64,
+}
+
+/// One feature's attributions in a report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeatureAttribution {
+    pub name: String,
+    /// Mean |φ| over the window: the feature's global importance.
+    pub mean_abs_shap: f64,
+    pub reference_mean_abs_shap: f64,
+    /// The KS statistic D = sup |F_ref − F_window| between the feature's
+    /// attributions in the reference and in the window's rows after it.
+    pub drift: f64,
+    pub p_value: f64,
+    /// p < α / features.
+    pub drifted: bool,
+}
+
+/// Global importance and explanation drift over a span.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExplanationReport {
+    pub output: String,
+    pub explained_rows: usize,
+    pub explained_total: u64,
+    pub reference_rows: usize,
+    /// Most important first.
+    pub features: Vec<FeatureAttribution>,
+    pub top_driver: Option<String>,
+    pub reference_top_driver: Option<String>,
+    pub top_driver_changed: bool,
+    /// The largest D among the drifted features (0 when none drifted; NaN
+    /// before the reference is complete and later rows are explained).
+    pub drift: f64,
+}
+
+impl ExplanationMonitor {
+    /// Records the rows of `explanation` (its last output) at `now_us`. An
+    /// explanation over other features than before (a new layout) starts
+    /// afresh.
+    pub fn record(&self, now_us: i64, explanation: &sextant_serve::Explanation) {
+        let Some(output) = explanation.outputs.len().checked_sub(1) else {
+            return;
+        };
+        let mut inner = self.inner.lock().expect("explanations lock");
+        if inner.features != explanation.features {
+            *inner = Explained {
+                features: explanation.features.clone(),
+                output: explanation.outputs[output].clone(),
+                reference: vec![Vec::new(); explanation.features.len()],
+                ..Default::default()
+            };
+        }
+        for row in 0..explanation.rows {
+            let phi: Vec<f64> = (0..explanation.features.len())
+                .map(|f| explanation.value(row, f, output))
+                .collect();
+            let in_reference = inner.reference.first().map_or(0, Vec::len) < REFERENCE_EXPLANATIONS;
+            if in_reference {
+                for (column, value) in inner.reference.iter_mut().zip(&phi) {
+                    column.push(*value);
+                }
+            }
+            if inner.recent.len() == RECENT_EXPLANATIONS {
+                inner.recent.pop_front();
+            }
+            inner.recent.push_back((now_us, in_reference, phi));
+            inner.total += 1;
+        }
+    }
+
+    /// The report over the rows explained in the last `span`; `None`
+    /// before the first explanation.
+    pub fn report(&self, now_us: i64, span: std::time::Duration) -> Option<ExplanationReport> {
+        let inner = self.inner.lock().expect("explanations lock");
+        if inner.total == 0 {
+            return None;
+        }
+        let since = now_us - span.as_micros() as i64;
+        let window: Vec<&Vec<f64>> = inner
+            .recent
+            .iter()
+            .filter(|(time, _, _)| *time >= since)
+            .map(|(_, _, phi)| phi)
+            .collect();
+        // Drift compares the rows explained after the reference with it.
+        let later: Vec<&Vec<f64>> = inner
+            .recent
+            .iter()
+            .filter(|(time, in_reference, _)| *time >= since && !in_reference)
+            .map(|(_, _, phi)| phi)
+            .collect();
+        let mean_abs = |values: &mut dyn Iterator<Item = f64>| {
+            let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v.abs(), n + 1));
+            if n == 0 {
+                f64::NAN
+            } else {
+                sum / n as f64
+            }
+        };
+        let reference_importance: Vec<f64> = inner
+            .reference
+            .iter()
+            .map(|column| mean_abs(&mut column.iter().copied()))
+            .collect();
+        let alpha = EXPLANATION_DRIFT_ALPHA / inner.features.len().max(1) as f64;
+        let reference_complete =
+            inner.reference.first().map_or(0, Vec::len) >= REFERENCE_EXPLANATIONS;
+        let mut features: Vec<FeatureAttribution> = inner
+            .features
+            .iter()
+            .enumerate()
+            .map(|(f, name)| {
+                let current: Vec<f64> = window.iter().map(|phi| phi[f]).collect();
+                let compared: Vec<f64> = later.iter().map(|phi| phi[f]).collect();
+                let test = (reference_complete && !compared.is_empty())
+                    .then(|| sextant_stats::ks::ks_2samp(&inner.reference[f], &compared));
+                let (drift, p_value) =
+                    test.map_or((f64::NAN, f64::NAN), |t| (t.statistic, t.p_value));
+                // Importance over the window, of the rows after the
+                // reference when there are some.
+                let importance = if compared.is_empty() {
+                    &current
+                } else {
+                    &compared
+                };
+                FeatureAttribution {
+                    name: name.clone(),
+                    mean_abs_shap: mean_abs(&mut importance.iter().copied()),
+                    reference_mean_abs_shap: reference_importance[f],
+                    drift,
+                    p_value,
+                    drifted: p_value < alpha,
+                }
+            })
+            .collect();
+        let top = |key: fn(&FeatureAttribution) -> f64, features: &[FeatureAttribution]| {
+            features
+                .iter()
+                .filter(|f| key(f).is_finite())
+                .max_by(|a, b| key(a).total_cmp(&key(b)))
+                .map(|f| f.name.clone())
+        };
+        let top_driver = top(|f| f.mean_abs_shap, &features);
+        let reference_top_driver = top(|f| f.reference_mean_abs_shap, &features);
+        features.sort_by(|a, b| b.mean_abs_shap.total_cmp(&a.mean_abs_shap));
+        let drift = if features.iter().any(|f| f.drift.is_finite()) {
+            features
+                .iter()
+                .filter(|f| f.drifted)
+                .map(|f| f.drift)
+                .fold(0.0, f64::max)
+        } else {
+            f64::NAN
+        };
+        Some(ExplanationReport {
+            output: inner.output.clone(),
+            explained_rows: window.len(),
+            explained_total: inner.total,
+            reference_rows: inner.reference.first().map_or(0, Vec::len),
+            top_driver_changed: reference_complete
+                && !later.is_empty()
+                && top_driver.is_some()
+                && top_driver != reference_top_driver,
+            features,
+            top_driver,
+            reference_top_driver,
+            drift,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +425,53 @@ mod tests {
         background.offer(&column(vec![7.0]));
         assert_eq!(background.current().unwrap().hash, full.hash);
         assert_ne!(partial.hash, full.hash);
+    }
+
+    fn explanation(rows: &[[f64; 2]]) -> sextant_serve::Explanation {
+        sextant_serve::Explanation {
+            method: Method::TreePathDependent,
+            output_space: sextant_serve::explain::OutputSpace::Margin,
+            features: vec!["amount".into(), "hour".into()],
+            outputs: vec!["1".into()],
+            rows: rows.len(),
+            base_values: vec![0.0],
+            values: rows.iter().flatten().copied().collect(),
+            predictions: rows.iter().map(|r| r[0] + r[1]).collect(),
+            background_hash: None,
+        }
+    }
+
+    #[test]
+    fn a_feature_that_takes_over_the_predictions_is_explanation_drift() {
+        let monitor = ExplanationMonitor::default();
+        let span = std::time::Duration::from_secs(60);
+        assert!(monitor.report(0, span).is_none());
+        // The reference: amount drives the model.
+        let before: Vec<[f64; 2]> = (0..REFERENCE_EXPLANATIONS)
+            .map(|i| [1.0 + (i % 7) as f64 * 0.1, 0.05 * ((i % 3) as f64 - 1.0)])
+            .collect();
+        monitor.record(1_000_000, &explanation(&before));
+        assert!(monitor.report(1_000_001, span).unwrap().drift.is_nan());
+        // More of the same: no drift.
+        monitor.record(2_000_000, &explanation(&before[..42]));
+        let steady = monitor.report(2_000_001, span).unwrap();
+        assert_eq!(steady.top_driver.as_deref(), Some("amount"));
+        assert!(!steady.top_driver_changed);
+        assert_eq!(steady.drift, 0.0, "{:?}", steady.features);
+        // Later, hour does.
+        let after: Vec<[f64; 2]> = (0..50).map(|i| [0.1, 2.0 + (i % 5) as f64 * 0.1]).collect();
+        monitor.record(100_000_000, &explanation(&after));
+        let changed = monitor.report(100_000_001, span).unwrap();
+        assert_eq!(changed.explained_rows, 50);
+        assert_eq!(changed.top_driver.as_deref(), Some("hour"));
+        assert_eq!(changed.reference_top_driver.as_deref(), Some("amount"));
+        assert!(changed.top_driver_changed);
+        assert!(
+            changed.features.iter().all(|f| f.drifted),
+            "{:?}",
+            changed.features
+        );
+        assert_eq!(changed.features[0].name, "hour");
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct ServingConfig {
     /// Rows of recent answers kept in memory for joining labels; older
     /// ones are found in the prediction log.
     pub feedback_index_rows: usize,
+    /// Share of monitored requests explained in the background, for global
+    /// importance and explanation drift (0 turns it off).
+    pub explain_sample_rate: f64,
 }
 
 /// One arm of a live deployment.
@@ -336,6 +339,10 @@ struct ServingInner {
     log: PredictionLog,
     blocking: Arc<Semaphore>,
     shadow: tokio::sync::mpsc::Sender<ShadowJob>,
+    /// Sampled answers waiting to be explained.
+    explain_queue: tokio::sync::mpsc::Sender<ExplainJob>,
+    /// Monitored requests so far, for sampling every n-th.
+    monitored: std::sync::atomic::AtomicU64,
     /// Latest report of each replica, by deployment.
     reports: Mutex<HashMap<String, HashMap<String, (Instant, dto::ReplicaReport)>>>,
     /// Serialises changes per process, so snapshots are built one at a time.
@@ -366,6 +373,18 @@ struct ShadowJob {
     caller: Option<String>,
 }
 
+/// A sampled answer to explain in the background.
+struct ExplainJob {
+    live: Arc<LiveDeployment>,
+    arm: usize,
+    inputs: Vec<NamedTensor>,
+    layout: Layout,
+}
+
+/// Rows of one sampled request explained at most (a batch of thousands
+/// would take the explainer's core for long).
+const EXPLAINED_ROWS_PER_REQUEST: usize = 8;
+
 impl Serving {
     /// A serving state with nothing deployed yet. Its background tasks run
     /// until [`Serving::shutdown`].
@@ -378,6 +397,7 @@ impl Serving {
         log.abuse = Some(abuse.clone());
         let log = PredictionLog::start(log, metrics.clone(), &mut tasks);
         let (shadow, shadow_queue) = tokio::sync::mpsc::channel(1024);
+        let (explain_queue, explain_jobs) = tokio::sync::mpsc::channel(64);
         let serving = Serving {
             inner: Arc::new(ServingInner {
                 models: ModelCache::new(
@@ -392,6 +412,8 @@ impl Serving {
                 metrics,
                 log,
                 shadow,
+                explain_queue,
+                monitored: std::sync::atomic::AtomicU64::new(0),
                 reports: Mutex::new(HashMap::new()),
                 changes: tokio::sync::Mutex::new(()),
                 stop: tokio::sync::watch::channel(false).0,
@@ -405,6 +427,7 @@ impl Serving {
             }),
         };
         tasks.spawn(serving.clone().run_shadows(shadow_queue));
+        tasks.spawn(serving.clone().run_explanations(explain_jobs));
         *serving.inner.tasks.lock().expect("tasks lock") = tasks;
         serving
     }
@@ -784,6 +807,7 @@ impl Serving {
         }
         let outliers = match (&kept, &result) {
             (Some(inputs), Ok(outputs)) if live.spec.settings.monitor => {
+                self.sample_for_explanation(live, pick.index(), inputs, layout);
                 self.observe(live, arm, inputs, Some(outputs))
             }
             _ => None,
@@ -1067,6 +1091,86 @@ impl Serving {
         .await
         .map_err(|_| PredictFailure::Model("the prediction was interrupted".into()))?;
         Ok(result?)
+    }
+
+    /// Queues every n-th monitored request (n = 1 / the sample rate) for a
+    /// background explanation; drops it, counted, when the explainer is
+    /// behind.
+    fn sample_for_explanation(
+        &self,
+        live: &Arc<LiveDeployment>,
+        arm: usize,
+        inputs: &[NamedTensor],
+        layout: Layout,
+    ) {
+        let rate = self.inner.config.explain_sample_rate;
+        if !(rate > 0.0) {
+            return;
+        }
+        let period = (1.0 / rate.min(1.0)).round().max(1.0) as u64;
+        if self.inner.monitored.fetch_add(1, Relaxed) % period != 0 {
+            return;
+        }
+        let rows = inputs.first().map_or(0, |t| t.tensor.rows());
+        let inputs = if rows > EXPLAINED_ROWS_PER_REQUEST {
+            inputs
+                .iter()
+                .map(|t| explain::first_rows(t, EXPLAINED_ROWS_PER_REQUEST))
+                .collect()
+        } else {
+            inputs.to_vec()
+        };
+        let job = ExplainJob {
+            live: live.clone(),
+            arm,
+            inputs,
+            layout,
+        };
+        if self.inner.explain_queue.try_send(job).is_err() {
+            self.inner
+                .metrics
+                .explanations_dropped
+                .fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Explains sampled answers one after another, off every request's
+    /// path, into their version's monitor.
+    async fn run_explanations(self, mut queue: tokio::sync::mpsc::Receiver<ExplainJob>) {
+        let mut stopped = self.stopped();
+        loop {
+            let job = tokio::select! {
+                job = queue.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                _ = stopped.changed() => return,
+            };
+            let request = explain::ExplainRequest::default();
+            let pick = Pick::Pinned(job.arm);
+            match self
+                .explain(&job.live, pick, job.inputs, job.layout, &request)
+                .await
+            {
+                Ok((explanation, _)) => {
+                    job.live.arms[job.arm]
+                        .monitor
+                        .explanations
+                        .record(now_micros(), &explanation);
+                    self.inner
+                        .metrics
+                        .explanations
+                        .fetch_add(explanation.rows as u64, Relaxed);
+                }
+                Err(failure) => {
+                    self.inner
+                        .metrics
+                        .explanations_dropped
+                        .fetch_add(1, Relaxed);
+                    tracing::debug!(deployment = %job.live.name, cause = %failure_message(&failure), "background explanation skipped");
+                }
+            }
+        }
     }
 
     /// Runs shadow requests one after another, off every request's path.

@@ -85,6 +85,8 @@ pub struct VersionMonitor {
     /// seen: requests of one deployment nearly always share a layout, so
     /// names are matched once, not per request.
     layout: ArcSwapOption<LayoutMapping>,
+    /// The sampled predictions' explanations.
+    pub explanations: super::explain::ExplanationMonitor,
 }
 
 /// The profile's features in one request layout.
@@ -263,6 +265,7 @@ impl DeploymentMonitor {
                     own_profile_loaded: std::sync::atomic::AtomicBool::new(false),
                     in_use: ArcSwapOption::new(profile),
                     layout: ArcSwapOption::empty(),
+                    explanations: Default::default(),
                 })
             })
             .clone()

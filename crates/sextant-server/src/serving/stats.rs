@@ -156,6 +156,11 @@ pub struct Metrics {
     pub prediction_log_dropped: AtomicU64,
     pub prediction_log_failed_writes: AtomicU64,
     pub shadow_dropped: AtomicU64,
+    /// Rows explained in the background for monitoring.
+    pub explanations: AtomicU64,
+    /// Sampled requests not explained (queue full, no background yet, or
+    /// the model cannot be explained).
+    pub explanations_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -314,6 +319,16 @@ impl Metrics {
                 "sextant_shadow_dropped_total",
                 "Shadow requests skipped because the shadow queue was full.",
                 &self.shadow_dropped,
+            ),
+            (
+                "sextant_explanations_total",
+                "Rows of sampled predictions explained in the background.",
+                &self.explanations,
+            ),
+            (
+                "sextant_explanations_dropped_total",
+                "Sampled predictions not explained (queue full, no background yet, or no explainer).",
+                &self.explanations_dropped,
             ),
         ] {
             header(&mut out, name, "counter", help);

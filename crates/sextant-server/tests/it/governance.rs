@@ -1170,6 +1170,24 @@ fn cases() -> Vec<Case> {
         ),
         case(
             M::POST,
+            "/v2/models/{name}/explain",
+            "/v2/models/{dep}/explain",
+            Some(oip_row()),
+        ),
+        case(
+            M::POST,
+            "/v2/models/{name}/versions/{version}/explain",
+            "/v2/models/{dep}/versions/1/explain",
+            Some(oip_row()),
+        ),
+        case(
+            M::POST,
+            "/deployments/{name}/explain",
+            "/deployments/{dep}/explain",
+            Some(json!({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[0, 0, 0]]}})),
+        ),
+        case(
+            M::POST,
             "/invocations",
             "/invocations?deployment={dep}",
             Some(json!({"instances": [[0, 0, 0]]})),

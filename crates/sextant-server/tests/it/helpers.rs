@@ -166,6 +166,7 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
             max_blocking: 16,
             replica_name: "test".into(),
             feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
+            explain_sample_rate: sextant_server::serving::explain::DEFAULT_SAMPLE_RATE,
         },
         std::time::Duration::from_millis(100),
     );
