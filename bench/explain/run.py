@@ -17,6 +17,11 @@ Measurements, each round, medians over rounds:
   KernelSHAP on the logistic regression, 100 background rows, 2·20+2048 = 2088
     coalitions per row, l1_reg=0, --kernel-rows rows, one thread
 
+  endpoint  `POST /v2/models/rf/explain` with one row of the forest against a release
+            `sextant server` (the forest logged and registered with the mlflow client and
+            deployed), wrk with 8 connections for --endpoint-seconds: p50/p99 latency and
+            requests/s (no peer serves explanations; the target is p99 < 10 ms)
+
 Every sextant answer is compared with shap's (largest absolute difference), so a
 fast wrong answer shows. Ratios are shap ÷ sextant (higher is better for Sextant).
 
@@ -89,11 +94,76 @@ def cpu(fn):
     return time.process_time() - start, result
 
 
+def measure_endpoint(binary, model, frame, rows, seconds, work):
+    """Latency of the explain endpoint under 8 concurrent connections (wrk)."""
+    import shutil
+    import socket
+
+    wrk = shutil.which("wrk")
+    if not wrk:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    log = open(work / "server.log", "wb")
+    server = subprocess.Popen([str(binary), "server", "--port", str(port), "--data-dir", str(work / "data"),
+                               "--explain-sample-rate", "0"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            try:
+                if __import__("urllib.request").request.urlopen(f"{uri}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("bench-explain")
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(model, name="model", input_example=frame.head(3),
+                                            serialization_format="cloudpickle")
+        version = mlflow.register_model(info.model_uri, "rf").version
+        subprocess.run([str(binary), "deployments", "create", "rf", "--model", f"rf/{version}"], check=True,
+                       capture_output=True, env=dict(os.environ, SEXTANT_SERVER=uri))
+        row = rows.iloc[:1]
+        body = {"inputs": [{"name": c, "shape": [1], "datatype": "FP64", "data": [float(row[c].iloc[0])]}
+                           for c in row.columns]}
+        body_file = work / "explain.json"
+        body_file.write_text(json.dumps(body))
+        lua = REPO / "bench" / "serving" / "post.lua"
+        # Warm up, then measure.
+        env = dict(os.environ, BODY_FILE=str(body_file))
+        subprocess.run([wrk, "-t2", "-c8", "-d2s", "-s", str(lua), f"{uri}/v2/models/rf/explain"],
+                       env=env, capture_output=True, check=True)
+        done = subprocess.run([wrk, "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua),
+                               f"{uri}/v2/models/rf/explain"], env=env, capture_output=True, text=True, check=True)
+        text = done.stdout
+
+        def latency(label):
+            match = re.search(rf"^\s+{label}%\s+([0-9.]+)(us|ms|s)\b", text, re.M)
+            value, unit = float(match.group(1)), match.group(2)
+            return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+        if non_2xx:
+            sys.exit(f"the explain endpoint answered errors:\n{text}")
+        return {
+            "p50_ms": latency("50"),
+            "p99_ms": latency("99"),
+            "requests_per_s": float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1)),
+            "wrk": text,
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--kernel-rows", type=int, default=20)
+    parser.add_argument("--endpoint-seconds", type=int, default=15, help="0 skips the endpoint")
     args = parser.parse_args()
     binary = TARGET / "release" / "sextant"
     if not binary.exists():
@@ -171,6 +241,12 @@ def main():
         # the sampling noise, not to the last digit.
         record("logistic_kernel", seconds, took, np.abs(values_of(out, features, "1") - expected).max())
 
+    endpoint = None
+    if args.endpoint_seconds > 0:
+        endpoint = measure_endpoint(binary, rf, frame, rows, args.endpoint_seconds, work)
+        print(f"endpoint (1 row, 8 connections)  p50 {endpoint['p50_ms']:.2f} ms  p99 {endpoint['p99_ms']:.2f} ms  "
+              f"{endpoint['requests_per_s']:.0f} req/s", file=sys.stderr)
+
     summary = {}
     for name, case in cases.items():
         shap_median = statistics.median(case["shap_s"])
@@ -185,7 +261,8 @@ def main():
               f"sextant {summary[name]['sextant_ms_per_row']:8.3f} ms/row  "
               f"{summary[name]['ratio']:6.1f}x  max|diff| {case['max_abs_diff']:.2e}")
     out_file = REPO / "bench" / "results" / f"explain-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}.json"
-    out_file.write_text(json.dumps({"args": vars(args), "shap": shap.__version__, "cases": summary}, indent=1))
+    out_file.write_text(json.dumps({"args": vars(args), "shap": shap.__version__, "cases": summary,
+                                    "endpoint": endpoint}, indent=1))
     print(f"wrote {out_file}", file=sys.stderr)
 
 
