@@ -117,6 +117,11 @@ pub(super) struct ShapTables {
     /// Per tree, its quadrature walk (`QuadratureTree`); `None` trees
     /// (paths over more than 32 features) take the recursion.
     fast: Vec<Option<QuadratureTree>>,
+    inverse_divisors: Vec<f64>,
+    /// Every leaf's values sum to 1 (a forest's class probabilities): the
+    /// last output's values are minus the sum of the others' (the constant
+    /// 1 has no attributions), so the walks skip it.
+    complement: bool,
 }
 
 pub(super) type LazyTables = OnceLock<ShapTables>;
@@ -179,11 +184,21 @@ impl TreeEnsemble {
                     .collect(),
                 None => Vec::new(),
             };
+            let complement = self.spec.n_outputs >= 2
+                && matches!(self.spec.task, Task::Classification(_))
+                && self.spec.link == Link::Identity
+                && self.tree_outputs.iter().all(|&o| o == u32::MAX)
+                && self.leaf_values.chunks(self.spec.n_outputs).all(|leaf| {
+                    leaf.len() == self.spec.n_outputs
+                        && (leaf.iter().sum::<f64>() - 1.0).abs() < 1e-9
+                });
             ShapTables {
+                inverse_divisors: divisors.iter().map(|d| 1.0 / d).collect(),
                 divisors,
                 expectations,
                 max_depth,
                 fast,
+                complement,
             }
         })
     }
@@ -292,7 +307,7 @@ impl TreeEnsemble {
         each_row(&tested, &mut values, n_features, stride, |row, phi| {
             for tree in 0..self.roots.len() {
                 if let Some(fast) = tables.fast[tree].as_ref().filter(|_| use_tables) {
-                    fast.explain(self, tree, row, phi, &tables.divisors, &mut scratch);
+                    fast.explain(self, tree, row, phi, tables, &mut scratch);
                     continue;
                 }
                 let mut walker = PathWalker {
@@ -304,6 +319,12 @@ impl TreeEnsemble {
                     tree,
                 };
                 walker.recurse(self.roots[tree], 0, 0, 0, 1.0, 1.0, NO_FEATURE);
+            }
+            if tables.complement && use_tables {
+                for per_feature in phi.chunks_exact_mut(n_outputs) {
+                    let (others, last) = per_feature.split_at_mut(n_outputs - 1);
+                    last[0] = -others.iter().sum::<f64>();
+                }
             }
         });
         self.finish(
@@ -577,10 +598,17 @@ impl QuadratureTree {
         tree: usize,
         row: &[f64],
         phi: &mut [f64],
-        divisors: &[f64],
+        tables: &ShapTables,
         scratch: &mut WalkScratch,
     ) {
-        let width = ensemble.leaf_width(tree);
+        // Leaves' values are read in their layout; the last is skipped when
+        // it is the complement of the others.
+        let stride = ensemble.leaf_width(tree);
+        let width = if tables.complement {
+            stride - 1
+        } else {
+            stride
+        };
         scratch.followed.clear();
         scratch.followed.resize(self.zero.len(), false);
         scratch.sums.clear();
@@ -602,7 +630,7 @@ impl QuadratureTree {
                             n_outputs: ensemble.spec.n_outputs,
                             nodes: self.nodes[..].try_into().expect("q nodes"),
                             weights: self.weights[..].try_into().expect("q weights"),
-                            divisors,
+                            inverse_divisors: &tables.inverse_divisors,
                             complements: std::array::from_fn(|l| 1.0 - self.nodes[l]),
                             minus_inverse_complements: std::array::from_fn(|l| -1.0 / (1.0 - self.nodes[l])),
                         };
@@ -665,7 +693,8 @@ struct Walk<'a, const Q: usize> {
     n_outputs: usize,
     nodes: &'a [f64; Q],
     weights: &'a [f64; Q],
-    divisors: &'a [f64],
+    /// 1 / the divisor of each output (a forest's tree count).
+    inverse_divisors: &'a [f64],
     /// 1 − t and −1/(1 − t) at the nodes.
     complements: [f64; Q],
     minus_inverse_complements: [f64; Q],
@@ -761,7 +790,8 @@ impl<const Q: usize> Walk<'_, Q> {
                     } else {
                         self.output as usize
                     };
-                    self.phi[feature * self.n_outputs + output] += integral / self.divisors[output];
+                    self.phi[feature * self.n_outputs + output] +=
+                        integral * self.inverse_divisors[output];
                 }
             }
             for (m, s) in mine.iter_mut().zip(child_sums) {
