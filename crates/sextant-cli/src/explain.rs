@@ -80,6 +80,7 @@ pub async fn explain(
         background,
         samples: args.samples,
         seed: args.seed,
+        max_model_rows: None,
     };
     let load = batch::load_options(args.cache_dir.as_deref());
     let threads = args

@@ -74,6 +74,25 @@ pub fn explain<R: ModelRuntime + ?Sized>(
     }
     let m = layout.names.len();
     let samples = options.samples;
+    if let Some(budget) = options.max_model_rows {
+        let most = if m < 31 {
+            (1usize << m).saturating_sub(2)
+        } else {
+            usize::MAX
+        };
+        let coalitions = samples.unwrap_or(2 * m + 2048).min(most);
+        let work = rows
+            .saturating_mul(coalitions)
+            .saturating_mul(background_rows);
+        if work > budget {
+            return Err(Error::input(format!(
+                "KernelSHAP of {rows} rows would run the model on {work} rows ({coalitions} \
+                 coalitions × {background_rows} background rows per row), more than one request \
+                 may ({budget}): send fewer rows or ask for fewer samples, or explain a file with \
+                 `sextant explain`"
+            )));
+        }
+    }
     let mut values = vec![0.0; rows * m * n_outputs];
     for row in 0..rows {
         let varying: Vec<usize> = (0..m)

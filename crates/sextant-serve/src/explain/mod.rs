@@ -142,6 +142,10 @@ pub struct ExplainOptions {
     pub samples: Option<usize>,
     /// KernelSHAP: the sampler's seed.
     pub seed: u64,
+    /// KernelSHAP: refuse requests that would run the model on more rows
+    /// than this (rows × coalitions × background rows), so that one request
+    /// cannot hold a server's cores for minutes.
+    pub max_model_rows: Option<usize>,
 }
 
 /// SHAP values of some rows.

@@ -376,6 +376,7 @@ fn kernel_explanations_are_deterministic_and_need_a_background() {
             background: Some(case.background()),
             samples: Some(60),
             seed,
+            max_model_rows: None,
         };
         runtime.explain(&inputs, &options).unwrap()
     };
@@ -395,4 +396,13 @@ fn kernel_explanations_are_deterministic_and_need_a_background() {
         )
         .unwrap_err();
     assert!(error.to_string().contains("background"), "{error}");
+    // A server caps what one request may cost.
+    let capped = ExplainOptions {
+        method: Some(Method::Kernel),
+        background: Some(case.background()),
+        max_model_rows: Some(1_000),
+        ..Default::default()
+    };
+    let error = runtime.explain(&inputs, &capped).unwrap_err();
+    assert!(error.to_string().contains("fewer rows"), "{error}");
 }

@@ -17,6 +17,11 @@ use sextant_serve::{Background, NamedTensor, Tensor, TensorData};
 /// Share of monitored predictions explained in the background.
 pub const DEFAULT_SAMPLE_RATE: f64 = 0.01;
 
+/// Model rows one KernelSHAP request may cost (rows × coalitions ×
+/// background rows): 239 rows at shap's default 2,088 coalitions and 100
+/// background rows, a few seconds of one core.
+pub const KERNEL_MODEL_ROWS_PER_REQUEST: usize = 50_000_000;
+
 /// Rows a version's background holds; shap suggests 100 for KernelSHAP.
 pub const BACKGROUND_ROWS: usize = 100;
 

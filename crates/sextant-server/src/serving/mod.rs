@@ -880,6 +880,7 @@ impl Serving {
             background,
             samples: request.samples,
             seed: request.seed,
+            max_model_rows: Some(explain::KERNEL_MODEL_ROWS_PER_REQUEST),
         };
         let permit = self
             .inner
