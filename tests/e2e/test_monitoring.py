@@ -494,8 +494,9 @@ def test_reference_from_training_data_and_drift_through_the_api(tracking_uri, ex
 @pytest.fixture(scope="module")
 def explaining_server():
     """A server explaining every monitored answer in the background
-    (`--explain-sample-rate 1`), so that a test sees explanation drift after a few
-    hundred rows rather than the default 1% of many thousands."""
+    (`--explain-sample-rate 1`, with no cap on the explainer's core share), so that a
+    test sees explanation drift after a few hundred rows rather than the default 1% of
+    many thousands."""
     import os
     import tempfile
     from pathlib import Path
@@ -507,7 +508,8 @@ def explaining_server():
     uri = f"http://127.0.0.1:{port}"
     log_path = root / "server.log"
     cmd = [str(_sextant_bin()), "server", "--port", str(port), "--data-dir", str(root / "data"),
-           "--explain-sample-rate", "1", "--webhook-allowed-hosts", "127.0.0.1"]  # fmt: skip
+           "--explain-sample-rate", "1", "--explain-cpu-share", "1",
+           "--webhook-allowed-hosts", "127.0.0.1"]  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, NO_COLOR="1"), start_new_session=True)

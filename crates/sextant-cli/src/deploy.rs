@@ -489,6 +489,7 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
         replica_name: replica.clone(),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
         explain_sample_rate: sextant_server::serving::explain::DEFAULT_SAMPLE_RATE,
+        explain_core_share: sextant_server::serving::explain::DEFAULT_CORE_SHARE,
     };
     let serving = Serving::new(config, source, PredictionLogConfig::new(sink, replica));
     let address = crate::socket_address(&args.host, args.port)?;

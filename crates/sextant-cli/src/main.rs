@@ -163,6 +163,10 @@ struct ServerArgs {
     /// 0 turns it off.
     #[arg(long, default_value_t = sextant_server::serving::explain::DEFAULT_SAMPLE_RATE, env = "SEXTANT_EXPLAIN_SAMPLE_RATE")]
     explain_sample_rate: f64,
+    /// Share of one core the background explainer may use; beyond it,
+    /// samples are dropped (counted in sextant_explanations_dropped_total).
+    #[arg(long, default_value_t = sextant_server::serving::explain::DEFAULT_CORE_SHARE, env = "SEXTANT_EXPLAIN_CPU_SHARE")]
+    explain_cpu_share: f64,
     /// Directory for the embedded SQLite database and local artifacts.
     /// Defaults to $XDG_DATA_HOME/sextant (~/.local/share/sextant).
     #[arg(long, env = "SEXTANT_DATA_DIR")]
@@ -773,6 +777,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         replica_name: format!("server-{}", std::process::id()),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
         explain_sample_rate: args.explain_sample_rate,
+        explain_core_share: args.explain_cpu_share,
     };
     let period = std::time::Duration::from_secs_f64(args.canary_check_seconds.max(0.05));
     let serving = sextant_server::serving::Serving::embedded(

@@ -22,6 +22,11 @@ pub const DEFAULT_SAMPLE_RATE: f64 = 0.01;
 /// background rows, a few seconds of one core.
 pub const KERNEL_MODEL_ROWS_PER_REQUEST: usize = 50_000_000;
 
+/// Share of one core the background explainer may use: 1% of a busy
+/// deployment's answers would otherwise cost more than the answers (an
+/// explanation takes tens of predictions' time).
+pub const DEFAULT_CORE_SHARE: f64 = 0.02;
+
 /// Rows a version's background holds; shap suggests 100 for KernelSHAP.
 pub const BACKGROUND_ROWS: usize = 100;
 

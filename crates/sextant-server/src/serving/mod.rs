@@ -76,6 +76,8 @@ pub struct ServingConfig {
     /// Share of monitored requests explained in the background, for global
     /// importance and explanation drift (0 turns it off).
     pub explain_sample_rate: f64,
+    /// Share of one core the background explainer may use (0 to 1).
+    pub explain_core_share: f64,
 }
 
 /// One arm of a live deployment.
@@ -1149,10 +1151,18 @@ impl Serving {
             };
             let request = explain::ExplainRequest::default();
             let pick = Pick::Pinned(job.arm);
-            match self
+            let started = Instant::now();
+            let result = self
                 .explain(&job.live, pick, job.inputs, job.layout, &request)
-                .await
-            {
+                .await;
+            // A duty cycle: after t of explaining, rest t·(1/share − 1), so the
+            // explainer takes at most `share` of one core however busy the
+            // deployment is; samples arriving meanwhile fill the queue and
+            // the rest are dropped, counted.
+            let rest = started
+                .elapsed()
+                .mul_f64(1.0 / self.inner.config.explain_core_share.clamp(0.001, 1.0) - 1.0);
+            match result {
                 Ok((explanation, _)) => {
                     job.live.arms[job.arm]
                         .monitor
@@ -1170,6 +1180,10 @@ impl Serving {
                         .fetch_add(1, Relaxed);
                     tracing::debug!(deployment = %job.live.name, cause = %failure_message(&failure), "background explanation skipped");
                 }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = stopped.changed() => return,
             }
         }
     }

@@ -167,6 +167,7 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
             replica_name: "test".into(),
             feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
             explain_sample_rate: sextant_server::serving::explain::DEFAULT_SAMPLE_RATE,
+            explain_core_share: sextant_server::serving::explain::DEFAULT_CORE_SHARE,
         },
         std::time::Duration::from_millis(100),
     );
