@@ -5,13 +5,16 @@
 //! prediction takes, missing values and categorical splits included.
 //!
 //! - **Path-dependent TreeSHAP** (Lundberg, Erion & Lee 2018,
-//!   arXiv:1802.03888, Algorithm 2): E[f(x) | x_S] estimated from the
-//!   fraction of training cover flowing down each branch. One recursion per
-//!   tree keeps the path of unique features with their "zero" fraction
-//!   (cover ratio: the share of rows taking this branch when the feature is
-//!   absent) and "one" fraction (1 if `x` takes it), and the Shapley
-//!   weights of every subset size (`extend`/`unwind`, the paper's EXTEND and
-//!   UNWIND). O(T·L·D²) per row.
+//!   arXiv:1802.03888): E[f(x) | x_S] estimated from the fraction of
+//!   training cover flowing down each branch. Computed by one walk per tree
+//!   that integrates each leaf's multilinear game exactly by Gauss–Legendre
+//!   quadrature (`QuadratureTree`, O(nodes·d/2) per row). The paper's
+//!   Algorithm 2 (`PathWalker`: the path of unique features with their
+//!   "zero" fraction, the cover ratio, and "one" fraction, 1 if `x` takes
+//!   the branch, and the Shapley weights of every subset size maintained by
+//!   EXTEND and UNWIND; O(T·L·D²) per row) is kept for trees whose paths
+//!   have more than 32 features, and as the reference the walk is tested
+//!   against.
 //! - **Interventional TreeSHAP** (Lundberg et al. 2020, *Nature MI* 2:56,
 //!   "Independent Tree SHAP"): the Shapley values of the game
 //!   v(S) = f(x_S, r_S̄), averaged over background rows r. For one r, only
