@@ -193,38 +193,12 @@ fn predict_chunks(
 }
 
 pub(crate) fn slice_rows(column: &NamedTensor, start: usize, end: usize) -> NamedTensor {
-    let width = column.tensor.row_width().max(1);
-    let (a, b) = (start * width, end * width);
-    let data = match &column.tensor.data {
-        TensorData::Bool(v) => TensorData::Bool(v[a..b].to_vec()),
-        TensorData::I64(v) => TensorData::I64(v[a..b].to_vec()),
-        TensorData::F32(v) => TensorData::F32(v[a..b].to_vec()),
-        TensorData::F64(v) => TensorData::F64(v[a..b].to_vec()),
-        TensorData::Str(v) => TensorData::Str(v[a..b].to_vec()),
-    };
-    let mut shape = column.tensor.shape.clone();
-    shape[0] = end - start;
-    NamedTensor::new(
-        column.name.clone(),
-        Tensor {
-            dtype: column.tensor.dtype,
-            shape,
-            data,
-        },
-    )
+    NamedTensor::new(column.name.clone(), column.tensor.slice_rows(start, end))
 }
 
 fn append(all: &mut Tensor, part: Tensor) -> anyhow::Result<()> {
-    match (&mut all.data, part.data) {
-        (TensorData::Bool(a), TensorData::Bool(b)) => a.extend(b),
-        (TensorData::I64(a), TensorData::I64(b)) => a.extend(b),
-        (TensorData::F32(a), TensorData::F32(b)) => a.extend(b),
-        (TensorData::F64(a), TensorData::F64(b)) => a.extend(b),
-        (TensorData::Str(a), TensorData::Str(b)) => a.extend(b),
-        _ => bail!("the model returned different types for different chunks"),
-    }
-    if let (Some(a), Some(b)) = (all.shape.first_mut(), part.shape.first()) {
-        *a += b;
+    if !all.append(part) {
+        bail!("the model returned different types for different chunks");
     }
     Ok(())
 }

@@ -145,15 +145,8 @@ fn concatenate(parts: Vec<NamedTensor>) -> NamedTensor {
     let mut iter = parts.into_iter();
     let mut first = iter.next().expect("at least one part");
     for part in iter {
-        match (&mut first.tensor.data, part.tensor.data) {
-            (TensorData::Bool(a), TensorData::Bool(b)) => a.extend(b),
-            (TensorData::I64(a), TensorData::I64(b)) => a.extend(b),
-            (TensorData::F32(a), TensorData::F32(b)) => a.extend(b),
-            (TensorData::F64(a), TensorData::F64(b)) => a.extend(b),
-            (TensorData::Str(a), TensorData::Str(b)) => a.extend(b),
-            _ => unreachable!("rows of one column share a type"),
-        }
-        first.tensor.shape[0] += part.tensor.shape[0];
+        let appended = first.tensor.append(part.tensor);
+        debug_assert!(appended, "rows of one column share a type");
     }
     first
 }

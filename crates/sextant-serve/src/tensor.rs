@@ -261,6 +261,45 @@ impl Tensor {
     pub fn row_width(&self) -> usize {
         self.shape.iter().skip(1).product()
     }
+
+    /// Rows `start..end` (within `rows()`), with the same type and row shape.
+    pub fn slice_rows(&self, start: usize, end: usize) -> Tensor {
+        let width = self.row_width().max(1);
+        let (a, b) = (start * width, end * width);
+        let data = match &self.data {
+            TensorData::Bool(v) => TensorData::Bool(v[a..b].to_vec()),
+            TensorData::I64(v) => TensorData::I64(v[a..b].to_vec()),
+            TensorData::F32(v) => TensorData::F32(v[a..b].to_vec()),
+            TensorData::F64(v) => TensorData::F64(v[a..b].to_vec()),
+            TensorData::Str(v) => TensorData::Str(v[a..b].to_vec()),
+        };
+        let mut shape = self.shape.clone();
+        if let Some(rows) = shape.first_mut() {
+            *rows = end - start;
+        }
+        Tensor {
+            dtype: self.dtype,
+            shape,
+            data,
+        }
+    }
+
+    /// Appends `other`'s rows; `false` (and nothing appended) when its
+    /// storage class differs.
+    pub fn append(&mut self, other: Tensor) -> bool {
+        match (&mut self.data, other.data) {
+            (TensorData::Bool(a), TensorData::Bool(b)) => a.extend(b),
+            (TensorData::I64(a), TensorData::I64(b)) => a.extend(b),
+            (TensorData::F32(a), TensorData::F32(b)) => a.extend(b),
+            (TensorData::F64(a), TensorData::F64(b)) => a.extend(b),
+            (TensorData::Str(a), TensorData::Str(b)) => a.extend(b),
+            _ => return false,
+        }
+        if let (Some(a), Some(b)) = (self.shape.first_mut(), other.shape.first()) {
+            *a += b;
+        }
+        true
+    }
 }
 
 /// A tensor with the name a request or a model gives it.

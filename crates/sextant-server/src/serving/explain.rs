@@ -12,7 +12,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use sextant_serve::explain::Method;
-use sextant_serve::{Background, NamedTensor, Tensor, TensorData};
+use sextant_serve::{Background, NamedTensor};
 
 /// Share of monitored predictions explained in the background.
 pub const DEFAULT_SAMPLE_RATE: f64 = 0.01;
@@ -75,7 +75,7 @@ impl ExplainBackground {
                     return;
                 }
                 for (all, part) in current.iter_mut().zip(head) {
-                    append(&mut all.tensor, part.tensor);
+                    all.tensor.append(part.tensor);
                 }
             }
         }
@@ -101,41 +101,7 @@ impl ExplainBackground {
 }
 
 pub(crate) fn first_rows(tensor: &NamedTensor, rows: usize) -> NamedTensor {
-    let width = tensor.tensor.row_width().max(1);
-    let n = rows * width;
-    let data = match &tensor.tensor.data {
-        TensorData::Bool(v) => TensorData::Bool(v[..n].to_vec()),
-        TensorData::I64(v) => TensorData::I64(v[..n].to_vec()),
-        TensorData::F32(v) => TensorData::F32(v[..n].to_vec()),
-        TensorData::F64(v) => TensorData::F64(v[..n].to_vec()),
-        TensorData::Str(v) => TensorData::Str(v[..n].to_vec()),
-    };
-    let mut shape = tensor.tensor.shape.clone();
-    if let Some(first) = shape.first_mut() {
-        *first = rows;
-    }
-    NamedTensor::new(
-        tensor.name.clone(),
-        Tensor {
-            dtype: tensor.tensor.dtype,
-            shape,
-            data,
-        },
-    )
-}
-
-fn append(all: &mut Tensor, part: Tensor) {
-    match (&mut all.data, part.data) {
-        (TensorData::Bool(a), TensorData::Bool(b)) => a.extend(b),
-        (TensorData::I64(a), TensorData::I64(b)) => a.extend(b),
-        (TensorData::F32(a), TensorData::F32(b)) => a.extend(b),
-        (TensorData::F64(a), TensorData::F64(b)) => a.extend(b),
-        (TensorData::Str(a), TensorData::Str(b)) => a.extend(b),
-        _ => return,
-    }
-    if let (Some(a), Some(b)) = (all.shape.first_mut(), part.shape.first()) {
-        *a += b;
-    }
+    NamedTensor::new(tensor.name.clone(), tensor.tensor.slice_rows(0, rows))
 }
 
 /// What an explain request asks for (`parameters` of an OIP request,
@@ -415,6 +381,7 @@ impl ExplanationMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sextant_serve::Tensor;
 
     fn column(values: Vec<f64>) -> Vec<NamedTensor> {
         let rows = values.len();

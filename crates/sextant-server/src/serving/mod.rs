@@ -884,17 +884,7 @@ impl Serving {
             seed: request.seed,
             max_model_rows: Some(explain::KERNEL_MODEL_ROWS_PER_REQUEST),
         };
-        let permit = self
-            .inner
-            .blocking
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                PredictFailure::Overloaded(format!(
-                    "all {} model slots are busy; retry shortly",
-                    self.inner.config.max_blocking
-                ))
-            })?;
+        let permit = self.blocking_permit()?;
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let prepared = loaded.model.prepare(inputs, layout)?;
@@ -1065,6 +1055,20 @@ impl Serving {
         }
     }
 
+    /// A slot on the blocking pool, or 503 when every slot is busy.
+    fn blocking_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PredictFailure> {
+        self.inner
+            .blocking
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                PredictFailure::Overloaded(format!(
+                    "all {} model slots are busy; retry shortly",
+                    self.inner.config.max_blocking
+                ))
+            })
+    }
+
     async fn run(
         &self,
         loaded: &Arc<LoadedVersion>,
@@ -1075,17 +1079,7 @@ impl Serving {
         if loaded.model.cost() == CallCost::Cheap && rows <= INLINE_ROWS {
             return Ok(loaded.model.predict(inputs, layout)?);
         }
-        let permit = self
-            .inner
-            .blocking
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                PredictFailure::Overloaded(format!(
-                    "all {} model slots are busy; retry shortly",
-                    self.inner.config.max_blocking
-                ))
-            })?;
+        let permit = self.blocking_permit()?;
         let model = loaded.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
