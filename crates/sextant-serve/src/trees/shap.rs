@@ -513,21 +513,23 @@ fn each_row(
 /// leaf's integrand is a polynomial of degree < d, so Gauss–Legendre
 /// quadrature with ⌈d/2⌉ nodes is exact; the walk carries A(t) and C(t) at
 /// the nodes only. D_c is a tree constant once it is known whether x took c
-/// and every earlier split on i: the reciprocals it needs are prepared.
+/// and every earlier split on i, so the factor F_c/F_parent and the
+/// weighted derivative w_l·D_c(t_l) are prepared per node for both cases.
 #[derive(Debug, Clone)]
 struct QuadratureTree {
     root: u32,
     /// Quadrature nodes.
     q: usize,
-    nodes: Vec<f64>,
-    weights: Vec<f64>,
-    /// Per node (offset from the root), for the split feature of its
-    /// parent: the merged zero fraction below the split, the node where
-    /// the feature was last split above (`NONE`) and, per quadrature node,
-    /// 1 / (z + t·(1 − z)).
-    zero: Vec<f64>,
+    /// Per node (offset from the root): where its parent's split feature
+    /// was last split above it (an offset, or `NONE`).
     previous: Vec<u32>,
-    inverse_followed: Vec<f64>,
+    /// Per node with a `previous`: z / z_previous, A's factor when x left
+    /// the feature's path above (the node then adds nothing to φ).
+    ratio: Vec<f64>,
+    /// Per node, `4·q` values: A's factor F_c/F_parent at the quadrature
+    /// nodes and w_l·D_c(t_l) when x takes the node, then both when it
+    /// does not.
+    coefficients: Vec<f64>,
     max_depth: usize,
 }
 
@@ -541,8 +543,21 @@ const MAX_PATH_FEATURES: usize = 32;
 struct WalkScratch {
     /// Per node: whether x took it and every split on its feature above.
     followed: Vec<bool>,
-    /// C(t) per level of the walk, `q × width` each.
+    /// C(t) per level of the walk, `q × width` each (multi-output leaves).
     sums: Vec<f64>,
+}
+
+/// How a child's subtree enters the walk.
+enum Branch<'a, const Q: usize> {
+    /// x left the split feature's path above: A(t) scales by the cover
+    /// ratio, and the child adds nothing to φ.
+    Scaled(f64),
+    /// A(t) scales by `factor`; φ of the split feature gains
+    /// Σ_l `weighted_derivative`_l · C_c(t_l).
+    Active {
+        factor: &'a [f64; Q],
+        weighted_derivative: &'a [f64; Q],
+    },
 }
 
 impl QuadratureTree {
@@ -576,23 +591,62 @@ impl QuadratureTree {
         }
         let q = max_unique.div_ceil(2).max(1);
         let (nodes, weights) = gauss_legendre(q);
-        let mut inverse_followed = vec![0.0; span * q];
+        let mut ratio = vec![0.0; span];
+        let mut coefficients = vec![0.0; span * 4 * q];
         for c in 0..span {
             let z = zero[c];
+            let above = (previous[c] != NONE).then(|| zero[previous[c] as usize]);
+            if let Some(zp) = above {
+                ratio[c] = if zp == 0.0 { 0.0 } else { z / zp };
+            }
+            let block = &mut coefficients[c * 4 * q..(c + 1) * 4 * q];
             for l in 0..q {
-                inverse_followed[c * q + l] = 1.0 / (z + nodes[l] * (1.0 - z));
+                let t = nodes[l];
+                // Followed: F = z + t·(1 − z); left: F = z·(1 − t), whose
+                // d/dt log F is −1/(1 − t).
+                let followed = z + t * (1.0 - z);
+                let cases = [
+                    (followed, (1.0 - z) / followed),
+                    (z * (1.0 - t), -1.0 / (1.0 - t)),
+                ];
+                for (case, (mut f, mut d)) in cases.into_iter().enumerate() {
+                    if let Some(zp) = above {
+                        // Relative to F above, which x followed.
+                        let f_above = zp + t * (1.0 - zp);
+                        f /= f_above;
+                        d -= (1.0 - zp) / f_above;
+                    }
+                    block[case * 2 * q + l] = f;
+                    block[case * 2 * q + q + l] = weights[l] * d;
+                }
             }
         }
         Some(QuadratureTree {
             root,
             q,
-            nodes,
-            weights,
-            zero,
             previous,
-            inverse_followed,
+            ratio,
+            coefficients,
             max_depth,
         })
+    }
+
+    /// The child at offset `c`, which x takes or not, given `followed` of
+    /// the nodes above; records its own `followed`.
+    #[inline(always)]
+    fn branch<const Q: usize>(&self, c: usize, took: bool, followed: &mut [bool]) -> Branch<'_, Q> {
+        let previous = self.previous[c];
+        if previous != NONE && !followed[previous as usize] {
+            followed[c] = false;
+            return Branch::Scaled(self.ratio[c]);
+        }
+        followed[c] = took;
+        let start = c * 4 * Q + if took { 0 } else { 2 * Q };
+        let (factor, weighted_derivative) = self.coefficients[start..start + 2 * Q].split_at(Q);
+        Branch::Active {
+            factor: factor.try_into().expect("Q factors"),
+            weighted_derivative: weighted_derivative.try_into().expect("Q weights"),
+        }
     }
 
     fn explain(
@@ -613,29 +667,39 @@ impl QuadratureTree {
             stride
         };
         scratch.followed.clear();
-        scratch.followed.resize(self.zero.len(), false);
-        scratch.sums.clear();
-        scratch
-            .sums
-            .resize((self.max_depth + 2) * self.q * width, 0.0);
+        scratch.followed.resize(self.previous.len(), false);
+        let n_outputs = ensemble.spec.n_outputs;
+        let output = ensemble.tree_outputs[tree];
         macro_rules! walk {
             ($($q:literal)*) => {
                 match self.q {
-                    $($q => {
-                        let mut walk = Walk::<$q> {
+                    $($q => if width == 1 {
+                        // One value per leaf (boosters, binary forests):
+                        // C(t) travels by value.
+                        let output = if output == u32::MAX { 0 } else { output as usize };
+                        let mut walk = ScalarWalk::<$q> {
+                            tree: self,
+                            ensemble,
+                            row,
+                            phi: &mut phi[output..],
+                            n_outputs,
+                            scale: tables.inverse_divisors[output],
+                            followed: &mut scratch.followed,
+                        };
+                        walk.visit(self.root, [1.0; $q]);
+                    } else {
+                        scratch.sums.clear();
+                        scratch.sums.resize((self.max_depth + 2) * $q * width, 0.0);
+                        let mut walk = VectorWalk::<$q> {
                             tree: self,
                             ensemble,
                             row,
                             phi,
                             followed: &mut scratch.followed,
                             width,
-                            output: ensemble.tree_outputs[tree],
-                            n_outputs: ensemble.spec.n_outputs,
-                            nodes: self.nodes[..].try_into().expect("q nodes"),
-                            weights: self.weights[..].try_into().expect("q weights"),
+                            output,
+                            n_outputs,
                             inverse_divisors: &tables.inverse_divisors,
-                            complements: std::array::from_fn(|l| 1.0 - self.nodes[l]),
-                            minus_inverse_complements: std::array::from_fn(|l| -1.0 / (1.0 - self.nodes[l])),
                         };
                         walk.visit(self.root, [1.0; $q], &mut scratch.sums);
                     })*
@@ -652,7 +716,8 @@ struct Builder<'a> {
     root: u32,
     zero: Vec<f64>,
     previous: Vec<u32>,
-    /// Per feature, the node below its last split on the current path.
+    /// Per feature, the node (offset) below its last split on the current
+    /// path.
     last: Vec<u32>,
     max_unique: usize,
     max_depth: usize,
@@ -675,16 +740,69 @@ impl Builder<'_> {
                 self.zero[c] = ratio;
             } else {
                 self.previous[c] = before;
-                self.zero[c] = self.zero[(before - self.root) as usize] * ratio;
+                self.zero[c] = self.zero[before as usize] * ratio;
             }
-            self.last[feature] = child;
+            self.last[feature] = c as u32;
             self.visit(child, depth + 1, unique + usize::from(before == NONE));
         }
         self.last[feature] = before;
     }
 }
 
-struct Walk<'a, const Q: usize> {
+/// The walk of a tree whose leaves hold one value for the explained
+/// outputs.
+struct ScalarWalk<'a, const Q: usize> {
+    tree: &'a QuadratureTree,
+    ensemble: &'a TreeEnsemble,
+    row: &'a [f64],
+    /// φ from the tree's output on: feature i's slot is `i · n_outputs`.
+    phi: &'a mut [f64],
+    n_outputs: usize,
+    /// 1 / the output's divisor (a forest's tree count).
+    scale: f64,
+    followed: &'a mut [bool],
+}
+
+impl<const Q: usize> ScalarWalk<'_, Q> {
+    /// C(t) of the subtree at `node`, reached with A(t) = `a`; adds the
+    /// subtree's contributions to φ.
+    fn visit(&mut self, node: u32, a: [f64; Q]) -> [f64; Q] {
+        let ensemble = self.ensemble;
+        let n = ensemble.nodes[node as usize];
+        if n.feature_flags & LEAF != 0 {
+            let value = ensemble.leaf_values[n.value_index()];
+            return a.map(|a| a * value);
+        }
+        let taken = ensemble.step::<false>(&ensemble.nodes, node, self.row);
+        let mut total = [0.0; Q];
+        let mut integral = 0.0;
+        for child in [n.child, n.child + 1] {
+            let c = (child - self.tree.root) as usize;
+            let sums = match self.tree.branch::<Q>(c, child == taken, self.followed) {
+                Branch::Scaled(ratio) => self.visit(child, a.map(|a| a * ratio)),
+                Branch::Active {
+                    factor,
+                    weighted_derivative,
+                } => {
+                    let sums = self.visit(child, std::array::from_fn(|l| a[l] * factor[l]));
+                    for l in 0..Q {
+                        integral += weighted_derivative[l] * sums[l];
+                    }
+                    sums
+                }
+            };
+            for l in 0..Q {
+                total[l] += sums[l];
+            }
+        }
+        self.phi[n.feature() * self.n_outputs] += integral * self.scale;
+        total
+    }
+}
+
+/// The walk of a tree whose leaves hold several values (a multi-class
+/// forest).
+struct VectorWalk<'a, const Q: usize> {
     tree: &'a QuadratureTree,
     ensemble: &'a TreeEnsemble,
     row: &'a [f64],
@@ -694,16 +812,11 @@ struct Walk<'a, const Q: usize> {
     /// The output single-valued leaves add to (`u32::MAX`: every output).
     output: u32,
     n_outputs: usize,
-    nodes: &'a [f64; Q],
-    weights: &'a [f64; Q],
     /// 1 / the divisor of each output (a forest's tree count).
     inverse_divisors: &'a [f64],
-    /// 1 − t and −1/(1 − t) at the nodes.
-    complements: [f64; Q],
-    minus_inverse_complements: [f64; Q],
 }
 
-impl<const Q: usize> Walk<'_, Q> {
+impl<const Q: usize> VectorWalk<'_, Q> {
     /// Adds C(t) of the subtree at `node` (reached with A(t) = `a`) to
     /// `sums[..Q·width]` (output-major), and the subtree's contributions to
     /// φ; `sums[Q·width..]` is room for the levels below.
@@ -723,71 +836,28 @@ impl<const Q: usize> Walk<'_, Q> {
             return;
         }
         let feature = n.feature();
-        let right = ensemble.step::<false>(&ensemble.nodes, node, self.row) != n.child;
-        for (child, took) in [(n.child, !right), (n.child + 1, right)] {
+        let taken = ensemble.step::<false>(&ensemble.nodes, node, self.row);
+        for child in [n.child, n.child + 1] {
             let c = (child - self.tree.root) as usize;
-            let z = self.tree.zero[c];
-            let inverse = &self.tree.inverse_followed[c * Q..c * Q + Q];
-            let previous = self.tree.previous[c];
-            // The feature's state above: none, followed, or left already.
-            let (above_followed, p) = match previous {
-                NONE => (None, 0),
-                p => {
-                    let p = (p - self.tree.root) as usize;
-                    (Some(self.followed[p]), p)
+            below[..qw].fill(0.0);
+            let weighted_derivative = match self.tree.branch::<Q>(c, child == taken, self.followed)
+            {
+                Branch::Scaled(ratio) => {
+                    self.visit(child, a.map(|a| a * ratio), below);
+                    None
+                }
+                Branch::Active {
+                    factor,
+                    weighted_derivative,
+                } => {
+                    self.visit(child, std::array::from_fn(|l| a[l] * factor[l]), below);
+                    Some(weighted_derivative)
                 }
             };
-            let followed = took && above_followed != Some(false);
-            self.followed[c] = followed;
-            let mut a_child = [0f64; Q];
-            // D_c(t) at the nodes, or None where it is 0.
-            let mut derivative = [0f64; Q];
-            let active;
-            match above_followed {
-                Some(false) => {
-                    // x left this feature's path above: F changes by the
-                    // cover ratio alone, and d/dt log F does not change.
-                    let zp = self.tree.zero[p];
-                    let ratio = if zp == 0.0 { 0.0 } else { z / zp };
-                    for l in 0..Q {
-                        a_child[l] = a[l] * ratio;
-                    }
-                    active = false;
-                }
-                _ => {
-                    let inverse_above = match above_followed {
-                        Some(true) => Some(&self.tree.inverse_followed[p * Q..p * Q + Q]),
-                        _ => None,
-                    };
-                    for l in 0..Q {
-                        let t = self.nodes[l];
-                        // Left: F = z·(1 − t), d/dt log F = −1/(1 − t).
-                        let (f, d) = if followed {
-                            (z + t * (1.0 - z), (1.0 - z) * inverse[l])
-                        } else {
-                            (z * self.complements[l], self.minus_inverse_complements[l])
-                        };
-                        let (f, d) = match inverse_above {
-                            Some(inv) => {
-                                let zp = self.tree.zero[p];
-                                (f * inv[l], d - (1.0 - zp) * inv[l])
-                            }
-                            None => (f, d),
-                        };
-                        a_child[l] = a[l] * f;
-                        derivative[l] = d;
-                    }
-                    active = true;
-                }
-            }
-            below[..qw].fill(0.0);
-            self.visit(child, a_child, below);
             let child_sums = &below[..qw];
-            if active {
+            if let Some(weighted_derivative) = weighted_derivative {
                 for (o, sums) in child_sums.chunks_exact(Q).enumerate() {
-                    let integral: f64 = (0..Q)
-                        .map(|l| self.weights[l] * derivative[l] * sums[l])
-                        .sum();
+                    let integral: f64 = (0..Q).map(|l| weighted_derivative[l] * sums[l]).sum();
                     let output = if self.output == u32::MAX {
                         o
                     } else {
