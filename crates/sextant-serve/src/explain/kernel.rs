@@ -24,8 +24,9 @@ use crate::explain::{ExplainOptions, Explanation, Method, OutputSpace};
 use crate::runtime::ModelRuntime;
 use crate::tensor::{NamedTensor, Tensor, TensorData};
 
-/// Model rows evaluated per `predict` call.
-const ROWS_PER_CALL: usize = 1 << 16;
+/// Model rows evaluated per `predict` call: enough to amortise a call,
+/// few enough that the synthetic rows stay in cache.
+const ROWS_PER_CALL: usize = 1 << 13;
 
 /// KernelSHAP of `inputs` against `options.background`.
 pub fn explain<R: ModelRuntime + ?Sized>(
@@ -57,7 +58,7 @@ pub fn explain<R: ModelRuntime + ?Sized>(
         return Err(Error::input("the background data has no rows"));
     }
     let answer = |batch: &[NamedTensor]| -> Result<(Vec<f64>, usize, OutputSpace, Vec<String>)> {
-        read_output(&runtime.predict(batch)?)
+        read_output(runtime.predict(batch)?)
     };
     let (background_values, n_outputs, output_space, outputs) = answer(&background.inputs)?;
     let mut base_values = vec![0.0; n_outputs];
@@ -128,15 +129,16 @@ pub fn explain<R: ModelRuntime + ?Sized>(
                 .collect();
             let batch = layout.mix(inputs, &background.inputs, row, background_rows, &masks)?;
             let (answers, ..) = answer(&batch)?;
-            for (c, chunk) in answers
+            for (chunk, mean) in answers
                 .chunks_exact(background_rows * n_outputs)
-                .enumerate()
+                .zip(v[start * n_outputs..].chunks_exact_mut(n_outputs))
             {
                 for r in chunk.chunks_exact(n_outputs) {
-                    for (o, value) in r.iter().enumerate() {
-                        v[(start + c) * n_outputs + o] += value / background_rows as f64;
+                    for (m, value) in mean.iter_mut().zip(r) {
+                        *m += value;
                     }
                 }
+                mean.iter_mut().for_each(|m| *m /= background_rows as f64);
             }
         }
         for o in 0..n_outputs {
@@ -165,30 +167,34 @@ pub fn explain<R: ModelRuntime + ?Sized>(
 /// The explained answer: `predict_proba` when the model has it, else its
 /// first numeric output; row-major values, their width, the space and the
 /// column names.
-fn read_output(outputs: &[NamedTensor]) -> Result<(Vec<f64>, usize, OutputSpace, Vec<String>)> {
-    let chosen = outputs
+fn read_output(outputs: Vec<NamedTensor>) -> Result<(Vec<f64>, usize, OutputSpace, Vec<String>)> {
+    let is_probability = |o: &NamedTensor| o.name == "predict_proba" || o.name == "probabilities";
+    let position = outputs
         .iter()
-        .find(|o| o.name == "predict_proba" || o.name == "probabilities")
+        .position(is_probability)
         .or_else(|| {
             outputs
                 .iter()
-                .find(|o| !matches!(o.tensor.data, TensorData::Str(_)))
+                .position(|o| !matches!(o.tensor.data, TensorData::Str(_)))
         })
         .ok_or_else(|| Error::input("the model answers no numeric output to explain"))?;
+    let chosen = outputs.into_iter().nth(position).expect("a chosen output");
+    let probability = is_probability(&chosen);
     let width = chosen.tensor.row_width().max(1);
-    let values: Vec<f64> = (0..chosen.tensor.len())
-        .map(|i| chosen.tensor.data.get_f64(i).unwrap_or(f64::NAN))
-        .collect();
-    let probability = chosen.name == "predict_proba" || chosen.name == "probabilities";
+    let name = chosen.name;
+    let values: Vec<f64> = match chosen.tensor.data {
+        TensorData::F64(values) => values,
+        data => (0..data.len())
+            .map(|i| data.get_f64(i).unwrap_or(f64::NAN))
+            .collect(),
+    };
     // Probability columns are the classes in order: named by position.
     let names = if probability {
         (0..width).map(|j| j.to_string()).collect()
     } else if width == 1 {
-        vec![chosen.name.clone()]
+        vec![name]
     } else {
-        (0..width)
-            .map(|j| format!("{}[{j}]", chosen.name))
-            .collect()
+        (0..width).map(|j| format!("{name}[{j}]")).collect()
     };
     let space = if probability {
         OutputSpace::Probability
@@ -203,6 +209,9 @@ struct FeatureLayout {
     names: Vec<String>,
     /// (input index, column within a row of that input) per feature.
     columns: Vec<(usize, usize)>,
+    /// Per input, the feature of its first column (an input's columns are
+    /// consecutive features).
+    first_feature: Vec<usize>,
 }
 
 impl FeatureLayout {
@@ -223,9 +232,11 @@ impl FeatureLayout {
         }
         let mut names = Vec::new();
         let mut columns = Vec::new();
+        let mut first_feature = Vec::new();
         let feature_names = runtime.info().feature_names.as_ref();
         for (index, input) in inputs.iter().enumerate() {
             let width = input.tensor.row_width().max(1);
+            first_feature.push(columns.len());
             for column in 0..width {
                 let name = match (input.tensor.shape.len(), feature_names) {
                     (1, _) => input.name.clone(),
@@ -239,7 +250,11 @@ impl FeatureLayout {
                 columns.push((index, column));
             }
         }
-        Ok(FeatureLayout { names, columns })
+        Ok(FeatureLayout {
+            names,
+            columns,
+            first_feature,
+        })
     }
 
     /// Whether feature `f` of `row` differs from its value in some
@@ -275,35 +290,27 @@ impl FeatureLayout {
             .enumerate()
             .map(|(index, (x, bg))| {
                 let width = x.tensor.row_width().max(1);
-                // Per mask, for each column of this input: take x?
-                let take: Vec<Vec<bool>> = masks
+                let first = self.first_feature[index];
+                // Per mask, the columns of this input that take x's value.
+                let taken: Vec<Vec<usize>> = masks
                     .iter()
-                    .map(|mask| {
-                        (0..width)
-                            .map(|column| {
-                                self.columns
-                                    .iter()
-                                    .position(|&c| c == (index, column))
-                                    .is_some_and(|f| mask[f])
-                            })
-                            .collect()
-                    })
+                    .map(|mask| (0..width).filter(|&c| mask[first + c]).collect())
                     .collect();
                 let data = match (&x.tensor.data, &bg.tensor.data) {
                     (TensorData::F64(a), TensorData::F64(b)) => {
-                        TensorData::F64(mix_values(a, b, row, width, background_rows, &take))
+                        TensorData::F64(mix_values(a, b, row, width, background_rows, &taken))
                     }
                     (TensorData::F32(a), TensorData::F32(b)) => {
-                        TensorData::F32(mix_values(a, b, row, width, background_rows, &take))
+                        TensorData::F32(mix_values(a, b, row, width, background_rows, &taken))
                     }
                     (TensorData::I64(a), TensorData::I64(b)) => {
-                        TensorData::I64(mix_values(a, b, row, width, background_rows, &take))
+                        TensorData::I64(mix_values(a, b, row, width, background_rows, &taken))
                     }
                     (TensorData::Bool(a), TensorData::Bool(b)) => {
-                        TensorData::Bool(mix_values(a, b, row, width, background_rows, &take))
+                        TensorData::Bool(mix_values(a, b, row, width, background_rows, &taken))
                     }
                     (TensorData::Str(a), TensorData::Str(b)) => {
-                        TensorData::Str(mix_values(a, b, row, width, background_rows, &take))
+                        TensorData::Str(mix_values(a, b, row, width, background_rows, &taken))
                     }
                     _ => {
                         return Err(Error::input(format!(
@@ -337,25 +344,41 @@ fn same(a: &TensorData, i: usize, b: &TensorData, j: usize) -> bool {
     }
 }
 
+/// Per coalition, the background rows with the `taken` columns replaced by
+/// row `row` of `x`. Whichever side has fewer columns is patched in: the
+/// whole background is copied and x's columns written over it, or x's row
+/// is repeated and the background's columns written over it.
 fn mix_values<T: Clone>(
     x: &[T],
     background: &[T],
     row: usize,
     width: usize,
     background_rows: usize,
-    take: &[Vec<bool>],
+    taken: &[Vec<usize>],
 ) -> Vec<T> {
     let own = &x[row * width..(row + 1) * width];
-    let mut out = Vec::with_capacity(take.len() * background_rows * width);
-    for take in take {
-        for r in 0..background_rows {
-            let reference = &background[r * width..(r + 1) * width];
-            for column in 0..width {
-                out.push(if take[column] {
-                    own[column].clone()
-                } else {
-                    reference[column].clone()
-                });
+    let block = &background[..background_rows * width];
+    let mut out = Vec::with_capacity(taken.len() * block.len());
+    let mut kept = Vec::with_capacity(width);
+    for taken in taken {
+        let start = out.len();
+        if taken.len() * 2 <= width {
+            out.extend_from_slice(block);
+            for synthetic in out[start..].chunks_exact_mut(width) {
+                for &column in taken {
+                    synthetic[column] = own[column].clone();
+                }
+            }
+        } else {
+            kept.clear();
+            kept.extend((0..width).filter(|c| !taken.contains(c)));
+            for reference in block.chunks_exact(width) {
+                let at = out.len();
+                out.extend_from_slice(own);
+                let synthetic = &mut out[at..];
+                for &column in &kept {
+                    synthetic[column] = reference[column].clone();
+                }
             }
         }
     }
