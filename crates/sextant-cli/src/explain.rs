@@ -45,7 +45,8 @@ pub struct ExplainArgs {
     /// KernelSHAP: the sampler's seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Rows per chunk.
+    /// Rows per chunk (at most; fewer when there are not enough rows for
+    /// every thread).
     #[arg(long, default_value_t = 256)]
     chunk_rows: usize,
     /// Worker threads (default: every core).
@@ -86,7 +87,11 @@ pub async fn explain(
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let chunk_rows = args.chunk_rows.max(1);
+    // Small inputs are split so that every thread has rows (KernelSHAP
+    // spends seconds on a hundred rows).
+    let chunk_rows = args
+        .chunk_rows
+        .clamp(1, rows.div_ceil(threads.max(1)).max(1));
     let output = args.output.clone();
     let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         let loaded = sextant_serve::mlflow::load_model_dir(&model_dir, &load)

@@ -374,6 +374,10 @@ impl ModelRuntime for LinearModel {
         &self.info
     }
 
+    fn explains_exactly(&self) -> bool {
+        true
+    }
+
     fn explain(&self, inputs: &[NamedTensor], options: &ExplainOptions) -> Result<Explanation> {
         match options.method {
             None | Some(Method::Linear) => {

@@ -55,4 +55,11 @@ pub trait ModelRuntime: Send + Sync {
     fn explain(&self, inputs: &[NamedTensor], options: &ExplainOptions) -> Result<Explanation> {
         crate::explain::kernel::explain(self, inputs, options)
     }
+
+    /// Whether `explain`'s default is an exact method (TreeSHAP, Linear
+    /// SHAP) rather than KernelSHAP: a pipeline explains its model on the
+    /// transformed columns only then.
+    fn explains_exactly(&self) -> bool {
+        false
+    }
 }

@@ -204,6 +204,31 @@ fn read_output(outputs: Vec<NamedTensor>) -> Result<(Vec<f64>, usize, OutputSpac
     Ok((values, width, space, names))
 }
 
+/// The names of the explained features of `inputs`: each column of a
+/// matrix input (by the model's feature names when it has them), or each
+/// one-column input of a table.
+pub(crate) fn feature_names<R: ModelRuntime + ?Sized>(
+    runtime: &R,
+    inputs: &[NamedTensor],
+) -> Vec<String> {
+    let feature_names = runtime.info().feature_names.as_ref();
+    let mut names = Vec::new();
+    for input in inputs {
+        let width = input.tensor.row_width().max(1);
+        for column in 0..width {
+            names.push(match (input.tensor.shape.len(), feature_names) {
+                (1, _) => input.name.clone(),
+                (_, Some(names)) if inputs.len() == 1 && names.len() == width => {
+                    names[column].clone()
+                }
+                _ if width == 1 && inputs.len() > 1 => input.name.clone(),
+                _ => format!("{}[{column}]", input.name),
+            });
+        }
+    }
+    names
+}
+
 /// Which input column each feature is.
 struct FeatureLayout {
     names: Vec<String>,
@@ -230,26 +255,14 @@ impl FeatureLayout {
                 "the background data does not have the request's inputs",
             ));
         }
-        let mut names = Vec::new();
         let mut columns = Vec::new();
         let mut first_feature = Vec::new();
-        let feature_names = runtime.info().feature_names.as_ref();
         for (index, input) in inputs.iter().enumerate() {
             let width = input.tensor.row_width().max(1);
             first_feature.push(columns.len());
-            for column in 0..width {
-                let name = match (input.tensor.shape.len(), feature_names) {
-                    (1, _) => input.name.clone(),
-                    (_, Some(names)) if inputs.len() == 1 && names.len() == width => {
-                        names[column].clone()
-                    }
-                    _ if width == 1 && inputs.len() > 1 => input.name.clone(),
-                    _ => format!("{}[{column}]", input.name),
-                };
-                names.push(name);
-                columns.push((index, column));
-            }
+            columns.extend((0..width).map(|column| (index, column)));
         }
+        let names = feature_names(runtime, inputs);
         Ok(FeatureLayout {
             names,
             columns,

@@ -176,6 +176,31 @@ impl Explanation {
         self.values[(row * m + feature) * k + output]
     }
 
+    /// The values of columns summed into the features they were computed
+    /// from (`feature_of[c]`, for each explained column c): a one-hot
+    /// encoder's columns back into the column it encoded. By efficiency
+    /// the sums still add up to f(x) − E[f].
+    pub fn grouped(self, feature_of: &[usize], features: Vec<String>) -> Explanation {
+        let (m, k, n) = (self.features.len(), self.outputs.len(), features.len());
+        let mut values = vec![0.0; self.rows * n * k];
+        for (row_values, grouped) in self
+            .values
+            .chunks_exact(m * k)
+            .zip(values.chunks_exact_mut(n * k))
+        {
+            for (column, &feature) in feature_of.iter().enumerate() {
+                for o in 0..k {
+                    grouped[feature * k + o] += row_values[column * k + o];
+                }
+            }
+        }
+        Explanation {
+            features,
+            values,
+            ..self
+        }
+    }
+
     /// The largest |base + Σφ − f(x)| over every row and output.
     pub fn additivity_error(&self) -> f64 {
         let (m, k) = (self.features.len(), self.outputs.len());

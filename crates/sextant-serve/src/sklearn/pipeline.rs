@@ -23,8 +23,9 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::explain::{kernel, ExplainOptions, Explanation, Method};
 use crate::runtime::{CallCost, ModelRuntime, RuntimeInfo};
-use crate::sklearn::transform::{self, Column, Kind, Table, Transformer};
+use crate::sklearn::transform::{self, Column, Kind, Source, Table, Transformer};
 use crate::sklearn::{self, Estimator, Nesting};
 use crate::tensor::{DataType, NamedTensor, Tensor, TensorData, TensorSpec};
 
@@ -36,6 +37,10 @@ pub struct PipelineRuntime {
     model_features: usize,
     model: Arc<dyn ModelRuntime>,
     info: RuntimeInfo,
+    /// Per model column, the explained feature (request column) it is
+    /// computed from; `None` when some column mixes several (polynomial
+    /// features), and the pipeline is explained by KernelSHAP.
+    feature_of_column: Option<Vec<usize>>,
 }
 
 /// How requests reach the first transformer.
@@ -170,6 +175,28 @@ impl PipelineRuntime {
                     feature_names.or_else(|| model_info.feature_names.clone()),
                 )
             };
+        // The explained features are the matrix's columns, or the named
+        // inputs in order.
+        let feature_of_input: Vec<Option<usize>> = match &inputs {
+            Inputs::Matrix(width) => (0..*width).map(Some).collect(),
+            Inputs::Columns { width, positions } => {
+                let mut feature = vec![None; *width];
+                for (index, &position) in positions.iter().enumerate() {
+                    feature[position] = Some(index);
+                }
+                feature
+            }
+        };
+        let raw: Vec<Source> = (0..width).map(Source::Column).collect();
+        let feature_of_column = transformer
+            .sources(&raw)
+            .into_iter()
+            .map(|source| match source {
+                Source::Column(c) => feature_of_input[c],
+                Source::Mixed => None,
+            })
+            .collect::<Option<Vec<usize>>>()
+            .filter(|columns| columns.len() == model_features);
         let info = RuntimeInfo {
             engine: model_info.engine,
             inputs: specs,
@@ -183,6 +210,7 @@ impl PipelineRuntime {
             model_features,
             model,
             info,
+            feature_of_column,
         })
     }
 
@@ -259,6 +287,44 @@ impl ModelRuntime for PipelineRuntime {
     }
 
     fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
+        self.model.predict(&[self.model_input(inputs)?])
+    }
+
+    /// A model with an exact method (TreeSHAP, Linear SHAP) explains the
+    /// transformed columns, and each column's value goes to the request
+    /// column it was computed from: a one-hot encoder's columns sum back
+    /// into the category column, as shap users sum them by hand. Any other
+    /// model, or a pipeline with columns computed from several request
+    /// columns, is explained by KernelSHAP over the request columns.
+    fn explain(&self, inputs: &[NamedTensor], options: &ExplainOptions) -> Result<Explanation> {
+        let exact = options.method != Some(Method::Kernel) && self.model.explains_exactly();
+        let Some(feature_of_column) = self.feature_of_column.as_ref().filter(|_| exact) else {
+            return kernel::explain(self, inputs, options);
+        };
+        let mut model_options = options.clone();
+        if let Some(background) = &mut model_options.background {
+            background.inputs = vec![self
+                .model_input(&background.inputs)
+                .map_err(|e| Error::input(format!("the background data: {e}")))?];
+        }
+        let explanation = self
+            .model
+            .explain(&[self.model_input(inputs)?], &model_options)?;
+        Ok(explanation.grouped(feature_of_column, kernel::feature_names(self, inputs)))
+    }
+
+    fn explains_exactly(&self) -> bool {
+        self.feature_of_column.is_some() && self.model.explains_exactly()
+    }
+
+    fn cost(&self) -> CallCost {
+        self.model.cost()
+    }
+}
+
+impl PipelineRuntime {
+    /// The request, transformed: the matrix the model takes.
+    fn model_input(&self, inputs: &[NamedTensor]) -> Result<NamedTensor> {
         let table = self.table(inputs)?;
         let rows = table.rows;
         let transformed = self.transformer.apply(table)?;
@@ -282,11 +348,7 @@ impl ModelRuntime for PipelineRuntime {
             .first()
             .map_or_else(|| "input".to_owned(), |i| i.name.clone());
         let matrix = Tensor::f64_matrix(rows, self.model_features, matrix);
-        self.model.predict(&[NamedTensor::new(name, matrix)])
-    }
-
-    fn cost(&self) -> CallCost {
-        self.model.cost()
+        Ok(NamedTensor::new(name, matrix))
     }
 }
 

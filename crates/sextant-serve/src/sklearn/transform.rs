@@ -1312,6 +1312,16 @@ impl Polynomial {
     }
 }
 
+/// Which request column an output column of a transformer is computed
+/// from: what explanations need to sum a one-hot encoder's columns back
+/// into the column it encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Column(usize),
+    /// Several columns (a polynomial's products), or none (its bias).
+    Mixed,
+}
+
 impl Transformer {
     /// What each input column must hold.
     pub(crate) fn input_kinds(&self) -> Option<Vec<Kind>> {
@@ -1357,6 +1367,51 @@ impl Transformer {
             Transformer::Bins(d) => vec![Kind::Number; d.inner_edges.len()],
             Transformer::Polynomial(p) => vec![Kind::Number; p.n_features],
         })
+    }
+
+    /// The source of each output column, given those of the input columns
+    /// (for a transformer whose kinds `output_kinds` accepted).
+    pub(crate) fn sources(&self, inputs: &[Source]) -> Vec<Source> {
+        let repeat = |widths: &mut dyn Iterator<Item = usize>| -> Vec<Source> {
+            widths
+                .zip(inputs)
+                .flat_map(|(width, &source)| std::iter::repeat_n(source, width))
+                .collect()
+        };
+        match self {
+            Transformer::Numeric { operations, .. } => {
+                operations
+                    .iter()
+                    .fold(inputs.to_vec(), |sources, operation| match operation {
+                        Operation::Select(columns) => columns.iter().map(|&c| sources[c]).collect(),
+                        _ => sources,
+                    })
+            }
+            Transformer::Identity | Transformer::Ordinal(_) | Transformer::ObjectImpute { .. } => {
+                inputs.to_vec()
+            }
+            Transformer::Chain(chain) => chain
+                .iter()
+                .fold(inputs.to_vec(), |sources, step| step.sources(&sources)),
+            Transformer::Columns(columns) => columns
+                .parts
+                .iter()
+                .flat_map(|part| {
+                    let part_inputs: Vec<Source> = part.inputs.iter().map(|&i| inputs[i]).collect();
+                    part.transformer.sources(&part_inputs)
+                })
+                .collect(),
+            Transformer::OneHot(e) => repeat(&mut e.widths.iter().copied()),
+            Transformer::Target(e) => {
+                let classes = e.target_mean.len().max(1);
+                repeat(&mut std::iter::repeat_n(classes, inputs.len()))
+            }
+            Transformer::Bins(d) if d.one_hot => {
+                repeat(&mut d.inner_edges.iter().map(|edges| edges.len() + 1))
+            }
+            Transformer::Bins(_) => inputs.to_vec(),
+            Transformer::Polynomial(p) => vec![Source::Mixed; p.n_output],
+        }
     }
 
     /// The kinds of the output columns for input columns of `inputs`, or

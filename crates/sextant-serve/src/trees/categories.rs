@@ -245,6 +245,10 @@ impl ModelRuntime for CategoricalInputs {
         self.model.explain(&[self.recoded(inputs)?], &options)
     }
 
+    fn explains_exactly(&self) -> bool {
+        self.model.explains_exactly()
+    }
+
     fn cost(&self) -> CallCost {
         self.model.cost()
     }

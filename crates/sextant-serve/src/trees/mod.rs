@@ -1224,6 +1224,10 @@ impl ModelRuntime for TreeEnsemble {
         }
     }
 
+    fn explains_exactly(&self) -> bool {
+        true
+    }
+
     fn predict(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
         let (features, rows) = self.feature_matrix(inputs)?;
         let n_scores = self.n_scores();

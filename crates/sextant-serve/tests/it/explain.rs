@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sextant_serve::explain::Method;
+use sextant_serve::mlflow::{load_model_dir, LoadOptions};
+use sextant_serve::model::Layout;
 use sextant_serve::{
-    trees, Background, ExplainOptions, Explanation, ModelRuntime, NamedTensor, Tensor,
+    trees, Background, ExplainOptions, Explanation, ModelRuntime, NamedTensor, Tensor, TensorData,
 };
 
 use crate::fixtures_dir;
@@ -341,12 +343,12 @@ fn linear_and_kernel_explanations_match_shap() {
     let cases = cases();
     let mut checked = 0;
     for case in &cases {
-        let rows = case.json["rows"].as_array().unwrap().len();
         let (method, key) = match case.json["kind"].as_str().unwrap() {
             "linear" => (Method::Linear, "linear"),
             "kernel" => (Method::Kernel, "kernel"),
             _ => continue,
         };
+        let rows = case.json["rows"].as_array().unwrap().len();
         let explanation = case.explain(method);
         let worst = compare(&case.name, key, &explanation, &case.json[key], 0..rows);
         let additivity = explanation.additivity_error();
@@ -405,4 +407,123 @@ fn kernel_explanations_are_deterministic_and_need_a_background() {
     };
     let error = runtime.explain(&inputs, &capped).unwrap_err();
     assert!(error.to_string().contains("fewer rows"), "{error}");
+}
+
+/// A case's `rows` or `background` (column -> values) as request columns.
+fn request_columns(case: &Case, key: &str) -> (usize, Vec<NamedTensor>) {
+    let columns = case.json["columns"].as_array().unwrap();
+    let mut rows = 0;
+    let tensors = columns
+        .iter()
+        .map(|column| {
+            let name = column["name"].as_str().unwrap();
+            let values = case.json[key][name].as_array().unwrap();
+            rows = values.len();
+            let data = match column["type"].as_str().unwrap() {
+                "text" => TensorData::Str(
+                    values
+                        .iter()
+                        .map(|v| v.as_str().unwrap().to_owned())
+                        .collect(),
+                ),
+                _ => TensorData::F64(values.iter().map(|v| v.as_f64().unwrap()).collect()),
+            };
+            NamedTensor::new(name, Tensor::column(data))
+        })
+        .collect();
+    (rows, tensors)
+}
+
+#[test]
+fn pipelines_with_encoders_are_explained_exactly_per_request_column() {
+    let pipelines: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.json["kind"] == "pipeline")
+        .collect();
+    for case in &pipelines {
+        let loaded = load_model_dir(
+            &case.dir.join(case.json["model_dir"].as_str().unwrap()),
+            &LoadOptions {
+                python: None,
+                force_python: false,
+                progress: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert!(
+            loaded.model.info().engine.starts_with("native"),
+            "{}: a native pipeline, not {}",
+            case.name,
+            loaded.model.info().engine
+        );
+        let (rows, request) = request_columns(case, "rows");
+        let (background_rows, background) = request_columns(case, "background");
+        let columns: Vec<&str> = case.json["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let mut checked = 0;
+        for (method, key) in [
+            (None, "linear"),
+            (None, "path_dependent"),
+            (Some(Method::TreeInterventional), "interventional"),
+        ] {
+            if case.json[key].is_null() {
+                continue;
+            }
+            let options = ExplainOptions {
+                method,
+                background: Some(Background::new(background.clone())),
+                ..Default::default()
+            };
+            let explanation = loaded
+                .model
+                .explain(request.clone(), Layout::Columns, &options)
+                .unwrap_or_else(|e| panic!("{} {key}: {e}", case.name));
+            // One value per request column, the one-hot columns summed.
+            assert_eq!(explanation.features, columns, "{} {key}", case.name);
+            let expected_method = match key {
+                "linear" => Method::Linear,
+                "path_dependent" => Method::TreePathDependent,
+                _ => Method::TreeInterventional,
+            };
+            assert_eq!(explanation.method, expected_method, "{} {key}", case.name);
+            assert_eq!(explanation.rows, rows);
+            let worst = compare(&case.name, key, &explanation, &case.json[key], 0..rows);
+            let additivity = explanation.additivity_error();
+            assert!(
+                additivity < 1e-9,
+                "{} {key}: additivity error {additivity:e}",
+                case.name
+            );
+            eprintln!(
+                "{} {key}: {worst:e} against {background_rows} background rows",
+                case.name
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "{}: no method checked", case.name);
+        // Asked for KernelSHAP, the pipeline is explained over the same
+        // request columns, and the values add up to its probability.
+        let kernel = loaded
+            .model
+            .explain(
+                request.clone(),
+                Layout::Columns,
+                &ExplainOptions {
+                    method: Some(Method::Kernel),
+                    background: Some(Background::new(background.clone())),
+                    samples: Some(200),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(kernel.features, columns);
+        assert!(kernel.additivity_error() < 1e-9);
+    }
+    if fixtures_dir("explain").is_some() {
+        assert_eq!(pipelines.len(), 2, "pipeline cases");
+    }
 }
