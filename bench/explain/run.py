@@ -14,6 +14,8 @@ Measurements, each round, medians over rounds:
     sextant  `sextant explain --threads 1`: the explain phase it reports (model
              load and file reading excluded, as shap's is)
   interventional TreeSHAP, 100 background rows, --rows/10 rows, one thread
+  path-dependent interaction values of the forest (shap_interaction_values), --kernel-rows
+    rows, one thread
   KernelSHAP on the logistic regression, 100 background rows, 2·20+2048 = 2088
     coalitions per row, l1_reg=0, --kernel-rows rows, one thread; and the same on
     two threads (the machine; shap's KernelExplainer runs on one)
@@ -199,6 +201,7 @@ def main():
         "xgb_path_dependent": dict(rows=len(rows)),
         "rf_interventional": dict(rows=len(inter_rows)),
         "xgb_interventional": dict(rows=len(inter_rows)),
+        "rf_interactions": dict(rows=len(kernel_rows)),
         "logistic_kernel": dict(rows=len(kernel_rows)),
         "logistic_kernel_2_threads": dict(rows=len(kernel_rows)),
     }
@@ -231,6 +234,14 @@ def main():
                                         ["--method", "tree_interventional", "--background", str(files["background"])])
             expected = expected[:, :, output] if output is not None else expected
             record(f"{name}_interventional", seconds, took, np.abs(values_of(out, features, output) - expected).max())
+
+        # Path-dependent interaction values of the forest (as many rows as KernelSHAP).
+        seconds, expected = cpu(lambda: shap.TreeExplainer(rf).shap_interaction_values(kernel_rows))
+        took, out = sextant_explain(binary, dirs["rf"], files["kernel"], work / "out.parquet", ["--interactions"])
+        got = np.stack([np.stack([out[f"shap_{a}*{b}[1]" if i <= j else f"shap_{b}*{a}[1]"].to_numpy()
+                                  for j, b in enumerate(features)], axis=1)
+                        for i, a in enumerate(features)], axis=1)
+        record("rf_interactions", seconds, took, np.abs(got - expected[:, :, :, 1]).max())
 
         # KernelSHAP, shap's default number of coalitions, no l1 regularisation.
         kernel = shap.KernelExplainer(logistic.predict_proba, background)

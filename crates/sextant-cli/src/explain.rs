@@ -52,6 +52,12 @@ pub struct ExplainArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Also the SHAP interaction values (path-dependent TreeSHAP, linear
+    /// models): a column `shap_<a>*<b>` per pair of features a ≤ b in
+    /// order (`shap_<a>*<a>` the main effect; Φ is symmetric, and each
+    /// feature's row of Φ sums to its SHAP value).
+    #[arg(long)]
+    interactions: bool,
     /// Where downloaded models are kept.
     #[arg(long, env = "SEXTANT_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -82,6 +88,7 @@ pub async fn explain(
         samples: args.samples,
         seed: args.seed,
         max_model_rows: None,
+        interactions: args.interactions,
     };
     let load = batch::load_options(args.cache_dir.as_deref());
     let threads = args
@@ -204,6 +211,9 @@ fn explain_chunks(
                 all.rows += part.rows;
                 all.values.extend(part.values);
                 all.predictions.extend(part.predictions);
+                if let (Some(all), Some(part)) = (&mut all.interactions, part.interactions) {
+                    all.extend(part);
+                }
             }
         }
     }
@@ -230,6 +240,21 @@ fn explanation_columns(explanation: &Explanation) -> Vec<NamedTensor> {
                 .map(|row| explanation.value(row, f, o))
                 .collect();
             columns.push(column(format!("shap_{feature}{}", suffix(o)), values));
+        }
+    }
+    if explanation.interactions.is_some() {
+        for (a, first) in explanation.features.iter().enumerate() {
+            for (b, second) in explanation.features.iter().enumerate().skip(a) {
+                for o in 0..k {
+                    let values = (0..explanation.rows)
+                        .map(|row| explanation.interaction(row, a, b, o).unwrap_or(f64::NAN))
+                        .collect();
+                    columns.push(column(
+                        format!("shap_{first}*{second}{}", suffix(o)),
+                        values,
+                    ));
+                }
+            }
         }
     }
     for o in 0..k {

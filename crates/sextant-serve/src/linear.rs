@@ -349,6 +349,7 @@ impl LinearModel {
             values,
             predictions,
             background_hash: Some(background.hash.clone()),
+            interactions: None,
         })
     }
 
@@ -384,7 +385,23 @@ impl ModelRuntime for LinearModel {
                 let background = options.background.as_ref().ok_or_else(|| {
                     Error::input("Linear SHAP needs background data for the features' means")
                 })?;
-                self.explain_linear(self.checked_matrix(inputs)?, background)
+                let mut explanation =
+                    self.explain_linear(self.checked_matrix(inputs)?, background)?;
+                if options.interactions {
+                    // A linear margin has no interactions: Φ is diagonal.
+                    let (m, k) = (explanation.features.len(), explanation.outputs.len());
+                    let mut interactions = vec![0.0; explanation.rows * m * m * k];
+                    for row in 0..explanation.rows {
+                        for i in 0..m {
+                            for o in 0..k {
+                                interactions[((row * m + i) * m + i) * k + o] =
+                                    explanation.value(row, i, o);
+                            }
+                        }
+                    }
+                    explanation.interactions = Some(interactions);
+                }
+                Ok(explanation)
             }
             Some(Method::Kernel) => crate::explain::kernel::explain(self, inputs, options),
             Some(other) => Err(Error::input(format!(

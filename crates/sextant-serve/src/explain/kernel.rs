@@ -45,6 +45,12 @@ pub fn explain<R: ModelRuntime + ?Sized>(
             }
         )));
     }
+    if options.interactions {
+        return Err(Error::input(
+            "interaction values are computed for tree ensembles (path-dependent TreeSHAP) and \
+             linear models; this model is explained by KernelSHAP",
+        ));
+    }
     let background = options.background.as_ref().ok_or_else(|| {
         Error::input(
             "KernelSHAP needs background data (the deployment's reference data, or \
@@ -161,6 +167,7 @@ pub fn explain<R: ModelRuntime + ?Sized>(
         values,
         predictions,
         background_hash: Some(background.hash.clone()),
+        interactions: None,
     })
 }
 

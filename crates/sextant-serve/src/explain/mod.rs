@@ -146,6 +146,9 @@ pub struct ExplainOptions {
     /// than this (rows × coalitions × background rows), so that one request
     /// cannot hold a server's cores for minutes.
     pub max_model_rows: Option<usize>,
+    /// Also the SHAP interaction values (path-dependent TreeSHAP; linear
+    /// models, whose are 0 off the diagonal).
+    pub interactions: bool,
 }
 
 /// SHAP values of some rows.
@@ -167,6 +170,11 @@ pub struct Explanation {
     pub predictions: Vec<f64>,
     /// Hash of the background rows, for the interventional methods.
     pub background_hash: Option<String>,
+    /// When asked for, the SHAP interaction values Φ, `rows × features ×
+    /// features × outputs`, row-major (Lundberg et al. 2020, *Nature MI*
+    /// 2:56, Methods): Φ_ij = Φ_ji is half the Shapley interaction index of
+    /// i and j, and Φ_ii = φ_i − Σ_{j≠i} Φ_ij, so each row of Φ sums to φ.
+    pub interactions: Option<Vec<f64>>,
 }
 
 impl Explanation {
@@ -174,6 +182,13 @@ impl Explanation {
     pub fn value(&self, row: usize, feature: usize, output: usize) -> f64 {
         let (m, k) = (self.features.len(), self.outputs.len());
         self.values[(row * m + feature) * k + output]
+    }
+
+    /// Φ of `row`, features `i` and `j`, `output` (when computed).
+    pub fn interaction(&self, row: usize, i: usize, j: usize, output: usize) -> Option<f64> {
+        let (m, k) = (self.features.len(), self.outputs.len());
+        let at = ((row * m + i) * m + j) * k + output;
+        self.interactions.as_ref().map(|values| values[at])
     }
 
     /// The values of columns summed into the features they were computed
@@ -194,9 +209,28 @@ impl Explanation {
                 }
             }
         }
+        // Interactions sum over both features: a group's main effect
+        // gains the interactions within it.
+        let interactions = self.interactions.as_ref().map(|interactions| {
+            let mut out = vec![0.0; self.rows * n * n * k];
+            for (row_values, grouped) in interactions
+                .chunks_exact(m * m * k)
+                .zip(out.chunks_exact_mut(n * n * k))
+            {
+                for (i, &a) in feature_of.iter().enumerate() {
+                    for (j, &b) in feature_of.iter().enumerate() {
+                        for o in 0..k {
+                            grouped[(a * n + b) * k + o] += row_values[(i * m + j) * k + o];
+                        }
+                    }
+                }
+            }
+            out
+        });
         Explanation {
             features,
             values,
+            interactions,
             ..self
         }
     }

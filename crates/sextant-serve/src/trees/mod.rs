@@ -1208,6 +1208,15 @@ impl ModelRuntime for TreeEnsemble {
     ) -> Result<crate::explain::Explanation> {
         use crate::explain::Method;
         let (features, _) = self.feature_matrix(inputs)?;
+        if options.interactions {
+            return match options.method {
+                None | Some(Method::TreePathDependent) => self.explain_interactions(features),
+                Some(other) => Err(Error::input(format!(
+                    "interaction values are computed by path-dependent TreeSHAP, not {}",
+                    other.name()
+                ))),
+            };
+        }
         match (options.method, &options.background) {
             (None | Some(Method::TreePathDependent), _) => self.explain_path_dependent(features),
             (Some(Method::TreeInterventional), Some(background)) => {

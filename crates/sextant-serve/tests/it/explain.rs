@@ -379,6 +379,7 @@ fn kernel_explanations_are_deterministic_and_need_a_background() {
             samples: Some(60),
             seed,
             max_model_rows: None,
+            interactions: false,
         };
         runtime.explain(&inputs, &options).unwrap()
     };
@@ -525,5 +526,68 @@ fn pipelines_with_encoders_are_explained_exactly_per_request_column() {
     }
     if fixtures_dir("explain").is_some() {
         assert_eq!(pipelines.len(), 2, "pipeline cases");
+    }
+}
+
+#[test]
+fn path_dependent_interaction_values_match_shap() {
+    let mut checked = 0;
+    for case in cases() {
+        let Some(expected) = case.json["path_dependent"]["interactions"].as_array() else {
+            continue;
+        };
+        let rows = expected.len();
+        let n_features = case.json["n_features"].as_u64().unwrap() as usize;
+        let (_, values) = matrix(&case.json["rows"]);
+        let inputs = vec![NamedTensor::new(
+            "input",
+            Tensor::f64_matrix(rows, n_features, values[..rows * n_features].to_vec()),
+        )];
+        let options = ExplainOptions {
+            interactions: true,
+            ..Default::default()
+        };
+        let explanation = case
+            .runtime()
+            .explain(&inputs, &options)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let outputs = explanation.outputs.len();
+        let mut worst = 0f64;
+        let mut scale = 1f64;
+        for (row, per_row) in expected.iter().enumerate() {
+            for (i, per_i) in per_row.as_array().unwrap().iter().enumerate() {
+                for (j, per_j) in per_i.as_array().unwrap().iter().enumerate() {
+                    let per_output = per_j.as_array().unwrap();
+                    assert_eq!(per_output.len(), outputs, "{}: outputs", case.name);
+                    for (o, value) in per_output.iter().enumerate() {
+                        let value = value.as_f64().unwrap();
+                        let got = explanation.interaction(row, i, j, o).unwrap();
+                        worst = worst.max((got - value).abs());
+                        scale = scale.max(value.abs());
+                    }
+                }
+            }
+        }
+        assert!(
+            worst / scale <= TOLERANCE,
+            "{}: interaction values differ from shap's by {worst:e}",
+            case.name
+        );
+        // Each row of Φ sums to φ, so Φ adds up to the prediction too.
+        for row in 0..rows {
+            for i in 0..n_features {
+                for o in 0..outputs {
+                    let sum: f64 = (0..n_features)
+                        .map(|j| explanation.interaction(row, i, j, o).unwrap())
+                        .sum();
+                    assert!((sum - explanation.value(row, i, o)).abs() < 1e-12);
+                }
+            }
+        }
+        eprintln!("{}: interactions {:e}", case.name, worst / scale);
+        checked += 1;
+    }
+    if fixtures_dir("explain").is_some() {
+        assert_eq!(checked, 12, "cases with interaction values");
     }
 }

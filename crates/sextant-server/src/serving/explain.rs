@@ -415,6 +415,7 @@ mod tests {
             values: rows.iter().flatten().copied().collect(),
             predictions: rows.iter().map(|r| r[0] + r[1]).collect(),
             background_hash: None,
+            interactions: None,
         }
     }
 

@@ -883,6 +883,7 @@ impl Serving {
             samples: request.samples,
             seed: request.seed,
             max_model_rows: Some(explain::KERNEL_MODEL_ROWS_PER_REQUEST),
+            interactions: false,
         };
         let permit = self.blocking_permit()?;
         let result = tokio::task::spawn_blocking(move || {
