@@ -56,7 +56,8 @@ def server():
     env = dict(os.environ, SEXTANT_ADMIN_PASSWORD=ADMIN_PASSWORD, NO_COLOR="1")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(_sextant_bin()), "server", "--auth", "--port", str(port), "--data-dir", str(root / "data")],
+            [str(_sextant_bin()), "server", "--auth", "--port", str(port), "--data-dir", str(root / "data"),
+             "--explain-sample-rate", "1"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )  # fmt: skip
     try:
@@ -320,6 +321,35 @@ def test_the_journey_from_runs_to_a_monitored_deployment(server, logged, browser
         time.sleep(2)
     assert alice.finds("table.heatmap td.heat.drifted"), "the drift never showed"
     alice.screenshot("deployment")
+    # Answers were explained in the background (this server samples every request):
+    # each feature's mean |SHAP| as bars; and a prediction explained on demand.
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        alice.open("/deployments/journey")
+        if len(alice.finds("table.importance tbody tr")) == 3:
+            break
+        time.sleep(2)
+    assert len(alice.finds("table.importance tbody tr")) == 3, "no global importance shown"
+    assert alice.finds("table.importance rect.now"), "no importance bars"
+    body = alice.find("form.js-explain textarea")
+    assert json.loads(body.get_attribute("value")) == {"instances": [[0, 0, 0]]}
+    body.clear()
+    body.send_keys(json.dumps({"instances": [[2.0, -1.0, 0.5]]}))
+    alice.find("form.js-explain button").click()
+    alice.wait(lambda d: len(d.find_elements("css selector", ".contributions tr")) == 3, 30)
+    summary = alice.find(".contributions p").text
+    assert "prediction" in summary and "linear" in summary, summary
+    values = [float(cell.text) for cell in alice.finds(".contributions td.num")]
+    # Largest contribution first.
+    assert abs(values[0]) == max(abs(v) for v in values), values
+    alice.check_console()
+    alice.screenshot("explanation")
+    # A request that is not JSON is said so, and nothing is sent.
+    body = alice.find("form.js-explain textarea")
+    body.clear()
+    body.send_keys("{not json")
+    alice.find("form.js-explain button").click()
+    alice.wait(lambda d: "not JSON" in d.find_element("css selector", ".toast.bad").text, 10)
     # The page links a drift report of the last hour against the day before
     # (here the day before is empty, which the report's frame says).
     alice.find("a.js-drift-report").click()

@@ -234,8 +234,67 @@
   on(".js-deployment-action", async (button) => {
     try { await v1("POST", "deployments/" + encodeURIComponent(button.dataset.deployment) + "/" + button.dataset.action, {}); reload(); } catch (e) { fail(e); }
   });
+  // Explain a prediction: the request goes to the deployment's explain
+  // route; the first row's contributions to the last output (a
+  // classifier's positive class) are drawn largest first, as bars from a
+  // middle line (up: pushes the prediction up).
+  let explained = false;
+  onSubmit(".js-explain", async (form, data) => {
+    const shown = $(".js-explanation");
+    let body;
+    try { body = JSON.parse(data.get("body")); } catch (e) { fail(new Error("The request is not JSON: " + e.message)); return; }
+    try {
+      const answer = await api("POST", "/deployments/" + encodeURIComponent(form.dataset.deployment) + "/explain", body);
+      explained = true;
+      shown.replaceChildren(contributions(answer));
+    } catch (e) { shown.replaceChildren(); fail(e); }
+  });
+  function contributions(answer) {
+    const o = answer.outputs.length - 1, row = answer.values[0] || [];
+    const items = answer.features.map((name, f) => ({ name, value: row[f][o] }))
+      .sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
+    const largest = Math.max(1e-300, ...items.map((i) => Math.abs(i.value)));
+    const box = document.createElement("div");
+    box.className = "contributions";
+    const summary = document.createElement("p");
+    summary.textContent = "Output " + answer.outputs[o] + " (" + answer.output_space + "): prediction " +
+      fmt(answer.predictions[0][o]) + " = base value " + fmt(answer.base_values[o]) + " + the contributions below. " +
+      "Method " + answer.method + " (" + answer.value_function + " values), model version " + answer.model_version + ".";
+    box.appendChild(summary);
+    const table = document.createElement("table");
+    table.className = "grid compact";
+    const svgNs = "http://www.w3.org/2000/svg";
+    items.forEach((item) => {
+      const tr = table.insertRow();
+      const name = document.createElement("th");
+      name.textContent = item.name;
+      tr.appendChild(name);
+      const bars = tr.insertCell();
+      bars.className = "bars";
+      const svg = document.createElementNS(svgNs, "svg");
+      svg.setAttribute("viewBox", "0 0 100 10");
+      svg.setAttribute("preserveAspectRatio", "none");
+      const rect = document.createElementNS(svgNs, "rect");
+      const width = 50 * Math.abs(item.value) / largest;
+      rect.setAttribute("x", String(item.value >= 0 ? 50 : 50 - width));
+      rect.setAttribute("y", "1");
+      rect.setAttribute("height", "8");
+      rect.setAttribute("width", String(width));
+      rect.setAttribute("class", item.value >= 0 ? "up" : "down");
+      svg.appendChild(rect);
+      bars.appendChild(svg);
+      const value = tr.insertCell();
+      value.className = "num";
+      value.textContent = (item.value >= 0 ? "+" : "") + fmt(item.value);
+    });
+    box.appendChild(table);
+    return box;
+  }
+  function fmt(x) { return typeof x === "number" ? (Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(3) : x.toFixed(4)) : String(x); }
   if ($(".minis") && !$(".js-rollout input:focus")) {
-    setTimeout(() => { if (!document.activeElement || document.activeElement === document.body) reload(); }, 10000);
+    // Numbers refresh by reloading, unless the viewer is typing or reading
+    // an explanation.
+    setTimeout(() => { if (!explained && (!document.activeElement || document.activeElement === document.body)) reload(); }, 10000);
   }
 
   // -------------------------------------------------------------- governance

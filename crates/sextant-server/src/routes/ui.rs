@@ -1393,7 +1393,7 @@ async fn deployment_page(
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
 ) -> Response {
-    use pages::deployments::{ArmTraffic, DriftGrid, Named};
+    use pages::deployments::{ArmTraffic, DriftGrid, FeatureImportance, Importance, Named};
     let viewer = viewer(&principal, session.as_deref());
     if !may(
         &principal,
@@ -1434,7 +1434,15 @@ async fn deployment_page(
     let mut monitoring = Vec::new();
     let mut prediction_distribution = Vec::new();
     let mut drift = None;
+    let mut importance = Vec::new();
+    let mut explain_example = None;
     if let Some(serving) = state.serving() {
+        explain_example = serving.deployment(&name).and_then(|slot| {
+            let live = slot.live();
+            live.arms
+                .first()
+                .map(|arm| example_request(&arm.model.model))
+        });
         for (arm, intervals) in serving.traffic(&name) {
             let pick = |f: &dyn Fn(&crate::serving::traffic::Interval) -> Option<f64>| {
                 intervals
@@ -1458,6 +1466,27 @@ async fn deployment_page(
                     continue;
                 };
                 let label = format!("v{}", version.model.version);
+                if let Some(explained) = version.explanations.report(now, hour) {
+                    importance.push(Importance {
+                        label: label.clone(),
+                        output: explained.output,
+                        explained_rows: explained.explained_rows,
+                        top_driver: explained.top_driver,
+                        reference_top_driver: explained.reference_top_driver,
+                        top_driver_changed: explained.top_driver_changed,
+                        features: explained
+                            .features
+                            .into_iter()
+                            .map(|f| FeatureImportance {
+                                name: f.name,
+                                mean_abs_shap: f.mean_abs_shap,
+                                reference_mean_abs_shap: f.reference_mean_abs_shap,
+                                drift: f.drift,
+                                drifted: f.drifted,
+                            })
+                            .collect(),
+                    });
+                }
                 monitoring.push(Named {
                     name: format!("{label} rows"),
                     value: report.rows.to_string(),
@@ -1647,6 +1676,15 @@ async fn deployment_page(
             alert_history,
             abuse,
             retraining,
+            importance,
+            explain_example: explain_example.filter(|_| {
+                may(
+                    &principal,
+                    ResourceKind::Deployment,
+                    &name,
+                    Permission::Invoke,
+                )
+            }),
             may_edit: may(
                 &principal,
                 ResourceKind::Deployment,
@@ -1656,6 +1694,33 @@ async fn deployment_page(
         },
         &viewer,
     ))
+}
+
+/// A scoring request for the model's declared inputs, zeros and empty
+/// strings, for the page's "explain a prediction" form to start from.
+fn example_request(model: &sextant_serve::Model) -> String {
+    use sextant_serve::DataType;
+    let inputs = model.declared_inputs();
+    let zero = |dtype: DataType| match dtype {
+        DataType::Bytes => serde_json::json!(""),
+        DataType::Bool => serde_json::json!(false),
+        _ => serde_json::json!(0),
+    };
+    let body = match inputs.as_slice() {
+        // One matrix: a row of its width.
+        [matrix] if matrix.shape.len() == 2 => {
+            let width = usize::try_from(matrix.shape[1]).unwrap_or(1).clamp(1, 1000);
+            serde_json::json!({ "instances": [vec![zero(matrix.dtype); width]] })
+        }
+        columns => {
+            let record: serde_json::Map<String, serde_json::Value> = columns
+                .iter()
+                .map(|c| (c.name.clone(), zero(c.dtype)))
+                .collect();
+            serde_json::json!({ "dataframe_records": [record] })
+        }
+    };
+    serde_json::to_string_pretty(&body).unwrap_or_default()
 }
 
 // --------------------------------------------------------------- governance

@@ -1,8 +1,10 @@
 //! Deployments: the list with status and traffic split per arm, and a
 //! deployment's page: requests per second, p50/p99 latency and error rate
 //! per arm over time (kept by the server), revision history, rollout
-//! actions, and its monitoring (drift heatmap, missing values, outliers,
-//! performance with label coverage, alerts, abuse flags, retraining runs).
+//! actions, its monitoring (drift heatmap, missing values, outliers,
+//! performance with label coverage, alerts, abuse flags, retraining runs),
+//! and its explanations (global importance and explanation drift of the
+//! sampled answers; any prediction explained on demand).
 
 use maud::{html, Markup, PreEscaped};
 use sextant_core::{Deployment, DeploymentRevision, Policy};
@@ -43,6 +45,31 @@ pub struct Named {
     pub value: String,
 }
 
+/// One feature's place in a version's sampled explanations.
+pub struct FeatureImportance {
+    pub name: String,
+    /// Mean |SHAP| over the last hour.
+    pub mean_abs_shap: f64,
+    /// Mean |SHAP| over the first explained rows (the reference).
+    pub reference_mean_abs_shap: f64,
+    /// Kolmogorov–Smirnov distance of its attributions to the reference.
+    pub drift: f64,
+    pub drifted: bool,
+}
+
+/// Global importance and explanation drift of one model version.
+pub struct Importance {
+    pub label: String,
+    /// The explained output (a classifier's class).
+    pub output: String,
+    pub explained_rows: usize,
+    pub top_driver: Option<String>,
+    pub reference_top_driver: Option<String>,
+    pub top_driver_changed: bool,
+    /// Most important first.
+    pub features: Vec<FeatureImportance>,
+}
+
 pub struct DeploymentPage {
     pub deployment: Deployment,
     /// The drift page comparing the day before the last hour with the last
@@ -61,7 +88,62 @@ pub struct DeploymentPage {
     pub alert_history: Vec<Vec<String>>,
     pub abuse: Vec<Vec<String>>,
     pub retraining: Vec<Vec<String>>,
+    pub importance: Vec<Importance>,
+    /// A request to start the "explain a prediction" form from, when the
+    /// viewer may call the deployment.
+    pub explain_example: Option<String>,
     pub may_edit: bool,
+}
+
+/// Mean |SHAP| per feature as bars scaled to the largest, with the
+/// reference's value and the drift of the feature's attributions.
+fn importance_table(importance: &Importance) -> Markup {
+    let largest = importance
+        .features
+        .iter()
+        .map(|f| f.mean_abs_shap.max(f.reference_mean_abs_shap))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    // Bars are SVG rectangles: the pages' CSP allows no inline styles.
+    let width = |value: f64| {
+        if largest > 0.0 && value.is_finite() {
+            format!("{:.1}", 100.0 * value / largest)
+        } else {
+            "0".to_string()
+        }
+    };
+    html! {
+        h3 {
+            (importance.label) ": what drives output " code { (importance.output) }
+            span.muted { " (" (importance.explained_rows) " rows explained in the last hour)" }
+        }
+        @if importance.top_driver_changed {
+            p.warning.js-top-driver-changed {
+                "Top driver changed: "
+                (importance.reference_top_driver.as_deref().unwrap_or("?")) " → "
+                (importance.top_driver.as_deref().unwrap_or("?"))
+            }
+        }
+        table.grid.compact.importance {
+            thead { tr { th { "feature" } th { "mean |SHAP|" } th.num { "value" } th.num { "reference" } th.num { "drift (KS)" } } }
+            tbody {
+                @for feature in &importance.features {
+                    tr class=(if feature.drifted { "drifted" } else { "" }) {
+                        th { (feature.name) }
+                        td.bars {
+                            svg viewBox="0 0 100 10" preserveAspectRatio="none" {
+                                rect.now x="0" y="0" height="6" width=(width(feature.mean_abs_shap)) {}
+                                rect.reference x="0" y="7" height="3" width=(width(feature.reference_mean_abs_shap)) {}
+                            }
+                        }
+                        td.num { (format::number(feature.mean_abs_shap)) }
+                        td.num { (format::number(feature.reference_mean_abs_shap)) }
+                        td.num { @if feature.drift.is_finite() { (format::number(feature.drift)) @if feature.drifted { " drifted" } } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn policy_text(policy: &Policy) -> String {
@@ -306,6 +388,22 @@ pub fn render(data: &DeploymentPage, viewer: &Viewer) -> Markup {
             (table_of(&data.abuse, &["caller", "flags", "requests"]))
             h3 { "Retraining runs" }
             (table_of(&data.retraining, &["run", "status", "reason", "started"]))
+        }
+        section {
+            h2 { "Explanations" }
+            @if data.importance.is_empty() {
+                p.empty { "No sampled explanations in the last hour: a share of answers (" code { "--explain-sample-rate" } ", 1% by default) is explained in the background." }
+            }
+            @for importance in &data.importance { (importance_table(importance)) }
+            @if let Some(example) = &data.explain_example {
+                h3 { "Explain a prediction" }
+                form.js-explain data-deployment=(name) {
+                    textarea name="body" rows="6" spellcheck="false" { (example) }
+                    button type="submit" { "Explain" }
+                }
+                p.muted { "Sends the request to " code { "POST /deployments/" (name) "/explain" } " and shows each feature's contribution to the prediction." }
+                div.js-explanation {}
+            }
         }
         section {
             h2 { "Revisions" }
