@@ -588,3 +588,9 @@ def test_sampled_explanations_give_global_importance_and_explanation_drift(expla
     assert annotations["top_driver"] == shifted["top_driver"], annotations
     metrics = requests.get(f"{uri}/metrics", timeout=60).text
     assert "sextant_explanations_total 900" in metrics, metrics
+    # The same figures as Prometheus gauges (what replicas export of their own).
+    labels = f'deployment="{name}",model="{name}",version="{version}"'
+    assert f"sextant_monitor_explanation_drift{{{labels}}} " in metrics, metrics
+    top = f'sextant_monitor_feature_mean_abs_shap{{{labels},feature="{shifted["top_driver"]}"}} '
+    assert top in metrics, metrics
+    assert f'sextant_monitor_feature_shap_drift{{{labels},feature="{drifted[0]}"}} ' in metrics, metrics

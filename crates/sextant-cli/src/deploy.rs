@@ -446,6 +446,14 @@ pub struct ServeArgs {
     /// invoke the deployment (for replicas behind a gateway that does).
     #[arg(long)]
     no_caller_auth: bool,
+    /// Share of monitored predictions explained (SHAP) in the background;
+    /// each replica's global importance and explanation drift are on its
+    /// `/metrics`. 0 turns it off.
+    #[arg(long, default_value_t = sextant_server::serving::explain::DEFAULT_SAMPLE_RATE, env = "SEXTANT_EXPLAIN_SAMPLE_RATE")]
+    explain_sample_rate: f64,
+    /// Share of one core the background explainer may use.
+    #[arg(long, default_value_t = sextant_server::serving::explain::DEFAULT_CORE_SHARE, env = "SEXTANT_EXPLAIN_CPU_SHARE")]
+    explain_cpu_share: f64,
     #[command(flatten)]
     origin: crate::OriginArgs,
     #[command(flatten)]
@@ -488,8 +496,8 @@ pub async fn serve(connection: &Connection, args: ServeArgs) -> anyhow::Result<(
         max_blocking: 64,
         replica_name: replica.clone(),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
-        explain_sample_rate: sextant_server::serving::explain::DEFAULT_SAMPLE_RATE,
-        explain_core_share: sextant_server::serving::explain::DEFAULT_CORE_SHARE,
+        explain_sample_rate: args.explain_sample_rate,
+        explain_core_share: args.explain_cpu_share,
     };
     let serving = Serving::new(config, source, PredictionLogConfig::new(sink, replica));
     let address = crate::socket_address(&args.host, args.port)?;

@@ -1462,10 +1462,8 @@ async fn deployment_page(
             let now = crate::serving::now_micros();
             let hour = std::time::Duration::from_secs(3600);
             for version in monitor.versions() {
-                let Some(report) = version.report(now, hour) else {
-                    continue;
-                };
                 let label = format!("v{}", version.model.version);
+                // Explanations need no reference profile.
                 if let Some(explained) = version.explanations.report(now, hour) {
                     importance.push(Importance {
                         label: label.clone(),
@@ -1487,6 +1485,9 @@ async fn deployment_page(
                             .collect(),
                     });
                 }
+                let Some(report) = version.report(now, hour) else {
+                    continue;
+                };
                 monitoring.push(Named {
                     name: format!("{label} rows"),
                     value: report.rows.to_string(),

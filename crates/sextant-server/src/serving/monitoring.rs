@@ -730,7 +730,9 @@ const METRICS_SPAN: Duration = Duration::from_secs(3600);
 /// Monitoring gauges in Prometheus' text format: per deployment and model
 /// version over the last hour, the rows seen, the outlier rate, the number
 /// of drifted features, and per feature its PSI, Jensen-Shannon distance
-/// and missing share (and the same for the prediction).
+/// and missing share (and the same for the prediction); for the sampled
+/// explanations, each feature's mean |SHAP| and attribution drift, and the
+/// version's explanation drift.
 pub fn render_metrics(monitors: &[Arc<DeploymentMonitor>], now_us: i64) -> String {
     use std::fmt::Write;
     let mut rows = String::new();
@@ -740,17 +742,49 @@ pub fn render_metrics(monitors: &[Arc<DeploymentMonitor>], now_us: i64) -> Strin
     let mut js = String::new();
     let mut missing = String::new();
     let mut prediction_psi = String::new();
+    let mut importance = String::new();
+    let mut attribution_drift = String::new();
+    let mut explanation_drift = String::new();
     for monitor in monitors {
         for version in monitor.versions() {
-            let Some(report) = version.report(now_us, METRICS_SPAN) else {
-                continue;
-            };
             let labels = format!(
                 "deployment=\"{}\",model=\"{}\",version=\"{}\"",
                 escape_label(monitor.name()),
                 escape_label(&version.model.name),
                 version.model.version
             );
+            // Explanations need no reference profile.
+            if let Some(explained) = version.explanations.report(now_us, METRICS_SPAN) {
+                // NaN (no rows after the reference yet) is left out.
+                if explained.drift.is_finite() {
+                    let _ = writeln!(
+                        explanation_drift,
+                        "sextant_monitor_explanation_drift{{{labels}}} {}",
+                        explained.drift
+                    );
+                }
+                for feature in &explained.features {
+                    let feature_labels =
+                        format!("{labels},feature=\"{}\"", escape_label(&feature.name));
+                    if feature.mean_abs_shap.is_finite() {
+                        let _ = writeln!(
+                            importance,
+                            "sextant_monitor_feature_mean_abs_shap{{{feature_labels}}} {}",
+                            feature.mean_abs_shap
+                        );
+                    }
+                    if feature.drift.is_finite() {
+                        let _ = writeln!(
+                            attribution_drift,
+                            "sextant_monitor_feature_shap_drift{{{feature_labels}}} {}",
+                            feature.drift
+                        );
+                    }
+                }
+            }
+            let Some(report) = version.report(now_us, METRICS_SPAN) else {
+                continue;
+            };
             let _ = writeln!(rows, "sextant_monitor_rows{{{labels}}} {}", report.rows);
             let _ = writeln!(
                 outliers,
@@ -826,6 +860,21 @@ pub fn render_metrics(monitors: &[Arc<DeploymentMonitor>], now_us: i64) -> Strin
             "sextant_monitor_prediction_psi",
             "Population stability index of the prediction, last hour against the reference.",
             prediction_psi,
+        ),
+        (
+            "sextant_monitor_feature_mean_abs_shap",
+            "Mean |SHAP value| of a feature over the answers explained in the last hour (global importance).",
+            importance,
+        ),
+        (
+            "sextant_monitor_feature_shap_drift",
+            "Kolmogorov-Smirnov distance of a feature's SHAP values, last hour against the first explained answers.",
+            attribution_drift,
+        ),
+        (
+            "sextant_monitor_explanation_drift",
+            "Largest drifted feature's SHAP-value KS distance in the last hour (0 when none drifted).",
+            explanation_drift,
         ),
     ] {
         if body.is_empty() {
