@@ -279,17 +279,15 @@ pub(crate) async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> InferenceResult<Response> {
-    let body = body_bytes(body)?;
-    let live = live(&serving, &path.name)?;
-    let (json, binary) = split_binary_body(&headers, &body)?;
-    let request: wire::OipInferenceRequest = serde_json::from_slice(json)
-        .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
+    let OipCall {
+        live,
+        request,
+        inputs,
+        caller,
+        pick,
+    } = oip_call(&serving, &path, principal.as_deref(), peer, &headers, body)?;
     let binary_outputs = request.binary_outputs();
     let top_k = explain_top_k(request.parameters.as_ref())?;
-    let inputs = serving::oip_inputs(request.inputs, binary)?;
-    let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
-    refuse_flagged_caller(&serving, &live, caller.as_deref())?;
-    let pick = pick(&live, path.version.as_deref(), &headers, caller.as_deref())?;
     let explained_inputs = top_k.as_ref().map(|_| inputs.clone());
     let mut answer = serving
         .predict(&live, pick, inputs, Layout::Tensors, caller)
@@ -381,6 +379,44 @@ pub(crate) async fn infer(
     Ok(http)
 }
 
+/// An OIP request ready to run: the deployment's snapshot, the request
+/// (its inputs taken out, decoded), who calls and the arm that answers.
+struct OipCall {
+    live: Arc<LiveDeployment>,
+    request: wire::OipInferenceRequest,
+    inputs: Vec<sextant_serve::NamedTensor>,
+    caller: Option<String>,
+    pick: Pick,
+}
+
+/// What infer and explain share: the body (JSON, or JSON then binary
+/// tensors), the inputs, the caller (refused when flagged), the arm.
+fn oip_call(
+    serving: &Serving,
+    path: &ModelPath,
+    principal: Option<&Principal>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> InferenceResult<OipCall> {
+    let body = body_bytes(body)?;
+    let live = live(serving, &path.name)?;
+    let (json, binary) = split_binary_body(headers, &body)?;
+    let mut request: wire::OipInferenceRequest = serde_json::from_slice(json)
+        .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
+    let inputs = serving::oip_inputs(std::mem::take(&mut request.inputs), binary)?;
+    let caller = caller(principal, headers, peer.map(|p| (p.0).0));
+    refuse_flagged_caller(serving, &live, caller.as_deref())?;
+    let pick = pick(&live, path.version.as_deref(), headers, caller.as_deref())?;
+    Ok(OipCall {
+        live,
+        request,
+        inputs,
+        caller,
+        pick,
+    })
+}
+
 /// `parameters.explain_top_k` of an infer request (with the explain
 /// parameters, `method` and so on, under `explain_*`).
 fn explain_top_k(
@@ -465,17 +501,15 @@ pub(crate) async fn explain(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> InferenceResult<Json<wire::ExplainResponse>> {
-    let body = body_bytes(body)?;
-    let live = live(&serving, &path.name)?;
-    let (json, binary) = split_binary_body(&headers, &body)?;
-    let request: wire::OipInferenceRequest = serde_json::from_slice(json)
-        .map_err(|e| InferenceError::bad(format!("invalid inference request: {e}")))?;
+    let OipCall {
+        live,
+        request,
+        inputs,
+        pick,
+        ..
+    } = oip_call(&serving, &path, principal.as_deref(), peer, &headers, body)?;
     let options = serving::explain::ExplainRequest::from_json(request.parameters.iter().flatten())
         .map_err(InferenceError::bad)?;
-    let inputs = serving::oip_inputs(request.inputs, binary)?;
-    let caller = caller(principal.as_deref(), &headers, peer.map(|p| (p.0).0));
-    refuse_flagged_caller(&serving, &live, caller.as_deref())?;
-    let pick = pick(&live, path.version.as_deref(), &headers, caller.as_deref())?;
     let (explanation, rows) = serving
         .explain(&live, pick, inputs, Layout::Tensors, &options)
         .await?;
@@ -504,15 +538,8 @@ pub(crate) async fn deployment_explain(
 ) -> InferenceResult<Json<wire::ExplainResponse>> {
     let body = body_bytes(body)?;
     let live = live(&serving, &name)?;
-    let (inputs, layout) = scoring_inputs(&headers, &body)?;
-    let mut params: Vec<(String, serde_json::Value)> = Vec::new();
-    if let Ok(serde_json::Value::Object(mut object)) =
-        serde_json::from_slice::<serde_json::Value>(&body)
-    {
-        if let Some(serde_json::Value::Object(given)) = object.remove("params") {
-            params.extend(given);
-        }
-    }
+    let (inputs, layout, given) = scoring_inputs(&headers, &body)?;
+    let mut params: Vec<(String, serde_json::Value)> = given.into_iter().collect();
     for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         let value = match key.as_ref() {
             "samples" | "seed" => value
@@ -744,24 +771,34 @@ pub(crate) async fn deployment_invocations(
 }
 
 /// The rows of a scoring request: CSV by its content type, else JSON.
+/// The inputs of an `/invocations` body (JSON or CSV), with the JSON's
+/// `params`.
 fn scoring_inputs(
     headers: &HeaderMap,
     body: &[u8],
-) -> InferenceResult<(Vec<sextant_serve::NamedTensor>, Layout)> {
+) -> InferenceResult<(
+    Vec<sextant_serve::NamedTensor>,
+    Layout,
+    serving::ScoringParams,
+)> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_ascii_lowercase();
     if content_type.starts_with("text/csv") {
-        Ok((serving::read_csv_columns(body)?, Layout::Columns))
+        Ok((
+            serving::read_csv_columns(body)?,
+            Layout::Columns,
+            Default::default(),
+        ))
     } else if content_type.starts_with("application/json")
         || content_type.is_empty()
         // What `curl -d` sends when no type is given: the body is still JSON.
         || content_type.starts_with("application/x-www-form-urlencoded")
         || content_type.starts_with("text/plain")
     {
-        Ok(serving::scoring_json(body)?)
+        Ok(serving::scoring_json_with_params(body)?)
     } else {
         Err(InferenceError::new(
             ErrorCode::BadRequest,
@@ -779,7 +816,7 @@ async fn score(
     body: Bytes,
 ) -> InferenceResult<Response> {
     let live = live(&serving, &name)?;
-    let (inputs, layout) = scoring_inputs(&headers, &body)?;
+    let (inputs, layout, _) = scoring_inputs(&headers, &body)?;
     let caller = caller(principal, &headers, peer);
     refuse_flagged_caller(&serving, &live, caller.as_deref())?;
     let pick = pick(&live, None, &headers, caller.as_deref())?;

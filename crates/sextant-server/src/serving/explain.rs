@@ -42,9 +42,23 @@ impl ExplainBackground {
         self.full.get().is_none()
     }
 
+    /// Rows still wanted (0 once full): callers prepare only these.
+    pub fn room(&self) -> usize {
+        if !self.wants_rows() {
+            return 0;
+        }
+        let filling = self.filling.lock().expect("background lock");
+        let rows = filling
+            .as_ref()
+            .and_then(|c| c.first())
+            .map_or(0, |t| t.tensor.rows());
+        BACKGROUND_ROWS.saturating_sub(rows)
+    }
+
     /// Adds the rows of `inputs` (prepared for the model) until the
-    /// background is full; inputs of another shape than the first are
-    /// ignored.
+    /// background is full. Inputs of another form than the first (a model
+    /// that takes any inputs, called two ways) end the collection with the
+    /// rows so far, so that answers stop being copied for it.
     pub fn offer(&self, inputs: &[NamedTensor]) {
         if !self.wants_rows() {
             return;
@@ -72,6 +86,8 @@ impl ExplainBackground {
                                 == std::mem::discriminant(&b.tensor.data)
                     });
                 if !same_shape {
+                    let rows = filling.take().expect("collecting");
+                    let _ = self.full.set(Background::new(rows));
                     return;
                 }
                 for (all, part) in current.iter_mut().zip(head) {
@@ -402,6 +418,22 @@ mod tests {
         background.offer(&column(vec![7.0]));
         assert_eq!(background.current().unwrap().hash, full.hash);
         assert_ne!(partial.hash, full.hash);
+        assert_eq!(background.room(), 0);
+    }
+
+    #[test]
+    fn answers_in_another_form_end_the_collection() {
+        let background = ExplainBackground::default();
+        background.offer(&column(vec![1.0, 2.0, 3.0]));
+        assert_eq!(background.room(), BACKGROUND_ROWS - 3);
+        // A model taking any inputs, called with two columns now.
+        let wider = vec![NamedTensor::new(
+            "x",
+            Tensor::f64_matrix(1, 2, vec![4.0, 5.0]),
+        )];
+        background.offer(&wider);
+        assert!(!background.wants_rows(), "answers stop being copied for it");
+        assert_eq!(background.current().unwrap().rows, 3);
     }
 
     fn explanation(rows: &[[f64; 2]]) -> sextant_serve::Explanation {

@@ -46,7 +46,8 @@ use tokio::sync::Semaphore;
 pub use self::codec::scoring_csv as read_csv_columns;
 pub use self::codec::BadRequest;
 pub(crate) use self::codec::{
-    mlflow_predictions, oip_binary_output, oip_inputs, oip_output, scoring_json,
+    mlflow_predictions, oip_binary_output, oip_inputs, oip_output, scoring_json_with_params,
+    ScoringParams,
 };
 pub use self::loader::LoadedVersion;
 use self::loader::ModelCache;
@@ -800,9 +801,15 @@ impl Serving {
         arm.revision_counters.record(outcome, rows, latency);
         let prediction_id = prediction_id();
         if let (Some(inputs), Ok(_)) = (&kept, &result) {
-            if arm.model.background.wants_rows() {
-                // Answered, so it prepares: the version's explanation background.
-                if let Ok(prepared) = arm.model.model.prepare(inputs.clone(), layout) {
+            let room = arm.model.background.room();
+            if room > 0 {
+                // Answered, so it prepares: the version's explanation
+                // background, from the rows it still wants.
+                let head = inputs
+                    .iter()
+                    .map(|t| explain::first_rows(t, room.min(t.tensor.rows())))
+                    .collect();
+                if let Ok(prepared) = arm.model.model.prepare(head, layout) {
                     arm.model.background.offer(&prepared);
                 }
             }

@@ -343,7 +343,16 @@ fn convert(name: &str, dtype: DataType, values: Values) -> Result<TensorData> {
 
 /// A parsed `/invocations` body.
 pub fn scoring_json(body: &[u8]) -> Result<(Vec<NamedTensor>, Layout)> {
-    let request: ScoringRequest = serde_json::from_slice(body).map_err(|e| {
+    scoring_json_with_params(body).map(|(inputs, layout, _)| (inputs, layout))
+}
+
+/// The request's `params`: MLflow's inference parameters.
+pub type ScoringParams = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// A parsed `/invocations` body with its `params` (the explain route's
+/// options).
+pub fn scoring_json_with_params(body: &[u8]) -> Result<(Vec<NamedTensor>, Layout, ScoringParams)> {
+    let mut request: ScoringRequest = serde_json::from_slice(body).map_err(|e| {
         BadRequest(format!(
             "invalid scoring request: {e}. Send one of dataframe_split, dataframe_records, instances or inputs (MLflow's scoring protocol)"
         ))
@@ -357,11 +366,18 @@ pub fn scoring_json(body: &[u8]) -> Result<(Vec<NamedTensor>, Layout)> {
     .iter()
     .filter(|g| **g)
     .count();
+    let params = request.params.take().unwrap_or_default();
     if given != 1 {
         return bad(format!(
             "a scoring request needs exactly one of dataframe_split, dataframe_records, instances, inputs; got {given}"
         ));
     }
+    let (inputs, layout) = scoring_inputs(request)?;
+    Ok((inputs, layout, params))
+}
+
+/// The inputs of a request with exactly one of its input fields.
+fn scoring_inputs(request: ScoringRequest) -> Result<(Vec<NamedTensor>, Layout)> {
     if let Some(split) = request.dataframe_split {
         return Ok((dataframe_split(split)?, Layout::Columns));
     }
@@ -371,7 +387,7 @@ pub fn scoring_json(body: &[u8]) -> Result<(Vec<NamedTensor>, Layout)> {
     match request
         .instances
         .or(request.inputs)
-        .expect("one of them, counted above")
+        .expect("exactly one input field, checked by scoring_json_with_params")
     {
         TensorInput::Records(records) => Ok((dataframe_records(records)?, Layout::Columns)),
         TensorInput::Named(named) => {
