@@ -892,6 +892,72 @@ def test_tree_deployments_explain_each_prediction_like_shap(tracking_uri, experi
                                atol=1e-6, rtol=0)
 
 
+def test_the_scam_call_pipeline_is_explained_per_column_by_every_route(tracking_uri, experiment_id, tmp_path):
+    """The pipeline people ship (a country column one-hot encoded before a
+    GradientBoostingClassifier): /deployments/{name}/explain, /v2/models/{name}/explain
+    and `sextant explain` give one value per request column, the country's being the sum
+    of its one-hot columns' TreeSHAP values, and they agree with shap and each other."""
+    import shap
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = scam_calls(1000, seed=0)
+    pipeline = Pipeline([
+        ("prep", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["location_of_call"])],
+                                   remainder="passthrough")),
+        ("model", GradientBoostingClassifier(random_state=0)),
+    ]).fit(X, y)
+    name = unique("scam-explained")
+    version = register_sklearn(name, pipeline, X)
+    deployment = unique("scam-explained")
+    sextant(tracking_uri, "deployments", "create", deployment, "--model", f"{name}/{version}")
+    rows, _ = scam_calls(12, seed=3)
+    rows.loc[::5, "location_of_call"] = "ZZ"  # unseen: every one-hot column is 0
+
+    # shap on the transformed columns, each summed into the column it came from.
+    prep = pipeline.named_steps["prep"]
+    transformed = prep.transform(rows)
+    transformed = transformed.toarray() if hasattr(transformed, "toarray") else transformed
+    explainer = shap.TreeExplainer(pipeline.named_steps["model"])
+    per_column = np.asarray(explainer.shap_values(transformed))
+    owners = [n.split("__", 1)[1] for n in prep.get_feature_names_out()]
+    owners = ["location_of_call" if o.startswith("location_of_call_") else o for o in owners]
+    expected = np.zeros((len(rows), len(X.columns)))
+    for column, owner in enumerate(owners):
+        expected[:, list(X.columns).index(owner)] += per_column[:, column]
+
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    reply = requests.post(f"{tracking_uri}/deployments/{deployment}/explain", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    scoring = reply.json()
+    assert scoring["features"] == list(X.columns), scoring["features"]
+    assert (scoring["method"], scoring["output_space"]) == ("tree_path_dependent", "margin")
+    assert scoring["additivity_error"] < 1e-9
+    np.testing.assert_allclose(explanation_array(scoring)[:, :, 0], expected, atol=1e-9)
+    np.testing.assert_allclose(scoring["base_values"], np.atleast_1d(explainer.expected_value), atol=1e-9)
+
+    inputs = [{"name": "location_of_call", "shape": [len(rows)], "datatype": "BYTES",
+               "data": rows["location_of_call"].tolist()}]
+    inputs += [{"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].astype(float).tolist()}
+               for c in ("amount", "asked_for_gift_cards", "caller_in_contacts")]
+    reply = requests.post(f"{tracking_uri}/v2/models/{deployment}/explain", json={"inputs": inputs}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    oip = reply.json()
+    assert oip["features"] == scoring["features"]
+    np.testing.assert_allclose(explanation_array(oip), explanation_array(scoring), atol=1e-12)
+
+    rows_file = tmp_path / "rows.parquet"
+    rows.to_parquet(rows_file)
+    out = tmp_path / "shap.parquet"
+    sextant(tracking_uri, "explain", "--model", f"{name}/{version}", "--input", str(rows_file),
+            "--output", str(out), "--cache-dir", str(tmp_path / "cache"))
+    batch = pd.read_parquet(out)
+    got = np.stack([batch[f"shap_{c}"].to_numpy() for c in X.columns], axis=1)
+    np.testing.assert_allclose(got, explanation_array(scoring)[:, :, 0], atol=1e-12)
+
+
 def test_python_served_models_are_explained_by_kernel_shap(own_server):
     """A model only Python can run is explained by KernelSHAP around its workers, against
     the rows the deployment answered first; with every coalition enumerated the values
