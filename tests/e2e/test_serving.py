@@ -12,6 +12,7 @@ batch scoring (``sextant predict``), and the prediction log read with pandas and
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -888,6 +889,24 @@ def test_tree_deployments_explain_each_prediction_like_shap(tracking_uri, experi
     assert answer["method"] == "tree_interventional" and answer["background_rows"] == 5, answer["background_rows"]
     assert answer["background_hash"].startswith("sha256:")
     interventional = shap.TreeExplainer(model, data=rows, feature_perturbation="interventional")
+    np.testing.assert_allclose(explanation_array(answer), np.asarray(interventional.shap_values(rows)),
+                               atol=1e-6, rtol=0)
+    served_hash = answer["background_hash"]
+
+    # Once the deployment has reference data (here an uploaded table of 300 rows), 100
+    # of its rows, evenly spaced, are the background instead.
+    reference = X.iloc[1000:1300].reset_index(drop=True)
+    buffer = io.BytesIO()
+    reference.to_parquet(buffer)
+    reply = requests.put(f"{tracking_uri}/api/v1/deployments/{deployment}/monitoring/reference",
+                         data=buffer.getvalue(), timeout=60)
+    assert reply.status_code == 200, reply.text
+    reply = requests.post(f"{tracking_uri}/deployments/{deployment}/explain?method=tree_interventional",
+                          json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["background_rows"] == 100 and answer["background_hash"] != served_hash, answer["background_rows"]
+    interventional = shap.TreeExplainer(model, data=reference.iloc[::3], feature_perturbation="interventional")
     np.testing.assert_allclose(explanation_array(answer), np.asarray(interventional.shap_values(rows)),
                                atol=1e-6, rtol=0)
 

@@ -72,12 +72,15 @@ pub(crate) async fn put_reference(
             features = loaded.features.clone();
         }
         let description = loaded.description.clone();
-        let profile = build_profile(
+        let (profile, backgrounds) = build_profile(
+            &state,
+            &name,
             move || Ok((loaded.table, loaded.staging)),
             features,
             prediction,
         )
         .await?;
+        install_backgrounds(&state, backgrounds).await;
         let stored = install_reference(&state, &name, "source", description, profile).await;
         let path = ArtifactPath::parse(&profile_path(&name))?;
         return Ok(Json(reference_json(&stored, &path)));
@@ -100,7 +103,9 @@ pub(crate) async fn put_reference(
         // Parquet is read as it is profiled: the file stays until then.
         Ok((table, Some(file.into_temp_path())))
     };
-    let profile = build_profile(open_upload, features, prediction).await?;
+    let (profile, backgrounds) =
+        build_profile(&state, &name, open_upload, features, prediction).await?;
+    install_backgrounds(&state, backgrounds).await;
     let reference_path = ArtifactPath::parse(&format!("monitoring/{name}/reference.{extension}"))?;
     let size = bytes.len();
     state
@@ -118,24 +123,65 @@ pub(crate) async fn put_reference(
 /// A table to profile, with the staging file it is read from (if any).
 type OpenedTable = (sextant_monitor::dataset::Table, Option<tempfile::TempPath>);
 
-/// Opens a table and profiles it, off the async threads.
+/// The reference's rows for each model version `deployment` serves whose
+/// features the table has: their explanation backgrounds.
+type ArmBackgrounds = Vec<(
+    Arc<crate::serving::LoadedVersion>,
+    Vec<sextant_serve::NamedTensor>,
+)>;
+
+/// Opens a table and profiles it, off the async threads; takes from it the
+/// explanation background of every model version `deployment` serves.
 async fn build_profile(
+    state: &AppState,
+    deployment: &str,
     open: impl FnOnce() -> Result<OpenedTable, String> + Send + 'static,
     features: Option<Vec<String>>,
     prediction: Option<String>,
-) -> ApiResult<sextant_monitor::live::ReferenceProfile> {
+) -> ApiResult<(sextant_monitor::live::ReferenceProfile, ArmBackgrounds)> {
+    let arms: Vec<Arc<crate::serving::LoadedVersion>> = state
+        .serving()
+        .and_then(|serving| serving.deployment(deployment))
+        .map(|slot| {
+            slot.live()
+                .arms
+                .iter()
+                .map(|arm| arm.model.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     tokio::task::spawn_blocking(move || {
         let (table, _staging) = open()?;
-        sextant_monitor::live::ReferenceProfile::from_table(
+        let profile = sextant_monitor::live::ReferenceProfile::from_table(
             &table,
             features.as_deref(),
             prediction.as_deref(),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        let backgrounds = arms
+            .into_iter()
+            .filter_map(|loaded| {
+                let names = loaded.feature_names.clone()?;
+                let columns = background_columns(&table, &names)?;
+                Some((loaded, columns))
+            })
+            .collect();
+        Ok::<_, String>((profile, backgrounds))
     })
     .await
     .map_err(|_| ApiError::Internal("building the profile was interrupted".into()))?
     .map_err(ApiError::invalid)
+}
+
+/// Makes the reference's rows the explanation background of the versions
+/// they fit.
+async fn install_backgrounds(state: &AppState, backgrounds: ArmBackgrounds) {
+    let Some(serving) = state.serving() else {
+        return;
+    };
+    for (loaded, columns) in backgrounds {
+        serving.set_reference_background(&loaded, columns).await;
+    }
 }
 
 /// Stores `profile` as `deployment`'s reference and starts comparing with it.
@@ -225,8 +271,10 @@ async fn version_reference_from_training_data(
         return;
     }
     let description = format!("training {} of {model}", loaded_table.description);
+    let explained = loaded.clone();
     let built = tokio::task::spawn_blocking(move || {
         let mut table = loaded_table.table;
+        let background = background_columns(&table, &names);
         let prediction = with_predictions(&mut table, &names, &loaded.model);
         let profile = sextant_monitor::live::ReferenceProfile::from_table(
             &table,
@@ -234,11 +282,14 @@ async fn version_reference_from_training_data(
             prediction.as_deref(),
         )
         .map_err(|e| e.to_string())?;
-        Ok::<_, String>((profile, prediction.is_some()))
+        Ok::<_, String>((profile, prediction.is_some(), background))
     })
     .await;
     match built {
-        Ok(Ok((profile, with_predictions))) => {
+        Ok(Ok((profile, with_predictions, background))) => {
+            if let Some(columns) = background {
+                serving.set_reference_background(&explained, columns).await;
+            }
             let stored = Arc::new(StoredProfile {
                 source: ReferenceSource {
                     kind: "training_dataset".into(),
@@ -272,13 +323,70 @@ const PREDICTION_COLUMN: &str = "__sextant_prediction";
 /// Runs `model` on `table`'s `features` and adds its answers (the output
 /// `/invocations` returns) as a column; its name, or `None` when the model
 /// cannot run on the table (text with missing values, a failure).
+/// Rows `rows` of a table's `columns` as request columns named
+/// `features`; `None` when a column cannot be one (a missing category, a
+/// type the monitor does not read).
+fn request_columns(
+    features: &[String],
+    columns: &[Arc<sextant_monitor::dataset::ColumnValues>],
+    rows: &[usize],
+) -> Option<Vec<sextant_serve::NamedTensor>> {
+    use sextant_monitor::dataset::{ColumnValues, MISSING_CODE};
+    use sextant_serve::{NamedTensor, Tensor, TensorData};
+    features
+        .iter()
+        .zip(columns)
+        .map(|(name, column)| {
+            let data = match column.as_ref() {
+                ColumnValues::Numeric { values, .. } => {
+                    TensorData::F64(rows.iter().map(|&r| values[r]).collect())
+                }
+                ColumnValues::Strings { codes, dictionary } => TensorData::Str(
+                    rows.iter()
+                        .map(|&r| {
+                            let c = codes[r];
+                            (c != MISSING_CODE).then(|| dictionary[c as usize].clone())
+                        })
+                        .collect::<Option<Vec<_>>>()?,
+                ),
+                ColumnValues::Boolean { codes } => {
+                    TensorData::Bool(rows.iter().map(|&r| codes[r] == 1).collect())
+                }
+                ColumnValues::Unsupported { .. } => return None,
+            };
+            Some(NamedTensor::new(name.clone(), Tensor::column(data)))
+        })
+        .collect()
+}
+
+/// `BACKGROUND_ROWS` rows of `table`, evenly spaced (all of them when
+/// fewer), as request columns of `features`: a model version's explanation
+/// background from its reference data. Rows with a missing category are
+/// skipped.
+fn background_columns(
+    table: &sextant_monitor::dataset::Table,
+    features: &[String],
+) -> Option<Vec<sextant_serve::NamedTensor>> {
+    use crate::serving::explain::BACKGROUND_ROWS;
+    let columns: Vec<_> = features
+        .iter()
+        .map(|f| table.column(f).ok())
+        .collect::<Option<_>>()?;
+    let step = table.rows().div_ceil(BACKGROUND_ROWS).max(1);
+    let picked: Vec<usize> = (0..table.rows())
+        .step_by(step)
+        .filter(|&r| request_columns(features, &columns, &[r]).is_some())
+        .collect();
+    (!picked.is_empty()).then(|| request_columns(features, &columns, &picked))?
+}
+
 fn with_predictions(
     table: &mut sextant_monitor::dataset::Table,
     features: &[String],
     model: &sextant_serve::Model,
 ) -> Option<String> {
-    use sextant_monitor::dataset::{ColumnValues, MISSING_CODE};
-    use sextant_serve::{NamedTensor, Tensor, TensorData};
+    use sextant_monitor::dataset::ColumnValues;
+    use sextant_serve::TensorData;
     const CHUNK: usize = 20_000;
     let columns: Vec<Arc<ColumnValues>> = features
         .iter()
@@ -289,28 +397,8 @@ fn with_predictions(
     let mut labels: Vec<String> = Vec::new();
     for start in (0..rows).step_by(CHUNK) {
         let end = (start + CHUNK).min(rows);
-        let inputs = features
-            .iter()
-            .zip(&columns)
-            .map(|(name, column)| {
-                let data = match column.as_ref() {
-                    ColumnValues::Numeric { values, .. } => {
-                        TensorData::F64(values[start..end].to_vec())
-                    }
-                    ColumnValues::Strings { codes, dictionary } => TensorData::Str(
-                        codes[start..end]
-                            .iter()
-                            .map(|&c| (c != MISSING_CODE).then(|| dictionary[c as usize].clone()))
-                            .collect::<Option<Vec<_>>>()?,
-                    ),
-                    ColumnValues::Boolean { codes } => {
-                        TensorData::Bool(codes[start..end].iter().map(|&c| c == 1).collect())
-                    }
-                    ColumnValues::Unsupported { .. } => return None,
-                };
-                Some(NamedTensor::new(name.clone(), Tensor::column(data)))
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let rows: Vec<usize> = (start..end).collect();
+        let inputs = request_columns(features, &columns, &rows)?;
         let outputs = match model.predict(inputs, sextant_serve::model::Layout::Columns) {
             Ok(outputs) => outputs,
             Err(err) => {

@@ -4,10 +4,13 @@
 //! Tree ensembles are explained by path-dependent TreeSHAP and need no
 //! background. The interventional methods (interventional TreeSHAP, Linear
 //! SHAP, KernelSHAP for every other engine, Python workers included) need
-//! rows that stand for "the feature is absent": a version keeps the first
-//! [`BACKGROUND_ROWS`] rows it answered, in the model's own input form, like
-//! the reference window of drift monitoring. The background's hash is in
-//! every answer, so that an explanation can be reproduced.
+//! rows that stand for "the feature is absent": [`BACKGROUND_ROWS`] rows of
+//! the version's reference data (its training dataset, or the deployment's
+//! uploaded reference), stored beside the monitoring profiles; until there
+//! is some, the first rows the version answered, like the reference window
+//! of drift monitoring. Both are kept in the model's own input form. The
+//! background's hash is in every answer, so that an explanation can be
+//! reproduced.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -30,16 +33,31 @@ pub const DEFAULT_CORE_SHARE: f64 = 0.02;
 /// Rows a version's background holds; shap suggests 100 for KernelSHAP.
 pub const BACKGROUND_ROWS: usize = 100;
 
-/// A version's background: filling from its first answers, then fixed.
+/// A version's background: rows of its reference data when there is some
+/// (the training dataset logged with it, or the deployment's uploaded
+/// reference table), else filling from its first answers, then fixed.
 #[derive(Default)]
 pub struct ExplainBackground {
+    reference: Mutex<Option<Background>>,
     filling: Mutex<Option<Vec<NamedTensor>>>,
     full: OnceLock<Background>,
 }
 
 impl ExplainBackground {
+    /// Whether answers should still be offered (no reference data, not
+    /// full yet).
     pub fn wants_rows(&self) -> bool {
-        self.full.get().is_none()
+        self.full.get().is_none() && self.reference.lock().expect("background lock").is_none()
+    }
+
+    pub fn has_reference(&self) -> bool {
+        self.reference.lock().expect("background lock").is_some()
+    }
+
+    /// Rows of the reference data (prepared for the model) replace the
+    /// answered rows as the background.
+    pub fn set_reference(&self, background: Background) {
+        *self.reference.lock().expect("background lock") = Some(background);
     }
 
     /// Rows still wanted (0 once full): callers prepare only these.
@@ -105,15 +123,82 @@ impl ExplainBackground {
         }
     }
 
-    /// The background so far: every row once full, else the rows collected
-    /// yet (`None` before the first answer).
+    /// The background: the reference data's rows, else every answered row
+    /// once full, else the rows collected yet (`None` before the first
+    /// answer).
     pub fn current(&self) -> Option<Background> {
+        if let Some(reference) = self.reference.lock().expect("background lock").as_ref() {
+            return Some(reference.clone());
+        }
         if let Some(full) = self.full.get() {
             return Some(full.clone());
         }
         let filling = self.filling.lock().expect("background lock");
         filling.as_ref().map(|rows| Background::new(rows.clone()))
     }
+}
+
+/// Where a model version's reference background is stored (names may hold
+/// any character: hex-encoded).
+pub fn background_path(model: &sextant_core::ModelRef) -> String {
+    let name: String = model.name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("monitoring/backgrounds/{name}/{}.json", model.version)
+}
+
+/// Request columns as stored beside the monitoring profiles:
+/// `{"columns": [{"name", "values"}]}`, numbers (null for NaN), strings or
+/// booleans.
+pub fn columns_json(columns: &[NamedTensor]) -> serde_json::Value {
+    use sextant_serve::TensorData;
+    let columns: Vec<serde_json::Value> = columns
+        .iter()
+        .map(|column| {
+            let values: Vec<serde_json::Value> = match &column.tensor.data {
+                TensorData::Str(v) => v.iter().map(|s| serde_json::json!(s)).collect(),
+                TensorData::Bool(v) => v.iter().map(|b| serde_json::json!(b)).collect(),
+                data => (0..data.len())
+                    .map(|i| {
+                        data.get_f64(i)
+                            .filter(|x| x.is_finite())
+                            .map_or(serde_json::Value::Null, |x| serde_json::json!(x))
+                    })
+                    .collect(),
+            };
+            serde_json::json!({"name": column.name, "values": values})
+        })
+        .collect();
+    serde_json::json!({ "columns": columns })
+}
+
+/// The columns `columns_json` wrote; `None` when `value` is not that.
+pub fn columns_from_json(value: &serde_json::Value) -> Option<Vec<NamedTensor>> {
+    use sextant_serve::{Tensor, TensorData};
+    value["columns"]
+        .as_array()?
+        .iter()
+        .map(|column| {
+            let name = column["name"].as_str()?;
+            let values = column["values"].as_array()?;
+            let data = if values.iter().any(serde_json::Value::is_string) {
+                TensorData::Str(
+                    values
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_owned))
+                        .collect::<Option<_>>()?,
+                )
+            } else if !values.is_empty() && values.iter().all(serde_json::Value::is_boolean) {
+                TensorData::Bool(values.iter().map(|v| v.as_bool() == Some(true)).collect())
+            } else {
+                TensorData::F64(
+                    values
+                        .iter()
+                        .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                        .collect(),
+                )
+            };
+            Some(NamedTensor::new(name, Tensor::column(data)))
+        })
+        .collect()
 }
 
 pub(crate) fn first_rows(tensor: &NamedTensor, rows: usize) -> NamedTensor {

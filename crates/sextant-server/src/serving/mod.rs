@@ -40,7 +40,7 @@ use arc_swap::ArcSwap;
 use sextant_api::deployments::{self as dto, ArmCounters};
 use sextant_core::{ArmRole, DeploymentSpec, ModelRef, Policy};
 use sextant_serve::model::Layout;
-use sextant_serve::{CallCost, NamedTensor};
+use sextant_serve::{Background, CallCost, NamedTensor};
 use tokio::sync::Semaphore;
 
 pub use self::codec::scoring_csv as read_csv_columns;
@@ -640,6 +640,7 @@ impl Serving {
             let log_model = Arc::new(model.model_ref.clone());
             let version_monitor = monitor.version(&log_model);
             self.load_version_profile(&monitor, &version_monitor).await;
+            self.load_reference_background(&model).await;
             arms.push(LiveArm {
                 name: arm.name.clone(),
                 role: arm.role,
@@ -998,9 +999,50 @@ impl Serving {
         }
     }
 
-    /// A stored profile (embedded servers); `None` when there is none, or
-    /// (with a warning) when it cannot be read.
-    async fn get_profile(&self, path: &str) -> Option<monitoring::StoredProfile> {
+    /// Sets `loaded`'s explanation background to rows of its reference
+    /// data (`columns`, request columns), and stores them so that the next
+    /// start finds them.
+    pub async fn set_reference_background(
+        &self,
+        loaded: &LoadedVersion,
+        columns: Vec<NamedTensor>,
+    ) {
+        let stored = explain::columns_json(&columns);
+        match loaded.model.prepare(columns, Layout::Columns) {
+            Ok(prepared) => {
+                loaded.background.set_reference(Background::new(prepared));
+                self.put_profile(&explain::background_path(&loaded.model_ref), &stored)
+                    .await;
+            }
+            Err(err) => {
+                tracing::info!(model = %loaded.model_ref, cause = %err, "the reference rows cannot be the explanation background");
+            }
+        }
+    }
+
+    /// The stored reference background of `loaded`, if any (embedded
+    /// servers).
+    async fn load_reference_background(&self, loaded: &LoadedVersion) {
+        if loaded.background.has_reference() {
+            return;
+        }
+        let Some(stored) = self
+            .get_profile::<serde_json::Value>(&explain::background_path(&loaded.model_ref))
+            .await
+        else {
+            return;
+        };
+        let prepared = explain::columns_from_json(&stored)
+            .and_then(|columns| loaded.model.prepare(columns, Layout::Columns).ok());
+        if let Some(prepared) = prepared {
+            loaded.background.set_reference(Background::new(prepared));
+        }
+    }
+
+    /// A stored profile, or other monitoring JSON (embedded servers);
+    /// `None` when there is none, or (with a warning) when it cannot be
+    /// read.
+    async fn get_profile<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
         let Source::Local { artifacts, .. } = &self.inner.source else {
             return None;
         };
@@ -1009,8 +1051,7 @@ impl Serving {
         use futures::TryStreamExt;
         let read = download.body.try_collect::<Vec<bytes::Bytes>>().await;
         let parsed = read.map_err(|e| e.to_string()).and_then(|chunks| {
-            serde_json::from_slice::<monitoring::StoredProfile>(&chunks.concat())
-                .map_err(|e| e.to_string())
+            serde_json::from_slice::<T>(&chunks.concat()).map_err(|e| e.to_string())
         });
         match parsed {
             Ok(stored) => Some(stored),
@@ -1041,7 +1082,7 @@ impl Serving {
         .await;
     }
 
-    async fn put_profile(&self, path: &str, profile: &monitoring::StoredProfile) {
+    async fn put_profile<T: serde::Serialize>(&self, path: &str, profile: &T) {
         let Source::Local { artifacts, .. } = &self.inner.source else {
             return;
         };

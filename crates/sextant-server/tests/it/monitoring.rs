@@ -198,6 +198,16 @@ async fn the_first_rows_become_the_reference_and_drift_is_found(app: TestApp) {
     assert_eq!(reply.status, 404);
 }
 
+async fn explain_interventional(app: &TestApp) -> crate::helpers::Reply {
+    let body = json!({"dataframe_records": [{"a": 0.0, "b": 0.2, "c": 5.0}]});
+    app.raw(
+        Method::POST,
+        "/deployments/uploads/explain?method=tree_interventional",
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
 async fn upload(app: &TestApp, path: &str, body: Vec<u8>) -> crate::helpers::Reply {
     app.raw(Method::PUT, &format!("/api/v1{path}"), body).await
 }
@@ -265,4 +275,26 @@ async fn an_uploaded_reference_is_used_and_bad_uploads_are_refused(app: TestApp)
     let report = &status["versions"][0]["report"];
     assert_eq!(report["rows"], 1001, "{report}");
     assert_eq!(report["drifted_features"], 0, "{report}");
+
+    // The reference's rows (100, evenly spaced) are the explanation
+    // background, and stay so across a restart.
+    let reply = explain_interventional(&app).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["background_rows"], 100, "{}", reply.body);
+    let hash = reply.body["background_hash"].clone();
+    let app = app.restart().await;
+    let mut reply = explain_interventional(&app).await;
+    for _ in 0..200 {
+        if reply.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        reply = explain_interventional(&app).await;
+    }
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["background_rows"], 100, "{}", reply.body);
+    assert_eq!(
+        reply.body["background_hash"], hash,
+        "the same rows after a restart"
+    );
 }
