@@ -155,6 +155,10 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stopped.changed() => return,
         }
+        // Servers sharing a database evaluate once: on the leader.
+        if !state.serving().is_none_or(|s| s.leads_background_work()) {
+            continue;
+        }
         let deployments: std::collections::BTreeSet<String> =
             match state.store().alert_rules(None).await {
                 Ok(rules) => rules.into_iter().map(|r| r.deployment).collect(),

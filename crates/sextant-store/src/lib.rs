@@ -19,6 +19,7 @@ mod db;
 mod deployments;
 mod experiments;
 mod governance;
+mod leader;
 mod logged_models;
 mod migrate;
 mod monitoring;
@@ -37,6 +38,7 @@ use sqlx::AnyPool;
 pub use crate::audit::{entry_hash, AuditQuery, GENESIS_HASH};
 pub use crate::deployments::{DeploymentRecord, RevisionRecord};
 pub use crate::governance::{Credentials, NewTransitionRequest, TokenOwner, TransitionFilter};
+pub use crate::leader::{Leadership, LEADER_PERIOD};
 pub use crate::logged_models::NewLoggedModel;
 pub use crate::monitoring::{
     AlertEventRecord, AlertRuleRecord, FeedbackRecord, FeedbackWrite, TriggerRunRecord,
@@ -111,6 +113,9 @@ pub struct Store {
     /// two of them try to upgrade to writing at once.
     write_pool: AnyPool,
     backend: Backend,
+    /// The database's URL (for connections outside the pools: the leader
+    /// election's session).
+    url: String,
     default_artifact_root: String,
     writer: writer::WriterHandle,
     audit: audit::AuditWriter,
@@ -137,6 +142,7 @@ impl Store {
             pool,
             write_pool,
             backend,
+            url,
             default_artifact_root: config.default_artifact_root.clone(),
             writer,
             audit,

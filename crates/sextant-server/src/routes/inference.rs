@@ -862,6 +862,9 @@ pub(crate) async fn metrics(State(serving): State<Serving>) -> Response {
         )],
         {
             let mut text = serving.metrics().render();
+            if let Some(leader) = serving.leader_metric() {
+                text.push_str(&leader);
+            }
             text.push_str(&crate::serving::monitoring::render_metrics(
                 &serving.monitors(),
                 crate::serving::now_micros(),

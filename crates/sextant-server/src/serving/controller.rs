@@ -159,6 +159,9 @@ pub async fn drive_canaries(
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => return,
         }
+        if !serving.leads_background_work() {
+            continue;
+        }
         let records = match store.list_deployments(&sextant_core::Readable::All).await {
             Ok(records) => records,
             Err(err) => {

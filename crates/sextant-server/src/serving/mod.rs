@@ -363,6 +363,9 @@ struct ServingInner {
     abuse: Arc<abuse::AbuseMonitor>,
     /// Each deployment's traffic over the last hour, for the UI.
     traffic: traffic::TrafficHistory,
+    /// Whether this server leads the background work several servers on
+    /// one database must do once (unset: a replica, which does none).
+    leadership: std::sync::OnceLock<sextant_store::Leadership>,
     /// Stages of the changes callers are waiting for.
     progress: progress::ProgressBoard,
 }
@@ -425,6 +428,7 @@ impl Serving {
                 feedback,
                 abuse,
                 traffic: traffic::TrafficHistory::default(),
+                leadership: std::sync::OnceLock::new(),
                 progress: progress::ProgressBoard::default(),
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
@@ -454,7 +458,9 @@ impl Serving {
             artifacts,
         };
         let started_us = now_micros();
+        let leadership = store.leadership("background", sextant_store::LEADER_PERIOD);
         let serving = Serving::new(config, source, log);
+        let _ = serving.inner.leadership.set(leadership);
         let (sampler, mut sampler_stopped) = (serving.clone(), serving.stopped());
         serving.spawn(async move {
             let mut ticks = tokio::time::interval(traffic::SAMPLE_PERIOD);
@@ -523,6 +529,27 @@ impl Serving {
     }
 
     /// Runs `task` until shutdown (it should watch [`Serving::stopped`]).
+    /// Whether this process runs the background work that servers sharing
+    /// a database run once (alert evaluation, retraining schedules, the
+    /// canary controller): the leader does; a lone server always leads.
+    pub fn leads_background_work(&self) -> bool {
+        self.inner
+            .leadership
+            .get()
+            .is_none_or(sextant_store::Leadership::is_leader)
+    }
+
+    /// `sextant_leader` for `/metrics` (servers only).
+    pub fn leader_metric(&self) -> Option<String> {
+        self.inner.leadership.get().map(|leadership| {
+            format!(
+                "# HELP sextant_leader 1 when this server leads the background work (alerts, retraining schedules, canaries) of the servers sharing its database.\n\
+                 # TYPE sextant_leader gauge\nsextant_leader {}\n",
+                u8::from(leadership.is_leader())
+            )
+        })
+    }
+
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.inner.tasks.lock().expect("tasks lock").spawn(task);
     }
@@ -540,6 +567,9 @@ impl Serving {
         self.inner.log.shutdown();
         let mut tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("tasks lock"));
         while tasks.join_next().await.is_some() {}
+        if let Some(leadership) = self.inner.leadership.get() {
+            leadership.release();
+        }
     }
 
     /// Marks the initial load done: readiness now depends on the

@@ -121,7 +121,7 @@ pub async fn spawn_postgres_app() -> Option<TestApp> {
 }
 
 /// Creates `sextant_test_<uuid>` on the configured server and returns its URL.
-async fn fresh_postgres_database() -> Option<String> {
+pub async fn fresh_postgres_database() -> Option<String> {
     let admin_url = std::env::var("SEXTANT_TEST_POSTGRES_URL").ok()?;
     let name = format!("sextant_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin_url)

@@ -11,6 +11,7 @@ mod durability;
 mod experiments;
 mod feedback;
 mod governance;
+mod leader;
 mod mlflow_details;
 mod monitoring;
 mod registry;

@@ -1,0 +1,95 @@
+//! One leader for the background work of the servers sharing a database:
+//! a PostgreSQL advisory lock, taken over when the leader's session ends.
+
+use std::time::{Duration, Instant};
+
+use sextant_store::{Leadership, Store, StoreConfig};
+
+use crate::helpers::{fresh_postgres_database, spawn_app, Backend};
+
+async fn open(url: &str) -> Store {
+    Store::open(&StoreConfig {
+        database_url: url.into(),
+        default_artifact_root: "mlflow-artifacts:/".into(),
+        max_connections: 4,
+    })
+    .await
+    .expect("open store")
+}
+
+fn leaders(leaderships: &[Leadership]) -> Vec<usize> {
+    (0..leaderships.len())
+        .filter(|&i| leaderships[i].is_leader())
+        .collect()
+}
+
+/// Waits until exactly one of `leaderships` leads, and returns it.
+async fn sole_leader(leaderships: &[Leadership], within: Duration) -> usize {
+    let started = Instant::now();
+    loop {
+        if let [leader] = leaders(leaderships)[..] {
+            return leader;
+        }
+        assert!(
+            started.elapsed() < within,
+            "no single leader within {within:?}: {:?}",
+            leaders(leaderships)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_on_sqlite_leads_and_says_so() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("\nsextant_leader 1\n"), "{text}");
+}
+
+#[tokio::test]
+async fn one_of_three_servers_on_postgres_leads_and_another_takes_over() {
+    let Some(url) = fresh_postgres_database().await else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set SEXTANT_TEST_POSTGRES_URL"
+        );
+        return;
+    };
+    let period = Duration::from_millis(100);
+    let stores = [open(&url).await, open(&url).await, open(&url).await];
+    let mut leaderships: Vec<Leadership> = stores
+        .iter()
+        .map(|store| store.leadership("background", period))
+        .collect();
+    let first = sole_leader(&leaderships, Duration::from_secs(5)).await;
+    // It stays the only one.
+    for _ in 0..10 {
+        tokio::time::sleep(period).await;
+        assert_eq!(leaders(&leaderships), vec![first]);
+    }
+    // Other work has a leader of its own.
+    let other = stores[0].leadership("other work", period);
+    let started = Instant::now();
+    while !other.is_leader() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "other work has no leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The leader's session ends (its process died): another takes over
+    // within a period or two.
+    let ended = Instant::now();
+    leaderships.remove(first).release();
+    let second = sole_leader(&leaderships, Duration::from_secs(5)).await;
+    let failover = ended.elapsed();
+    assert!(
+        failover < Duration::from_secs(2),
+        "failover took {failover:?}"
+    );
+    eprintln!("failover in {failover:?}; leader {second} of the two left");
+    for store in &stores {
+        store.close().await;
+    }
+}
