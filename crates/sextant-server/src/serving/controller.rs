@@ -40,6 +40,66 @@ pub async fn load_stored(store: &Store, serving: &Serving) {
     }
 }
 
+/// How often a server looks for deployment changes made through another
+/// server on the same database.
+pub const FOLLOW_STORED_PERIOD: Duration = Duration::from_secs(2);
+
+/// Every server on a shared database serves what the store holds: a
+/// change made through another server (a new revision, a new or deleted
+/// deployment) is served here within `period`. A revision that failed to
+/// load here is not tried again until a newer one is stored. Stops when
+/// `stop` turns true.
+pub async fn follow_stored(
+    store: Store,
+    serving: Serving,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+        let records = match store.list_deployments(&sextant_core::Readable::All).await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot list deployments to follow");
+                continue;
+            }
+        };
+        for record in &records {
+            let seen = serving
+                .deployment(&record.name)
+                .map(|slot| slot.latest().0.max(slot.live().revision));
+            if seen.is_some_and(|revision| revision >= record.revision) {
+                continue;
+            }
+            if seen.is_none() {
+                // Deleted here since the listing? Then it stays deleted.
+                if store.get_deployment(&record.name).await.is_err() {
+                    continue;
+                }
+            }
+            match decode_spec(&record.spec) {
+                Ok(spec) => {
+                    let _ = serving.apply(&record.name, record.revision, &spec).await;
+                }
+                Err(err) => {
+                    tracing::error!(deployment = record.name, error = %err, "stored spec is unreadable")
+                }
+            }
+        }
+        let stored: std::collections::HashSet<&str> =
+            records.iter().map(|r| r.name.as_str()).collect();
+        for name in serving.deployment_names() {
+            if !stored.contains(name.as_str()) && store.get_deployment(&name).await.is_err() {
+                tracing::info!(deployment = name, "deleted through another server");
+                serving.remove(&name);
+            }
+        }
+    }
+}
+
 pub fn decode_spec(json: &str) -> Result<DeploymentSpec, String> {
     let document: dto::DeploymentSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
     DeploymentSpec::try_from(&document)

@@ -441,7 +441,8 @@ impl Serving {
 
     /// Serving inside `sextant server`: models come from this process's
     /// registry and artifact store, predictions are logged there, stored
-    /// deployments load in the background, and the canary controller runs
+    /// deployments load in the background (and changes other servers on
+    /// the database make are followed), and the canary controller runs
     /// every `canary_period`.
     pub fn embedded(
         store: sextant_store::Store,
@@ -476,7 +477,15 @@ impl Serving {
             controller::load_stored(&store, &loader).await;
             loader.restore_feedback_index(&store, started_us).await;
             loader.set_booted();
-            controller::drive_canaries(store, loader, canary_period, stopped).await;
+            tokio::join!(
+                controller::follow_stored(
+                    store.clone(),
+                    loader.clone(),
+                    controller::FOLLOW_STORED_PERIOD,
+                    stopped.clone(),
+                ),
+                controller::drive_canaries(store, loader, canary_period, stopped),
+            );
         });
         serving
     }

@@ -139,6 +139,29 @@ pub async fn fresh_postgres_database() -> Option<String> {
 }
 
 async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp {
+    let artifacts = dir.path().join("artifacts");
+    start_with_artifacts(dir, database_url, options, artifacts).await
+}
+
+/// Another server on `other`'s database and artifact directory, as a
+/// second process behind a load balancer.
+pub async fn spawn_beside(other: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start_with_artifacts(
+        dir,
+        other.database_url.clone(),
+        other.options.clone(),
+        other.dir.path().join("artifacts"),
+    )
+    .await
+}
+
+async fn start_with_artifacts(
+    dir: TempDir,
+    database_url: String,
+    options: Options,
+    artifacts: std::path::PathBuf,
+) -> TestApp {
     let store = Store::open(&StoreConfig {
         database_url: database_url.clone(),
         default_artifact_root: "mlflow-artifacts:/".into(),
@@ -146,12 +169,8 @@ async fn start(dir: TempDir, database_url: String, options: Options) -> TestApp 
     })
     .await
     .expect("open store");
-    let artifacts = ArtifactStore::open(
-        &dir.path().join("artifacts").display().to_string(),
-        &[],
-        64 * 1024 * 1024,
-    )
-    .expect("artifacts");
+    let artifacts = ArtifactStore::open(&artifacts.display().to_string(), &[], 64 * 1024 * 1024)
+        .expect("artifacts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -93,3 +93,67 @@ async fn one_of_three_servers_on_postgres_leads_and_another_takes_over() {
         store.close().await;
     }
 }
+
+/// Waits until `GET /v2/models/shared-api` on `app` answers `status` with
+/// `version` first; returns how long it took.
+async fn wait_for(app: &crate::helpers::TestApp, status: u16, version: Option<&str>) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = app
+            .client
+            .get(app.url("/v2/models/shared-api"))
+            .send()
+            .await
+            .unwrap();
+        let got_status = reply.status().as_u16();
+        let body: serde_json::Value = reply.json().await.unwrap_or_default();
+        let got_version = body["versions"][0].as_str();
+        if got_status == status && got_version == version {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "waiting for {status} {version:?}, got {got_status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two servers on one PostgreSQL database and artifact store: a deployment
+/// created, changed and deleted through one is served, changed and removed
+/// on the other, and at most one of them leads.
+#[tokio::test]
+async fn servers_on_one_database_follow_each_others_deployments() {
+    use crate::serving::{create_deployment, register, v1};
+    use reqwest::Method;
+
+    let Some(first) = crate::helpers::spawn_postgres_app().await else {
+        return;
+    };
+    let second = crate::helpers::spawn_beside(&first).await;
+    let mut leading = 0;
+    for app in [&first, &second] {
+        let text = app.client.get(app.url("/metrics")).send().await.unwrap();
+        leading += usize::from(text.text().await.unwrap().contains("\nsextant_leader 1\n"));
+    }
+    assert!(leading <= 1, "{leading} leaders");
+
+    register(&first, "shared", 1, None).await;
+    register(&first, "shared", 2, None).await;
+    create_deployment(&first, "shared-api", "shared/1").await;
+    let took = wait_for(&second, 200, Some("1")).await;
+    eprintln!("the other server served the new deployment after {took:?}");
+    v1(
+        &first,
+        Method::PATCH,
+        "/deployments/shared-api",
+        Some(serde_json::json!({"model": "shared/2"})),
+    )
+    .await
+    .ok();
+    wait_for(&second, 200, Some("2")).await;
+    v1(&second, Method::DELETE, "/deployments/shared-api", None)
+        .await
+        .ok();
+    wait_for(&first, 404, None).await;
+}
