@@ -157,3 +157,19 @@ async fn servers_on_one_database_follow_each_others_deployments() {
         .ok();
     wait_for(&first, 404, None).await;
 }
+
+/// Servers started at once on a new database: the migrations run once
+/// (an advisory lock serialises them) and every server opens.
+#[tokio::test]
+async fn servers_starting_together_on_a_new_database_all_open() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let (a, b, c) = tokio::join!(open(&url), open(&url), open(&url));
+    for store in [&a, &b, &c] {
+        store.ping().await.expect("open and answering");
+        let default = store.get_experiment_by_name("Default").await.unwrap();
+        assert_eq!(default.experiment_id, "0");
+        store.close().await;
+    }
+}
