@@ -654,6 +654,47 @@ def test_batch_scoring_matches_the_library(own_server, data, tmp_path):
     assert missing.returncode == 2 and "nope.parquet" in missing.stderr
 
 
+def test_partitioned_batch_scoring_equals_one_process(data, tmp_path):
+    """`sextant predict --partition I/N`, as an indexed Job's pods run it: four processes
+    at once over a directory of five Parquet files (split by files), and three over one
+    file (split by rows), write outputs that, in partition order, are row for row the
+    single process's."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = data
+    model = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
+    model_dir = tmp_path / "model"
+    mlflow.sklearn.save_model(model, str(model_dir), serialization_format="cloudpickle", input_example=X.head(2))
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for part, rows in enumerate(np.array_split(np.arange(len(X)), 5)):
+        X.iloc[rows].to_parquet(dataset / f"part-{part:03d}.parquet")
+    X.to_parquet(tmp_path / "rows.parquet")
+
+    def predict(source, output, *extra):
+        return subprocess.Popen([str(_sextant_bin()), "predict", "--model", str(model_dir), "--input", str(source),
+                                 "--output", str(output), "--threads", "1", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def finished(process):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+
+    for source, count in [(dataset, 4), (tmp_path / "rows.parquet", 3)]:
+        whole = tmp_path / f"whole-{count}.parquet"
+        finished(predict(source, whole))
+        parts = [tmp_path / f"part-{count}-{i}.parquet" for i in range(count)]
+        for process in [predict(source, part, "--partition", f"{i}/{count}") for i, part in enumerate(parts)]:
+            finished(process)
+        expected = pd.read_parquet(whole)
+        assert len(expected) == len(X)
+        joined = pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
+        pd.testing.assert_frame_equal(joined, expected)
+    bad = predict(dataset, tmp_path / "x.parquet", "--partition", "4/4")
+    _, stderr = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and "0 ≤ I < N" in stderr, stderr
+
+
 def test_the_prediction_log_is_read_by_pandas_and_duckdb(own_server, data):
     import duckdb
     from sklearn.linear_model import LogisticRegression

@@ -26,12 +26,19 @@ pub struct PredictArgs {
     /// the server), or a local MLflow model directory.
     #[arg(long)]
     model: String,
-    /// Input rows: a .parquet or .csv file with a header.
+    /// Input rows: a .parquet or .csv file with a header, or a directory
+    /// of them (read in name order, as one table).
     #[arg(long)]
     input: PathBuf,
     /// Where predictions go: .parquet (default) or .csv.
     #[arg(long)]
     output: PathBuf,
+    /// Score only share I of N of the input (0 ≤ I < N), so that N
+    /// processes (an indexed Job's pods) score it together: a directory of
+    /// at least N files is split by files, anything else by rows, each
+    /// share contiguous, so the N outputs in order are the whole output.
+    #[arg(long, value_parser = parse_partition, value_name = "I/N")]
+    partition: Option<Partition>,
     /// Rows per chunk handed to the engine.
     #[arg(long, default_value_t = 8192)]
     chunk_rows: usize,
@@ -54,7 +61,8 @@ pub async fn predict(
     let started = Instant::now();
     let model_dir = model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
     let input = args.input.clone();
-    let columns = tokio::task::spawn_blocking(move || read_columns(&input)).await??;
+    let partition = args.partition;
+    let columns = tokio::task::spawn_blocking(move || read_input(&input, partition)).await??;
     let rows = columns.first().map_or(0, |c| c.tensor.rows());
     let options = load_options(args.cache_dir.as_deref());
     let threads = args
@@ -201,6 +209,112 @@ fn append(all: &mut Tensor, part: Tensor) -> anyhow::Result<()> {
         bail!("the model returned different types for different chunks");
     }
     Ok(())
+}
+
+/// Share `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Partition {
+    index: usize,
+    count: usize,
+}
+
+impl Partition {
+    /// The contiguous share of `0..len` this partition takes:
+    /// ⌊I·len/N⌋ .. ⌊(I+1)·len/N⌋, so that the shares tile `0..len` in order.
+    fn range(self, len: usize) -> std::ops::Range<usize> {
+        self.index * len / self.count..(self.index + 1) * len / self.count
+    }
+}
+
+fn parse_partition(text: &str) -> Result<Partition, String> {
+    let (index, count) = text
+        .split_once('/')
+        .ok_or_else(|| format!("'{text}' is not I/N (e.g. 0/4)"))?;
+    let index: usize = index
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{index}' is not a whole number"))?;
+    let count: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{count}' is not a whole number"))?;
+    if count == 0 || index >= count {
+        return Err(format!(
+            "partition {index}/{count}: need 0 ≤ I < N (the first of four is 0/4)"
+        ));
+    }
+    Ok(Partition { index, count })
+}
+
+/// The rows to score: a file, or a directory's files in name order, and of
+/// those this process's partition.
+pub(crate) fn read_input(
+    path: &Path,
+    partition: Option<Partition>,
+) -> anyhow::Result<Vec<NamedTensor>> {
+    if !path.is_dir() {
+        let columns = read_columns(path)?;
+        return Ok(match partition {
+            Some(partition) => rows_of(&columns, partition),
+            None => columns,
+        });
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("while listing {}", path.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|file| {
+            let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+            file.is_file()
+                && matches!(
+                    extension.to_ascii_lowercase().as_str(),
+                    "parquet" | "pq" | "csv"
+                )
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no .parquet or .csv files", path.display());
+    }
+    let by_files = partition.filter(|p| files.len() >= p.count);
+    if let Some(partition) = by_files {
+        files = files[partition.range(files.len())].to_vec();
+    }
+    let mut columns: Vec<NamedTensor> = Vec::new();
+    for file in &files {
+        let part = read_columns(file)?;
+        if columns.is_empty() {
+            columns = part;
+            continue;
+        }
+        let names = |c: &[NamedTensor]| c.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        if names(&columns) != names(&part) {
+            bail!(
+                "{} has columns {:?}, the files before it {:?}",
+                file.display(),
+                names(&part),
+                names(&columns)
+            );
+        }
+        for (all, more) in columns.iter_mut().zip(part) {
+            if !all.tensor.append(more.tensor) {
+                bail!("{}: column '{}' changes type", file.display(), all.name);
+            }
+        }
+    }
+    Ok(match (partition, by_files) {
+        (Some(partition), None) => rows_of(&columns, partition),
+        _ => columns,
+    })
+}
+
+/// The partition's contiguous rows of `columns`.
+fn rows_of(columns: &[NamedTensor], partition: Partition) -> Vec<NamedTensor> {
+    let rows = columns.first().map_or(0, |c| c.tensor.rows());
+    let range = partition.range(rows);
+    columns
+        .iter()
+        .map(|column| slice_rows(column, range.start, range.end))
+        .collect()
 }
 
 /// Reads a Parquet or CSV file into one column tensor per column.
@@ -425,5 +539,29 @@ fn cell_text(array: &ArrayRef, row: usize) -> String {
         ArrowType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
         ArrowType::Boolean => array.as_boolean().value(row).to_string(),
         _ => array.as_string::<i32>().value(row).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_tile_the_input_in_order() {
+        for len in [0, 1, 5, 7, 100] {
+            for count in 1..6 {
+                let mut next = 0;
+                for index in 0..count {
+                    let range = Partition { index, count }.range(len);
+                    assert_eq!(range.start, next, "{index}/{count} of {len}");
+                    next = range.end;
+                }
+                assert_eq!(next, len);
+            }
+        }
+        assert_eq!(parse_partition("1/4"), Ok(Partition { index: 1, count: 4 }));
+        for bad in ["4/4", "1", "a/2", "0/0", "-1/3"] {
+            assert!(parse_partition(bad).is_err(), "{bad}");
+        }
     }
 }

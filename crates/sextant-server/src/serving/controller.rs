@@ -55,11 +55,7 @@ pub async fn follow_stored(
     period: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = stop.changed() => return,
-        }
+    while next_round(period, &mut stop).await {
         let records = match store.list_deployments(&sextant_core::Readable::All).await {
             Ok(records) => records,
             Err(err) => {
@@ -97,6 +93,14 @@ pub async fn follow_stored(
                 serving.remove(&name);
             }
         }
+    }
+}
+
+/// Waits `period`; false when `stop` turned true first.
+async fn next_round(period: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => true,
+        _ = stop.changed() => false,
     }
 }
 
@@ -214,11 +218,7 @@ pub async fn drive_canaries(
     period: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = stop.changed() => return,
-        }
+    while next_round(period, &mut stop).await {
         if !serving.leads_background_work() {
             continue;
         }
