@@ -10,6 +10,7 @@ mod client;
 mod deploy;
 mod explain;
 mod image;
+mod k8s;
 mod monitor;
 mod output;
 mod watch;
@@ -130,6 +131,9 @@ enum Command {
         #[command(flatten)]
         args: deploy::ServeArgs,
     },
+    /// Kubernetes manifests for an installation: servers, replicas with autoscaling, batch Jobs, monitoring.
+    #[command(subcommand)]
+    K8s(k8s::K8sCommand),
     /// Compare two Parquet or CSV files column by column: a drift report in JSON or HTML.
     Drift(monitor::DriftArgs),
     /// Estimate a model's performance on unlabelled data from a labelled reference: CBPE for a binary classifier's scores, DLE for a regressor.
@@ -578,6 +582,7 @@ fn main() -> ExitCode {
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
+            Command::K8s(command) => k8s::k8s(command),
             Command::Drift(args) => monitor::drift(args),
             Command::Estimate(args) => monitor::estimate(args),
         }
