@@ -1,11 +1,15 @@
-"""`sextant k8s render`: the manifests for several values files, checked offline and
-strictly against Kubernetes 1.28, 1.32 and 1.37's schemas (kubernetes-validate), and
-for what every Sextant pod must be: non-root on a read-only root filesystem, with
-resources, probes and secrets by reference."""
+"""`sextant k8s render` and the Helm chart (`deploy/helm/sextant`): for several values
+files, the chart (rendered and linted by Helm's own engine, from PyPI's
+helm-python-sdk) and the command give the same manifests; they pass Kubernetes 1.28,
+1.32 and 1.37's schemas strictly (kubernetes-validate); and every Sextant pod is what it
+must be: non-root on a read-only root filesystem, with resources, probes and secrets by
+reference."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +22,7 @@ pytestmark = [
 ]
 
 KUBERNETES = ["1.28.0", "1.32.0", "1.37.0"]
+CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "sextant"
 # Custom resources are not in Kubernetes' schemas.
 CUSTOM = {"monitoring.coreos.com/v1"}
 
@@ -113,3 +118,28 @@ def test_production_values_give_replicas_autoscaling_a_batch_job_and_monitoring(
 def test_bad_values_are_refused_by_name(tmp_path):
     done = render(tmp_path, "serving: [{minReplicas: 2}]")
     assert done.returncode != 0 and "deployment" in done.stderr, done.stderr
+
+
+def documents(text: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def by_identity(docs: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
+
+
+@pytest.mark.parametrize("values", [None, DEVELOPMENT, PRODUCTION], ids=["defaults", "development", "production"])
+def test_the_helm_chart_renders_what_sextant_k8s_render_prints(tmp_path, values):
+    import helm_python
+
+    done = render(tmp_path, values)
+    assert done.returncode == 0, done.stderr
+    expected = by_identity(documents(done.stdout))
+    given = yaml.safe_load(values) if values else {}
+    rendered = helm_python.Chart.load(CHART).render(values=given, name="sextant", namespace="sextant")
+    charted = by_identity([doc for text in rendered.values() for doc in documents(text)])
+    assert sorted(charted) == sorted(expected)
+    for identity, doc in expected.items():
+        assert charted[identity] == doc, f"{identity}:\n{json.dumps(charted[identity], indent=1)}\n!=\n{json.dumps(doc, indent=1)}"
+    linted = helm_python.lint(str(CHART), given, strict=True)
+    assert linted["errors"] == [] and not [m for m in linted["messages"] if m["severity"] >= 2], linted

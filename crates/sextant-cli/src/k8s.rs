@@ -56,6 +56,10 @@ pub fn k8s(command: K8sCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The image by default (the chart's `values.yaml` says the same).
+const IMAGE_REPOSITORY: &str = "ghcr.io/sextant-ml/sextant";
+const IMAGE_TAG: &str = "latest";
+
 /// A served deployment's replicas.
 #[derive(Debug, Clone, PartialEq)]
 struct Serving {
@@ -112,7 +116,7 @@ impl Default for Values {
         Values {
             name: "sextant".into(),
             namespace: "sextant".into(),
-            image: "ghcr.io/sextant-ml/sextant:latest".into(),
+            image: format!("{IMAGE_REPOSITORY}:{IMAGE_TAG}"),
             pull_policy: "IfNotPresent".into(),
             server_replicas: 2,
             database_secret: "sextant-database".into(),
@@ -196,9 +200,14 @@ impl Values {
         };
         set(&mut values.name, text(root, "name")?);
         set(&mut values.namespace, text(root, "namespace")?);
-        if let (Some(repository), tag) = (text(root, "image.repository")?, text(root, "image.tag")?)
-        {
-            values.image = format!("{repository}:{}", tag.unwrap_or_else(|| "latest".into()));
+        let repository = text(root, "image.repository")?;
+        let tag = text(root, "image.tag")?;
+        if repository.is_some() || tag.is_some() {
+            values.image = format!(
+                "{}:{}",
+                repository.unwrap_or_else(|| IMAGE_REPOSITORY.into()),
+                tag.unwrap_or_else(|| IMAGE_TAG.into())
+            );
         }
         set(&mut values.pull_policy, text(root, "image.pullPolicy")?);
         if let Some(replicas) = number(root, "server.replicas")? {
@@ -226,8 +235,8 @@ impl Values {
             &mut values.memory_limit,
             text(root, "server.resources.memoryLimit")?,
         );
-        values.host = text(root, "ingress.host")?;
-        values.ingress_class = text(root, "ingress.className")?;
+        values.host = text(root, "ingress.host")?.filter(|h| !h.is_empty());
+        values.ingress_class = text(root, "ingress.className")?.filter(|c| !c.is_empty());
         values.service_monitor = flag(root, "monitoring.serviceMonitor")?.unwrap_or(false);
         values.prometheus_rules = flag(root, "monitoring.prometheusRules")?.unwrap_or(false);
         if let Yaml::Array(items) = at(root, "serving") {
