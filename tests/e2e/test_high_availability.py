@@ -1,0 +1,230 @@
+"""Three `sextant server` processes on one PostgreSQL database and one S3 bucket (moto),
+as behind a round-robin load balancer: every process serves what was deployed through
+any other; one leads the background work; when the leader is killed (SIGKILL) under
+write and inference load, another takes over in under 10 s, the alert that was firing
+is not announced again, no acknowledged write is lost, and the survivors return the
+same data."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import requests
+
+from conftest import AGAINST_MLFLOW, _Postgres, _free_port, _sextant_bin, _stop, _wait_until_healthy
+
+pytestmark = [
+    pytest.mark.sextant_only,
+    pytest.mark.skipif(AGAINST_MLFLOW, reason="Sextant's high availability"),
+]
+
+FAILOVER_LIMIT_S = 10.0
+
+
+class Webhooks:
+    """Keeps what the alerting posts."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", 0))
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+    def firing(self) -> list[dict]:
+        return [a for body in self.bodies for a in body.get("alerts", []) if a.get("status") == "firing"]
+
+
+@pytest.fixture
+def cluster():
+    if not (os.environ.get("SEXTANT_TEST_POSTGRES_URL") and os.environ.get("SEXTANT_TEST_S3_ENDPOINT")):
+        if os.environ.get("CI"):
+            pytest.fail("CI must set SEXTANT_TEST_POSTGRES_URL and SEXTANT_TEST_S3_ENDPOINT")
+        pytest.skip("needs PostgreSQL and S3 (scripts/test starts both)")
+    postgres = _Postgres(os.environ["SEXTANT_TEST_POSTGRES_URL"])
+    database = postgres.create()
+    root = Path(tempfile.mkdtemp(prefix="sextant-ha-"))
+    bucket = os.environ.get("SEXTANT_TEST_S3_BUCKET", "sextant-test")
+    env = dict(os.environ, NO_COLOR="1", RUST_LOG="info", AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
+               AWS_ENDPOINT=os.environ["SEXTANT_TEST_S3_ENDPOINT"], AWS_ALLOW_HTTP="true")  # fmt: skip
+    artifacts = f"s3://{bucket}/ha-{uuid.uuid4().hex}"
+    servers: list[dict] = []
+
+    def start(index: int, port: int | None = None) -> dict:
+        port = port or _free_port()
+        log = root / f"server-{index}-{time.monotonic_ns()}.log"
+        cmd = [str(_sextant_bin()), "server", "--host", "127.0.0.1", "--port", str(port),
+               "--data-dir", str(root / f"data-{index}"), "--backend-store-uri", database,
+               "--artifacts-destination", artifacts, "--alert-check-seconds", "0.5",
+               "--webhook-allowed-hosts", "127.0.0.1"]  # fmt: skip
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)  # fmt: skip
+        uri = f"http://127.0.0.1:{port}"
+        _wait_until_healthy(proc, uri, log, 60.0, f"server {index}")
+        return {"index": index, "uri": uri, "proc": proc, "port": port, "log": log}
+
+    try:
+        servers.extend(start(i) for i in range(3))
+        yield {"servers": servers, "start": start}
+    finally:
+        for server in servers:
+            if server["proc"].poll() is None:
+                _stop(server["proc"])
+        postgres.drop()
+
+
+def leader_of(servers: list[dict]) -> list[dict]:
+    leading = []
+    for server in servers:
+        if server["proc"].poll() is not None:
+            continue
+        try:
+            text = requests.get(f"{server['uri']}/metrics", timeout=5).text
+        except requests.RequestException:
+            continue
+        if "\nsextant_leader 1\n" in text:
+            leading.append(server)
+    return leading
+
+
+def wait_for_one_leader(servers: list[dict], within: float) -> dict:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        leading = leader_of(servers)
+        if len(leading) == 1:
+            return leading[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no single leader within {within} s: {[s['index'] for s in leader_of(servers)]}")
+
+
+def test_three_servers_fail_over_under_load_without_losing_or_repeating_anything(cluster):
+    from sklearn.linear_model import LogisticRegression
+
+    servers = cluster["servers"]
+    first = wait_for_one_leader(servers, 15)
+    alive = lambda: [s for s in servers if s["proc"].poll() is None]  # noqa: E731
+    round_robin = itertools.cycle(range(3))
+
+    def next_uri() -> str:
+        for _ in range(3):
+            server = servers[next(round_robin)]
+            if server["proc"].poll() is None:
+                return server["uri"]
+        raise AssertionError("no server alive")
+
+    # Log and register through one server; deploy through another; all three serve it.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] > 0).astype(int)
+    mlflow.set_tracking_uri(servers[0]["uri"])
+    mlflow.set_registry_uri(servers[0]["uri"])
+    mlflow.set_experiment("ha")
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:2])
+    run_id = run.info.run_id
+    version = mlflow.register_model(info.model_uri, "ha-model").version
+    created = subprocess.run([str(_sextant_bin()), "deployments", "create", "ha-api", "--model", f"ha-model/{version}"],
+                             env=dict(os.environ, SEXTANT_SERVER=servers[1]["uri"]), capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    for server in servers:
+        deadline = time.monotonic() + 20
+        while requests.get(f"{server['uri']}/v2/models/ha-api/ready", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, f"server {server['index']} never served ha-api"
+            time.sleep(0.2)
+
+    # An alert that fires while there is traffic, announced to a webhook.
+    hooks = Webhooks()
+    rule = {"metric": "requests_interval", "condition": {"threshold": {"op": ">", "value": 0}},
+            "severity": "info", "webhooks": [hooks.url]}  # fmt: skip
+    reply = requests.put(f"{servers[2]['uri']}/api/v1/deployments/ha-api/alerts/traffic", json=rule, timeout=30)
+    assert reply.status_code == 200, reply.text
+
+    # Load: predictions and metric writes, round robin over the live servers.
+    stop = threading.Event()
+    acknowledged: list[tuple[int, float]] = []
+    failures: list[str] = []
+
+    def load() -> None:
+        step = 0
+        while not stop.is_set():
+            uri = next_uri()
+            try:
+                reply = requests.post(f"{uri}/deployments/ha-api/invocations",
+                                      json={"instances": rng.normal(size=(4, 3)).tolist()}, timeout=10)  # fmt: skip
+                if reply.status_code != 200:
+                    failures.append(f"invocations: {reply.status_code} {reply.text[:200]}")
+                value = float(step)
+                reply = requests.post(f"{next_uri()}/api/2.0/mlflow/runs/log-metric", timeout=10,
+                                      json={"run_id": run_id, "key": "progress", "value": value,
+                                            "timestamp": 1_000 + step, "step": step})  # fmt: skip
+                if reply.status_code == 200:
+                    acknowledged.append((step, value))
+            except requests.RequestException:
+                pass  # the server just killed; the next one answers
+            step += 1
+            time.sleep(0.01)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not hooks.firing():
+            assert time.monotonic() < deadline, "the traffic alert never fired"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        leader = wait_for_one_leader(servers, 5)
+        killed_at = time.monotonic()
+        leader["proc"].kill()
+        leader["proc"].wait(timeout=10)
+        survivors = [s for s in servers if s is not leader]
+        successor = wait_for_one_leader(survivors, FAILOVER_LIMIT_S + 5)
+        failover = time.monotonic() - killed_at
+        print(f"leader {leader['index']} killed; server {successor['index']} led after {failover:.2f} s")
+        assert failover < FAILOVER_LIMIT_S, failover
+        # Keep the load on long enough for the successor to evaluate many times.
+        time.sleep(4.0)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert first is not None
+    assert not failures, failures[:5]
+    assert len(hooks.firing()) == 1, hooks.bodies
+
+    # No acknowledged write lost, and the survivors agree.
+    histories = []
+    for server in alive():
+        reply = requests.get(f"{server['uri']}/api/2.0/mlflow/metrics/get-history",
+                             params={"run_id": run_id, "metric_key": "progress", "max_results": 25000}, timeout=30)  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        histories.append(sorted((m["step"], m["value"]) for m in reply.json().get("metrics", [])))
+    assert acknowledged, "no write was acknowledged"
+    assert set(acknowledged) <= set(histories[0]), sorted(set(acknowledged) - set(histories[0]))[:5]
+    assert all(h == histories[0] for h in histories)
+    deployments = [requests.get(f"{s['uri']}/api/v1/deployments/ha-api", timeout=30).json()["revision"] for s in alive()]
+    assert len(set(deployments)) == 1, deployments
