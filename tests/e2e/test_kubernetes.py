@@ -24,7 +24,7 @@ pytestmark = [
 KUBERNETES = ["1.28.0", "1.32.0", "1.37.0"]
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "sextant"
 # Custom resources are not in Kubernetes' schemas.
-CUSTOM = {"monitoring.coreos.com/v1"}
+CUSTOM = {"monitoring.coreos.com/v1", "keda.sh/v1alpha1"}
 
 PRODUCTION = """
 name: ml
@@ -40,7 +40,7 @@ ingress: {host: ml.example.com, className: nginx}
 monitoring: {serviceMonitor: true, prometheusRules: true}
 serving:
   - {deployment: fraud-api, minReplicas: 2, maxReplicas: 20, targetInFlight: 16}
-  - {deployment: churn, minReplicas: 1, maxReplicas: 4}
+  - {deployment: churn, minReplicas: 1, maxReplicas: 4, keda: true}
 batch: {name: nightly, model: fraud@champion, input: calls/2026-12-06, output: scores/2026-12-06, claim: ml-data, parts: 4}
 """
 
@@ -100,7 +100,10 @@ def test_production_values_give_replicas_autoscaling_a_batch_job_and_monitoring(
         by_kind.setdefault(doc["kind"], []).append(doc)
     servers = [d for d in by_kind["Deployment"] if d["metadata"]["name"] == "ml"]
     assert servers[0]["spec"]["replicas"] == 3
-    assert {d["metadata"]["name"] for d in by_kind["HorizontalPodAutoscaler"]} == {"ml-fraud-api", "ml-churn"}
+    assert {d["metadata"]["name"] for d in by_kind["HorizontalPodAutoscaler"]} == {"ml-fraud-api"}
+    (keda,) = by_kind["ScaledObject"]
+    assert keda["spec"]["scaleTargetRef"]["name"] == "ml-churn" and keda["spec"]["maxReplicaCount"] == 4
+    assert 'pod=~"ml-churn-.*"' in keda["spec"]["triggers"][0]["metadata"]["query"]
     fraud = next(d for d in by_kind["HorizontalPodAutoscaler"] if d["metadata"]["name"] == "ml-fraud-api")
     assert (fraud["spec"]["minReplicas"], fraud["spec"]["maxReplicas"]) == (2, 20)
     assert fraud["spec"]["metrics"][0]["pods"]["metric"]["name"] == "sextant_inference_in_flight"
@@ -143,3 +146,26 @@ def test_the_helm_chart_renders_what_sextant_k8s_render_prints(tmp_path, values)
         assert charted[identity] == doc, f"{identity}:\n{json.dumps(charted[identity], indent=1)}\n!=\n{json.dumps(doc, indent=1)}"
     linted = helm_python.lint(str(CHART), given, strict=True)
     assert linted["errors"] == [] and not [m for m in linted["messages"] if m["severity"] >= 2], linted
+
+
+def test_grafana_dashboards_query_only_metrics_sextant_exports():
+    """Every PromQL expression of the dashboards in deploy/grafana names metrics the
+    server writes (histograms by their _bucket series) and valid panel JSON."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    exported = set(re.findall(r'"(sextant_[a-z_]+)"', "".join(
+        path.read_text() for path in (root / "crates" / "sextant-server" / "src").rglob("*.rs"))))
+    exported |= {"sextant_leader"}  # written as one formatted line
+    dashboards = sorted((root / "deploy" / "grafana").glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"] and dashboard["panels"]
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                names = set(re.findall(r"\bsextant_[a-z_]+", target["expr"]))
+                assert names, target
+                for name in names:
+                    base = re.sub(r"_(bucket|sum|count)$", "", name)
+                    assert base in exported, f"{path.name}: {panel['title']}: {name} is not exported"

@@ -68,6 +68,9 @@ struct Serving {
     max_replicas: u64,
     /// Average in-flight requests per replica the autoscaler aims for.
     target_in_flight: u64,
+    /// Scale with a KEDA ScaledObject (querying Prometheus) instead of a
+    /// HorizontalPodAutoscaler.
+    keda: bool,
 }
 
 /// A dataset scored over `parts` pods.
@@ -107,6 +110,8 @@ struct Values {
     memory_limit: String,
     service_monitor: bool,
     prometheus_rules: bool,
+    /// Where KEDA's Prometheus trigger queries.
+    prometheus_address: String,
     serving: Vec<Serving>,
     batch: Option<Batch>,
 }
@@ -131,6 +136,7 @@ impl Default for Values {
             memory_limit: "2Gi".into(),
             service_monitor: false,
             prometheus_rules: false,
+            prometheus_address: "http://prometheus-operated.monitoring.svc:9090".into(),
             serving: Vec::new(),
             batch: None,
         }
@@ -239,6 +245,10 @@ impl Values {
         values.ingress_class = text(root, "ingress.className")?.filter(|c| !c.is_empty());
         values.service_monitor = flag(root, "monitoring.serviceMonitor")?.unwrap_or(false);
         values.prometheus_rules = flag(root, "monitoring.prometheusRules")?.unwrap_or(false);
+        set(
+            &mut values.prometheus_address,
+            text(root, "monitoring.prometheusAddress")?,
+        );
         if let Yaml::Array(items) = at(root, "serving") {
             for item in items {
                 let deployment = text(item, "deployment")?.ok_or_else(|| {
@@ -251,6 +261,7 @@ impl Values {
                     min_replicas,
                     max_replicas,
                     target_in_flight: number(item, "targetInFlight")?.unwrap_or(8).max(1),
+                    keda: flag(item, "keda")?.unwrap_or(false),
                 });
             }
         }
@@ -490,6 +501,27 @@ fn manifests(values: &Values) -> Vec<Value> {
             "metadata": values.metadata(&replica, &component),
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": values.labels(&component)}},
         }));
+        if serving.keda {
+            // KEDA makes and drives the HorizontalPodAutoscaler itself.
+            docs.push(json!({
+                "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                "metadata": values.metadata(&replica, &component),
+                "spec": {
+                    "scaleTargetRef": {"name": replica},
+                    "minReplicaCount": serving.min_replicas,
+                    "maxReplicaCount": serving.max_replicas,
+                    "triggers": [{"type": "prometheus", "metadata": {
+                        "serverAddress": values.prometheus_address,
+                        "query": format!(
+                            "sum(sextant_inference_in_flight{{namespace=\"{}\",pod=~\"{replica}-.*\"}})",
+                            values.namespace
+                        ),
+                        "threshold": serving.target_in_flight.to_string(),
+                    }}],
+                },
+            }));
+            continue;
+        }
         docs.push(json!({
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
             "metadata": values.metadata(&replica, &component),
