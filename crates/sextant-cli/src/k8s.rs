@@ -360,6 +360,23 @@ fn probe(path: &str) -> Value {
     json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3})
 }
 
+/// The names clients reach the servers by: the Ingress host, the
+/// Service's names, and any name in the namespace (replicas, Jobs).
+fn allowed_hosts(values: &Values) -> String {
+    let (name, namespace) = (&values.name, &values.namespace);
+    values
+        .host
+        .iter()
+        .cloned()
+        .chain([
+            name.clone(),
+            format!("{name}.{namespace}.svc"),
+            format!("*.{namespace}.svc.cluster.local"),
+        ])
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The manifests, as a YAML stream.
 fn render(values: &Values) -> String {
     manifests(values)
@@ -399,9 +416,7 @@ fn manifests(values: &Values) -> Vec<Value> {
         json!({"name": "SEXTANT_PORT", "value": "5000"}),
         json!({"name": "SEXTANT_DATA_DIR", "value": "/var/cache/sextant/data"}),
         json!({"name": "SEXTANT_CACHE_DIR", "value": "/var/cache/sextant"}),
-        json!({"name": "SEXTANT_ALLOWED_HOSTS", "value": values.host.iter().cloned()
-            .chain([format!("{name}"), format!("{name}.{}.svc", values.namespace), format!("*.{}.svc.cluster.local", values.namespace)])
-            .collect::<Vec<_>>().join(",")}),
+        json!({"name": "SEXTANT_ALLOWED_HOSTS", "value": allowed_hosts(values)}),
     ];
     if let Some(host) = &values.host {
         env.push(json!({"name": "SEXTANT_EXTERNAL_URL", "value": format!("https://{host}")}));
