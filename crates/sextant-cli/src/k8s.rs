@@ -56,9 +56,9 @@ pub fn k8s(command: K8sCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The image by default (the chart's `values.yaml` says the same).
-const IMAGE_REPOSITORY: &str = "ghcr.io/sextant-ml/sextant";
-const IMAGE_TAG: &str = "latest";
+/// The chart's values file: every key's default, read before the user's
+/// values, so that the chart and this command cannot disagree on one.
+const CHART_VALUES: &str = include_str!("../../../deploy/helm/sextant/values.yaml");
 
 /// A served deployment's replicas.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,11 +86,12 @@ struct Batch {
     parts: u64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 struct Values {
     name: String,
     namespace: String,
-    image: String,
+    image_repository: String,
+    image_tag: String,
     pull_policy: String,
     server_replicas: u64,
     /// Secret holding `database-url` (postgresql://…).
@@ -114,33 +115,6 @@ struct Values {
     prometheus_address: String,
     serving: Vec<Serving>,
     batch: Option<Batch>,
-}
-
-impl Default for Values {
-    fn default() -> Values {
-        Values {
-            name: "sextant".into(),
-            namespace: "sextant".into(),
-            image: format!("{IMAGE_REPOSITORY}:{IMAGE_TAG}"),
-            pull_policy: "IfNotPresent".into(),
-            server_replicas: 2,
-            database_secret: "sextant-database".into(),
-            artifacts_destination: "s3://sextant-artifacts".into(),
-            artifacts_secret: Some("sextant-object-store".into()),
-            admin_secret: "sextant-admin".into(),
-            token_secret: "sextant-token".into(),
-            host: None,
-            ingress_class: None,
-            cpu_request: "500m".into(),
-            memory_request: "512Mi".into(),
-            memory_limit: "2Gi".into(),
-            service_monitor: false,
-            prometheus_rules: false,
-            prometheus_address: "http://prometheus-operated.monitoring.svc:9090".into(),
-            serving: Vec::new(),
-            batch: None,
-        }
-    }
 }
 
 /// `node[key]` for a dotted `path`.
@@ -190,15 +164,34 @@ fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
 }
 
 impl Values {
+    /// The chart's defaults, then `yaml`'s values over them.
     fn parse(yaml: &str) -> anyhow::Result<Values> {
-        let docs = YamlLoader::load_from_str(yaml).context("values: not YAML")?;
         let mut values = Values::default();
+        values
+            .apply(CHART_VALUES)
+            .context("the chart's values.yaml")?;
+        values.apply(yaml)?;
+        check_name("name", &values.name)?;
+        check_name("namespace", &values.namespace)?;
+        for serving in &values.serving {
+            check_name("serving deployment", &serving.deployment)?;
+        }
+        if let Some(batch) = &values.batch {
+            check_name("batch name", &batch.name)?;
+        }
+        Ok(values)
+    }
+
+    /// Sets what `yaml` gives; leaves the rest.
+    fn apply(&mut self, yaml: &str) -> anyhow::Result<()> {
+        let docs = YamlLoader::load_from_str(yaml).context("values: not YAML")?;
         let Some(root) = docs.first() else {
-            return Ok(values);
+            return Ok(());
         };
         if !matches!(root, Yaml::Hash(_)) {
             bail!("values: the file must be a mapping of keys");
         }
+        let values = self;
         let set = |slot: &mut String, value: Option<String>| {
             if let Some(value) = value {
                 *slot = value;
@@ -206,15 +199,11 @@ impl Values {
         };
         set(&mut values.name, text(root, "name")?);
         set(&mut values.namespace, text(root, "namespace")?);
-        let repository = text(root, "image.repository")?;
-        let tag = text(root, "image.tag")?;
-        if repository.is_some() || tag.is_some() {
-            values.image = format!(
-                "{}:{}",
-                repository.unwrap_or_else(|| IMAGE_REPOSITORY.into()),
-                tag.unwrap_or_else(|| IMAGE_TAG.into())
-            );
-        }
+        set(
+            &mut values.image_repository,
+            text(root, "image.repository")?,
+        );
+        set(&mut values.image_tag, text(root, "image.tag")?);
         set(&mut values.pull_policy, text(root, "image.pullPolicy")?);
         if let Some(replicas) = number(root, "server.replicas")? {
             values.server_replicas = replicas.max(1);
@@ -241,10 +230,18 @@ impl Values {
             &mut values.memory_limit,
             text(root, "server.resources.memoryLimit")?,
         );
-        values.host = text(root, "ingress.host")?.filter(|h| !h.is_empty());
-        values.ingress_class = text(root, "ingress.className")?.filter(|c| !c.is_empty());
-        values.service_monitor = flag(root, "monitoring.serviceMonitor")?.unwrap_or(false);
-        values.prometheus_rules = flag(root, "monitoring.prometheusRules")?.unwrap_or(false);
+        if let Some(host) = text(root, "ingress.host")? {
+            values.host = (!host.is_empty()).then_some(host);
+        }
+        if let Some(class) = text(root, "ingress.className")? {
+            values.ingress_class = (!class.is_empty()).then_some(class);
+        }
+        if let Some(on) = flag(root, "monitoring.serviceMonitor")? {
+            values.service_monitor = on;
+        }
+        if let Some(on) = flag(root, "monitoring.prometheusRules")? {
+            values.prometheus_rules = on;
+        }
         set(
             &mut values.prometheus_address,
             text(root, "monitoring.prometheusAddress")?,
@@ -265,7 +262,7 @@ impl Values {
                 });
             }
         }
-        if let Yaml::Hash(_) = at(root, "batch") {
+        if matches!(at(root, "batch"), Yaml::Hash(keys) if !keys.is_empty()) {
             let need = |path: &str| -> anyhow::Result<String> {
                 text(root, path)?
                     .ok_or_else(|| anyhow::anyhow!("values: {path} is needed for a batch Job"))
@@ -279,15 +276,11 @@ impl Values {
                 parts: number(root, "batch.parts")?.unwrap_or(4).clamp(1, 1000),
             });
         }
-        check_name("name", &values.name)?;
-        check_name("namespace", &values.namespace)?;
-        for serving in &values.serving {
-            check_name("serving deployment", &serving.deployment)?;
-        }
-        if let Some(batch) = &values.batch {
-            check_name("batch name", &batch.name)?;
-        }
-        Ok(values)
+        Ok(())
+    }
+
+    fn image(&self) -> String {
+        format!("{}:{}", self.image_repository, self.image_tag)
     }
 
     fn labels(&self, component: &str) -> Value {
@@ -312,7 +305,7 @@ impl Values {
 fn hardened(values: &Values, name: &str, args: Value, env: Value, port: u16) -> Value {
     json!({
         "name": name,
-        "image": values.image,
+        "image": values.image(),
         "imagePullPolicy": values.pull_policy,
         "args": args,
         "env": env,
@@ -664,6 +657,8 @@ mod tests {
     #[test]
     fn the_defaults_render_a_hardened_server() {
         let values = Values::parse("").unwrap();
+        assert_eq!(values.image(), "ghcr.io/sextant-ml/sextant:latest");
+        assert_eq!(values.server_replicas, 2);
         let docs = manifests(&values);
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
         assert_eq!(
