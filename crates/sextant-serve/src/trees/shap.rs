@@ -350,7 +350,8 @@ impl TreeEnsemble {
     /// |S|!·(d−|S|−2)!/(d−1)! = ∫₀¹ t^|S|·(1−t)^(d−2−|S|) dt. The integrand
     /// has degree d − 2, so Gauss–Legendre quadrature is exact. Half the
     /// index is what shap computes by conditioning TreeSHAP on i present and
-    /// absent. O(leaves · d² · q) per tree and row.
+    /// absent. O(leaves · d³ · q) per tree and row (each pair's product
+    /// runs over the path): batch work, not a request's.
     pub fn explain_interactions(&self, features: &[f64]) -> Result<Explanation> {
         let mut explanation = self.explain_path_dependent(features)?;
         let tables = self.shap_tables();

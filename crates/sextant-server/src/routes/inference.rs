@@ -770,9 +770,8 @@ pub(crate) async fn deployment_invocations(
     .await
 }
 
-/// The rows of a scoring request: CSV by its content type, else JSON.
-/// The inputs of an `/invocations` body (JSON or CSV), with the JSON's
-/// `params`.
+/// The rows of a scoring request (CSV by its content type, else JSON),
+/// with the JSON's `params`.
 fn scoring_inputs(
     headers: &HeaderMap,
     body: &[u8],

@@ -320,9 +320,6 @@ async fn version_reference_from_training_data(
 /// Name of the reference predictions' column.
 const PREDICTION_COLUMN: &str = "__sextant_prediction";
 
-/// Runs `model` on `table`'s `features` and adds its answers (the output
-/// `/invocations` returns) as a column; its name, or `None` when the model
-/// cannot run on the table (text with missing values, a failure).
 /// Rows `rows` of a table's `columns` as request columns named
 /// `features`; `None` when a column cannot be one (a missing category, a
 /// type the monitor does not read).
@@ -380,6 +377,9 @@ fn background_columns(
     (!picked.is_empty()).then(|| request_columns(features, &columns, &picked))?
 }
 
+/// Runs `model` on `table`'s `features` and adds its answers (the output
+/// `/invocations` returns) as a column; its name, or `None` when the model
+/// cannot run on the table (text with missing values, a failure).
 fn with_predictions(
     table: &mut sextant_monitor::dataset::Table,
     features: &[String],

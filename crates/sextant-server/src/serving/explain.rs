@@ -12,6 +12,7 @@
 //! background's hash is in every answer, so that an explanation can be
 //! reproduced.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 
 use sextant_serve::explain::Method;
@@ -41,13 +42,21 @@ pub struct ExplainBackground {
     reference: Mutex<Option<Background>>,
     filling: Mutex<Option<Vec<NamedTensor>>>,
     full: OnceLock<Background>,
+    /// Full, or replaced by reference data: answers are no longer offered.
+    /// Read on every answer, so an atomic rather than the locks.
+    settled: AtomicBool,
 }
 
 impl ExplainBackground {
     /// Whether answers should still be offered (no reference data, not
     /// full yet).
     pub fn wants_rows(&self) -> bool {
-        self.full.get().is_none() && self.reference.lock().expect("background lock").is_none()
+        !self.settled.load(Relaxed)
+    }
+
+    fn settle(&self, rows: Vec<NamedTensor>) {
+        let _ = self.full.set(Background::new(rows));
+        self.settled.store(true, Relaxed);
     }
 
     pub fn has_reference(&self) -> bool {
@@ -58,6 +67,7 @@ impl ExplainBackground {
     /// answered rows as the background.
     pub fn set_reference(&self, background: Background) {
         *self.reference.lock().expect("background lock") = Some(background);
+        self.settled.store(true, Relaxed);
     }
 
     /// Rows still wanted (0 once full): callers prepare only these.
@@ -104,8 +114,7 @@ impl ExplainBackground {
                                 == std::mem::discriminant(&b.tensor.data)
                     });
                 if !same_shape {
-                    let rows = filling.take().expect("collecting");
-                    let _ = self.full.set(Background::new(rows));
+                    self.settle(filling.take().expect("collecting"));
                     return;
                 }
                 for (all, part) in current.iter_mut().zip(head) {
@@ -118,8 +127,7 @@ impl ExplainBackground {
             .and_then(|c| c.first())
             .map_or(0, |t| t.tensor.rows());
         if rows >= BACKGROUND_ROWS {
-            let rows = filling.take().expect("filled");
-            let _ = self.full.set(Background::new(rows));
+            self.settle(filling.take().expect("filled"));
         }
     }
 
@@ -138,67 +146,34 @@ impl ExplainBackground {
     }
 }
 
-/// Where a model version's reference background is stored (names may hold
-/// any character: hex-encoded).
+/// Where a model version's reference background is stored.
 pub fn background_path(model: &sextant_core::ModelRef) -> String {
-    let name: String = model.name.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("monitoring/backgrounds/{name}/{}.json", model.version)
+    format!(
+        "monitoring/backgrounds/{}/{}.json",
+        super::monitoring::hex_name(model),
+        model.version
+    )
 }
 
-/// Request columns as stored beside the monitoring profiles:
-/// `{"columns": [{"name", "values"}]}`, numbers (null for NaN), strings or
-/// booleans.
-pub fn columns_json(columns: &[NamedTensor]) -> serde_json::Value {
+/// Request columns as a scoring request (`dataframe_split`, null for a
+/// missing number): the form a reference background is stored in, read
+/// back by the `/invocations` parser.
+pub fn scoring_request(columns: &[NamedTensor]) -> serde_json::Value {
     use sextant_serve::TensorData;
-    let columns: Vec<serde_json::Value> = columns
-        .iter()
-        .map(|column| {
-            let values: Vec<serde_json::Value> = match &column.tensor.data {
-                TensorData::Str(v) => v.iter().map(|s| serde_json::json!(s)).collect(),
-                TensorData::Bool(v) => v.iter().map(|b| serde_json::json!(b)).collect(),
-                data => (0..data.len())
-                    .map(|i| {
-                        data.get_f64(i)
-                            .filter(|x| x.is_finite())
-                            .map_or(serde_json::Value::Null, |x| serde_json::json!(x))
-                    })
-                    .collect(),
-            };
-            serde_json::json!({"name": column.name, "values": values})
-        })
+    let rows = columns.first().map_or(0, |c| c.tensor.rows());
+    let cell = |data: &TensorData, i: usize| match data {
+        TensorData::Str(v) => serde_json::json!(v[i]),
+        TensorData::Bool(v) => serde_json::json!(v[i]),
+        data => data
+            .get_f64(i)
+            .filter(|x| x.is_finite())
+            .map_or(serde_json::Value::Null, |x| serde_json::json!(x)),
+    };
+    let data: Vec<Vec<serde_json::Value>> = (0..rows)
+        .map(|row| columns.iter().map(|c| cell(&c.tensor.data, row)).collect())
         .collect();
-    serde_json::json!({ "columns": columns })
-}
-
-/// The columns `columns_json` wrote; `None` when `value` is not that.
-pub fn columns_from_json(value: &serde_json::Value) -> Option<Vec<NamedTensor>> {
-    use sextant_serve::{Tensor, TensorData};
-    value["columns"]
-        .as_array()?
-        .iter()
-        .map(|column| {
-            let name = column["name"].as_str()?;
-            let values = column["values"].as_array()?;
-            let data = if values.iter().any(serde_json::Value::is_string) {
-                TensorData::Str(
-                    values
-                        .iter()
-                        .map(|v| v.as_str().map(str::to_owned))
-                        .collect::<Option<_>>()?,
-                )
-            } else if !values.is_empty() && values.iter().all(serde_json::Value::is_boolean) {
-                TensorData::Bool(values.iter().map(|v| v.as_bool() == Some(true)).collect())
-            } else {
-                TensorData::F64(
-                    values
-                        .iter()
-                        .map(|v| v.as_f64().unwrap_or(f64::NAN))
-                        .collect(),
-                )
-            };
-            Some(NamedTensor::new(name, Tensor::column(data)))
-        })
-        .collect()
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    serde_json::json!({"dataframe_split": {"columns": names, "data": data}})
 }
 
 pub(crate) fn first_rows(tensor: &NamedTensor, rows: usize) -> NamedTensor {

@@ -537,7 +537,6 @@ impl Serving {
         self.inner.traffic.intervals(deployment)
     }
 
-    /// Runs `task` until shutdown (it should watch [`Serving::stopped`]).
     /// Whether this process runs the background work that servers sharing
     /// a database run once (alert evaluation, retraining schedules, the
     /// canary controller): the leader does; a lone server always leads.
@@ -559,6 +558,7 @@ impl Serving {
         })
     }
 
+    /// Runs `task` until shutdown (it should watch [`Serving::stopped`]).
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.inner.tasks.lock().expect("tasks lock").spawn(task);
     }
@@ -1046,7 +1046,7 @@ impl Serving {
         loaded: &LoadedVersion,
         columns: Vec<NamedTensor>,
     ) {
-        let stored = explain::columns_json(&columns);
+        let stored = explain::scoring_request(&columns);
         match loaded.model.prepare(columns, Layout::Columns) {
             Ok(prepared) => {
                 loaded.background.set_reference(Background::new(prepared));
@@ -1071,8 +1071,10 @@ impl Serving {
         else {
             return;
         };
-        let prepared = explain::columns_from_json(&stored)
-            .and_then(|columns| loaded.model.prepare(columns, Layout::Columns).ok());
+        let prepared = serde_json::to_vec(&stored)
+            .ok()
+            .and_then(|body| codec::scoring_json(&body).ok())
+            .and_then(|(columns, layout)| loaded.model.prepare(columns, layout).ok());
         if let Some(prepared) = prepared {
             loaded.background.set_reference(Background::new(prepared));
         }

@@ -717,11 +717,16 @@ pub fn profile_path(deployment: &str) -> String {
 /// Where the reference of one model version in a deployment is stored
 /// (model names may hold any character: the name is hex-encoded).
 pub fn version_profile_path(deployment: &str, model: &ModelRef) -> String {
-    let name: String = model.name.bytes().map(|b| format!("{b:02x}")).collect();
     format!(
-        "monitoring/{deployment}/versions/{name}/{}.json",
+        "monitoring/{deployment}/versions/{}/{}.json",
+        hex_name(model),
         model.version
     )
+}
+
+/// A model's name as a path segment (names may hold any character).
+pub fn hex_name(model: &ModelRef) -> String {
+    model.name.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The span `/metrics` reports drift over.
