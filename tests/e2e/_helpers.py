@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from mlflow.exceptions import MlflowException
@@ -39,3 +43,40 @@ def s3_keys(server, contains: str = "") -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=server.s3_bucket, Prefix=f"{server.s3_prefix}/"):
         keys += [obj["Key"] for obj in page.get("Contents", [])]
     return [k for k in keys if contains in k]
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 that keeps the JSON bodies posted to it, as an
+    Alertmanager receiver or a CI job's webhook would."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, dict]] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", 0))
+                bodies.append((self.path, json.loads(self.rfile.read(length))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def posted(self, path: str, timeout: float = 30.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [body for at, body in self.bodies if at == path]
+            if found:
+                return found
+            time.sleep(0.1)
+        return []
+
+    def close(self) -> None:
+        self.server.shutdown()

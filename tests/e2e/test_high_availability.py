@@ -8,14 +8,12 @@ same data."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 import requests
 
+from _helpers import Receiver
 from conftest import AGAINST_MLFLOW, _Postgres, _free_port, _sextant_bin, _stop, _wait_until_healthy
 
 pytestmark = [
@@ -31,31 +30,6 @@ pytestmark = [
 ]
 
 FAILOVER_LIMIT_S = 10.0
-
-
-class Webhooks:
-    """Keeps what the alerting posts."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                length = int(self.headers.get("Content-Length", 0))
-                bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-
-    def firing(self) -> list[dict]:
-        return [a for body in self.bodies for a in body.get("alerts", []) if a.get("status") == "firing"]
 
 
 @pytest.fixture
@@ -96,6 +70,11 @@ def cluster():
             if server["proc"].poll() is None:
                 _stop(server["proc"])
         postgres.drop()
+
+
+def firing(hooks: Receiver) -> list[dict]:
+    """The firing alerts the webhook was told of."""
+    return [a for _, body in hooks.bodies for a in body.get("alerts", []) if a.get("status") == "firing"]
 
 
 def leader_of(servers: list[dict]) -> list[dict]:
@@ -159,9 +138,9 @@ def test_three_servers_fail_over_under_load_without_losing_or_repeating_anything
             time.sleep(0.2)
 
     # An alert that fires while there is traffic, announced to a webhook.
-    hooks = Webhooks()
+    hooks = Receiver()
     rule = {"metric": "requests_interval", "condition": {"threshold": {"op": ">", "value": 0}},
-            "severity": "info", "webhooks": [hooks.url]}  # fmt: skip
+            "severity": "info", "webhooks": [hooks.url("/alerts")]}  # fmt: skip
     reply = requests.put(f"{servers[2]['uri']}/api/v1/deployments/ha-api/alerts/traffic", json=rule, timeout=30)
     assert reply.status_code == 200, reply.text
 
@@ -194,7 +173,7 @@ def test_three_servers_fail_over_under_load_without_losing_or_repeating_anything
     worker.start()
     try:
         deadline = time.monotonic() + 30
-        while not hooks.firing():
+        while not firing(hooks):
             assert time.monotonic() < deadline, "the traffic alert never fired"
             time.sleep(0.1)
         time.sleep(1.0)
@@ -214,7 +193,8 @@ def test_three_servers_fail_over_under_load_without_losing_or_repeating_anything
         worker.join(timeout=30)
     assert first is not None
     assert not failures, failures[:5]
-    assert len(hooks.firing()) == 1, hooks.bodies
+    assert len(firing(hooks)) == 1, hooks.bodies
+    hooks.close()
 
     # No acknowledged write lost, and the survivors agree.
     histories = []

@@ -11,9 +11,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
 import numpy as np
@@ -22,7 +20,7 @@ import pytest
 import requests
 from sklearn.ensemble import RandomForestClassifier
 
-from _helpers import unique
+from _helpers import Receiver, unique
 from conftest import AGAINST_MLFLOW, _sextant_bin
 from test_serving import cli_json, sextant
 
@@ -198,43 +196,6 @@ def post(server_uri: str, path: str, body) -> dict:
     response = requests.post(f"{server_uri}/api/v1/deployments/{path}", json=body, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-class Receiver:
-    """An HTTP endpoint on 127.0.0.1 that keeps the JSON bodies posted to it, as an
-    Alertmanager receiver or a CI job's webhook would."""
-
-    def __init__(self) -> None:
-        self.bodies: list[tuple[str, dict]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                length = int(self.headers.get("Content-Length", 0))
-                bodies.append((self.path, json.loads(self.rfile.read(length))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def posted(self, path: str, timeout: float = 30.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [body for at, body in self.bodies if at == path]
-            if found:
-                return found
-            time.sleep(0.1)
-        return []
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 @pytest.fixture
