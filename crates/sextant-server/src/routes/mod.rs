@@ -237,17 +237,22 @@ pub(crate) fn router(state: AppState) -> Router {
     let mut app = build(ROOT_ROUTES, &state)
         .merge(build(ui::ROUTES, &state))
         .nest(v1::PREFIX, build(v1::ROUTES, &state));
-    if state.serving().is_some() {
-        app = app.merge(
-            build(INFERENCE_ROUTES, &state)
-                .layer(axum::middleware::from_fn(inference::refuse_oversized)),
-        );
-    }
     for prefix in MLFLOW_PREFIXES {
         app = app.nest(prefix, mlflow.clone());
     }
     for prefix in ARTIFACT_PREFIXES {
         app = app.nest(prefix, artifacts.clone());
+    }
+    // Inference is counted per arm by its handlers; every other route here.
+    let mut app = app.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        count_api_request,
+    ));
+    if state.serving().is_some() {
+        app = app.merge(
+            build(INFERENCE_ROUTES, &state)
+                .layer(axum::middleware::from_fn(inference::refuse_oversized)),
+        );
     }
     let origin = std::sync::Arc::new(state.options().origin.clone());
     let hidden = std::sync::Arc::new(crate::error::HiddenPaths::new(
@@ -279,6 +284,30 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Records a request to an API route in `/metrics`
+/// (`sextant_http_requests_total`, `sextant_http_request_duration_seconds`),
+/// labelled by the route's template so that ids in paths add no series.
+async fn count_api_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(serving) = state.serving() else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    serving.metrics().api_request(
+        method.as_str(),
+        route.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// A serving replica's routes: the inference APIs without the tracking

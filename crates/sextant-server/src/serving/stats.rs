@@ -161,6 +161,10 @@ pub struct Metrics {
     /// Sampled requests not explained (queue full, no background yet, or
     /// the model cannot be explained).
     pub explanations_dropped: AtomicU64,
+    /// Requests to the tracking, registry, artifact and native APIs, keyed
+    /// by "METHOD route" (the route template, never the raw path, so that
+    /// the series stay as few as the route table).
+    api_routes: Mutex<BTreeMap<String, Arc<Counters>>>,
 }
 
 impl Metrics {
@@ -180,6 +184,25 @@ impl Metrics {
             (model.to_string(), version.to_string(), engine.to_string()),
             seconds,
         );
+    }
+
+    /// Counts one request to an API route: `route` is its template
+    /// (`/api/2.0/mlflow/runs/get`), `status` the response's.
+    pub fn api_request(&self, method: &str, route: &str, status: u16, latency: Duration) {
+        let key = format!("{method} {route}");
+        let counters = {
+            let mut routes = self.api_routes.lock().expect("metrics lock");
+            match routes.get(&key) {
+                Some(counters) => counters.clone(),
+                None => routes.entry(key).or_default().clone(),
+            }
+        };
+        let outcome = match status {
+            500.. => Outcome::Failed,
+            400..=499 => Outcome::Rejected,
+            _ => Outcome::Ok,
+        };
+        counters.record(outcome, 0, latency);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -334,7 +357,69 @@ impl Metrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", value.load(Relaxed));
         }
+        self.render_api_routes(&mut out);
         out
+    }
+
+    /// `sextant_http_requests_total` and `sextant_http_request_duration_seconds`
+    /// per API route (inference has its own series per arm above).
+    fn render_api_routes(&self, out: &mut String) {
+        let routes: Vec<(String, ArmCounters, u64)> = self
+            .api_routes
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(key, c)| (key.clone(), c.snapshot(), c.latency_micros.load(Relaxed)))
+            .collect();
+        let label_text = |key: &str| {
+            let (method, route) = key.split_once(' ').unwrap_or((key, ""));
+            format!("method=\"{}\",route=\"{}\"", escape(method), escape(route))
+        };
+        header(
+            out,
+            "sextant_http_requests_total",
+            "counter",
+            "Requests to the tracking, registry, artifact and native APIs by route and outcome (ok, rejected: 4xx, failed: 5xx).",
+        );
+        for (key, c, _) in &routes {
+            let ok = c.requests - c.errors - c.rejected;
+            for (outcome, n) in [("ok", ok), ("rejected", c.rejected), ("failed", c.errors)] {
+                let _ = writeln!(
+                    out,
+                    "sextant_http_requests_total{{{},outcome=\"{outcome}\"}} {n}",
+                    label_text(key)
+                );
+            }
+        }
+        header(
+            out,
+            "sextant_http_request_duration_seconds",
+            "histogram",
+            "Time to answer a request to an API route.",
+        );
+        for (key, c, micros) in &routes {
+            let labels = label_text(key);
+            let mut cumulative = 0;
+            for (i, count) in c.latency_buckets.iter().enumerate() {
+                cumulative += count;
+                let le = LATENCY_BUCKETS_MS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_string(), |ms| format!("{}", ms / 1000.0));
+                let _ = writeln!(
+                    out,
+                    "sextant_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "sextant_http_request_duration_seconds_sum{{{labels}}} {}",
+                *micros as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "sextant_http_request_duration_seconds_count{{{labels}}} {cumulative}"
+            );
+        }
     }
 }
 
@@ -371,6 +456,37 @@ mod tests {
         assert_eq!(quantile_ms(&snapshot, 0.5), Some(0.5));
         assert_eq!(quantile_ms(&snapshot, 0.99), Some(25.0));
         assert_eq!(quantile_ms(&ArmCounters::default(), 0.99), None);
+    }
+
+    #[test]
+    fn api_requests_are_counted_per_route_template_and_outcome() {
+        let metrics = Metrics::default();
+        let route = "/api/2.0/mlflow/runs/get";
+        metrics.api_request("GET", route, 200, Duration::from_micros(300));
+        metrics.api_request("GET", route, 404, Duration::from_millis(3));
+        metrics.api_request("GET", route, 503, Duration::from_millis(30));
+        metrics.api_request(
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            200,
+            Duration::ZERO,
+        );
+        let text = metrics.render();
+        let labels = format!("method=\"GET\",route=\"{route}\"");
+        for (outcome, n) in [("ok", 1), ("rejected", 1), ("failed", 1)] {
+            let line =
+                format!("sextant_http_requests_total{{{labels},outcome=\"{outcome}\"}} {n}\n");
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
+        for line in [
+            format!("sextant_http_request_duration_seconds_bucket{{{labels},le=\"0.0005\"}} 1\n"),
+            format!("sextant_http_request_duration_seconds_bucket{{{labels},le=\"0.005\"}} 2\n"),
+            format!("sextant_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3\n"),
+            format!("sextant_http_request_duration_seconds_count{{{labels}}} 3\n"),
+            "sextant_http_requests_total{method=\"POST\",route=\"/api/2.0/mlflow/runs/log-metric\",outcome=\"ok\"} 1\n".to_string(),
+        ] {
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

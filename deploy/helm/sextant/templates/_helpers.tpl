@@ -70,3 +70,12 @@ httpGet:
 periodSeconds: 5
 timeoutSeconds: 2
 {{- end }}
+
+{{/* The image: by digest when one is given, else by tag. */}}
+{{- define "sextant.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+{{- end }}
