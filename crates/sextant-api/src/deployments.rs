@@ -455,7 +455,9 @@ pub struct ArmStatus {
     pub load_seconds: Option<f64>,
     #[serde(default)]
     pub error: Option<String>,
-    /// Counters summed over this server and the replicas reporting to it.
+    /// Counters summed over every server and replica serving this
+    /// revision (what each stored within the last minute), so any server
+    /// answers the same figures.
     pub counters: ArmCounters,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -475,7 +477,8 @@ pub struct DeploymentStatus {
     /// Why the latest revision is not served, if it is not.
     #[serde(default)]
     pub message: Option<String>,
-    /// Replicas that reported in the last minute.
+    /// The other processes (replicas, and servers on the same database)
+    /// whose counters of this revision are included, as of the last minute.
     pub replicas: Vec<String>,
 }
 

@@ -779,7 +779,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         cache_dir: cache_dir.clone(),
         python: args.python.setup(&cache_dir),
         max_blocking: 64,
-        replica_name: format!("server-{}", std::process::id()),
+        // Unique across pods too, where every server may be pid 1.
+        replica_name: format!(
+            "server-{}-{}",
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "local".into()),
+            std::process::id()
+        ),
         feedback_index_rows: sextant_server::serving::feedback::DEFAULT_INDEX_ROWS,
         explain_sample_rate: args.explain_sample_rate,
         explain_core_share: args.explain_cpu_share,

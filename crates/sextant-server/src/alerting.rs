@@ -365,7 +365,13 @@ pub async fn metric_snapshot_with_context(
         }
         // Errors and latency since the previous evaluation.
         if let Ok(record) = state.store().get_deployment(deployment).await {
-            let (counters, _) = serving.revision_counters(deployment, record.revision);
+            let (counters, _) = crate::serving::controller::cluster_counters(
+                state.store(),
+                serving,
+                deployment,
+                record.revision,
+            )
+            .await;
             let mut total = ArmCounters::default();
             for arm in counters.values() {
                 crate::serving::add_counters(&mut total, arm);

@@ -236,3 +236,74 @@ async fn insert_revision(
     .await?;
     Ok(())
 }
+
+/// One reporter's counters of a deployment revision (`deployment_arm_reports`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmReportRecord {
+    pub reporter: String,
+    pub revision: i64,
+    /// JSON: arm name to that revision's cumulative counters.
+    pub arms: String,
+    pub reported_at: i64,
+}
+
+impl Store {
+    /// Replaces `reporter`'s counters of `deployment` (one row per reporter).
+    pub async fn put_arm_report(
+        &self,
+        deployment: &str,
+        reporter: &str,
+        revision: i64,
+        arms: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployment_arm_reports (deployment, reporter, revision, arms, reported_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (deployment, reporter) DO UPDATE SET \
+             revision = excluded.revision, arms = excluded.arms, reported_at = excluded.reported_at",
+        )
+        .bind(deployment)
+        .bind(reporter)
+        .bind(revision)
+        .bind(arms)
+        .bind(now_ms())
+        .execute(&self.write_pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every reporter's counters of `deployment` reported at or after
+    /// `since_ms`, whatever the revision (the caller keeps its own).
+    pub async fn arm_reports(
+        &self,
+        deployment: &str,
+        since_ms: i64,
+    ) -> Result<Vec<ArmReportRecord>> {
+        let rows = sqlx::query(
+            "SELECT reporter, revision, arms, reported_at FROM deployment_arm_reports \
+             WHERE deployment = $1 AND reported_at >= $2 ORDER BY reporter",
+        )
+        .bind(deployment)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ArmReportRecord {
+                    reporter: db::text(row, "reporter")?,
+                    revision: db::int(row, "revision")?,
+                    arms: db::text(row, "arms")?,
+                    reported_at: db::int(row, "reported_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets reports older than `before_ms` (reporters that are gone).
+    pub async fn prune_arm_reports(&self, before_ms: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM deployment_arm_reports WHERE reported_at < $1")
+            .bind(before_ms)
+            .execute(&self.write_pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

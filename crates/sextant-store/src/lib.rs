@@ -36,7 +36,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use crate::audit::{entry_hash, AuditQuery, GENESIS_HASH};
-pub use crate::deployments::{DeploymentRecord, RevisionRecord};
+pub use crate::deployments::{ArmReportRecord, DeploymentRecord, RevisionRecord};
 pub use crate::governance::{Credentials, NewTransitionRequest, TokenOwner, TransitionFilter};
 pub use crate::leader::{Leadership, LEADER_PERIOD};
 pub use crate::logged_models::NewLoggedModel;

@@ -45,6 +45,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_ui.sql"),
         postgres: include_str!("../migrations/postgres/0005_ui.sql"),
     },
+    Migration {
+        version: 6,
+        name: "arm reports",
+        sqlite: include_str!("../migrations/sqlite/0006_arm_reports.sql"),
+        postgres: include_str!("../migrations/postgres/0006_arm_reports.sql"),
+    },
 ];
 
 /// Applies every migration newer than the database, each in its own

@@ -45,6 +45,7 @@ mod abuse;
 mod linalg;
 mod monitor;
 mod outlier;
+mod partial;
 mod profile;
 mod report;
 mod window;
@@ -56,6 +57,7 @@ pub use abuse::{
     ScaledFeature, Scaling,
 };
 pub use monitor::{LiveMonitor, MonitorConfig};
+pub use partial::{DriftPartial, MergeError};
 pub use profile::{
     FeatureKind, FeatureProfile, ProfileError, ReferenceProfile, DEFAULT_PREDICTION_NAME,
 };

@@ -4,6 +4,7 @@
 //! merges by addition, so an hour is exactly the sum of its twelve 5-minute
 //! windows.
 
+use serde::{Deserialize, Serialize};
 use sextant_stats::sketch::Histogram;
 
 use super::profile::{FeatureProfile, ReferenceProfile};
@@ -20,7 +21,7 @@ use super::FeatureColumn;
 /// merges as well, but its update divides and carries four moments:
 /// measured at about a quarter of the whole per-request cost for 20
 /// features, for figures the report does not show.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ShiftedSums {
     shift: f64,
     count: u64,
@@ -60,7 +61,7 @@ impl ShiftedSums {
 }
 
 /// One feature in one window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FeatureSketch {
     /// Counts per drift bucket of the feature's profile; `nan` counts
     /// missing values (NaN, null, absent, unparseable text).
@@ -189,7 +190,7 @@ fn bin_of(edges: &[f64], value: f64) -> usize {
 }
 
 /// One window: `[start_us, start_us + window)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WindowSketch {
     pub start_us: i64,
     pub requests: u64,

@@ -689,7 +689,13 @@ pub(crate) async fn status(
     let serving = serving(&state)?;
     let slot = serving.deployment(&name);
     let live = slot.as_ref().map(|s| s.live());
-    let (counters, replicas) = serving.revision_counters(&name, record.revision);
+    let (counters, replicas) = crate::serving::controller::cluster_counters(
+        state.store(),
+        serving,
+        &name,
+        record.revision,
+    )
+    .await;
     let message = slot.as_ref().and_then(|s| s.latest().1);
     let arms = spec
         .arms
@@ -758,6 +764,13 @@ pub(crate) async fn report(
             "a report names its replica (1 to 200 characters)",
         ));
     }
+    // Stored too, so that whichever server leads judges canaries on it.
+    let arms = serde_json::to_string(&report.arms)
+        .map_err(|err| ApiError::invalid(format!("cannot encode the report: {err}")))?;
+    state
+        .store()
+        .put_arm_report(&name, &report.replica, report.revision, &arms)
+        .await?;
     serving(&state)?.record_report(&name, report);
     Ok(Json(serde_json::json!({})))
 }

@@ -55,6 +55,8 @@ pub async fn follow_stored(
     period: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut shared = std::collections::HashMap::new();
+    let mut last_pruned = std::time::Instant::now();
     while next_round(period, &mut stop).await {
         let records = match store.list_deployments(&sextant_core::Readable::All).await {
             Ok(records) => records,
@@ -93,7 +95,99 @@ pub async fn follow_stored(
                 serving.remove(&name);
             }
         }
+        share_counters(&store, &serving, &mut shared).await;
+        if serving.leads_background_work() && last_pruned.elapsed() > REPORT_RETENTION {
+            let before = sextant_governance::now_ms() - REPORT_RETENTION.as_millis() as i64;
+            if let Err(err) = store.prune_arm_reports(before).await {
+                tracing::debug!(error = %err, "cannot prune old arm reports");
+            }
+            last_pruned = std::time::Instant::now();
+        }
     }
+}
+
+/// How long a reporter's counters count after its last report: servers
+/// store theirs every [`FOLLOW_STORED_PERIOD`] and replicas report every few
+/// seconds, so one silent this long has stopped.
+const REPORT_FRESHNESS_MS: i64 = 60_000;
+
+/// Stored reports older than this are deleted (by the leader).
+const REPORT_RETENTION: Duration = Duration::from_secs(600);
+
+/// Stores this server's own counters of each deployment's live revision
+/// (`deployment_arm_reports`), when they moved since the last time, so the
+/// leader judges canaries on every server's traffic.
+async fn share_counters(
+    store: &Store,
+    serving: &Serving,
+    shared: &mut std::collections::HashMap<String, (i64, u64)>,
+) {
+    for name in serving.deployment_names() {
+        let Some(slot) = serving.deployment(&name) else {
+            continue;
+        };
+        let live = slot.live();
+        let arms: BTreeMap<String, dto::ArmCounters> =
+            live.revision_counters().into_iter().collect();
+        let requests: u64 = arms.values().map(|c| c.requests).sum();
+        if requests == 0 || shared.get(&name) == Some(&(live.revision, requests)) {
+            continue;
+        }
+        let Ok(json) = serde_json::to_string(&arms) else {
+            continue;
+        };
+        let reporter = &serving.config().replica_name;
+        match store
+            .put_arm_report(&name, reporter, live.revision, &json)
+            .await
+        {
+            Ok(()) => {
+                shared.insert(name, (live.revision, requests));
+            }
+            Err(err) => tracing::debug!(deployment = name, error = %err, "cannot share counters"),
+        }
+    }
+}
+
+/// The counters of `deployment`'s `revision` over every process that
+/// serves it: this server's own, live, plus the last report stored by each
+/// other server and replica within [`REPORT_FRESHNESS_MS`]; and the names
+/// of those others. What the canary controller, alerting and the status
+/// endpoint read, so that every server sees the same figures.
+pub(crate) async fn cluster_counters(
+    store: &Store,
+    serving: &Serving,
+    deployment: &str,
+    revision: i64,
+) -> (
+    std::collections::HashMap<String, dto::ArmCounters>,
+    Vec<String>,
+) {
+    let mut sums = serving.local_revision_counters(deployment, revision);
+    let since = sextant_governance::now_ms() - REPORT_FRESHNESS_MS;
+    let reports = match store.arm_reports(deployment, since).await {
+        Ok(reports) => reports,
+        Err(err) => {
+            tracing::warn!(deployment, error = %err, "cannot read other processes' counters");
+            Vec::new()
+        }
+    };
+    let own = &serving.config().replica_name;
+    let mut reporters = Vec::new();
+    for report in reports {
+        if report.revision != revision || &report.reporter == own {
+            continue;
+        }
+        reporters.push(report.reporter.clone());
+        let Ok(arms) = serde_json::from_str::<BTreeMap<String, dto::ArmCounters>>(&report.arms)
+        else {
+            continue;
+        };
+        for (arm, counters) in &arms {
+            super::stats::add_counters(sums.entry(arm.clone()).or_default(), counters);
+        }
+    }
+    (sums, reporters)
 }
 
 /// Waits `period`; false when `stop` turned true first.
@@ -240,7 +334,8 @@ pub async fn drive_canaries(
             let Policy::Canary(policy) = &spec.policy else {
                 continue;
             };
-            let (counters, _) = serving.revision_counters(&record.name, record.revision);
+            let (counters, _) =
+                cluster_counters(&store, &serving, &record.name, record.revision).await;
             let canary = counters.get("canary").cloned().unwrap_or_default();
             let health = ArmHealth {
                 requests: canary.requests - canary.rejected,

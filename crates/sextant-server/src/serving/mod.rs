@@ -1336,13 +1336,13 @@ impl Serving {
             .insert(report.replica.clone(), (Instant::now(), report));
     }
 
-    /// Counters of `revision` by arm: this process's plus those replicas
-    /// reported within the last minute; and the names of those replicas.
-    pub fn revision_counters(
+    /// This process's own counters of `deployment`'s `revision` per arm
+    /// (empty when it serves another revision).
+    pub fn local_revision_counters(
         &self,
         deployment: &str,
         revision: i64,
-    ) -> (HashMap<String, ArmCounters>, Vec<String>) {
+    ) -> HashMap<String, ArmCounters> {
         let mut sums: HashMap<String, ArmCounters> = HashMap::new();
         if let Some(slot) = self.deployment(deployment) {
             let live = slot.live();
@@ -1352,6 +1352,17 @@ impl Serving {
                 }
             }
         }
+        sums
+    }
+
+    /// Counters of `revision` by arm: this process's plus those replicas
+    /// reported within the last minute; and the names of those replicas.
+    pub fn revision_counters(
+        &self,
+        deployment: &str,
+        revision: i64,
+    ) -> (HashMap<String, ArmCounters>, Vec<String>) {
+        let mut sums = self.local_revision_counters(deployment, revision);
         let mut replicas = Vec::new();
         let mut reports = self.inner.reports.lock().expect("reports lock");
         if let Some(by_replica) = reports.get_mut(deployment) {

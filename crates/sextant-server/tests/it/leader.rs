@@ -173,3 +173,56 @@ async fn servers_starting_together_on_a_new_database_all_open() {
         store.close().await;
     }
 }
+
+/// Each process's counters of a deployment revision, stored so that the
+/// leader judges canaries on every server's traffic: one row per reporter,
+/// replaced as it reports, read back by freshness, pruned when stale.
+async fn arm_reports_replace_and_expire(store: &Store) {
+    let arms = |requests: u64| {
+        format!(
+            r#"{{"canary":{{"requests":{requests},"errors":0,"rejected":0,"latency_buckets":[]}}}}"#
+        )
+    };
+    store
+        .put_arm_report("api", "server-a", 3, &arms(5))
+        .await
+        .unwrap();
+    store
+        .put_arm_report("api", "server-b", 3, &arms(7))
+        .await
+        .unwrap();
+    store
+        .put_arm_report("api", "server-a", 4, &arms(9))
+        .await
+        .unwrap();
+    store
+        .put_arm_report("other", "server-a", 1, &arms(1))
+        .await
+        .unwrap();
+    let reports = store.arm_reports("api", 0).await.unwrap();
+    let seen: Vec<(&str, i64, &str)> = reports
+        .iter()
+        .map(|r| (r.reporter.as_str(), r.revision, r.arms.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("server-a", 4, arms(9).as_str()),
+            ("server-b", 3, arms(7).as_str())
+        ]
+    );
+    let future = sextant_governance::now_ms() + 60_000;
+    assert!(store.arm_reports("api", future).await.unwrap().is_empty());
+    assert_eq!(store.prune_arm_reports(future).await.unwrap(), 3);
+    assert!(store.arm_reports("api", 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn arm_reports_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = open(&format!("sqlite://{}", dir.path().join("s.db").display())).await;
+    arm_reports_replace_and_expire(&sqlite).await;
+    if let Some(url) = fresh_postgres_database().await {
+        arm_reports_replace_and_expire(&open(&url).await).await;
+    }
+}
