@@ -109,6 +109,73 @@ def test_drift_report_on_files(tmp_path):
     assert result.returncode == 2 and "absent.csv" in result.stderr, result.stderr
 
 
+def test_partitioned_drift_partials_merge_into_the_one_process_report(tmp_path):
+    """`sextant drift --partition I/N --partial`, as an indexed Job's pods run it: four
+    processes at once over a directory of six files (split by files) and three over one
+    file (split by rows) count their share in the reference's buckets; `--merge` sums the
+    partials into the report one process makes over all the rows: the same counts and
+    verdicts, means equal to rounding."""
+    reference = calls(20_000, seed=1)
+    shifted = calls(24_000, seed=3, scam_share=0.35, upi_shift=True)
+    reference.to_parquet(tmp_path / "reference.parquet", index=False)
+    parts = tmp_path / "shifted"
+    parts.mkdir()
+    for index, rows in enumerate(np.array_split(np.arange(len(shifted)), 6)):
+        frame = shifted.iloc[rows]
+        if index % 2:
+            frame.to_csv(parts / f"part-{index}.csv", index=False)
+        else:
+            frame.to_parquet(parts / f"part-{index}.parquet", index=False)
+    shifted.to_parquet(tmp_path / "shifted.parquet", index=False)
+    binary = str(_sextant_bin())
+
+    def partial(current, out, *extra) -> subprocess.Popen:
+        return subprocess.Popen([binary, "drift", str(tmp_path / "reference.parquet"), str(current), "--partial", str(out), *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def merge(*partials) -> subprocess.CompletedProcess:
+        return subprocess.run([binary, "drift", "--merge", *map(str, partials)], capture_output=True, text=True, timeout=120)
+
+    def finished(process):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+
+    finished(partial(tmp_path / "shifted.parquet", tmp_path / "whole.json"))
+    whole = merge(tmp_path / "whole.json")
+    assert whole.returncode == 0, whole.stderr
+    expected = json.loads(whole.stdout)
+    assert expected["rows"] == len(shifted)
+    drifted = {f["name"] for f in expected["features"] if f["drifted"]}
+    assert {"upi_payments", "opened_bank_website", "is_scam"} <= drifted, expected["features"]
+
+    for label, current, count in [("files", parts, 4), ("rows", tmp_path / "shifted.parquet", 3)]:
+        out = tmp_path / label
+        out.mkdir()
+        for process in [partial(current, out / f"part-{i}.json", "--partition", f"{i}/{count}") for i in range(count)]:
+            finished(process)
+        merged = merge(out)
+        assert merged.returncode == 0, merged.stderr
+        report = json.loads(merged.stdout)
+        assert report["rows"] == expected["rows"] and report["drifted_features"] == expected["drifted_features"]
+        for got, want in zip(report["features"], json.loads(whole.stdout)["features"]):
+            if want["mean"] is None:  # categorical
+                assert got["mean"] is None
+            else:
+                assert got["mean"] == pytest.approx(want["mean"], rel=1e-12), (got, want)
+            got.pop("mean"), want.pop("mean")
+            assert got == want
+
+    # Partials of another reference do not merge; a missing partial is named.
+    calls(5_000, seed=9).to_parquet(tmp_path / "other.parquet", index=False)
+    other = subprocess.run([binary, "drift", str(tmp_path / "other.parquet"), str(tmp_path / "shifted.parquet"),
+                            "--partial", str(tmp_path / "other.json")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    refused = merge(tmp_path / "whole.json", tmp_path / "other.json")
+    assert refused.returncode == 2 and "another reference profile" in refused.stderr, refused.stderr
+    missing = merge(tmp_path / "absent.json")
+    assert missing.returncode == 2 and "absent.json" in missing.stderr, missing.stderr
+
+
 def chunks(frame: pd.DataFrame, size: int = 100):
     return [frame.iloc[start : start + size] for start in range(0, len(frame), size)]
 

@@ -21,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -656,9 +657,9 @@ def test_batch_scoring_matches_the_library(own_server, data, tmp_path):
 
 def test_partitioned_batch_scoring_equals_one_process(data, tmp_path):
     """`sextant predict --partition I/N`, as an indexed Job's pods run it: four processes
-    at once over a directory of five Parquet files (split by files), and three over one
-    file (split by rows), write outputs that, in partition order, are row for row the
-    single process's."""
+    at once over a directory of five Parquet files (split by files), the same directory
+    on object storage (S3), and three over one file (split by rows), write outputs that,
+    in partition order, are row for row the single process's."""
     from sklearn.ensemble import RandomForestClassifier
 
     X, y = data
@@ -671,19 +672,36 @@ def test_partitioned_batch_scoring_equals_one_process(data, tmp_path):
         X.iloc[rows].to_parquet(dataset / f"part-{part:03d}.parquet")
     X.to_parquet(tmp_path / "rows.parquet")
 
+    sources = [(dataset, 4), (tmp_path / "rows.parquet", 3)]
+    env = dict(os.environ)
+    if os.environ.get("SEXTANT_TEST_S3_ENDPOINT"):
+        import boto3
+
+        endpoint, bucket = os.environ["SEXTANT_TEST_S3_ENDPOINT"], os.environ.get("SEXTANT_TEST_S3_BUCKET", "sextant-test")
+        prefix = f"batch-{uuid.uuid4().hex}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")  # fmt: skip
+        for file in sorted(dataset.iterdir()):
+            s3.upload_file(str(file), bucket, f"{prefix}/{file.name}")
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
+                   AWS_ENDPOINT=endpoint, AWS_ALLOW_HTTP="true")  # fmt: skip
+        sources.append((f"s3://{bucket}/{prefix}/", 4))
+    elif os.environ.get("CI"):
+        pytest.fail("CI must set SEXTANT_TEST_S3_ENDPOINT")
+
     def predict(source, output, *extra):
         return subprocess.Popen([str(_sextant_bin()), "predict", "--model", str(model_dir), "--input", str(source),
                                  "--output", str(output), "--threads", "1", *extra],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
 
     def finished(process):
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
 
-    for source, count in [(dataset, 4), (tmp_path / "rows.parquet", 3)]:
-        whole = tmp_path / f"whole-{count}.parquet"
+    for number, (source, count) in enumerate(sources):
+        whole = tmp_path / f"whole-{number}.parquet"
         finished(predict(source, whole))
-        parts = [tmp_path / f"part-{count}-{i}.parquet" for i in range(count)]
+        parts = [tmp_path / f"part-{number}-{i}.parquet" for i in range(count)]
         for process in [predict(source, part, "--partition", f"{i}/{count}") for i, part in enumerate(parts)]:
             finished(process)
         expected = pd.read_parquet(whole)

@@ -20,6 +20,8 @@ use arrow_schema::{DataType as ArrowType, Field, Schema};
 use sextant_serve::model::Layout;
 use sextant_serve::{NamedTensor, Tensor, TensorData};
 
+use crate::input::{parse_partition, select_input, Partition, SelectedInput};
+
 #[derive(clap::Args)]
 pub struct PredictArgs {
     /// The model: NAME@ALIAS, NAME/VERSION or NAME/latest (registered on
@@ -27,9 +29,10 @@ pub struct PredictArgs {
     #[arg(long)]
     model: String,
     /// Input rows: a .parquet or .csv file with a header, or a directory
-    /// of them (read in name order, as one table).
+    /// of them (read in name order, as one table); either may be on object
+    /// storage (s3://bucket/prefix/, gs://…, az://…).
     #[arg(long)]
-    input: PathBuf,
+    input: String,
     /// Where predictions go: .parquet (default) or .csv.
     #[arg(long)]
     output: PathBuf,
@@ -60,9 +63,8 @@ pub async fn predict(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let model_dir = model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
-    let input = args.input.clone();
-    let partition = args.partition;
-    let columns = tokio::task::spawn_blocking(move || read_input(&input, partition)).await??;
+    let input = select_input(&args.input, args.partition).await?;
+    let columns = tokio::task::spawn_blocking(move || read_input(&input)).await??;
     let rows = columns.first().map_or(0, |c| c.tensor.rows());
     let options = load_options(args.cache_dir.as_deref());
     let threads = args
@@ -211,76 +213,11 @@ fn append(all: &mut Tensor, part: Tensor) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Share `index` of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Partition {
-    index: usize,
-    count: usize,
-}
-
-impl Partition {
-    /// The contiguous share of `0..len` this partition takes:
-    /// ⌊I·len/N⌋ .. ⌊(I+1)·len/N⌋, so that the shares tile `0..len` in order.
-    fn range(self, len: usize) -> std::ops::Range<usize> {
-        self.index * len / self.count..(self.index + 1) * len / self.count
-    }
-}
-
-fn parse_partition(text: &str) -> Result<Partition, String> {
-    let (index, count) = text
-        .split_once('/')
-        .ok_or_else(|| format!("'{text}' is not I/N (e.g. 0/4)"))?;
-    let index: usize = index
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{index}' is not a whole number"))?;
-    let count: usize = count
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{count}' is not a whole number"))?;
-    if count == 0 || index >= count {
-        return Err(format!(
-            "partition {index}/{count}: need 0 ≤ I < N (the first of four is 0/4)"
-        ));
-    }
-    Ok(Partition { index, count })
-}
-
-/// The rows to score: a file, or a directory's files in name order, and of
-/// those this process's partition.
-pub(crate) fn read_input(
-    path: &Path,
-    partition: Option<Partition>,
-) -> anyhow::Result<Vec<NamedTensor>> {
-    if !path.is_dir() {
-        let columns = read_columns(path)?;
-        return Ok(match partition {
-            Some(partition) => rows_of(&columns, partition),
-            None => columns,
-        });
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("while listing {}", path.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|file| {
-            let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-            file.is_file()
-                && matches!(
-                    extension.to_ascii_lowercase().as_str(),
-                    "parquet" | "pq" | "csv"
-                )
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("{} holds no .parquet or .csv files", path.display());
-    }
-    let by_files = partition.filter(|p| files.len() >= p.count);
-    if let Some(partition) = by_files {
-        files = files[partition.range(files.len())].to_vec();
-    }
+/// The rows to score: the selected files in name order as one table, and
+/// of those this process's share of rows when the partition is by rows.
+pub(crate) fn read_input(input: &SelectedInput) -> anyhow::Result<Vec<NamedTensor>> {
     let mut columns: Vec<NamedTensor> = Vec::new();
-    for file in &files {
+    for file in &input.files {
         let part = read_columns(file)?;
         if columns.is_empty() {
             columns = part;
@@ -301,9 +238,9 @@ pub(crate) fn read_input(
             }
         }
     }
-    Ok(match (partition, by_files) {
-        (Some(partition), None) => rows_of(&columns, partition),
-        _ => columns,
+    Ok(match input.rows {
+        Some(partition) => rows_of(&columns, partition),
+        None => columns,
     })
 }
 
@@ -539,29 +476,5 @@ fn cell_text(array: &ArrayRef, row: usize) -> String {
         ArrowType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
         ArrowType::Boolean => array.as_boolean().value(row).to_string(),
         _ => array.as_string::<i32>().value(row).to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partitions_tile_the_input_in_order() {
-        for len in [0, 1, 5, 7, 100] {
-            for count in 1..6 {
-                let mut next = 0;
-                for index in 0..count {
-                    let range = Partition { index, count }.range(len);
-                    assert_eq!(range.start, next, "{index}/{count} of {len}");
-                    next = range.end;
-                }
-                assert_eq!(next, len);
-            }
-        }
-        assert_eq!(parse_partition("1/4"), Ok(Partition { index: 1, count: 4 }));
-        for bad in ["4/4", "1", "a/2", "0/0", "-1/3"] {
-            assert!(parse_partition(bad).is_err(), "{bad}");
-        }
     }
 }

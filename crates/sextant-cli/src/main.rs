@@ -10,6 +10,7 @@ mod client;
 mod deploy;
 mod explain;
 mod image;
+mod input;
 mod k8s;
 mod monitor;
 mod output;
@@ -583,7 +584,7 @@ fn main() -> ExitCode {
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
             Command::K8s(command) => k8s::k8s(command),
-            Command::Drift(args) => monitor::drift(args),
+            Command::Drift(args) => monitor::drift(args).await,
             Command::Estimate(args) => monitor::estimate(args),
         }
     });
