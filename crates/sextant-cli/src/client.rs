@@ -124,6 +124,48 @@ impl Client {
         bail!("the server answered {status}: {message}")
     }
 
+    /// The server's base URL (what `MLFLOW_TRACKING_URI` names).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The API token this client sends, if it authenticates with one.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.authorization.as_deref()?.strip_prefix("Bearer ")
+    }
+
+    /// A call to MLflow's REST API (`/api/2.0/mlflow{path}`).
+    pub async fn mlflow(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}/api/2.0/mlflow{path}", self.base);
+        let mut request = self.http.request(method, &url).query(query);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = self.submit(request).await?;
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Uploads `bytes` through the server's artifact proxy to
+    /// `mlflow-artifacts:/{path}`.
+    pub async fn put_artifact(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}", self.base);
+        let mut request = self.http.put(&url).body(bytes);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        self.submit(request).await?;
+        Ok(())
+    }
+
     /// The same server and credentials, for the serving machinery.
     pub fn remote_server(&self) -> sextant_server::serving::RemoteServer {
         sextant_server::serving::RemoteServer {

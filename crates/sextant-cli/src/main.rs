@@ -6,8 +6,10 @@
 //! the environment, installs the log subscriber and builds the runtime.
 
 mod batch;
+mod capture;
 mod client;
 mod deploy;
+mod exec;
 mod explain;
 mod image;
 mod input;
@@ -152,6 +154,20 @@ enum Command {
         connection: client::Connection,
         #[command(flatten)]
         args: explain::ExplainArgs,
+    },
+    /// Run a training command in an MLflow run and record what it depended on: code, packages, system, GPUs, container, seed, data hashes (sextant exec -- python train.py)
+    Exec {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: exec::ExecArgs,
+    },
+    /// A run's environment manifest (from `sextant exec`), checked against the hash in the audit log; exits 1 when it was edited
+    Manifest {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: exec::ManifestArgs,
     },
 }
 
@@ -583,6 +599,8 @@ fn main() -> ExitCode {
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
+            Command::Exec { connection, args } => exec::exec(&connection, args).await,
+            Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
             Command::K8s(command) => k8s::k8s(command),
             Command::Drift(args) => monitor::drift(args).await,
             Command::Estimate(args) => monitor::estimate(args),

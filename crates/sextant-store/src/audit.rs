@@ -40,6 +40,8 @@ pub struct AuditQuery {
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub actor: Option<String>,
+    /// The request path the entry records (`/api/v1/run-manifests`).
+    pub action: Option<String>,
     /// Inclusive lower bound on the timestamp (ms).
     pub since: Option<i64>,
     /// Exclusive upper bound on the timestamp (ms).
@@ -309,6 +311,9 @@ impl Store {
         }
         if let Some(value) = &query.actor {
             sql.push(" AND actor = ").bind_text(value.clone());
+        }
+        if let Some(value) = &query.action {
+            sql.push(" AND action = ").bind_text(value.clone());
         }
         if let Some(value) = query.since {
             sql.push(" AND ts >= ").bind(Bind::Int(value));

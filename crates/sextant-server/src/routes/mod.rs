@@ -18,6 +18,7 @@ mod artifacts;
 pub(crate) mod deployments;
 pub(crate) mod feedback;
 pub(crate) mod inference;
+pub(crate) mod manifests;
 mod meta;
 pub(crate) mod monitoring;
 mod registry;

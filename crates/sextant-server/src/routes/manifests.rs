@@ -1,0 +1,224 @@
+//! Environment manifests of runs: what `sextant exec` captured about a
+//! training run (code, packages, system, devices, container, command, data
+//! hashes) is stored as a run artifact, and its SHA-256 is put in the audit
+//! log when recorded. The audit chain cannot be edited unseen, so checking a
+//! manifest is comparing the artifact's bytes with the hash recorded there:
+//! an edited or replaced manifest shows.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sextant_artifacts::ArtifactPath;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::MlflowRequest;
+use crate::guard::AuditNote;
+use crate::AppState;
+
+/// The action of a recorded manifest's audit entry (its request path).
+const ACTION: &str = "/api/v1/run-manifests";
+/// Manifests are a few hundred kilobytes; this bounds what a check reads.
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RecordManifest {
+    pub run_id: String,
+    /// The manifest's path among the run's artifacts.
+    pub artifact_path: String,
+    /// SHA-256 of the manifest's bytes, in hex.
+    pub sha256: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct ManifestQuery {
+    pub run_id: String,
+}
+
+/// A run's recorded manifest, checked against the stored artifact.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ManifestCheck {
+    pub run_id: String,
+    pub artifact_path: String,
+    /// The hash in the audit log.
+    pub recorded_sha256: String,
+    /// The hash of the artifact as stored now; `None` when it is gone.
+    pub stored_sha256: Option<String>,
+    /// The stored manifest is the recorded one.
+    pub intact: bool,
+    /// The audit entry that recorded it.
+    pub audit_seq: i64,
+    pub recorded_at: i64,
+    pub recorded_by: String,
+    /// The manifest itself, when it is stored and JSON.
+    #[schema(value_type = Object)]
+    pub manifest: Option<serde_json::Value>,
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The artifact `relative` of `run_id`, in this server's artifact store.
+async fn run_artifact_path(
+    state: &AppState,
+    run_id: &str,
+    relative: &str,
+) -> ApiResult<ArtifactPath> {
+    let run = state.store().get_run(run_id).await?;
+    let root = crate::serving::source::artifact_root(&run.info.artifact_uri).map_err(|_| {
+        ApiError::invalid(format!(
+            "run '{run_id}' keeps its artifacts at '{}', outside this server's artifact store",
+            run.info.artifact_uri
+        ))
+    })?;
+    let relative = relative.trim_matches('/');
+    if relative.is_empty() || relative.split('/').any(|part| part == ".." || part == ".") {
+        return Err(ApiError::invalid(format!(
+            "'{relative}' is not a file path within the run"
+        )));
+    }
+    Ok(ArtifactPath::parse(&format!(
+        "{}/{relative}",
+        root.as_str()
+    ))?)
+}
+
+/// Records a run's manifest: its path and hash go into the audit log.
+#[utoipa::path(post, path = "/api/v1/run-manifests", tag = "lineage", request_body = RecordManifest,
+    responses((status = 200, description = "Recorded"), (status = 400, body = sextant_api::v1::Error), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn record(
+    State(state): State<AppState>,
+    principal: Option<Extension<sextant_governance::Principal>>,
+    headers: axum::http::HeaderMap,
+    MlflowRequest(request): MlflowRequest<RecordManifest>,
+) -> ApiResult<(Extension<AuditNote>, Json<serde_json::Value>)> {
+    let sha256 = request.sha256.to_ascii_lowercase();
+    if !is_sha256(&sha256) {
+        return Err(ApiError::invalid(
+            "sha256 must be 64 hexadecimal digits (the SHA-256 of the manifest)",
+        ));
+    }
+    let location = run_artifact_path(&state, &request.run_id, &request.artifact_path).await?;
+    // The manifest must be stored before its hash is recorded.
+    let stored = state.artifacts().get(&location).await.map_err(|_| {
+        ApiError::not_found(format!(
+            "run '{}' has no artifact '{}': upload the manifest first",
+            request.run_id, request.artifact_path
+        ))
+    })?;
+    drop(stored);
+    // Appended here rather than by the guard: writes to a run are audited
+    // with their data only when run data is audited at all, and this entry
+    // must exist whatever that setting says.
+    let after = serde_json::json!({
+        "artifact_path": request.artifact_path.trim_matches('/'),
+        "sha256": sha256,
+    });
+    let actor = principal.as_ref().map_or("-", |p| p.0.name()).to_string();
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let seq = state
+        .store()
+        .append_audit(sextant_core::NewAuditEntry {
+            ts: sextant_governance::now_ms(),
+            actor,
+            source: String::new(),
+            user_agent,
+            method: "POST".into(),
+            action: ACTION.into(),
+            resource_type: "run".into(),
+            resource_id: request.run_id.clone(),
+            status: 200,
+            outcome: "ok".into(),
+            detail: "environment manifest recorded".into(),
+            before: None,
+            after: Some(after.to_string()),
+        })
+        .await?;
+    let note = AuditNote {
+        resource: Some(("run".into(), request.run_id.clone())),
+        recorded: true,
+        ..AuditNote::default()
+    };
+    Ok((Extension(note), Json(serde_json::json!({"audit_seq": seq}))))
+}
+
+/// A run's latest recorded manifest, with the stored artifact's hash
+/// compared with the recorded one.
+#[utoipa::path(get, path = "/api/v1/run-manifests", tag = "lineage", params(ManifestQuery),
+    responses((status = 200, body = ManifestCheck), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    MlflowRequest(query): MlflowRequest<ManifestQuery>,
+) -> ApiResult<Json<ManifestCheck>> {
+    state.store().get_run(&query.run_id).await?;
+    let entries = state
+        .store()
+        .query_audit(&sextant_store::AuditQuery {
+            resource_type: Some("run".into()),
+            resource_id: Some(query.run_id.clone()),
+            action: Some(ACTION.into()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    let recorded = entries
+        .iter()
+        .rev()
+        .filter(|e| e.entry.method == "POST")
+        .filter(|e| e.entry.outcome == "ok")
+        .find_map(|e| {
+            let after: serde_json::Value = serde_json::from_str(e.entry.after.as_deref()?).ok()?;
+            let path = after["artifact_path"].as_str()?.to_string();
+            let sha256 = after["sha256"].as_str()?.to_string();
+            Some((e, path, sha256))
+        });
+    let Some((entry, artifact_path, recorded_sha256)) = recorded else {
+        return Err(ApiError::not_found(format!(
+            "run '{}' has no recorded environment manifest (runs started with `sextant exec` have one)",
+            query.run_id
+        )));
+    };
+    let location = run_artifact_path(&state, &query.run_id, &artifact_path).await?;
+    let (stored_sha256, manifest) = match state.artifacts().get(&location).await {
+        Ok(download) if download.size <= MAX_MANIFEST_BYTES => {
+            let mut hasher = Sha256::new();
+            let mut bytes = Vec::with_capacity(download.size as usize);
+            let mut body = download.body;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                hasher.update(&chunk);
+                bytes.extend_from_slice(&chunk);
+            }
+            let hash = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>();
+            (Some(hash), serde_json::from_slice(&bytes).ok())
+        }
+        Ok(_) => {
+            return Err(ApiError::invalid(format!(
+                "'{artifact_path}' is larger than a manifest can be"
+            )))
+        }
+        Err(_) => (None, None),
+    };
+    Ok(Json(ManifestCheck {
+        run_id: query.run_id,
+        intact: stored_sha256.as_deref() == Some(recorded_sha256.as_str()),
+        artifact_path,
+        recorded_sha256,
+        stored_sha256,
+        audit_seq: entry.seq,
+        recorded_at: entry.entry.ts,
+        recorded_by: entry.entry.actor.clone(),
+        manifest,
+    }))
+}

@@ -1,0 +1,215 @@
+"""`sextant exec -- COMMAND` with a real git repository and the unmodified `mlflow`
+client: the command logs into the run exec created; the run's manifest records the
+commit, the uncommitted diff, the packages and frameworks, the system, the (absent)
+GPUs, the seed, the command's outcome and the content hash of its data; the hash of the
+manifest is in the audit log, so an edited manifest is caught; a seeded training run
+again with the recorded seed gives the same metrics; a changed data file changes its
+digest; a failing or missing command, or a directory outside git, still records what
+was captured."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import AGAINST_MLFLOW, _sextant_bin
+
+pytestmark = [
+    pytest.mark.sextant_only,
+    pytest.mark.skipif(AGAINST_MLFLOW, reason="Sextant's reproducibility capture"),
+]
+
+TRAIN = """\
+import os, sys
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+
+seed = int(os.environ["SEXTANT_SEED"])
+frame = pd.read_csv("data.csv")
+X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+with mlflow.start_run():
+    mlflow.log_input(mlflow.data.from_pandas(frame, source="data.csv", name="calls"), context="training")
+    model = RandomForestClassifier(n_estimators=15, max_features=1, bootstrap=True, random_state=seed).fit(X[:150], y[:150])
+    mlflow.log_param("seed", seed)
+    mlflow.log_metric("accuracy", model.score(X[150:], y[150:]))
+print("trained with seed", seed)
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "ml@example.com")
+    git(repo, "config", "user.name", "ML")
+    (repo / "train.py").write_text(TRAIN)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)}).to_csv(
+        repo / "data.csv", index=False
+    )
+    (repo / "requirements.txt").write_text("scikit-learn\npandas\nmlflow\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first model")
+    return repo
+
+
+def exec_(uri: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SEXTANT_SERVER=uri)
+    env.pop("MLFLOW_RUN_ID", None)
+    return subprocess.run([str(_sextant_bin()), "exec", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def run_of(done: subprocess.CompletedProcess) -> str:
+    line = next(line for line in done.stderr.splitlines() if line.startswith("sextant: run "))
+    return line.split()[2].rstrip(":")
+
+
+def manifest_check(uri: str, run_id: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(_sextant_bin()), "manifest", run_id, "--format", "json", *extra],
+                          env=dict(os.environ, SEXTANT_SERVER=uri), capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_exec_records_what_a_training_run_depended_on(tracking_uri, repo, tmp_path):
+    import sklearn
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    python = sys.executable
+    done = exec_(tracking_uri, repo, "--experiment", "reproducible", "--input", "data.csv", "--seed", "7", "--", python, "train.py")
+    assert done.returncode == 0, done.stderr
+    assert "trained with seed 7" in done.stdout
+    run_id = run_of(done)
+
+    # The unmodified client logged into exec's run, which exec then finished.
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["seed"] == "7" and "accuracy" in run.data.metrics
+    tags = run.data.tags
+    head = git(repo, "rev-parse", "HEAD")
+    assert tags["mlflow.source.git.commit"] == head
+    assert tags["sextant.git.dirty"] == "false"
+    assert tags["sextant.seed"] == "7" and tags["sextant.exit_code"] == "0"
+    assert tags["sextant.gpu"] == "none"
+    assert f"scikit-learn=={sklearn.__version__}" in tags["sextant.frameworks"]
+
+    check = manifest_check(tracking_uri, run_id, "--full")
+    assert check.returncode == 0, check.stderr
+    checked = json.loads(check.stdout)
+    assert checked["intact"] is True and checked["recorded_sha256"] == tags["sextant.manifest.sha256"]
+    manifest = checked["manifest"]
+    assert manifest["run_id"] == run_id and manifest["format"] == "sextant.environment/1"
+    assert manifest["git"]["commit"] == head and manifest["git"]["branch"] == git(repo, "rev-parse", "--abbrev-ref", "HEAD")
+    assert manifest["python"]["version"] == platform.python_version()
+    assert Path(manifest["python"]["executable"]).resolve() == Path(python).resolve()
+    assert f"scikit-learn=={sklearn.__version__}" in manifest["python"]["packages"]
+    assert manifest["frameworks"]["scikit-learn"] == sklearn.__version__
+    assert manifest["system"]["kernel"] == platform.release() and manifest["system"]["arch"] == platform.machine()
+    assert manifest["system"]["memory_bytes"] > 0 and manifest["system"]["cpu_flags"]
+    assert manifest["gpus"]["nvidia"] == {"present": False, "reason": "nvidia-smi not found or it found no NVIDIA driver"}
+    assert manifest["seed"] == {"sextant_seed": 7, "pythonhashseed": os.environ.get("PYTHONHASHSEED", "7"), "given": True}
+    assert manifest["command"]["argv"] == [python, "train.py"] and manifest["command"]["exit_code"] == 0
+    assert "trained with seed 7" in manifest["command"]["stdout_tail"]
+    data_sha = hashlib.sha256((repo / "data.csv").read_bytes()).hexdigest()
+    assert manifest["inputs"] == [{"path": "data.csv", "sha256": data_sha, "bytes": (repo / "data.csv").stat().st_size}]
+    (logged,) = manifest["logged_datasets"]
+    assert logged["name"] == "calls" and logged["context"] == "training" and logged["content"]["sha256"] == data_sha
+    lockfile = next(f for f in manifest["lockfiles"] if f["path"].endswith("requirements.txt"))
+    assert lockfile["sha256"] == hashlib.sha256((repo / "requirements.txt").read_bytes()).hexdigest()
+    assert "sextant/lockfiles/requirements.txt" in {a.path for a in client.list_artifacts(run_id, "sextant/lockfiles")}
+    for secret in ("MLFLOW_TRACKING_TOKEN", "AWS_SECRET_ACCESS_KEY", "SEXTANT_PASSWORD"):
+        assert secret not in manifest["environment"]
+
+    # The same seed again: the same model, so the same metric.
+    again = exec_(tracking_uri, repo, "--experiment", "reproducible", "--seed", "7", "--", python, "train.py")
+    assert again.returncode == 0, again.stderr
+    assert client.get_run(run_of(again)).data.metrics["accuracy"] == run.data.metrics["accuracy"]
+
+    # Uncommitted changes: recorded as dirty, the diff stored and hashed.
+    (repo / "train.py").write_text(TRAIN.replace("n_estimators=15", "n_estimators=16"))
+    (repo / "notes.txt").write_text("untracked\n")
+    dirty = exec_(tracking_uri, repo, "--experiment", "reproducible", "--", python, "train.py")
+    assert dirty.returncode == 0, dirty.stderr
+    dirty_id = run_of(dirty)
+    manifest = json.loads(manifest_check(tracking_uri, dirty_id, "--full").stdout)["manifest"]
+    assert manifest["git"]["dirty"] is True and manifest["git"]["untracked"] == ["notes.txt"]
+    diff = Path(client.download_artifacts(dirty_id, "sextant/git.diff", str(tmp_path)))
+    assert "+    model = RandomForestClassifier(n_estimators=16" in diff.read_text()
+    assert manifest["git"]["diff_sha256"] == hashlib.sha256(diff.read_bytes()).hexdigest()
+    assert manifest["seed"]["given"] is False and isinstance(manifest["seed"]["sextant_seed"], int)
+
+    # A data file changed on disk has another digest.
+    (repo / "data.csv").write_text((repo / "data.csv").read_text().replace("0.", "1.", 1))
+    changed = exec_(tracking_uri, repo, "--experiment", "reproducible", "--input", "data.csv", "--", python, "train.py")
+    assert changed.returncode == 0, changed.stderr
+    manifest = json.loads(manifest_check(tracking_uri, run_of(changed), "--full").stdout)["manifest"]
+    assert manifest["inputs"][0]["sha256"] != data_sha
+
+    # An edited manifest no longer matches the hash in the audit log.
+    edited = json.loads(Path(client.download_artifacts(run_id, "sextant/environment.json", str(tmp_path / "m"))).read_text())
+    edited["git"]["commit"] = "0" * 40
+    artifact_uri = client.get_run(run_id).info.artifact_uri
+    path = artifact_uri.split("mlflow-artifacts:", 1)[1].lstrip("/")
+    reply = requests.put(f"{tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{path}/sextant/environment.json",
+                         data=json.dumps(edited).encode(), timeout=30)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    caught = manifest_check(tracking_uri, run_id)
+    assert caught.returncode == 1, caught.stdout + caught.stderr
+    verdict = json.loads(caught.stdout)
+    assert verdict["intact"] is False and verdict["stored_sha256"] != verdict["recorded_sha256"]
+    assert "not the one recorded in the audit log" in caught.stderr
+
+
+def test_failures_still_record_what_was_captured(tracking_uri, repo, tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    failing = exec_(tracking_uri, repo, "--experiment", "failures", "--", sys.executable, "-c",
+                    "import sys; print('half way'); sys.stderr.write('boom\\n'); sys.exit(3)")  # fmt: skip
+    assert failing.returncode == 3, failing.stderr
+    run_id = run_of(failing)
+    assert client.get_run(run_id).info.status == "FAILED"
+    manifest = json.loads(manifest_check(tracking_uri, run_id, "--full").stdout)["manifest"]
+    assert manifest["command"]["exit_code"] == 3
+    assert "half way" in manifest["command"]["stdout_tail"] and "boom" in manifest["command"]["stderr_tail"]
+
+    missing = exec_(tracking_uri, repo, "--experiment", "failures", "--", "no-such-trainer", "--epochs", "3")
+    assert missing.returncode == 127 and "cannot run 'no-such-trainer'" in missing.stderr, missing.stderr
+    run_id = run_of(missing)
+    assert client.get_run(run_id).info.status == "FAILED"
+    manifest = json.loads(manifest_check(tracking_uri, run_id, "--full").stdout)["manifest"]
+    assert manifest["command"]["exit_code"] is None and "no-such-trainer" in manifest["command"]["error"]
+    assert manifest["git"]["commit"] == git(repo, "rev-parse", "HEAD")
+
+    outside = tmp_path / "scratch"
+    outside.mkdir()
+    (outside / "data.csv").write_text("a\n1\n")
+    plain = exec_(tracking_uri, outside, "--experiment", "failures", "--input", "data.csv", "--input", "absent.csv", "--",
+                  sys.executable, "-c", "print('no repository here')")  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    manifest = json.loads(manifest_check(tracking_uri, run_of(plain), "--full").stdout)["manifest"]
+    assert manifest["git"]["present"] is False and "not in a git repository" in manifest["git"]["reason"]
+    assert manifest["inputs"][1] == {"path": "absent.csv", "error": "no such file or directory"}
+
+    no_manifest = client.create_run(client.create_experiment("plain-runs")).info.run_id
+    refused = manifest_check(tracking_uri, no_manifest)
+    assert refused.returncode == 2 and "no recorded environment manifest" in refused.stderr, refused.stderr
