@@ -331,6 +331,19 @@ impl ArtifactStore {
         Ok(written)
     }
 
+    /// Whether a file exists at `path` (its metadata only, no download).
+    pub async fn exists(&self, path: &ArtifactPath) -> Result<bool> {
+        if path.is_root() {
+            return Ok(false);
+        }
+        self.refuse_links(path)?;
+        match self.backend.head(&self.object_path(path)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Opens a file for download.
     pub async fn get(&self, path: &ArtifactPath) -> Result<Download> {
         if path.is_root() {

@@ -124,6 +124,12 @@ impl Client {
         bail!("the server answered {status}: {message}")
     }
 
+    /// The body of `GET /api/v1{path}` as bytes.
+    pub async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let response = self.submit(self.request(Method::GET, path, &[])).await?;
+        Ok(response.bytes().await?.to_vec())
+    }
+
     /// The server's base URL (what `MLFLOW_TRACKING_URI` names).
     pub fn base(&self) -> &str {
         &self.base

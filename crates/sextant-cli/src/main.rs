@@ -8,6 +8,7 @@
 mod batch;
 mod capture;
 mod client;
+mod datasets;
 mod deploy;
 mod exec;
 mod explain;
@@ -161,6 +162,13 @@ enum Command {
         connection: client::Connection,
         #[command(flatten)]
         args: exec::ExecArgs,
+    },
+    /// Datasets stored by content: push a file or directory (deduplicated chunks), pull a version with every chunk checked, list
+    Datasets {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: datasets::DatasetsCommand,
     },
     /// A run's environment manifest (from `sextant exec`), checked against the hash in the audit log; exits 1 when it was edited
     Manifest {
@@ -601,6 +609,10 @@ fn main() -> ExitCode {
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
             Command::Exec { connection, args } => exec::exec(&connection, args).await,
             Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
+            Command::Datasets {
+                connection,
+                command,
+            } => datasets::datasets(&connection, command).await,
             Command::K8s(command) => k8s::k8s(command),
             Command::Drift(args) => monitor::drift(args).await,
             Command::Estimate(args) => monitor::estimate(args),

@@ -11,7 +11,9 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
 
-use crate::routes::{alerts, deployments, feedback, inference, manifests, monitoring, v1};
+use crate::routes::{
+    alerts, datasets, deployments, feedback, inference, manifests, monitoring, v1,
+};
 use sextant_api::v1 as dto;
 
 #[derive(OpenApi)]
@@ -42,6 +44,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         alerts::list, alerts::metrics, alerts::evaluate, alerts::put, alerts::delete, alerts::all,
         alerts::get_trigger, alerts::put_trigger, alerts::delete_trigger, alerts::retrain,
         manifests::record, manifests::check,
+        datasets::missing_chunks, datasets::put_chunk, datasets::get_chunk, datasets::list, datasets::create_version, datasets::get_version,
     ),
     components(schemas(dto::Error)),
     tags(
@@ -53,7 +56,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         (name = "audit", description = "The append-only, hash-chained audit log"),
         (name = "deployments", description = "Registered model versions served under a name: update, blue-green, canary, A/B test, shadow, promote, rollback"),
         (name = "monitoring", description = "A deployment's reference profile; feature and prediction drift, missing values and outliers per model version and window"),
-        (name = "lineage", description = "Environment manifests of runs (`sextant exec`), their hashes kept in the audit log"),
+        (name = "lineage", description = "Environment manifests of runs (`sextant exec`), their hashes kept in the audit log; datasets stored by content in deduplicated chunks (`sextant datasets`)"),
         (name = "inference", description = "Calling a deployment: Open Inference Protocol v2 (also /v2/models/{name}/versions/{version}/…, /ready, /v2/health/*) and MLflow's /invocations"),
     )
 )]

@@ -15,6 +15,7 @@ macro_rules! route {
 
 pub(crate) mod alerts;
 mod artifacts;
+pub(crate) mod datasets;
 pub(crate) mod deployments;
 pub(crate) mod feedback;
 pub(crate) mod inference;

@@ -1,0 +1,415 @@
+//! Datasets by content: `sextant datasets push` cuts files into
+//! content-defined chunks, uploads the chunks the store lacks, then records a
+//! version: the files, each as its ordered chunks. Chunks are stored once
+//! under their SHA-256 whatever dataset or version they belong to, so a new
+//! version of a large file costs only the chunks that changed.
+//!
+//! A version's digest is its content's: a file's SHA-256, or for a
+//! directory the SHA-256 of its sorted `path\tsha256\n` lines (what
+//! `sextant exec --input` records, so a run's input and a stored version
+//! name each other). The server checks every chunk's hash when it is
+//! uploaded and that every chunk of a version exists before recording it;
+//! `pull` checks them again on the way back.
+//!
+//! Layout in the artifact store: `_datasets/chunks/<aa>/<sha256>` and
+//! `_datasets/versions/<name>/<digest>.json`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sextant_artifacts::ArtifactPath;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::MlflowRequest;
+use crate::AppState;
+
+/// The largest chunk accepted (`push` cuts at most 4 MiB).
+pub(crate) const MAX_CHUNK_BYTES: usize = 16 * 1024 * 1024;
+/// Chunks asked about at once.
+const MAX_QUERY_CHUNKS: usize = 10_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct DatasetFile {
+    /// Relative path inside the dataset ("" for a single file).
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// `[sha256, bytes]` per chunk, in order.
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub chunks: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct NewVersion {
+    /// `file` or `directory`.
+    pub kind: String,
+    pub files: Vec<DatasetFile>,
+    /// Where it was pushed from, for people (a path, a URL).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// A stored version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct DatasetVersion {
+    pub name: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    pub kind: String,
+    pub bytes: u64,
+    pub files: Vec<DatasetFile>,
+    pub source: String,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ChunkQuery {
+    pub chunks: Vec<String>,
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name != "chunks"
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "'{name}' is not a dataset name: 1 to 128 letters, digits, '-', '_' or '.', not starting with '.', and not 'chunks'"
+        )))
+    }
+}
+
+fn chunk_path(sha256: &str) -> ArtifactPath {
+    ArtifactPath::parse(&format!("_datasets/chunks/{}/{sha256}", &sha256[..2]))
+        .expect("hex digits make a valid path")
+}
+
+fn version_path(name: &str, digest_hex: &str) -> ArtifactPath {
+    ArtifactPath::parse(&format!("_datasets/versions/{name}/{digest_hex}.json"))
+        .expect("checked names make a valid path")
+}
+
+/// The digest of a version's files (see the module's documentation).
+pub(crate) fn content_digest(kind: &str, files: &[DatasetFile]) -> String {
+    if kind == "file" {
+        return files.first().map(|f| f.sha256.clone()).unwrap_or_default();
+    }
+    let mut listing = String::new();
+    for file in files {
+        listing.push_str(&format!("{}\t{}\n", file.path, file.sha256));
+    }
+    hex(&Sha256::digest(listing.as_bytes()))
+}
+
+async fn exists(state: &AppState, path: &ArtifactPath) -> bool {
+    state.artifacts().exists(path).await.unwrap_or(false)
+}
+
+/// Which of the given chunks the store lacks.
+#[utoipa::path(post, path = "/api/v1/datasets/chunks/missing", tag = "lineage", request_body = ChunkQuery,
+    responses((status = 200, description = "{\"missing\": [sha256…]}")))]
+pub(crate) async fn missing_chunks(
+    State(state): State<AppState>,
+    MlflowRequest(query): MlflowRequest<ChunkQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if query.chunks.len() > MAX_QUERY_CHUNKS {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_QUERY_CHUNKS} chunks per question"
+        )));
+    }
+    if let Some(bad) = query.chunks.iter().find(|c| !is_sha256(c)) {
+        return Err(ApiError::invalid(format!(
+            "'{bad}' is not a SHA-256 (64 lowercase hexadecimal digits)"
+        )));
+    }
+    let checks = futures::stream::iter(query.chunks.iter().cloned())
+        .map(|sha| {
+            let state = state.clone();
+            async move { (!exists(&state, &chunk_path(&sha)).await).then_some(sha) }
+        })
+        .buffered(16)
+        .filter_map(|missing| async move { missing })
+        .collect::<Vec<_>>()
+        .await;
+    Ok(Json(serde_json::json!({ "missing": checks })))
+}
+
+/// Stores a chunk under its SHA-256, which must be the body's.
+#[utoipa::path(put, path = "/api/v1/datasets/chunks/{sha256}", tag = "lineage", params(("sha256" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "Stored (or already there)"), (status = 400, body = sextant_api::v1::Error)))]
+pub(crate) async fn put_chunk(
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !is_sha256(&sha256) {
+        return Err(ApiError::invalid(format!(
+            "'{sha256}' is not a SHA-256 (64 lowercase hexadecimal digits)"
+        )));
+    }
+    if body.len() > MAX_CHUNK_BYTES {
+        return Err(ApiError::invalid(format!(
+            "a chunk is at most {MAX_CHUNK_BYTES} bytes"
+        )));
+    }
+    let actual = hex(&Sha256::digest(&body));
+    if actual != sha256 {
+        return Err(ApiError::invalid(format!(
+            "the chunk's bytes hash to {actual}, not {sha256}"
+        )));
+    }
+    let path = chunk_path(&sha256);
+    if !exists(&state, &path).await {
+        let size = body.len();
+        let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+        state.artifacts().put(&path, stream).await?;
+        return Ok(Json(serde_json::json!({"stored": size})));
+    }
+    Ok(Json(serde_json::json!({"stored": 0})))
+}
+
+/// A chunk's bytes.
+#[utoipa::path(get, path = "/api/v1/datasets/chunks/{sha256}", tag = "lineage", params(("sha256" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn get_chunk(
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+) -> ApiResult<Response> {
+    if !is_sha256(&sha256) {
+        return Err(ApiError::invalid(format!(
+            "'{sha256}' is not a SHA-256 (64 lowercase hexadecimal digits)"
+        )));
+    }
+    let download = state
+        .artifacts()
+        .get(&chunk_path(&sha256))
+        .await
+        .map_err(|_| ApiError::not_found(format!("no chunk {sha256}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, download.size.to_string()),
+        ],
+        Body::from_stream(download.body),
+    )
+        .into_response())
+}
+
+/// Records a version once every chunk of it is stored.
+#[utoipa::path(post, path = "/api/v1/datasets/{name}/versions", tag = "lineage", params(("name" = String, Path)),
+    request_body = NewVersion,
+    responses((status = 200, body = DatasetVersion), (status = 400, body = sextant_api::v1::Error)))]
+pub(crate) async fn create_version(
+    State(state): State<AppState>,
+    principal: Option<axum::Extension<sextant_governance::Principal>>,
+    Path(name): Path<String>,
+    MlflowRequest(request): MlflowRequest<NewVersion>,
+) -> ApiResult<Json<DatasetVersion>> {
+    check_name(&name)?;
+    match request.kind.as_str() {
+        "file" if request.files.len() == 1 => {}
+        "file" => return Err(ApiError::invalid("a file dataset has exactly one file")),
+        "directory" => {}
+        other => {
+            return Err(ApiError::invalid(format!(
+                "kind is 'file' or 'directory', not '{other}'"
+            )))
+        }
+    }
+    let mut bytes = 0u64;
+    let mut previous: Option<&str> = None;
+    for file in &request.files {
+        if request.kind == "directory"
+            && (file.path.is_empty()
+                || file.path.starts_with('/')
+                || file
+                    .path
+                    .split('/')
+                    .any(|p| p == ".." || p == "." || p.is_empty()))
+        {
+            return Err(ApiError::invalid(format!(
+                "'{}' is not a relative path inside the dataset",
+                file.path
+            )));
+        }
+        if previous.is_some_and(|p| p >= file.path.as_str()) {
+            return Err(ApiError::invalid("files must be sorted by path, each once"));
+        }
+        previous = Some(&file.path);
+        if !is_sha256(&file.sha256) {
+            return Err(ApiError::invalid(format!(
+                "file '{}': sha256 is not 64 lowercase hexadecimal digits",
+                file.path
+            )));
+        }
+        let chunked: u64 = file.chunks.iter().map(|(_, size)| size).sum();
+        if chunked != file.bytes {
+            return Err(ApiError::invalid(format!(
+                "file '{}': its chunks add up to {chunked} bytes, not {}",
+                file.path, file.bytes
+            )));
+        }
+        bytes += file.bytes;
+    }
+    let all_chunks: Vec<String> = request
+        .files
+        .iter()
+        .flat_map(|f| f.chunks.iter().map(|(sha, _)| sha.clone()))
+        .collect();
+    if let Some(bad) = all_chunks.iter().find(|c| !is_sha256(c)) {
+        return Err(ApiError::invalid(format!("'{bad}' is not a SHA-256")));
+    }
+    let mut unique = all_chunks.clone();
+    unique.sort();
+    unique.dedup();
+    let absent: Vec<String> = futures::stream::iter(unique)
+        .map(|sha| {
+            let state = state.clone();
+            async move { (!exists(&state, &chunk_path(&sha)).await).then_some(sha) }
+        })
+        .buffered(16)
+        .filter_map(|missing| async move { missing })
+        .collect()
+        .await;
+    if let Some(first) = absent.first() {
+        return Err(ApiError::invalid(format!(
+            "{} chunks of this version are not stored (the first: {first}); upload them first",
+            absent.len()
+        )));
+    }
+    let digest_hex = content_digest(&request.kind, &request.files);
+    let path = version_path(&name, &digest_hex);
+    if let Ok(existing) = read_version(&state, &path).await {
+        return Ok(Json(existing));
+    }
+    let version = DatasetVersion {
+        name,
+        digest: format!("sha256:{digest_hex}"),
+        kind: request.kind,
+        bytes,
+        files: request.files,
+        source: request.source,
+        created_at: sextant_governance::now_ms(),
+        created_by: principal.map_or("-".into(), |p| p.0.name().to_string()),
+    };
+    let json = serde_json::to_vec(&version).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(json)) });
+    state.artifacts().put(&path, stream).await?;
+    Ok(Json(version))
+}
+
+async fn read_version(state: &AppState, path: &ArtifactPath) -> ApiResult<DatasetVersion> {
+    let download = state.artifacts().get(path).await?;
+    let mut bytes = Vec::with_capacity(download.size as usize);
+    let mut body = download.body;
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("a stored dataset version is unreadable: {e}")))
+}
+
+/// Every version of a dataset, newest first.
+async fn versions_of(state: &AppState, name: &str) -> ApiResult<Vec<DatasetVersion>> {
+    let dir = ArtifactPath::parse(&format!("_datasets/versions/{name}"))?;
+    let mut versions = Vec::new();
+    for entry in state.artifacts().list(&dir).await? {
+        if entry.is_dir || !entry.path.ends_with(".json") {
+            continue;
+        }
+        let path = ArtifactPath::parse(&format!("_datasets/versions/{name}/{}", entry.path))?;
+        versions.push(read_version(state, &path).await?);
+    }
+    versions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(versions)
+}
+
+/// Datasets with their versions (without the chunk lists), newest first.
+#[utoipa::path(get, path = "/api/v1/datasets", tag = "lineage",
+    responses((status = 200, description = "{\"datasets\": [{name, versions: [...]}]}")))]
+pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let root = ArtifactPath::parse("_datasets/versions")?;
+    let mut datasets = Vec::new();
+    for entry in state.artifacts().list(&root).await? {
+        if !entry.is_dir {
+            continue;
+        }
+        let versions = versions_of(&state, &entry.path).await?;
+        datasets.push(serde_json::json!({
+            "name": entry.path,
+            "versions": versions.iter().map(summary).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Json(serde_json::json!({ "datasets": datasets })))
+}
+
+fn summary(version: &DatasetVersion) -> serde_json::Value {
+    serde_json::json!({
+        "digest": version.digest,
+        "kind": version.kind,
+        "bytes": version.bytes,
+        "files": version.files.len(),
+        "chunks": version.files.iter().map(|f| f.chunks.len()).sum::<usize>(),
+        "source": version.source,
+        "created_at": version.created_at,
+        "created_by": version.created_by,
+    })
+}
+
+/// One version with its files and chunks: `latest`, or a digest
+/// (`sha256:<hex>` or the hex alone, or a unique prefix of at least 8).
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}", tag = "lineage",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = DatasetVersion), (status = 404, body = sextant_api::v1::Error)))]
+pub(crate) async fn get_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<DatasetVersion>> {
+    check_name(&name)?;
+    let versions = versions_of(&state, &name).await?;
+    if versions.is_empty() {
+        return Err(ApiError::not_found(format!("no dataset named '{name}'")));
+    }
+    let wanted = version.strip_prefix("sha256:").unwrap_or(&version);
+    if wanted == "latest" {
+        return Ok(Json(versions.into_iter().next().expect("not empty")));
+    }
+    if wanted.len() < 8 {
+        return Err(ApiError::invalid(
+            "give at least 8 hexadecimal digits of the digest, or 'latest'",
+        ));
+    }
+    let mut matching = versions
+        .into_iter()
+        .filter(|v| v.digest["sha256:".len()..].starts_with(wanted));
+    match (matching.next(), matching.next()) {
+        (Some(found), None) => Ok(Json(found)),
+        (Some(_), Some(_)) => Err(ApiError::invalid(format!(
+            "'{version}' matches several versions of '{name}': give more digits"
+        ))),
+        (None, _) => Err(ApiError::not_found(format!(
+            "dataset '{name}' has no version {version}"
+        ))),
+    }
+}
