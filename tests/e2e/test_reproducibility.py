@@ -306,3 +306,65 @@ def test_a_corrupted_chunk_is_refused_on_pull(tmp_path):
         assert not (tmp_path / "copy.csv").exists()
     finally:
         _stop(proc)
+
+
+def test_lineage_from_a_deployment_back_to_code_and_data_and_back(tracking_uri, repo, tmp_path):
+    """A model trained under exec, registered, deployed; its data pushed as a dataset.
+    `sextant lineage` walks from the deployment (or the alias, or the run) to the run's
+    commit, environment manifest and data digests and the stored dataset version with
+    that content; and from the data's digest or the commit forward to the run, the
+    version and the deployment."""
+    from mlflow import MlflowClient
+
+    model = f"lineage-{abs(hash(tracking_uri)) % 100_000}-{os.getpid()}"
+    (repo / "train.py").write_text(TRAIN.replace(
+        'print("trained with seed", seed)',
+        f'    mlflow.sklearn.log_model(model, name="model", registered_model_name="{model}", input_example=X[:2], serialization_format="cloudpickle")\n'
+        'print("trained with seed", seed)',
+    ).replace("import mlflow\n", "import mlflow\nimport mlflow.sklearn\n"))
+    git(repo, "commit", "-qam", "log the model")
+    head = git(repo, "rev-parse", "HEAD")
+    done = exec_(tracking_uri, repo, "--experiment", "lineage", "--input", "data.csv", "--", sys.executable, "train.py")
+    assert done.returncode == 0, done.stderr
+    run_id = run_of(done)
+    data_digest = "sha256:" + hashlib.sha256((repo / "data.csv").read_bytes()).hexdigest()
+    datasets(tracking_uri, repo, "push", "data.csv", "--name", f"{model}-data")
+    client = MlflowClient(tracking_uri)
+    client.set_registered_model_alias(model, "champion", "1")
+    env = dict(os.environ, SEXTANT_SERVER=tracking_uri)
+    deployed = subprocess.run([str(_sextant_bin()), "deployments", "create", model, "--model", f"{model}@champion"],
+                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert deployed.returncode == 0, deployed.stderr
+
+    def lineage(of: str) -> dict:
+        done = subprocess.run([str(_sextant_bin()), "lineage", of, "--format", "json"], env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    for start in (f"deployment:{model}", f"models:/{model}@champion", f"runs:/{run_id}"):
+        graph = lineage(start)
+        assert [d["name"] for d in graph["deployments"]] == [model], (start, graph)
+        assert graph["deployments"][0]["arms"][0]["version"] == "1"
+        assert [(v["name"], v["version"], v["run_id"]) for v in graph["model_versions"]] == [(model, "1", run_id)]
+        (run,) = graph["runs"]
+        assert run["run_id"] == run_id and run["code"]["commit"] == head and run["code"]["dirty"] is False
+        assert run["environment"]["manifest_sha256"] == client.get_run(run_id).data.tags["sextant.manifest.sha256"]
+        assert run["environment"]["manifest_artifact"] == "sextant/environment.json"
+        assert data_digest in run["inputs"] and run["logged_datasets"][0]["name"] == "calls"
+        (dataset,) = graph["datasets"]
+        assert dataset["digest"] == data_digest and dataset["runs"] == [run_id]
+        assert dataset["stored_versions"] == [{"name": f"{model}-data", "digest": data_digest}]
+
+    # Forward: which runs, versions and deployments this data and this commit fed.
+    for start in (f"dataset:{data_digest}", f"commit:{head[:12]}"):
+        graph = lineage(start)
+        assert run_id in [r["run_id"] for r in graph["runs"]], (start, graph)
+        assert (model, "1") in [(v["name"], v["version"]) for v in graph["model_versions"]]
+        assert model in [d["name"] for d in graph["deployments"]]
+
+    for bad, message in [("nonsense", "is not deployment:NAME"), ("dataset:sha256:abc", "64 hex digits"),
+                         ("deployment:no-such-deployment", "no-such-deployment"), ("runs:/0123456789abcdef", "0123456789abcdef")]:  # fmt: skip
+        done = subprocess.run([str(_sextant_bin()), "lineage", bad], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and message in done.stderr, (bad, done.stderr)
+    subprocess.run([str(_sextant_bin()), "deployments", "delete", model], env=env, capture_output=True, timeout=120)

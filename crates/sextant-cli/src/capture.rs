@@ -669,6 +669,26 @@ pub fn summary_tags(manifest: &Value) -> Vec<(String, String)> {
             .join(" ")
     });
     tag("sextant.frameworks", frameworks);
+    // Content digests of the data, for lineage's reverse queries
+    // (`dataset:sha256:…`): the --input paths and logged local datasets.
+    let mut digests: Vec<String> = manifest["inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(
+            manifest["logged_datasets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| &d["content"]),
+        )
+        .filter_map(|input| input["sha256"].as_str())
+        .map(|hex| format!("sha256:{hex}"))
+        .collect();
+    digests.sort();
+    digests.dedup();
+    digests.truncate(50);
+    tag("sextant.inputs", Some(digests.join(" ")));
     tags
 }
 

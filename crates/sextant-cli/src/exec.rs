@@ -456,3 +456,21 @@ pub async fn manifest(connection: &Connection, args: ManifestArgs) -> anyhow::Re
     }
     Ok(())
 }
+
+/// `sextant lineage THING`: where a deployment, model version or run came
+/// from, or what a dataset or commit fed.
+#[derive(clap::Args)]
+pub struct LineageArgs {
+    /// deployment:NAME, models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID,
+    /// dataset:sha256:HEX or commit:SHA.
+    of: String,
+}
+
+pub async fn lineage(connection: &Connection, args: LineageArgs) -> anyhow::Result<()> {
+    let client = Client::new(connection)?;
+    let graph = client
+        .call(Method::GET, "/lineage", &[("of", args.of)], None)
+        .await?;
+    crate::output::print(&graph);
+    Ok(())
+}

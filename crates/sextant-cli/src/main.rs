@@ -163,6 +163,13 @@ enum Command {
         #[command(flatten)]
         args: exec::ExecArgs,
     },
+    /// Lineage: a deployment, model version or run back to its code, environment and data (deployment:NAME, models:/NAME@ALIAS, runs:/ID); or what a dataset or commit fed (dataset:sha256:HEX, commit:SHA)
+    Lineage {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: exec::LineageArgs,
+    },
     /// Datasets stored by content: push a file or directory (deduplicated chunks), pull a version with every chunk checked, list
     Datasets {
         #[command(flatten)]
@@ -609,6 +616,7 @@ fn main() -> ExitCode {
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
             Command::Exec { connection, args } => exec::exec(&connection, args).await,
             Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
+            Command::Lineage { connection, args } => exec::lineage(&connection, args).await,
             Command::Datasets {
                 connection,
                 command,

@@ -12,7 +12,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    alerts, datasets, deployments, feedback, inference, manifests, monitoring, v1,
+    alerts, datasets, deployments, feedback, inference, lineage, manifests, monitoring, v1,
 };
 use sextant_api::v1 as dto;
 
@@ -43,7 +43,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         feedback::post_feedback, feedback::performance,
         alerts::list, alerts::metrics, alerts::evaluate, alerts::put, alerts::delete, alerts::all,
         alerts::get_trigger, alerts::put_trigger, alerts::delete_trigger, alerts::retrain,
-        manifests::record, manifests::check,
+        manifests::record, manifests::check, lineage::lineage,
         datasets::missing_chunks, datasets::put_chunk, datasets::get_chunk, datasets::list, datasets::create_version, datasets::get_version,
     ),
     components(schemas(dto::Error)),

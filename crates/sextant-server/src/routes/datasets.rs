@@ -413,3 +413,30 @@ pub(crate) async fn get_version(
         ))),
     }
 }
+
+/// For each `sha256:<hex>` digest, the stored versions with that content
+/// (`{name, digest}`), for lineage.
+pub(crate) async fn versions_with_digests(
+    state: &AppState,
+    digests: &std::collections::BTreeSet<String>,
+) -> ApiResult<std::collections::BTreeMap<String, Vec<serde_json::Value>>> {
+    let mut found = std::collections::BTreeMap::new();
+    let root = ArtifactPath::parse("_datasets/versions")?;
+    for entry in state.artifacts().list(&root).await? {
+        if !entry.is_dir {
+            continue;
+        }
+        for digest in digests {
+            let Some(hex) = digest.strip_prefix("sha256:").filter(|h| is_sha256(h)) else {
+                continue;
+            };
+            if exists(state, &version_path(&entry.path, hex)).await {
+                found
+                    .entry(digest.clone())
+                    .or_insert_with(Vec::new)
+                    .push(serde_json::json!({"name": entry.path, "digest": digest}));
+            }
+        }
+    }
+    Ok(found)
+}

@@ -18,6 +18,9 @@ use crate::extract::MlflowRequest;
 use crate::guard::AuditNote;
 use crate::AppState;
 
+/// Where `sextant exec` stores the manifest among the run's artifacts.
+pub(crate) const MANIFEST_ARTIFACT: &str = "sextant/environment.json";
+
 /// The action of a recorded manifest's audit entry (its request path).
 const ACTION: &str = "/api/v1/run-manifests";
 /// Manifests are a few hundred kilobytes; this bounds what a check reads.

@@ -19,6 +19,7 @@ pub(crate) mod datasets;
 pub(crate) mod deployments;
 pub(crate) mod feedback;
 pub(crate) mod inference;
+pub(crate) mod lineage;
 pub(crate) mod manifests;
 mod meta;
 pub(crate) mod monitoring;

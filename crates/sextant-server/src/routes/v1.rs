@@ -110,6 +110,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/datasets", SIGNED_IN, super::datasets::list),
     route!(POST "/datasets/{name}/versions", SIGNED_IN_WRITE, super::datasets::create_version),
     route!(GET "/datasets/{name}/versions/{version}", SIGNED_IN, super::datasets::get_version),
+    route!(GET "/lineage", SIGNED_IN, super::lineage::lineage),
     route!(POST "/run-manifests", Access::On(Permission::Edit, Target::Run), super::manifests::record),
     route!(GET "/run-manifests", Access::On(Permission::Read, Target::Run), super::manifests::check),
     route!(GET "/audit", ADMIN, audit_list),
