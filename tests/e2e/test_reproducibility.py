@@ -368,3 +368,60 @@ def test_lineage_from_a_deployment_back_to_code_and_data_and_back(tracking_uri, 
         done = subprocess.run([str(_sextant_bin()), "lineage", bad], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and message in done.stderr, (bad, done.stderr)
     subprocess.run([str(_sextant_bin()), "deployments", "delete", model], env=env, capture_output=True, timeout=120)
+
+
+def test_reproduce_reruns_a_run_from_its_manifest(tracking_uri, repo, tmp_path):
+    """`sextant reproduce`: the commit checked out in a worktree, the data (not in git)
+    pulled by its digest from a stored dataset, the command run again under exec with the
+    recorded seed: the same metrics, the new run linked to the original, and a package
+    whose version differs in the interpreter used is reported. Without a stored copy of
+    the data it says which digest is missing."""
+    import site
+
+    from mlflow import MlflowClient
+
+    (repo / ".gitignore").write_text("data.csv\n")
+    git(repo, "rm", "-q", "--cached", "data.csv")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "data lives outside git")
+    done = exec_(tracking_uri, repo, "--experiment", "reproduce", "--input", "data.csv", "--seed", "11", "--", sys.executable, "train.py")
+    assert done.returncode == 0, done.stderr
+    original = run_of(done)
+    env = dict(os.environ, SEXTANT_SERVER=tracking_uri)
+
+    def reproduce(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(_sextant_bin()), "reproduce", original, "--format", "json", *extra], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    # The data is in no commit and in no stored dataset: refused, naming it.
+    missing = reproduce("--python", sys.executable)
+    digest = hashlib.sha256((repo / "data.csv").read_bytes()).hexdigest()
+    assert missing.returncode == 2 and f"sha256:{digest}" in missing.stderr and "datasets push" in missing.stderr, missing.stderr
+
+    datasets(tracking_uri, repo, "push", "data.csv", "--name", f"reproduce-{os.getpid()}-{abs(hash(tracking_uri)) % 1000}")
+    (repo / "data.csv").write_text((repo / "data.csv").read_text().replace("1", "2"))  # changed on disk since
+
+    # An interpreter with the same packages but one at another version (a shadowing
+    # distribution ahead of the original ones on its path).
+    other = tmp_path / "other-env"
+    subprocess.run([sys.executable, "-m", "venv", str(other)], check=True)
+    (other_site,) = list((other / "lib").glob("python*/site-packages"))
+    (other_site / "original.pth").write_text(site.getsitepackages()[0] + "\n")
+    import certifi  # noqa: F401  (in the suite's environment: requests needs it)
+    from importlib.metadata import version as installed
+
+    (other_site / "certifi-2000.1.1.dist-info").mkdir()
+    (other_site / "certifi-2000.1.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: certifi\nVersion: 2000.1.1\n")
+
+    done = reproduce("--python", str(other / "bin" / "python"), "--tolerance", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["reproduced"] is True and report["run_id"] == original
+    (accuracy,) = [m for m in report["metrics"] if m["metric"] == "accuracy"]
+    assert accuracy["change"] == 0 and accuracy["within_tolerance"] is True
+    assert {"package": "certifi", "original": installed("certifi"), "reproduction": "2000.1.1"} in report["environment_differences"]["packages"]
+    client = MlflowClient(tracking_uri)
+    again = client.get_run(report["reproduction"])
+    assert again.data.tags["sextant.reproduction_of"] == original and again.data.params["seed"] == "11"
+    assert again.data.tags["mlflow.source.git.commit"] == git(repo, "rev-parse", "HEAD")
+    assert git(repo, "worktree", "list").count("\n") == 0  # the temporary worktree is gone

@@ -130,6 +130,17 @@ impl Client {
         Ok(response.bytes().await?.to_vec())
     }
 
+    /// An artifact's bytes through the server's artifact proxy
+    /// (`mlflow-artifacts:/{path}`).
+    pub async fn get_artifact(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}", self.base);
+        let mut request = self.http.get(&url);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        Ok(self.submit(request).await?.bytes().await?.to_vec())
+    }
+
     /// The server's base URL (what `MLFLOW_TRACKING_URI` names).
     pub fn base(&self) -> &str {
         &self.base

@@ -287,6 +287,40 @@ async fn pull(client: &Client, version: &str, output: Option<PathBuf>) -> anyhow
     let (name, wanted) = version
         .split_once('@')
         .with_context(|| format!("'{version}' is not NAME@DIGEST or NAME@latest"))?;
+    let output = output.unwrap_or_else(|| PathBuf::from(name));
+    let (version, total) = pull_into(client, name, wanted, &output).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "sextant: {} bytes in {:.2} s ({:.0} MB/s), every chunk checked",
+        total,
+        seconds,
+        total as f64 / 1e6 / seconds.max(1e-9)
+    );
+    crate::output::print(&json!({
+        "name": version["name"], "digest": version["digest"], "bytes": total,
+        "output": output.display().to_string(),
+    }));
+    Ok(())
+}
+
+/// Pulls version `wanted` of dataset `name` to `output` (for `reproduce`).
+pub async fn pull_version(
+    client: &Client,
+    name: &str,
+    wanted: &str,
+    output: &Path,
+) -> anyhow::Result<()> {
+    pull_into(client, name, wanted, output).await.map(|_| ())
+}
+
+/// Fetches a version's files into `output`, checking every chunk and file;
+/// returns the version and the bytes written.
+async fn pull_into(
+    client: &Client,
+    name: &str,
+    wanted: &str,
+    output: &Path,
+) -> anyhow::Result<(Value, u64)> {
     let version = client
         .call(
             Method::GET,
@@ -295,7 +329,7 @@ async fn pull(client: &Client, version: &str, output: Option<PathBuf>) -> anyhow
             None,
         )
         .await?;
-    let output = output.unwrap_or_else(|| PathBuf::from(name));
+    let output = output.to_path_buf();
     let files = version["files"].as_array().cloned().unwrap_or_default();
     let directory = version["kind"] == "directory";
     let mut total = 0u64;
@@ -354,16 +388,5 @@ async fn pull(client: &Client, version: &str, output: Option<PathBuf>) -> anyhow
         std::fs::rename(&partial, &target)
             .with_context(|| format!("cannot write {}", target.display()))?;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    eprintln!(
-        "sextant: {} bytes in {:.2} s ({:.0} MB/s), every chunk checked",
-        total,
-        seconds,
-        total as f64 / 1e6 / seconds.max(1e-9)
-    );
-    crate::output::print(&json!({
-        "name": version["name"], "digest": version["digest"], "bytes": total,
-        "output": output.display().to_string(),
-    }));
-    Ok(())
+    Ok((version, total))
 }

@@ -54,9 +54,19 @@ pub struct ExecArgs {
     /// PASSWORD, KEY or CREDENTIAL are never recorded.
     #[arg(long = "env", value_name = "NAME")]
     env_allow: Vec<String>,
+    /// A tag to set on the run, KEY=VALUE (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    tags: Vec<(String, String)>,
     /// The command and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -216,6 +226,7 @@ pub async fn exec(connection: &Connection, args: ExecArgs) -> anyhow::Result<()>
         ),
     ];
     tags.extend(capture::summary_tags(&manifest));
+    tags.extend(args.tags.iter().cloned());
     let tags: Vec<Value> = tags
         .into_iter()
         .map(|(key, value)| json!({"key": key, "value": value}))

@@ -695,7 +695,7 @@ mod tests {
     #[test]
     fn the_defaults_render_a_hardened_server() {
         let values = Values::parse("").unwrap();
-        assert_eq!(values.image(), "ghcr.io/sextant-ml/sextant:latest");
+        assert_eq!(values.image(), "ghcr.io/sextant-ml/sextant:0.1.0");
         assert_eq!(values.server_replicas, 2);
         let docs = manifests(&values);
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();

@@ -17,6 +17,7 @@ mod input;
 mod k8s;
 mod monitor;
 mod output;
+mod reproduce;
 mod watch;
 
 use std::net::SocketAddr;
@@ -169,6 +170,13 @@ enum Command {
         connection: client::Connection,
         #[command(flatten)]
         args: exec::LineageArgs,
+    },
+    /// Run a recorded run again from its manifest (commit and diff, packages, data by digest, seed) and compare its metrics; exit 1 when one moved beyond --tolerance
+    Reproduce {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: reproduce::ReproduceArgs,
     },
     /// Datasets stored by content: push a file or directory (deduplicated chunks), pull a version with every chunk checked, list
     Datasets {
@@ -617,6 +625,9 @@ fn main() -> ExitCode {
             Command::Exec { connection, args } => exec::exec(&connection, args).await,
             Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
             Command::Lineage { connection, args } => exec::lineage(&connection, args).await,
+            Command::Reproduce { connection, args } => {
+                reproduce::reproduce(&connection, args).await
+            }
             Command::Datasets {
                 connection,
                 command,

@@ -13,10 +13,12 @@ const DEFAULT_EXPERIMENT_NAME: &str = "Default";
 
 impl Store {
     pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
+        // ON CONFLICT rather than a NOT EXISTS check: servers opening a new
+        // database together would otherwise both see none and both insert.
         let now = now_ms();
         sqlx::query(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
-             SELECT 0, $1, $2, 'active', $3, $3 WHERE NOT EXISTS (SELECT 1 FROM experiments WHERE experiment_id = 0)",
+             VALUES (0, $1, $2, 'active', $3, $3) ON CONFLICT DO NOTHING",
         )
         .bind(DEFAULT_EXPERIMENT_NAME)
         .bind(self.artifact_location_for(0))

@@ -911,6 +911,55 @@ fn cases() -> Vec<Case> {
         same(M::GET, "/api/v1/audit", None),
         same(M::GET, "/api/v1/audit/export", None),
         same(M::GET, "/api/v1/audit/verify", None),
+        // reproducibility: datasets, manifests, lineage
+        same(
+            M::POST,
+            "/api/v1/datasets/chunks/missing",
+            Some(json!({"chunks": []})),
+        ),
+        case(
+            M::PUT,
+            "/api/v1/datasets/chunks/{sha256}",
+            "/api/v1/datasets/chunks/0000000000000000000000000000000000000000000000000000000000000000",
+            Some(json!({})),
+        ),
+        case(
+            M::GET,
+            "/api/v1/datasets/chunks/{sha256}",
+            "/api/v1/datasets/chunks/0000000000000000000000000000000000000000000000000000000000000000",
+            None,
+        ),
+        same(M::GET, "/api/v1/datasets", None),
+        case(
+            M::POST,
+            "/api/v1/datasets/{name}/versions",
+            "/api/v1/datasets/d-{uniq}/versions",
+            Some(json!({"kind": "file", "files": []})),
+        ),
+        case(
+            M::GET,
+            "/api/v1/datasets/{name}/versions/{version}",
+            "/api/v1/datasets/none/versions/latest",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/v1/lineage",
+            "/api/v1/lineage?of=runs:/{run}",
+            None,
+        ),
+        same(
+            M::POST,
+            "/api/v1/run-manifests",
+            Some(json!({"run_id": "{run}", "artifact_path": "sextant/environment.json",
+                        "sha256": "0000000000000000000000000000000000000000000000000000000000000000"})),
+        ),
+        case(
+            M::GET,
+            "/api/v1/run-manifests",
+            "/api/v1/run-manifests?run_id={run}",
+            None,
+        ),
         // deployments
         same(M::GET, "/api/v1/deployments", None),
         who(
