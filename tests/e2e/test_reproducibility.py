@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -380,6 +381,9 @@ def test_reproduce_reruns_a_run_from_its_manifest(tracking_uri, repo, tmp_path):
 
     from mlflow import MlflowClient
 
+    # Data of its own (other tests store the fixture's), outside git.
+    with open(repo / "data.csv", "a") as data:
+        data.write(f"0.{os.getpid()},0.{abs(hash(tracking_uri))},0.{time.time_ns()},1\n")
     (repo / ".gitignore").write_text("data.csv\n")
     git(repo, "rm", "-q", "--cached", "data.csv")
     git(repo, "add", ".gitignore")
