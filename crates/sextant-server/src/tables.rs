@@ -162,6 +162,19 @@ fn denied(principal: &Principal, what: &str) -> ApiError {
 
 /// A file among the run's artifacts, staged to a temporary file.
 async fn run_artifact(state: &AppState, run_id: &str, path: &str) -> ApiResult<LoadedTable> {
+    let location = run_artifact_location(state, run_id, path).await?;
+    let relative = path.trim_matches('/');
+    let staged = stage(state, &location, relative).await?;
+    open_staged(staged, format!("runs:/{run_id}/{relative}"))
+}
+
+/// Where the artifact `path` of `run_id` is in this server's artifact store;
+/// refused when the run keeps its artifacts elsewhere or `path` leaves it.
+pub(crate) async fn run_artifact_location(
+    state: &AppState,
+    run_id: &str,
+    path: &str,
+) -> ApiResult<ArtifactPath> {
     let run = state.store().get_run(run_id).await?;
     let root = crate::serving::source::artifact_root(&run.info.artifact_uri).map_err(|_| {
         ApiError::invalid(format!(
@@ -175,9 +188,10 @@ async fn run_artifact(state: &AppState, run_id: &str, path: &str) -> ApiResult<L
             "'{path}' is not a file path within the run"
         )));
     }
-    let location = ArtifactPath::parse(&format!("{}/{relative}", root.as_str()))?;
-    let staged = stage(state, &location, relative).await?;
-    open_staged(staged, format!("runs:/{run_id}/{relative}"))
+    Ok(ArtifactPath::parse(&format!(
+        "{}/{relative}",
+        root.as_str()
+    ))?)
 }
 
 /// Downloads `location` into a temporary file named like `name`.

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use sextant_artifacts::ArtifactPath;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
@@ -64,31 +63,6 @@ fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The artifact `relative` of `run_id`, in this server's artifact store.
-async fn run_artifact_path(
-    state: &AppState,
-    run_id: &str,
-    relative: &str,
-) -> ApiResult<ArtifactPath> {
-    let run = state.store().get_run(run_id).await?;
-    let root = crate::serving::source::artifact_root(&run.info.artifact_uri).map_err(|_| {
-        ApiError::invalid(format!(
-            "run '{run_id}' keeps its artifacts at '{}', outside this server's artifact store",
-            run.info.artifact_uri
-        ))
-    })?;
-    let relative = relative.trim_matches('/');
-    if relative.is_empty() || relative.split('/').any(|part| part == ".." || part == ".") {
-        return Err(ApiError::invalid(format!(
-            "'{relative}' is not a file path within the run"
-        )));
-    }
-    Ok(ArtifactPath::parse(&format!(
-        "{}/{relative}",
-        root.as_str()
-    ))?)
-}
-
 /// Records a run's manifest: its path and hash go into the audit log.
 #[utoipa::path(post, path = "/api/v1/run-manifests", tag = "lineage", request_body = RecordManifest,
     responses((status = 200, description = "Recorded"), (status = 400, body = sextant_api::v1::Error), (status = 404, body = sextant_api::v1::Error)))]
@@ -104,7 +78,9 @@ pub(crate) async fn record(
             "sha256 must be 64 hexadecimal digits (the SHA-256 of the manifest)",
         ));
     }
-    let location = run_artifact_path(&state, &request.run_id, &request.artifact_path).await?;
+    let location =
+        crate::tables::run_artifact_location(&state, &request.run_id, &request.artifact_path)
+            .await?;
     // The manifest must be stored before its hash is recorded.
     let stored = state.artifacts().get(&location).await.map_err(|_| {
         ApiError::not_found(format!(
@@ -188,7 +164,8 @@ pub(crate) async fn check(
             query.run_id
         )));
     };
-    let location = run_artifact_path(&state, &query.run_id, &artifact_path).await?;
+    let location =
+        crate::tables::run_artifact_location(&state, &query.run_id, &artifact_path).await?;
     let (stored_sha256, manifest) = match state.artifacts().get(&location).await {
         Ok(download) if download.size <= MAX_MANIFEST_BYTES => {
             let mut hasher = Sha256::new();
