@@ -357,6 +357,13 @@ def test_lineage_from_a_deployment_back_to_code_and_data_and_back(tracking_uri, 
         assert dataset["digest"] == data_digest and dataset["runs"] == [run_id]
         assert dataset["stored_versions"] == [{"name": f"{model}-data", "digest": data_digest}]
 
+    # The run's and the version's pages show what exec recorded.
+    experiment = client.get_run(run_id).info.experiment_id
+    for page in (f"/experiments/{experiment}/runs/{run_id}", f"/models/{model}/versions/1"):
+        html = requests.get(f"{tracking_uri}{page}", timeout=30).text
+        assert "Recorded environment" in html and head in html, page
+        assert data_digest[:22] in html and f"/api/v1/run-manifests?run_id={run_id}" in html, page
+
     # Forward: which runs, versions and deployments this data and this commit fed.
     for start in (f"dataset:{data_digest}", f"commit:{head[:12]}"):
         graph = lineage(start)

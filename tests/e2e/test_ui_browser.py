@@ -420,3 +420,45 @@ def test_hostile_content_and_cross_site_posts(server, logged, browser):
     visitor.wait(lambda d: "/login" in d.current_url)
     visitor.driver.get(server["uri"] + f"/experiments/{logged['experiment']}")
     visitor.wait(lambda d: "/login" in d.current_url)
+
+
+def test_a_run_page_shows_what_exec_recorded(server, logged, browser, tmp_path):
+    """A run started with `sextant exec` (as alice, against --auth): its page in Chromium
+    shows the commit, the environment, the data's digest and a check of its manifest
+    against the audit log that the signed-in browser can follow; bob, who may not read
+    the experiment, gets no page."""
+    import hashlib
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["config", "user.email", "a@example.com"], ["config", "user.name", "alice"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    (repo / "data.csv").write_text("a,b\n1,2\n")
+    (repo / "train.py").write_text("import mlflow\nwith mlflow.start_run():\n    mlflow.log_metric('score', 0.5)\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "train"], cwd=repo, check=True)
+    env = dict(os.environ, SEXTANT_SERVER=server["uri"], MLFLOW_TRACKING_USERNAME="alice",
+               MLFLOW_TRACKING_PASSWORD="alice-password")  # fmt: skip
+    done = subprocess.run([str(_sextant_bin()), "exec", "--experiment", "browser-journey", "--input", "data.csv", "--",
+                           sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_id = next(line for line in done.stderr.splitlines() if line.startswith("sextant: run ")).split()[2].rstrip(":")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    digest = "sha256:" + hashlib.sha256((repo / "data.csv").read_bytes()).hexdigest()
+
+    alice = browser()
+    alice.sign_in("alice", "alice-password")
+    alice.open(f"/experiments/{logged['experiment']}/runs/{run_id}")
+    section = alice.find("section.environment")
+    assert "Recorded environment" in section.text and commit in section.text
+    assert digest[:20] in section.text and "Python" in section.text
+    alice.screenshot("run-environment")
+    section.find_element("link text", "check against the audit log").click()
+    alice.wait(lambda d: "run-manifests" in d.current_url)
+    assert '"intact":true' in alice.driver.page_source.replace(" ", "")
+
+    bob = browser()
+    bob.sign_in("bob", "bob-password")
+    bob.open(f"/experiments/{logged['experiment']}/runs/{run_id}")
+    assert not bob.finds("section.environment")

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sextant_artifacts::ArtifactPath;
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::MlflowRequest;
@@ -71,7 +71,44 @@ pub(crate) struct DatasetVersion {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ChunkQuery {
+    #[schema(value_type = Vec<Sha256Hex>, max_items = 10000)]
     pub chunks: Vec<String>,
+}
+
+/// A SHA-256 in lowercase hex (for the OpenAPI document).
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[0-9a-f]{64}$")]
+#[allow(dead_code)]
+pub(crate) struct Sha256Hex(String);
+
+/// A chunk's name (for the OpenAPI document).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct ChunkPath {
+    #[param(pattern = "^[0-9a-f]{64}$")]
+    sha256: String,
+}
+
+/// A dataset version's place (for the OpenAPI document).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct VersionPath {
+    #[param(pattern = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")]
+    name: String,
+    /// `latest`, or a digest (`sha256:<hex>`, the hex, or 8 of its first digits).
+    #[param(pattern = "^(latest|(sha256:)?[0-9a-f]{8,64})$")]
+    version: String,
+}
+
+/// A dataset's name (for the OpenAPI document).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct NamePath {
+    #[param(pattern = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")]
+    name: String,
 }
 
 fn is_sha256(text: &str) -> bool {
@@ -155,7 +192,7 @@ pub(crate) async fn missing_chunks(
 }
 
 /// Stores a chunk under its SHA-256, which must be the body's.
-#[utoipa::path(put, path = "/api/v1/datasets/chunks/{sha256}", tag = "lineage", params(("sha256" = String, Path)),
+#[utoipa::path(put, path = "/api/v1/datasets/chunks/{sha256}", tag = "lineage", params(ChunkPath),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, description = "Stored (or already there)"), (status = 400, body = sextant_api::v1::Error)))]
 pub(crate) async fn put_chunk(
@@ -190,7 +227,7 @@ pub(crate) async fn put_chunk(
 }
 
 /// A chunk's bytes.
-#[utoipa::path(get, path = "/api/v1/datasets/chunks/{sha256}", tag = "lineage", params(("sha256" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/datasets/chunks/{sha256}", tag = "lineage", params(ChunkPath),
     responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = sextant_api::v1::Error)))]
 pub(crate) async fn get_chunk(
     State(state): State<AppState>,
@@ -217,7 +254,7 @@ pub(crate) async fn get_chunk(
 }
 
 /// Records a version once every chunk of it is stored.
-#[utoipa::path(post, path = "/api/v1/datasets/{name}/versions", tag = "lineage", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/datasets/{name}/versions", tag = "lineage", params(NamePath),
     request_body = NewVersion,
     responses((status = 200, body = DatasetVersion), (status = 400, body = sextant_api::v1::Error)))]
 pub(crate) async fn create_version(
@@ -380,13 +417,15 @@ fn summary(version: &DatasetVersion) -> serde_json::Value {
 /// One version with its files and chunks: `latest`, or a digest
 /// (`sha256:<hex>` or the hex alone, or a unique prefix of at least 8).
 #[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}", tag = "lineage",
-    params(("name" = String, Path), ("version" = String, Path)),
+    params(VersionPath),
     responses((status = 200, body = DatasetVersion), (status = 404, body = sextant_api::v1::Error)))]
 pub(crate) async fn get_version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<DatasetVersion>> {
-    check_name(&name)?;
+    if check_name(&name).is_err() {
+        return Err(ApiError::not_found(format!("no dataset named '{name}'")));
+    }
     let versions = versions_of(&state, &name).await?;
     if versions.is_empty() {
         return Err(ApiError::not_found(format!("no dataset named '{name}'")));

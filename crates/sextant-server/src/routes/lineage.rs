@@ -28,9 +28,13 @@ use crate::AppState;
 const MAX_RUNS: i64 = 1000;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LineageQuery {
     /// `deployment:NAME`, `models:/NAME/VERSION`, `models:/NAME@ALIAS`,
     /// `runs:/RUN_ID`, `dataset:sha256:HEX` or `commit:SHA`.
+    #[param(
+        pattern = r"^(deployment:[A-Za-z0-9][A-Za-z0-9._-]{0,62}|models:/[A-Za-z0-9_.\-]+(/[0-9]{1,18}|@[A-Za-z0-9_\-]+)|runs:/[0-9a-f]{32}|dataset:(sha256:)?[0-9a-fA-F]{64}|commit:[0-9a-fA-F]{7,40})$"
+    )]
     pub of: String,
 }
 

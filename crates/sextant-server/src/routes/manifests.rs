@@ -25,18 +25,42 @@ const ACTION: &str = "/api/v1/run-manifests";
 /// Manifests are a few hundred kilobytes; this bounds what a check reads.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// A manifest to record (what the OpenAPI document shows).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
 pub(crate) struct RecordManifest {
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     pub run_id: String,
     /// The manifest's path among the run's artifacts.
+    #[schema(pattern = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*$")]
     pub artifact_path: String,
     /// SHA-256 of the manifest's bytes, in hex.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub sha256: String,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// What the handler reads: the run as `run_id` or `run_uuid` (MLflow's
+/// older name), resolved as the permission check resolves it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RecordManifestRequest {
+    pub run_id: Option<String>,
+    pub run_uuid: Option<String>,
+    pub artifact_path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
 pub(crate) struct ManifestQuery {
+    #[param(pattern = "^[0-9a-f]{32}$")]
     pub run_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ManifestQueryRequest {
+    pub run_id: Option<String>,
+    pub run_uuid: Option<String>,
 }
 
 /// A run's recorded manifest, checked against the stored artifact.
@@ -70,8 +94,9 @@ pub(crate) async fn record(
     State(state): State<AppState>,
     principal: Option<Extension<sextant_governance::Principal>>,
     headers: axum::http::HeaderMap,
-    MlflowRequest(request): MlflowRequest<RecordManifest>,
+    MlflowRequest(request): MlflowRequest<RecordManifestRequest>,
 ) -> ApiResult<(Extension<AuditNote>, Json<serde_json::Value>)> {
+    let run_id = crate::resource::run_id(request.run_id.clone(), request.run_uuid.clone())?;
     let sha256 = request.sha256.to_ascii_lowercase();
     if !is_sha256(&sha256) {
         return Err(ApiError::invalid(
@@ -79,13 +104,12 @@ pub(crate) async fn record(
         ));
     }
     let location =
-        crate::tables::run_artifact_location(&state, &request.run_id, &request.artifact_path)
-            .await?;
+        crate::tables::run_artifact_location(&state, &run_id, &request.artifact_path).await?;
     // The manifest must be stored before its hash is recorded.
     let stored = state.artifacts().get(&location).await.map_err(|_| {
         ApiError::not_found(format!(
             "run '{}' has no artifact '{}': upload the manifest first",
-            request.run_id, request.artifact_path
+            run_id, request.artifact_path
         ))
     })?;
     drop(stored);
@@ -112,7 +136,7 @@ pub(crate) async fn record(
             method: "POST".into(),
             action: ACTION.into(),
             resource_type: "run".into(),
-            resource_id: request.run_id.clone(),
+            resource_id: run_id.clone(),
             status: 200,
             outcome: "ok".into(),
             detail: "environment manifest recorded".into(),
@@ -121,7 +145,7 @@ pub(crate) async fn record(
         })
         .await?;
     let note = AuditNote {
-        resource: Some(("run".into(), request.run_id.clone())),
+        resource: Some(("run".into(), run_id.clone())),
         recorded: true,
         ..AuditNote::default()
     };
@@ -134,14 +158,15 @@ pub(crate) async fn record(
     responses((status = 200, body = ManifestCheck), (status = 404, body = sextant_api::v1::Error)))]
 pub(crate) async fn check(
     State(state): State<AppState>,
-    MlflowRequest(query): MlflowRequest<ManifestQuery>,
+    MlflowRequest(query): MlflowRequest<ManifestQueryRequest>,
 ) -> ApiResult<Json<ManifestCheck>> {
-    state.store().get_run(&query.run_id).await?;
+    let run_id = crate::resource::run_id(query.run_id, query.run_uuid)?;
+    state.store().get_run(&run_id).await?;
     let entries = state
         .store()
         .query_audit(&sextant_store::AuditQuery {
             resource_type: Some("run".into()),
-            resource_id: Some(query.run_id.clone()),
+            resource_id: Some(run_id.clone()),
             action: Some(ACTION.into()),
             limit: 10_000,
             ..Default::default()
@@ -161,11 +186,10 @@ pub(crate) async fn check(
     let Some((entry, artifact_path, recorded_sha256)) = recorded else {
         return Err(ApiError::not_found(format!(
             "run '{}' has no recorded environment manifest (runs started with `sextant exec` have one)",
-            query.run_id
+            run_id
         )));
     };
-    let location =
-        crate::tables::run_artifact_location(&state, &query.run_id, &artifact_path).await?;
+    let location = crate::tables::run_artifact_location(&state, &run_id, &artifact_path).await?;
     let (stored_sha256, manifest) = match state.artifacts().get(&location).await {
         Ok(download) if download.size <= MAX_MANIFEST_BYTES => {
             let mut hasher = Sha256::new();
@@ -191,7 +215,7 @@ pub(crate) async fn check(
         Err(_) => (None, None),
     };
     Ok(Json(ManifestCheck {
-        run_id: query.run_id,
+        run_id,
         intact: stored_sha256.as_deref() == Some(recorded_sha256.as_str()),
         artifact_path,
         recorded_sha256,

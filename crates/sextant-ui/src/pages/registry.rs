@@ -282,6 +282,7 @@ pub fn render_version(data: &VersionPage, viewer: &Viewer) -> Markup {
                 None => p.muted { "The source run is not known, or you may not see it." }
             }
         }
+        @if let Some(run) = &data.run { (crate::pages::run::recorded_environment(run)) }
         @if let Some(mlmodel) = &data.mlmodel {
             section { h2 { "MLmodel (signature)" } pre.file { (mlmodel) } }
         }

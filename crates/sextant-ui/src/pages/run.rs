@@ -152,6 +152,7 @@ pub fn render(data: &RunPage, viewer: &Viewer) -> Markup {
                 } }
             }
         }
+        (recorded_environment(run))
         @if !run.inputs.dataset_inputs.is_empty() {
             section {
                 h2 { "Datasets" }
@@ -214,6 +215,76 @@ pub fn render(data: &RunPage, viewer: &Viewer) -> Markup {
         }
     };
     page(&name, Section::Experiments, viewer, body)
+}
+
+/// What `sextant exec` recorded about a run, from the tags it sets: the
+/// code (commit, branch, uncommitted diff), the environment (Python,
+/// frameworks, system, GPU, container), the seed, the data's content
+/// digests with what each fed, the manifest with its check against the
+/// audit log, and the run this one reproduces. Nothing for other runs.
+pub fn recorded_environment(run: &Run) -> Markup {
+    let Some(manifest) = tag(run, "sextant.manifest.sha256") else {
+        return html! {};
+    };
+    let info = &run.info;
+    let raw = |path: &str| {
+        format!(
+            "/ui/artifacts/raw?run={}&path={}",
+            info.run_id,
+            encode(path)
+        )
+    };
+    let facts = [
+        ("Python", "sextant.python"),
+        ("Frameworks", "sextant.frameworks"),
+        ("System", "sextant.os"),
+        ("GPU", "sextant.gpu"),
+        ("Container", "sextant.container"),
+        ("Seed", "sextant.seed"),
+        ("Exit code", "sextant.exit_code"),
+    ];
+    html! {
+        section.environment {
+            h2 { "Recorded environment" }
+            dl.facts {
+                @if let Some(commit) = tag(run, "mlflow.source.git.commit") {
+                    dt { "Code" }
+                    dd {
+                        code { (commit) }
+                        @if let Some(branch) = tag(run, "mlflow.source.git.branch") { " on " (branch) }
+                        @if tag(run, "sextant.git.dirty") == Some("true") {
+                            " with uncommitted changes (" a href=(raw("sextant/git.diff")) { "diff" } ")"
+                        }
+                    }
+                }
+                @if let Some(remote) = tag(run, "mlflow.source.git.repoURL") { dt { "Repository" } dd { code { (remote) } } }
+                @for (label, key) in facts {
+                    @if let Some(value) = tag(run, key) { dt { (label) } dd { (value) } }
+                }
+                @if let Some(inputs) = tag(run, "sextant.inputs").filter(|i| !i.is_empty()) {
+                    dt { "Data" }
+                    dd {
+                        @for digest in inputs.split_whitespace() {
+                            code { (format::clip(digest, 23)) } " "
+                            a.muted href=(format!("/api/v1/lineage?of=dataset:{digest}")) { "what it fed" }
+                            br;
+                        }
+                    }
+                }
+                dt { "Manifest" }
+                dd {
+                    a href=(raw("sextant/environment.json")) { "environment.json" } " "
+                    code.muted { (format::clip(manifest, 16)) } " · "
+                    a href=(format!("/api/v1/run-manifests?run_id={}", info.run_id)) { "check against the audit log" }
+                }
+                @if let Some(original) = tag(run, "sextant.reproduction_of") {
+                    dt { "Reproduces" }
+                    dd { a href=(format!("/experiments/{}/runs/{}", info.experiment_id, original)) { (original) } }
+                }
+            }
+            p.muted { "Lineage of this run: " a href=(format!("/api/v1/lineage?of=runs:/{}", info.run_id)) { "deployments, versions, code and data" } }
+        }
+    }
 }
 
 /// A chart panel: metric and axis choices, smoothing, log scale, and the
