@@ -436,3 +436,39 @@ def test_reproduce_reruns_a_run_from_its_manifest(tracking_uri, repo, tmp_path):
     assert again.data.tags["sextant.reproduction_of"] == original and again.data.params["seed"] == "11"
     assert again.data.tags["mlflow.source.git.commit"] == git(repo, "rev-parse", "HEAD")
     assert git(repo, "worktree", "list").count("\n") == 0  # the temporary worktree is gone
+
+
+def test_reproduce_builds_a_virtualenv_from_the_recorded_packages(tracking_uri, tmp_path):
+    """Without --python, reproduce builds a virtualenv from the packages the run's
+    interpreter had (here a bare virtualenv's: nothing to install beyond pip) and runs
+    the command with the new interpreter in place of the recorded one."""
+    project = tmp_path / "bare"
+    project.mkdir()
+    for args in (["init", "-q"], ["config", "user.email", "a@example.com"], ["config", "user.name", "a"]):
+        git(project, *args)
+    (project / "score.py").write_text(
+        "import json, os, sys, urllib.request\n"
+        "body = json.dumps({'run_id': os.environ['MLFLOW_RUN_ID'], 'key': 'seeded', 'value': int(os.environ['SEXTANT_SEED']) % 97,\n"
+        "                   'timestamp': 0, 'step': 0}).encode()\n"
+        "request = urllib.request.Request(os.environ['MLFLOW_TRACKING_URI'] + '/api/2.0/mlflow/runs/log-metric', data=body,\n"
+        "                                 headers={'Content-Type': 'application/json'})\n"
+        "urllib.request.urlopen(request).read()\n"
+        "print('ran with', sys.executable)\n"
+    )
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "score")
+    bare = tmp_path / "bare-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    done = exec_(tracking_uri, project, "--experiment", "bare", "--", str(bare / "bin" / "python"), "score.py")
+    assert done.returncode == 0, done.stderr
+    original = run_of(done)
+    again = subprocess.run([str(_sextant_bin()), "reproduce", original, "--format", "json", "--workdir", str(tmp_path / "work")],
+                           cwd=project, env=dict(os.environ, SEXTANT_SERVER=tracking_uri), capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    report = json.loads(again.stdout)
+    assert report["reproduced"] is True and report["metrics"][0]["change"] == 0
+    rebuilt = json.loads(manifest_check(tracking_uri, report["reproduction"], "--full").stdout)["manifest"]
+    assert rebuilt["command"]["argv"][0] == str(tmp_path / "work" / "venv" / "bin" / "python")
+    assert rebuilt["python"]["executable"] == str(tmp_path / "work" / "venv" / "bin" / "python")
+    assert "ran with" in rebuilt["command"]["stdout_tail"]
