@@ -132,7 +132,6 @@ pub async fn reproduce(connection: &Connection, args: ReproduceArgs) -> anyhow::
         &args,
         manifest,
         &original,
-        &repo_root,
         &recorded_root,
         &source,
         &workdir,
@@ -163,12 +162,10 @@ async fn reproduce_in(
     args: &ReproduceArgs,
     manifest: &Value,
     original: &Value,
-    repo_root: &Path,
     recorded_root: &Path,
     source: &Path,
     workdir: &Path,
 ) -> anyhow::Result<Value> {
-    let _ = repo_root;
     if manifest["git"]["diff_artifact"].is_string() {
         let artifact_uri = original["run"]["info"]["artifact_uri"]
             .as_str()

@@ -106,13 +106,12 @@ pub(crate) async fn record(
     let location =
         crate::tables::run_artifact_location(&state, &run_id, &request.artifact_path).await?;
     // The manifest must be stored before its hash is recorded.
-    let stored = state.artifacts().get(&location).await.map_err(|_| {
-        ApiError::not_found(format!(
+    if !state.artifacts().exists(&location).await.unwrap_or(false) {
+        return Err(ApiError::not_found(format!(
             "run '{}' has no artifact '{}': upload the manifest first",
             run_id, request.artifact_path
-        ))
-    })?;
-    drop(stored);
+        )));
+    }
     // Appended here rather than by the guard: writes to a run are audited
     // with their data only when run data is audited at all, and this entry
     // must exist whatever that setting says.

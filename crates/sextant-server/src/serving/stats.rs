@@ -267,28 +267,12 @@ impl Metrics {
             "Time from request parsed to response ready, per arm.",
         );
         for (labels, c, _, micros) in &arms {
-            let mut cumulative = 0;
-            for (i, count) in c.latency_buckets.iter().enumerate() {
-                cumulative += count;
-                let le = LATENCY_BUCKETS_MS
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_string(), |ms| format!("{}", ms / 1000.0));
-                let _ = writeln!(
-                    out,
-                    "sextant_inference_latency_seconds_bucket{{{},le=\"{le}\"}} {cumulative}",
-                    label_text(labels)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "sextant_inference_latency_seconds_sum{{{}}} {}",
-                label_text(labels),
-                *micros as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "sextant_inference_latency_seconds_count{{{}}} {cumulative}",
-                label_text(labels)
+            write_histogram(
+                &mut out,
+                "sextant_inference_latency_seconds",
+                &label_text(labels),
+                &c.latency_buckets,
+                *micros,
             );
         }
         header(
@@ -398,29 +382,30 @@ impl Metrics {
             "Time to answer a request to an API route.",
         );
         for (key, c, micros) in &routes {
-            let labels = label_text(key);
-            let mut cumulative = 0;
-            for (i, count) in c.latency_buckets.iter().enumerate() {
-                cumulative += count;
-                let le = LATENCY_BUCKETS_MS
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_string(), |ms| format!("{}", ms / 1000.0));
-                let _ = writeln!(
-                    out,
-                    "sextant_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
+            write_histogram(
                 out,
-                "sextant_http_request_duration_seconds_sum{{{labels}}} {}",
-                *micros as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "sextant_http_request_duration_seconds_count{{{labels}}} {cumulative}"
+                "sextant_http_request_duration_seconds",
+                &label_text(key),
+                &c.latency_buckets,
+                *micros,
             );
         }
     }
+}
+
+/// One histogram series: cumulative `_bucket`s over `LATENCY_BUCKETS_MS`
+/// (and `+Inf`), `_sum` in seconds and `_count`.
+fn write_histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], micros: u64) {
+    let mut cumulative = 0;
+    for (i, count) in buckets.iter().enumerate() {
+        cumulative += count;
+        let le = LATENCY_BUCKETS_MS
+            .get(i)
+            .map_or_else(|| "+Inf".to_string(), |ms| format!("{}", ms / 1000.0));
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", micros as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
