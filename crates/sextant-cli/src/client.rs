@@ -31,6 +31,14 @@ pub struct Connection {
     format: crate::output::Format,
 }
 
+impl Connection {
+    /// Makes `--format` this process's output format (commands that may
+    /// not build a [`Client`] call it themselves).
+    pub fn apply_format(&self) {
+        crate::output::set_format(self.format);
+    }
+}
+
 pub struct Client {
     base: String,
     http: reqwest::Client,

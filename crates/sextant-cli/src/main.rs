@@ -18,6 +18,7 @@ mod k8s;
 mod monitor;
 mod output;
 mod reproduce;
+mod validate;
 mod watch;
 
 use std::net::SocketAddr;
@@ -149,6 +150,13 @@ enum Command {
         connection: client::Connection,
         #[command(flatten)]
         args: batch::PredictArgs,
+    },
+    /// Validate a model against a spec (metric thresholds, slices, fairness, behavioural tests, data expectations, budgets); exit 0 passed, 1 failed, 2 could not run.
+    Validate {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: validate::ValidateArgs,
     },
     /// SHAP values of every row of a Parquet or CSV file: TreeSHAP for tree ensembles, Linear SHAP for linear models, KernelSHAP for the rest.
     Explain {
@@ -622,6 +630,9 @@ fn main() -> ExitCode {
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
+            Command::Validate { connection, args } => {
+                validate::validate(&connection, args).await
+            }
             Command::Exec { connection, args } => exec::exec(&connection, args).await,
             Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
             Command::Lineage { connection, args } => exec::lineage(&connection, args).await,

@@ -18,6 +18,17 @@ pub enum Format {
     Table,
     /// The server's JSON, pretty-printed.
     Json,
+    /// `sextant validate` only: the report as a self-contained HTML page
+    /// (other commands print JSON).
+    Html,
+    /// `sextant validate` only: the report as JUnit XML (other commands
+    /// print JSON).
+    Junit,
+}
+
+/// The format this process chose.
+pub fn format() -> Format {
+    FORMAT.get().copied().unwrap_or_default()
 }
 
 static FORMAT: OnceLock<Format> = OnceLock::new();
@@ -31,7 +42,7 @@ pub fn set_format(format: Format) {
 pub fn print(value: &Value) {
     let readable = match FORMAT.get().copied().unwrap_or_default() {
         Format::Table => true,
-        Format::Json => false,
+        Format::Json | Format::Html | Format::Junit => false,
         Format::Auto => std::io::stdout().is_terminal(),
     };
     let text = if readable {

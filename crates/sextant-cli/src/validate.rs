@@ -1,0 +1,253 @@
+//! `sextant validate`: runs a validation spec against a model, for any CI.
+//! Exit code 0 when the model passed, 1 when a blocking check failed, 2
+//! when the validation could not run (a bad spec, unreadable data, a model
+//! that does not load).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use reqwest::Method;
+use sextant_validate::{Report, Spec, Status, Verdict};
+
+use crate::client::{Client, Connection};
+
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    /// The model: NAME/VERSION or NAME@ALIAS (registered on the server), or
+    /// a local MLflow model directory.
+    #[arg(long)]
+    model: String,
+    /// The validation spec (YAML).
+    #[arg(long)]
+    spec: PathBuf,
+    /// The model to compare with (default: the spec's `baseline.model`).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Write the report there instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where downloaded models are kept.
+    #[arg(long, env = "SEXTANT_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub async fn validate(connection: &Connection, args: ValidateArgs) -> anyhow::Result<()> {
+    connection.apply_format();
+    let text = std::fs::read_to_string(&args.spec)
+        .with_context(|| format!("cannot read the spec {}", args.spec.display()))?;
+    let spec = Spec::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
+    let spec_dir = args
+        .spec
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let downloads = tempfile::tempdir().context("cannot create a directory for downloads")?;
+    let mut files = BTreeMap::new();
+    for (name, uri) in spec.uris() {
+        let path = resolve_dataset(connection, &spec_dir, downloads.path(), name, uri)
+            .await
+            .with_context(|| format!("dataset '{name}' ({uri})"))?;
+        files.insert(name.to_string(), path);
+    }
+
+    let candidate_dir = crate::batch::model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
+    let baseline_name = args
+        .baseline
+        .clone()
+        .or_else(|| spec.baseline.as_ref().map(|b| b.model.clone()));
+    let (baseline_dir, baseline_note) = match &baseline_name {
+        None => (None, None),
+        Some(name) => match crate::batch::model_dir(connection, name, args.cache_dir.as_deref()).await {
+            Ok(dir) => (Some(dir), None),
+            Err(error) => {
+                let note = format!("baseline {name} is absent ({error:#}); comparisons are skipped");
+                eprintln!("sextant: {note}");
+                (None, Some(note))
+            }
+        },
+    };
+    let options = crate::batch::load_options(args.cache_dir.as_deref());
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let candidate_label = args.model.clone();
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<Report> {
+        let load = |dir: &Path| {
+            sextant_serve::mlflow::load_model_dir(dir, &options)
+                .map(|loaded| loaded.model)
+                .map_err(|e| anyhow::anyhow!("cannot load the model in {}: {e}", dir.display()))
+        };
+        let candidate = load(&candidate_dir)?;
+        let baseline = baseline_dir.as_deref().map(load).transpose()?;
+        Ok(sextant_validate::run(sextant_validate::Run {
+            spec: &spec,
+            candidate: sextant_validate::Subject {
+                name: candidate_label,
+                model: &candidate,
+                size_bytes: Some(directory_size(&candidate_dir)),
+            },
+            baseline: baseline.as_ref().map(|model| sextant_validate::Subject {
+                name: baseline_name.clone().unwrap_or_default(),
+                model,
+                size_bytes: baseline_dir.as_deref().map(directory_size),
+            }),
+            baseline_note,
+            files,
+            threads,
+        }))
+    })
+    .await??;
+    drop(downloads);
+
+    // `--format` (the client commands' flag): a summary on a terminal, the
+    // JSON report when piped, or HTML or JUnit XML when asked.
+    use crate::output::Format;
+    use std::io::IsTerminal;
+    let format = match crate::output::format() {
+        Format::Auto if args.output.is_none() && std::io::stdout().is_terminal() => Format::Table,
+        Format::Auto => Format::Json,
+        other => other,
+    };
+    let rendered = match format {
+        Format::Json | Format::Auto => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Html => report.to_html(),
+        Format::Junit => report.to_junit(),
+        Format::Table => summary(&report),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, rendered)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().write_all(rendered.as_bytes())?,
+    }
+    if format != Format::Table || args.output.is_some() {
+        eprintln!(
+            "sextant: {} {} ({} blocking failure(s)) in {:.2} s",
+            report.model,
+            report.status.as_str(),
+            report.failed_checks.len(),
+            report.seconds
+        );
+    }
+    match report.status {
+        Status::Passed => Ok(()),
+        Status::Failed => std::process::exit(1),
+        Status::Error => std::process::exit(2),
+    }
+}
+
+/// One line per assertion, failures first named in a closing line.
+fn summary(report: &Report) -> String {
+    let mut out = String::new();
+    for test in &report.tests {
+        for a in &test.assertions {
+            let mark = match a.verdict {
+                Verdict::Passed => "pass",
+                Verdict::Failed => "FAIL",
+                Verdict::Skipped => "skip",
+                Verdict::Error => "ERROR",
+            };
+            out.push_str(&format!("{mark:5} {}  {}\n", a.id, a.message));
+        }
+    }
+    for gate in &report.gates {
+        out.push_str(&format!(
+            "gate {}: {}\n",
+            gate.to,
+            if gate.allowed { "allowed".to_string() } else { format!("blocked by {}", gate.blocking.join(", ")) }
+        ));
+    }
+    out.push_str(&format!(
+        "{}: {} ({} blocking failure(s)) in {:.2} s\n",
+        report.model,
+        report.status.as_str(),
+        report.failed_checks.len(),
+        report.seconds
+    ));
+    out
+}
+
+fn directory_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else { continue };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// A spec's dataset as a local file: a path (relative to the spec's
+/// directory), a run artifact (`runs:/RUN_ID/path`), a stored dataset
+/// (`dataset:NAME@DIGEST` or `@latest`), or an object-store URL.
+async fn resolve_dataset(
+    connection: &Connection,
+    spec_dir: &Path,
+    downloads: &Path,
+    name: &str,
+    uri: &str,
+) -> anyhow::Result<PathBuf> {
+    let target_dir = downloads.join(name);
+    std::fs::create_dir_all(&target_dir)?;
+    if let Some(rest) = uri.strip_prefix("runs:/") {
+        let (run_id, path) = rest.split_once('/').context("runs:/RUN_ID/PATH names a file")?;
+        let client = Client::new(connection)?;
+        let run = client
+            .mlflow(Method::GET, "/runs/get", &[("run_id", run_id.to_string())], None)
+            .await?;
+        let root = run["run"]["info"]["artifact_uri"].as_str().unwrap_or_default().to_string();
+        let file_name = path.rsplit('/').next().unwrap_or(path);
+        let local = target_dir.join(file_name);
+        let bytes = match root.strip_prefix("mlflow-artifacts:/") {
+            Some(proxied) => client
+                .get_artifact(&format!("{}/{path}", proxied.trim_matches('/')))
+                .await?,
+            None => {
+                let dir = root.strip_prefix("file://").unwrap_or(&root);
+                std::fs::read(Path::new(dir).join(path))
+                    .with_context(|| format!("cannot read the artifact {path} under {root}"))?
+            }
+        };
+        std::fs::write(&local, bytes)?;
+        return Ok(local);
+    }
+    if let Some(rest) = uri.strip_prefix("dataset:") {
+        let (dataset, wanted) = rest.split_once('@').unwrap_or((rest, "latest"));
+        let client = Client::new(connection)?;
+        let version = client
+            .call(Method::GET, &format!("/datasets/{dataset}/versions/{wanted}"), &[], None)
+            .await?;
+        if version["kind"] == "directory" {
+            bail!("dataset {dataset} is a directory; a validation reads one file");
+        }
+        let file_name = version["files"][0]["path"].as_str().unwrap_or("data").rsplit('/').next().unwrap_or("data").to_string();
+        let local = target_dir.join(file_name);
+        crate::datasets::pull_version(&client, dataset, wanted, &local).await?;
+        return Ok(local);
+    }
+    if uri.contains("://") && !uri.starts_with("file://") {
+        let selected = crate::input::select_input(uri, None).await?;
+        let [file] = selected.files.as_slice() else {
+            bail!("{uri} holds {} files; a validation reads one", selected.files.len());
+        };
+        let local = target_dir.join(file.file_name().unwrap_or_default());
+        std::fs::copy(file, &local)?;
+        return Ok(local);
+    }
+    let path = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+    let path = if path.is_absolute() { path.to_path_buf() } else { spec_dir.join(path) };
+    if !path.is_file() {
+        bail!("{} does not exist", path.display());
+    }
+    Ok(path)
+}

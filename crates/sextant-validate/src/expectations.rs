@@ -1,0 +1,372 @@
+//! Data expectations in Great Expectations' vocabulary, shortened
+//! (`expect_column_values_to_not_be_null` is `column_values_not_null`),
+//! with its `mostly` (the share of non-missing rows that must pass; GX
+//! counts missing values as neither passing nor failing a value check,
+//! except in `column_values_not_null`). Each is checked over a column in
+//! one pass, and a failure keeps a sample of the rows that failed.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use sextant_monitor::dataset::ColumnValues;
+
+use crate::frame::{Cells, Frame, Scalar};
+use crate::spec::FeatureSchema;
+
+const SAMPLE_ROWS: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub kind: Kind,
+    pub column: Option<String>,
+    pub mostly: f64,
+}
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    TableRowCountBetween { min: Option<f64>, max: Option<f64> },
+    TableColumnsInclude(Vec<String>),
+    ColumnExists,
+    ColumnType(String),
+    ValuesNotNull,
+    ValuesInSet { values: Vec<Scalar>, from_schema: bool },
+    ValuesBetween { min: Option<f64>, max: Option<f64> },
+    ValuesUnique,
+    ValuesMatchRegex(regex::Regex),
+    MeanBetween { min: Option<f64>, max: Option<f64> },
+    DistinctCountBetween { min: Option<f64>, max: Option<f64> },
+    PairGreater { other: String, or_equal: bool },
+}
+
+/// What checking one expectation found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub expectation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub success: bool,
+    pub observed: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unexpected_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unexpected_share: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unexpected_rows: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+const KINDS: &str = "table_row_count_between, table_columns_include, column_exists, column_type, \
+column_values_not_null, column_values_in_set, column_values_between, column_values_unique, \
+column_values_match_regex, column_mean_between, column_distinct_count_between, \
+column_pair_a_greater_than_b";
+
+impl Expectation {
+    /// Parses one entry; an error names the field (relative to the entry).
+    pub fn parse(value: &Value) -> Result<Expectation, (String, String)> {
+        let err = |field: &str, m: String| (field.to_string(), m);
+        let Some(object) = value.as_object() else {
+            return Err(err("", "an expectation is a mapping with `expect`".into()));
+        };
+        let name = match object.get("expect") {
+            Some(Value::String(s)) => s.as_str(),
+            _ => return Err(err("expect", "missing or not a string".into())),
+        };
+        let allowed: &[&str] = match name {
+            "table_row_count_between" => &["min", "max"],
+            "table_columns_include" => &["columns"],
+            "column_exists" | "column_values_unique" => &["column"],
+            "column_type" => &["column", "type"],
+            "column_values_not_null" => &["column", "mostly"],
+            "column_values_in_set" => &["column", "values", "from_schema", "mostly"],
+            "column_values_between" => &["column", "min", "max", "mostly"],
+            "column_values_match_regex" => &["column", "regex", "mostly"],
+            "column_mean_between" | "column_distinct_count_between" => &["column", "min", "max"],
+            "column_pair_a_greater_than_b" => &["column", "column_a", "column_b", "or_equal", "mostly"],
+            other => return Err(err("expect", format!("unknown expectation '{other}': expected one of {KINDS}"))),
+        };
+        for key in object.keys() {
+            if key != "expect" && !allowed.contains(&key.as_str()) {
+                return Err(err(key, format!("unknown field `{key}` for {name}")));
+            }
+        }
+        let number = |key: &str| -> Result<Option<f64>, (String, String)> {
+            match object.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v.as_f64().map(Some).ok_or_else(|| err(key, "must be a number".into())),
+            }
+        };
+        let text = |key: &str| -> Result<String, (String, String)> {
+            match object.get(key) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                _ => Err(err(key, format!("{name} needs `{key}` (a string)"))),
+            }
+        };
+        let mostly = number("mostly")?.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&mostly) {
+            return Err(err("mostly", "must be within [0, 1]".into()));
+        }
+        let bounds = || -> Result<(Option<f64>, Option<f64>), (String, String)> {
+            let (min, max) = (number("min")?, number("max")?);
+            if min.is_none() && max.is_none() {
+                return Err(err("", format!("{name} needs `min`, `max` or both")));
+            }
+            Ok((min, max))
+        };
+        let mut column = None;
+        let kind = match name {
+            "table_row_count_between" => {
+                let (min, max) = bounds()?;
+                Kind::TableRowCountBetween { min, max }
+            }
+            "table_columns_include" => Kind::TableColumnsInclude(
+                serde_json::from_value(object.get("columns").cloned().unwrap_or(Value::Null))
+                    .map_err(|_| err("columns", "must be a list of column names".into()))?,
+            ),
+            "column_pair_a_greater_than_b" => {
+                column = Some(text("column_a")?);
+                Kind::PairGreater {
+                    other: text("column_b")?,
+                    or_equal: object.get("or_equal").and_then(Value::as_bool).unwrap_or(false),
+                }
+            }
+            _ => {
+                column = Some(text("column")?);
+                match name {
+                    "column_exists" => Kind::ColumnExists,
+                    "column_values_unique" => Kind::ValuesUnique,
+                    "column_type" => {
+                        let t = text("type")?;
+                        if !matches!(t.as_str(), "numeric" | "integer" | "float" | "string" | "boolean") {
+                            return Err(err("type", "must be numeric, integer, float, string or boolean".into()));
+                        }
+                        Kind::ColumnType(t)
+                    }
+                    "column_values_not_null" => Kind::ValuesNotNull,
+                    "column_values_in_set" => {
+                        let from_schema = object.get("from_schema").and_then(Value::as_bool).unwrap_or(false);
+                        let values = match object.get("values") {
+                            Some(Value::Array(items)) => items.iter().map(Scalar::from_json).collect(),
+                            Some(_) => return Err(err("values", "must be a list".into())),
+                            None if from_schema => Vec::new(),
+                            None => return Err(err("", "column_values_in_set needs `values` or `from_schema: true`".into())),
+                        };
+                        Kind::ValuesInSet { values, from_schema }
+                    }
+                    "column_values_between" => {
+                        let (min, max) = bounds()?;
+                        Kind::ValuesBetween { min, max }
+                    }
+                    "column_values_match_regex" => {
+                        let pattern = text("regex")?;
+                        Kind::ValuesMatchRegex(
+                            regex::Regex::new(&pattern).map_err(|e| err("regex", format!("not a valid regex: {e}")))?,
+                        )
+                    }
+                    "column_mean_between" => {
+                        let (min, max) = bounds()?;
+                        Kind::MeanBetween { min, max }
+                    }
+                    "column_distinct_count_between" => {
+                        let (min, max) = bounds()?;
+                        Kind::DistinctCountBetween { min, max }
+                    }
+                    _ => unreachable!("names are checked above"),
+                }
+            }
+        };
+        Ok(Expectation { kind, column, mostly })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::TableRowCountBetween { .. } => "table_row_count_between",
+            Kind::TableColumnsInclude(_) => "table_columns_include",
+            Kind::ColumnExists => "column_exists",
+            Kind::ColumnType(_) => "column_type",
+            Kind::ValuesNotNull => "column_values_not_null",
+            Kind::ValuesInSet { .. } => "column_values_in_set",
+            Kind::ValuesBetween { .. } => "column_values_between",
+            Kind::ValuesUnique => "column_values_unique",
+            Kind::ValuesMatchRegex(_) => "column_values_match_regex",
+            Kind::MeanBetween { .. } => "column_mean_between",
+            Kind::DistinctCountBetween { .. } => "column_distinct_count_between",
+            Kind::PairGreater { .. } => "column_pair_a_greater_than_b",
+        }
+    }
+
+    /// A short id for assertion names: `column_values_between(money)`.
+    pub fn label(&self) -> String {
+        match &self.column {
+            Some(c) => format!("{}({c})", self.name()),
+            None => self.name().to_string(),
+        }
+    }
+
+    pub fn check(&self, frame: &Frame, schema: &BTreeMap<String, FeatureSchema>) -> Outcome {
+        let mut outcome = Outcome {
+            expectation: self.name().to_string(),
+            column: self.column.clone(),
+            success: false,
+            observed: Value::Null,
+            unexpected_count: None,
+            unexpected_share: None,
+            unexpected_rows: Vec::new(),
+            error: None,
+        };
+        let within = |x: f64, min: Option<f64>, max: Option<f64>| {
+            min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)
+        };
+        let rows = frame.rows();
+        match &self.kind {
+            Kind::TableRowCountBetween { min, max } => {
+                outcome.observed = json!(rows);
+                outcome.success = within(rows as f64, *min, *max);
+                return outcome;
+            }
+            Kind::TableColumnsInclude(columns) => {
+                let missing: Vec<&String> = columns.iter().filter(|c| !frame.has(c)).collect();
+                outcome.observed = json!({ "missing": missing });
+                outcome.success = missing.is_empty();
+                return outcome;
+            }
+            _ => {}
+        }
+        let name = self.column.as_deref().unwrap_or_default();
+        let column = match frame.column(name) {
+            Ok(c) => c,
+            Err(message) => {
+                outcome.observed = json!({ "exists": false });
+                if !matches!(self.kind, Kind::ColumnExists) {
+                    outcome.error = Some(message);
+                }
+                return outcome;
+            }
+        };
+        let type_name = match column {
+            ColumnValues::Numeric { integer: true, .. } => "integer",
+            ColumnValues::Numeric { .. } => "float",
+            ColumnValues::Strings { .. } => "string",
+            ColumnValues::Boolean { .. } => "boolean",
+            ColumnValues::Unsupported { .. } => "unsupported",
+        };
+        // A row-wise check: `fails(row)` is Some(true) when the row breaks
+        // the expectation, None when it does not count (missing).
+        let mut row_check = |fails: &dyn Fn(usize) -> Option<bool>, count_missing: bool| {
+            let (mut counted, mut unexpected) = (0usize, 0usize);
+            for i in 0..rows {
+                let Some(bad) = fails(i) else {
+                    if count_missing {
+                        counted += 1;
+                    }
+                    continue;
+                };
+                counted += 1;
+                if bad {
+                    unexpected += 1;
+                    if outcome.unexpected_rows.len() < SAMPLE_ROWS {
+                        outcome.unexpected_rows.push(json!({ "row": i, "value": column.scalar(i).to_json() }));
+                    }
+                }
+            }
+            let share = if counted == 0 { 0.0 } else { unexpected as f64 / counted as f64 };
+            outcome.unexpected_count = Some(unexpected);
+            outcome.unexpected_share = Some(share);
+            outcome.success = 1.0 - share >= self.mostly - 1e-12;
+        };
+        match &self.kind {
+            Kind::ColumnExists => {
+                outcome.observed = json!({ "exists": true });
+                outcome.success = true;
+            }
+            Kind::ColumnType(wanted) => {
+                outcome.observed = json!(type_name);
+                outcome.success = match wanted.as_str() {
+                    "numeric" => matches!(type_name, "integer" | "float"),
+                    other => other == type_name || (other == "float" && type_name == "integer"),
+                };
+            }
+            Kind::ValuesNotNull => {
+                row_check(&|i| Some(column.scalar(i).is_null()), true);
+                outcome.observed = json!({ "missing_share": outcome.unexpected_share });
+            }
+            Kind::ValuesInSet { values, from_schema } => {
+                let mut allowed: HashSet<String> = values.iter().filter_map(Scalar::canonical).collect();
+                if *from_schema {
+                    match schema.get(name).and_then(|f| f.values.as_ref()) {
+                        Some(listed) => allowed.extend(listed.iter().filter_map(|v| Scalar::from_json(v).canonical())),
+                        None => {
+                            outcome.error = Some(format!("the spec's schema lists no values for '{name}'"));
+                            return outcome;
+                        }
+                    }
+                }
+                row_check(&|i| column.scalar(i).canonical().map(|c| !allowed.contains(&c)), false);
+            }
+            Kind::ValuesBetween { min, max } => {
+                if !matches!(column, ColumnValues::Numeric { .. } | ColumnValues::Boolean { .. }) {
+                    outcome.error = Some(format!("'{name}' holds {type_name} values, not numbers"));
+                    outcome.observed = json!({ "type": type_name });
+                    return outcome;
+                }
+                row_check(&|i| column.scalar(i).as_f64().map(|x| !within(x, *min, *max)), false);
+            }
+            Kind::ValuesMatchRegex(pattern) => {
+                row_check(
+                    &|i| match column.scalar(i) {
+                        Scalar::Null => None,
+                        Scalar::Text(s) => Some(!pattern.is_match(&s)),
+                        other => Some(!pattern.is_match(&other.canonical().unwrap_or_default())),
+                    },
+                    false,
+                );
+            }
+            Kind::ValuesUnique => {
+                let mut seen = HashSet::with_capacity(rows);
+                let mut duplicated = vec![false; rows];
+                for (i, slot) in duplicated.iter_mut().enumerate() {
+                    if let Some(key) = column.scalar(i).canonical() {
+                        *slot = !seen.insert(key);
+                    }
+                }
+                row_check(&|i| if column.scalar(i).is_null() { None } else { Some(duplicated[i]) }, false);
+                outcome.success = outcome.unexpected_count == Some(0);
+            }
+            Kind::MeanBetween { min, max } => {
+                let values: Vec<f64> = (0..rows).filter_map(|i| column.scalar(i).as_f64()).collect();
+                if values.is_empty() {
+                    outcome.error = Some(format!("'{name}' has no numeric values"));
+                    return outcome;
+                }
+                let mean = values.iter().sum::<f64>() / values.len() as f64;
+                outcome.observed = json!(mean);
+                outcome.success = within(mean, *min, *max);
+            }
+            Kind::DistinctCountBetween { min, max } => {
+                let distinct: HashSet<String> = (0..rows).filter_map(|i| column.scalar(i).canonical()).collect();
+                outcome.observed = json!(distinct.len());
+                outcome.success = within(distinct.len() as f64, *min, *max);
+            }
+            Kind::PairGreater { other, or_equal } => {
+                let other_column = match frame.column(other) {
+                    Ok(c) => c,
+                    Err(message) => {
+                        outcome.error = Some(message);
+                        return outcome;
+                    }
+                };
+                let or_equal = *or_equal;
+                row_check(
+                    &|i| match (column.scalar(i).as_f64(), other_column.scalar(i).as_f64()) {
+                        (Some(a), Some(b)) => Some(if or_equal { a < b } else { a <= b }),
+                        _ => None,
+                    },
+                    false,
+                );
+            }
+            Kind::TableRowCountBetween { .. } | Kind::TableColumnsInclude(_) => unreachable!("handled above"),
+        }
+        outcome
+    }
+}

@@ -1,0 +1,32 @@
+//! Model validation: a declarative spec ([`Spec`]) of what a model version
+//! must satisfy, run against a loaded model on tables ([`run`]), giving a
+//! [`Report`] with a verdict per assertion, the gate decision per
+//! promotion target, and JSON, JUnit XML and HTML renderings.
+//!
+//! Pure and synchronous: the caller resolves datasets to local files and
+//! loads the models; the crate reads only the files it is given.
+
+mod expectations;
+mod fairness;
+mod filter;
+mod frame;
+mod html;
+mod metrics;
+mod report;
+mod rng;
+mod runner;
+mod spec;
+mod yaml;
+
+pub use crate::report::{
+    glob_matches, Assertion, DatasetRecord, GateDecision, Report, Status, TestResult, Verdict,
+};
+pub use crate::runner::{run, Run, Subject};
+pub use crate::spec::{DatasetSource, Severity, Spec, SpecError, TaskKind};
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,277 @@
+//! YAML to JSON values, remembering the line each value started on, so a
+//! spec that does not deserialise is refused with the line and the field.
+//!
+//! Plain scalars follow YAML 1.2's core schema (`null`/`~`/empty, booleans,
+//! integers, floats); quoted scalars are always strings.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A document as JSON, and the 1-based line of every path in it, spelled as
+/// `serde_path_to_error` spells paths (`tests[3].metric`).
+#[derive(Debug)]
+pub struct Located {
+    pub value: Value,
+    lines: HashMap<String, usize>,
+}
+
+impl Located {
+    /// The line of `path`, or of its nearest ancestor that has one.
+    pub fn line_of(&self, path: &str) -> Option<usize> {
+        let mut path = path.to_string();
+        loop {
+            if let Some(line) = self.lines.get(&path) {
+                return Some(*line);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path.truncate(cut);
+        }
+    }
+}
+
+/// Why a text is not YAML.
+#[derive(Debug)]
+pub struct SyntaxError {
+    pub line: usize,
+    pub message: String,
+}
+
+pub fn parse(text: &str) -> Result<Located, SyntaxError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser
+        .load(&mut builder, false)
+        .map_err(|error| SyntaxError {
+            line: error.marker().line(),
+            message: error.info().to_string(),
+        })?;
+    if let Some(message) = builder.error {
+        return Err(SyntaxError {
+            line: builder.error_line,
+            message,
+        });
+    }
+    Ok(Located {
+        value: builder.root.unwrap_or(Value::Null),
+        lines: builder.lines,
+    })
+}
+
+enum Frame {
+    Map {
+        map: Map<String, Value>,
+        key: Option<String>,
+        path: String,
+        anchor: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+        path: String,
+        anchor: usize,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    root: Option<Value>,
+    lines: HashMap<String, usize>,
+    anchors: HashMap<usize, Value>,
+    error: Option<String>,
+    error_line: usize,
+}
+
+impl Builder {
+    /// The path of the node about to be added to the top frame.
+    fn child_path(&self) -> String {
+        match self.stack.last() {
+            None => String::new(),
+            Some(Frame::Map { key, path, .. }) => {
+                let key = key.as_deref().unwrap_or("?");
+                if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                }
+            }
+            Some(Frame::Seq { items, path, .. }) => format!("{path}[{}]", items.len()),
+        }
+    }
+
+    fn fail(&mut self, line: usize, message: String) {
+        if self.error.is_none() {
+            self.error = Some(message);
+            self.error_line = line;
+        }
+    }
+
+    /// Adds a finished node to its parent (or makes it the document).
+    fn add(&mut self, value: Value, anchor: usize, line: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(value);
+                }
+            }
+            Some(Frame::Seq { items, .. }) => items.push(value),
+            Some(Frame::Map { map, key, .. }) => match key.take() {
+                Some(key) => {
+                    if map.contains_key(&key) {
+                        self.fail(line, format!("key '{key}' appears twice"));
+                        return;
+                    }
+                    map.insert(key, value);
+                }
+                None => match value {
+                    Value::String(text) => *key = Some(text),
+                    Value::Number(n) => *key = Some(n.to_string()),
+                    Value::Bool(b) => *key = Some(b.to_string()),
+                    Value::Null => *key = Some("null".into()),
+                    _ => self.fail(line, "a mapping key must be a scalar".into()),
+                },
+            },
+        }
+    }
+
+    /// Whether the next node is a mapping key (keys get no line entry of
+    /// their own; the value does).
+    fn expecting_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        let line = mark.line();
+        // Documents after the first are ignored.
+        if self.root.is_some() && self.stack.is_empty() {
+            return;
+        }
+        match event {
+            Event::Scalar(text, style, anchor, _) => {
+                if !self.expecting_key() {
+                    let path = self.child_path();
+                    self.lines.insert(path, line);
+                }
+                let value = scalar(&text, style);
+                self.add(value, anchor, line);
+            }
+            Event::Alias(anchor) => {
+                if !self.expecting_key() {
+                    let path = self.child_path();
+                    self.lines.insert(path, line);
+                }
+                match self.anchors.get(&anchor).cloned() {
+                    Some(value) => self.add(value, 0, line),
+                    None => self.fail(line, "alias to an unknown anchor".into()),
+                }
+            }
+            Event::MappingStart(anchor, _) => {
+                if self.expecting_key() {
+                    self.fail(line, "a mapping key must be a scalar".into());
+                }
+                let path = self.child_path();
+                self.lines.insert(path.clone(), line);
+                self.stack.push(Frame::Map {
+                    map: Map::new(),
+                    key: None,
+                    path,
+                    anchor,
+                });
+            }
+            Event::SequenceStart(anchor, _) => {
+                if self.expecting_key() {
+                    self.fail(line, "a mapping key must be a scalar".into());
+                }
+                let path = self.child_path();
+                self.lines.insert(path.clone(), line);
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    path,
+                    anchor,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let (value, anchor) = match self.stack.pop() {
+                    Some(Frame::Map { map, anchor, .. }) => (Value::Object(map), anchor),
+                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
+                    None => return,
+                };
+                self.add(value, anchor, line);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A scalar under YAML 1.2's core schema.
+fn scalar(text: &str, style: TScalarStyle) -> Value {
+    if style != TScalarStyle::Plain {
+        return Value::String(text.to_string());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(n) = text.trim_start_matches('+').parse::<i64>() {
+            return Value::Number(n.into());
+        }
+    }
+    let looks_numeric = digits
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+    if looks_numeric {
+        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_lines() {
+        let text = "a: 1\nb:\n  - x\n  - {c: 2.5, d: \"3\"}\ne: true\nf: ~\n";
+        let doc = parse(text).unwrap();
+        assert_eq!(
+            doc.value,
+            serde_json::json!({"a": 1, "b": ["x", {"c": 2.5, "d": "3"}], "e": true, "f": null})
+        );
+        assert_eq!(doc.line_of("a"), Some(1));
+        assert_eq!(doc.line_of("b[1].c"), Some(4));
+        assert_eq!(doc.line_of("b[1].zzz"), Some(4));
+        assert_eq!(doc.line_of("e"), Some(5));
+    }
+
+    #[test]
+    fn duplicate_keys_and_syntax_errors_name_the_line() {
+        let error = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(error.line, 3);
+        assert!(error.message.contains("'a'"));
+        let error = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(error.line >= 1);
+    }
+
+    #[test]
+    fn anchors_are_copied() {
+        let doc = parse("x: &t {min: 1}\ny: *t\n").unwrap();
+        assert_eq!(doc.value["y"], serde_json::json!({"min": 1}));
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests: specs parsed and run against real models.

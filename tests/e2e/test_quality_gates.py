@@ -1,0 +1,431 @@
+"""Quality gates: `sextant validate` on models people ship (pipelines with encoders and
+categorical columns), its figures against scikit-learn and fairlearn, the behavioural
+tests and data expectations, and the gate that keeps a failing version from an alias."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from _helpers import unique
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+LOCATIONS = ["same_region", "other_region", "abroad", "unknown"]
+FEATURES = ["location_of_call", "money_asked", "call_duration_s", "asked_remote_access", "opened_bank_website"]
+
+
+def sextant_bin() -> str:
+    import os
+
+    return os.environ.get("SEXTANT_BIN", str(Path(__file__).resolve().parents[2] / "target/debug/sextant"))
+
+
+def scam_calls(n: int, seed: int) -> pd.DataFrame:
+    """The seeds' scam-call world: same_region and other_region carry the same risk,
+    call_duration_s is noise, remote access and large sums make a scam likely."""
+    rng = np.random.default_rng(seed)
+    location = rng.choice(LOCATIONS, size=n, p=[0.35, 0.35, 0.2, 0.1])
+    money = rng.gamma(2.0, 800.0, size=n).round(2)
+    duration = rng.uniform(30, 1800, size=n).round(1)
+    remote = rng.random(n) < 0.3
+    bank = rng.random(n) < 0.25
+    logit = -3.2 + 2.2 * remote + 1.4 * bank + 0.0009 * money + np.where(location == "abroad", 1.2, 0.0) + np.where(location == "unknown", 0.6, 0.0)
+    scam = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "call_id": np.arange(n),
+            "location_of_call": location,
+            "money_asked": money,
+            "call_duration_s": duration,
+            "asked_remote_access": remote.astype(int),
+            "opened_bank_website": bank.astype(int),
+            "caller_sex": rng.choice(["F", "M"], size=n),
+            "is_scam": scam.astype(int),
+        }
+    )
+
+
+def pipeline(estimator, domestic_alike: bool = False) -> Pipeline:
+    # With domestic_alike, same_region and other_region both encode as "neither abroad nor
+    # unknown": the model cannot tell them apart, as the world does not.
+    categories = [["abroad", "unknown"]] if domestic_alike else "auto"
+    encode = ColumnTransformer(
+        [
+            ("location", OneHotEncoder(categories=categories, handle_unknown="ignore"), ["location_of_call"]),
+            ("numbers", StandardScaler(), ["money_asked", "call_duration_s", "asked_remote_access", "opened_bank_website"]),
+        ]
+    )
+    return Pipeline([("encode", encode), ("model", estimator)])
+
+
+def save(model, directory: Path, sample: pd.DataFrame) -> Path:
+    mlflow.sklearn.save_model(model, str(directory), input_example=sample[FEATURES].head(5), serialization_format="cloudpickle")
+    return directory
+
+
+def run_validate(model: str, spec: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    environment = dict(os.environ)
+    environment.pop("SEXTANT_TOKEN", None)
+    environment.setdefault("SEXTANT_SERVER", "http://127.0.0.1:9")
+    if env:
+        environment.update(env)
+    return subprocess.run(
+        [sextant_bin(), "validate", "--model", model, "--spec", str(spec), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gates")
+    train = scam_calls(6000, seed=1)
+    test = scam_calls(3000, seed=2)
+    train.to_csv(root / "train.csv", index=False)
+    test.to_csv(root / "test.csv", index=False)
+    logistic = pipeline(LogisticRegression(max_iter=500)).fit(train[FEATURES], train["is_scam"])
+    save(logistic, root / "logistic", train)
+    return {"root": root, "train": train, "test": test, "logistic": logistic}
+
+
+def test_figures_match_sklearn_and_fairlearn(world):
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_difference,
+        equalized_odds_difference,
+        selection_rate,
+    )
+    from sklearn import metrics as skm
+
+    root, test, model = world["root"], world["test"], world["logistic"]
+    spec = root / "figures.yaml"
+    spec.write_text(
+        """
+task: {type: binary_classification, label: is_scam, positive_class: 1}
+datasets:
+  test: {uri: test.csv}
+tests:
+  - {id: accuracy, kind: metric, dataset: test, metric: accuracy, min: 0}
+  - {id: balanced_accuracy, kind: metric, dataset: test, metric: balanced_accuracy, min: 0}
+  - {id: precision, kind: metric, dataset: test, metric: precision, min: 0}
+  - {id: recall, kind: metric, dataset: test, metric: recall, min: 0}
+  - {id: f1, kind: metric, dataset: test, metric: f1, min: 0}
+  - {id: roc_auc, kind: metric, dataset: test, metric: roc_auc, min: 0}
+  - {id: log_loss, kind: metric, dataset: test, metric: log_loss, max: 100}
+  - {id: brier, kind: metric, dataset: test, metric: brier_score, max: 1}
+  - id: by_location
+    kind: slice_metric
+    dataset: test
+    metric: roc_auc
+    slices: [{by: location_of_call}, {name: big_sums, where: {money_asked: {gte: 2000}}}]
+    min: 0
+  - id: sex
+    kind: fairness
+    dataset: test
+    sensitive_features: [caller_sex]
+    metrics: [accuracy, selection_rate]
+    expect:
+      demographic_parity_difference: {max: 1}
+      equalized_odds_difference: {max: 1}
+      accuracy.ratio: {min: 0}
+      accuracy.difference: {max: 1}
+"""
+    )
+    result = run_validate(str(root / "logistic"), spec, "--format", "json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    assert report["status"] == "passed"
+    by_id = {a["id"]: a for t in report["tests"] for a in t["assertions"]}
+
+    y = test["is_scam"].to_numpy()
+    proba = model.predict_proba(test[FEATURES])[:, 1]
+    predicted = model.predict(test[FEATURES])
+    expected = {
+        "accuracy/min": skm.accuracy_score(y, predicted),
+        "balanced_accuracy/min": skm.balanced_accuracy_score(y, predicted),
+        "precision/min": skm.precision_score(y, predicted),
+        "recall/min": skm.recall_score(y, predicted),
+        "f1/min": skm.f1_score(y, predicted),
+        "roc_auc/min": skm.roc_auc_score(y, proba),
+        "log_loss/max": skm.log_loss(y, proba),
+        "brier/max": skm.brier_score_loss(y, proba),
+    }
+    for key, value in expected.items():
+        assert by_id[key]["value"] == pytest.approx(value, abs=1e-9), key
+    for location in LOCATIONS:
+        rows = test["location_of_call"] == location
+        assert by_id[f"by_location[location_of_call={location}]/min"]["value"] == pytest.approx(
+            skm.roc_auc_score(y[rows], proba[rows]), abs=1e-9
+        )
+    big = test["money_asked"] >= 2000
+    assert by_id["by_location[big_sums]/min"]["value"] == pytest.approx(skm.roc_auc_score(y[big], proba[big]), abs=1e-9)
+
+    sex = test["caller_sex"]
+    frame = MetricFrame(
+        metrics={"accuracy": skm.accuracy_score, "selection_rate": selection_rate},
+        y_true=y,
+        y_pred=predicted,
+        sensitive_features=sex,
+    )
+    assert by_id["sex/demographic_parity_difference"]["value"] == pytest.approx(
+        demographic_parity_difference(y, predicted, sensitive_features=sex), abs=1e-12
+    )
+    assert by_id["sex/equalized_odds_difference"]["value"] == pytest.approx(
+        equalized_odds_difference(y, predicted, sensitive_features=sex), abs=1e-12
+    )
+    assert by_id["sex/accuracy.ratio"]["value"] == pytest.approx(frame.ratio()["accuracy"], abs=1e-12)
+    assert by_id["sex/accuracy.difference"]["value"] == pytest.approx(frame.difference()["accuracy"], abs=1e-12)
+    groups = {g["group"]: g for g in next(t for t in report["tests"] if t["id"] == "sex")["details"]["by_group"]}
+    for value in ["F", "M"]:
+        assert groups[f"caller_sex={value}"]["accuracy"] == pytest.approx(frame.by_group.loc[value, "accuracy"], abs=1e-12)
+        assert groups[f"caller_sex={value}"]["selection_rate"] == pytest.approx(frame.by_group.loc[value, "selection_rate"], abs=1e-12)
+    # The recorded data hash is the file's.
+    import hashlib
+
+    assert report["datasets"][0]["sha256"] == hashlib.sha256((root / "test.csv").read_bytes()).hexdigest()
+    assert report["datasets"][0]["rows"] == len(test)
+
+
+def location_sensitive(train: pd.DataFrame) -> Pipeline:
+    """A model that learnt a difference between same_region and other_region that the
+    world does not have: its training labels were shifted for other_region calls."""
+    biased = train.copy()
+    other = biased["location_of_call"] == "other_region"
+    rng = np.random.default_rng(5)
+    biased.loc[other, "is_scam"] = (rng.random(other.sum()) < 0.6).astype(int)
+    return pipeline(RandomForestClassifier(n_estimators=40, max_depth=8, random_state=0)).fit(
+        biased[FEATURES], biased["is_scam"]
+    )
+
+
+BEHAVIOUR_SPEC = """
+task: {type: binary_classification, label: is_scam, positive_class: 1}
+schema:
+  features:
+    location_of_call: {type: category, values: [same_region, other_region, abroad, unknown]}
+datasets:
+  test: {uri: test.csv}
+  canonical_scams:
+    generate:
+      seed: 17
+      n: 300
+      label: 1
+      columns:
+        asked_remote_access: {const: 1}
+        opened_bank_website: {const: 1}
+        location_of_call: {choice: [abroad]}
+        money_asked: {uniform: [9000, 20000]}
+        call_duration_s: {uniform: [60, 1800]}
+  cases:
+    rows:
+      - {location_of_call: abroad, money_asked: 15000, call_duration_s: 300, asked_remote_access: 1, opened_bank_website: 1, is_scam: 1}
+      - {location_of_call: same_region, money_asked: 5, call_duration_s: 60, asked_remote_access: 0, opened_bank_website: 0, is_scam: 0}
+tests:
+  - {id: mft.canonical_scams, kind: expect_label, dataset: canonical_scams, min_pass_rate: 0.95}
+  - {id: mft.cases, kind: expect_label, dataset: cases, min_pass_rate: 1.0}
+  - id: inv.domestic_region
+    kind: invariance
+    dataset: {ref: test, sample: 1500, seed: 3, where: {location_of_call: {in: [same_region, other_region]}}}
+    perturb: {location_of_call: {swap: [same_region, other_region]}}
+    expect: {max_abs_score_delta: 0.05, min_pass_rate: 0.99, max_label_flip_rate: 0.01}
+  - id: dir.remote_access
+    kind: directional
+    dataset: {ref: test, where: {asked_remote_access: {eq: 0}}}
+    perturb: {asked_remote_access: {set: 1}}
+    expect: {score: non_decreasing, tolerance: 0.0, min_pass_rate: 0.99}
+"""
+
+
+def test_invariance_catches_a_location_sensitive_model(world):
+    root, train = world["root"], world["train"]
+    save(location_sensitive(train), root / "sensitive", train)
+    alike = pipeline(LogisticRegression(max_iter=500), domestic_alike=True).fit(train[FEATURES], train["is_scam"])
+    save(alike, root / "domestic-alike", train)
+    spec = root / "behaviour.yaml"
+    spec.write_text(BEHAVIOUR_SPEC)
+
+    fair = run_validate(str(root / "domestic-alike"), spec, "--format", "json")
+    assert fair.returncode == 0, fair.stdout + fair.stderr
+    verdicts = {a["id"]: a["verdict"] for t in json.loads(fair.stdout)["tests"] for a in t["assertions"]}
+    assert verdicts == {
+        "mft.canonical_scams/pass_rate": "passed",
+        "mft.cases/pass_rate": "passed",
+        "inv.domestic_region/pass_rate": "passed",
+        "inv.domestic_region/label_flip_rate": "passed",
+        "dir.remote_access/pass_rate": "passed",
+    }
+
+    sensitive = run_validate(str(root / "sensitive"), spec, "--format", "json")
+    assert sensitive.returncode == 1, sensitive.stdout + sensitive.stderr
+    report = json.loads(sensitive.stdout)
+    assert report["status"] == "failed"
+    assert "inv.domestic_region/pass_rate" in report["failed_checks"]
+    invariance = next(t for t in report["tests"] if t["id"] == "inv.domestic_region")
+    assert invariance["rows"] == 1500
+    assert invariance["details"]["failing_rows"], "failing rows are sampled"
+
+
+def test_expectations_catch_an_injected_bad_column(world):
+    root = world["root"]
+    bad = world["test"].copy()
+    bad.loc[bad.index[:40], "money_asked"] = -1.0
+    bad.loc[bad.index[40:45], "location_of_call"] = "mars"
+    bad.loc[bad.index[50:60], "call_id"] = 7
+    bad.to_csv(root / "bad.csv", index=False)
+    spec = root / "data.yaml"
+    spec.write_text(
+        """
+task: {type: binary_classification, label: is_scam}
+schema:
+  features:
+    location_of_call: {values: [same_region, other_region, abroad, unknown]}
+datasets:
+  good: {uri: test.csv}
+  bad: {uri: bad.csv}
+tests:
+  - id: data.good
+    kind: expectations
+    dataset: good
+    expectations: &checks
+      - {expect: table_row_count_between, min: 1000}
+      - {expect: column_values_not_null, column: location_of_call}
+      - {expect: column_values_in_set, column: location_of_call, from_schema: true}
+      - {expect: column_values_between, column: money_asked, min: 0, max: 1000000, mostly: 0.999}
+      - {expect: column_values_unique, column: call_id}
+      - {expect: column_mean_between, column: is_scam, min: 0.02, max: 0.6}
+      - {expect: column_values_match_regex, column: location_of_call, regex: "^[a-z_]+$"}
+      - {expect: column_type, column: money_asked, type: numeric}
+  - {id: data.bad, kind: expectations, dataset: bad, expectations: *checks}
+"""
+    )
+    result = run_validate(str(root / "logistic"), spec, "--format", "json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    good = next(t for t in report["tests"] if t["id"] == "data.good")
+    assert all(a["verdict"] == "passed" for a in good["assertions"]), good
+    assert set(report["failed_checks"]) == {
+        "data.bad/column_values_in_set(location_of_call)",
+        "data.bad/column_values_between(money_asked)",
+        "data.bad/column_values_unique(call_id)",
+    }
+    outcomes = {o["expectation"] + o.get("column", ""): o for o in next(t for t in report["tests"] if t["id"] == "data.bad")["details"]["expectations"]}
+    money = outcomes["column_values_betweenmoney_asked"]
+    assert money["unexpected_count"] == 40
+    assert money["unexpected_rows"][0] == {"row": 0, "value": -1.0}
+    assert outcomes["column_values_in_setlocation_of_call"]["unexpected_count"] == 5
+
+
+def test_reports_in_junit_and_html(world):
+    root = world["root"]
+    spec = root / "behaviour.yaml"
+    spec.write_text(BEHAVIOUR_SPEC)
+    save(location_sensitive(world["train"]), root / "sensitive-2", world["train"])
+    junit = run_validate(str(root / "sensitive-2"), spec, "--format", "junit")
+    assert junit.returncode == 1
+    suites = ET.fromstring(junit.stdout)
+    assert suites.tag == "testsuites"
+    assert int(suites.get("failures")) >= 1
+    names = [case.get("name") for case in suites.iter("testcase") if case.find("failure") is not None]
+    assert "inv.domestic_region/pass_rate" in names
+    out = root / "report.html"
+    html = run_validate(str(root / "sensitive-2"), spec, "--format", "html", "--output", str(out))
+    assert html.returncode == 1
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "inv.domestic_region/pass_rate" in page
+    assert "<script" not in page and "http" not in page.split("<body>")[1].split("sha256")[0]
+
+
+def test_baseline_comparison_with_paired_bootstrap(world):
+    root, train = world["root"], world["train"]
+    weak = pipeline(LogisticRegression(max_iter=500)).fit(train[["location_of_call", "money_asked", "call_duration_s", "asked_remote_access", "opened_bank_website"]].assign(asked_remote_access=0), train["is_scam"])
+    save(weak, root / "weak", train)
+    spec = root / "baseline.yaml"
+    spec.write_text(
+        """
+task: {type: binary_classification, label: is_scam}
+datasets: {test: {uri: test.csv}}
+defaults: {bootstrap: {resamples: 300, seed: 11}}
+tests:
+  - {id: auc, kind: metric, dataset: test, metric: roc_auc, min: 0.5, vs_baseline: {max_drop: 0.01, significance: bootstrap}}
+  - {id: recall_slices, kind: slice_metric, dataset: test, metric: recall, slices: [{by: location_of_call}], min: {value: 0.99, significance: bootstrap}, min_rows: 50}
+"""
+    )
+    # The good model against the weak one: no worse, and the interval is reported.
+    better = run_validate(str(root / "logistic"), spec, "--baseline", str(root / "weak"), "--format", "json")
+    report = json.loads(better.stdout)
+    auc = next(a for t in report["tests"] for a in t["assertions"] if a["id"] == "auc/vs_baseline")
+    assert auc["verdict"] == "passed" and auc["interval"][0] < auc["value"] < auc["interval"][1]
+    # The weak model against the good one: significantly worse.
+    worse = run_validate(str(root / "weak"), spec, "--baseline", str(root / "logistic"), "--format", "json")
+    assert worse.returncode == 1
+    report = json.loads(worse.stdout)
+    assert "auc/vs_baseline" in report["failed_checks"]
+    # Small slices fail only when their whole interval is below the bound.
+    slices = {a["id"]: a for t in report["tests"] for a in t["assertions"] if a["id"].startswith("recall_slices")}
+    assert all(a["interval"] is not None for a in slices.values() if a["id"].endswith("/min"))
+    # Without a baseline, comparisons are skipped, never passed.
+    alone = run_validate(str(root / "weak"), spec, "--format", "json")
+    skipped = next(a for t in json.loads(alone.stdout)["tests"] for a in t["assertions"] if a["id"] == "auc/vs_baseline")
+    assert skipped["verdict"] == "skipped"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        ("task: {type: binary_classification, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - {id: a, kind: metric, dataset: t, metric: acuracy, min: 0.5}\n", 4, "tests[0].metric"),
+        ("task: {type: binary_classification, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - id: a\n    kind: metric\n    dataset: t\n    metric: accuracy\n    minimum: 0.5\n", 8, "tests[0].minimum"),
+        ("task:\n  type: binary\n  label: y\ntests: []\n", 2, "task.type"),
+        ("task: {type: regression, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - {id: a, kind: metric, dataset: missing, metric: mae, max: 1}\n", 4, "tests[0].dataset"),
+        ("task: {type: regression, label: y}\ntests:\n  - {id: a, kind: metric\n", 4, "not valid YAML"),
+    ],
+)
+def test_malformed_specs_name_line_and_field(world, text, line, field):
+    spec = world["root"] / "bad-spec.yaml"
+    spec.write_text(text)
+    result = run_validate(str(world["root"] / "logistic"), spec)
+    assert result.returncode == 2
+    assert f"line {line}" in result.stderr, result.stderr
+    assert field in result.stderr
+
+
+def test_unreadable_dataset_is_named(world):
+    root = world["root"]
+    (root / "broken.parquet").write_bytes(b"PAR1 not really")
+    spec = root / "broken.yaml"
+    spec.write_text(
+        "task: {type: binary_classification, label: is_scam}\n"
+        "datasets: {holdout: {uri: broken.parquet}, gone: {uri: nowhere.csv}}\n"
+        "tests:\n  - {id: a, kind: metric, dataset: holdout, metric: accuracy, min: 0.5}\n"
+    )
+    result = run_validate(str(root / "logistic"), spec)
+    assert result.returncode == 2
+    assert "gone" in result.stderr and "nowhere.csv" in result.stderr
+    spec.write_text(
+        "task: {type: binary_classification, label: is_scam}\n"
+        "datasets: {holdout: {uri: broken.parquet}}\n"
+        "tests:\n  - {id: a, kind: metric, dataset: holdout, metric: accuracy, min: 0.5}\n"
+    )
+    result = run_validate(str(root / "logistic"), spec, "--format", "json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["status"] == "error"
+    assert "holdout" in report["tests"][0]["assertions"][0]["message"]
