@@ -429,3 +429,136 @@ def test_unreadable_dataset_is_named(world):
     report = json.loads(result.stdout)
     assert report["status"] == "error"
     assert "holdout" in report["tests"][0]["assertions"][0]["message"]
+
+
+# ---------------------------------------------------------------------------------------
+# The gate in the server: every new version of a model with a spec is validated, and a
+# failing one cannot take an alias, a stage or a deployment.
+# ---------------------------------------------------------------------------------------
+
+GATE_SPEC = """
+task: {{type: binary_classification, label: is_scam, positive_class: 1}}
+schema:
+  features:
+    location_of_call: {{values: [same_region, other_region, abroad, unknown]}}
+datasets:
+  test: {{uri: "runs:/{run_id}/data/holdout.csv"}}
+baseline: {{model: "models:/{name}@champion"}}
+defaults: {{bootstrap: {{resamples: 200, seed: 7}}}}
+tests:
+  - {{id: perf.auc, kind: metric, dataset: test, metric: roc_auc, min: 0.78, vs_baseline: {{max_drop: 0.02}}}}
+  - id: slice.location
+    kind: slice_metric
+    dataset: test
+    metric: roc_auc
+    slices: [{{by: location_of_call}}]
+    max_gap_to_overall: 0.12
+    min_rows: 50
+  - id: inv.domestic_region
+    kind: invariance
+    dataset: {{ref: test, where: {{location_of_call: {{in: [same_region, other_region]}}}}}}
+    perturb: {{location_of_call: {{swap: [same_region, other_region]}}}}
+    expect: {{max_abs_score_delta: 0.05, min_pass_rate: 0.99}}
+  - {{id: data.holdout, kind: expectations, dataset: test, expectations: [{{expect: column_values_in_set, column: location_of_call, from_schema: true}}]}}
+gates:
+  - {{to: staging, require: {{severity: blocking, exclude: ["*/vs_baseline"]}}}}
+"""
+
+
+def wait_for_validation(server, name: str, version: int, timeout: float = 120) -> dict:
+    url = f"{server.uri}/api/v1/registered-models/{name}/versions/{version}/validation"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = requests.get(url, timeout=10)
+        if answer.status_code == 200 and answer.json()["status"] != "pending":
+            return answer.json()
+        time.sleep(0.25)
+    raise AssertionError(f"validation of {name} v{version} still pending: {answer.text}\n{server.log_tail()}")
+
+
+@pytest.mark.sextant_only
+def test_failing_version_cannot_take_the_alias(server, client, tracking_uri, experiment_id, world):
+    train, test = world["train"], world["test"]
+    name = unique("scam-calls")
+    with mlflow.start_run() as run:
+        holdout = Path(world["root"]) / "holdout.csv"
+        test.to_csv(holdout, index=False)
+        mlflow.log_artifact(str(holdout), artifact_path="data")
+    spec = GATE_SPEC.format(run_id=run.info.run_id, name=name)
+
+    def register(model) -> int:
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(
+                model, name="model", input_example=train[FEATURES].head(3), serialization_format="cloudpickle",
+                registered_model_name=name,
+            )
+        return int(info.registered_model_version)
+
+    client.create_registered_model(name)
+    # A malformed spec is refused with the line and the field.
+    bad = requests.put(f"{server.uri}/api/v1/registered-models/{name}/validation-spec",
+                       json={"spec": spec.replace("metric: roc_auc, min", "metric: roc_acu, min")}, timeout=10)
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "line 11" in bad.json()["message"] and "tests[0].metric" in bad.json()["message"]
+    # A spec that reads files on the server's disk is refused.
+    local = requests.put(f"{server.uri}/api/v1/registered-models/{name}/validation-spec",
+                         json={"spec": spec.replace(f"runs:/{run.info.run_id}/data/holdout.csv", "/etc/passwd")}, timeout=10)
+    assert local.status_code == 400 and "run artifacts" in local.json()["message"]
+    attached = requests.put(f"{server.uri}/api/v1/registered-models/{name}/validation-spec", json={"spec": spec}, timeout=10)
+    assert attached.status_code == 200, attached.text
+    assert attached.json()["tests"] == ["perf.auc", "slice.location", "inv.domestic_region", "data.holdout"]
+
+    # Version 1: a sound model, the first champion (nothing to compare with: skipped).
+    first = register(pipeline(LogisticRegression(max_iter=500), domestic_alike=True).fit(train[FEATURES], train["is_scam"]))
+    result = wait_for_validation(server, name, first)
+    assert result["status"] == "passed", json.dumps(result, indent=1)
+    comparisons = [a for t in result["report"]["tests"] for a in t["assertions"] if a["id"].endswith("/vs_baseline")]
+    assert comparisons and all(a["verdict"] == "skipped" for a in comparisons)
+    client.set_registered_model_alias(name, "champion", str(first))
+
+    # Version 2: over-fitted trees that also learnt a difference between the domestic regions.
+    overfit = pipeline(RandomForestClassifier(n_estimators=30, max_depth=None, min_samples_leaf=1, random_state=0))
+    small = train.sample(400, random_state=3)
+    second = register(overfit.fit(small[FEATURES], small["is_scam"]))
+    # While it runs the version is pending, and pending versions do not move either.
+    result = wait_for_validation(server, name, second)
+    assert result["status"] == "failed", json.dumps(result, indent=1)
+    assert "perf.auc/vs_baseline" in result["failed_checks"]
+    assert "inv.domestic_region/pass_rate" in result["failed_checks"]
+    with pytest.raises(mlflow.exceptions.MlflowException) as refused:
+        client.set_registered_model_alias(name, "champion", str(second))
+    message = str(refused.value)
+    assert "perf.auc/vs_baseline" in message and "inv.domestic_region/pass_rate" in message
+    assert client.get_model_version_by_alias(name, "champion").version == str(first)
+    # Nor a stage, nor a deployment.
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.transition_model_version_stage(name, str(second), "Production")
+    deploy = requests.post(f"{server.uri}/api/v1/deployments", json={"name": unique("gate"), "model": f"{name}/{second}"}, timeout=60)
+    assert deploy.status_code == 409 and "failed validation" in deploy.json()["message"], deploy.text
+    # The reports are there for people: JSON in the answer, HTML beside it.
+    page = requests.get(f"{server.uri}/api/v1/registered-models/{name}/versions/{second}/validation/report.html", timeout=10)
+    assert page.status_code == 200 and "inv.domestic_region/pass_rate" in page.text
+    assert "script-src" not in page.headers.get("content-security-policy", "") and "default-src 'none'" in page.headers["content-security-policy"]
+
+    # Version 3: the fixed candidate passes and takes the alias.
+    fixed = pipeline(LogisticRegression(max_iter=500, C=2.0), domestic_alike=True).fit(train[FEATURES], train["is_scam"])
+    third = register(fixed)
+    result = wait_for_validation(server, name, third)
+    assert result["status"] == "passed", json.dumps(result["failed_checks"])
+    compared = next(a for t in result["report"]["tests"] for a in t["assertions"] if a["id"] == "perf.auc/vs_baseline")
+    assert compared["verdict"] == "passed" and result["report"]["baseline"] == f"models:/{name}/{first}"
+    client.set_registered_model_alias(name, "champion", str(third))
+    assert client.get_model_version_by_alias(name, "champion").version == str(third)
+
+    # An override needs a reason and is audited; then the failed version may move.
+    empty = requests.post(f"{server.uri}/api/v1/registered-models/{name}/versions/{second}/validation/override", json={"reason": " "}, timeout=10)
+    assert empty.status_code == 400
+    overridden = requests.post(f"{server.uri}/api/v1/registered-models/{name}/versions/{second}/validation/override",
+                               json={"reason": "accepted risk for a shadow comparison"}, timeout=10)
+    assert overridden.status_code == 200 and overridden.json()["status"] == "overridden"
+    client.set_registered_model_alias(name, "challenger", str(second))
+    audit = requests.get(f"{server.uri}/api/v1/audit", params={"resource_type": "registered_model", "resource_id": name}, timeout=10).json()
+    details = [e["detail"] for e in audit["entries"]]
+    assert any("validation overridden: accepted risk" in d for d in details)
+    assert any(d.startswith(f"version {second}: validation failed") for d in details)

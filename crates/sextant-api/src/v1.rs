@@ -560,3 +560,87 @@ pub struct Bootstrap {
     #[schema(min_length = 8)]
     pub password: String,
 }
+
+// ------------------------------------------------------------ quality gates
+
+/// A validation spec to attach to a registered model: every new version is
+/// validated against it, and versions that fail cannot be promoted.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutValidationSpec {
+    /// The spec's YAML (or JSON) text.
+    #[schema(min_length = 1, max_length = 1048576)]
+    pub spec: String,
+}
+
+/// A registered model's validation spec.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValidationSpec {
+    pub name: String,
+    pub spec: String,
+    /// SHA-256 of the spec's text, recorded with every validation.
+    pub sha256: String,
+    /// Test ids, in the spec's order.
+    pub tests: Vec<String>,
+    pub updated_by: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Where a validation stands.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationStatusName {
+    Pending,
+    Passed,
+    Failed,
+    Error,
+    Overridden,
+}
+
+/// One model version's validation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionValidation {
+    pub name: String,
+    pub version: i64,
+    #[schema(value_type = ValidationStatusName)]
+    pub status: String,
+    pub spec_sha256: String,
+    /// Blocking checks that failed or could not run.
+    pub failed_checks: Vec<String>,
+    /// Why the validation could not run, when it could not.
+    pub message: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub override_by: Option<String>,
+    pub override_reason: Option<String>,
+    /// The report (`sextant validate --format json`'s), once finished.
+    #[schema(value_type = Object)]
+    pub report: Option<serde_json::Value>,
+}
+
+impl From<core::VersionValidation> for VersionValidation {
+    fn from(v: core::VersionValidation) -> VersionValidation {
+        VersionValidation {
+            report: v.report.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+            name: v.name,
+            version: v.version,
+            status: v.status.as_str().to_string(),
+            spec_sha256: v.spec_sha256,
+            failed_checks: v.failed_checks,
+            message: v.message,
+            started_at: v.started_at,
+            finished_at: v.finished_at,
+            override_by: v.override_by,
+            override_reason: v.override_reason,
+        }
+    }
+}
+
+/// An administrator's decision to let a failed version through.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationOverride {
+    /// Why (kept in the audit log).
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
+    pub reason: String,
+}

@@ -279,3 +279,68 @@ pub struct AuditVerification {
     pub first_bad: Option<(i64, String)>,
     pub head_hash: Option<String>,
 }
+
+/// A registered model's validation spec: the YAML every new version is
+/// validated against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationSpecRecord {
+    pub name: String,
+    pub spec: String,
+    pub sha256: String,
+    pub updated_by: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Where a version's validation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationStatus {
+    Pending,
+    Passed,
+    Failed,
+    /// The validation could not run (unreadable data, a model that does not load).
+    Error,
+    /// Failed or errored, and an administrator let it through with a reason.
+    Overridden,
+}
+
+impl ValidationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationStatus::Pending => "pending",
+            ValidationStatus::Passed => "passed",
+            ValidationStatus::Failed => "failed",
+            ValidationStatus::Error => "error",
+            ValidationStatus::Overridden => "overridden",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ValidationStatus> {
+        Some(match text {
+            "pending" => ValidationStatus::Pending,
+            "passed" => ValidationStatus::Passed,
+            "failed" => ValidationStatus::Failed,
+            "error" => ValidationStatus::Error,
+            "overridden" => ValidationStatus::Overridden,
+            _ => return None,
+        })
+    }
+}
+
+/// One model version's validation against its model's spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionValidation {
+    pub name: String,
+    pub version: i64,
+    pub status: ValidationStatus,
+    pub spec_sha256: String,
+    /// Blocking assertions that failed or could not run.
+    pub failed_checks: Vec<String>,
+    /// The report (JSON text) once the validation finished.
+    pub report: Option<String>,
+    /// Why it errored, when it did.
+    pub message: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub override_by: Option<String>,
+    pub override_reason: Option<String>,
+}

@@ -150,6 +150,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_scheduled: HashMap<String, i64> = HashMap::new();
+    let mut resumed_validations = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -158,6 +159,12 @@ pub async fn run(
         // Servers sharing a database evaluate once: on the leader.
         if !state.serving().is_none_or(|s| s.leads_background_work()) {
             continue;
+        }
+        // Validations a stopped server left pending start again, once,
+        // where background work runs.
+        if !resumed_validations {
+            resumed_validations = true;
+            crate::validation::resume_pending(&state).await;
         }
         let deployments: std::collections::BTreeSet<String> =
             match state.store().alert_rules(None).await {

@@ -84,6 +84,8 @@ pub enum Target {
     LoggedModel,
     /// A registered model name in `name`.
     Model,
+    /// A registered model named by the `{name}` path segment.
+    ModelPath,
     /// The `mlflow-artifacts` path (`<experiment id>/…`), from the URL
     /// path or, for listings, the `path` query parameter.
     Artifact,
@@ -463,7 +465,7 @@ async fn resolve(
     // uploads stream, and inference bodies are never parsed here.
     let reads_body = !matches!(
         target,
-        Target::LoggedModel | Target::Deployment | Target::Artifact
+        Target::LoggedModel | Target::Deployment | Target::Artifact | Target::ModelPath
     );
     let (fields, body) = if reads_body {
         let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
@@ -540,6 +542,7 @@ async fn resolve(
             ResourceKind::RegisteredModel,
             required(fields.name, "name")?,
         ),
+        Target::ModelPath => Named::on(ResourceKind::RegisteredModel, path_param("name")?),
         Target::Deployment => {
             let name = match path_params.get("name") {
                 Some(name) => name.clone(),

@@ -19,6 +19,7 @@ mod routes;
 mod series_cache;
 pub mod serving;
 mod tables;
+mod validation;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use utoipa::OpenApi;
 
 use crate::routes::{
     alerts, datasets, deployments, feedback, inference, lineage, manifests, monitoring, v1,
+    validation,
 };
 use sextant_api::v1 as dto;
 
@@ -45,6 +46,8 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         alerts::get_trigger, alerts::put_trigger, alerts::delete_trigger, alerts::retrain,
         manifests::record, manifests::check, lineage::lineage,
         datasets::missing_chunks, datasets::put_chunk, datasets::get_chunk, datasets::list, datasets::create_version, datasets::get_version,
+        validation::get_spec, validation::put_spec, validation::delete_spec, validation::get_validation,
+        validation::report_html, validation::run_validation, validation::override_validation,
     ),
     components(schemas(dto::Error)),
     tags(
@@ -57,6 +60,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         (name = "deployments", description = "Registered model versions served under a name: update, blue-green, canary, A/B test, shadow, promote, rollback"),
         (name = "monitoring", description = "A deployment's reference profile; feature and prediction drift, missing values and outliers per model version and window"),
         (name = "lineage", description = "Environment manifests of runs (`sextant exec`), their hashes kept in the audit log; datasets stored by content in deduplicated chunks (`sextant datasets`)"),
+        (name = "validation", description = "Quality gates: a registered model's validation spec, run on every new version; versions that fail cannot move to an alias, a stage or a deployment"),
         (name = "inference", description = "Calling a deployment: Open Inference Protocol v2 (also /v2/models/{name}/versions/{version}/…, /ready, /v2/health/*) and MLflow's /invocations"),
     )
 )]

@@ -195,7 +195,7 @@ pub(crate) async fn run_artifact_location(
 }
 
 /// Downloads `location` into a temporary file named like `name`.
-async fn stage(
+pub(crate) async fn stage(
     state: &AppState,
     location: &ArtifactPath,
     name: &str,

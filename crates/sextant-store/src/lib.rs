@@ -27,6 +27,7 @@ mod overview;
 mod registry;
 mod runs;
 mod saved_views;
+mod validation;
 mod search_sql;
 mod writer;
 

@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_arm_reports.sql"),
         postgres: include_str!("../migrations/postgres/0006_arm_reports.sql"),
     },
+    Migration {
+        version: 7,
+        name: "validation",
+        sqlite: include_str!("../migrations/sqlite/0007_validation.sql"),
+        postgres: include_str!("../migrations/postgres/0007_validation.sql"),
+    },
 ];
 
 /// Applies every migration newer than the database, each in its own

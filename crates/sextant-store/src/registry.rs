@@ -111,6 +111,8 @@ impl Store {
             "registered_model_aliases",
             "model_policies",
             "transition_requests",
+            "validation_specs",
+            "model_version_validations",
         ] {
             sqlx::query(&format!("UPDATE {table} SET name = $1 WHERE name = $2"))
                 .bind(new_name)
@@ -152,6 +154,8 @@ impl Store {
             "registered_model_aliases",
             "model_versions",
             "model_policies",
+            "validation_specs",
+            "model_version_validations",
             "registered_models",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE name = $1"))
@@ -441,6 +445,7 @@ impl Store {
         for table in [
             "model_version_tags",
             "registered_model_aliases",
+            "model_version_validations",
             "model_versions",
         ] {
             sqlx::query(&format!(

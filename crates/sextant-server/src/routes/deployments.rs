@@ -232,6 +232,7 @@ pub(crate) async fn create(
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::Deployment>)> {
     validate_deployment_name(&request.name).map_err(ApiError::invalid)?;
     let model = resolve_model(&state, &principal, &request.model).await?;
+    crate::validation::gate(&state, &model.name, model.version, "deployment").await?;
     let mut settings = DeploymentSettings::new();
     apply_settings(&mut settings, request.settings)?;
     let spec = DeploymentSpec::single(model, settings);
@@ -371,7 +372,11 @@ pub(crate) async fn update(
     MlflowRequest(request): MlflowRequest<dto::UpdateDeployment>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::Deployment>)> {
     let model = match &request.model {
-        Some(text) => Some(resolve_model(&state, &principal, text).await?),
+        Some(text) => {
+            let model = resolve_model(&state, &principal, text).await?;
+            crate::validation::gate(&state, &model.name, model.version, "deployment").await?;
+            Some(model)
+        }
         None => None,
     };
     let blue_green = match request.strategy.as_deref() {
@@ -427,6 +432,7 @@ pub(crate) async fn canary(
     MlflowRequest(request): MlflowRequest<dto::StartCanary>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::Deployment>)> {
     let model = resolve_model(&state, &principal, &request.model).await?;
+    crate::validation::gate(&state, &model.name, model.version, "deployment").await?;
     let steps = match request.steps {
         Some(steps) => steps,
         None => {
@@ -480,6 +486,7 @@ pub(crate) async fn ab_test(
     MlflowRequest(request): MlflowRequest<dto::StartAbTest>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::Deployment>)> {
     let model = resolve_model(&state, &principal, &request.model).await?;
+    crate::validation::gate(&state, &model.name, model.version, "deployment").await?;
     let weight = request.weight.unwrap_or(50);
     let policy = AbPolicy {
         sticky_header: request.sticky_header.map(|h| h.to_ascii_lowercase()),
@@ -511,6 +518,8 @@ pub(crate) async fn shadow(
     Extension(principal): Extension<Principal>,
     MlflowRequest(request): MlflowRequest<dto::StartShadow>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::Deployment>)> {
+    // A shadow answers no caller: a candidate may run there before it
+    // passes its validation.
     let model = resolve_model(&state, &principal, &request.model).await?;
     let percent = request.percent.unwrap_or(100);
     let reason = format!("shadow of {model} on {percent}% of requests");

@@ -27,6 +27,7 @@ mod registry;
 mod tracking;
 pub(crate) mod ui;
 pub(crate) mod v1;
+pub(crate) mod validation;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};

@@ -218,6 +218,15 @@ async fn refuse_if_protected(
     ))
 }
 
+/// The quality gate (`crate::validation::gate`) for a version given as
+/// the MLflow API spells it.
+async fn validation_gate(state: &AppState, name: &str, version: &str, target: &str) -> ApiResult<()> {
+    let Ok(number) = version.parse::<i64>() else {
+        return Ok(()); // the store refuses the version itself
+    };
+    crate::validation::gate(state, name, number, target).await
+}
+
 pub(crate) async fn set_alias(
     State(state): State<AppState>,
     MlflowRequest(request): Request,
@@ -232,6 +241,7 @@ pub(crate) async fn set_alias(
         &TransitionTarget::Alias(alias.clone()),
     )
     .await?;
+    validation_gate(&state, &name, &version, &format!("@{alias}")).await?;
     let before = alias_version(&state, &name, &alias).await;
     state
         .store()
@@ -620,6 +630,10 @@ pub(crate) async fn create_model_version(
         }
     }
     let version = state.store().create_model_version(&new).await?;
+    // A model with a validation spec validates every new version.
+    if let Err(err) = crate::validation::start(&state, &version.name, version.version).await {
+        tracing::warn!(model = %version.name, version = version.version, cause = ?err, "cannot start the validation");
+    }
     Ok(model_version(&version))
 }
 
@@ -670,6 +684,9 @@ pub(crate) async fn transition_stage(
     let archive = request.archive_existing_versions.unwrap_or(false);
     if let Some(parsed) = Stage::parse_loose(&stage) {
         refuse_if_protected(&state, &name, &version, &TransitionTarget::Stage(parsed)).await?;
+        if !matches!(parsed, Stage::None | Stage::Archived) {
+            validation_gate(&state, &name, &version, parsed.as_str()).await?;
+        }
     }
     let before = state.store().get_model_version(&name, &version).await?;
     let updated = state

@@ -113,10 +113,21 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/lineage", SIGNED_IN, super::lineage::lineage),
     route!(POST "/run-manifests", Access::On(Permission::Edit, Target::Run), super::manifests::record),
     route!(GET "/run-manifests", Access::On(Permission::Read, Target::Run), super::manifests::check),
+    route!(GET "/registered-models/{name}/validation-spec", on_model(Permission::Read), super::validation::get_spec),
+    route!(PUT "/registered-models/{name}/validation-spec", on_model(Permission::Edit), super::validation::put_spec),
+    route!(DELETE "/registered-models/{name}/validation-spec", on_model(Permission::Edit), super::validation::delete_spec),
+    route!(GET "/registered-models/{name}/versions/{version}/validation", on_model(Permission::Read), super::validation::get_validation),
+    route!(POST "/registered-models/{name}/versions/{version}/validation", on_model(Permission::Edit), super::validation::run_validation),
+    route!(GET "/registered-models/{name}/versions/{version}/validation/report.html", on_model(Permission::Read), super::validation::report_html),
+    route!(POST "/registered-models/{name}/versions/{version}/validation/override", ADMIN_WRITE, super::validation::override_validation),
     route!(GET "/audit", ADMIN, audit_list),
     route!(GET "/audit/export", ADMIN, audit_export),
     route!(GET "/audit/verify", ADMIN, audit_verify),
 ];
+
+const fn on_model(permission: Permission) -> Access {
+    Access::On(permission, Target::ModelPath)
+}
 
 const fn on_deployment(permission: Permission) -> Access {
     Access::On(permission, Target::Deployment)
@@ -962,6 +973,14 @@ async fn check_decision(
         ));
     }
     if decision == RequestStatus::Approved {
+        let target = match &request.target {
+            TransitionTarget::Alias(alias) => Some(format!("@{alias}")),
+            TransitionTarget::Stage(Stage::None | Stage::Archived) => None,
+            TransitionTarget::Stage(stage) => Some(stage.as_str().to_string()),
+        };
+        if let Some(target) = target {
+            crate::validation::gate(state, &request.name, request.version, &target).await?;
+        }
         if let Err(veto) = state.governance().check_gates(request).await {
             return Err(ApiError::User(
                 ErrorCode::Aborted,

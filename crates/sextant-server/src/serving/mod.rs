@@ -591,6 +591,17 @@ impl Serving {
         &self.inner.source
     }
 
+    /// A model version loaded (or already loaded) on this server's engines,
+    /// for work outside a deployment (validations).
+    pub(crate) async fn load_version(&self, model: &ModelRef) -> Result<Arc<loader::LoadedVersion>, String> {
+        self.inner.models.get_or_load(&self.inner.source, model, 1, None).await
+    }
+
+    /// Drops loaded versions no deployment uses.
+    pub(crate) fn evict_unused_models(&self) {
+        self.inner.models.evict_unused();
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }

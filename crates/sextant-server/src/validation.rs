@@ -1,0 +1,293 @@
+//! Quality gates in the server: a registered model's validation spec runs
+//! by itself on every new version (on this server's engines, predictions
+//! computed once per dataset view), its result is stored with the version,
+//! written as JSON and HTML artifacts and audited, and promotions of a
+//! version whose validation failed or is still pending are refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sextant_api::ErrorCode;
+use sextant_artifacts::ArtifactPath;
+use sextant_core::{ModelRef, NewAuditEntry, ValidationStatus, VersionValidation};
+use sextant_validate::{Report, Spec, Status};
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Who the audit log names for validations the server ran.
+const VALIDATOR: &str = "sextant-validator";
+
+/// Parses a spec for attaching, naming the line and field it breaks.
+pub(crate) fn parse_spec(text: &str) -> ApiResult<Spec> {
+    let spec = Spec::parse(text).map_err(|e| ApiError::invalid(format!("Invalid validation spec: {e}")))?;
+    for (name, uri) in spec.uris() {
+        if !uri.starts_with("runs:/") {
+            return Err(ApiError::invalid(format!(
+                "Invalid validation spec: dataset '{name}' ({uri}): the server reads run artifacts \
+                 (runs:/RUN_ID/PATH); files on its disk are not for users to name"
+            )));
+        }
+    }
+    Ok(spec)
+}
+
+/// The runs a spec reads, for the permission check when it is attached.
+pub(crate) fn spec_runs(spec: &Spec) -> Vec<String> {
+    spec.uris()
+        .into_iter()
+        .filter_map(|(_, uri)| uri.strip_prefix("runs:/")?.split('/').next().map(str::to_string))
+        .collect()
+}
+
+/// Starts validating `version` of `name` when the model has a spec: the
+/// version is pending at once, and the result lands when the run ends.
+pub(crate) async fn start(state: &AppState, name: &str, version: i64) -> ApiResult<Option<VersionValidation>> {
+    let Some(spec) = state.store().validation_spec(name).await? else {
+        return Ok(None);
+    };
+    let pending = state.store().start_validation(name, version, &spec.sha256).await?;
+    let task_state = state.clone();
+    let (name, started_at) = (name.to_string(), pending.started_at);
+    tokio::spawn(async move {
+        let outcome = execute(&task_state, &name, version, &spec.spec).await;
+        finish(&task_state, &name, version, started_at, outcome).await;
+    });
+    Ok(Some(pending))
+}
+
+/// Validations left pending by a server that stopped while they ran start
+/// again (called where background work runs).
+pub(crate) async fn resume_pending(state: &AppState) {
+    let Ok(pending) = state.store().pending_validations().await else { return };
+    for validation in pending {
+        if let Err(err) = start(state, &validation.name, validation.version).await {
+            tracing::warn!(model = %validation.name, version = validation.version, cause = ?err, "cannot resume a validation");
+        }
+    }
+}
+
+async fn finish(state: &AppState, name: &str, version: i64, started_at: i64, outcome: Result<Report, String>) {
+    let store = state.store();
+    let (status, failed, report_json, message) = match &outcome {
+        Ok(report) => {
+            let status = match report.status {
+                Status::Passed => ValidationStatus::Passed,
+                Status::Failed => ValidationStatus::Failed,
+                Status::Error => ValidationStatus::Error,
+            };
+            (status, report.failed_checks.clone(), serde_json::to_string(report).ok(), None)
+        }
+        Err(message) => (ValidationStatus::Error, Vec::new(), None, Some(message.clone())),
+    };
+    if let Ok(report) = &outcome {
+        write_artifacts(state, name, version, report).await;
+    }
+    match store
+        .finish_validation(name, version, started_at, status, &failed, report_json.as_deref(), message.as_deref())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return, // a newer validation replaced this one
+        Err(err) => {
+            tracing::error!(model = name, version, cause = %err, "validation result lost");
+            return;
+        }
+    }
+    tracing::info!(model = name, version, status = status.as_str(), failed = failed.len(), "validation finished");
+    let detail = match (&outcome, failed.is_empty()) {
+        (Err(message), _) => format!("version {version}: validation could not run: {message}"),
+        (Ok(_), true) => format!("version {version}: validation {}", status.as_str()),
+        (Ok(_), false) => format!("version {version}: validation {} ({})", status.as_str(), failed.join(", ")),
+    };
+    let entry = NewAuditEntry {
+        ts: sextant_governance::now_ms(),
+        actor: VALIDATOR.into(),
+        source: "-".into(),
+        method: "-".into(),
+        action: "validate".into(),
+        resource_type: "registered_model".into(),
+        resource_id: name.to_string(),
+        status: 200,
+        outcome: "ok".into(),
+        detail,
+        after: Some(serde_json::json!({"version": version, "status": status.as_str(), "failed_checks": failed}).to_string()),
+        ..NewAuditEntry::default()
+    };
+    if let Err(err) = store.append_audit(entry).await {
+        tracing::error!(cause = %err, "audit entry lost");
+    }
+}
+
+/// Where a version's reports go in the artifact store.
+pub(crate) fn report_location(name: &str, version: i64, file: &str) -> Option<ArtifactPath> {
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    let digest = &sextant_validate::sha256_hex(name.as_bytes())[..12];
+    ArtifactPath::parse(&format!("_validations/{safe}-{digest}/{version}/{file}")).ok()
+}
+
+async fn write_artifacts(state: &AppState, name: &str, version: i64, report: &Report) {
+    let files = [
+        ("report.json", serde_json::to_vec_pretty(report).unwrap_or_default()),
+        ("report.html", report.to_html().into_bytes()),
+    ];
+    for (file, bytes) in files {
+        let Some(location) = report_location(name, version, file) else { continue };
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(bytes)) });
+        if let Err(err) = state.artifacts().put(&location, body).await {
+            tracing::warn!(model = name, version, cause = %err, "cannot store the validation report");
+        }
+    }
+}
+
+/// Runs the spec against the version (and its baseline) on this server's
+/// engines.
+async fn execute(state: &AppState, name: &str, version: i64, text: &str) -> Result<Report, String> {
+    let spec = Spec::parse(text).map_err(|e| format!("the spec no longer parses: {e}"))?;
+    let serving = state
+        .serving()
+        .ok_or("this server does not load models (serving is off), so it cannot validate")?;
+    let candidate = serving
+        .load_version(&ModelRef { name: name.to_string(), version, alias: None })
+        .await
+        .map_err(|e| format!("version {version} does not load: {e}"))?;
+    let (baseline, baseline_label, baseline_note) = match &spec.baseline {
+        None => (None, None, None),
+        Some(baseline) => match resolve_baseline(state, &baseline.model).await {
+            Ok(model) if model.version == version && model.name == name => {
+                (None, None, Some(format!("{} is this version; comparisons are skipped", baseline.model)))
+            }
+            Ok(model) => {
+                let label = format!("models:/{}/{}", model.name, model.version);
+                match serving.load_version(&model).await {
+                    Ok(loaded) => (Some(loaded), Some(label), None),
+                    Err(e) => return Err(format!("the baseline {label} does not load: {e}")),
+                }
+            }
+            Err(note) => (None, None, Some(note)),
+        },
+    };
+    // Datasets staged from the artifact store; kept until the run ends.
+    let mut staged = Vec::new();
+    let mut files = BTreeMap::new();
+    for (dataset, uri) in spec.uris() {
+        let path = stage_dataset(state, uri)
+            .await
+            .map_err(|e| {
+                let cause = match &e {
+                    ApiError::User(_, message) | ApiError::Internal(message) => message.clone(),
+                };
+                format!("dataset '{dataset}' ({uri}) cannot be read: {cause}")
+            })?;
+        files.insert(dataset.to_string(), path.to_path_buf());
+        staged.push(path);
+    }
+    let size = directory_size(&candidate.dir);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let label = format!("models:/{name}/{version}");
+    let report = tokio::task::spawn_blocking(move || {
+        sextant_validate::run(sextant_validate::Run {
+            spec: &spec,
+            candidate: sextant_validate::Subject { name: label, model: &candidate.model, size_bytes: Some(size) },
+            baseline: baseline.as_ref().map(|b| sextant_validate::Subject {
+                name: baseline_label.clone().unwrap_or_default(),
+                model: &b.model,
+                size_bytes: None,
+            }),
+            baseline_note,
+            files,
+            threads,
+        })
+    })
+    .await
+    .map_err(|_| "the validation was interrupted".to_string())?;
+    drop(staged);
+    serving.evict_unused_models();
+    Ok(report)
+}
+
+/// `models:/NAME@ALIAS` or `models:/NAME/VERSION`; an absent alias is a
+/// note (comparisons skipped), not an error.
+async fn resolve_baseline(state: &AppState, text: &str) -> Result<ModelRef, String> {
+    let bare = text.strip_prefix("models:/").unwrap_or(text);
+    let store = state.store();
+    let found = if let Some((model, alias)) = bare.rsplit_once('@') {
+        store.get_model_version_by_alias(model, alias).await
+    } else if let Some((model, version)) = bare.rsplit_once('/') {
+        store.get_model_version(model, version).await
+    } else {
+        return Err(format!("baseline '{text}' is not models:/NAME@ALIAS or models:/NAME/VERSION; comparisons are skipped"));
+    };
+    match found {
+        Ok(v) => Ok(ModelRef { name: v.name, version: v.version, alias: None }),
+        Err(_) => Err(format!("baseline {text} does not exist yet; comparisons are skipped")),
+    }
+}
+
+async fn stage_dataset(state: &AppState, uri: &str) -> ApiResult<tempfile::TempPath> {
+    let Some((run_id, path)) = uri.strip_prefix("runs:/").and_then(|r| r.split_once('/')) else {
+        return Err(ApiError::invalid("the server reads run artifacts (runs:/RUN_ID/PATH)"));
+    };
+    let location = crate::tables::run_artifact_location(state, run_id, path).await?;
+    crate::tables::stage(state, &location, path).await
+}
+
+fn directory_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else { continue };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Refuses moving `version` of `name` to `target` (an alias, a stage, or
+/// `deployment`) when the model has a spec and the version's validation
+/// did not pass for that target.
+pub(crate) async fn gate(state: &AppState, name: &str, version: i64, target: &str) -> ApiResult<()> {
+    if state.store().validation_spec(name).await?.is_none() {
+        return Ok(());
+    }
+    let refuse = |message: String| Err(ApiError::User(ErrorCode::Aborted, message));
+    let Some(validation) = state.store().version_validation(name, version).await? else {
+        return refuse(format!(
+            "Version {version} of '{name}' has not been validated against the model's spec: \
+             POST /api/v1/registered-models/{name}/versions/{version}/validation runs it"
+        ));
+    };
+    match validation.status {
+        ValidationStatus::Passed | ValidationStatus::Overridden => Ok(()),
+        ValidationStatus::Pending => refuse(format!(
+            "Version {version} of '{name}' is still being validated; it can move to {target} once it passes"
+        )),
+        ValidationStatus::Error if validation.report.is_none() => refuse(format!(
+            "Version {version} of '{name}' could not be validated ({}); it cannot move to {target}",
+            validation.message.as_deref().unwrap_or("no reason recorded")
+        )),
+        ValidationStatus::Failed | ValidationStatus::Error => {
+            let report: Option<Report> = validation.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
+            let Some(report) = report else {
+                return refuse(format!("Version {version} of '{name}' failed validation: {}", validation.failed_checks.join(", ")));
+            };
+            let blocking = report.blocking_for(target);
+            if blocking.is_empty() {
+                return Ok(());
+            }
+            refuse(format!(
+                "Version {version} of '{name}' failed validation and cannot move to {target}: {}. \
+                 An administrator may override with a reason (POST …/versions/{version}/validation/override).",
+                report.describe(&blocking)
+            ))
+        }
+    }
+}
