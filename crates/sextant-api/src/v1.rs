@@ -621,7 +621,10 @@ pub struct VersionValidation {
 impl From<core::VersionValidation> for VersionValidation {
     fn from(v: core::VersionValidation) -> VersionValidation {
         VersionValidation {
-            report: v.report.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+            report: v
+                .report
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
             name: v.name,
             version: v.version,
             status: v.status.as_str().to_string(),

@@ -630,9 +630,7 @@ fn main() -> ExitCode {
             Command::Serve { connection, args } => deploy::serve(&connection, args).await,
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
-            Command::Validate { connection, args } => {
-                validate::validate(&connection, args).await
-            }
+            Command::Validate { connection, args } => validate::validate(&connection, args).await,
             Command::Exec { connection, args } => exec::exec(&connection, args).await,
             Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
             Command::Lineage { connection, args } => exec::lineage(&connection, args).await,

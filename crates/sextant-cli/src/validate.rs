@@ -55,21 +55,25 @@ pub async fn validate(connection: &Connection, args: ValidateArgs) -> anyhow::Re
         files.insert(name.to_string(), path);
     }
 
-    let candidate_dir = crate::batch::model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
+    let candidate_dir =
+        crate::batch::model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
     let baseline_name = args
         .baseline
         .clone()
         .or_else(|| spec.baseline.as_ref().map(|b| b.model.clone()));
     let (baseline_dir, baseline_note) = match &baseline_name {
         None => (None, None),
-        Some(name) => match crate::batch::model_dir(connection, name, args.cache_dir.as_deref()).await {
-            Ok(dir) => (Some(dir), None),
-            Err(error) => {
-                let note = format!("baseline {name} is absent ({error:#}); comparisons are skipped");
-                eprintln!("sextant: {note}");
-                (None, Some(note))
+        Some(name) => {
+            match crate::batch::model_dir(connection, name, args.cache_dir.as_deref()).await {
+                Ok(dir) => (Some(dir), None),
+                Err(error) => {
+                    let note =
+                        format!("baseline {name} is absent ({error:#}); comparisons are skipped");
+                    eprintln!("sextant: {note}");
+                    (None, Some(note))
+                }
             }
-        },
+        }
     };
     let options = crate::batch::load_options(args.cache_dir.as_deref());
     let threads = args
@@ -158,7 +162,11 @@ fn summary(report: &Report) -> String {
         out.push_str(&format!(
             "gate {}: {}\n",
             gate.to,
-            if gate.allowed { "allowed".to_string() } else { format!("blocked by {}", gate.blocking.join(", ")) }
+            if gate.allowed {
+                "allowed".to_string()
+            } else {
+                format!("blocked by {}", gate.blocking.join(", "))
+            }
         ));
     }
     out.push_str(&format!(
@@ -175,7 +183,9 @@ fn directory_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(next) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else { continue };
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
         for entry in entries.flatten() {
             match entry.metadata() {
                 Ok(m) if m.is_dir() => stack.push(entry.path()),
@@ -200,18 +210,30 @@ async fn resolve_dataset(
     let target_dir = downloads.join(name);
     std::fs::create_dir_all(&target_dir)?;
     if let Some(rest) = uri.strip_prefix("runs:/") {
-        let (run_id, path) = rest.split_once('/').context("runs:/RUN_ID/PATH names a file")?;
+        let (run_id, path) = rest
+            .split_once('/')
+            .context("runs:/RUN_ID/PATH names a file")?;
         let client = Client::new(connection)?;
         let run = client
-            .mlflow(Method::GET, "/runs/get", &[("run_id", run_id.to_string())], None)
+            .mlflow(
+                Method::GET,
+                "/runs/get",
+                &[("run_id", run_id.to_string())],
+                None,
+            )
             .await?;
-        let root = run["run"]["info"]["artifact_uri"].as_str().unwrap_or_default().to_string();
+        let root = run["run"]["info"]["artifact_uri"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let file_name = path.rsplit('/').next().unwrap_or(path);
         let local = target_dir.join(file_name);
         let bytes = match root.strip_prefix("mlflow-artifacts:/") {
-            Some(proxied) => client
-                .get_artifact(&format!("{}/{path}", proxied.trim_matches('/')))
-                .await?,
+            Some(proxied) => {
+                client
+                    .get_artifact(&format!("{}/{path}", proxied.trim_matches('/')))
+                    .await?
+            }
             None => {
                 let dir = root.strip_prefix("file://").unwrap_or(&root);
                 std::fs::read(Path::new(dir).join(path))
@@ -225,12 +247,23 @@ async fn resolve_dataset(
         let (dataset, wanted) = rest.split_once('@').unwrap_or((rest, "latest"));
         let client = Client::new(connection)?;
         let version = client
-            .call(Method::GET, &format!("/datasets/{dataset}/versions/{wanted}"), &[], None)
+            .call(
+                Method::GET,
+                &format!("/datasets/{dataset}/versions/{wanted}"),
+                &[],
+                None,
+            )
             .await?;
         if version["kind"] == "directory" {
             bail!("dataset {dataset} is a directory; a validation reads one file");
         }
-        let file_name = version["files"][0]["path"].as_str().unwrap_or("data").rsplit('/').next().unwrap_or("data").to_string();
+        let file_name = version["files"][0]["path"]
+            .as_str()
+            .unwrap_or("data")
+            .rsplit('/')
+            .next()
+            .unwrap_or("data")
+            .to_string();
         let local = target_dir.join(file_name);
         crate::datasets::pull_version(&client, dataset, wanted, &local).await?;
         return Ok(local);
@@ -238,14 +271,21 @@ async fn resolve_dataset(
     if uri.contains("://") && !uri.starts_with("file://") {
         let selected = crate::input::select_input(uri, None).await?;
         let [file] = selected.files.as_slice() else {
-            bail!("{uri} holds {} files; a validation reads one", selected.files.len());
+            bail!(
+                "{uri} holds {} files; a validation reads one",
+                selected.files.len()
+            );
         };
         let local = target_dir.join(file.file_name().unwrap_or_default());
         std::fs::copy(file, &local)?;
         return Ok(local);
     }
     let path = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
-    let path = if path.is_absolute() { path.to_path_buf() } else { spec_dir.join(path) };
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        spec_dir.join(path)
+    };
     if !path.is_file() {
         bail!("{} does not exist", path.display());
     }

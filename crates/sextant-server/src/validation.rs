@@ -20,7 +20,8 @@ const VALIDATOR: &str = "sextant-validator";
 
 /// Parses a spec for attaching, naming the line and field it breaks.
 pub(crate) fn parse_spec(text: &str) -> ApiResult<Spec> {
-    let spec = Spec::parse(text).map_err(|e| ApiError::invalid(format!("Invalid validation spec: {e}")))?;
+    let spec = Spec::parse(text)
+        .map_err(|e| ApiError::invalid(format!("Invalid validation spec: {e}")))?;
     for (name, uri) in spec.uris() {
         if !uri.starts_with("runs:/") {
             return Err(ApiError::invalid(format!(
@@ -36,17 +37,29 @@ pub(crate) fn parse_spec(text: &str) -> ApiResult<Spec> {
 pub(crate) fn spec_runs(spec: &Spec) -> Vec<String> {
     spec.uris()
         .into_iter()
-        .filter_map(|(_, uri)| uri.strip_prefix("runs:/")?.split('/').next().map(str::to_string))
+        .filter_map(|(_, uri)| {
+            uri.strip_prefix("runs:/")?
+                .split('/')
+                .next()
+                .map(str::to_string)
+        })
         .collect()
 }
 
 /// Starts validating `version` of `name` when the model has a spec: the
 /// version is pending at once, and the result lands when the run ends.
-pub(crate) async fn start(state: &AppState, name: &str, version: i64) -> ApiResult<Option<VersionValidation>> {
+pub(crate) async fn start(
+    state: &AppState,
+    name: &str,
+    version: i64,
+) -> ApiResult<Option<VersionValidation>> {
     let Some(spec) = state.store().validation_spec(name).await? else {
         return Ok(None);
     };
-    let pending = state.store().start_validation(name, version, &spec.sha256).await?;
+    let pending = state
+        .store()
+        .start_validation(name, version, &spec.sha256)
+        .await?;
     let task_state = state.clone();
     let (name, started_at) = (name.to_string(), pending.started_at);
     tokio::spawn(async move {
@@ -59,7 +72,9 @@ pub(crate) async fn start(state: &AppState, name: &str, version: i64) -> ApiResu
 /// Validations left pending by a server that stopped while they ran start
 /// again (called where background work runs).
 pub(crate) async fn resume_pending(state: &AppState) {
-    let Ok(pending) = state.store().pending_validations().await else { return };
+    let Ok(pending) = state.store().pending_validations().await else {
+        return;
+    };
     for validation in pending {
         if let Err(err) = start(state, &validation.name, validation.version).await {
             tracing::warn!(model = %validation.name, version = validation.version, cause = ?err, "cannot resume a validation");
@@ -67,7 +82,13 @@ pub(crate) async fn resume_pending(state: &AppState) {
     }
 }
 
-async fn finish(state: &AppState, name: &str, version: i64, started_at: i64, outcome: Result<Report, String>) {
+async fn finish(
+    state: &AppState,
+    name: &str,
+    version: i64,
+    started_at: i64,
+    outcome: Result<Report, String>,
+) {
     let store = state.store();
     let (status, failed, report_json, message) = match &outcome {
         Ok(report) => {
@@ -76,15 +97,33 @@ async fn finish(state: &AppState, name: &str, version: i64, started_at: i64, out
                 Status::Failed => ValidationStatus::Failed,
                 Status::Error => ValidationStatus::Error,
             };
-            (status, report.failed_checks.clone(), serde_json::to_string(report).ok(), None)
+            (
+                status,
+                report.failed_checks.clone(),
+                serde_json::to_string(report).ok(),
+                None,
+            )
         }
-        Err(message) => (ValidationStatus::Error, Vec::new(), None, Some(message.clone())),
+        Err(message) => (
+            ValidationStatus::Error,
+            Vec::new(),
+            None,
+            Some(message.clone()),
+        ),
     };
     if let Ok(report) = &outcome {
         write_artifacts(state, name, version, report).await;
     }
     match store
-        .finish_validation(name, version, started_at, status, &failed, report_json.as_deref(), message.as_deref())
+        .finish_validation(
+            name,
+            version,
+            started_at,
+            status,
+            &failed,
+            report_json.as_deref(),
+            message.as_deref(),
+        )
         .await
     {
         Ok(true) => {}
@@ -94,11 +133,21 @@ async fn finish(state: &AppState, name: &str, version: i64, started_at: i64, out
             return;
         }
     }
-    tracing::info!(model = name, version, status = status.as_str(), failed = failed.len(), "validation finished");
+    tracing::info!(
+        model = name,
+        version,
+        status = status.as_str(),
+        failed = failed.len(),
+        "validation finished"
+    );
     let detail = match (&outcome, failed.is_empty()) {
         (Err(message), _) => format!("version {version}: validation could not run: {message}"),
         (Ok(_), true) => format!("version {version}: validation {}", status.as_str()),
-        (Ok(_), false) => format!("version {version}: validation {} ({})", status.as_str(), failed.join(", ")),
+        (Ok(_), false) => format!(
+            "version {version}: validation {} ({})",
+            status.as_str(),
+            failed.join(", ")
+        ),
     };
     let entry = NewAuditEntry {
         ts: sextant_governance::now_ms(),
@@ -123,7 +172,13 @@ async fn finish(state: &AppState, name: &str, version: i64, started_at: i64, out
 pub(crate) fn report_location(name: &str, version: i64, file: &str) -> Option<ArtifactPath> {
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let digest = &sextant_validate::sha256_hex(name.as_bytes())[..12];
     ArtifactPath::parse(&format!("_validations/{safe}-{digest}/{version}/{file}")).ok()
@@ -131,12 +186,20 @@ pub(crate) fn report_location(name: &str, version: i64, file: &str) -> Option<Ar
 
 async fn write_artifacts(state: &AppState, name: &str, version: i64, report: &Report) {
     let files = [
-        ("report.json", serde_json::to_vec_pretty(report).unwrap_or_default()),
+        (
+            "report.json",
+            serde_json::to_vec_pretty(report).unwrap_or_default(),
+        ),
         ("report.html", report.to_html().into_bytes()),
     ];
     for (file, bytes) in files {
-        let Some(location) = report_location(name, version, file) else { continue };
-        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(bytes)) });
+        let Some(location) = report_location(name, version, file) else {
+            continue;
+        };
+        let body =
+            futures::stream::once(
+                async move { Ok::<_, std::io::Error>(bytes::Bytes::from(bytes)) },
+            );
         if let Err(err) = state.artifacts().put(&location, body).await {
             tracing::warn!(model = name, version, cause = %err, "cannot store the validation report");
         }
@@ -151,15 +214,24 @@ async fn execute(state: &AppState, name: &str, version: i64, text: &str) -> Resu
         .serving()
         .ok_or("this server does not load models (serving is off), so it cannot validate")?;
     let candidate = serving
-        .load_version(&ModelRef { name: name.to_string(), version, alias: None })
+        .load_version(&ModelRef {
+            name: name.to_string(),
+            version,
+            alias: None,
+        })
         .await
         .map_err(|e| format!("version {version} does not load: {e}"))?;
     let (baseline, baseline_label, baseline_note) = match &spec.baseline {
         None => (None, None, None),
         Some(baseline) => match resolve_baseline(state, &baseline.model).await {
-            Ok(model) if model.version == version && model.name == name => {
-                (None, None, Some(format!("{} is this version; comparisons are skipped", baseline.model)))
-            }
+            Ok(model) if model.version == version && model.name == name => (
+                None,
+                None,
+                Some(format!(
+                    "{} is this version; comparisons are skipped",
+                    baseline.model
+                )),
+            ),
             Ok(model) => {
                 let label = format!("models:/{}/{}", model.name, model.version);
                 match serving.load_version(&model).await {
@@ -174,14 +246,12 @@ async fn execute(state: &AppState, name: &str, version: i64, text: &str) -> Resu
     let mut staged = Vec::new();
     let mut files = BTreeMap::new();
     for (dataset, uri) in spec.uris() {
-        let path = stage_dataset(state, uri)
-            .await
-            .map_err(|e| {
-                let cause = match &e {
-                    ApiError::User(_, message) | ApiError::Internal(message) => message.clone(),
-                };
-                format!("dataset '{dataset}' ({uri}) cannot be read: {cause}")
-            })?;
+        let path = stage_dataset(state, uri).await.map_err(|e| {
+            let cause = match &e {
+                ApiError::User(_, message) | ApiError::Internal(message) => message.clone(),
+            };
+            format!("dataset '{dataset}' ({uri}) cannot be read: {cause}")
+        })?;
         files.insert(dataset.to_string(), path.to_path_buf());
         staged.push(path);
     }
@@ -191,7 +261,11 @@ async fn execute(state: &AppState, name: &str, version: i64, text: &str) -> Resu
     let report = tokio::task::spawn_blocking(move || {
         sextant_validate::run(sextant_validate::Run {
             spec: &spec,
-            candidate: sextant_validate::Subject { name: label, model: &candidate.model, size_bytes: Some(size) },
+            candidate: sextant_validate::Subject {
+                name: label,
+                model: &candidate.model,
+                size_bytes: Some(size),
+            },
             baseline: baseline.as_ref().map(|b| sextant_validate::Subject {
                 name: baseline_label.clone().unwrap_or_default(),
                 model: &b.model,
@@ -222,14 +296,22 @@ async fn resolve_baseline(state: &AppState, text: &str) -> Result<ModelRef, Stri
         return Err(format!("baseline '{text}' is not models:/NAME@ALIAS or models:/NAME/VERSION; comparisons are skipped"));
     };
     match found {
-        Ok(v) => Ok(ModelRef { name: v.name, version: v.version, alias: None }),
-        Err(_) => Err(format!("baseline {text} does not exist yet; comparisons are skipped")),
+        Ok(v) => Ok(ModelRef {
+            name: v.name,
+            version: v.version,
+            alias: None,
+        }),
+        Err(_) => Err(format!(
+            "baseline {text} does not exist yet; comparisons are skipped"
+        )),
     }
 }
 
 async fn stage_dataset(state: &AppState, uri: &str) -> ApiResult<tempfile::TempPath> {
     let Some((run_id, path)) = uri.strip_prefix("runs:/").and_then(|r| r.split_once('/')) else {
-        return Err(ApiError::invalid("the server reads run artifacts (runs:/RUN_ID/PATH)"));
+        return Err(ApiError::invalid(
+            "the server reads run artifacts (runs:/RUN_ID/PATH)",
+        ));
     };
     let location = crate::tables::run_artifact_location(state, run_id, path).await?;
     crate::tables::stage(state, &location, path).await
@@ -239,7 +321,9 @@ fn directory_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
     while let Some(next) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else { continue };
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
         for entry in entries.flatten() {
             match entry.metadata() {
                 Ok(m) if m.is_dir() => stack.push(entry.path()),
@@ -254,7 +338,12 @@ fn directory_size(dir: &Path) -> u64 {
 /// Refuses moving `version` of `name` to `target` (an alias, a stage, or
 /// `deployment`) when the model has a spec and the version's validation
 /// did not pass for that target.
-pub(crate) async fn gate(state: &AppState, name: &str, version: i64, target: &str) -> ApiResult<()> {
+pub(crate) async fn gate(
+    state: &AppState,
+    name: &str,
+    version: i64,
+    target: &str,
+) -> ApiResult<()> {
     if state.store().validation_spec(name).await?.is_none() {
         return Ok(());
     }

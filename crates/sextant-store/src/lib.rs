@@ -27,8 +27,8 @@ mod overview;
 mod registry;
 mod runs;
 mod saved_views;
-mod validation;
 mod search_sql;
+mod validation;
 mod writer;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -75,11 +75,12 @@ impl Store {
         name: &str,
         version: i64,
     ) -> Result<Option<VersionValidation>> {
-        let row = sqlx::query("SELECT * FROM model_version_validations WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM model_version_validations WHERE name = $1 AND version = $2")
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| validation_from_row(&row)).transpose()
     }
 
@@ -93,7 +94,12 @@ impl Store {
 
     /// Marks a version's validation as started (pending), replacing any
     /// earlier one.
-    pub async fn start_validation(&self, name: &str, version: i64, spec_sha256: &str) -> Result<VersionValidation> {
+    pub async fn start_validation(
+        &self,
+        name: &str,
+        version: i64,
+        spec_sha256: &str,
+    ) -> Result<VersionValidation> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO model_version_validations (name, version, status, spec_sha256, failed_checks, started_at) \
@@ -144,12 +150,25 @@ impl Store {
     }
 
     /// An administrator lets a failed (or errored) version through.
-    pub async fn override_validation(&self, name: &str, version: i64, by: &str, reason: &str) -> Result<VersionValidation> {
+    pub async fn override_validation(
+        &self,
+        name: &str,
+        version: i64,
+        by: &str,
+        reason: &str,
+    ) -> Result<VersionValidation> {
         let current = self
             .version_validation(name, version)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("Version {version} of '{name}' has no validation to override")))?;
-        if !matches!(current.status, ValidationStatus::Failed | ValidationStatus::Error) {
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "Version {version} of '{name}' has no validation to override"
+                ))
+            })?;
+        if !matches!(
+            current.status,
+            ValidationStatus::Failed | ValidationStatus::Error
+        ) {
             return Err(StoreError::InvalidInput(format!(
                 "Only a failed validation can be overridden; version {version} of '{name}' is {}",
                 current.status.as_str()

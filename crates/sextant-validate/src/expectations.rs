@@ -25,18 +25,36 @@ pub struct Expectation {
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    TableRowCountBetween { min: Option<f64>, max: Option<f64> },
+    TableRowCountBetween {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     TableColumnsInclude(Vec<String>),
     ColumnExists,
     ColumnType(String),
     ValuesNotNull,
-    ValuesInSet { values: Vec<Scalar>, from_schema: bool },
-    ValuesBetween { min: Option<f64>, max: Option<f64> },
+    ValuesInSet {
+        values: Vec<Scalar>,
+        from_schema: bool,
+    },
+    ValuesBetween {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     ValuesUnique,
     ValuesMatchRegex(regex::Regex),
-    MeanBetween { min: Option<f64>, max: Option<f64> },
-    DistinctCountBetween { min: Option<f64>, max: Option<f64> },
-    PairGreater { other: String, or_equal: bool },
+    MeanBetween {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    DistinctCountBetween {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    PairGreater {
+        other: String,
+        or_equal: bool,
+    },
 }
 
 /// What checking one expectation found.
@@ -83,8 +101,15 @@ impl Expectation {
             "column_values_between" => &["column", "min", "max", "mostly"],
             "column_values_match_regex" => &["column", "regex", "mostly"],
             "column_mean_between" | "column_distinct_count_between" => &["column", "min", "max"],
-            "column_pair_a_greater_than_b" => &["column", "column_a", "column_b", "or_equal", "mostly"],
-            other => return Err(err("expect", format!("unknown expectation '{other}': expected one of {KINDS}"))),
+            "column_pair_a_greater_than_b" => {
+                &["column", "column_a", "column_b", "or_equal", "mostly"]
+            }
+            other => {
+                return Err(err(
+                    "expect",
+                    format!("unknown expectation '{other}': expected one of {KINDS}"),
+                ))
+            }
         };
         for key in object.keys() {
             if key != "expect" && !allowed.contains(&key.as_str()) {
@@ -94,7 +119,10 @@ impl Expectation {
         let number = |key: &str| -> Result<Option<f64>, (String, String)> {
             match object.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_f64().map(Some).ok_or_else(|| err(key, "must be a number".into())),
+                Some(v) => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| err(key, "must be a number".into())),
             }
         };
         let text = |key: &str| -> Result<String, (String, String)> {
@@ -128,7 +156,10 @@ impl Expectation {
                 column = Some(text("column_a")?);
                 Kind::PairGreater {
                     other: text("column_b")?,
-                    or_equal: object.get("or_equal").and_then(Value::as_bool).unwrap_or(false),
+                    or_equal: object
+                        .get("or_equal")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                 }
             }
             _ => {
@@ -138,21 +169,40 @@ impl Expectation {
                     "column_values_unique" => Kind::ValuesUnique,
                     "column_type" => {
                         let t = text("type")?;
-                        if !matches!(t.as_str(), "numeric" | "integer" | "float" | "string" | "boolean") {
-                            return Err(err("type", "must be numeric, integer, float, string or boolean".into()));
+                        if !matches!(
+                            t.as_str(),
+                            "numeric" | "integer" | "float" | "string" | "boolean"
+                        ) {
+                            return Err(err(
+                                "type",
+                                "must be numeric, integer, float, string or boolean".into(),
+                            ));
                         }
                         Kind::ColumnType(t)
                     }
                     "column_values_not_null" => Kind::ValuesNotNull,
                     "column_values_in_set" => {
-                        let from_schema = object.get("from_schema").and_then(Value::as_bool).unwrap_or(false);
-                        let values = match object.get("values") {
-                            Some(Value::Array(items)) => items.iter().map(Scalar::from_json).collect(),
-                            Some(_) => return Err(err("values", "must be a list".into())),
-                            None if from_schema => Vec::new(),
-                            None => return Err(err("", "column_values_in_set needs `values` or `from_schema: true`".into())),
-                        };
-                        Kind::ValuesInSet { values, from_schema }
+                        let from_schema = object
+                            .get("from_schema")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        let values =
+                            match object.get("values") {
+                                Some(Value::Array(items)) => {
+                                    items.iter().map(Scalar::from_json).collect()
+                                }
+                                Some(_) => return Err(err("values", "must be a list".into())),
+                                None if from_schema => Vec::new(),
+                                None => return Err(err(
+                                    "",
+                                    "column_values_in_set needs `values` or `from_schema: true`"
+                                        .into(),
+                                )),
+                            };
+                        Kind::ValuesInSet {
+                            values,
+                            from_schema,
+                        }
                     }
                     "column_values_between" => {
                         let (min, max) = bounds()?;
@@ -161,7 +211,8 @@ impl Expectation {
                     "column_values_match_regex" => {
                         let pattern = text("regex")?;
                         Kind::ValuesMatchRegex(
-                            regex::Regex::new(&pattern).map_err(|e| err("regex", format!("not a valid regex: {e}")))?,
+                            regex::Regex::new(&pattern)
+                                .map_err(|e| err("regex", format!("not a valid regex: {e}")))?,
                         )
                     }
                     "column_mean_between" => {
@@ -176,7 +227,11 @@ impl Expectation {
                 }
             }
         };
-        Ok(Expectation { kind, column, mostly })
+        Ok(Expectation {
+            kind,
+            column,
+            mostly,
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -266,11 +321,17 @@ impl Expectation {
                 if bad {
                     unexpected += 1;
                     if outcome.unexpected_rows.len() < SAMPLE_ROWS {
-                        outcome.unexpected_rows.push(json!({ "row": i, "value": column.scalar(i).to_json() }));
+                        outcome
+                            .unexpected_rows
+                            .push(json!({ "row": i, "value": column.scalar(i).to_json() }));
                     }
                 }
             }
-            let share = if counted == 0 { 0.0 } else { unexpected as f64 / counted as f64 };
+            let share = if counted == 0 {
+                0.0
+            } else {
+                unexpected as f64 / counted as f64
+            };
             outcome.unexpected_count = Some(unexpected);
             outcome.unexpected_share = Some(share);
             outcome.success = 1.0 - share >= self.mostly - 1e-12;
@@ -291,26 +352,44 @@ impl Expectation {
                 row_check(&|i| Some(column.scalar(i).is_null()), true);
                 outcome.observed = json!({ "missing_share": outcome.unexpected_share });
             }
-            Kind::ValuesInSet { values, from_schema } => {
-                let mut allowed: HashSet<String> = values.iter().filter_map(Scalar::canonical).collect();
+            Kind::ValuesInSet {
+                values,
+                from_schema,
+            } => {
+                let mut allowed: HashSet<String> =
+                    values.iter().filter_map(Scalar::canonical).collect();
                 if *from_schema {
                     match schema.get(name).and_then(|f| f.values.as_ref()) {
-                        Some(listed) => allowed.extend(listed.iter().filter_map(|v| Scalar::from_json(v).canonical())),
+                        Some(listed) => allowed.extend(
+                            listed
+                                .iter()
+                                .filter_map(|v| Scalar::from_json(v).canonical()),
+                        ),
                         None => {
-                            outcome.error = Some(format!("the spec's schema lists no values for '{name}'"));
+                            outcome.error =
+                                Some(format!("the spec's schema lists no values for '{name}'"));
                             return outcome;
                         }
                     }
                 }
-                row_check(&|i| column.scalar(i).canonical().map(|c| !allowed.contains(&c)), false);
+                row_check(
+                    &|i| column.scalar(i).canonical().map(|c| !allowed.contains(&c)),
+                    false,
+                );
             }
             Kind::ValuesBetween { min, max } => {
-                if !matches!(column, ColumnValues::Numeric { .. } | ColumnValues::Boolean { .. }) {
+                if !matches!(
+                    column,
+                    ColumnValues::Numeric { .. } | ColumnValues::Boolean { .. }
+                ) {
                     outcome.error = Some(format!("'{name}' holds {type_name} values, not numbers"));
                     outcome.observed = json!({ "type": type_name });
                     return outcome;
                 }
-                row_check(&|i| column.scalar(i).as_f64().map(|x| !within(x, *min, *max)), false);
+                row_check(
+                    &|i| column.scalar(i).as_f64().map(|x| !within(x, *min, *max)),
+                    false,
+                );
             }
             Kind::ValuesMatchRegex(pattern) => {
                 row_check(
@@ -330,11 +409,22 @@ impl Expectation {
                         *slot = !seen.insert(key);
                     }
                 }
-                row_check(&|i| if column.scalar(i).is_null() { None } else { Some(duplicated[i]) }, false);
+                row_check(
+                    &|i| {
+                        if column.scalar(i).is_null() {
+                            None
+                        } else {
+                            Some(duplicated[i])
+                        }
+                    },
+                    false,
+                );
                 outcome.success = outcome.unexpected_count == Some(0);
             }
             Kind::MeanBetween { min, max } => {
-                let values: Vec<f64> = (0..rows).filter_map(|i| column.scalar(i).as_f64()).collect();
+                let values: Vec<f64> = (0..rows)
+                    .filter_map(|i| column.scalar(i).as_f64())
+                    .collect();
                 if values.is_empty() {
                     outcome.error = Some(format!("'{name}' has no numeric values"));
                     return outcome;
@@ -344,7 +434,9 @@ impl Expectation {
                 outcome.success = within(mean, *min, *max);
             }
             Kind::DistinctCountBetween { min, max } => {
-                let distinct: HashSet<String> = (0..rows).filter_map(|i| column.scalar(i).canonical()).collect();
+                let distinct: HashSet<String> = (0..rows)
+                    .filter_map(|i| column.scalar(i).canonical())
+                    .collect();
                 outcome.observed = json!(distinct.len());
                 outcome.success = within(distinct.len() as f64, *min, *max);
             }
@@ -365,7 +457,9 @@ impl Expectation {
                     false,
                 );
             }
-            Kind::TableRowCountBetween { .. } | Kind::TableColumnsInclude(_) => unreachable!("handled above"),
+            Kind::TableRowCountBetween { .. } | Kind::TableColumnsInclude(_) => {
+                unreachable!("handled above")
+            }
         }
         outcome
     }

@@ -24,9 +24,15 @@ pub enum Aggregate {
 pub enum Measure {
     /// An aggregate of one of the test's metrics (`accuracy.ratio`).
     Of(Metric, Aggregate),
-    DemographicParity { ratio: bool },
-    EqualizedOdds { ratio: bool },
-    EqualOpportunity { ratio: bool },
+    DemographicParity {
+        ratio: bool,
+    },
+    EqualizedOdds {
+        ratio: bool,
+    },
+    EqualOpportunity {
+        ratio: bool,
+    },
 }
 
 impl Measure {
@@ -71,10 +77,21 @@ impl Measure {
 
     /// The measure from per-group values of what it reads. `values(metric)`
     /// gives (overall, per group).
-    pub fn value(&self, values: &dyn Fn(&Metric) -> (Option<f64>, Vec<Option<f64>>)) -> Option<f64> {
+    pub fn value(
+        &self,
+        values: &dyn Fn(&Metric) -> (Option<f64>, Vec<Option<f64>>),
+    ) -> Option<f64> {
         let between = |metric: &Metric, ratio: bool| {
             let (_, groups) = values(metric);
-            aggregate(None, &groups, if ratio { &Aggregate::Ratio } else { &Aggregate::Difference })
+            aggregate(
+                None,
+                &groups,
+                if ratio {
+                    &Aggregate::Ratio
+                } else {
+                    &Aggregate::Difference
+                },
+            )
         };
         match self {
             Measure::Of(metric, how) => {
@@ -111,7 +128,17 @@ fn aggregate(overall: Option<f64>, groups: &[Option<f64>], how: &Aggregate) -> O
     }
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let ratio = |a: f64, b: f64| if b == 0.0 { if a == 0.0 { 1.0 } else { 0.0 } } else { a / b };
+    let ratio = |a: f64, b: f64| {
+        if b == 0.0 {
+            if a == 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            a / b
+        }
+    };
     Some(match how {
         Aggregate::Difference => max - min,
         Aggregate::Ratio => ratio(min, max),

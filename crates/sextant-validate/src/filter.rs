@@ -10,7 +10,10 @@ pub enum Filter {
     All(Vec<Filter>),
     Any(Vec<Filter>),
     Not(Box<Filter>),
-    Column { column: String, condition: Condition },
+    Column {
+        column: String,
+        condition: Condition,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +45,10 @@ impl Filter {
                     let Value::Array(items) = inner else {
                         return Err(format!("`{key}` takes a list of filters"));
                     };
-                    let filters = items.iter().map(Filter::parse).collect::<Result<Vec<_>, _>>()?;
+                    let filters = items
+                        .iter()
+                        .map(Filter::parse)
+                        .collect::<Result<Vec<_>, _>>()?;
                     if key == "all" {
                         Filter::All(filters)
                     } else {

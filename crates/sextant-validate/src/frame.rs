@@ -78,7 +78,9 @@ impl Scalar {
         match self {
             Scalar::Null => Value::Null,
             Scalar::Bool(b) => Value::Bool(*b),
-            Scalar::Number(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+            Scalar::Number(x) => {
+                serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number)
+            }
             Scalar::Text(s) => Value::String(s.clone()),
         }
     }
@@ -196,11 +198,10 @@ impl Frame {
 
     /// A copy with `column` perturbed.
     pub fn perturbed(&self, column: &str, perturbation: &Perturbation) -> Result<Frame, String> {
-        let index = self
-            .names
-            .iter()
-            .position(|n| n == column)
-            .ok_or_else(|| format!("cannot perturb '{column}': the dataset has no such column"))?;
+        let index =
+            self.names.iter().position(|n| n == column).ok_or_else(|| {
+                format!("cannot perturb '{column}': the dataset has no such column")
+            })?;
         let changed = perturb(&self.columns[index], perturbation)
             .map_err(|m| format!("cannot perturb '{column}': {m}"))?;
         let mut frame = self.clone();
@@ -214,16 +215,20 @@ impl Frame {
         let wanted: Vec<&String> = if !declared.is_empty() && declared.iter().all(|d| self.has(d)) {
             declared.iter().collect()
         } else {
-            self.names.iter().filter(|n| n.as_str() != exclude).collect()
+            self.names
+                .iter()
+                .filter(|n| n.as_str() != exclude)
+                .collect()
         };
         wanted
             .into_iter()
             .filter_map(|name| {
                 let column = self.column(name).ok()?;
                 let data = match column {
-                    ColumnValues::Numeric { values, integer: true } => {
-                        TensorData::I64(values.iter().map(|&x| x as i64).collect())
-                    }
+                    ColumnValues::Numeric {
+                        values,
+                        integer: true,
+                    } => TensorData::I64(values.iter().map(|&x| x as i64).collect()),
                     ColumnValues::Numeric { values, .. } => TensorData::F64(values.clone()),
                     ColumnValues::Strings { codes, dictionary } => TensorData::Str(
                         codes
@@ -278,10 +283,9 @@ impl Frame {
             let cells: Vec<Value> = (0..n)
                 .map(|_| match kind {
                     ColumnGenerator::Const(v) => v.clone(),
-                    ColumnGenerator::Choice(options) => {
-                        options[rng.below(options.len().max(1) as u64) as usize % options.len().max(1)]
-                            .clone()
-                    }
+                    ColumnGenerator::Choice(options) => options
+                        [rng.below(options.len().max(1) as u64) as usize % options.len().max(1)]
+                    .clone(),
                     ColumnGenerator::Uniform([lo, hi]) => {
                         Value::from(lo + (hi - lo) * rng.next_f64())
                     }
@@ -311,13 +315,19 @@ fn column_from_json(cells: &[Value]) -> ColumnValues {
     let present = || cells.iter().filter(|c| !c.is_null());
     if present().all(Value::is_boolean) && cells.iter().all(|c| !c.is_null()) {
         return ColumnValues::Boolean {
-            codes: cells.iter().map(|c| u32::from(c.as_bool() == Some(true))).collect(),
+            codes: cells
+                .iter()
+                .map(|c| u32::from(c.as_bool() == Some(true)))
+                .collect(),
         };
     }
     if present().all(Value::is_number) && present().next().is_some() {
         let integer = cells.iter().all(|c| c.is_i64() || c.is_u64());
         return ColumnValues::Numeric {
-            values: cells.iter().map(|c| c.as_f64().unwrap_or(f64::NAN)).collect(),
+            values: cells
+                .iter()
+                .map(|c| c.as_f64().unwrap_or(f64::NAN))
+                .collect(),
             integer,
         };
     }
@@ -358,15 +368,23 @@ fn perturb(column: &ColumnValues, perturbation: &Perturbation) -> Result<ColumnV
                 }
                 Perturbation::Swap([a, b]) => {
                     let (a, b) = (number(a)?, number(b)?);
-                    Box::new(move |x| if x == a { b } else if x == b { a } else { x })
+                    Box::new(move |x| {
+                        if x == a {
+                            b
+                        } else if x == b {
+                            a
+                        } else {
+                            x
+                        }
+                    })
                 }
                 Perturbation::Replace(map) => {
                     let pairs = map
                         .iter()
                         .map(|(from, to)| {
-                            let from: f64 = from
-                                .parse()
-                                .map_err(|_| format!("the column is numeric, '{from}' is not a number"))?;
+                            let from: f64 = from.parse().map_err(|_| {
+                                format!("the column is numeric, '{from}' is not a number")
+                            })?;
                             Ok((from, number(to)?))
                         })
                         .collect::<Result<Vec<_>, String>>()?;
@@ -381,7 +399,10 @@ fn perturb(column: &ColumnValues, perturbation: &Perturbation) -> Result<ColumnV
                     Box::new(move |x| x + k)
                 }
             };
-            let values: Vec<f64> = values.iter().map(|&x| if x.is_nan() { x } else { map(x) }).collect();
+            let values: Vec<f64> = values
+                .iter()
+                .map(|&x| if x.is_nan() { x } else { map(x) })
+                .collect();
             let integer = *integer && values.iter().all(|x| x.fract() == 0.0);
             ColumnValues::Numeric { values, integer }
         }
@@ -399,7 +420,10 @@ fn perturb(column: &ColumnValues, perturbation: &Perturbation) -> Result<ColumnV
             let mapping: Vec<(u32, u32)> = match p {
                 Perturbation::Set(v) => {
                     let to = code_of(text(v));
-                    let codes = codes.iter().map(|&c| if c == MISSING_CODE { c } else { to }).collect();
+                    let codes = codes
+                        .iter()
+                        .map(|&c| if c == MISSING_CODE { c } else { to })
+                        .collect();
                     return Ok(ColumnValues::Strings { codes, dictionary });
                 }
                 Perturbation::Swap([a, b]) => {
@@ -440,7 +464,15 @@ fn perturb(column: &ColumnValues, perturbation: &Perturbation) -> Result<ColumnV
                     let (a, b) = (flag(a)?, flag(b)?);
                     codes
                         .iter()
-                        .map(|&c| if c == a { b } else if c == b { a } else { c })
+                        .map(|&c| {
+                            if c == a {
+                                b
+                            } else if c == b {
+                                a
+                            } else {
+                                c
+                            }
+                        })
                         .collect()
                 }
                 Perturbation::Replace(map) => {

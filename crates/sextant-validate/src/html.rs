@@ -33,7 +33,16 @@ fn number(value: Option<f64>) -> String {
 
 fn cell(value: &Value) -> String {
     match value {
-        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |x| if x.fract() == 0.0 { format!("{x}") } else { format!("{x:.4}") }),
+        Value::Number(n) => n.as_f64().map_or_else(
+            || n.to_string(),
+            |x| {
+                if x.fract() == 0.0 {
+                    format!("{x}")
+                } else {
+                    format!("{x:.4}")
+                }
+            },
+        ),
         Value::String(s) => s.clone(),
         Value::Null => "—".into(),
         other => other.to_string(),

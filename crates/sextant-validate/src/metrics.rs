@@ -84,7 +84,9 @@ impl Metric {
             "expected_calibration_error" => {
                 let bins = parameter("bins").unwrap_or(10.0);
                 if !(1.0..=1000.0).contains(&bins) || bins.fract() != 0.0 {
-                    return Err("expected_calibration_error's `bins` must be an integer in 1..=1000".into());
+                    return Err(
+                        "expected_calibration_error's `bins` must be an integer in 1..=1000".into(),
+                    );
                 }
                 Metric::ExpectedCalibrationError(bins as usize)
             }
@@ -158,7 +160,10 @@ impl Metric {
     pub fn check_task(&self, task: TaskKind) -> Result<(), String> {
         use Metric::*;
         let fits = match task {
-            TaskKind::BinaryClassification => !matches!(self, Mae | Mse | Rmse | R2 | Mape | MaxError | MeanPrediction),
+            TaskKind::BinaryClassification => !matches!(
+                self,
+                Mae | Mse | Rmse | R2 | Mape | MaxError | MeanPrediction
+            ),
             TaskKind::MulticlassClassification => matches!(
                 self,
                 Count | Accuracy | BalancedAccuracy | Precision | Recall | F1
@@ -251,7 +256,12 @@ impl Outcomes {
     /// `metric` over `rows` (from [`Outcomes::labelled_rows`]), each row
     /// counted `weights[k]` times (once when `None`). `None` when the metric
     /// is undefined there (no rows; ROC AUC with one class; no score).
-    pub fn evaluate(&self, metric: &Metric, rows: &[usize], weights: Option<&[u32]>) -> Option<f64> {
+    pub fn evaluate(
+        &self,
+        metric: &Metric,
+        rows: &[usize],
+        weights: Option<&[u32]>,
+    ) -> Option<f64> {
         let w = |k: usize| weights.map_or(1.0, |w| f64::from(w[k]));
         let total: f64 = (0..rows.len()).map(w).sum();
         if total == 0.0 {
@@ -267,15 +277,27 @@ impl Outcomes {
         }
     }
 
-    fn binary(&self, metric: &Metric, rows: &[usize], w: &dyn Fn(usize) -> f64, total: f64) -> Option<f64> {
+    fn binary(
+        &self,
+        metric: &Metric,
+        rows: &[usize],
+        w: &dyn Fn(usize) -> f64,
+        total: f64,
+    ) -> Option<f64> {
         let ratio = |n: f64, d: f64| if d == 0.0 { 0.0 } else { n / d };
         if metric.needs_score() {
             let score = self.score.as_ref()?;
             return match metric {
-                Metric::RocAuc => weighted_auc(rows, |k| w(k), |i| score[i], |i| self.actual_positive(i)),
-                Metric::RecallAtFpr(limit) => {
-                    recall_at_fpr(rows, |k| w(k), |i| score[i], |i| self.actual_positive(i), *limit)
+                Metric::RocAuc => {
+                    weighted_auc(rows, |k| w(k), |i| score[i], |i| self.actual_positive(i))
                 }
+                Metric::RecallAtFpr(limit) => recall_at_fpr(
+                    rows,
+                    |k| w(k),
+                    |i| score[i],
+                    |i| self.actual_positive(i),
+                    *limit,
+                ),
                 Metric::LogLoss => {
                     // sklearn clips to [eps, 1 − eps] with float64's eps.
                     let eps = f64::EPSILON;
@@ -284,7 +306,11 @@ impl Outcomes {
                         .enumerate()
                         .map(|(k, &i)| {
                             let p = score[i].clamp(eps, 1.0 - eps);
-                            let loss = if self.actual_positive(i) { -p.ln() } else { -(1.0 - p).ln() };
+                            let loss = if self.actual_positive(i) {
+                                -p.ln()
+                            } else {
+                                -(1.0 - p).ln()
+                            };
                             w(k) * loss
                         })
                         .sum();
@@ -320,7 +346,9 @@ impl Outcomes {
                     Some(
                         (0..bins)
                             .filter(|&b| count[b] > 0.0)
-                            .map(|b| (count[b] / total) * ((positives[b] - scores[b]) / count[b]).abs())
+                            .map(|b| {
+                                (count[b] / total) * ((positives[b] - scores[b]) / count[b]).abs()
+                            })
                             .sum(),
                     )
                 }
@@ -359,7 +387,13 @@ impl Outcomes {
         })
     }
 
-    fn multiclass(&self, metric: &Metric, rows: &[usize], w: &dyn Fn(usize) -> f64, total: f64) -> Option<f64> {
+    fn multiclass(
+        &self,
+        metric: &Metric,
+        rows: &[usize],
+        w: &dyn Fn(usize) -> f64,
+        total: f64,
+    ) -> Option<f64> {
         let n = self.classes.len();
         let mut true_count = vec![0.0; n];
         let mut predicted_count = vec![0.0; n];
@@ -380,12 +414,18 @@ impl Outcomes {
         let labels: Vec<usize> = (0..n)
             .filter(|&c| true_count[c] > 0.0 || predicted_count[c] > 0.0)
             .collect();
-        let macro_mean = |f: &dyn Fn(usize) -> f64| labels.iter().map(|&c| f(c)).sum::<f64>() / labels.len().max(1) as f64;
+        let macro_mean = |f: &dyn Fn(usize) -> f64| {
+            labels.iter().map(|&c| f(c)).sum::<f64>() / labels.len().max(1) as f64
+        };
         Some(match metric {
             Metric::Accuracy => hits.iter().sum::<f64>() / total,
             Metric::BalancedAccuracy => {
                 let present: Vec<usize> = (0..n).filter(|&c| true_count[c] > 0.0).collect();
-                present.iter().map(|&c| hits[c] / true_count[c]).sum::<f64>() / present.len().max(1) as f64
+                present
+                    .iter()
+                    .map(|&c| hits[c] / true_count[c])
+                    .sum::<f64>()
+                    / present.len().max(1) as f64
             }
             Metric::Precision => macro_mean(&|c| ratio(hits[c], predicted_count[c])),
             Metric::Recall => macro_mean(&|c| ratio(hits[c], true_count[c])),
@@ -394,16 +434,28 @@ impl Outcomes {
         })
     }
 
-    fn regression(&self, metric: &Metric, rows: &[usize], w: &dyn Fn(usize) -> f64, total: f64) -> Option<f64> {
+    fn regression(
+        &self,
+        metric: &Metric,
+        rows: &[usize],
+        w: &dyn Fn(usize) -> f64,
+        total: f64,
+    ) -> Option<f64> {
         let mean_of = |f: &dyn Fn(usize) -> f64| {
-            rows.iter().enumerate().map(|(k, &i)| w(k) * f(i)).sum::<f64>() / total
+            rows.iter()
+                .enumerate()
+                .map(|(k, &i)| w(k) * f(i))
+                .sum::<f64>()
+                / total
         };
         Some(match metric {
             Metric::Mae => mean_of(&|i| (self.y[i] - self.yhat[i]).abs()),
             Metric::Mse => mean_of(&|i| (self.y[i] - self.yhat[i]).powi(2)),
             Metric::Rmse => mean_of(&|i| (self.y[i] - self.yhat[i]).powi(2)).sqrt(),
             // sklearn: |y − ŷ| / max(|y|, eps).
-            Metric::Mape => mean_of(&|i| (self.y[i] - self.yhat[i]).abs() / self.y[i].abs().max(f64::EPSILON)),
+            Metric::Mape => {
+                mean_of(&|i| (self.y[i] - self.yhat[i]).abs() / self.y[i].abs().max(f64::EPSILON))
+            }
             Metric::MaxError => rows
                 .iter()
                 .enumerate()
@@ -415,10 +467,22 @@ impl Outcomes {
                 // 1 − SS_res / SS_tot; sklearn's force_finite gives 1 for a
                 // perfect fit of a constant target and 0 otherwise.
                 let mean = mean_of(&|i| self.y[i]);
-                let ss_res: f64 = rows.iter().enumerate().map(|(k, &i)| w(k) * (self.y[i] - self.yhat[i]).powi(2)).sum();
-                let ss_tot: f64 = rows.iter().enumerate().map(|(k, &i)| w(k) * (self.y[i] - mean).powi(2)).sum();
+                let ss_res: f64 = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &i)| w(k) * (self.y[i] - self.yhat[i]).powi(2))
+                    .sum();
+                let ss_tot: f64 = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &i)| w(k) * (self.y[i] - mean).powi(2))
+                    .sum();
                 if ss_tot == 0.0 {
-                    if ss_res == 0.0 { 1.0 } else { 0.0 }
+                    if ss_res == 0.0 {
+                        1.0
+                    } else {
+                        0.0
+                    }
                 } else {
                     1.0 - ss_res / ss_tot
                 }
@@ -476,8 +540,18 @@ fn recall_at_fpr(
     positive: impl Fn(usize) -> bool,
     limit: f64,
 ) -> Option<f64> {
-    let total_pos: f64 = rows.iter().enumerate().filter(|(_, &i)| positive(i)).map(|(k, _)| w(k)).sum();
-    let total_neg: f64 = rows.iter().enumerate().filter(|(_, &i)| !positive(i)).map(|(k, _)| w(k)).sum();
+    let total_pos: f64 = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| positive(i))
+        .map(|(k, _)| w(k))
+        .sum();
+    let total_neg: f64 = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| !positive(i))
+        .map(|(k, _)| w(k))
+        .sum();
     if total_pos == 0.0 || total_neg == 0.0 {
         return None;
     }
@@ -498,4 +572,93 @@ fn recall_at_fpr(
         }
     }
     Some(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(truth: &[u32], score: &[f64]) -> Outcomes {
+        Outcomes {
+            task: TaskKind::BinaryClassification,
+            truth: truth.to_vec(),
+            predicted: score.iter().map(|&s| u32::from(s >= 0.5)).collect(),
+            classes: vec!["0".into(), "1".into()],
+            positive: 1,
+            score: Some(score.to_vec()),
+            threshold: None,
+            y: Vec::new(),
+            yhat: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn auc_counts_ties_as_half() {
+        // Positives at 0.8 and 0.5, negatives at 0.5 and 0.2: pairs
+        // (0.8>0.5, 0.8>0.2, 0.5=0.5, 0.5>0.2) = 3.5 of 4.
+        let o = binary(&[1, 1, 0, 0], &[0.8, 0.5, 0.5, 0.2]);
+        let rows = o.labelled_rows(0..4);
+        assert_eq!(o.evaluate(&Metric::RocAuc, &rows, None), Some(0.875));
+        let one_class = binary(&[1, 1], &[0.3, 0.6]);
+        assert_eq!(
+            one_class.evaluate(&Metric::RocAuc, &one_class.labelled_rows(0..2), None),
+            None
+        );
+    }
+
+    #[test]
+    fn weights_equal_repeated_rows() {
+        let truth = [1, 0, 1, 1, 0, 0, 1, 0];
+        let score = [0.9, 0.4, 0.35, 0.7, 0.6, 0.1, 0.55, 0.5];
+        let weights = [3u32, 0, 1, 2, 1, 4, 0, 2];
+        let o = binary(&truth, &score);
+        let rows = o.labelled_rows(0..8);
+        let w: Vec<u32> = rows.iter().map(|&i| weights[i]).collect();
+        let (mut t, mut s) = (Vec::new(), Vec::new());
+        for i in 0..8 {
+            for _ in 0..weights[i] {
+                t.push(truth[i]);
+                s.push(score[i]);
+            }
+        }
+        let repeated = binary(&t, &s);
+        let all = repeated.labelled_rows(0..t.len());
+        for metric in [
+            Metric::Accuracy,
+            Metric::F1,
+            Metric::RocAuc,
+            Metric::LogLoss,
+            Metric::BrierScore,
+            Metric::BalancedAccuracy,
+            Metric::RecallAtFpr(0.3),
+            Metric::ExpectedCalibrationError(5),
+        ] {
+            let a = o.evaluate(&metric, &rows, Some(&w)).unwrap();
+            let b = repeated.evaluate(&metric, &all, None).unwrap();
+            assert!((a - b).abs() < 1e-12, "{metric:?}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn regression_metrics() {
+        let o = Outcomes {
+            task: TaskKind::Regression,
+            truth: Vec::new(),
+            predicted: Vec::new(),
+            classes: Vec::new(),
+            positive: 0,
+            score: None,
+            threshold: None,
+            y: vec![3.0, -0.5, 2.0, 7.0],
+            yhat: vec![2.5, 0.0, 2.0, 8.0],
+        };
+        let rows: Vec<usize> = (0..4).collect();
+        // sklearn's docstring examples: mae 0.5, mse 0.375, r2 0.9486081370449679.
+        assert_eq!(o.evaluate(&Metric::Mae, &rows, None), Some(0.5));
+        assert_eq!(o.evaluate(&Metric::Mse, &rows, None), Some(0.375));
+        assert!(
+            (o.evaluate(&Metric::R2, &rows, None).unwrap() - 0.948_608_137_044_967_9).abs() < 1e-12
+        );
+        assert_eq!(o.evaluate(&Metric::MaxError, &rows, None), Some(1.0));
+    }
 }

@@ -211,17 +211,38 @@ impl Report {
     pub fn to_junit(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let total: usize = self.tests.iter().map(|t| t.assertions.len()).sum();
-        let failures = self.assertions().filter(|a| a.verdict == Verdict::Failed).count();
-        let errors = self.assertions().filter(|a| a.verdict == Verdict::Error).count();
-        let skipped = self.assertions().filter(|a| a.verdict == Verdict::Skipped).count();
+        let failures = self
+            .assertions()
+            .filter(|a| a.verdict == Verdict::Failed)
+            .count();
+        let errors = self
+            .assertions()
+            .filter(|a| a.verdict == Verdict::Error)
+            .count();
+        let skipped = self
+            .assertions()
+            .filter(|a| a.verdict == Verdict::Skipped)
+            .count();
         out.push_str(&format!(
             "<testsuites name=\"sextant validate\" tests=\"{total}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
             self.seconds
         ));
         for test in &self.tests {
-            let f = test.assertions.iter().filter(|a| a.verdict == Verdict::Failed).count();
-            let e = test.assertions.iter().filter(|a| a.verdict == Verdict::Error).count();
-            let s = test.assertions.iter().filter(|a| a.verdict == Verdict::Skipped).count();
+            let f = test
+                .assertions
+                .iter()
+                .filter(|a| a.verdict == Verdict::Failed)
+                .count();
+            let e = test
+                .assertions
+                .iter()
+                .filter(|a| a.verdict == Verdict::Error)
+                .count();
+            let s = test
+                .assertions
+                .iter()
+                .filter(|a| a.verdict == Verdict::Skipped)
+                .count();
             out.push_str(&format!(
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" skipped=\"{s}\" time=\"{:.3}\">\n",
                 xml(&test.id),
@@ -244,8 +265,12 @@ impl Report {
                         "<failure type=\"{severity}\" message=\"{}\"/>",
                         xml(&a.message)
                     )),
-                    Verdict::Error => out.push_str(&format!("<error message=\"{}\"/>", xml(&a.message))),
-                    Verdict::Skipped => out.push_str(&format!("<skipped message=\"{}\"/>", xml(&a.message))),
+                    Verdict::Error => {
+                        out.push_str(&format!("<error message=\"{}\"/>", xml(&a.message)))
+                    }
+                    Verdict::Skipped => {
+                        out.push_str(&format!("<skipped message=\"{}\"/>", xml(&a.message)))
+                    }
                 }
                 out.push_str("</testcase>\n");
             }
@@ -283,7 +308,10 @@ mod tests {
     #[test]
     fn globs() {
         assert!(glob_matches("*/vs_baseline", "perf.auc/vs_baseline"));
-        assert!(glob_matches("slice.*[unknown]*", "slice.location[unknown]/min"));
+        assert!(glob_matches(
+            "slice.*[unknown]*",
+            "slice.location[unknown]/min"
+        ));
         assert!(!glob_matches("*/vs_baseline", "perf.auc/min"));
         assert!(glob_matches("perf.auc/min", "perf.auc/min"));
         assert!(glob_matches("*", "anything"));

@@ -17,8 +17,8 @@ use crate::metrics::{Metric, Outcomes, MISSING};
 use crate::report::{Assertion, DatasetRecord, Report, Status, TestResult, Verdict};
 use crate::rng::Rng;
 use crate::spec::{
-    Bootstrap, Bound, DatasetRef, DatasetSource, Perturbation, Slice, Spec, TaskKind,
-    Test, TestKind, VsBaseline,
+    Bootstrap, Bound, DatasetRef, DatasetSource, Perturbation, Slice, Spec, TaskKind, Test,
+    TestKind, VsBaseline,
 };
 
 /// A model under test.
@@ -166,11 +166,9 @@ impl<'a> Runner<'a> {
             .ok_or_else(|| format!("the spec has no dataset '{name}'"))?;
         let (frame, source_text, sha256) = match source {
             DatasetSource::Uri(uri) => {
-                let path = self
-                    .input
-                    .files
-                    .get(name)
-                    .ok_or_else(|| format!("dataset '{name}' ({uri}) was not resolved to a file"))?;
+                let path = self.input.files.get(name).ok_or_else(|| {
+                    format!("dataset '{name}' ({uri}) was not resolved to a file")
+                })?;
                 let bytes = std::fs::read(path)
                     .map_err(|e| format!("dataset '{name}' ({uri}) cannot be read: {e}"))?;
                 let sha = crate::sha256_hex(&bytes);
@@ -182,7 +180,11 @@ impl<'a> Runner<'a> {
             DatasetSource::Rows(rows) => {
                 let text = serde_json::to_string(rows).unwrap_or_default();
                 let frame = Frame::from_rows(rows).map_err(|e| format!("dataset '{name}': {e}"))?;
-                (frame, "rows in the spec".to_string(), crate::sha256_hex(text.as_bytes()))
+                (
+                    frame,
+                    "rows in the spec".to_string(),
+                    crate::sha256_hex(text.as_bytes()),
+                )
             }
             DatasetSource::Generate(generator) => {
                 let frame = Frame::generate(generator, &self.spec.task.label);
@@ -246,10 +248,16 @@ impl<'a> Runner<'a> {
             return Ok(found.clone());
         }
         let subject = self.model(who).ok_or("no baseline model")?;
-        let outputs = predict(subject.model, frame, &self.spec.task.label, self.input.threads)
-            .map_err(|e| format!("{} could not predict: {e}", subject.name))?;
+        let outputs = predict(
+            subject.model,
+            frame,
+            &self.spec.task.label,
+            self.input.threads,
+        )
+        .map_err(|e| format!("{} could not predict: {e}", subject.name))?;
         let outcomes = Arc::new(interpret(self.spec, frame, &outputs)?);
-        self.predictions.insert((who, key.to_string()), outcomes.clone());
+        self.predictions
+            .insert((who, key.to_string()), outcomes.clone());
         Ok(outcomes)
     }
 
@@ -262,18 +270,41 @@ impl<'a> Runner<'a> {
             result.rows = Some(frame.rows());
         }
         match &test.kind {
-            TestKind::Metric { metric, min, max, vs_baseline } => {
+            TestKind::Metric {
+                metric,
+                min,
+                max,
+                vs_baseline,
+            } => {
                 let (key, frame) = view.expect("metric tests have a dataset");
                 let outcomes = self.outcomes(Who::Candidate, &key, &frame)?;
                 let rows = outcomes.labelled_rows(0..outcomes.rows());
                 result.rows = Some(rows.len());
                 let base = self.baseline_outcomes(vs_baseline.is_some(), &key, &frame)?;
-                let group = Group { name: None, rows: &rows };
+                let group = Group {
+                    name: None,
+                    rows: &rows,
+                };
                 result.assertions.extend(self.judge(
-                    test, metric, &outcomes, base.as_deref(), &group, *min, *max, vs_baseline.as_ref(), None,
+                    test,
+                    metric,
+                    &outcomes,
+                    base.as_deref(),
+                    &group,
+                    *min,
+                    *max,
+                    vs_baseline.as_ref(),
+                    None,
                 ));
             }
-            TestKind::SliceMetric { metric, slices, min, max, max_gap_to_overall, vs_baseline } => {
+            TestKind::SliceMetric {
+                metric,
+                slices,
+                min,
+                max,
+                max_gap_to_overall,
+                vs_baseline,
+            } => {
                 let (key, frame) = view.expect("slice tests have a dataset");
                 let outcomes = self.outcomes(Who::Candidate, &key, &frame)?;
                 let base = self.baseline_outcomes(vs_baseline.is_some(), &key, &frame)?;
@@ -282,10 +313,22 @@ impl<'a> Runner<'a> {
                 let mut table = Vec::new();
                 for (name, members) in self.expand_slices(slices, &frame)? {
                     let rows = outcomes.labelled_rows(members.into_iter());
-                    let group = Group { name: Some(&name), rows: &rows };
+                    let group = Group {
+                        name: Some(&name),
+                        rows: &rows,
+                    };
                     let gap = max_gap_to_overall.map(|g| (g, overall));
-                    let assertions =
-                        self.judge(test, metric, &outcomes, base.as_deref(), &group, *min, *max, vs_baseline.as_ref(), gap);
+                    let assertions = self.judge(
+                        test,
+                        metric,
+                        &outcomes,
+                        base.as_deref(),
+                        &group,
+                        *min,
+                        *max,
+                        vs_baseline.as_ref(),
+                        gap,
+                    );
                     let value = outcomes.evaluate(metric, &rows, None);
                     table.push(json!({
                         "slice": name,
@@ -296,12 +339,27 @@ impl<'a> Runner<'a> {
                     }));
                     result.assertions.extend(assertions);
                 }
-                result.details = json!({ "metric": metric.name(), "overall": overall, "slices": table });
+                result.details =
+                    json!({ "metric": metric.name(), "overall": overall, "slices": table });
             }
-            TestKind::Fairness { sensitive_features, metrics, expect, min_group_rows } => {
+            TestKind::Fairness {
+                sensitive_features,
+                metrics,
+                expect,
+                min_group_rows,
+            } => {
                 let (key, frame) = view.expect("fairness tests have a dataset");
                 let outcomes = self.outcomes(Who::Candidate, &key, &frame)?;
-                self.fairness(test, &frame, &outcomes, sensitive_features, metrics, expect, *min_group_rows, result)?;
+                self.fairness(
+                    test,
+                    &frame,
+                    &outcomes,
+                    sensitive_features,
+                    metrics,
+                    expect,
+                    *min_group_rows,
+                    result,
+                )?;
             }
             TestKind::ExpectLabel { min_pass_rate } => {
                 let (key, frame) = view.expect("expect_label tests have a dataset");
@@ -334,14 +392,24 @@ impl<'a> Runner<'a> {
                     test,
                     "pass_rate",
                     verdict(rate >= *min_pass_rate),
-                    format!("{passed} of {} cases answered as expected ({}); needs {}", rows.len(), fmt(rate), fmt(*min_pass_rate)),
+                    format!(
+                        "{passed} of {} cases answered as expected ({}); needs {}",
+                        rows.len(),
+                        fmt(rate),
+                        fmt(*min_pass_rate)
+                    ),
                 );
                 a.value = Some(rate);
                 a.threshold = Some(format!(">= {min_pass_rate}"));
                 result.assertions.push(a);
                 result.details = json!({ "failing_rows": failing });
             }
-            TestKind::Invariance { perturb, max_abs_score_delta, max_label_flip_rate, min_pass_rate } => {
+            TestKind::Invariance {
+                perturb,
+                max_abs_score_delta,
+                max_label_flip_rate,
+                min_pass_rate,
+            } => {
                 let (key, frame) = view.expect("invariance tests have a dataset");
                 let (before, after) = self.perturbed_pair(&key, &frame, perturb)?;
                 let n = before.rows();
@@ -363,7 +431,9 @@ impl<'a> Runner<'a> {
                     if ok {
                         passed += 1;
                     } else if failing.len() < 10 {
-                        failing.push(json!({"row": i, "label_flipped": flipped, "score_delta": delta}));
+                        failing.push(
+                            json!({"row": i, "label_flipped": flipped, "score_delta": delta}),
+                        );
                     }
                 }
                 let rate = passed as f64 / n as f64;
@@ -382,15 +452,25 @@ impl<'a> Runner<'a> {
                         test,
                         "label_flip_rate",
                         verdict(flip_rate <= *limit),
-                        format!("{flips} of {n} labels flipped ({}); allowed {}", fmt(flip_rate), fmt(*limit)),
+                        format!(
+                            "{flips} of {n} labels flipped ({}); allowed {}",
+                            fmt(flip_rate),
+                            fmt(*limit)
+                        ),
                     );
                     a.value = Some(flip_rate);
                     a.threshold = Some(format!("<= {limit}"));
                     result.assertions.push(a);
                 }
-                result.details = json!({ "max_abs_score_delta": max_delta, "failing_rows": failing });
+                result.details =
+                    json!({ "max_abs_score_delta": max_delta, "failing_rows": failing });
             }
-            TestKind::Directional { perturb, increasing, tolerance, min_pass_rate } => {
+            TestKind::Directional {
+                perturb,
+                increasing,
+                tolerance,
+                min_pass_rate,
+            } => {
                 let (key, frame) = view.expect("directional tests have a dataset");
                 let (before, after) = self.perturbed_pair(&key, &frame, perturb)?;
                 let n = before.rows();
@@ -405,7 +485,11 @@ impl<'a> Runner<'a> {
                         return Err("a directional test needs a score (a probability or a regression output)".into());
                     };
                     let change = b - a;
-                    let ok = if *increasing { change >= -tolerance } else { change <= *tolerance };
+                    let ok = if *increasing {
+                        change >= -tolerance
+                    } else {
+                        change <= *tolerance
+                    };
                     if ok {
                         passed += 1;
                     } else if failing.len() < 10 {
@@ -413,12 +497,20 @@ impl<'a> Runner<'a> {
                     }
                 }
                 let rate = passed as f64 / n as f64;
-                let direction = if *increasing { "did not decrease" } else { "did not increase" };
+                let direction = if *increasing {
+                    "did not decrease"
+                } else {
+                    "did not increase"
+                };
                 let mut a = assertion(
                     test,
                     "pass_rate",
                     verdict(rate >= *min_pass_rate),
-                    format!("the score {direction} on {passed} of {n} rows ({}); needs {}", fmt(rate), fmt(*min_pass_rate)),
+                    format!(
+                        "the score {direction} on {passed} of {n} rows ({}); needs {}",
+                        fmt(rate),
+                        fmt(*min_pass_rate)
+                    ),
                 );
                 a.value = Some(rate);
                 a.threshold = Some(format!(">= {min_pass_rate}"));
@@ -432,7 +524,9 @@ impl<'a> Runner<'a> {
                     let outcome = expectation.check(&frame, &self.spec.schema);
                     let (v, message) = match &outcome.error {
                         Some(e) => (Verdict::Error, e.clone()),
-                        None if outcome.success => (Verdict::Passed, format!("observed {}", outcome.observed)),
+                        None if outcome.success => {
+                            (Verdict::Passed, format!("observed {}", outcome.observed))
+                        }
                         None => (
                             Verdict::Failed,
                             match outcome.unexpected_count {
@@ -446,33 +540,62 @@ impl<'a> Runner<'a> {
                         ),
                     };
                     let mut a = assertion(test, &expectation.label(), v, message);
-                    a.value = outcome.unexpected_share.or_else(|| outcome.observed.as_f64());
+                    a.value = outcome
+                        .unexpected_share
+                        .or_else(|| outcome.observed.as_f64());
                     result.assertions.push(a);
                     outcomes.push(outcome);
                 }
                 result.details = json!({ "expectations": outcomes });
             }
-            TestKind::Budget { max_model_size_mb, max_latency_ms_p50, max_latency_ms_p99, calls } => {
+            TestKind::Budget {
+                max_model_size_mb,
+                max_latency_ms_p50,
+                max_latency_ms_p99,
+                calls,
+            } => {
                 if let Some(limit) = max_model_size_mb {
                     let subject = &self.input.candidate;
                     match subject.size_bytes {
                         Some(bytes) => {
                             let mb = bytes as f64 / 1e6;
-                            let mut a = assertion(test, "model_size_mb", verdict(mb <= *limit), format!("{} MB; allowed {limit}", fmt(mb)));
+                            let mut a = assertion(
+                                test,
+                                "model_size_mb",
+                                verdict(mb <= *limit),
+                                format!("{} MB; allowed {limit}", fmt(mb)),
+                            );
                             a.value = Some(mb);
                             a.threshold = Some(format!("<= {limit}"));
                             result.assertions.push(a);
                         }
-                        None => result.assertions.push(assertion(test, "model_size_mb", Verdict::Error, "the model's size is not known".into())),
+                        None => result.assertions.push(assertion(
+                            test,
+                            "model_size_mb",
+                            Verdict::Error,
+                            "the model's size is not known".into(),
+                        )),
                     }
                 }
                 if max_latency_ms_p50.is_some() || max_latency_ms_p99.is_some() {
                     let (_, frame) = view.ok_or("a latency budget needs a dataset")?;
                     let latencies = self.latencies(&frame, *calls)?;
-                    for (what, limit, q) in [("latency_ms_p50", max_latency_ms_p50, 0.5), ("latency_ms_p99", max_latency_ms_p99, 0.99)] {
+                    for (what, limit, q) in [
+                        ("latency_ms_p50", max_latency_ms_p50, 0.5),
+                        ("latency_ms_p99", max_latency_ms_p99, 0.99),
+                    ] {
                         if let Some(limit) = limit {
                             let observed = percentile_sorted(&latencies, q * 100.0);
-                            let mut a = assertion(test, what, verdict(observed <= *limit), format!("{} ms over {} single-row calls; allowed {limit}", fmt(observed), latencies.len()));
+                            let mut a = assertion(
+                                test,
+                                what,
+                                verdict(observed <= *limit),
+                                format!(
+                                    "{} ms over {} single-row calls; allowed {limit}",
+                                    fmt(observed),
+                                    latencies.len()
+                                ),
+                            );
                             a.value = Some(observed);
                             a.threshold = Some(format!("<= {limit}"));
                             result.assertions.push(a);
@@ -484,7 +607,12 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn baseline_outcomes(&mut self, wanted: bool, key: &str, frame: &Frame) -> Result<Option<Arc<Outcomes>>, String> {
+    fn baseline_outcomes(
+        &mut self,
+        wanted: bool,
+        key: &str,
+        frame: &Frame,
+    ) -> Result<Option<Arc<Outcomes>>, String> {
         if !wanted || self.input.baseline.is_none() {
             return Ok(None);
         }
@@ -509,7 +637,11 @@ impl<'a> Runner<'a> {
 
     fn latencies(&self, frame: &Frame, calls: usize) -> Result<Vec<f64>, String> {
         let model = self.input.candidate.model;
-        let declared: Vec<String> = model.declared_inputs().into_iter().map(|t| t.name).collect();
+        let declared: Vec<String> = model
+            .declared_inputs()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         let n = frame.rows().min(calls.max(1));
         if n == 0 {
             return Err("the dataset has no rows to call the model with".into());
@@ -519,21 +651,29 @@ impl<'a> Runner<'a> {
             let row = frame.select(&[i]);
             let inputs = row.tensors(&declared, &self.spec.task.label);
             let begun = Instant::now();
-            model.predict(inputs, Layout::Columns).map_err(|e| e.to_string())?;
+            model
+                .predict(inputs, Layout::Columns)
+                .map_err(|e| e.to_string())?;
             latencies.push(begun.elapsed().as_secs_f64() * 1e3);
         }
         latencies.sort_by(f64::total_cmp);
         Ok(latencies)
     }
 
-    fn expand_slices(&self, slices: &[Slice], frame: &Frame) -> Result<Vec<(String, Vec<usize>)>, String> {
+    fn expand_slices(
+        &self,
+        slices: &[Slice],
+        frame: &Frame,
+    ) -> Result<Vec<(String, Vec<usize>)>, String> {
         let mut out = Vec::new();
         for slice in slices {
             match slice {
                 Slice::By(column) => {
                     let values = frame.column(column)?;
                     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-                    if let Some(listed) = self.spec.schema.get(column).and_then(|f| f.values.as_ref()) {
+                    if let Some(listed) =
+                        self.spec.schema.get(column).and_then(|f| f.values.as_ref())
+                    {
                         for v in listed {
                             if let Some(c) = Scalar::from_json(v).canonical() {
                                 groups.entry(c).or_default();
@@ -557,7 +697,10 @@ impl<'a> Runner<'a> {
                 }
                 Slice::Where { name, filter } => {
                     let keep = filter.rows(frame)?;
-                    out.push((name.clone(), (0..frame.rows()).filter(|&i| keep[i]).collect()));
+                    out.push((
+                        name.clone(),
+                        (0..frame.rows()).filter(|&i| keep[i]).collect(),
+                    ));
                 }
             }
         }
@@ -584,7 +727,12 @@ impl<'a> Runner<'a> {
             None => format!("{}/{what}", test.id),
         };
         let mut out = Vec::new();
-        let mut make = |what: &str, verdict: Verdict, value: Option<f64>, threshold: Option<String>, interval: Option<[f64; 2]>, message: String| {
+        let mut make = |what: &str,
+                        verdict: Verdict,
+                        value: Option<f64>,
+                        threshold: Option<String>,
+                        interval: Option<[f64; 2]>,
+                        message: String| {
             out.push(Assertion {
                 id: id(what),
                 severity: test.severity,
@@ -603,17 +751,37 @@ impl<'a> Runner<'a> {
                 Some(rows.len() as f64),
                 Some(format!(">= {}", test.min_rows.max(1))),
                 None,
-                format!("{} labelled rows; the test needs at least {}", rows.len(), test.min_rows.max(1)),
+                format!(
+                    "{} labelled rows; the test needs at least {}",
+                    rows.len(),
+                    test.min_rows.max(1)
+                ),
             );
             return out;
         }
         let name = metric.name();
         let Some(value) = outcomes.evaluate(metric, rows, None) else {
-            make("value", Verdict::Error, None, None, None, format!("{name} is undefined on these {} rows (one class only, or no score)", rows.len()));
+            make(
+                "value",
+                Verdict::Error,
+                None,
+                None,
+                None,
+                format!(
+                    "{name} is undefined on these {} rows (one class only, or no score)",
+                    rows.len()
+                ),
+            );
             return out;
         };
         let interval = |seed_offset: u64| {
-            bootstrap_interval(&test.bootstrap, seed_offset, rows.len(), self.input.threads, |w| outcomes.evaluate(metric, rows, Some(w)))
+            bootstrap_interval(
+                &test.bootstrap,
+                seed_offset,
+                rows.len(),
+                self.input.threads,
+                |w| outcomes.evaluate(metric, rows, Some(w)),
+            )
         };
         for (what, bound, is_min) in [("min", min, true), ("max", max, false)] {
             let Some(bound) = bound else { continue };
@@ -622,37 +790,95 @@ impl<'a> Runner<'a> {
                 // Fail only when the whole interval is on the wrong side.
                 match interval(1) {
                     Some([lo, hi]) => {
-                        let pass = if is_min { hi >= bound.value } else { lo <= bound.value };
+                        let pass = if is_min {
+                            hi >= bound.value
+                        } else {
+                            lo <= bound.value
+                        };
                         make(what, verdict(pass), Some(value), Some(format!("{symbol} {} (bootstrap)", bound.value)), Some([lo, hi]),
                             format!("{name} = {} (CI {}..{}); needs {symbol} {} unless the interval reaches it", fmt(value), fmt(lo), fmt(hi), bound.value));
                     }
-                    None => make(what, Verdict::Error, Some(value), None, None, format!("{name}'s bootstrap interval is undefined")),
+                    None => make(
+                        what,
+                        Verdict::Error,
+                        Some(value),
+                        None,
+                        None,
+                        format!("{name}'s bootstrap interval is undefined"),
+                    ),
                 }
             } else {
-                let pass = if is_min { value >= bound.value } else { value <= bound.value };
-                make(what, verdict(pass), Some(value), Some(format!("{symbol} {}", bound.value)), None,
-                    format!("{name} = {}; needs {symbol} {}", fmt(value), bound.value));
+                let pass = if is_min {
+                    value >= bound.value
+                } else {
+                    value <= bound.value
+                };
+                make(
+                    what,
+                    verdict(pass),
+                    Some(value),
+                    Some(format!("{symbol} {}", bound.value)),
+                    None,
+                    format!("{name} = {}; needs {symbol} {}", fmt(value), bound.value),
+                );
             }
         }
         if let Some((max_gap, Some(overall))) = gap {
-            let shortfall = if metric.higher_is_better() { overall - value } else { value - overall };
-            make("gap", verdict(shortfall <= max_gap), Some(shortfall), Some(format!("<= {max_gap}")), None,
-                format!("{name} = {} against {} overall: {} worse; allowed {max_gap}", fmt(value), fmt(overall), fmt(shortfall)));
+            let shortfall = if metric.higher_is_better() {
+                overall - value
+            } else {
+                value - overall
+            };
+            make(
+                "gap",
+                verdict(shortfall <= max_gap),
+                Some(shortfall),
+                Some(format!("<= {max_gap}")),
+                None,
+                format!(
+                    "{name} = {} against {} overall: {} worse; allowed {max_gap}",
+                    fmt(value),
+                    fmt(overall),
+                    fmt(shortfall)
+                ),
+            );
         }
         if let Some(vs) = vs {
             let Some(base) = base else {
-                make("vs_baseline", Verdict::Skipped, Some(value), None, None,
-                    self.input.baseline_note.clone().unwrap_or_else(|| "no baseline model to compare with".into()));
+                make(
+                    "vs_baseline",
+                    Verdict::Skipped,
+                    Some(value),
+                    None,
+                    None,
+                    self.input
+                        .baseline_note
+                        .clone()
+                        .unwrap_or_else(|| "no baseline model to compare with".into()),
+                );
                 return out;
             };
             // The same rows for both: the candidate's labelled rows, in the
             // baseline's score order for its ordered metrics.
             let base_rows = base.labelled_rows(rows.iter().copied());
             let Some(base_value) = base.evaluate(metric, &base_rows, None) else {
-                make("vs_baseline", Verdict::Error, Some(value), None, None, format!("{name} of the baseline is undefined on these rows"));
+                make(
+                    "vs_baseline",
+                    Verdict::Error,
+                    Some(value),
+                    None,
+                    None,
+                    format!("{name} of the baseline is undefined on these rows"),
+                );
                 return out;
             };
-            let better = |cand: f64, base: f64| if metric.higher_is_better() { cand - base } else { base - cand };
+            let better = |cand: f64, base: f64| {
+                if metric.higher_is_better() {
+                    cand - base
+                } else {
+                    base - cand
+                }
+            };
             let gain = better(value, base_value);
             let mut required = f64::NEG_INFINITY;
             let mut parts = Vec::new();
@@ -671,22 +897,39 @@ impl<'a> Runner<'a> {
             let threshold = Some(format!("improvement >= {}", fmt(required)));
             if vs.significance.is_some() {
                 // Paired bootstrap: both models on the same resampled rows.
-                let index_in_base: HashMap<usize, usize> = base_rows.iter().enumerate().map(|(k, &i)| (i, k)).collect();
-                let ci = bootstrap_interval(&test.bootstrap, 2, rows.len(), self.input.threads, |w| {
-                    let mut base_w = vec![0u32; base_rows.len()];
-                    for (k, &i) in rows.iter().enumerate() {
-                        base_w[index_in_base[&i]] = w[k];
-                    }
-                    Some(better(outcomes.evaluate(metric, rows, Some(w))?, base.evaluate(metric, &base_rows, Some(&base_w))?))
-                });
+                let index_in_base: HashMap<usize, usize> =
+                    base_rows.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+                let ci =
+                    bootstrap_interval(&test.bootstrap, 2, rows.len(), self.input.threads, |w| {
+                        let mut base_w = vec![0u32; base_rows.len()];
+                        for (k, &i) in rows.iter().enumerate() {
+                            base_w[index_in_base[&i]] = w[k];
+                        }
+                        Some(better(
+                            outcomes.evaluate(metric, rows, Some(w))?,
+                            base.evaluate(metric, &base_rows, Some(&base_w))?,
+                        ))
+                    });
                 match ci {
                     Some([lo, hi]) => make("vs_baseline", verdict(hi >= required), Some(gain), threshold, Some([lo, hi]),
                         format!("{name} {} against the baseline's {} (change {}, CI {}..{}); must be {}", fmt(value), fmt(base_value), fmt(gain), fmt(lo), fmt(hi), parts.join(", "))),
                     None => make("vs_baseline", Verdict::Error, Some(gain), threshold, None, "the paired bootstrap interval is undefined".into()),
                 }
             } else {
-                make("vs_baseline", verdict(gain >= required), Some(gain), threshold, None,
-                    format!("{name} {} against the baseline's {} (change {}); must be {}", fmt(value), fmt(base_value), fmt(gain), parts.join(", ")));
+                make(
+                    "vs_baseline",
+                    verdict(gain >= required),
+                    Some(gain),
+                    threshold,
+                    None,
+                    format!(
+                        "{name} {} against the baseline's {} (change {}); must be {}",
+                        fmt(value),
+                        fmt(base_value),
+                        fmt(gain),
+                        parts.join(", ")
+                    ),
+                );
             }
         }
         out
@@ -704,13 +947,21 @@ impl<'a> Runner<'a> {
         min_group_rows: usize,
         result: &mut TestResult,
     ) -> Result<(), String> {
-        let columns = features.iter().map(|f| frame.column(f)).collect::<Result<Vec<_>, _>>()?;
+        let columns = features
+            .iter()
+            .map(|f| frame.column(f))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for i in 0..frame.rows() {
             let key = features
                 .iter()
                 .zip(&columns)
-                .map(|(f, c)| format!("{f}={}", c.scalar(i).canonical().unwrap_or_else(|| "null".into())))
+                .map(|(f, c)| {
+                    format!(
+                        "{f}={}",
+                        c.scalar(i).canonical().unwrap_or_else(|| "null".into())
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             groups.entry(key).or_default().push(i);
@@ -744,7 +995,10 @@ impl<'a> Runner<'a> {
         }
         let values = |metric: &Metric| -> (Option<f64>, Vec<Option<f64>>) {
             let overall = outcomes.evaluate(metric, &all, None);
-            let groups = kept.iter().map(|(_, rows)| outcomes.evaluate(metric, rows, None)).collect();
+            let groups = kept
+                .iter()
+                .map(|(_, rows)| outcomes.evaluate(metric, rows, None))
+                .collect();
             (overall, groups)
         };
         let by_group: Vec<Value> = kept
@@ -769,7 +1023,12 @@ impl<'a> Runner<'a> {
             measured.insert(key.clone(), json!(value));
             let bound = expect[key];
             let Some(value) = value else {
-                result.assertions.push(assertion(test, key, Verdict::Error, format!("{key} is undefined (no group has a value)")));
+                result.assertions.push(assertion(
+                    test,
+                    key,
+                    Verdict::Error,
+                    format!("{key} is undefined (no group has a value)"),
+                ));
                 continue;
             };
             let pass = bound.min.is_none_or(|m| value >= m) && bound.max.is_none_or(|m| value <= m);
@@ -779,7 +1038,16 @@ impl<'a> Runner<'a> {
                 (None, Some(hi)) => format!("<= {hi}"),
                 (None, None) => "any".into(),
             };
-            let mut a = assertion(test, key, verdict(pass), format!("{key} = {} across {} groups; needs {threshold}", fmt(value), kept.len()));
+            let mut a = assertion(
+                test,
+                key,
+                verdict(pass),
+                format!(
+                    "{key} = {} across {} groups; needs {threshold}",
+                    fmt(value),
+                    kept.len()
+                ),
+            );
             a.value = Some(value);
             a.threshold = Some(threshold);
             result.assertions.push(a);
@@ -801,7 +1069,15 @@ struct Group<'r> {
 }
 
 fn too_few(test: &Test, slice: Option<&str>, rows: usize) -> Assertion {
-    let mut a = assertion(test, "min_rows", Verdict::Failed, format!("{rows} rows; the test needs at least {}", test.min_rows.max(1)));
+    let mut a = assertion(
+        test,
+        "min_rows",
+        Verdict::Failed,
+        format!(
+            "{rows} rows; the test needs at least {}",
+            test.min_rows.max(1)
+        ),
+    );
     if let Some(slice) = slice {
         a.id = format!("{}[{slice}]/min_rows", test.id);
     }
@@ -865,7 +1141,10 @@ fn bootstrap_interval(
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     // Resamples where the statistic is undefined (one class drawn) are left
     // out; too many of them and there is no interval.
@@ -881,8 +1160,17 @@ fn bootstrap_interval(
 }
 
 /// Predicts `frame` in chunks on `threads` threads and joins the outputs.
-fn predict(model: &Model, frame: &Frame, label: &str, threads: usize) -> Result<Vec<NamedTensor>, String> {
-    let declared: Vec<String> = model.declared_inputs().into_iter().map(|t| t.name).collect();
+fn predict(
+    model: &Model,
+    frame: &Frame,
+    label: &str,
+    threads: usize,
+) -> Result<Vec<NamedTensor>, String> {
+    let declared: Vec<String> = model
+        .declared_inputs()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     let rows = frame.rows();
     if rows == 0 {
         return Err("the dataset has no rows".into());
@@ -898,7 +1186,9 @@ fn predict(model: &Model, frame: &Frame, label: &str, threads: usize) -> Result<
         for _ in 0..threads.clamp(1, chunks.len()) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&(start, end)) = chunks.get(index) else { break };
+                let Some(&(start, end)) = chunks.get(index) else {
+                    break;
+                };
                 let part = frame.select(&(start..end).collect::<Vec<_>>());
                 let inputs = part.tensors(&declared, label);
                 let result = model
@@ -911,7 +1201,10 @@ fn predict(model: &Model, frame: &Frame, label: &str, threads: usize) -> Result<
         }
     });
     let mut joined: Vec<NamedTensor> = Vec::new();
-    for result in results.into_inner().map_err(|_| "a prediction thread panicked")? {
+    for result in results
+        .into_inner()
+        .map_err(|_| "a prediction thread panicked")?
+    {
         let outputs = result.ok_or("a chunk was not predicted")??;
         if joined.is_empty() {
             joined = outputs;
@@ -948,14 +1241,20 @@ fn interpret(spec: &Spec, frame: &Frame, outputs: &[NamedTensor]) -> Result<Outc
     let truth_column = frame.column(&task.label).ok();
     let (score_output, score_column) = match &task.score {
         Some(text) => match text.split_once('[') {
-            Some((name, rest)) => (Some(name.to_string()), Some(rest.trim_end_matches(']').to_string())),
+            Some((name, rest)) => (
+                Some(name.to_string()),
+                Some(rest.trim_end_matches(']').to_string()),
+            ),
             None => (Some(text.clone()), None),
         },
         None => (None, None),
     };
     let is_probability = |o: &NamedTensor| {
         let named = match &score_output {
-            Some(name) => o.name == *name || (name == "proba" && PROBABILITY_OUTPUTS.contains(&o.name.as_str())),
+            Some(name) => {
+                o.name == *name
+                    || (name == "proba" && PROBABILITY_OUTPUTS.contains(&o.name.as_str()))
+            }
             None => PROBABILITY_OUTPUTS.contains(&o.name.as_str()),
         };
         named && o.tensor.shape.len() == 2
@@ -967,14 +1266,28 @@ fn interpret(spec: &Spec, frame: &Frame, outputs: &[NamedTensor]) -> Result<Outc
         .filter(|o| !PROBABILITY_OUTPUTS.contains(&o.name.as_str()));
     if task.kind == TaskKind::Regression {
         let output = match &score_output {
-            Some(name) => outputs.iter().find(|o| o.name == *name).ok_or_else(|| format!("the model has no output '{name}'"))?,
-            None => label_output.ok_or("the model returned no single-column output to read as the prediction")?,
+            Some(name) => outputs
+                .iter()
+                .find(|o| o.name == *name)
+                .ok_or_else(|| format!("the model has no output '{name}'"))?,
+            None => label_output
+                .ok_or("the model returned no single-column output to read as the prediction")?,
         };
         let yhat: Vec<f64> = (0..rows)
-            .map(|i| output.tensor.data.get_f64(i * output.tensor.row_width().max(1)).unwrap_or(f64::NAN))
+            .map(|i| {
+                output
+                    .tensor
+                    .data
+                    .get_f64(i * output.tensor.row_width().max(1))
+                    .unwrap_or(f64::NAN)
+            })
             .collect();
         let y: Vec<f64> = (0..rows)
-            .map(|i| truth_column.and_then(|c| c.scalar(i).as_f64()).unwrap_or(f64::NAN))
+            .map(|i| {
+                truth_column
+                    .and_then(|c| c.scalar(i).as_f64())
+                    .unwrap_or(f64::NAN)
+            })
             .collect();
         return Ok(Outcomes {
             task: task.kind,
@@ -991,17 +1304,32 @@ fn interpret(spec: &Spec, frame: &Frame, outputs: &[NamedTensor]) -> Result<Outc
     // Predicted labels: the label output, else the probabilities' argmax
     // (named by position).
     let width = probabilities.map_or(0, |p| p.tensor.row_width());
-    let probability = |i: usize, k: usize| probabilities.and_then(|p| p.tensor.data.get_f64(i * width + k)).unwrap_or(f64::NAN);
-    let argmax = |i: usize| (0..width).max_by(|&a, &b| probability(i, a).total_cmp(&probability(i, b))).unwrap_or(0);
+    let probability = |i: usize, k: usize| {
+        probabilities
+            .and_then(|p| p.tensor.data.get_f64(i * width + k))
+            .unwrap_or(f64::NAN)
+    };
+    let argmax = |i: usize| {
+        (0..width)
+            .max_by(|&a, &b| probability(i, a).total_cmp(&probability(i, b)))
+            .unwrap_or(0)
+    };
     let predicted_labels: Vec<String> = match label_output {
-        Some(output) => (0..rows).map(|i| cell_label(&output.tensor.data, i).unwrap_or_default()).collect(),
+        Some(output) => (0..rows)
+            .map(|i| cell_label(&output.tensor.data, i).unwrap_or_default())
+            .collect(),
         None if probabilities.is_some() => (0..rows).map(|i| argmax(i).to_string()).collect(),
         None => return Err("the model returned neither labels nor probabilities".into()),
     };
     let truth_labels: Vec<Option<String>> = (0..rows)
         .map(|i| truth_column.and_then(|c| c.scalar(i).canonical()))
         .collect();
-    let mut classes: Vec<String> = truth_labels.iter().flatten().cloned().chain(predicted_labels.iter().cloned()).collect();
+    let mut classes: Vec<String> = truth_labels
+        .iter()
+        .flatten()
+        .cloned()
+        .chain(predicted_labels.iter().cloned())
+        .collect();
     let positive_label = task
         .positive_class
         .as_ref()
@@ -1012,8 +1340,15 @@ fn interpret(spec: &Spec, frame: &Frame, outputs: &[NamedTensor]) -> Result<Outc
     }
     classes.sort();
     classes.dedup();
-    let index: HashMap<&str, u32> = classes.iter().enumerate().map(|(k, c)| (c.as_str(), k as u32)).collect();
-    let truth: Vec<u32> = truth_labels.iter().map(|t| t.as_deref().map_or(MISSING, |t| index[t])).collect();
+    let index: HashMap<&str, u32> = classes
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (c.as_str(), k as u32))
+        .collect();
+    let truth: Vec<u32> = truth_labels
+        .iter()
+        .map(|t| t.as_deref().map_or(MISSING, |t| index[t]))
+        .collect();
     let predicted: Vec<u32> = predicted_labels.iter().map(|p| index[p.as_str()]).collect();
     let positive = index[positive_label.as_str()];
     let score = match (task.kind, probabilities) {
@@ -1023,7 +1358,9 @@ fn interpret(spec: &Spec, frame: &Frame, outputs: &[NamedTensor]) -> Result<Outc
                     Ok(k) if k < width && label_output.is_none() => k,
                     _ => positive_column(&predicted_labels, &argmax, rows, width, text)
                         .or_else(|| text.parse::<usize>().ok().filter(|&k| k < width))
-                        .ok_or_else(|| format!("no probability column of the model goes with class '{text}'"))?,
+                        .ok_or_else(|| {
+                            format!("no probability column of the model goes with class '{text}'")
+                        })?,
                 },
                 None => positive_column(&predicted_labels, &argmax, rows, width, &positive_label)
                     .unwrap_or(width.saturating_sub(1)),
@@ -1033,7 +1370,9 @@ fn interpret(spec: &Spec, frame: &Frame, outputs: &[NamedTensor]) -> Result<Outc
         _ => None,
     };
     if task.decision_threshold.is_some() && score.is_none() {
-        return Err("task.decision_threshold needs a probability output, and the model has none".into());
+        return Err(
+            "task.decision_threshold needs a probability output, and the model has none".into(),
+        );
     }
     Ok(Outcomes {
         task: task.kind,
@@ -1078,4 +1417,3 @@ impl Outcomes {
         }
     }
 }
-

@@ -262,7 +262,10 @@ pub enum Slice {
     /// One slice per value of a column (the schema's values when it lists
     /// them, else the values present).
     By(String),
-    Where { name: String, filter: Filter },
+    Where {
+        name: String,
+        filter: Filter,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -570,10 +573,7 @@ fn check_bootstrap(reader: &Reader, at: &str, bootstrap: &Bootstrap) -> Result<(
         return Err(reader.error(&format!("{at}.confidence"), "must be within (0, 1)"));
     }
     if bootstrap.resamples == 0 || bootstrap.resamples > 100_000 {
-        return Err(reader.error(
-            &format!("{at}.resamples"),
-            "must be between 1 and 100000",
-        ));
+        return Err(reader.error(&format!("{at}.resamples"), "must be between 1 and 100000"));
     }
     Ok(())
 }
@@ -602,7 +602,14 @@ fn parse_test(
     };
     let allowed: &[&str] = match kind.as_str() {
         "metric" => &["metric", "min", "max", "vs_baseline"],
-        "slice_metric" => &["metric", "slices", "min", "max", "max_gap_to_overall", "vs_baseline"],
+        "slice_metric" => &[
+            "metric",
+            "slices",
+            "min",
+            "max",
+            "max_gap_to_overall",
+            "vs_baseline",
+        ],
         "fairness" => &["sensitive_features", "metrics", "expect", "min_group_rows"],
         "expect_label" => &["min_pass_rate"],
         "invariance" | "directional" => &["perturb", "expect"],
@@ -653,10 +660,14 @@ fn parse_test(
     };
     let needs_dataset = kind != "budget";
     if needs_dataset && dataset.is_none() {
-        return Err(reader.error(at, format!("missing field `dataset` (a {kind} test reads one)")));
+        return Err(reader.error(
+            at,
+            format!("missing field `dataset` (a {kind} test reads one)"),
+        ));
     }
     let metric = |name: &str| -> Result<Metric, SpecError> {
-        let value = field(name).ok_or_else(|| reader.error(at, format!("missing field `{name}`")))?;
+        let value =
+            field(name).ok_or_else(|| reader.error(at, format!("missing field `{name}`")))?;
         let metric = Metric::parse(value).map_err(|m| reader.error(&path(name), m))?;
         metric
             .check_task(task)
@@ -720,8 +731,8 @@ fn parse_test(
             }
         }
         "slice_metric" => {
-            let slices_value = field("slices")
-                .ok_or_else(|| reader.error(at, "missing field `slices`"))?;
+            let slices_value =
+                field("slices").ok_or_else(|| reader.error(at, "missing field `slices`"))?;
             let Value::Array(items) = slices_value else {
                 return Err(reader.error(&path("slices"), "must be a list"));
             };
@@ -748,10 +759,7 @@ fn parse_test(
                 .transpose()?
                 .unwrap_or_default();
             if sensitive_features.is_empty() {
-                return Err(reader.error(
-                    &path("sensitive_features"),
-                    "names at least one column",
-                ));
+                return Err(reader.error(&path("sensitive_features"), "names at least one column"));
             }
             let mut metrics = Vec::new();
             if let Some(Value::Array(items)) = field("metrics") {
@@ -784,8 +792,8 @@ fn parse_test(
             min_pass_rate: optional("min_pass_rate")?.unwrap_or(1.0),
         },
         "invariance" | "directional" => {
-            let perturb_value = field("perturb")
-                .ok_or_else(|| reader.error(at, "missing field `perturb`"))?;
+            let perturb_value =
+                field("perturb").ok_or_else(|| reader.error(at, "missing field `perturb`"))?;
             let perturb_map: BTreeMap<String, Perturbation> =
                 reader.typed(&path("perturb"), perturb_value)?;
             if perturb_map.is_empty() {
@@ -851,13 +859,16 @@ fn parse_test(
             let mut expectations = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let at = format!("{}[{i}]", path("expectations"));
-                expectations.push(
-                    crate::expectations::Expectation::parse(item)
-                        .map_err(|(field, m)| {
-                            let at = if field.is_empty() { at.clone() } else { format!("{at}.{field}") };
-                            reader.error(&at, m)
-                        })?,
-                );
+                expectations.push(crate::expectations::Expectation::parse(item).map_err(
+                    |(field, m)| {
+                        let at = if field.is_empty() {
+                            at.clone()
+                        } else {
+                            format!("{at}.{field}")
+                        };
+                        reader.error(&at, m)
+                    },
+                )?);
             }
             TestKind::Expectations { expectations }
         }
@@ -877,10 +888,15 @@ fn parse_test(
                 .transpose()?;
             let size = optional("max_model_size_mb")?;
             if latency.is_none() && size.is_none() {
-                return Err(reader.error(at, "a budget needs `max_model_size_mb` or `max_latency_ms`"));
+                return Err(
+                    reader.error(at, "a budget needs `max_model_size_mb` or `max_latency_ms`")
+                );
             }
             if latency.is_some() && dataset.is_none() {
-                return Err(reader.error(at, "a latency budget needs a `dataset` to call the model with"));
+                return Err(reader.error(
+                    at,
+                    "a latency budget needs a `dataset` to call the model with",
+                ));
             }
             TestKind::Budget {
                 max_model_size_mb: size,
@@ -918,7 +934,11 @@ fn dataset_ref(
                 at,
                 format!(
                     "unknown dataset '{name}': the spec's datasets are {}",
-                    datasets.keys().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ")
+                    datasets
+                        .keys()
+                        .map(|k| format!("'{k}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ))
         }
@@ -949,9 +969,9 @@ fn dataset_ref(
             let raw: RawRef = reader.typed(at, value)?;
             known(&raw.name, &format!("{at}.ref"))?;
             let filter = match &raw.filter {
-                Some(v) => Some(
-                    Filter::parse(v).map_err(|m| reader.error(&format!("{at}.where"), m))?,
-                ),
+                Some(v) => {
+                    Some(Filter::parse(v).map_err(|m| reader.error(&format!("{at}.where"), m))?)
+                }
                 None => None,
             };
             let _ = object;

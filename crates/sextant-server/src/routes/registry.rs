@@ -220,7 +220,12 @@ async fn refuse_if_protected(
 
 /// The quality gate (`crate::validation::gate`) for a version given as
 /// the MLflow API spells it.
-async fn validation_gate(state: &AppState, name: &str, version: &str, target: &str) -> ApiResult<()> {
+async fn validation_gate(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    target: &str,
+) -> ApiResult<()> {
     let Ok(number) = version.parse::<i64>() else {
         return Ok(()); // the store refuses the version itself
     };

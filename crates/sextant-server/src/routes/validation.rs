@@ -79,8 +79,16 @@ pub(crate) async fn put_spec(
             .governance()
             .experiment_of_run(&run_id)
             .await?
-            .ok_or_else(|| ApiError::invalid(format!("Invalid validation spec: run '{run_id}' does not exist")))?;
-        if !principal.may(ResourceKind::Experiment, &experiment.to_string(), Permission::Read) {
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Invalid validation spec: run '{run_id}' does not exist"
+                ))
+            })?;
+        if !principal.may(
+            ResourceKind::Experiment,
+            &experiment.to_string(),
+            Permission::Read,
+        ) {
             return Err(ApiError::User(
                 ErrorCode::PermissionDenied,
                 format!(
@@ -122,9 +130,13 @@ pub(crate) async fn get_validation(
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<dto::VersionValidation>> {
     let version = version_number(&version)?;
-    let found = state.store().version_validation(&name, version).await?.ok_or_else(|| {
-        ApiError::not_found(format!("Version {version} of '{name}' has no validation"))
-    })?;
+    let found = state
+        .store()
+        .version_validation(&name, version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Version {version} of '{name}' has no validation"))
+        })?;
     Ok(Json(found.into()))
 }
 
@@ -143,12 +155,19 @@ pub(crate) async fn report_html(
         .await?
         .and_then(|v| v.report)
         .and_then(|r| serde_json::from_str::<sextant_validate::Report>(&r).ok())
-        .ok_or_else(|| ApiError::not_found(format!("Version {version} of '{name}' has no validation report")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Version {version} of '{name}' has no validation report"
+            ))
+        })?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             // The page has no script; it may not run any.
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
         ],
         report.to_html(),
     )
@@ -164,10 +183,17 @@ pub(crate) async fn run_validation(
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::VersionValidation>)> {
     let number = version_number(&version)?;
-    state.store().get_model_version(&name, &number.to_string()).await?;
-    let started = crate::validation::start(&state, &name, number).await?.ok_or_else(|| {
-        ApiError::invalid(format!("Registered model '{name}' has no validation spec to run"))
-    })?;
+    state
+        .store()
+        .get_model_version(&name, &number.to_string())
+        .await?;
+    let started = crate::validation::start(&state, &name, number)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Registered model '{name}' has no validation spec to run"
+            ))
+        })?;
     let mut note = note(&name);
     note.detail = Some(format!("version {number}: validation started"));
     Ok((Extension(note), Json(started.into())))
@@ -198,6 +224,7 @@ pub(crate) async fn override_validation(
     let mut note = note(&name);
     note.detail = Some(format!("version {number}: validation overridden: {reason}"));
     note.before = before.map(|b| json!({ "version": number, "status": b.status.as_str(), "failed_checks": b.failed_checks }));
-    note.after = Some(json!({ "version": number, "status": updated.status.as_str(), "reason": reason }));
+    note.after =
+        Some(json!({ "version": number, "status": updated.status.as_str(), "reason": reason }));
     Ok((Extension(note), Json(updated.into())))
 }

@@ -593,8 +593,14 @@ impl Serving {
 
     /// A model version loaded (or already loaded) on this server's engines,
     /// for work outside a deployment (validations).
-    pub(crate) async fn load_version(&self, model: &ModelRef) -> Result<Arc<loader::LoadedVersion>, String> {
-        self.inner.models.get_or_load(&self.inner.source, model, 1, None).await
+    pub(crate) async fn load_version(
+        &self,
+        model: &ModelRef,
+    ) -> Result<Arc<loader::LoadedVersion>, String> {
+        self.inner
+            .models
+            .get_or_load(&self.inner.source, model, 1, None)
+            .await
     }
 
     /// Drops loaded versions no deployment uses.

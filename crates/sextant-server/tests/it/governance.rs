@@ -322,7 +322,7 @@ fn allowed_by_rule(access: &Access) -> Vec<Role> {
         Access::SignedIn { .. } | Access::Scrape | Access::Page => ROLES[1..].to_vec(),
         Access::Admin { .. } => vec![Admin],
         // Approve implies read on the registered model, not its experiment.
-        Access::On(Permission::Read, Target::Model) => {
+        Access::On(Permission::Read, Target::Model | Target::ModelPath) => {
             vec![Reader, Editor, Manager, Approver, Admin]
         }
         Access::On(Permission::Read, _) => vec![Reader, Editor, Manager, Admin],
@@ -865,6 +865,50 @@ fn cases() -> Vec<Case> {
             Some(
                 json!({"protected_stages": ["Production"], "protected_aliases": ["champion"], "allow_self_approval": false}),
             ),
+        ),
+        // Quality gates. The bodies are refused (400) once the guard let the
+        // caller through, so no spec lands on the shared model.
+        case(
+            M::GET,
+            "/api/v1/registered-models/{name}/validation-spec",
+            "/api/v1/registered-models/{model}/validation-spec",
+            None,
+        ),
+        case(
+            M::PUT,
+            "/api/v1/registered-models/{name}/validation-spec",
+            "/api/v1/registered-models/{model}/validation-spec",
+            Some(json!({"spec": "task: {type: regression, label: y}\ntests: []\n"})),
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/registered-models/{name}/validation-spec",
+            "/api/v1/registered-models/{model}/validation-spec",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/v1/registered-models/{name}/versions/{version}/validation",
+            "/api/v1/registered-models/{model}/versions/1/validation",
+            None,
+        ),
+        case(
+            M::POST,
+            "/api/v1/registered-models/{name}/versions/{version}/validation",
+            "/api/v1/registered-models/{model}/versions/1/validation",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/v1/registered-models/{name}/versions/{version}/validation/report.html",
+            "/api/v1/registered-models/{model}/versions/1/validation/report.html",
+            None,
+        ),
+        case(
+            M::POST,
+            "/api/v1/registered-models/{name}/versions/{version}/validation/override",
+            "/api/v1/registered-models/{model}/versions/1/validation/override",
+            Some(json!({"reason": "r"})),
         ),
         same(
             M::POST,
