@@ -1265,6 +1265,59 @@ async fn version_file(state: &AppState, location: &str, file: &str) -> Option<St
     Some(text)
 }
 
+/// What the version page shows of a version's validation (None when the
+/// model has no spec and the version was never validated).
+async fn validation_view(
+    state: &AppState,
+    name: &str,
+    version: i64,
+) -> Option<pages::registry::ValidationView> {
+    let store = state.store();
+    let found = store.version_validation(name, version).await.ok().flatten();
+    let Some(found) = found else {
+        let has_spec = store.validation_spec(name).await.ok().flatten().is_some();
+        return has_spec.then(|| pages::registry::ValidationView {
+            status: "not validated".into(),
+            message: Some(format!(
+                "POST /api/v1/registered-models/{name}/versions/{version}/validation runs it"
+            )),
+            finished_at: None,
+            overridden: None,
+            assertions: Vec::new(),
+            report_href: None,
+        });
+    };
+    let report: Option<sextant_validate::Report> =
+        found.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
+    let mut assertions: Vec<pages::registry::AssertionView> = report
+        .iter()
+        .flat_map(|r| r.assertions())
+        .map(|a| pages::registry::AssertionView {
+            id: a.id.clone(),
+            verdict: serde_json::to_value(a.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            blocking: a.severity == sextant_validate::Severity::Blocking,
+            message: a.message.clone(),
+        })
+        .collect();
+    assertions.sort_by_key(|a| !(a.verdict == "failed" || a.verdict == "error"));
+    Some(pages::registry::ValidationView {
+        status: found.status.as_str().into(),
+        message: found.message,
+        finished_at: found.finished_at,
+        overridden: found.override_by.zip(found.override_reason),
+        assertions,
+        report_href: report.is_some().then(|| {
+            format!(
+                "/api/v1/registered-models/{}/versions/{version}/validation/report.html",
+                sextant_ui::encode(name)
+            )
+        }),
+    })
+}
+
 async fn version_page(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1310,8 +1363,10 @@ async fn version_page(
         .into_iter()
         .filter(|s| s.version == found.version)
         .collect();
+    let validation = validation_view(&state, &found.name, found.version).await;
     html(pages::registry::render_version(
         &pages::registry::VersionPage {
+            validation,
             run,
             mlmodel,
             input_example,

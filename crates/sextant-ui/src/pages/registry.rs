@@ -61,8 +61,33 @@ pub struct ModelPage {
     pub may_approve: bool,
 }
 
+/// A version's validation against its model's spec, as the page shows it.
+pub struct ValidationView {
+    /// pending, passed, failed, error or overridden.
+    pub status: String,
+    /// Why it could not run, when it could not.
+    pub message: Option<String>,
+    pub finished_at: Option<i64>,
+    /// Who let it through, and why.
+    pub overridden: Option<(String, String)>,
+    /// Failed and errored checks first, then the rest.
+    pub assertions: Vec<AssertionView>,
+    /// The self-contained HTML report, once there is one.
+    pub report_href: Option<String>,
+}
+
+pub struct AssertionView {
+    pub id: String,
+    /// passed, failed, skipped or error.
+    pub verdict: String,
+    pub blocking: bool,
+    pub message: String,
+}
+
 pub struct VersionPage {
     pub version: ModelVersion,
+    /// None when the model has no validation spec.
+    pub validation: Option<ValidationView>,
     pub run: Option<Run>,
     /// The version's `MLmodel` file, when it could be read.
     pub mlmodel: Option<String>,
@@ -250,6 +275,44 @@ pub fn requests_table(requests: &[TransitionRequest], may_approve: bool) -> Mark
     }
 }
 
+fn validation_section(validation: &ValidationView) -> Markup {
+    let failing: Vec<&AssertionView> = validation
+        .assertions
+        .iter()
+        .filter(|a| a.verdict == "failed" || a.verdict == "error")
+        .collect();
+    let passed = validation.assertions.iter().filter(|a| a.verdict == "passed").count();
+    html! {
+        section.validation {
+            h2 { "Validation " span class=(format!("chip validation-{}", validation.status)) { (validation.status) } }
+            p.muted {
+                @match validation.status.as_str() {
+                    "pending" => { "Running against the model's spec; promotions wait for it." }
+                    "passed" => { "Every blocking check passed: this version may be promoted." }
+                    "overridden" => { "Failed, and let through by an administrator." }
+                    "error" => { "The validation could not run: this version cannot be promoted until it does." }
+                    _ => { "Blocking checks failed: this version cannot take an alias, a stage or a deployment." }
+                }
+                @if let Some(at) = validation.finished_at { " Finished " (format::time(at)) "." }
+                " " (passed) " of " (validation.assertions.len()) " checks passed."
+            }
+            @if let Some(message) = &validation.message { p { code { (message) } } }
+            @if let Some((by, reason)) = &validation.overridden { p { "Overridden by " strong { (by) } ": " (reason) } }
+            @if !failing.is_empty() {
+                table.grid {
+                    thead { tr { th { "Check" } th { "Verdict" } th { "Detail" } } }
+                    tbody {
+                        @for a in &failing {
+                            tr { td { code { (a.id) } } td { (a.verdict) @if !a.blocking { " (warning)" } } td { (a.message) } }
+                        }
+                    }
+                }
+            }
+            @if let Some(href) = &validation.report_href { p { a href=(href) target="_blank" rel="noopener" { "Full report" } } }
+        }
+    }
+}
+
 pub fn render_version(data: &VersionPage, viewer: &Viewer) -> Markup {
     let version = &data.version;
     let title = format!("{} v{}", version.name, version.version);
@@ -282,6 +345,7 @@ pub fn render_version(data: &VersionPage, viewer: &Viewer) -> Markup {
                 None => p.muted { "The source run is not known, or you may not see it." }
             }
         }
+        @if let Some(validation) = &data.validation { (validation_section(validation)) }
         @if let Some(run) = &data.run { (crate::pages::run::recorded_environment(run)) }
         @if let Some(mlmodel) = &data.mlmodel {
             section { h2 { "MLmodel (signature)" } pre.file { (mlmodel) } }
