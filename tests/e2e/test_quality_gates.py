@@ -541,6 +541,12 @@ def test_failing_version_cannot_take_the_alias(server, client, tracking_uri, exp
     assert page.status_code == 200 and "inv.domestic_region/pass_rate" in page.text
     assert "script-src" not in page.headers.get("content-security-policy", "") and "default-src 'none'" in page.headers["content-security-policy"]
 
+    # The version page says so, at a glance.
+    version_page = requests.get(f"{server.uri}/models/{name}/versions/{second}", timeout=10)
+    assert version_page.status_code == 200
+    assert "validation-failed" in version_page.text and "inv.domestic_region/pass_rate" in version_page.text
+    assert f"/api/v1/registered-models/{name}/versions/{second}/validation/report.html" in version_page.text
+
     # Version 3: the fixed candidate passes and takes the alias.
     fixed = pipeline(LogisticRegression(max_iter=500, C=2.0), domestic_alike=True).fit(train[FEATURES], train["is_scam"])
     third = register(fixed)

@@ -158,6 +158,13 @@ enum Command {
         #[command(flatten)]
         args: validate::ValidateArgs,
     },
+    /// Quality gates on the server: attach a model's validation spec, a version's validation status, run it again, override (admins)
+    Gates {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: validate::GatesCommand,
+    },
     /// SHAP values of every row of a Parquet or CSV file: TreeSHAP for tree ensembles, Linear SHAP for linear models, KernelSHAP for the rest.
     Explain {
         #[command(flatten)]
@@ -631,6 +638,10 @@ fn main() -> ExitCode {
             Command::Predict { connection, args } => batch::predict(&connection, args).await,
             Command::Explain { connection, args } => explain::explain(&connection, args).await,
             Command::Validate { connection, args } => validate::validate(&connection, args).await,
+            Command::Gates {
+                connection,
+                command,
+            } => validate::gates(&connection, command).await,
             Command::Exec { connection, args } => exec::exec(&connection, args).await,
             Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
             Command::Lineage { connection, args } => exec::lineage(&connection, args).await,

@@ -291,3 +291,120 @@ async fn resolve_dataset(
     }
     Ok(path)
 }
+
+#[derive(clap::Subcommand)]
+pub enum GatesCommand {
+    /// Attach a validation spec to a registered model: every version registered from now on is validated against it on the server.
+    Attach {
+        /// The registered model.
+        #[arg(long)]
+        model: String,
+        /// The spec (YAML); its datasets must be run artifacts (runs:/RUN_ID/PATH).
+        spec: PathBuf,
+    },
+    /// A version's validation: status, failed checks (NAME/VERSION); exits 1 when it failed, 2 when it could not run, 3 while pending.
+    Status { version: String },
+    /// Validate a version again against the model's current spec (NAME/VERSION).
+    Run { version: String },
+    /// Let a version that failed through the gate (administrators; the reason is audited).
+    Override {
+        version: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Detach the model's spec.
+    Detach {
+        #[arg(long)]
+        model: String,
+    },
+}
+
+fn split_version(text: &str) -> anyhow::Result<(String, String)> {
+    let text = text.strip_prefix("models:/").unwrap_or(text);
+    match text.rsplit_once('/') {
+        Some((name, version)) if !name.is_empty() && version.parse::<u64>().is_ok() => {
+            Ok((name.to_string(), version.to_string()))
+        }
+        _ => bail!("'{text}' is not NAME/VERSION"),
+    }
+}
+
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `sextant gates …`: the server's quality gates.
+pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Result<()> {
+    let client = Client::new(connection)?;
+    let version_path = |text: &str| -> anyhow::Result<String> {
+        let (name, version) = split_version(text)?;
+        Ok(format!("/registered-models/{}/versions/{version}/validation", path_segment(&name)))
+    };
+    match command {
+        GatesCommand::Attach { model, spec } => {
+            let text = std::fs::read_to_string(&spec)
+                .with_context(|| format!("cannot read {}", spec.display()))?;
+            let mut answer = client
+                .call(
+                    Method::PUT,
+                    &format!("/registered-models/{}/validation-spec", path_segment(&model)),
+                    &[],
+                    Some(serde_json::json!({ "spec": text })),
+                )
+                .await?;
+            if let Some(object) = answer.as_object_mut() {
+                object.remove("spec");
+            }
+            crate::output::print(&answer);
+        }
+        GatesCommand::Status { version } => {
+            let mut answer = client.call(Method::GET, &version_path(&version)?, &[], None).await?;
+            let status = answer["status"].as_str().unwrap_or_default().to_string();
+            if let Some(object) = answer.as_object_mut() {
+                object.remove("report");
+            }
+            crate::output::print(&answer);
+            match status.as_str() {
+                "passed" | "overridden" => {}
+                "failed" => std::process::exit(1),
+                "pending" => std::process::exit(3),
+                _ => std::process::exit(2),
+            }
+        }
+        GatesCommand::Run { version } => {
+            let answer = client.call(Method::POST, &version_path(&version)?, &[], None).await?;
+            crate::output::print(&answer);
+        }
+        GatesCommand::Override { version, reason } => {
+            let mut answer = client
+                .call(
+                    Method::POST,
+                    &format!("{}/override", version_path(&version)?),
+                    &[],
+                    Some(serde_json::json!({ "reason": reason })),
+                )
+                .await?;
+            if let Some(object) = answer.as_object_mut() {
+                object.remove("report");
+            }
+            crate::output::print(&answer);
+        }
+        GatesCommand::Detach { model } => {
+            client
+                .call(
+                    Method::DELETE,
+                    &format!("/registered-models/{}/validation-spec", path_segment(&model)),
+                    &[],
+                    None,
+                )
+                .await?;
+            crate::output::print(&serde_json::Value::Null);
+        }
+    }
+    Ok(())
+}
