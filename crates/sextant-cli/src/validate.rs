@@ -332,7 +332,9 @@ fn split_version(text: &str) -> anyhow::Result<(String, String)> {
 fn path_segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -343,7 +345,10 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
     let client = Client::new(connection)?;
     let version_path = |text: &str| -> anyhow::Result<String> {
         let (name, version) = split_version(text)?;
-        Ok(format!("/registered-models/{}/versions/{version}/validation", path_segment(&name)))
+        Ok(format!(
+            "/registered-models/{}/versions/{version}/validation",
+            path_segment(&name)
+        ))
     };
     match command {
         GatesCommand::Attach { model, spec } => {
@@ -352,7 +357,10 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
             let mut answer = client
                 .call(
                     Method::PUT,
-                    &format!("/registered-models/{}/validation-spec", path_segment(&model)),
+                    &format!(
+                        "/registered-models/{}/validation-spec",
+                        path_segment(&model)
+                    ),
                     &[],
                     Some(serde_json::json!({ "spec": text })),
                 )
@@ -363,7 +371,9 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
             crate::output::print(&answer);
         }
         GatesCommand::Status { version } => {
-            let mut answer = client.call(Method::GET, &version_path(&version)?, &[], None).await?;
+            let mut answer = client
+                .call(Method::GET, &version_path(&version)?, &[], None)
+                .await?;
             let status = answer["status"].as_str().unwrap_or_default().to_string();
             if let Some(object) = answer.as_object_mut() {
                 object.remove("report");
@@ -377,7 +387,9 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
             }
         }
         GatesCommand::Run { version } => {
-            let answer = client.call(Method::POST, &version_path(&version)?, &[], None).await?;
+            let answer = client
+                .call(Method::POST, &version_path(&version)?, &[], None)
+                .await?;
             crate::output::print(&answer);
         }
         GatesCommand::Override { version, reason } => {
@@ -398,7 +410,10 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
             client
                 .call(
                     Method::DELETE,
-                    &format!("/registered-models/{}/validation-spec", path_segment(&model)),
+                    &format!(
+                        "/registered-models/{}/validation-spec",
+                        path_segment(&model)
+                    ),
                     &[],
                     None,
                 )

@@ -1287,8 +1287,10 @@ async fn validation_view(
             report_href: None,
         });
     };
-    let report: Option<sextant_validate::Report> =
-        found.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
+    let report: Option<sextant_validate::Report> = found
+        .report
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok());
     let mut assertions: Vec<pages::registry::AssertionView> = report
         .iter()
         .flat_map(|r| r.assertions())

@@ -281,7 +281,11 @@ fn validation_section(validation: &ValidationView) -> Markup {
         .iter()
         .filter(|a| a.verdict == "failed" || a.verdict == "error")
         .collect();
-    let passed = validation.assertions.iter().filter(|a| a.verdict == "passed").count();
+    let passed = validation
+        .assertions
+        .iter()
+        .filter(|a| a.verdict == "passed")
+        .count();
     html! {
         section.validation {
             h2 { "Validation " span class=(format!("chip validation-{}", validation.status)) { (validation.status) } }
