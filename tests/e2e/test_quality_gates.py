@@ -568,3 +568,31 @@ def test_failing_version_cannot_take_the_alias(server, client, tracking_uri, exp
     details = [e["detail"] for e in audit["entries"]]
     assert any("validation overridden: accepted risk" in d for d in details)
     assert any(d.startswith(f"version {second}: validation failed") for d in details)
+
+
+def test_expectations_check_on_a_file(world):
+    root = world["root"]
+    bad = world["test"].copy()
+    bad.loc[bad.index[:7], "money_asked"] = -5.0
+    bad.to_csv(root / "bad-money.csv", index=False)
+    (root / "expectations.yaml").write_text(
+        "schema:\n  features:\n    location_of_call: {values: [same_region, other_region, abroad, unknown]}\n"
+        "expectations:\n"
+        "  - {expect: column_values_between, column: money_asked, min: 0}\n"
+        "  - {expect: column_values_in_set, column: location_of_call, from_schema: true}\n"
+        "  - {expect: column_values_unique, column: call_id}\n"
+        "  - {expect: column_values_in_set, column: is_scam, values: [0, 1]}\n"
+    )
+    check = lambda data, spec: subprocess.run(  # noqa: E731
+        [sextant_bin(), "expectations", "check", str(data), str(spec), "--format", "json"], capture_output=True, text=True, timeout=120
+    )
+    good = check(root / "test.csv", root / "expectations.yaml")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert json.loads(good.stdout)["rows"] == len(world["test"])
+    failed = check(root / "bad-money.csv", root / "expectations.yaml")
+    assert failed.returncode == 1
+    outcome = json.loads(failed.stdout)["expectations"][0]
+    assert outcome["unexpected_count"] == 7 and outcome["unexpected_rows"][0] == {"row": 0, "value": -5.0}
+    (root / "broken.yaml").write_text("expectations:\n  - {expect: column_values_between, column: money_asked}\n")
+    broken = check(root / "test.csv", root / "broken.yaml")
+    assert broken.returncode == 2 and "line 2" in broken.stderr and "expectations[0]" in broken.stderr

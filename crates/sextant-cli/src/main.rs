@@ -158,6 +158,13 @@ enum Command {
         #[command(flatten)]
         args: validate::ValidateArgs,
     },
+    /// Data expectations (Great Expectations' vocabulary, shortened) checked against a file in one read
+    Expectations {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: validate::ExpectationsCommand,
+    },
     /// Quality gates on the server: attach a model's validation spec, a version's validation status, run it again, override (admins)
     Gates {
         #[command(flatten)]
@@ -642,6 +649,10 @@ fn main() -> ExitCode {
                 connection,
                 command,
             } => validate::gates(&connection, command).await,
+            Command::Expectations {
+                connection,
+                command,
+            } => validate::expectations(&connection, command),
             Command::Exec { connection, args } => exec::exec(&connection, args).await,
             Command::Manifest { connection, args } => exec::manifest(&connection, args).await,
             Command::Lineage { connection, args } => exec::lineage(&connection, args).await,

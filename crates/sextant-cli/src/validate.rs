@@ -423,3 +423,77 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
     }
     Ok(())
 }
+
+#[derive(clap::Subcommand)]
+pub enum ExpectationsCommand {
+    /// Check a CSV or Parquet file against an expectations file (`expectations: [...]`, the vocabulary of a spec's expectations tests) in one read; exit 0 when every expectation holds, 1 when one fails, 2 when the check could not run.
+    Check {
+        /// The data: a .csv, .tsv or .parquet file.
+        data: PathBuf,
+        /// The expectations (YAML).
+        expectations: PathBuf,
+    },
+}
+
+pub fn expectations(connection: &Connection, command: ExpectationsCommand) -> anyhow::Result<()> {
+    connection.apply_format();
+    let ExpectationsCommand::Check { data, expectations } = command;
+    let text = std::fs::read_to_string(&expectations)
+        .with_context(|| format!("cannot read {}", expectations.display()))?;
+    let (list, schema) = sextant_validate::expectations::parse_file(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", expectations.display()))?;
+    let checked = sextant_validate::expectations::check_file(&data, &list, &schema)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let errored = checked.outcomes.iter().any(|o| o.error.is_some());
+    let value = serde_json::json!({
+        "data": data.display().to_string(),
+        "success": checked.success,
+        "rows": checked.rows,
+        "columns": checked.columns,
+        "seconds": checked.seconds,
+        "expectations": checked.outcomes,
+    });
+    use std::io::IsTerminal;
+    let readable = match crate::output::format() {
+        crate::output::Format::Table => true,
+        crate::output::Format::Auto => std::io::stdout().is_terminal(),
+        _ => false,
+    };
+    if readable {
+        let mut out = String::new();
+        for outcome in &checked.outcomes {
+            let mark = match (&outcome.error, outcome.success) {
+                (Some(_), _) => "ERROR",
+                (None, true) => "pass",
+                (None, false) => "FAIL",
+            };
+            let what = match &outcome.column {
+                Some(c) => format!("{}({c})", outcome.expectation),
+                None => outcome.expectation.clone(),
+            };
+            let detail = match (&outcome.error, outcome.unexpected_count) {
+                (Some(e), _) => e.clone(),
+                (None, Some(n)) => format!(
+                    "{n} unexpected; first rows {}",
+                    serde_json::Value::from(outcome.unexpected_rows.clone())
+                ),
+                (None, None) => format!("observed {}", outcome.observed),
+            };
+            out.push_str(&format!("{mark:5} {what}  {detail}\n"));
+        }
+        out.push_str(&format!(
+            "{} rows checked in {:.2} s\n",
+            checked.rows, checked.seconds
+        ));
+        print!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    if errored {
+        std::process::exit(2);
+    }
+    if !checked.success {
+        std::process::exit(1);
+    }
+    Ok(())
+}

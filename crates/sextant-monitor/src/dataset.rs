@@ -345,6 +345,24 @@ impl Table {
     }
 
     fn open_csv(path: &Path, delimiter: u8) -> Result<Table, DatasetError> {
+        let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let (names, rows, columns) = crate::csv_reader::read(path, &bytes, delimiter)?;
+        Ok(Table {
+            path: path.to_path_buf(),
+            names,
+            rows,
+            storage: Storage::InMemory(columns),
+            added: Vec::new(),
+        })
+    }
+
+    /// The same table read one field at a time with `csv_column` (the
+    /// reference the parallel reader is tested against).
+    #[cfg(test)]
+    pub(crate) fn open_csv_by_fields(path: &Path, delimiter: u8) -> Result<Table, DatasetError> {
         let file = File::open(path).map_err(|source| DatasetError::Io {
             path: path.into(),
             source,
@@ -538,7 +556,7 @@ impl ColumnBuilder {
 /// files, not from an adversary holding a socket, so SipHash's flood
 /// resistance buys nothing here and its cost showed in profiles.
 #[derive(Default, Clone, Copy)]
-struct LabelHasher(u64);
+pub(crate) struct LabelHasher(u64);
 
 impl std::hash::Hasher for LabelHasher {
     fn finish(&self) -> u64 {
@@ -550,9 +568,9 @@ impl std::hash::Hasher for LabelHasher {
     }
 }
 
-type LabelIndex = HashMap<String, u32, std::hash::BuildHasherDefault<LabelHasher>>;
+pub(crate) type LabelIndex = HashMap<String, u32, std::hash::BuildHasherDefault<LabelHasher>>;
 
-fn intern(text: &str, dictionary: &mut Vec<String>, index: &mut LabelIndex) -> u32 {
+pub(crate) fn intern(text: &str, dictionary: &mut Vec<String>, index: &mut LabelIndex) -> u32 {
     if let Some(&code) = index.get(text) {
         return code;
     }
@@ -673,7 +691,7 @@ fn arrow_display(array: &ArrayRef) -> Vec<Option<String>> {
 /// is an integer, floats when every field is a number or empty (or one of
 /// pandas' NaN spellings), booleans for `True`/`False` without gaps, and
 /// strings otherwise (empty fields missing).
-fn csv_column(fields: Vec<String>) -> ColumnValues {
+pub(crate) fn csv_column(fields: Vec<String>) -> ColumnValues {
     if let Some(values) = csv_integers(&fields) {
         return ColumnValues::Numeric {
             values,
@@ -705,7 +723,7 @@ fn csv_column(fields: Vec<String>) -> ColumnValues {
 }
 
 /// pandas' default `na_values` that can appear in a numeric column.
-fn is_na_spelling(field: &str) -> bool {
+pub(crate) fn is_na_spelling(field: &str) -> bool {
     matches!(
         field,
         "" | "NaN"
@@ -747,13 +765,19 @@ fn csv_floats(fields: &[String]) -> Option<Vec<f64>> {
             if is_na_spelling(field) {
                 return Some(f64::NAN);
             }
-            match field {
-                "inf" | "Inf" | "+inf" | "Infinity" | "+Infinity" => Some(f64::INFINITY),
-                "-inf" | "-Inf" | "-Infinity" => Some(f64::NEG_INFINITY),
-                _ => field.parse::<f64>().ok().filter(|v| v.is_finite()),
-            }
+            parse_float_field(field)
         })
         .collect()
+}
+
+/// A trimmed, non-missing field as pandas reads a float: infinities by
+/// their spellings, other non-finite text refused.
+pub(crate) fn parse_float_field(field: &str) -> Option<f64> {
+    match field {
+        "inf" | "Inf" | "+inf" | "Infinity" | "+Infinity" => Some(f64::INFINITY),
+        "-inf" | "-Inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => field.parse::<f64>().ok().filter(|v| v.is_finite()),
+    }
 }
 
 fn csv_booleans(fields: &[String]) -> Option<Vec<u32>> {

@@ -20,6 +20,7 @@
 //!   (sync and pure; the server persists each rule's state).
 
 pub mod alerts;
+mod csv_reader;
 pub mod dataset;
 pub mod drift;
 pub mod estimate;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sextant_monitor::dataset::ColumnValues;
+use sextant_monitor::dataset::{ColumnValues, MISSING_CODE};
 
 use crate::frame::{Cells, Frame, Scalar};
 use crate::spec::FeatureSchema;
@@ -349,7 +349,7 @@ impl Expectation {
                 };
             }
             Kind::ValuesNotNull => {
-                row_check(&|i| Some(column.scalar(i).is_null()), true);
+                row_check(&|i| Some(is_missing(column, i)), true);
                 outcome.observed = json!({ "missing_share": outcome.unexpected_share });
             }
             Kind::ValuesInSet {
@@ -372,10 +372,41 @@ impl Expectation {
                         }
                     }
                 }
-                row_check(
-                    &|i| column.scalar(i).canonical().map(|c| !allowed.contains(&c)),
-                    false,
-                );
+                match column {
+                    // Decided once per category, not per row.
+                    ColumnValues::Strings { codes, dictionary } => {
+                        let bad: Vec<bool> = dictionary
+                            .iter()
+                            .map(|label| {
+                                Scalar::Text(label.clone())
+                                    .canonical()
+                                    .is_none_or(|c| !allowed.contains(&c))
+                            })
+                            .collect();
+                        row_check(
+                            &|i| (codes[i] != MISSING_CODE).then(|| bad[codes[i] as usize]),
+                            false,
+                        );
+                    }
+                    ColumnValues::Numeric { values, .. } => {
+                        let numbers: HashSet<u64> = allowed
+                            .iter()
+                            .filter_map(|c| c.parse::<f64>().ok())
+                            .map(|x| (x + 0.0).to_bits())
+                            .collect();
+                        row_check(
+                            &|i| {
+                                let x = values[i];
+                                (!x.is_nan()).then(|| !numbers.contains(&(x + 0.0).to_bits()))
+                            },
+                            false,
+                        );
+                    }
+                    _ => row_check(
+                        &|i| column.scalar(i).canonical().map(|c| !allowed.contains(&c)),
+                        false,
+                    ),
+                }
             }
             Kind::ValuesBetween { min, max } => {
                 if !matches!(
@@ -392,6 +423,14 @@ impl Expectation {
                 );
             }
             Kind::ValuesMatchRegex(pattern) => {
+                if let ColumnValues::Strings { codes, dictionary } = column {
+                    let bad: Vec<bool> = dictionary.iter().map(|l| !pattern.is_match(l)).collect();
+                    row_check(
+                        &|i| (codes[i] != MISSING_CODE).then(|| bad[codes[i] as usize]),
+                        false,
+                    );
+                    return outcome;
+                }
                 row_check(
                     &|i| match column.scalar(i) {
                         Scalar::Null => None,
@@ -405,13 +444,13 @@ impl Expectation {
                 let mut seen = HashSet::with_capacity(rows);
                 let mut duplicated = vec![false; rows];
                 for (i, slot) in duplicated.iter_mut().enumerate() {
-                    if let Some(key) = column.scalar(i).canonical() {
+                    if let Some(key) = identity(column, i) {
                         *slot = !seen.insert(key);
                     }
                 }
                 row_check(
                     &|i| {
-                        if column.scalar(i).is_null() {
+                        if is_missing(column, i) {
                             None
                         } else {
                             Some(duplicated[i])
@@ -434,9 +473,8 @@ impl Expectation {
                 outcome.success = within(mean, *min, *max);
             }
             Kind::DistinctCountBetween { min, max } => {
-                let distinct: HashSet<String> = (0..rows)
-                    .filter_map(|i| column.scalar(i).canonical())
-                    .collect();
+                let distinct: HashSet<u64> =
+                    (0..rows).filter_map(|i| identity(column, i)).collect();
                 outcome.observed = json!(distinct.len());
                 outcome.success = within(distinct.len() as f64, *min, *max);
             }
@@ -463,4 +501,113 @@ impl Expectation {
         }
         outcome
     }
+}
+
+/// Whether row `i` of `column` is missing, without building its value.
+fn is_missing(column: &ColumnValues, i: usize) -> bool {
+    match column {
+        ColumnValues::Numeric { values, .. } => values[i].is_nan(),
+        ColumnValues::Strings { codes, .. } => codes[i] == MISSING_CODE,
+        ColumnValues::Boolean { .. } => false,
+        ColumnValues::Unsupported { .. } => true,
+    }
+}
+
+/// A key equal for equal values of one column (the category's code, the
+/// number's bits with −0 as 0), None when missing.
+fn identity(column: &ColumnValues, i: usize) -> Option<u64> {
+    match column {
+        ColumnValues::Numeric { values, .. } => {
+            (!values[i].is_nan()).then(|| (values[i] + 0.0).to_bits())
+        }
+        ColumnValues::Strings { codes, .. } => {
+            (codes[i] != MISSING_CODE).then(|| u64::from(codes[i]))
+        }
+        ColumnValues::Boolean { codes } => Some(u64::from(codes[i])),
+        ColumnValues::Unsupported { .. } => None,
+    }
+}
+
+/// An expectations file (`expectations: [...]`, and optionally the
+/// `schema:` that `from_schema` reads) checked against one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    pub success: bool,
+    pub rows: usize,
+    pub columns: usize,
+    pub outcomes: Vec<Outcome>,
+    pub seconds: f64,
+}
+
+/// Parses an expectations file; errors name the line and field.
+pub fn parse_file(
+    text: &str,
+) -> Result<(Vec<Expectation>, BTreeMap<String, FeatureSchema>), crate::SpecError> {
+    let doc = crate::yaml::parse(text).map_err(|e| crate::SpecError {
+        line: Some(e.line),
+        field: String::new(),
+        message: format!("not valid YAML: {}", e.message),
+    })?;
+    let error = |field: &str, message: String| crate::SpecError {
+        line: doc.line_of(field),
+        field: field.to_string(),
+        message,
+    };
+    let Some(object) = doc.value.as_object() else {
+        return Err(error(
+            "",
+            "an expectations file is a mapping with `expectations`".into(),
+        ));
+    };
+    if let Some(key) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "expectations" | "schema"))
+    {
+        return Err(error(
+            key,
+            format!("unknown field `{key}`: expected `expectations` and `schema`"),
+        ));
+    }
+    let Some(Value::Array(items)) = object.get("expectations") else {
+        return Err(error("expectations", "must be a list".into()));
+    };
+    let mut expectations = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("expectations[{i}]");
+        expectations.push(Expectation::parse(item).map_err(|(field, message)| {
+            let path = if field.is_empty() {
+                at.clone()
+            } else {
+                format!("{at}.{field}")
+            };
+            error(&path, message)
+        })?);
+    }
+    let schema = match object.get("schema").and_then(|s| s.get("features")) {
+        Some(features) => serde_json::from_value(features.clone())
+            .map_err(|e| error("schema.features", e.to_string()))?,
+        None => BTreeMap::new(),
+    };
+    Ok((expectations, schema))
+}
+
+/// Checks every expectation against the table at `path`.
+pub fn check_file(
+    path: &std::path::Path,
+    expectations: &[Expectation],
+    schema: &BTreeMap<String, FeatureSchema>,
+) -> Result<Checked, String> {
+    let started = std::time::Instant::now();
+    let frame = Frame::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let outcomes: Vec<Outcome> = expectations
+        .iter()
+        .map(|e| e.check(&frame, schema))
+        .collect();
+    Ok(Checked {
+        success: outcomes.iter().all(|o| o.success && o.error.is_none()),
+        rows: frame.rows(),
+        columns: frame.names().len(),
+        outcomes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

@@ -6,7 +6,7 @@
 //! Pure and synchronous: the caller resolves datasets to local files and
 //! loads the models; the crate reads only the files it is given.
 
-mod expectations;
+pub mod expectations;
 mod fairness;
 mod filter;
 mod frame;

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Reading the drift benchmark's CSV files: Sextant's table reader against
+`pandas.read_csv` (the issue's target: at least 3× faster, using both cores).
+
+The files are bench/monitoring/drift.py's: N rows of 20 float columns (full precision)
+and 5 string columns, reference and current, seed 42. Sextant's side is
+`sextant expectations check FILE one.yaml` with one expectation that reads no column
+(`table_row_count_between`), so the command is the reader plus a process start; its
+time is the command's wall time. pandas' side is `pandas.read_csv(FILE)` in this
+process (no start-up). Both read each file --rounds times, alternately; medians.
+
+    cargo build --release -p sextant-cli
+    ~/.cache/sextant/venv-e2e/bin/python bench/validation/read.py --rows 100000 --rounds 5
+
+Writes bench/results/read-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/sextant/target"))
+sys.path.insert(0, str(REPO / "bench" / "monitoring"))
+
+
+def tables(n: int):
+    from drift import make_tables  # the drift benchmark's own data
+
+    return make_tables(n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    binary = TARGET / "release" / "sextant"
+    if not binary.exists():
+        sys.exit(f"{binary} is missing: cargo build --release -p sextant-cli")
+    work = Path(tempfile.mkdtemp(prefix="bench-read-"))
+    reference, current = tables(args.rows)
+    files = []
+    for name, frame in [("reference", reference), ("current", current)]:
+        path = work / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        files.append(path)
+    spec = work / "one.yaml"
+    spec.write_text("expectations:\n  - {expect: table_row_count_between, min: 1}\n")
+    sextant, pandas = {f.name: [] for f in files}, {f.name: [] for f in files}
+    for _ in range(args.rounds):
+        for path in files:
+            started = time.perf_counter()
+            done = subprocess.run([str(binary), "expectations", "check", str(path), str(spec), "--format", "json"], capture_output=True, text=True)
+            sextant[path.name].append(time.perf_counter() - started)
+            if done.returncode != 0:
+                sys.exit(done.stderr)
+            assert json.loads(done.stdout)["rows"] == args.rows
+            started = time.perf_counter()
+            frame = pd.read_csv(path)
+            pandas[path.name].append(time.perf_counter() - started)
+            assert len(frame) == args.rows
+    result = {
+        "rows": args.rows,
+        "megabytes": {f.name: f.stat().st_size / 1e6 for f in files},
+        "sextant_s": sextant,
+        "pandas_s": pandas,
+        "median_sextant_both_s": sum(statistics.median(v) for v in sextant.values()),
+        "median_pandas_both_s": sum(statistics.median(v) for v in pandas.values()),
+    }
+    result["ratio"] = result["median_pandas_both_s"] / result["median_sextant_both_s"]
+    out = REPO / "bench" / "results" / f"read-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

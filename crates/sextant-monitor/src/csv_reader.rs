@@ -1,0 +1,542 @@
+//! CSV into typed columns on every core.
+//!
+//! The file is read whole; its body is cut into one share per core at
+//! record boundaries (outside quoted fields), and each share is tokenised
+//! by the `csv` crate and typed as it goes: a column stays numbers while
+//! its fields parse as numbers, and becomes categories (interned, no
+//! string per field) when they do not. The shares' columns are then
+//! joined in order. The typing is exactly `csv_column`'s (pandas'
+//! `read_csv` rules); a column whose fields change kind in a way that
+//! loses their spelling (numbers, then text) is read again as text, the
+//! slow and exact way.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::dataset::{
+    csv_column, intern, is_na_spelling, parse_float_field, ColumnValues, DatasetError, LabelIndex,
+    MISSING_CODE,
+};
+
+/// Below this many body bytes one thread reads the file.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// One column of one share, typed so far.
+enum Partial {
+    /// Only missing values so far: `missing` of them; `exact` while each
+    /// was missing in text too (`""` or a NaN spelling, not `" "`).
+    Unknown {
+        missing: usize,
+        exact: bool,
+    },
+    Int(Vec<f64>),
+    Float(Vec<f64>),
+    Bool(Vec<u32>),
+    Text {
+        codes: Vec<u32>,
+        dictionary: Vec<String>,
+        index: LabelIndex,
+    },
+    /// Mixed kinds: read again as text.
+    Fallback,
+}
+
+fn boolean(field: &str) -> Option<u32> {
+    match field {
+        "True" | "true" | "TRUE" => Some(1),
+        "False" | "false" | "FALSE" => Some(0),
+        _ => None,
+    }
+}
+
+impl Partial {
+    fn push(&mut self, field: &str) {
+        let trimmed = field.trim();
+        *self = match std::mem::replace(self, Partial::Fallback) {
+            Partial::Unknown { missing, exact } => {
+                if is_na_spelling(trimmed) {
+                    Partial::Unknown {
+                        missing: missing + 1,
+                        exact: exact && is_na_spelling(field),
+                    }
+                } else if let (Ok(v), 0) = (trimmed.parse::<i64>(), missing) {
+                    Partial::Int(vec![v as f64])
+                } else if let Some(v) = parse_float_field(trimmed) {
+                    let mut values = vec![f64::NAN; missing];
+                    values.push(v);
+                    Partial::Float(values)
+                } else if let (Some(code), 0) = (boolean(field), missing) {
+                    Partial::Bool(vec![code])
+                } else if exact {
+                    let mut dictionary = Vec::new();
+                    let mut index = LabelIndex::default();
+                    let mut codes = vec![MISSING_CODE; missing];
+                    codes.push(intern(field, &mut dictionary, &mut index));
+                    Partial::Text {
+                        codes,
+                        dictionary,
+                        index,
+                    }
+                } else {
+                    Partial::Fallback
+                }
+            }
+            Partial::Int(mut values) => {
+                if let Ok(v) = trimmed.parse::<i64>() {
+                    values.push(v as f64);
+                    Partial::Int(values)
+                } else if let Some(v) = parse_float_field(trimmed) {
+                    values.push(v);
+                    Partial::Float(values)
+                } else if is_na_spelling(trimmed) {
+                    values.push(f64::NAN);
+                    Partial::Float(values)
+                } else {
+                    Partial::Fallback
+                }
+            }
+            Partial::Float(mut values) => {
+                if is_na_spelling(trimmed) {
+                    values.push(f64::NAN);
+                    Partial::Float(values)
+                } else if let Some(v) = parse_float_field(trimmed) {
+                    values.push(v);
+                    Partial::Float(values)
+                } else {
+                    Partial::Fallback
+                }
+            }
+            Partial::Bool(mut codes) => match boolean(field) {
+                Some(code) => {
+                    codes.push(code);
+                    Partial::Bool(codes)
+                }
+                None => Partial::Fallback,
+            },
+            Partial::Text {
+                mut codes,
+                mut dictionary,
+                mut index,
+            } => {
+                codes.push(if is_na_spelling(field) {
+                    MISSING_CODE
+                } else {
+                    intern(field, &mut dictionary, &mut index)
+                });
+                Partial::Text {
+                    codes,
+                    dictionary,
+                    index,
+                }
+            }
+            Partial::Fallback => Partial::Fallback,
+        };
+    }
+}
+
+/// Reads `bytes` (a whole CSV file with a header) into named columns.
+pub(crate) fn read(
+    path: &Path,
+    bytes: &[u8],
+    delimiter: u8,
+) -> Result<(Vec<String>, usize, Vec<Arc<ColumnValues>>), DatasetError> {
+    let csv_error = |line: u64, message: String| DatasetError::Csv {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut header = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .from_reader(bytes);
+    let mut record = csv::StringRecord::new();
+    let has_header = header
+        .read_record(&mut record)
+        .map_err(|e| csv_error(e.position().map_or(1, |p| p.line()), e.to_string()))?;
+    let names: Vec<String> = record.iter().map(str::to_string).collect();
+    if !has_header || names.is_empty() {
+        return Err(DatasetError::NoHeader {
+            path: path.to_path_buf(),
+        });
+    }
+    let body_start = header.position().byte() as usize;
+    let header_lines = header.position().line() - 1;
+    let body = &bytes[body_start.min(bytes.len())..];
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let shares = if body.len() < PARALLEL_BYTES || threads == 1 {
+        vec![(0, body.len())]
+    } else {
+        split(body, threads)
+    };
+    let parsed: Vec<Result<Vec<Partial>, (usize, u64, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|&(start, end)| {
+                let share = &body[start..end];
+                let width = names.len();
+                scope.spawn(move || {
+                    parse_share(share, delimiter, width).map_err(|(line, m)| (start, line, m))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err((0, 0, "a reader thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut partials: Vec<Vec<Partial>> = Vec::with_capacity(parsed.len());
+    for result in parsed {
+        match result {
+            Ok(columns) => partials.push(columns),
+            Err((share_start, line, message)) => {
+                // Lines before the share, counted only now that one is needed.
+                let before = body[..share_start].iter().filter(|&&b| b == b'\n').count() as u64;
+                return Err(csv_error(header_lines + before + line, message));
+            }
+        }
+    }
+    let rows = partials
+        .iter()
+        .map(|share| share.first().map_or(0, partial_len))
+        .sum();
+    let mut columns: Vec<Option<ColumnValues>> = Vec::with_capacity(names.len());
+    let mut fallback = Vec::new();
+    for column in 0..names.len() {
+        let shares: Vec<Partial> = partials
+            .iter_mut()
+            .map(|share| std::mem::replace(&mut share[column], Partial::Fallback))
+            .collect();
+        match join(shares) {
+            Some(values) => columns.push(Some(values)),
+            None => {
+                fallback.push(column);
+                columns.push(None);
+            }
+        }
+    }
+    if !fallback.is_empty() {
+        for (column, values) in reparse_as_text(body, delimiter, &fallback)
+            .map_err(|(line, m)| csv_error(header_lines + line, m))?
+        {
+            columns[column] = Some(values);
+        }
+    }
+    let columns = columns
+        .into_iter()
+        .map(|c| Arc::new(c.expect("every column is read")))
+        .collect();
+    Ok((names, rows, columns))
+}
+
+fn partial_len(partial: &Partial) -> usize {
+    match partial {
+        Partial::Unknown { missing, .. } => *missing,
+        Partial::Int(v) | Partial::Float(v) => v.len(),
+        Partial::Bool(c) => c.len(),
+        Partial::Text { codes, .. } => codes.len(),
+        Partial::Fallback => 0,
+    }
+}
+
+/// `threads` shares of `body`, each ending after a newline outside quotes.
+fn split(body: &[u8], threads: usize) -> Vec<(usize, usize)> {
+    let targets: Vec<usize> = (1..threads).map(|k| body.len() * k / threads).collect();
+    let mut cuts = Vec::with_capacity(threads + 1);
+    cuts.push(0);
+    if !body.contains(&b'"') {
+        for target in targets {
+            let from = target.max(*cuts.last().expect("a start"));
+            if let Some(offset) = body[from..].iter().position(|&b| b == b'\n') {
+                cuts.push(from + offset + 1);
+            }
+        }
+    } else {
+        // Quotes toggle; a newline inside a quoted field is not a boundary
+        // (an escaped quote `""` toggles twice).
+        let mut in_quotes = false;
+        let mut targets = targets.into_iter().peekable();
+        for (i, &b) in body.iter().enumerate() {
+            if b == b'"' {
+                in_quotes = !in_quotes;
+            } else if b == b'\n' && !in_quotes {
+                if let Some(&target) = targets.peek() {
+                    if i >= target {
+                        cuts.push(i + 1);
+                        while targets.peek().is_some_and(|&t| t <= i) {
+                            targets.next();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cuts.push(body.len());
+    cuts.dedup();
+    cuts.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Tokenises and types one share. Errors carry the line within the share.
+fn parse_share(share: &[u8], delimiter: u8, width: usize) -> Result<Vec<Partial>, (u64, String)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(share);
+    let mut columns: Vec<Partial> = (0..width)
+        .map(|_| Partial::Unknown {
+            missing: 0,
+            exact: true,
+        })
+        .collect();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err((e.position().map_or(0, |p| p.line()), e.to_string())),
+        }
+        let line = || record.position().map_or(0, |p| p.line());
+        if record.len() != width {
+            return Err((
+                line(),
+                format!(
+                    "found record with {} fields, but the header has {width}",
+                    record.len()
+                ),
+            ));
+        }
+        for (column, field) in columns.iter_mut().zip(record.iter()) {
+            let text = std::str::from_utf8(field)
+                .map_err(|_| (line(), "invalid UTF-8 in a field".to_string()))?;
+            column.push(text);
+        }
+    }
+    Ok(columns)
+}
+
+/// The shares of one column as one column, or None when their kinds mix
+/// in a way only a text re-read gets right.
+fn join(shares: Vec<Partial>) -> Option<ColumnValues> {
+    let any = |f: fn(&Partial) -> bool| shares.iter().any(f);
+    if any(|p| matches!(p, Partial::Fallback)) {
+        return None;
+    }
+    let numeric = shares.iter().all(|p| {
+        matches!(
+            p,
+            Partial::Unknown { .. } | Partial::Int(_) | Partial::Float(_)
+        )
+    });
+    if numeric {
+        let integer = shares.iter().all(|p| matches!(p, Partial::Int(_)));
+        let mut values = Vec::new();
+        for share in shares {
+            match share {
+                Partial::Unknown { missing, .. } => {
+                    values.extend(std::iter::repeat_n(f64::NAN, missing))
+                }
+                Partial::Int(v) | Partial::Float(v) => values.extend(v),
+                _ => unreachable!("numeric shares"),
+            }
+        }
+        if values.is_empty() {
+            // No rows: what `csv_column` makes of no fields.
+            return Some(csv_column(Vec::new()));
+        }
+        return Some(ColumnValues::Numeric { values, integer });
+    }
+    if shares.iter().all(|p| matches!(p, Partial::Bool(_))) {
+        let codes = shares
+            .into_iter()
+            .flat_map(|p| match p {
+                Partial::Bool(c) => c,
+                _ => unreachable!("boolean shares"),
+            })
+            .collect();
+        return Some(ColumnValues::Boolean { codes });
+    }
+    let text = shares.iter().all(|p| {
+        matches!(
+            p,
+            Partial::Text { .. } | Partial::Unknown { exact: true, .. }
+        )
+    });
+    if !text {
+        return None;
+    }
+    let mut dictionary: Vec<String> = Vec::new();
+    let mut index = LabelIndex::default();
+    let mut codes = Vec::new();
+    for share in shares {
+        match share {
+            Partial::Unknown { missing, .. } => {
+                codes.extend(std::iter::repeat_n(MISSING_CODE, missing))
+            }
+            Partial::Text {
+                codes: local,
+                dictionary: labels,
+                ..
+            } => {
+                let remap: Vec<u32> = labels
+                    .iter()
+                    .map(|label| intern(label, &mut dictionary, &mut index))
+                    .collect();
+                codes.extend(local.into_iter().map(|c| {
+                    if c == MISSING_CODE {
+                        c
+                    } else {
+                        remap[c as usize]
+                    }
+                }));
+            }
+            _ => unreachable!("text shares"),
+        }
+    }
+    Some(ColumnValues::Strings { codes, dictionary })
+}
+
+/// Reads `columns` of the body again, every field as text, typed by
+/// `csv_column`.
+fn reparse_as_text(
+    body: &[u8],
+    delimiter: u8,
+    columns: &[usize],
+) -> Result<Vec<(usize, ColumnValues)>, (u64, String)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .from_reader(body);
+    let mut fields: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err((e.position().map_or(0, |p| p.line()), e.to_string())),
+        }
+        for (out, &column) in fields.iter_mut().zip(columns) {
+            out.push(record.get(column).unwrap_or_default().to_string());
+        }
+    }
+    Ok(columns
+        .iter()
+        .zip(fields)
+        .map(|(&c, f)| (c, csv_column(f)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use crate::dataset::{ColumnValues, Table};
+
+    fn same(a: &ColumnValues, b: &ColumnValues) -> bool {
+        match (a, b) {
+            (
+                ColumnValues::Numeric {
+                    values: x,
+                    integer: i,
+                },
+                ColumnValues::Numeric {
+                    values: y,
+                    integer: j,
+                },
+            ) => {
+                i == j
+                    && x.len() == y.len()
+                    && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+            }
+            (
+                ColumnValues::Strings {
+                    codes: c,
+                    dictionary: d,
+                },
+                ColumnValues::Strings {
+                    codes: e,
+                    dictionary: f,
+                },
+            ) => {
+                c.len() == e.len()
+                    && c.iter().zip(e).all(|(&p, &q)| {
+                        let label = |code: u32, dict: &[String]| {
+                            (code != crate::dataset::MISSING_CODE)
+                                .then(|| dict[code as usize].clone())
+                        };
+                        label(p, d) == label(q, f)
+                    })
+            }
+            (ColumnValues::Boolean { codes: c }, ColumnValues::Boolean { codes: e }) => c == e,
+            _ => false,
+        }
+    }
+
+    /// The parallel reader types every column as the field-by-field
+    /// reader does, over kinds that change between and within shares.
+    #[test]
+    fn parallel_reading_equals_reading_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        for (rows, quoted) in [(10, false), (60_000, false), (60_000, true)] {
+            let mut text =
+                String::from("int,float,gaps,flag,cat,late_text,late_na,spaces,all_na,late_bool\n");
+            for i in 0..rows {
+                let late = i > rows * 3 / 4;
+                let cat = if quoted && i % 7 == 0 {
+                    "\"multi\nline, quoted\"".to_string()
+                } else {
+                    format!("c{}", i % 13)
+                };
+                let _ = writeln!(
+                    text,
+                    "{i},{},{},{},{cat},{},{},{},,{}",
+                    i as f64 * 0.37 - 11.0,
+                    if i % 10 == 3 {
+                        "NA".to_string()
+                    } else {
+                        format!("{:.3}", i as f64 / 7.0)
+                    },
+                    if i % 2 == 0 { "True" } else { "false" },
+                    if late { "word" } else { "12" },
+                    if late && i % 5 == 0 { "" } else { "1.5" },
+                    if i % 3 == 0 { " " } else { "" },
+                    if late { "True" } else { "" },
+                );
+            }
+            let path = dir.path().join(format!("t{rows}{quoted}.csv"));
+            std::fs::write(&path, &text).unwrap();
+            let fast = Table::open(&path).unwrap();
+            let slow = Table::open_csv_by_fields(&path, b',').unwrap();
+            assert_eq!(fast.rows(), slow.rows());
+            assert_eq!(fast.column_names(), slow.column_names());
+            for name in fast.column_names() {
+                let (a, b) = (fast.column(name).unwrap(), slow.column(name).unwrap());
+                assert!(
+                    same(&a, &b),
+                    "{rows} rows, quoted {quoted}: column {name} differs: {a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_record_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("a,b\n");
+        for i in 0..200_000 {
+            text.push_str(&format!("{i},{i}\n"));
+        }
+        text.push_str("1\n");
+        let path = dir.path().join("short.csv");
+        std::fs::write(&path, text).unwrap();
+        let error = Table::open(&path)
+            .err()
+            .expect("a short record is refused")
+            .to_string();
+        assert!(error.contains("line 200002"), "{error}");
+    }
+}
