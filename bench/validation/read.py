@@ -37,9 +37,10 @@ sys.path.insert(0, str(REPO / "bench" / "monitoring"))
 
 
 def tables(n: int):
-    from drift import make_tables  # the drift benchmark's own data
+    from drift import generate  # the drift benchmark's own data (cached Parquet files)
 
-    return make_tables(n)
+    reference, current = generate(n)
+    return pd.read_parquet(reference), pd.read_parquet(current)
 
 
 def main() -> None:
