@@ -194,6 +194,15 @@ tests:
     )
     assert by_id["sex/accuracy.ratio"]["value"] == pytest.approx(frame.ratio()["accuracy"], abs=1e-12)
     assert by_id["sex/accuracy.difference"]["value"] == pytest.approx(frame.difference()["accuracy"], abs=1e-12)
+    # The intervals are MetricFrame's bootstrap intervals, up to resampling noise.
+    booted = MetricFrame(
+        metrics={"accuracy": skm.accuracy_score}, y_true=y, y_pred=predicted, sensitive_features=sex,
+        n_boot=1000, ci_quantiles=[0.025, 0.975], random_state=1,
+    )
+    low, high = (series["accuracy"] for series in booted.difference_ci())
+    ours = by_id["sex/accuracy.difference"]["interval"]
+    assert ours[0] <= by_id["sex/accuracy.difference"]["value"] <= ours[1]
+    assert ours == pytest.approx([low, high], abs=0.01), (ours, low, high)
     groups = {g["group"]: g for g in next(t for t in report["tests"] if t["id"] == "sex")["details"]["by_group"]}
     for value in ["F", "M"]:
         assert groups[f"caller_sex={value}"]["accuracy"] == pytest.approx(frame.by_group.loc[value, "accuracy"], abs=1e-12)
@@ -596,3 +605,37 @@ def test_expectations_check_on_a_file(world):
     (root / "broken.yaml").write_text("expectations:\n  - {expect: column_values_between, column: money_asked}\n")
     broken = check(root / "test.csv", root / "broken.yaml")
     assert broken.returncode == 2 and "line 2" in broken.stderr and "expectations[0]" in broken.stderr
+
+
+@pytest.mark.sextant_only
+def test_server_validates_on_a_stored_dataset(server, client, tracking_uri, experiment_id, world):
+    import hashlib
+    import os
+
+    train, root = world["train"], Path(world["root"])
+    holdout = root / "stored-holdout.csv"
+    world["test"].to_csv(holdout, index=False)
+    name = unique("stored")
+    dataset = unique("holdout")
+    env = dict(os.environ, SEXTANT_SERVER=server.uri)
+    pushed = subprocess.run([sextant_bin(), "datasets", "push", str(holdout), "--name", dataset], capture_output=True, text=True, env=env, timeout=60)
+    assert pushed.returncode == 0, pushed.stderr
+    client.create_registered_model(name)
+    spec = (
+        "task: {type: binary_classification, label: is_scam}\n"
+        f"datasets: {{test: {{uri: 'dataset:{dataset}@latest'}}}}\n"
+        "tests:\n  - {id: auc, kind: metric, dataset: test, metric: roc_auc, min: 0.7}\n"
+    )
+    spec_file = root / "stored-spec.yaml"
+    spec_file.write_text(spec)
+    attached = subprocess.run([sextant_bin(), "gates", "attach", "--model", name, str(spec_file)], capture_output=True, text=True, env=env, timeout=60)
+    assert attached.returncode == 0, attached.stderr
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(pipeline(LogisticRegression(max_iter=500)).fit(train[FEATURES], train["is_scam"]), name="model",
+                                        input_example=train[FEATURES].head(3), serialization_format="cloudpickle", registered_model_name=name)
+    result = wait_for_validation(server, name, int(info.registered_model_version))
+    assert result["status"] == "passed", json.dumps(result, indent=1)
+    assert result["report"]["datasets"][0]["sha256"] == hashlib.sha256(holdout.read_bytes()).hexdigest()
+    status = subprocess.run([sextant_bin(), "gates", "status", f"{name}/{info.registered_model_version}", "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert status.returncode == 0 and json.loads(status.stdout)["status"] == "passed"

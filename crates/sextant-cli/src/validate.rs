@@ -302,18 +302,27 @@ pub enum GatesCommand {
         /// The spec (YAML); its datasets must be run artifacts (runs:/RUN_ID/PATH).
         spec: PathBuf,
     },
-    /// A version's validation: status, failed checks (NAME/VERSION); exits 1 when it failed, 2 when it could not run, 3 while pending.
-    Status { version: String },
-    /// Validate a version again against the model's current spec (NAME/VERSION).
-    Run { version: String },
+    /// A version's validation: status, failed checks; exits 1 when it failed, 2 when it could not run, 3 while pending.
+    Status {
+        /// NAME/VERSION.
+        version: String,
+    },
+    /// Validate a version again against the model's current spec.
+    Run {
+        /// NAME/VERSION.
+        version: String,
+    },
     /// Let a version that failed through the gate (administrators; the reason is audited).
     Override {
+        /// NAME/VERSION.
         version: String,
+        /// Why the failure is accepted (kept in the audit log).
         #[arg(long)]
         reason: String,
     },
     /// Detach the model's spec.
     Detach {
+        /// The registered model.
         #[arg(long)]
         model: String,
     },

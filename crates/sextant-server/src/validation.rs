@@ -23,10 +23,11 @@ pub(crate) fn parse_spec(text: &str) -> ApiResult<Spec> {
     let spec = Spec::parse(text)
         .map_err(|e| ApiError::invalid(format!("Invalid validation spec: {e}")))?;
     for (name, uri) in spec.uris() {
-        if !uri.starts_with("runs:/") {
+        if !uri.starts_with("runs:/") && !uri.starts_with("dataset:") {
             return Err(ApiError::invalid(format!(
                 "Invalid validation spec: dataset '{name}' ({uri}): the server reads run artifacts \
-                 (runs:/RUN_ID/PATH); files on its disk are not for users to name"
+                 (runs:/RUN_ID/PATH) and stored datasets (dataset:NAME@DIGEST); files on its disk are \
+                 not for users to name"
             )));
         }
     }
@@ -308,6 +309,10 @@ async fn resolve_baseline(state: &AppState, text: &str) -> Result<ModelRef, Stri
 }
 
 async fn stage_dataset(state: &AppState, uri: &str) -> ApiResult<tempfile::TempPath> {
+    if let Some(stored) = uri.strip_prefix("dataset:") {
+        let (name, wanted) = stored.split_once('@').unwrap_or((stored, "latest"));
+        return crate::routes::datasets::stage_file(state, name, wanted).await;
+    }
     let Some((run_id, path)) = uri.strip_prefix("runs:/").and_then(|r| r.split_once('/')) else {
         return Err(ApiError::invalid(
             "the server reads run artifacts (runs:/RUN_ID/PATH)",

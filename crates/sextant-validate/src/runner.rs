@@ -1018,7 +1018,13 @@ impl<'a> Runner<'a> {
             .map(|m| (m.name(), json!(outcomes.evaluate(m, &all, None))))
             .collect();
         let mut measured = serde_json::Map::new();
-        for (key, measure) in &measures {
+        // Where each labelled row sits in `all`, so a resample's weights
+        // (over `all`) can be read per group.
+        let mut position = vec![usize::MAX; outcomes.rows()];
+        for (k, &i) in all.iter().enumerate() {
+            position[i] = k;
+        }
+        for (index, (key, measure)) in measures.iter().enumerate() {
             let value = measure.value(&values);
             measured.insert(key.clone(), json!(value));
             let bound = expect[key];
@@ -1031,25 +1037,60 @@ impl<'a> Runner<'a> {
                 ));
                 continue;
             };
-            let pass = bound.min.is_none_or(|m| value >= m) && bound.max.is_none_or(|m| value <= m);
-            let threshold = match (bound.min, bound.max) {
+            // fairlearn's MetricFrame(n_boot=…): the measure recomputed on
+            // resamples of every labelled row, groups found in each.
+            let interval = bootstrap_interval(
+                &test.bootstrap,
+                16 + index as u64,
+                all.len(),
+                self.input.threads,
+                |w| {
+                    let weighted = |metric: &Metric| -> (Option<f64>, Vec<Option<f64>>) {
+                        let overall = outcomes.evaluate(metric, &all, Some(w));
+                        let groups = kept
+                            .iter()
+                            .map(|(_, rows)| {
+                                let group_weights: Vec<u32> =
+                                    rows.iter().map(|&i| w[position[i]]).collect();
+                                outcomes.evaluate(metric, rows, Some(&group_weights))
+                            })
+                            .collect();
+                        (overall, groups)
+                    };
+                    measure.value(&weighted)
+                },
+            );
+            let pass = match (bound.significance, interval) {
+                (Some(_), Some([lo, hi])) => {
+                    bound.min.is_none_or(|m| hi >= m) && bound.max.is_none_or(|m| lo <= m)
+                }
+                _ => bound.min.is_none_or(|m| value >= m) && bound.max.is_none_or(|m| value <= m),
+            };
+            let mut threshold = match (bound.min, bound.max) {
                 (Some(lo), Some(hi)) => format!("within [{lo}, {hi}]"),
                 (Some(lo), None) => format!(">= {lo}"),
                 (None, Some(hi)) => format!("<= {hi}"),
                 (None, None) => "any".into(),
             };
+            if bound.significance.is_some() {
+                threshold.push_str(" (bootstrap)");
+            }
+            let ci = interval.map_or_else(String::new, |[lo, hi]| {
+                format!(" (CI {}..{})", fmt(lo), fmt(hi))
+            });
             let mut a = assertion(
                 test,
                 key,
                 verdict(pass),
                 format!(
-                    "{key} = {} across {} groups; needs {threshold}",
+                    "{key} = {}{ci} across {} groups; needs {threshold}",
                     fmt(value),
                     kept.len()
                 ),
             );
             a.value = Some(value);
             a.threshold = Some(threshold);
+            a.interval = interval;
             result.assertions.push(a);
         }
         result.details = json!({

@@ -324,6 +324,10 @@ pub struct MinMax {
     pub min: Option<f64>,
     #[serde(default)]
     pub max: Option<f64>,
+    /// Judge the bootstrap interval instead of the point value: fail only
+    /// when the whole interval is on the wrong side.
+    #[serde(default)]
+    pub significance: Option<Significance>,
 }
 
 #[derive(Debug, Clone)]

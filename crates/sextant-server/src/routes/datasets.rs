@@ -479,3 +479,69 @@ pub(crate) async fn versions_with_digests(
     }
     Ok(found)
 }
+
+/// A stored single-file dataset version (`latest` or a digest) written to a
+/// temporary file, every chunk and the whole file checked against their
+/// hashes; named with the pushed file's extension (CSV when it had none).
+pub(crate) async fn stage_file(
+    state: &AppState,
+    name: &str,
+    wanted: &str,
+) -> ApiResult<tempfile::TempPath> {
+    let Json(version) = get_version(
+        State(state.clone()),
+        Path((name.to_string(), wanted.to_string())),
+    )
+    .await?;
+    let [file] = version.files.as_slice() else {
+        return Err(ApiError::invalid(format!(
+            "dataset '{name}' is a directory of {} files; a table is one file",
+            version.files.len()
+        )));
+    };
+    let extension = std::path::Path::new(&version.source)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or("csv")
+        .to_string();
+    let staged = tempfile::Builder::new()
+        .suffix(&format!(".{extension}"))
+        .tempfile()
+        .map_err(|e| ApiError::Internal(format!("cannot stage a dataset: {e}")))?;
+    let (handle, path) = staged.into_parts();
+    let mut out = tokio::fs::File::from_std(handle);
+    let mut whole = Sha256::new();
+    for (sha, _) in &file.chunks {
+        if !is_sha256(sha) {
+            return Err(ApiError::invalid(format!(
+                "dataset '{name}' lists a malformed chunk"
+            )));
+        }
+        let download = state.artifacts().get(&chunk_path(sha)).await?;
+        let mut body = download.body;
+        let mut chunk = Sha256::new();
+        while let Some(bytes) = body.next().await {
+            let bytes = bytes?;
+            chunk.update(&bytes);
+            whole.update(&bytes);
+            tokio::io::AsyncWriteExt::write_all(&mut out, &bytes)
+                .await
+                .map_err(|e| ApiError::Internal(format!("cannot stage a dataset: {e}")))?;
+        }
+        if hex(&chunk.finalize()) != *sha {
+            return Err(ApiError::invalid(format!(
+                "dataset '{name}': stored chunk {sha} does not match its hash"
+            )));
+        }
+    }
+    tokio::io::AsyncWriteExt::flush(&mut out)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot stage a dataset: {e}")))?;
+    if hex(&whole.finalize()) != file.sha256 {
+        return Err(ApiError::invalid(format!(
+            "dataset '{name}': the file does not match its hash"
+        )));
+    }
+    Ok(path)
+}
