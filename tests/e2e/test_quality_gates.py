@@ -639,3 +639,87 @@ def test_server_validates_on_a_stored_dataset(server, client, tracking_uri, expe
     status = subprocess.run([sextant_bin(), "gates", "status", f"{name}/{info.registered_model_version}", "--format", "json"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert status.returncode == 0 and json.loads(status.stdout)["status"] == "passed"
+
+
+def test_profile_figures_match_pandas_and_scipy(tmp_path):
+    from scipy.stats import chi2_contingency
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    frame = pd.DataFrame(
+        {
+            "amount": rng.gamma(2.0, 50.0, n).round(2),
+            "score": rng.normal(size=n),
+            "count": rng.integers(0, 4, n),
+            "region": rng.choice(["north", "south", "east"], n, p=[0.5, 0.3, 0.2]),
+            "plan": rng.choice(["a", "b"], n),
+            "constant": 7,
+        }
+    )
+    frame["label"] = ((frame["score"] + (frame["region"] == "north") * 0.8 + rng.normal(size=n)) > 0.5).astype(int)
+    frame.loc[rng.random(n) < 0.05, "score"] = np.nan
+    frame.loc[frame.index[:30], "count"] = 0
+    frame = pd.concat([frame, frame.head(25)], ignore_index=True)  # 25 duplicate rows
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    other = frame.assign(amount=frame["amount"] * 1.5, region=frame["region"].replace({"east": "west"}))
+    other.to_csv(tmp_path / "other.csv", index=False)
+
+    done = subprocess.run(
+        [sextant_bin(), "profile", str(tmp_path / "data.csv"), "--target", "label", "--compare", str(tmp_path / "other.csv")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    columns = {c["name"]: c for c in report["columns"]}
+    assert report["rows"] == len(frame)
+    assert report["duplicate_rows"] == int(frame.duplicated().sum())
+    assert report["constant_columns"] == ["constant"]
+    for name in ["amount", "score", "count"]:
+        column, values = columns[name], frame[name]
+        assert column["missing"] == int(values.isna().sum())
+        assert column["mean"] == pytest.approx(values.mean(), rel=1e-9)
+        assert column["std"] == pytest.approx(values.std(), rel=1e-9)
+        assert column["min"] == values.min() and column["max"] == values.max()
+        assert column["zeros"] == int((values == 0).sum())
+        # KLL quantiles: within the sketch's rank error (about 1.3% at k = 200).
+        present = values.dropna()
+        for p, estimate in column["quantiles"]:
+            assert (present < estimate).mean() - 0.02 <= p <= (present <= estimate).mean() + 0.02, (name, p)
+    assert columns["count"]["distinct"] == 4 and columns["region"]["distinct"] == 3
+    assert dict(map(tuple, columns["region"]["top_categories"])) == frame["region"].value_counts().to_dict()
+
+    correlations = report["correlations"]
+    numeric = correlations["numeric_columns"]
+    assert numeric == ["amount", "score", "count", "constant", "label"]
+    pearson = frame[numeric].corr(method="pearson")
+    spearman = frame[numeric].corr(method="spearman")
+    for i, a in enumerate(numeric):
+        for j, b in enumerate(numeric):
+            if "constant" in (a, b):
+                continue
+            assert correlations["pearson"][i][j] == pytest.approx(pearson.loc[a, b], abs=1e-9), (a, b)
+            assert correlations["spearman"][i][j] == pytest.approx(spearman.loc[a, b], abs=1e-9), (a, b)
+    # Cramér's V from scipy's chi-square (no continuity correction).
+    table = pd.crosstab(frame["region"], frame["plan"])
+    chi2 = chi2_contingency(table, correction=False)[0]
+    expected_v = np.sqrt(chi2 / (table.to_numpy().sum() * (min(table.shape) - 1)))
+    categorical = correlations["categorical_columns"]
+    assert correlations["cramers_v"][categorical.index("region")][categorical.index("plan")] == pytest.approx(expected_v, abs=1e-12)
+    # The correlation ratio of amount given region.
+    groups = frame.groupby("region")["amount"]
+    between = (groups.count() * (groups.mean() - frame["amount"].mean()) ** 2).sum()
+    eta = np.sqrt(between / ((frame["amount"] - frame["amount"].mean()) ** 2).sum())
+    assert correlations["correlation_ratio"][numeric.index("amount")][categorical.index("region")] == pytest.approx(eta, abs=1e-12)
+    # Association with the target: Pearson for numbers, η for categories.
+    associations = {name: (measure, value) for name, measure, value in report["target"]["associations"]}
+    assert associations["score"][0] == "pearson"
+    assert associations["score"][1] == pytest.approx(frame[["score", "label"]].corr().loc["score", "label"], abs=1e-9)
+    assert associations["region"][0] == "correlation_ratio" and associations["region"][1] > 0.1
+    # The comparison sees the scaled column and the renamed category.
+    changes = {c["name"]: c for c in report["comparison"]["columns"]}
+    assert changes["amount"]["mean"][1] == pytest.approx(1.5 * changes["amount"]["mean"][0], rel=1e-9)
+    assert changes["region"]["new_categories"] == ["west"]
+    page = subprocess.run([sextant_bin(), "profile", str(tmp_path / "data.csv"), "--format", "html"], capture_output=True, text=True, timeout=120)
+    assert page.returncode == 0 and page.stdout.startswith("<!DOCTYPE html>") and "<script" not in page.stdout
+    missing = subprocess.run([sextant_bin(), "profile", str(tmp_path / "data.csv"), "--target", "nope"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "nope" in missing.stderr

@@ -17,6 +17,7 @@ mod input;
 mod k8s;
 mod monitor;
 mod output;
+mod profile;
 mod reproduce;
 mod validate;
 mod watch;
@@ -142,6 +143,8 @@ enum Command {
     K8s(k8s::K8sCommand),
     /// Compare two Parquet or CSV files column by column: a drift report in JSON or HTML.
     Drift(monitor::DriftArgs),
+    /// Profile a Parquet or CSV file (EDA): per column type, missing values, distinct values, quantiles, histogram or top categories, zeros, outliers; duplicate rows, constant columns, correlations, association with a target, a comparison with a second file.
+    Profile(profile::ProfileArgs),
     /// Estimate a model's performance on unlabelled data from a labelled reference: CBPE for a binary classifier's scores, DLE for a regressor.
     Estimate(monitor::EstimateArgs),
     /// Score a Parquet or CSV file with a registered model (or a local MLflow model directory).
@@ -666,6 +669,7 @@ fn main() -> ExitCode {
             Command::K8s(command) => k8s::k8s(command),
             Command::Drift(args) => monitor::drift(args).await,
             Command::Estimate(args) => monitor::estimate(args),
+            Command::Profile(args) => profile::profile(args),
         }
     });
     match result {

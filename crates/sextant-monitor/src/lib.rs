@@ -26,3 +26,4 @@ pub mod drift;
 pub mod estimate;
 pub mod live;
 pub mod performance;
+pub mod profile;

@@ -1,0 +1,846 @@
+//! Dataset profiles (exploratory data analysis): per column its type,
+//! missing values, distinct count, moments, quantiles, histogram, zeros,
+//! outliers and top categories; per dataset duplicate rows, constant
+//! columns, correlations and each column's association with a target.
+//!
+//! A profile's column summaries are `sextant-stats` sketches (moments by
+//! Chan's formula, KLL quantiles, HyperLogLog distinct counts, SpaceSaving
+//! frequent items), so profiles of parts of a dataset merge into the
+//! profile of the whole ([`Profile::merge`]); duplicate rows and
+//! correlations need the rows together and are dropped by a merge.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use sextant_stats::sketch::{FrequentItems, HyperLogLog, KllSketch, Moments};
+
+use crate::dataset::{ColumnValues, DatasetError, Table, MISSING_CODE};
+
+/// Rows the correlations are computed on (a seeded sample beyond it).
+pub const CORRELATION_ROWS: usize = 200_000;
+/// Categories kept per column.
+const TOP_CATEGORIES: usize = 64;
+/// Categories per column beyond which Cramér's V is not computed.
+const MAX_CONTINGENCY_LEVELS: usize = 200;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub rows: u64,
+    pub columns: Vec<ColumnProfile>,
+    /// Rows equal to an earlier row (None after a merge).
+    pub duplicate_rows: Option<u64>,
+    /// Pairwise correlations (None after a merge).
+    pub correlations: Option<Correlations>,
+    /// Each column's association with the target, when one is named.
+    pub target: Option<TargetAssociation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColumnProfile {
+    pub name: String,
+    /// `integer`, `float`, `boolean`, `categorical` or `unsupported`.
+    pub kind: String,
+    pub missing: u64,
+    pub distinct: HyperLogLog,
+    pub moments: Option<Moments>,
+    pub quantiles: Option<KllSketch>,
+    pub zeros: u64,
+    pub categories: Option<FrequentItems>,
+}
+
+/// Correlation matrices over `columns` (None where undefined).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Correlations {
+    pub rows_used: usize,
+    pub numeric_columns: Vec<String>,
+    pub pearson: Vec<Vec<Option<f64>>>,
+    pub spearman: Vec<Vec<Option<f64>>>,
+    pub categorical_columns: Vec<String>,
+    /// Cramér's V between categorical columns.
+    pub cramers_v: Vec<Vec<Option<f64>>>,
+    /// Correlation ratio η of each numeric column (rows) given each
+    /// categorical column (columns).
+    pub correlation_ratio: Vec<Vec<Option<f64>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetAssociation {
+    pub column: String,
+    /// Per column: the measure used and its value.
+    pub associations: Vec<(String, String, Option<f64>)>,
+}
+
+impl Profile {
+    /// Profiles `table` (every column); `target` names the label column.
+    pub fn of(table: &Table, target: Option<&str>) -> Result<Profile, DatasetError> {
+        let names = table.column_names().to_vec();
+        let columns: Vec<std::sync::Arc<ColumnValues>> = names
+            .iter()
+            .map(|n| table.column(n))
+            .collect::<Result<_, _>>()?;
+        if let Some(target) = target {
+            if !names.iter().any(|n| n == target) {
+                return Err(DatasetError::NoSuchColumn {
+                    path: table.path().to_path_buf(),
+                    column: target.to_string(),
+                });
+            }
+        }
+        let rows = table.rows();
+        // Columns on both cores.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(columns.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let profiles = std::sync::Mutex::new(vec![None; columns.len()]);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(column) = columns.get(i) else { break };
+                    let profile = profile_column(&names[i], column);
+                    if let Ok(mut slots) = profiles.lock() {
+                        slots[i] = Some(profile);
+                    }
+                });
+            }
+        });
+        let column_profiles: Vec<ColumnProfile> = profiles
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.expect("every column profiled"))
+            .collect();
+        let sample = sample_rows(rows, CORRELATION_ROWS);
+        let correlations = correlations(&names, &columns, &sample);
+        let target = target.map(|t| target_association(t, &names, &columns, &sample));
+        Ok(Profile {
+            rows: rows as u64,
+            columns: column_profiles,
+            duplicate_rows: Some(duplicate_rows(&columns, rows)),
+            correlations: Some(correlations),
+            target,
+        })
+    }
+
+    /// The profile of both datasets' rows together (same columns, in the
+    /// same order).
+    pub fn merge(&mut self, other: &Profile) -> Result<(), String> {
+        if self.columns.len() != other.columns.len()
+            || self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .any(|(a, b)| a.name != b.name)
+        {
+            return Err("profiles of different columns do not merge".into());
+        }
+        self.rows += other.rows;
+        for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            a.missing += b.missing;
+            a.zeros += b.zeros;
+            a.distinct.merge(&b.distinct).map_err(|e| e.to_string())?;
+            if a.kind != b.kind {
+                a.kind = if matches!(
+                    (a.kind.as_str(), b.kind.as_str()),
+                    ("integer", "float") | ("float", "integer")
+                ) {
+                    "float".into()
+                } else {
+                    "mixed".into()
+                };
+            }
+            match (&mut a.moments, &b.moments) {
+                (Some(x), Some(y)) => x.merge(y),
+                (None, Some(y)) => a.moments = Some(y.clone()),
+                _ => {}
+            }
+            match (&mut a.quantiles, &b.quantiles) {
+                (Some(x), Some(y)) => x.merge(y),
+                (None, Some(y)) => a.quantiles = Some(y.clone()),
+                _ => {}
+            }
+            match (&mut a.categories, &b.categories) {
+                (Some(x), Some(y)) => x.merge(y),
+                (None, Some(y)) => a.categories = Some(y.clone()),
+                _ => {}
+            }
+        }
+        self.duplicate_rows = None;
+        self.correlations = None;
+        self.target = None;
+        Ok(())
+    }
+
+    /// Columns with one distinct value (or none).
+    pub fn constant_columns(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| c.distinct.estimate().round() <= 1.0)
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+fn kind_of(column: &ColumnValues) -> &'static str {
+    match column {
+        ColumnValues::Numeric { integer: true, .. } => "integer",
+        ColumnValues::Numeric { .. } => "float",
+        ColumnValues::Boolean { .. } => "boolean",
+        ColumnValues::Strings { .. } => "categorical",
+        ColumnValues::Unsupported { .. } => "unsupported",
+    }
+}
+
+fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
+    let mut profile = ColumnProfile {
+        name: name.to_string(),
+        kind: kind_of(column).to_string(),
+        missing: 0,
+        distinct: HyperLogLog::new(sextant_stats::sketch::DEFAULT_HLL_PRECISION),
+        moments: None,
+        quantiles: None,
+        zeros: 0,
+        categories: None,
+    };
+    match column {
+        ColumnValues::Numeric { values, .. } => {
+            let mut moments = Moments::new();
+            let mut quantiles = KllSketch::new(sextant_stats::sketch::DEFAULT_KLL_K);
+            for &x in values {
+                if x.is_nan() {
+                    profile.missing += 1;
+                    continue;
+                }
+                moments.update(x);
+                if x.is_finite() {
+                    quantiles.update(x);
+                }
+                profile.distinct.insert_f64(x);
+                profile.zeros += u64::from(x == 0.0);
+            }
+            profile.moments = Some(moments);
+            profile.quantiles = Some(quantiles);
+        }
+        ColumnValues::Strings { codes, .. } | ColumnValues::Boolean { codes } => {
+            let labels = column.dictionary();
+            let mut counts = vec![0u64; labels.len()];
+            for &code in codes {
+                if code == MISSING_CODE {
+                    profile.missing += 1;
+                } else {
+                    counts[code as usize] += 1;
+                }
+            }
+            let mut frequent = FrequentItems::new(TOP_CATEGORIES);
+            for (label, &count) in labels.iter().zip(&counts) {
+                if count > 0 {
+                    frequent.update_by(label, count);
+                    profile.distinct.insert_str(label);
+                }
+            }
+            profile.categories = Some(frequent);
+        }
+        _ => {}
+    }
+    profile
+}
+
+/// Indices of at most `limit` rows: all of them, or an evenly spaced
+/// sample (deterministic).
+fn sample_rows(rows: usize, limit: usize) -> Vec<usize> {
+    if rows <= limit {
+        return (0..rows).collect();
+    }
+    (0..limit).map(|k| k * rows / limit).collect()
+}
+
+/// Rows equal to an earlier row, by a 64-bit hash of each row's cells.
+fn duplicate_rows(columns: &[std::sync::Arc<ColumnValues>], rows: usize) -> u64 {
+    use sextant_stats::sketch::hash::mix64;
+    let mut hashes = vec![0x9e37_79b9_7f4a_7c15u64; rows];
+    for column in columns {
+        match column.as_ref() {
+            ColumnValues::Numeric { values, .. } => {
+                for (h, &x) in hashes.iter_mut().zip(values) {
+                    let bits = if x.is_nan() {
+                        u64::MAX
+                    } else {
+                        (x + 0.0).to_bits()
+                    };
+                    *h = mix64(*h ^ bits);
+                }
+            }
+            ColumnValues::Strings { codes, .. } | ColumnValues::Boolean { codes } => {
+                for (h, &c) in hashes.iter_mut().zip(codes) {
+                    *h = mix64(*h ^ u64::from(c));
+                }
+            }
+            ColumnValues::Unsupported { .. } => {}
+        }
+    }
+    let mut seen = HashSet::with_capacity(rows);
+    hashes.into_iter().filter(|h| !seen.insert(*h)).count() as u64
+}
+
+fn numeric_values(column: &ColumnValues, sample: &[usize]) -> Option<Vec<f64>> {
+    match column {
+        ColumnValues::Numeric { values, .. } => Some(sample.iter().map(|&i| values[i]).collect()),
+        ColumnValues::Boolean { codes } => {
+            Some(sample.iter().map(|&i| f64::from(codes[i])).collect())
+        }
+        _ => None,
+    }
+}
+
+fn codes_of(column: &ColumnValues, sample: &[usize]) -> Option<(Vec<u32>, usize)> {
+    match column {
+        ColumnValues::Strings { codes, dictionary }
+            if dictionary.len() <= MAX_CONTINGENCY_LEVELS =>
+        {
+            Some((sample.iter().map(|&i| codes[i]).collect(), dictionary.len()))
+        }
+        ColumnValues::Boolean { codes } => Some((sample.iter().map(|&i| codes[i]).collect(), 2)),
+        _ => None,
+    }
+}
+
+/// Pearson's r over rows where both are present.
+fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let (mut n, mut sx, mut sy) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x.iter().zip(y) {
+        if a.is_finite() && b.is_finite() {
+            n += 1.0;
+            sx += a;
+            sy += b;
+        }
+    }
+    if n < 2.0 {
+        return None;
+    }
+    let (mx, my) = (sx / n, sy / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x.iter().zip(y) {
+        if a.is_finite() && b.is_finite() {
+            let (da, db) = (a - mx, b - my);
+            sxy += da * db;
+            sxx += da * da;
+            syy += db * db;
+        }
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// Average ranks (ties share their mean rank); missing stays NaN.
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite()).collect();
+    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut ranks = vec![f64::NAN; x.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && x[order[end]] == x[order[start]] {
+            end += 1;
+        }
+        let rank = (start + end + 1) as f64 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = rank;
+        }
+        start = end;
+    }
+    ranks
+}
+
+/// Cramér's V = sqrt(χ² / (n · (min(r, c) − 1))) of a contingency table
+/// (Cramér 1946, §21.9), without bias correction, over rows where both
+/// are present.
+fn cramers_v(a: &[u32], levels_a: usize, b: &[u32], levels_b: usize) -> Option<f64> {
+    let mut table = vec![0.0; levels_a * levels_b];
+    let mut n = 0.0;
+    for (&x, &y) in a.iter().zip(b) {
+        if x != MISSING_CODE && y != MISSING_CODE {
+            table[x as usize * levels_b + y as usize] += 1.0;
+            n += 1.0;
+        }
+    }
+    let rows: Vec<f64> = (0..levels_a)
+        .map(|i| (0..levels_b).map(|j| table[i * levels_b + j]).sum())
+        .collect();
+    let cols: Vec<f64> = (0..levels_b)
+        .map(|j| (0..levels_a).map(|i| table[i * levels_b + j]).sum())
+        .collect();
+    let (r, c) = (
+        rows.iter().filter(|&&v| v > 0.0).count(),
+        cols.iter().filter(|&&v| v > 0.0).count(),
+    );
+    if n == 0.0 || r < 2 || c < 2 {
+        return None;
+    }
+    let mut chi2 = 0.0;
+    for i in 0..levels_a {
+        for j in 0..levels_b {
+            let expected = rows[i] * cols[j] / n;
+            if expected > 0.0 {
+                chi2 += (table[i * levels_b + j] - expected).powi(2) / expected;
+            }
+        }
+    }
+    Some((chi2 / (n * (r.min(c) - 1) as f64)).sqrt())
+}
+
+/// Correlation ratio η = sqrt(Σ_g n_g (ȳ_g − ȳ)² / Σ (y − ȳ)²) of `y`
+/// given the categories `g` (Pearson 1903).
+fn correlation_ratio(y: &[f64], g: &[u32], levels: usize) -> Option<f64> {
+    let mut sums = vec![0.0; levels];
+    let mut counts = vec![0.0; levels];
+    let (mut total, mut n) = (0.0, 0.0);
+    for (&v, &c) in y.iter().zip(g) {
+        if v.is_finite() && c != MISSING_CODE {
+            sums[c as usize] += v;
+            counts[c as usize] += 1.0;
+            total += v;
+            n += 1.0;
+        }
+    }
+    if n < 2.0 {
+        return None;
+    }
+    let mean = total / n;
+    let between: f64 = (0..levels)
+        .filter(|&c| counts[c] > 0.0)
+        .map(|c| counts[c] * (sums[c] / counts[c] - mean).powi(2))
+        .sum();
+    let within_total: f64 = y
+        .iter()
+        .zip(g)
+        .filter(|(v, c)| v.is_finite() && **c != MISSING_CODE)
+        .map(|(v, _)| (v - mean).powi(2))
+        .sum();
+    (within_total > 0.0).then(|| (between / within_total).sqrt())
+}
+
+fn correlations(
+    names: &[String],
+    columns: &[std::sync::Arc<ColumnValues>],
+    sample: &[usize],
+) -> Correlations {
+    let mut numeric_names = Vec::new();
+    let mut numeric = Vec::new();
+    let mut categorical_names = Vec::new();
+    let mut categorical = Vec::new();
+    for (name, column) in names.iter().zip(columns) {
+        if let ColumnValues::Numeric { .. } = column.as_ref() {
+            if let Some(values) = numeric_values(column, sample) {
+                numeric_names.push(name.clone());
+                numeric.push(values);
+            }
+        } else if let Some(codes) = codes_of(column, sample) {
+            categorical_names.push(name.clone());
+            categorical.push(codes);
+        }
+    }
+    let ranked: Vec<Vec<f64>> = numeric.iter().map(|x| ranks(x)).collect();
+    let complete: Vec<bool> = numeric
+        .iter()
+        .map(|x| x.iter().all(|v| v.is_finite()))
+        .collect();
+    let n = numeric.len();
+    let pearson_matrix: Vec<Vec<Option<f64>>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    if i == j {
+                        Some(1.0)
+                    } else {
+                        pearson(&numeric[i], &numeric[j])
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    // Spearman's ρ is Pearson's r of the ranks, ranked over the rows where
+    // both are present (pandas' and scipy's pairwise rule): the columns'
+    // own ranks serve when neither misses a value.
+    let spearman_matrix: Vec<Vec<Option<f64>>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    if i == j {
+                        return Some(1.0);
+                    }
+                    if complete[i] && complete[j] {
+                        return pearson(&ranked[i], &ranked[j]);
+                    }
+                    let (x, y): (Vec<f64>, Vec<f64>) = numeric[i]
+                        .iter()
+                        .zip(&numeric[j])
+                        .filter(|(a, b)| a.is_finite() && b.is_finite())
+                        .map(|(a, b)| (*a, *b))
+                        .unzip();
+                    pearson(&ranks(&x), &ranks(&y))
+                })
+                .collect()
+        })
+        .collect();
+    Correlations {
+        rows_used: sample.len(),
+        pearson: pearson_matrix,
+        spearman: spearman_matrix,
+        cramers_v: (0..categorical.len())
+            .map(|i| {
+                (0..categorical.len())
+                    .map(|j| {
+                        let ((a, la), (b, lb)) = (&categorical[i], &categorical[j]);
+                        cramers_v(a, *la, b, *lb)
+                    })
+                    .collect()
+            })
+            .collect(),
+        correlation_ratio: numeric
+            .iter()
+            .map(|y| {
+                categorical
+                    .iter()
+                    .map(|(g, levels)| correlation_ratio(y, g, *levels))
+                    .collect()
+            })
+            .collect(),
+        numeric_columns: numeric_names,
+        categorical_columns: categorical_names,
+    }
+}
+
+/// Each column's association with the target: Pearson's r between
+/// numbers, Cramér's V between categories, the correlation ratio between
+/// a number and categories.
+fn target_association(
+    target: &str,
+    names: &[String],
+    columns: &[std::sync::Arc<ColumnValues>],
+    sample: &[usize],
+) -> TargetAssociation {
+    let index = names.iter().position(|n| n == target).expect("checked");
+    let target_column = &columns[index];
+    let target_numbers = match target_column.as_ref() {
+        ColumnValues::Numeric { .. } => numeric_values(target_column, sample),
+        _ => None,
+    };
+    let target_codes = codes_of(target_column, sample);
+    let mut associations = Vec::new();
+    for (name, column) in names.iter().zip(columns) {
+        if name == target {
+            continue;
+        }
+        let numbers = matches!(column.as_ref(), ColumnValues::Numeric { .. })
+            .then(|| numeric_values(column, sample))
+            .flatten();
+        let codes = codes_of(column, sample);
+        let (measure, value) = match (&numbers, &codes, &target_numbers, &target_codes) {
+            (Some(x), _, Some(t), _) => ("pearson", pearson(x, t)),
+            (Some(x), _, None, Some((t, levels))) => {
+                ("correlation_ratio", correlation_ratio(x, t, *levels))
+            }
+            (None, Some((c, levels)), Some(t), _) => {
+                ("correlation_ratio", correlation_ratio(t, c, *levels))
+            }
+            (None, Some((c, lc)), None, Some((t, lt))) => ("cramers_v", cramers_v(c, *lc, t, *lt)),
+            _ => ("none", None),
+        };
+        associations.push((name.clone(), measure.to_string(), value));
+    }
+    TargetAssociation {
+        column: target.to_string(),
+        associations,
+    }
+}
+
+/// What a person reads: the sketches turned into figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnSummary {
+    pub name: String,
+    pub kind: String,
+    pub count: u64,
+    pub missing: u64,
+    pub missing_share: f64,
+    pub distinct: u64,
+    pub zeros: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// p1, p5, p25, p50, p75, p95, p99 (KLL estimates).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quantiles: Vec<(f64, f64)>,
+    /// Rows outside Tukey's fences [Q1 − 1.5 IQR, Q3 + 1.5 IQR] (estimated
+    /// from the quantile sketch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<u64>,
+    /// 20 equal-width bins between min and max: (lower edge, count).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub histogram: Vec<(f64, u64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_categories: Vec<(String, u64)>,
+}
+
+impl ColumnProfile {
+    pub fn summary(&self, rows: u64) -> ColumnSummary {
+        let count = rows.saturating_sub(self.missing);
+        let mut summary = ColumnSummary {
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            count,
+            missing: self.missing,
+            missing_share: if rows == 0 {
+                0.0
+            } else {
+                self.missing as f64 / rows as f64
+            },
+            // HyperLogLog's estimate, never more than the values present.
+            distinct: (self.distinct.estimate().round() as u64).min(count),
+            zeros: self.zeros,
+            mean: None,
+            std: None,
+            min: None,
+            max: None,
+            quantiles: Vec::new(),
+            outliers: None,
+            histogram: Vec::new(),
+            top_categories: Vec::new(),
+        };
+        if let Some(m) = &self.moments {
+            summary.mean = m.mean();
+            summary.std = m.std(1);
+            summary.min = m.min();
+            summary.max = m.max();
+        }
+        if let Some(q) = self.quantiles.as_ref().filter(|q| !q.is_empty()) {
+            summary.quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+                .into_iter()
+                .filter_map(|p| q.quantile(p).map(|v| (p, v)))
+                .collect();
+            if let (Some(q1), Some(q3)) = (q.quantile(0.25), q.quantile(0.75)) {
+                let iqr = q3 - q1;
+                if let Some(cdf) = q.cdf(&[q1 - 1.5 * iqr, q3 + 1.5 * iqr]) {
+                    let n = q.count() as f64;
+                    summary.outliers =
+                        Some(((cdf[0] + (1.0 - cdf[1])) * n).round().max(0.0) as u64);
+                }
+            }
+            if let (Some(lo), Some(hi)) = (q.min(), q.max()) {
+                if hi > lo {
+                    let edges: Vec<f64> =
+                        (1..20).map(|k| lo + (hi - lo) * k as f64 / 20.0).collect();
+                    if let Some(pmf) = q.pmf(&edges) {
+                        let n = q.count() as f64;
+                        summary.histogram = pmf
+                            .iter()
+                            .enumerate()
+                            .map(|(k, mass)| {
+                                (lo + (hi - lo) * k as f64 / 20.0, (mass * n).round() as u64)
+                            })
+                            .collect();
+                    }
+                }
+            }
+        }
+        if let Some(categories) = &self.categories {
+            summary.top_categories = categories
+                .top(20)
+                .into_iter()
+                .map(|item| (item.item.clone(), item.estimate))
+                .collect();
+        }
+        summary
+    }
+}
+
+/// A profile as people and the UI read it, with an optional comparison to
+/// a second dataset (train against test, last month against this one).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileReport {
+    pub data: String,
+    pub rows: u64,
+    pub columns: Vec<ColumnSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_rows: Option<u64>,
+    pub constant_columns: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlations: Option<Correlations>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetAssociation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub other: String,
+    pub other_rows: u64,
+    pub columns: Vec<ColumnChange>,
+    /// Columns only one of the two has.
+    pub only_here: Vec<String>,
+    pub only_there: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnChange {
+    pub name: String,
+    pub missing_share: (f64, f64),
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<(f64, f64)>,
+    /// (mean there − mean here) / std here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_shift_in_std: Option<f64>,
+    /// Categories among the other's top categories that this one lacks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub new_categories: Vec<String>,
+}
+
+impl ProfileReport {
+    pub fn new(data: &str, profile: &Profile, other: Option<(&str, &Profile)>) -> ProfileReport {
+        let summaries: Vec<ColumnSummary> = profile
+            .columns
+            .iter()
+            .map(|c| c.summary(profile.rows))
+            .collect();
+        let comparison = other.map(|(name, other)| {
+            let theirs: Vec<ColumnSummary> = other
+                .columns
+                .iter()
+                .map(|c| c.summary(other.rows))
+                .collect();
+            let columns = summaries
+                .iter()
+                .filter_map(|here| {
+                    let there = theirs.iter().find(|t| t.name == here.name)?;
+                    let mean = here.mean.zip(there.mean);
+                    let known: HashSet<&str> = here
+                        .top_categories
+                        .iter()
+                        .map(|(c, _)| c.as_str())
+                        .collect();
+                    Some(ColumnChange {
+                        name: here.name.clone(),
+                        missing_share: (here.missing_share, there.missing_share),
+                        mean,
+                        mean_shift_in_std: mean
+                            .zip(here.std.filter(|s| *s > 0.0))
+                            .map(|((a, b), s)| (b - a) / s),
+                        new_categories: there
+                            .top_categories
+                            .iter()
+                            .filter(|(c, _)| !known.contains(c.as_str()))
+                            .map(|(c, _)| c.clone())
+                            .collect(),
+                    })
+                })
+                .collect();
+            Comparison {
+                other: name.to_string(),
+                other_rows: other.rows,
+                columns,
+                only_here: summaries
+                    .iter()
+                    .filter(|s| !theirs.iter().any(|t| t.name == s.name))
+                    .map(|s| s.name.clone())
+                    .collect(),
+                only_there: theirs
+                    .iter()
+                    .filter(|t| !summaries.iter().any(|s| s.name == t.name))
+                    .map(|t| t.name.clone())
+                    .collect(),
+            }
+        });
+        ProfileReport {
+            data: data.to_string(),
+            rows: profile.rows,
+            constant_columns: profile.constant_columns(),
+            columns: summaries,
+            duplicate_rows: profile.duplicate_rows,
+            correlations: profile.correlations.clone(),
+            target: profile.target.clone(),
+            comparison,
+        }
+    }
+
+    /// A self-contained HTML page (inline CSS and SVG, no script).
+    pub fn to_html(&self) -> String {
+        use maud::{html, PreEscaped, DOCTYPE};
+        let number = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.4}"));
+        let bars = |histogram: &[(f64, u64)]| {
+            let max = histogram.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1) as f64;
+            html! {
+                svg width="200" height="40" viewBox="0 0 200 40" {
+                    @for (k, (_, count)) in histogram.iter().enumerate() {
+                        @let h = (*count as f64 / max * 38.0).max(0.5);
+                        rect x=(k * 10) y=(format!("{:.1}", 40.0 - h)) width="9" height=(format!("{h:.1}")) fill="#4a6fa5" {}
+                    }
+                }
+            }
+        };
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    title { "Profile of " (self.data) }
+                    style { (PreEscaped("body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse;margin:.5rem 0}td,th{border-bottom:1px solid #e3e6ee;padding:.25rem .5rem;text-align:left;vertical-align:top}th{background:#f5f6fa}.muted{color:#6b7280}")) }
+                }
+                body {
+                    h1 { "Profile of " code { (self.data) } }
+                    p.muted {
+                        (self.rows) " rows, " (self.columns.len()) " columns"
+                        @if let Some(d) = self.duplicate_rows { ", " (d) " duplicate rows" }
+                        @if !self.constant_columns.is_empty() { ", constant: " (self.constant_columns.join(", ")) }
+                    }
+                    table {
+                        tr { th { "Column" } th { "Type" } th { "Missing" } th { "Distinct" } th { "Mean" } th { "Std" } th { "Min" } th { "Median" } th { "Max" } th { "Zeros" } th { "Outliers" } th { "Distribution" } }
+                        @for c in &self.columns {
+                            tr {
+                                td { code { (c.name) } }
+                                td { (c.kind) }
+                                td { (c.missing) " (" (format!("{:.1}%", c.missing_share * 100.0)) ")" }
+                                td { (c.distinct) }
+                                td { (number(c.mean)) } td { (number(c.std)) } td { (number(c.min)) }
+                                td { (number(c.quantiles.iter().find(|(p, _)| *p == 0.5).map(|(_, v)| *v))) }
+                                td { (number(c.max)) } td { (c.zeros) }
+                                td { (c.outliers.map_or("—".into(), |o| o.to_string())) }
+                                td {
+                                    @if !c.histogram.is_empty() { (bars(&c.histogram)) }
+                                    @for (label, count) in c.top_categories.iter().take(5) { (label) " " span.muted { (count) } br; }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(target) = &self.target {
+                        h2 { "Association with " code { (target.column) } }
+                        table {
+                            tr { th { "Column" } th { "Measure" } th { "Value" } }
+                            @for (name, measure, value) in &target.associations { tr { td { (name) } td { (measure) } td { (number(*value)) } } }
+                        }
+                    }
+                    @if let Some(comparison) = &self.comparison {
+                        h2 { "Compared with " code { (comparison.other) } " (" (comparison.other_rows) " rows)" }
+                        table {
+                            tr { th { "Column" } th { "Missing here / there" } th { "Mean here / there" } th { "Shift (std)" } th { "New categories" } }
+                            @for c in &comparison.columns {
+                                tr {
+                                    td { (c.name) }
+                                    td { (format!("{:.1}% / {:.1}%", c.missing_share.0 * 100.0, c.missing_share.1 * 100.0)) }
+                                    td { @if let Some((a, b)) = c.mean { (format!("{a:.4} / {b:.4}")) } }
+                                    td { (number(c.mean_shift_in_std)) }
+                                    td { (c.new_categories.join(", ")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .into_string()
+    }
+}
