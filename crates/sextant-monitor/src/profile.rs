@@ -305,6 +305,38 @@ fn codes_of(column: &ColumnValues, sample: &[usize]) -> Option<(Vec<u32>, usize)
     }
 }
 
+/// A column without missing values, centred, with its norm: Pearson's r
+/// of two such columns is one dot product.
+struct Centered {
+    values: Vec<f64>,
+    norm: f64,
+}
+
+impl Centered {
+    fn of(x: &[f64]) -> Option<Centered> {
+        if x.len() < 2 || !x.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        let values: Vec<f64> = x.iter().map(|v| v - mean).collect();
+        let norm = values.iter().map(|v| v * v).sum::<f64>().sqrt();
+        Some(Centered { values, norm })
+    }
+
+    fn correlation(&self, other: &Centered) -> Option<f64> {
+        if self.norm == 0.0 || other.norm == 0.0 {
+            return None;
+        }
+        let dot: f64 = self
+            .values
+            .iter()
+            .zip(&other.values)
+            .map(|(a, b)| a * b)
+            .sum();
+        Some(dot / (self.norm * other.norm))
+    }
+}
+
 /// Pearson's r over rows where both are present.
 fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     let (mut n, mut sx, mut sy) = (0.0, 0.0, 0.0);
@@ -331,19 +363,32 @@ fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
-/// Average ranks (ties share their mean rank); missing stays NaN.
-fn ranks(x: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite()).collect();
-    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+/// The rows of `x` holding a number, in increasing order of it.
+fn sorted_order(x: &[f64]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..x.len() as u32)
+        .filter(|&i| x[i as usize].is_finite())
+        .collect();
+    order.sort_unstable_by(|&a, &b| x[a as usize].total_cmp(&x[b as usize]));
+    order
+}
+
+/// Average ranks (ties share their mean rank) of the rows `keep` admits,
+/// walking `order` (from [`sorted_order`]) once; other rows stay NaN.
+fn ranks_among(x: &[f64], order: &[u32], keep: impl Fn(usize) -> bool) -> Vec<f64> {
+    let kept: Vec<usize> = order
+        .iter()
+        .map(|&i| i as usize)
+        .filter(|&i| keep(i))
+        .collect();
     let mut ranks = vec![f64::NAN; x.len()];
     let mut start = 0;
-    while start < order.len() {
+    while start < kept.len() {
         let mut end = start + 1;
-        while end < order.len() && x[order[end]] == x[order[start]] {
+        while end < kept.len() && x[kept[end]] == x[kept[start]] {
             end += 1;
         }
         let rank = (start + end + 1) as f64 / 2.0;
-        for &i in &order[start..end] {
+        for &i in &kept[start..end] {
             ranks[i] = rank;
         }
         start = end;
@@ -439,49 +484,75 @@ fn correlations(
             categorical.push(codes);
         }
     }
-    let ranked: Vec<Vec<f64>> = numeric.iter().map(|x| ranks(x)).collect();
-    let complete: Vec<bool> = numeric
+    let orders: Vec<Vec<u32>> = numeric.iter().map(|x| sorted_order(x)).collect();
+    let ranked: Vec<Vec<f64>> = numeric
         .iter()
-        .map(|x| x.iter().all(|v| v.is_finite()))
+        .zip(&orders)
+        .map(|(x, o)| ranks_among(x, o, |_| true))
         .collect();
+    let centered_values: Vec<Option<Centered>> = numeric.iter().map(|x| Centered::of(x)).collect();
+    let centered_ranks: Vec<Option<Centered>> = ranked.iter().map(|x| Centered::of(x)).collect();
     let n = numeric.len();
-    let pearson_matrix: Vec<Vec<Option<f64>>> = (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| {
-                    if i == j {
-                        Some(1.0)
-                    } else {
-                        pearson(&numeric[i], &numeric[j])
-                    }
-                })
-                .collect()
-        })
+    let pairs: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| ((i + 1)..n).map(move |j| (i, j)))
         .collect();
-    // Spearman's ρ is Pearson's r of the ranks, ranked over the rows where
-    // both are present (pandas' and scipy's pairwise rule): the columns'
-    // own ranks serve when neither misses a value.
-    let spearman_matrix: Vec<Vec<Option<f64>>> = (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| {
-                    if i == j {
-                        return Some(1.0);
-                    }
-                    if complete[i] && complete[j] {
-                        return pearson(&ranked[i], &ranked[j]);
-                    }
-                    let (x, y): (Vec<f64>, Vec<f64>) = numeric[i]
+    // Pairs on every core; each pair is independent.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(pairs.len().max(1));
+    let results: Vec<(usize, usize, Option<f64>, Option<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (pairs, numeric, orders, centered_values, centered_ranks) =
+                    (&pairs, &numeric, &orders, &centered_values, &centered_ranks);
+                scope.spawn(move || {
+                    pairs
                         .iter()
-                        .zip(&numeric[j])
-                        .filter(|(a, b)| a.is_finite() && b.is_finite())
-                        .map(|(a, b)| (*a, *b))
-                        .unzip();
-                    pearson(&ranks(&x), &ranks(&y))
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|&(i, j)| {
+                            let (x, y) = (&numeric[i], &numeric[j]);
+                            let r = match (&centered_values[i], &centered_values[j]) {
+                                (Some(a), Some(b)) => a.correlation(b),
+                                _ => pearson(x, y),
+                            };
+                            // Spearman's ρ is Pearson's r of the ranks, ranked
+                            // over the rows where both are present (pandas'
+                            // and scipy's pairwise rule): the columns' own
+                            // ranks serve when neither misses a value, else
+                            // both are ranked again among the shared rows,
+                            // each from its sorted order (no sort).
+                            let rho = match (&centered_ranks[i], &centered_ranks[j]) {
+                                (Some(a), Some(b)) => a.correlation(b),
+                                _ => {
+                                    let a = ranks_among(x, &orders[i], |row| y[row].is_finite());
+                                    let b = ranks_among(y, &orders[j], |row| x[row].is_finite());
+                                    pearson(&a, &b)
+                                }
+                            };
+                            (i, j, r, rho)
+                        })
+                        .collect::<Vec<_>>()
                 })
-                .collect()
-        })
-        .collect();
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut pearson_matrix: Vec<Vec<Option<f64>>> = vec![vec![None; n]; n];
+    let mut spearman_matrix: Vec<Vec<Option<f64>>> = vec![vec![None; n]; n];
+    for i in 0..n {
+        pearson_matrix[i][i] = Some(1.0);
+        spearman_matrix[i][i] = Some(1.0);
+    }
+    for (i, j, r, rho) in results {
+        pearson_matrix[i][j] = r;
+        pearson_matrix[j][i] = r;
+        spearman_matrix[i][j] = rho;
+        spearman_matrix[j][i] = rho;
+    }
     Correlations {
         rows_used: sample.len(),
         pearson: pearson_matrix,
