@@ -723,3 +723,32 @@ def test_profile_figures_match_pandas_and_scipy(tmp_path):
     assert page.returncode == 0 and page.stdout.startswith("<!DOCTYPE html>") and "<script" not in page.stdout
     missing = subprocess.run([sextant_bin(), "profile", str(tmp_path / "data.csv"), "--target", "nope"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_inferred_expectations_pass_their_data_and_catch_changes(world):
+    root = world["root"]
+    inferred = subprocess.run([sextant_bin(), "expectations", "infer", str(root / "test.csv")], capture_output=True, text=True, timeout=120)
+    assert inferred.returncode == 0, inferred.stderr
+    (root / "inferred.yaml").write_text(inferred.stdout)
+    text = inferred.stdout
+    assert "column_values_unique, column: \"call_id\"" in text
+    assert "column_values_in_set, column: \"location_of_call\"" in text
+    check = lambda data: subprocess.run(  # noqa: E731
+        [sextant_bin(), "expectations", "check", str(data), str(root / "inferred.yaml"), "--format", "json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    same = check(root / "test.csv")
+    assert same.returncode == 0, same.stdout
+    changed = world["test"].copy()
+    changed.loc[changed.index[:200], "location_of_call"] = "mars"
+    changed.loc[changed.index[:100], "money_asked"] = -1.0
+    changed.loc[changed.index[10:20], "call_id"] = 0
+    changed.to_csv(root / "changed.csv", index=False)
+    failed = check(root / "changed.csv")
+    assert failed.returncode == 1
+    failing = {(o["expectation"], o.get("column")) for o in json.loads(failed.stdout)["expectations"] if not o["success"]}
+    assert failing == {
+        ("column_values_in_set", "location_of_call"),
+        ("column_values_between", "money_asked"),
+        ("column_values_unique", "call_id"),
+    }

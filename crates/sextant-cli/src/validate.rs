@@ -435,6 +435,11 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
 
 #[derive(clap::Subcommand)]
 pub enum ExpectationsCommand {
+    /// Propose expectations from a file's profile (types, missing values, ranges, categories, uniqueness), as YAML to edit and then check with.
+    Infer {
+        /// The data: a .csv, .tsv or .parquet file.
+        data: PathBuf,
+    },
     /// Check a CSV or Parquet file against an expectations file (`expectations: [...]`, the vocabulary of a spec's expectations tests) in one read; exit 0 when every expectation holds, 1 when one fails, 2 when the check could not run.
     Check {
         /// The data: a .csv, .tsv or .parquet file.
@@ -446,7 +451,20 @@ pub enum ExpectationsCommand {
 
 pub fn expectations(connection: &Connection, command: ExpectationsCommand) -> anyhow::Result<()> {
     connection.apply_format();
-    let ExpectationsCommand::Check { data, expectations } = command;
+    let (data, expectations) = match command {
+        ExpectationsCommand::Infer { data } => {
+            let table =
+                sextant_monitor::dataset::Table::open(&data).map_err(|e| anyhow::anyhow!(e))?;
+            let profile = sextant_monitor::profile::Profile::of(&table, None)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            print!(
+                "{}",
+                sextant_validate::expectations::infer(&profile, &data.display().to_string())
+            );
+            return Ok(());
+        }
+        ExpectationsCommand::Check { data, expectations } => (data, expectations),
+    };
     let text = std::fs::read_to_string(&expectations)
         .with_context(|| format!("cannot read {}", expectations.display()))?;
     let (list, schema) = sextant_validate::expectations::parse_file(&text)

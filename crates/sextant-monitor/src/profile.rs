@@ -46,6 +46,10 @@ pub struct ColumnProfile {
     pub quantiles: Option<KllSketch>,
     pub zeros: u64,
     pub categories: Option<FrequentItems>,
+    /// The exact number of distinct values, where it is cheap to know
+    /// (categories, integers); None after a merge.
+    #[serde(default)]
+    pub exact_distinct: Option<u64>,
 }
 
 /// Correlation matrices over `columns` (None where undefined).
@@ -137,6 +141,7 @@ impl Profile {
         }
         self.rows += other.rows;
         for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            a.exact_distinct = None;
             a.missing += b.missing;
             a.zeros += b.zeros;
             a.distinct.merge(&b.distinct).map_err(|e| e.to_string())?;
@@ -202,9 +207,14 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
         quantiles: None,
         zeros: 0,
         categories: None,
+        exact_distinct: None,
     };
     match column {
-        ColumnValues::Numeric { values, .. } => {
+        ColumnValues::Numeric { values, integer } => {
+            if *integer {
+                let distinct: HashSet<u64> = values.iter().map(|v| v.to_bits()).collect();
+                profile.exact_distinct = Some(distinct.len() as u64);
+            }
             let mut moments = Moments::new();
             let mut quantiles = KllSketch::new(sextant_stats::sketch::DEFAULT_KLL_K);
             for &x in values {
@@ -232,6 +242,7 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
                     counts[code as usize] += 1;
                 }
             }
+            profile.exact_distinct = Some(counts.iter().filter(|&&c| c > 0).count() as u64);
             let mut frequent = FrequentItems::new(TOP_CATEGORIES);
             for (label, &count) in labels.iter().zip(&counts) {
                 if count > 0 {
@@ -670,8 +681,11 @@ impl ColumnProfile {
             } else {
                 self.missing as f64 / rows as f64
             },
-            // HyperLogLog's estimate, never more than the values present.
-            distinct: (self.distinct.estimate().round() as u64).min(count),
+            // Exact where known, else HyperLogLog's estimate, never more
+            // than the values present.
+            distinct: self
+                .exact_distinct
+                .unwrap_or_else(|| (self.distinct.estimate().round() as u64).min(count)),
             zeros: self.zeros,
             mean: None,
             std: None,

@@ -611,3 +611,74 @@ pub fn check_file(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Categories a column may have for `infer` to list them as its set.
+const INFER_MAX_CATEGORIES: usize = 50;
+
+/// Proposes expectations from a profile, TFDV's `infer_schema` way: every
+/// column present with its type; not null where nothing was missing, else
+/// at most twice the missing share; numbers within the range seen (mostly
+/// 0.99, so new data may stray a little); the categories seen, for columns
+/// with at most 50; unique where every value was. The data the profile came
+/// from passes what it proposes; the file is meant to be read and edited.
+pub fn infer(profile: &sextant_monitor::profile::Profile, data: &str) -> String {
+    let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    let mut out = format!(
+        "# Expectations proposed by `sextant expectations infer` from {} ({} rows).\n\
+         # Read them, tighten or loosen them, then: sextant expectations check DATA THIS_FILE\n\
+         expectations:\n",
+        data, profile.rows
+    );
+    let names: Vec<String> = profile.columns.iter().map(|c| quote(&c.name)).collect();
+    out.push_str(&format!(
+        "  - {{expect: table_columns_include, columns: [{}]}}\n",
+        names.join(", ")
+    ));
+    for column in &profile.columns {
+        let summary = column.summary(profile.rows);
+        let name = quote(&column.name);
+        let kind = match column.kind.as_str() {
+            "integer" | "float" => "numeric",
+            "categorical" => "string",
+            "boolean" => "boolean",
+            _ => continue,
+        };
+        out.push_str(&format!(
+            "  - {{expect: column_type, column: {name}, type: {kind}}}\n"
+        ));
+        if summary.missing == 0 {
+            out.push_str(&format!(
+                "  - {{expect: column_values_not_null, column: {name}}}\n"
+            ));
+        } else {
+            let mostly = ((1.0 - 2.0 * summary.missing_share).max(0.0) * 1000.0).floor() / 1000.0;
+            out.push_str(&format!(
+                "  - {{expect: column_values_not_null, column: {name}, mostly: {mostly}}}\n"
+            ));
+        }
+        if let (Some(min), Some(max)) = (summary.min, summary.max) {
+            if min.is_finite() && max.is_finite() {
+                out.push_str(&format!(
+                    "  - {{expect: column_values_between, column: {name}, min: {min}, max: {max}, mostly: 0.99}}\n"
+                ));
+            }
+        }
+        if let Some(categories) = &column.categories {
+            let top = categories.top(INFER_MAX_CATEGORIES + 1);
+            let listed: u64 = top.iter().map(|c| c.estimate).sum();
+            if top.len() <= INFER_MAX_CATEGORIES && listed == summary.count && kind == "string" {
+                let values: Vec<String> = top.iter().map(|c| quote(&c.item)).collect();
+                out.push_str(&format!(
+                    "  - {{expect: column_values_in_set, column: {name}, values: [{}], mostly: 0.999}}\n",
+                    values.join(", ")
+                ));
+            }
+        }
+        if summary.count > 1 && column.exact_distinct == Some(summary.count) && kind != "boolean" {
+            out.push_str(&format!(
+                "  - {{expect: column_values_unique, column: {name}}}\n"
+            ));
+        }
+    }
+    out
+}
