@@ -93,12 +93,14 @@ pub async fn validate(connection: &Connection, args: ValidateArgs) -> anyhow::Re
             candidate: sextant_validate::Subject {
                 name: candidate_label,
                 model: &candidate,
-                size_bytes: Some(directory_size(&candidate_dir)),
+                size_bytes: Some(sextant_validate::directory_size(&candidate_dir)),
             },
             baseline: baseline.as_ref().map(|model| sextant_validate::Subject {
                 name: baseline_name.clone().unwrap_or_default(),
                 model,
-                size_bytes: baseline_dir.as_deref().map(directory_size),
+                size_bytes: baseline_dir
+                    .as_deref()
+                    .map(sextant_validate::directory_size),
             }),
             baseline_note,
             files,
@@ -177,24 +179,6 @@ fn summary(report: &Report) -> String {
         report.seconds
     ));
     out
-}
-
-fn directory_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(entry.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 /// A spec's dataset as a local file: a path (relative to the spec's

@@ -5,7 +5,6 @@
 //! version whose validation failed or is still pending are refused.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use sextant_api::ErrorCode;
 use sextant_artifacts::ArtifactPath;
@@ -256,7 +255,7 @@ async fn execute(state: &AppState, name: &str, version: i64, text: &str) -> Resu
         files.insert(dataset.to_string(), path.to_path_buf());
         staged.push(path);
     }
-    let size = directory_size(&candidate.dir);
+    let size = sextant_validate::directory_size(&candidate.dir);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let label = format!("models:/{name}/{version}");
     let report = tokio::task::spawn_blocking(move || {
@@ -320,24 +319,6 @@ async fn stage_dataset(state: &AppState, uri: &str) -> ApiResult<tempfile::TempP
     };
     let location = crate::tables::run_artifact_location(state, run_id, path).await?;
     crate::tables::stage(state, &location, path).await
-}
-
-fn directory_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(entry.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 /// Refuses moving `version` of `name` to `target` (an alias, a stage, or

@@ -387,21 +387,13 @@ impl<'a> Runner<'a> {
                         }));
                     }
                 }
-                let rate = passed as f64 / rows.len() as f64;
-                let mut a = assertion(
+                result.assertions.push(pass_rate(
                     test,
-                    "pass_rate",
-                    verdict(rate >= *min_pass_rate),
-                    format!(
-                        "{passed} of {} cases answered as expected ({}); needs {}",
-                        rows.len(),
-                        fmt(rate),
-                        fmt(*min_pass_rate)
-                    ),
-                );
-                a.value = Some(rate);
-                a.threshold = Some(format!(">= {min_pass_rate}"));
-                result.assertions.push(a);
+                    passed,
+                    rows.len(),
+                    *min_pass_rate,
+                    format!("{passed} of {} cases answered as expected", rows.len()),
+                ));
                 result.details = json!({ "failing_rows": failing });
             }
             TestKind::Invariance {
@@ -436,16 +428,13 @@ impl<'a> Runner<'a> {
                         );
                     }
                 }
-                let rate = passed as f64 / n as f64;
-                let mut a = assertion(
+                result.assertions.push(pass_rate(
                     test,
-                    "pass_rate",
-                    verdict(rate >= *min_pass_rate),
-                    format!("{passed} of {n} rows kept their answer under the perturbation ({}); needs {}", fmt(rate), fmt(*min_pass_rate)),
-                );
-                a.value = Some(rate);
-                a.threshold = Some(format!(">= {min_pass_rate}"));
-                result.assertions.push(a);
+                    passed,
+                    n,
+                    *min_pass_rate,
+                    format!("{passed} of {n} rows kept their answer under the perturbation"),
+                ));
                 if let Some(limit) = max_label_flip_rate {
                     let flip_rate = flips as f64 / n as f64;
                     let mut a = assertion(
@@ -496,25 +485,18 @@ impl<'a> Runner<'a> {
                         failing.push(json!({"row": i, "before": a, "after": b}));
                     }
                 }
-                let rate = passed as f64 / n as f64;
                 let direction = if *increasing {
                     "did not decrease"
                 } else {
                     "did not increase"
                 };
-                let mut a = assertion(
+                result.assertions.push(pass_rate(
                     test,
-                    "pass_rate",
-                    verdict(rate >= *min_pass_rate),
-                    format!(
-                        "the score {direction} on {passed} of {n} rows ({}); needs {}",
-                        fmt(rate),
-                        fmt(*min_pass_rate)
-                    ),
-                );
-                a.value = Some(rate);
-                a.threshold = Some(format!(">= {min_pass_rate}"));
-                result.assertions.push(a);
+                    passed,
+                    n,
+                    *min_pass_rate,
+                    format!("the score {direction} on {passed} of {n} rows"),
+                ));
                 result.details = json!({ "failing_rows": failing });
             }
             TestKind::Expectations { expectations } => {
@@ -1107,6 +1089,26 @@ impl<'a> Runner<'a> {
 struct Group<'r> {
     name: Option<&'r str>,
     rows: &'r [usize],
+}
+
+/// A behavioural test's share of passing rows against its minimum.
+fn pass_rate(
+    test: &Test,
+    passed: usize,
+    rows: usize,
+    min_pass_rate: f64,
+    what: String,
+) -> Assertion {
+    let rate = passed as f64 / rows as f64;
+    let mut a = assertion(
+        test,
+        "pass_rate",
+        verdict(rate >= min_pass_rate),
+        format!("{what} ({}); needs {}", fmt(rate), fmt(min_pass_rate)),
+    );
+    a.value = Some(rate);
+    a.threshold = Some(format!(">= {min_pass_rate}"));
+    a
 }
 
 fn too_few(test: &Test, slice: Option<&str>, rows: usize) -> Assertion {

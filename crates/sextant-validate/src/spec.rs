@@ -877,8 +877,6 @@ fn parse_test(
             TestKind::Expectations { expectations }
         }
         "budget" => {
-            let latency: MinMax = MinMax::default();
-            let _ = latency;
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Latency {
@@ -957,7 +955,7 @@ fn dataset_ref(
                 seed: 0,
             })
         }
-        Value::Object(object) => {
+        Value::Object(_) => {
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields, rename = "dataset")]
             struct RawRef {
@@ -978,7 +976,6 @@ fn dataset_ref(
                 }
                 None => None,
             };
-            let _ = object;
             Ok(DatasetRef {
                 name: raw.name,
                 filter,
