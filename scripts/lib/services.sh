@@ -80,6 +80,31 @@ ensure_kustomize() {
 # PostgreSQL
 # ---------------------------------------------------------------------------------------
 
+# wait_for_postgres HOST PORT SECONDS: true once the server accepts connections (not just
+# listens: during crash recovery it listens and answers "the database system is starting up").
+wait_for_postgres() {
+    local host=$1 port=$2 seconds=$3 waited=0
+    until pg_isready -q -h "$host" -p "$port" -t 5; do
+        ((waited += 1))
+        ((waited <= seconds)) || return 1
+        ((waited % 30 == 0)) && log "PostgreSQL on $host:$port is still starting (${waited} s)"
+        sleep 1
+    done
+}
+
+# drop_test_databases URL: drop the sextant_test_* databases the Rust tests create (one per
+# test app; a test cannot drop its own from Drop without racing a second server on it) and
+# the sextant_e2e_* ones an interrupted e2e run left.
+# Left behind, thousands of them make every unclean restart sync gigabytes.
+drop_test_databases() {
+    local url=$1 name count=0
+    while read -r name; do
+        [[ -n $name ]] || continue
+        psql "$url" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null 2>&1 && ((count += 1))
+    done < <(psql "$url" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'sextant\\_test\\_%' OR datname LIKE 'sextant\\_e2e\\_%'" 2>/dev/null)
+    ((count == 0)) || log "dropped $count test databases"
+}
+
 # ensure_postgres [PORT]: make sure a PostgreSQL server answers on 127.0.0.1:PORT (default
 # 5432) and has a login role sextant/sextant with CREATEDB. Installs Debian's postgresql
 # package and creates/starts a cluster when needed (we usually run as root).
@@ -103,16 +128,14 @@ ensure_postgres() {
             as_root pg_createcluster --port "$port" "$version" "$cluster" >&2
         fi
         log "starting PostgreSQL $version/$cluster"
-        as_root pg_ctlcluster "$version" "$cluster" start >&2 || true
-        local i
-        for i in $(seq 1 60); do
-            port_open "$host" "$port" && break
-            sleep 0.5
-        done
-        port_open "$host" "$port" || die "PostgreSQL did not start; see /var/log/postgresql/postgresql-$version-$cluster.log"
+        # pg_ctl gives up after 60 s, but a server stopped uncleanly first syncs its whole
+        # data directory, which can take longer; it keeps starting, so wait for it below.
+        as_root pg_ctlcluster "$version" "$cluster" start >&2 || warn "pg_ctlcluster start did not finish; waiting for the server"
     fi
 
     command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+    wait_for_postgres "$host" "$port" 600 ||
+        die "PostgreSQL does not accept connections on $host:$port; see /var/log/postgresql/"
     if PGPASSWORD=sextant PGCONNECT_TIMEOUT=5 psql -h "$host" -p "$port" -U sextant -d postgres -tAc 'select 1' >/dev/null 2>&1; then
         return 0
     fi
