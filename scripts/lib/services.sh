@@ -83,11 +83,13 @@ ensure_kustomize() {
 # wait_for_postgres HOST PORT SECONDS: true once the server accepts connections (not just
 # listens: during crash recovery it listens and answers "the database system is starting up").
 wait_for_postgres() {
-    local host=$1 port=$2 seconds=$3 waited=0
+    local host=$1 port=$2 seconds=$3 start=$SECONDS next_log=30
     until pg_isready -q -h "$host" -p "$port" -t 5; do
-        ((waited += 1))
-        ((waited <= seconds)) || return 1
-        ((waited % 30 == 0)) && log "PostgreSQL on $host:$port is still starting (${waited} s)"
+        ((SECONDS - start <= seconds)) || return 1
+        if ((SECONDS - start >= next_log)); then
+            log "PostgreSQL on $host:$port is still starting ($((SECONDS - start)) s)"
+            ((next_log += 30))
+        fi
         sleep 1
     done
 }
