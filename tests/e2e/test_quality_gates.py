@@ -752,3 +752,86 @@ def test_inferred_expectations_pass_their_data_and_catch_changes(world):
         ("column_values_between", "money_asked"),
         ("column_values_unique", "call_id"),
     }
+
+
+def test_stored_datasets_are_profiled_for_the_api_and_the_ui(server, tmp_path):
+    """A pushed table's profile, from the server, is what `sextant profile` prints for the
+    same file (with a target, and compared with another version); the dataset pages of the
+    web UI show it; files that are not one table are refused with their name."""
+    import os
+
+    env = dict(os.environ, SEXTANT_SERVER=server.uri)
+    name = unique("profiled")
+
+    def push(path: Path, dataset: str = name) -> dict:
+        done = subprocess.run([sextant_bin(), "datasets", "push", str(path), "--name", dataset, "--format", "json"],
+                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def local_profile(*args: str) -> dict:
+        done = subprocess.run([sextant_bin(), "profile", *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    calls = scam_calls(3000, seed=21)
+    calls.loc[calls.index[::17], "money_asked"] = np.nan
+    first = tmp_path / "calls.csv"
+    calls.to_csv(first, index=False)
+    v1 = push(first)
+    second = tmp_path / "calls-later.csv"
+    calls.assign(location_of_call=calls["location_of_call"].replace({"unknown": "withheld"})).to_csv(second, index=False)
+    v2 = push(second)
+
+    api = f"{server.uri}/api/v1/datasets/{name}/versions"
+    served = requests.get(f"{api}/{v1['digest']}/profile", params={"target": "is_scam"}, timeout=120)
+    assert served.status_code == 200, served.text
+    served = served.json()
+    expected = local_profile(str(first), "--target", "is_scam")
+    assert served["data"] == f"{name}@{v1['digest'][7:19]}"
+    for key in ["rows", "columns", "duplicate_rows", "constant_columns", "correlations", "target"]:
+        assert served[key] == expected[key], key
+    columns = {c["name"]: c for c in served["columns"]}
+    assert columns["money_asked"]["missing"] == int(calls["money_asked"].isna().sum())
+    assert columns["money_asked"]["mean"] == pytest.approx(calls["money_asked"].mean(), rel=1e-9)
+
+    compared = requests.get(f"{api}/latest/profile", params={"compare": v1["digest"][7:19]}, timeout=120).json()
+    expected = local_profile(str(second), "--compare", str(first))
+    assert compared["data"] == f"{name}@{v2['digest'][7:19]}"
+    assert compared["comparison"]["other"] == f"{name}@{v1['digest'][7:19]}"
+    assert compared["comparison"]["columns"] == expected["comparison"]["columns"]
+    changes = {c["name"]: c for c in compared["comparison"]["columns"]}
+    assert changes["location_of_call"]["new_categories"] == ["unknown"]
+
+    page = requests.get(f"{api}/latest/profile.html", timeout=60)
+    assert page.status_code == 200 and "<script" not in page.text and "money_asked" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+
+    # Not a table, a directory, an unknown column or dataset: clear refusals.
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(b"\x00\x01not a table")
+    push(blob, f"{name}-blob")
+    refused = requests.get(f"{server.uri}/api/v1/datasets/{name}-blob/versions/latest/profile", timeout=60)
+    assert refused.status_code == 400 and "weights.bin" in refused.json()["message"], refused.text
+    assert "/tmp" not in refused.json()["message"].replace(str(tmp_path), "")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x\n1\n")
+    (folder / "b.csv").write_text("x\n2\n")
+    push(folder, f"{name}-dir")
+    refused = requests.get(f"{server.uri}/api/v1/datasets/{name}-dir/versions/latest/profile", timeout=60)
+    assert refused.status_code == 400 and "directory" in refused.json()["message"]
+    refused = requests.get(f"{api}/latest/profile", params={"target": "nope"}, timeout=60)
+    assert refused.status_code == 400 and "nope" in refused.json()["message"]
+    assert requests.get(f"{server.uri}/api/v1/datasets/none-{name}/versions/latest/profile", timeout=60).status_code == 404
+
+    # The web UI: the list, a version's page, and its profile frame.
+    listing = requests.get(f"{server.uri}/datasets", timeout=60).text
+    assert name in listing and f"/datasets/{name}/versions/{v2['digest'][7:19]}" in listing
+    version_page = requests.get(f"{server.uri}/datasets/{name}/versions/{v2['digest'][7:19]}", params={"target": "is_scam"}, timeout=60).text
+    assert f"/ui/datasets/profile?name={name}&amp;version={v2['digest'][7:19]}&amp;target=is_scam" in version_page
+    assert f'<option value="{v1["digest"][7:19]}"' in version_page
+    frame = requests.get(f"{server.uri}/ui/datasets/profile", params={"name": name, "version": v2["digest"][7:19], "target": "is_scam"}, timeout=60)
+    assert frame.status_code == 200 and "Association with" in frame.text and "is_scam" in frame.text
+    frame = requests.get(f"{server.uri}/ui/datasets/profile", params={"name": f"{name}-blob", "version": "latest"}, timeout=60)
+    assert frame.status_code == 400 and "cannot be profiled" in frame.text

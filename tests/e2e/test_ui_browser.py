@@ -462,3 +462,34 @@ def test_a_run_page_shows_what_exec_recorded(server, logged, browser, tmp_path):
     bob.sign_in("bob", "bob-password")
     bob.open(f"/experiments/{logged['experiment']}/runs/{run_id}")
     assert not bob.finds("section.environment")
+
+
+def test_a_stored_dataset_page_shows_its_profile(server, logged, browser, tmp_path):
+    """A table alice pushed is listed on the Datasets tab; its page draws the profile in
+    its sandboxed frame, and asking for a target adds the association table."""
+    rows = ["amount,region,label"] + [f"{10 * i % 97},{['north', 'south'][i % 2]},{i % 3 == 0:d}" for i in range(200)]
+    (tmp_path / "calls.csv").write_text("\n".join(rows) + "\n")
+    env = dict(os.environ, SEXTANT_SERVER=server["uri"], MLFLOW_TRACKING_USERNAME="alice",
+               MLFLOW_TRACKING_PASSWORD="alice-password")  # fmt: skip
+    done = subprocess.run([str(_sextant_bin()), "datasets", "push", "calls.csv", "--name", "browser-calls"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    alice = browser()
+    alice.sign_in("alice", "alice-password")
+    alice.open("/datasets")
+    alice.find("a.tab.active[href='/datasets']")
+    alice.find("a[href^='/datasets/browser-calls/versions/']").click()
+    alice.wait(lambda d: "/datasets/browser-calls/versions/" in d.current_url)
+    alice.check_console()
+    alice.find("input[name=target]").send_keys("label")
+    alice.find("form.fields button[type=submit]").click()
+    alice.wait(lambda d: "target=label" in d.current_url)
+    frame = alice.find("iframe.report")
+    alice.driver.switch_to.frame(frame)
+    alice.wait(lambda d: "Association with" in d.find_element("tag name", "body").text)
+    text = alice.find("body").text
+    assert "amount" in text and "region" in text and "200 rows" in text
+    alice.driver.switch_to.default_content()
+    alice.check_console()
+    alice.screenshot("dataset-profile")

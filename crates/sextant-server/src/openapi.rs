@@ -12,7 +12,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    alerts, datasets, deployments, feedback, inference, lineage, manifests, monitoring, v1,
+    alerts, datasets, deployments, feedback, inference, lineage, manifests, monitoring, profiles, v1,
     validation,
 };
 use sextant_api::v1 as dto;
@@ -45,7 +45,7 @@ MLflow's REST API is served beside it under /api/2.0/mlflow with the same creden
         alerts::list, alerts::metrics, alerts::evaluate, alerts::put, alerts::delete, alerts::all,
         alerts::get_trigger, alerts::put_trigger, alerts::delete_trigger, alerts::retrain,
         manifests::record, manifests::check, lineage::lineage,
-        datasets::missing_chunks, datasets::put_chunk, datasets::get_chunk, datasets::list, datasets::create_version, datasets::get_version,
+        datasets::missing_chunks, datasets::put_chunk, datasets::get_chunk, datasets::list, datasets::create_version, datasets::get_version, profiles::get_profile, profiles::get_profile_html,
         validation::get_spec, validation::put_spec, validation::delete_spec, validation::get_validation,
         validation::report_html, validation::run_validation, validation::override_validation,
     ),

@@ -47,6 +47,7 @@ form-action 'self'; frame-ancestors 'self'";
 pub enum Section {
     Experiments,
     Models,
+    Datasets,
     Deployments,
     Governance,
     Account,
@@ -99,6 +100,7 @@ pub fn page(title: &str, section: Section, viewer: &Viewer, body: Markup) -> Mar
                     nav {
                         (tab(Section::Experiments, "/", "Experiments"))
                         (tab(Section::Models, "/models", "Models"))
+                        (tab(Section::Datasets, "/datasets", "Datasets"))
                         (tab(Section::Deployments, "/deployments", "Deployments"))
                         @if viewer.username.is_some() {
                             (tab(Section::Governance, "/governance", "Governance"))

@@ -115,7 +115,7 @@ fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -353,6 +353,11 @@ pub(crate) async fn create_version(
     let json = serde_json::to_vec(&version).map_err(|e| ApiError::invalid(e.to_string()))?;
     let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(json)) });
     state.artifacts().put(&path, stream).await?;
+    super::profiles::profile_in_background(
+        state.clone(),
+        version.name.clone(),
+        version.digest.clone(),
+    );
     Ok(Json(version))
 }
 
@@ -368,7 +373,7 @@ async fn read_version(state: &AppState, path: &ArtifactPath) -> ApiResult<Datase
 }
 
 /// Every version of a dataset, newest first.
-async fn versions_of(state: &AppState, name: &str) -> ApiResult<Vec<DatasetVersion>> {
+pub(crate) async fn versions_of(state: &AppState, name: &str) -> ApiResult<Vec<DatasetVersion>> {
     let dir = ArtifactPath::parse(&format!("_datasets/versions/{name}"))?;
     let mut versions = Vec::new();
     for entry in state.artifacts().list(&dir).await? {
@@ -386,19 +391,32 @@ async fn versions_of(state: &AppState, name: &str) -> ApiResult<Vec<DatasetVersi
 #[utoipa::path(get, path = "/api/v1/datasets", tag = "lineage",
     responses((status = 200, description = "{\"datasets\": [{name, versions: [...]}]}")))]
 pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let datasets: Vec<serde_json::Value> = all_datasets(&state)
+        .await?
+        .into_iter()
+        .map(|(name, versions)| {
+            serde_json::json!({
+                "name": name,
+                "versions": versions.iter().map(summary).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "datasets": datasets })))
+}
+
+/// Every dataset by name with its versions, newest first.
+pub(crate) async fn all_datasets(
+    state: &AppState,
+) -> ApiResult<Vec<(String, Vec<DatasetVersion>)>> {
     let root = ArtifactPath::parse("_datasets/versions")?;
     let mut datasets = Vec::new();
     for entry in state.artifacts().list(&root).await? {
-        if !entry.is_dir {
-            continue;
+        if entry.is_dir {
+            let versions = versions_of(state, &entry.path).await?;
+            datasets.push((entry.path, versions));
         }
-        let versions = versions_of(&state, &entry.path).await?;
-        datasets.push(serde_json::json!({
-            "name": entry.path,
-            "versions": versions.iter().map(summary).collect::<Vec<_>>(),
-        }));
     }
-    Ok(Json(serde_json::json!({ "datasets": datasets })))
+    Ok(datasets)
 }
 
 fn summary(version: &DatasetVersion) -> serde_json::Value {

@@ -23,6 +23,7 @@ pub(crate) mod lineage;
 pub(crate) mod manifests;
 mod meta;
 pub(crate) mod monitoring;
+pub(crate) mod profiles;
 mod registry;
 mod tracking;
 pub(crate) mod ui;

@@ -38,6 +38,9 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/models", PAGE, models),
     route!(GET "/models/{name}", PAGE, model_page),
     route!(GET "/models/{name}/versions/{version}", PAGE, version_page),
+    route!(GET "/datasets", PAGE, datasets),
+    route!(GET "/datasets/{name}/versions/{version}", PAGE, dataset_version_page),
+    route!(GET "/ui/datasets/profile", PAGE, dataset_profile),
     route!(GET "/deployments", PAGE, deployments),
     route!(GET "/deployments/{name}", PAGE, deployment_page),
     route!(GET "/drift", PAGE, drift_page),
@@ -1388,6 +1391,108 @@ async fn version_page(
 
 // -------------------------------------------------------------- deployments
 
+fn version_row(version: &super::datasets::DatasetVersion) -> pages::datasets::VersionRow {
+    pages::datasets::VersionRow {
+        digest: version.digest.clone(),
+        kind: version.kind.clone(),
+        bytes: version.bytes,
+        files: version.files.len(),
+        source: version.source.clone(),
+        created_at: version.created_at,
+        created_by: version.created_by.clone(),
+    }
+}
+
+async fn datasets(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    session: Option<Extension<Session>>,
+) -> Response {
+    let viewer = viewer(&principal, session.as_deref());
+    match super::datasets::all_datasets(&state).await {
+        Ok(all) => html(pages::datasets::render_list(
+            &pages::datasets::DatasetsPage {
+                datasets: all
+                    .iter()
+                    .map(|(name, versions)| pages::datasets::DatasetRow {
+                        name: name.clone(),
+                        versions: versions.iter().map(version_row).collect(),
+                    })
+                    .collect(),
+            },
+            &viewer,
+        )),
+        Err(err) => html_with(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            sextant_ui::error_page(&format!("{err:?}"), &viewer),
+        ),
+    }
+}
+
+async fn dataset_version_page(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    session: Option<Extension<Session>>,
+    Path((name, version)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    let viewer = viewer(&principal, session.as_deref());
+    let Ok(axum::Json(found)) = super::datasets::get_version(
+        State(state.clone()),
+        Path((name.clone(), version.clone())),
+    )
+    .await
+    else {
+        return not_found(&format!("Dataset {name} version {version}"), &viewer);
+    };
+    let others = super::datasets::versions_of(&state, &name)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v.digest != found.digest)
+        .map(|v| pages::datasets::short_digest(&v.digest).to_string())
+        .collect();
+    let query = pairs(&uri);
+    html(pages::datasets::render_version(
+        &pages::datasets::VersionPage {
+            version: version_row(&found),
+            files: found
+                .files
+                .iter()
+                .map(|f| pages::datasets::FileRow {
+                    path: f.path.clone(),
+                    bytes: f.bytes,
+                    sha256: f.sha256.clone(),
+                    chunks: f.chunks.len(),
+                })
+                .collect(),
+            name,
+            others,
+            target: first(&query, "target"),
+            compare: first(&query, "compare"),
+        },
+        &viewer,
+    ))
+}
+
+/// A version's profile report, for its page's sandboxed frame; a profile
+/// that cannot be made says why inside the frame.
+async fn dataset_profile(State(state): State<AppState>, uri: Uri) -> Response {
+    let query = pairs(&uri);
+    let nonempty = |key: &str| Some(first(&query, key)).filter(|v| !v.is_empty());
+    let request = super::profiles::ProfileQuery {
+        target: nonempty("target"),
+        compare: nonempty("compare"),
+    };
+    let (name, version) = (first(&query, "name"), first(&query, "version"));
+    let (status, body) =
+        match super::profiles::report(&state, &name, &version, &request).await {
+            Ok(report) => (StatusCode::OK, report.to_html()),
+            Err(err) => frame_error(err, "The profile could not be made.").await,
+        };
+    html_document(status, body, REPORT_CONTENT_SECURITY_POLICY)
+}
+
 async fn deployments(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1908,21 +2013,24 @@ async fn drift_report(
                 StatusCode::OK,
                 sextant_monitor::drift::html::render(&report),
             ),
-            Err(err) => {
-                let response = err.into_response();
-                let status = response.status();
-                let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
-                    .await
-                    .unwrap_or_default();
-                let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v["message"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| "The report could not be made.".into());
-                (status, pages::drift::error_document(&message).into_string())
-            }
+            Err(err) => frame_error(err, "The report could not be made.").await,
         },
     };
     html_document(status, body, REPORT_CONTENT_SECURITY_POLICY)
+}
+
+/// A report frame's document for an API error: its status and message.
+async fn frame_error(err: ApiError, fallback: &str) -> (StatusCode, String) {
+    let response = err.into_response();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| fallback.into());
+    (status, pages::drift::error_document(&message).into_string())
 }
 
 async fn governance(

@@ -110,6 +110,8 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/datasets", SIGNED_IN, super::datasets::list),
     route!(POST "/datasets/{name}/versions", SIGNED_IN_WRITE, super::datasets::create_version),
     route!(GET "/datasets/{name}/versions/{version}", SIGNED_IN, super::datasets::get_version),
+    route!(GET "/datasets/{name}/versions/{version}/profile", SIGNED_IN, super::profiles::get_profile),
+    route!(GET "/datasets/{name}/versions/{version}/profile.html", SIGNED_IN, super::profiles::get_profile_html),
     route!(GET "/lineage", SIGNED_IN, super::lineage::lineage),
     route!(POST "/run-manifests", Access::On(Permission::Edit, Target::Run), super::manifests::record),
     route!(GET "/run-manifests", Access::On(Permission::Read, Target::Run), super::manifests::check),

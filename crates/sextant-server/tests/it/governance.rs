@@ -699,6 +699,19 @@ fn cases() -> Vec<Case> {
         same(M::GET, "/deployments", None),
         case(M::GET, "/deployments/{name}", "/deployments/{dep}", None),
         same(M::GET, "/governance", None),
+        same(M::GET, "/datasets", None),
+        case(
+            M::GET,
+            "/datasets/{name}/versions/{version}",
+            "/datasets/none/versions/latest",
+            None,
+        ),
+        case(
+            M::GET,
+            "/ui/datasets/profile",
+            "/ui/datasets/profile?name=none&version=latest",
+            None,
+        ),
         same(M::GET, "/drift", None),
         // A report on tables the caller may not read says so inside the
         // frame, with the API's 403; readers get the report (here a 404 for
@@ -984,6 +997,18 @@ fn cases() -> Vec<Case> {
             M::GET,
             "/api/v1/datasets/{name}/versions/{version}",
             "/api/v1/datasets/none/versions/latest",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/v1/datasets/{name}/versions/{version}/profile",
+            "/api/v1/datasets/none/versions/latest/profile",
+            None,
+        ),
+        case(
+            M::GET,
+            "/api/v1/datasets/{name}/versions/{version}/profile.html",
+            "/api/v1/datasets/none/versions/latest/profile.html",
             None,
         ),
         case(

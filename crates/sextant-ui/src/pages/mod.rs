@@ -4,6 +4,7 @@
 pub mod account;
 pub mod artifact;
 pub mod compare;
+pub mod datasets;
 pub mod deployments;
 pub mod drift;
 pub mod experiments;
