@@ -320,3 +320,48 @@ def test_deployments_need_invoke_on_the_server_and_on_replicas(secured, as_user,
         ).status_code == 403  # fmt: skip
     finally:
         _stop(replica)
+
+
+def test_a_logged_validation_spec_cannot_read_another_users_run(secured, as_user, tmp_path):
+    """Mallory logs, with her own model, a validation spec naming a run of Victor's that
+    she may not read: the server refuses to run it (a report would show his data), so
+    the version is in error and blocked, and no report is written."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    suffix = os.urandom(4).hex()
+    victor, mallory = f"victor-{suffix}", f"mallory-{suffix}"
+    for user in (victor, mallory):
+        api(secured, "POST", "/api/v1/users", json={"username": user, "password": f"{user}-password"})
+    X = np.random.default_rng(2).normal(size=(80, 2))
+    y = (X[:, 0] > 0).astype(int)
+    (tmp_path / "labels.csv").write_text("a,b,label\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(X, y)))
+    as_user(victor, f"{victor}-password")
+    mlflow.set_experiment(f"private-{suffix}")
+    with mlflow.start_run() as private:
+        mlflow.log_artifact(str(tmp_path / "labels.csv"), artifact_path="data")
+
+    client = as_user(mallory, f"{mallory}-password")
+    mlflow.set_experiment(f"mine-{suffix}")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:2])
+    spec = tmp_path / "sextant-validation.yaml"
+    spec.write_text(
+        "task: {type: binary_classification, label: label}\n"
+        f"datasets: {{stolen: {{uri: 'runs:/{private.info.run_id}/data/labels.csv'}}}}\n"
+        "tests:\n  - {id: peek, kind: metric, dataset: stolen, metric: accuracy, min: 0}\n"
+    )
+    client.log_model_artifact(info.model_id, str(spec))
+    model = f"peek-{suffix}"
+    version = mlflow.register_model(info.model_uri, model).version
+    deadline = time.monotonic() + 60
+    while True:
+        result = api(secured, "GET", f"/api/v1/registered-models/{model}/versions/{version}/validation")
+        if result["status"] != "pending" or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert result["status"] == "error" and result["report"] is None, result
+    assert "Permission denied" in result["message"] and mallory in result["message"]
+    with pytest.raises(MlflowException) as refused:
+        client.set_registered_model_alias(model, "candidate", version)
+    assert "could not be validated" in str(refused.value)

@@ -835,3 +835,71 @@ def test_stored_datasets_are_profiled_for_the_api_and_the_ui(server, tmp_path):
     assert frame.status_code == 200 and "Association with" in frame.text and "is_scam" in frame.text
     frame = requests.get(f"{server.uri}/ui/datasets/profile", params={"name": f"{name}-blob", "version": "latest"}, timeout=60)
     assert frame.status_code == 400 and "cannot be profiled" in frame.text
+
+
+@pytest.mark.sextant_only
+def test_a_spec_logged_with_the_model_gates_its_version(server, client, tracking_uri, experiment_id, world, tmp_path):
+    """Without a spec attached to the model, each version is validated against the
+    `sextant-validation.yaml` logged beside its MLmodel (reading its own run's data), and
+    the gate holds it to that; a broken logged spec is an error that blocks; a spec
+    attached to the model outranks what a version's author logs."""
+    train, test = world["train"], world["test"]
+    name = unique("logged-spec")
+    model = pipeline(LogisticRegression(max_iter=500), domestic_alike=True).fit(train[FEATURES], train["is_scam"])
+
+    def register(spec: str) -> int:
+        with mlflow.start_run() as run:
+            holdout = tmp_path / "holdout.csv"
+            test.to_csv(holdout, index=False)
+            mlflow.log_artifact(str(holdout), artifact_path="data")
+            info = mlflow.sklearn.log_model(model, name="model", input_example=train[FEATURES].head(3), serialization_format="cloudpickle")
+        spec_file = tmp_path / "sextant-validation.yaml"
+        spec_file.write_text(spec.replace("RUN_ID", run.info.run_id))
+        client.log_model_artifact(info.model_id, str(spec_file))
+        return int(mlflow.register_model(info.model_uri, name).version)
+
+    def spec(minimum: float) -> str:
+        return (
+            "task: {type: binary_classification, label: is_scam}\n"
+            "datasets: {test: {uri: 'runs:/RUN_ID/data/holdout.csv'}}\n"
+            f"tests:\n  - {{id: perf.auc, kind: metric, dataset: test, metric: roc_auc, min: {minimum}}}\n"
+        )
+
+    strict = register(spec(0.999))
+    result = wait_for_validation(server, name, strict)
+    assert result["status"] == "failed" and result["failed_checks"] == ["perf.auc/min"], json.dumps(result, indent=1)
+    with pytest.raises(mlflow.exceptions.MlflowException) as refused:
+        client.set_registered_model_alias(name, "champion", str(strict))
+    assert "perf.auc/min" in str(refused.value)
+    # `sextant validate` without --spec reads the same logged spec, and agrees.
+    import os
+
+    local = subprocess.run([sextant_bin(), "validate", "--model", f"{name}/{strict}", "--format", "json"],
+                           capture_output=True, text=True, env=dict(os.environ, SEXTANT_SERVER=server.uri), timeout=300)  # fmt: skip
+    assert local.returncode == 1, local.stderr
+    assert json.loads(local.stdout)["failed_checks"] == ["perf.auc/min"]
+
+    fair = register(spec(0.7))
+    result = wait_for_validation(server, name, fair)
+    assert result["status"] == "passed", json.dumps(result, indent=1)
+    assert result["report"]["datasets"][0]["source"].startswith("runs:/")
+    client.set_registered_model_alias(name, "champion", str(fair))
+
+    broken = register(spec(0.7).replace("metric: roc_auc", "metric: roc_acu"))
+    result = wait_for_validation(server, name, broken)
+    assert result["status"] == "error" and "sextant-validation.yaml" in result["message"] and "line 4: tests[0].metric" in result["message"], json.dumps(result)
+    with pytest.raises(mlflow.exceptions.MlflowException) as refused:
+        client.set_registered_model_alias(name, "champion", str(broken))
+    assert "could not be validated" in str(refused.value)
+
+    # The model's owners attach a spec: it outranks the lax spec a version logs.
+    with mlflow.start_run() as run:
+        holdout = tmp_path / "owners-holdout.csv"
+        test.to_csv(holdout, index=False)
+        mlflow.log_artifact(str(holdout), artifact_path="data")
+    attached = requests.put(f"{server.uri}/api/v1/registered-models/{name}/validation-spec",
+                            json={"spec": spec(0.999).replace("RUN_ID", run.info.run_id).replace("holdout.csv", "owners-holdout.csv")}, timeout=10)  # fmt: skip
+    assert attached.status_code == 200, attached.text
+    lax = register(spec(0.5))
+    result = wait_for_validation(server, name, lax)
+    assert result["status"] == "failed" and result["spec_sha256"] == attached.json()["sha256"], json.dumps(result)

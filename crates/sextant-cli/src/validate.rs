@@ -19,9 +19,10 @@ pub struct ValidateArgs {
     /// a local MLflow model directory.
     #[arg(long)]
     model: String,
-    /// The validation spec (YAML).
+    /// The validation spec (YAML); default: the `sextant-validation.yaml`
+    /// logged in the model's directory.
     #[arg(long)]
-    spec: PathBuf,
+    spec: Option<PathBuf>,
     /// The model to compare with (default: the spec's `baseline.model`).
     #[arg(long)]
     baseline: Option<String>,
@@ -38,11 +39,25 @@ pub struct ValidateArgs {
 
 pub async fn validate(connection: &Connection, args: ValidateArgs) -> anyhow::Result<()> {
     connection.apply_format();
-    let text = std::fs::read_to_string(&args.spec)
-        .with_context(|| format!("cannot read the spec {}", args.spec.display()))?;
-    let spec = Spec::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
-    let spec_dir = args
-        .spec
+    let candidate_dir =
+        crate::batch::model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
+    let spec_path = match &args.spec {
+        Some(path) => path.clone(),
+        None => {
+            let logged = candidate_dir.join(sextant_validate::LOGGED_SPEC_FILE);
+            anyhow::ensure!(
+                logged.is_file(),
+                "no --spec given, and {} has no {} logged with it",
+                args.model,
+                sextant_validate::LOGGED_SPEC_FILE
+            );
+            logged
+        }
+    };
+    let text = std::fs::read_to_string(&spec_path)
+        .with_context(|| format!("cannot read the spec {}", spec_path.display()))?;
+    let spec = Spec::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", spec_path.display()))?;
+    let spec_dir = spec_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
@@ -55,8 +70,6 @@ pub async fn validate(connection: &Connection, args: ValidateArgs) -> anyhow::Re
         files.insert(name.to_string(), path);
     }
 
-    let candidate_dir =
-        crate::batch::model_dir(connection, &args.model, args.cache_dir.as_deref()).await?;
     let baseline_name = args
         .baseline
         .clone()

@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 
 use sextant_api::ErrorCode;
 use sextant_artifacts::ArtifactPath;
-use sextant_core::{ModelRef, NewAuditEntry, ValidationStatus, VersionValidation};
-use sextant_validate::{Report, Spec, Status};
+use sextant_core::{
+    ModelRef, NewAuditEntry, Permission, ResourceKind, ValidationStatus, VersionValidation,
+};
+use sextant_governance::Principal;
+use sextant_validate::{Report, Spec, Status, LOGGED_SPEC_FILE};
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -46,15 +49,133 @@ pub(crate) fn spec_runs(spec: &Spec) -> Vec<String> {
         .collect()
 }
 
-/// Starts validating `version` of `name` when the model has a spec: the
-/// version is pending at once, and the result lands when the run ends.
+/// The runs a spec reads must be readable by whoever attaches it or logs
+/// it with a version: its report shows values from their data.
+pub(crate) async fn check_readable(
+    state: &AppState,
+    principal: &Principal,
+    spec: &Spec,
+) -> ApiResult<()> {
+    for run_id in spec_runs(spec) {
+        let experiment = state
+            .governance()
+            .experiment_of_run(&run_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Invalid validation spec: run '{run_id}' does not exist"
+                ))
+            })?;
+        if !principal.may(
+            ResourceKind::Experiment,
+            &experiment.to_string(),
+            Permission::Read,
+        ) {
+            return Err(ApiError::User(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "Permission denied: user '{}' lacks read permission on experiment {experiment}, where run '{run_id}' of the spec's data is",
+                    principal.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The spec a version is validated against.
+pub(crate) struct SpecFor {
+    pub text: String,
+    pub sha256: String,
+    /// Logged with the version rather than attached to the model.
+    pub logged: bool,
+}
+
+/// The model's attached spec (the owners' gate, which a version's author
+/// cannot weaken), or else the spec logged with the version, if any.
+pub(crate) async fn spec_for(
+    state: &AppState,
+    name: &str,
+    version: i64,
+) -> ApiResult<Option<SpecFor>> {
+    if let Some(attached) = state.store().validation_spec(name).await? {
+        return Ok(Some(SpecFor {
+            text: attached.spec,
+            sha256: attached.sha256,
+            logged: false,
+        }));
+    }
+    let found = state
+        .store()
+        .get_model_version(name, &version.to_string())
+        .await?;
+    let Some(Ok(root)) = sextant_artifacts::proxied_path(&found.storage_location) else {
+        return Ok(None);
+    };
+    let path = ArtifactPath::parse(&format!("{}/{LOGGED_SPEC_FILE}", root.as_str()))?;
+    let Ok(download) = state.artifacts().get(&path).await else {
+        return Ok(None);
+    };
+    // Read at most one byte past the limit: a larger file is refused by
+    // the parser's size check, not loaded whole.
+    let mut bytes = Vec::with_capacity(download.size.min(MAX_LOGGED_SPEC_BYTES) as usize);
+    let mut body = download.body;
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        bytes.extend_from_slice(&chunk?);
+        if bytes.len() as u64 > MAX_LOGGED_SPEC_BYTES {
+            bytes.truncate(MAX_LOGGED_SPEC_BYTES as usize + 1);
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(Some(SpecFor {
+        sha256: sextant_validate::sha256_hex(text.as_bytes()),
+        text,
+        logged: true,
+    }))
+}
+
+/// A logged spec larger than this is refused unread.
+const MAX_LOGGED_SPEC_BYTES: u64 = 1024 * 1024;
+
+/// Starts validating `version` of `name` when it has a spec (attached to
+/// the model or logged with the version): the version is pending at once,
+/// and the result lands when the run ends. `by` is who registered or asked
+/// for it; a logged spec may only read runs they may read (absent when a
+/// restarted server resumes a validation that already passed that check).
 pub(crate) async fn start(
     state: &AppState,
     name: &str,
     version: i64,
+    by: Option<&Principal>,
 ) -> ApiResult<Option<VersionValidation>> {
-    let Some(spec) = state.store().validation_spec(name).await? else {
+    let Some(spec) = spec_for(state, name, version).await? else {
         return Ok(None);
+    };
+    let refused = if spec.logged && spec.text.len() as u64 > MAX_LOGGED_SPEC_BYTES {
+        Some(format!(
+            "the spec logged with the version ({LOGGED_SPEC_FILE}) is larger than {} KiB",
+            MAX_LOGGED_SPEC_BYTES / 1024
+        ))
+    } else if spec.logged {
+        match parse_spec(&spec.text) {
+            Err(ApiError::User(_, message)) | Err(ApiError::Internal(message)) => Some(format!(
+                "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {message}"
+            )),
+            Ok(parsed) => match by {
+                Some(principal) => check_readable(state, principal, &parsed)
+                    .await
+                    .err()
+                    .map(|err| match err {
+                        ApiError::User(_, message) | ApiError::Internal(message) => format!(
+                            "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {message}"
+                        ),
+                    }),
+                None => None,
+            },
+        }
+    } else {
+        None
     };
     let pending = state
         .store()
@@ -63,7 +184,10 @@ pub(crate) async fn start(
     let task_state = state.clone();
     let (name, started_at) = (name.to_string(), pending.started_at);
     tokio::spawn(async move {
-        let outcome = execute(&task_state, &name, version, &spec.spec).await;
+        let outcome = match refused {
+            Some(message) => Err(message),
+            None => execute(&task_state, &name, version, &spec.text).await,
+        };
         finish(&task_state, &name, version, started_at, outcome).await;
     });
     Ok(Some(pending))
@@ -76,7 +200,7 @@ pub(crate) async fn resume_pending(state: &AppState) {
         return;
     };
     for validation in pending {
-        if let Err(err) = start(state, &validation.name, validation.version).await {
+        if let Err(err) = start(state, &validation.name, validation.version, None).await {
             tracing::warn!(model = %validation.name, version = validation.version, cause = ?err, "cannot resume a validation");
         }
     }
@@ -322,15 +446,15 @@ async fn stage_dataset(state: &AppState, uri: &str) -> ApiResult<tempfile::TempP
 }
 
 /// Refuses moving `version` of `name` to `target` (an alias, a stage, or
-/// `deployment`) when the model has a spec and the version's validation
-/// did not pass for that target.
+/// `deployment`) when the version has a spec (the model's, or its own
+/// logged one) and its validation did not pass for that target.
 pub(crate) async fn gate(
     state: &AppState,
     name: &str,
     version: i64,
     target: &str,
 ) -> ApiResult<()> {
-    if state.store().validation_spec(name).await?.is_none() {
+    if spec_for(state, name, version).await?.is_none() {
         return Ok(());
     }
     let refuse = |message: String| Err(ApiError::User(ErrorCode::Aborted, message));

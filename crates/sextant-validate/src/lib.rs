@@ -24,6 +24,11 @@ pub use crate::report::{
 pub use crate::runner::{run, Run, Subject};
 pub use crate::spec::{DatasetSource, Severity, Spec, SpecError, TaskKind};
 
+/// The file, next to a model's `MLmodel`, holding a spec logged with the
+/// model: the server validates a version against it when the registered
+/// model has no spec attached, and `sextant validate` reads it without `--spec`.
+pub const LOGGED_SPEC_FILE: &str = "sextant-validation.yaml";
+
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 use sextant_api::v1 as dto;
-use sextant_api::ErrorCode;
-use sextant_core::{Permission, ResourceKind, ValidationSpecRecord};
+use sextant_core::ValidationSpecRecord;
 use sextant_governance::Principal;
 
 use crate::error::{ApiError, ApiResult};
@@ -72,32 +71,7 @@ pub(crate) async fn put_spec(
     MlflowRequest(request): MlflowRequest<dto::PutValidationSpec>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::ValidationSpec>)> {
     let spec = crate::validation::parse_spec(&request.spec)?;
-    // The report shows values from the data: attaching a spec must not read
-    // runs its author could not read.
-    for run_id in crate::validation::spec_runs(&spec) {
-        let experiment = state
-            .governance()
-            .experiment_of_run(&run_id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "Invalid validation spec: run '{run_id}' does not exist"
-                ))
-            })?;
-        if !principal.may(
-            ResourceKind::Experiment,
-            &experiment.to_string(),
-            Permission::Read,
-        ) {
-            return Err(ApiError::User(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "Permission denied: user '{}' lacks read permission on experiment {experiment}, where run '{run_id}' of the spec's data is",
-                    principal.name()
-                ),
-            ));
-        }
-    }
+    crate::validation::check_readable(&state, &principal, &spec).await?;
     let before = state.store().validation_spec(&name).await?;
     let record = state
         .store()
@@ -174,12 +148,14 @@ pub(crate) async fn report_html(
         .into_response())
 }
 
-/// Validate the version (again) against the model's current spec.
+/// Validate the version (again) against the model's current spec (or,
+/// without one, the spec logged with the version).
 #[utoipa::path(post, path = "/api/v1/registered-models/{name}/versions/{version}/validation", tag = "validation",
     params(("name" = String, Path, min_length = 1), ("version" = String, Path, pattern = r"^[1-9][0-9]{0,17}$")),
     responses((status = 200, body = dto::VersionValidation), (status = 400, body = dto::Error), (status = 404, body = dto::Error)))]
 pub(crate) async fn run_validation(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::VersionValidation>)> {
     let number = version_number(&version)?;
@@ -187,7 +163,7 @@ pub(crate) async fn run_validation(
         .store()
         .get_model_version(&name, &number.to_string())
         .await?;
-    let started = crate::validation::start(&state, &name, number)
+    let started = crate::validation::start(&state, &name, number, Some(&principal))
         .await?
         .ok_or_else(|| {
             ApiError::invalid(format!(
