@@ -568,15 +568,33 @@ impl std::hash::Hasher for LabelHasher {
     }
 }
 
-pub(crate) type LabelIndex = HashMap<String, u32, std::hash::BuildHasherDefault<LabelHasher>>;
+/// Where each label of a dictionary is, by hash: codes into the dictionary
+/// beside their label's hash, so a label is hashed once, stored once (in
+/// the dictionary), and growing the table never hashes a label again.
+/// Reading a column of near-unique strings is mostly this.
+#[derive(Default)]
+pub(crate) struct LabelIndex {
+    table: hashbrown::HashTable<(u64, u32)>,
+}
+
+fn label_hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = LabelHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
 
 pub(crate) fn intern(text: &str, dictionary: &mut Vec<String>, index: &mut LabelIndex) -> u32 {
-    if let Some(&code) = index.get(text) {
+    let hash = label_hash(text);
+    let found = index.table.find(hash, |&(h, code)| {
+        h == hash && dictionary[code as usize] == text
+    });
+    if let Some(&(_, code)) = found {
         return code;
     }
     let code = u32::try_from(dictionary.len()).expect("fewer than 4 billion categories");
     dictionary.push(text.to_string());
-    index.insert(text.to_string(), code);
+    index.table.insert_unique(hash, (hash, code), |&(h, _)| h);
     code
 }
 

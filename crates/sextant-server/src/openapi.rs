@@ -12,8 +12,8 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    alerts, datasets, deployments, feedback, inference, lineage, manifests, monitoring, profiles, v1,
-    validation,
+    alerts, datasets, deployments, feedback, inference, lineage, manifests, monitoring, profiles,
+    v1, validation,
 };
 use sextant_api::v1 as dto;
 

@@ -1437,11 +1437,9 @@ async fn dataset_version_page(
     uri: Uri,
 ) -> Response {
     let viewer = viewer(&principal, session.as_deref());
-    let Ok(axum::Json(found)) = super::datasets::get_version(
-        State(state.clone()),
-        Path((name.clone(), version.clone())),
-    )
-    .await
+    let Ok(axum::Json(found)) =
+        super::datasets::get_version(State(state.clone()), Path((name.clone(), version.clone())))
+            .await
     else {
         return not_found(&format!("Dataset {name} version {version}"), &viewer);
     };
@@ -1485,11 +1483,10 @@ async fn dataset_profile(State(state): State<AppState>, uri: Uri) -> Response {
         compare: nonempty("compare"),
     };
     let (name, version) = (first(&query, "name"), first(&query, "version"));
-    let (status, body) =
-        match super::profiles::report(&state, &name, &version, &request).await {
-            Ok(report) => (StatusCode::OK, report.to_html()),
-            Err(err) => frame_error(err, "The profile could not be made.").await,
-        };
+    let (status, body) = match super::profiles::report(&state, &name, &version, &request).await {
+        Ok(report) => (StatusCode::OK, report.to_html()),
+        Err(err) => frame_error(err, "The profile could not be made.").await,
+    };
     html_document(status, body, REPORT_CONTENT_SECURITY_POLICY)
 }
 

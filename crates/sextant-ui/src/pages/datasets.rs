@@ -138,5 +138,10 @@ pub fn render_version(data: &VersionPage, viewer: &Viewer) -> Markup {
             iframe.report src=(format!("/ui/datasets/profile{}", query(&frame_query))) sandbox="" title="Profile" {}
         }
     };
-    page(&format!("{} {short}", data.name), Section::Datasets, viewer, body)
+    page(
+        &format!("{} {short}", data.name),
+        Section::Datasets,
+        viewer,
+        body,
+    )
 }
