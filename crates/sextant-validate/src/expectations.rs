@@ -720,3 +720,41 @@ pub fn infer(profile: &sextant_monitor::profile::Profile, data: &str) -> String 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first-seen rule with a hash set, row by row: the oracle.
+    fn repeated_by_hashing(column: &ColumnValues, rows: usize) -> (Vec<bool>, usize) {
+        let mut seen = HashSet::new();
+        let repeated = (0..rows)
+            .map(|i| identity(column, i).is_some_and(|key| !seen.insert(key)))
+            .collect();
+        (repeated, seen.len())
+    }
+
+    #[test]
+    fn repeats_and_distinct_counts_match_a_hash_set() {
+        let numbers = ColumnValues::Numeric {
+            values: vec![3.0, f64::NAN, 1.0, 3.0, -0.0, 0.0, f64::NAN, 1.0, 2.5, 3.0],
+            integer: false,
+        };
+        let labels = ColumnValues::Strings {
+            codes: vec![2, MISSING_CODE, 0, 2, 1, MISSING_CODE, 0],
+            // A dictionary may list labels no row uses (a view's rows).
+            dictionary: vec!["a".into(), "b".into(), "c".into(), "unused".into()],
+        };
+        for (column, rows) in [(&numbers, 10), (&labels, 7)] {
+            let (repeated, distinct) = repeated_by_hashing(column, rows);
+            assert_eq!(repeated_rows(column, rows), repeated);
+            assert_eq!(distinct_count(column, rows), distinct);
+        }
+        assert_eq!(distinct_count(&numbers, 10), 4, "-0.0 and 0.0 are one value");
+        let empty = ColumnValues::Numeric {
+            values: vec![f64::NAN; 3],
+            integer: false,
+        };
+        assert_eq!(distinct_count(&empty, 3), 0);
+    }
+}
