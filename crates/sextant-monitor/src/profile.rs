@@ -78,10 +78,12 @@ impl Profile {
     /// Profiles `table` (every column); `target` names the label column.
     pub fn of(table: &Table, target: Option<&str>) -> Result<Profile, DatasetError> {
         let names = table.column_names().to_vec();
-        let columns: Vec<std::sync::Arc<ColumnValues>> = names
-            .iter()
-            .map(|n| table.column(n))
-            .collect::<Result<_, _>>()?;
+        // Columns decoded on every core.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let columns: Vec<std::sync::Arc<ColumnValues>> =
+            crate::map_parallel(&names, cores, |n| table.column(n))
+                .into_iter()
+                .collect::<Result<_, _>>()?;
         if let Some(target) = target {
             if !names.iter().any(|n| n == target) {
                 return Err(DatasetError::NoSuchColumn {
@@ -212,8 +214,10 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
     match column {
         ColumnValues::Numeric { values, integer } => {
             if *integer {
-                let distinct: HashSet<u64> = values.iter().map(|v| v.to_bits()).collect();
-                profile.exact_distinct = Some(distinct.len() as u64);
+                let mut bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+                bits.sort_unstable();
+                bits.dedup();
+                profile.exact_distinct = Some(bits.len() as u64);
             }
             let mut moments = Moments::new();
             let mut quantiles = KllSketch::new(sextant_stats::sketch::DEFAULT_KLL_K);
@@ -290,8 +294,9 @@ fn duplicate_rows(columns: &[std::sync::Arc<ColumnValues>], rows: usize) -> u64 
             ColumnValues::Unsupported { .. } => {}
         }
     }
-    let mut seen = HashSet::with_capacity(rows);
-    hashes.into_iter().filter(|h| !seen.insert(*h)).count() as u64
+    // Sorted, a repeat sits next to its first: fewer cycles than a hash set.
+    hashes.sort_unstable();
+    hashes.windows(2).filter(|pair| pair[0] == pair[1]).count() as u64
 }
 
 fn numeric_values(column: &ColumnValues, sample: &[usize]) -> Option<Vec<f64>> {
@@ -386,12 +391,24 @@ fn sorted_order(x: &[f64]) -> Vec<u32> {
 /// Average ranks (ties share their mean rank) of the rows `keep` admits,
 /// walking `order` (from [`sorted_order`]) once; other rows stay NaN.
 fn ranks_among(x: &[f64], order: &[u32], keep: impl Fn(usize) -> bool) -> Vec<f64> {
-    let kept: Vec<usize> = order
-        .iter()
-        .map(|&i| i as usize)
-        .filter(|&i| keep(i))
-        .collect();
     let mut ranks = vec![f64::NAN; x.len()];
+    ranks_among_into(x, order, keep, &mut Vec::new(), &mut ranks);
+    ranks
+}
+
+/// [`ranks_among`] into buffers the caller reuses from pair to pair (fresh
+/// 100k-row buffers for each of hundreds of pairs cost more in page
+/// faults than the ranking itself): `kept` gets the admitted rows in
+/// order, and only their places in `ranks` are written.
+fn ranks_among_into(
+    x: &[f64],
+    order: &[u32],
+    keep: impl Fn(usize) -> bool,
+    kept: &mut Vec<usize>,
+    ranks: &mut [f64],
+) {
+    kept.clear();
+    kept.extend(order.iter().map(|&i| i as usize).filter(|&i| keep(i)));
     let mut start = 0;
     while start < kept.len() {
         let mut end = start + 1;
@@ -404,7 +421,50 @@ fn ranks_among(x: &[f64], order: &[u32], keep: impl Fn(usize) -> bool) -> Vec<f6
         }
         start = end;
     }
-    ranks
+}
+
+/// Buffers for Spearman's ρ of columns with gaps, reused across pairs.
+struct SharedRanks {
+    kept_x: Vec<usize>,
+    kept_y: Vec<usize>,
+    rank_x: Vec<f64>,
+    rank_y: Vec<f64>,
+}
+
+impl SharedRanks {
+    fn with_rows(rows: usize) -> SharedRanks {
+        SharedRanks {
+            kept_x: Vec::with_capacity(rows),
+            kept_y: Vec::with_capacity(rows),
+            rank_x: vec![0.0; rows],
+            rank_y: vec![0.0; rows],
+        }
+    }
+
+    /// Spearman's ρ over the rows where both `x` and `y` hold a number:
+    /// Pearson's r of their average ranks among those rows (the pairwise
+    /// rule of pandas and scipy). Average ranks of m rows sum to m(m+1)/2
+    /// whatever the ties, so both means are (m+1)/2 and one pass over the
+    /// shared rows gives the co-moments.
+    fn spearman(&mut self, x: &[f64], order_x: &[u32], y: &[f64], order_y: &[u32]) -> Option<f64> {
+        let shared_x = |row: usize| y[row].is_finite();
+        let shared_y = |row: usize| x[row].is_finite();
+        ranks_among_into(x, order_x, shared_x, &mut self.kept_x, &mut self.rank_x);
+        ranks_among_into(y, order_y, shared_y, &mut self.kept_y, &mut self.rank_y);
+        let m = self.kept_x.len();
+        if m < 2 {
+            return None;
+        }
+        let mean = (m as f64 + 1.0) / 2.0;
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for &row in &self.kept_x {
+            let (a, b) = (self.rank_x[row] - mean, self.rank_y[row] - mean);
+            sxy += a * b;
+            sxx += a * a;
+            syy += b * b;
+        }
+        (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+    }
 }
 
 /// Cramér's V = sqrt(χ² / (n · (min(r, c) − 1))) of a contingency table
@@ -517,6 +577,8 @@ fn correlations(
                 let (pairs, numeric, orders, centered_values, centered_ranks) =
                     (&pairs, &numeric, &orders, &centered_values, &centered_ranks);
                 scope.spawn(move || {
+                    let rows = numeric.first().map_or(0, Vec::len);
+                    let mut buffers = SharedRanks::with_rows(rows);
                     pairs
                         .iter()
                         .skip(t)
@@ -535,11 +597,7 @@ fn correlations(
                             // each from its sorted order (no sort).
                             let rho = match (&centered_ranks[i], &centered_ranks[j]) {
                                 (Some(a), Some(b)) => a.correlation(b),
-                                _ => {
-                                    let a = ranks_among(x, &orders[i], |row| y[row].is_finite());
-                                    let b = ranks_among(y, &orders[j], |row| x[row].is_finite());
-                                    pearson(&a, &b)
-                                }
+                                _ => buffers.spearman(x, &orders[i], y, &orders[j]),
                             };
                             (i, j, r, rho)
                         })

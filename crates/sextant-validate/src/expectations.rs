@@ -640,7 +640,8 @@ pub fn check_file(
     let started = std::time::Instant::now();
     let frame = Frame::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let outcomes = crate::map_parallel(expectations, threads, |e| e.check(&frame, schema));
+    let outcomes =
+        sextant_monitor::map_parallel(expectations, threads, |e| e.check(&frame, schema));
     Ok(Checked {
         success: outcomes.iter().all(|o| o.success && o.error.is_none()),
         rows: frame.rows(),
@@ -750,7 +751,11 @@ mod tests {
             assert_eq!(repeated_rows(column, rows), repeated);
             assert_eq!(distinct_count(column, rows), distinct);
         }
-        assert_eq!(distinct_count(&numbers, 10), 4, "-0.0 and 0.0 are one value");
+        assert_eq!(
+            distinct_count(&numbers, 10),
+            4,
+            "-0.0 and 0.0 are one value"
+        );
         let empty = ColumnValues::Numeric {
             values: vec![f64::NAN; 3],
             integer: false,

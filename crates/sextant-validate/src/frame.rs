@@ -136,7 +136,7 @@ impl Frame {
         // Columns are read (a Parquet file's decoded, a CSV file's already
         // typed) on every core, one column per thread at a time.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let columns = crate::map_parallel(&names, threads, |name| table.column(name))
+        let columns = sextant_monitor::map_parallel(&names, threads, |name| table.column(name))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
