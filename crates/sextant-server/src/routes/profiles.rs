@@ -29,6 +29,9 @@ use crate::AppState;
 /// a burst of pushes from starving the requests the server is answering.
 static PROFILING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+/// The largest table the server profiles: it is read whole into memory.
+const MAX_PROFILED_BYTES: u64 = 2 << 30;
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ProfileQuery {
@@ -78,6 +81,15 @@ pub(crate) async fn profile_of(
     let path = profile_path(name, &version.digest, target)?;
     if let Some(profile) = read_stored(state, &path).await {
         return Ok((version, profile));
+    }
+    if version.bytes > MAX_PROFILED_BYTES {
+        return Err(ApiError::invalid(format!(
+            "dataset '{name}' version {} is {} MiB; the server profiles tables of at most {} MiB \
+             (it holds the table in memory): run `sextant profile` on a copy",
+            short(&version.digest),
+            version.bytes >> 20,
+            MAX_PROFILED_BYTES >> 20
+        )));
     }
     let _turn = PROFILING
         .acquire()
