@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Reading the drift benchmark's CSV files: Sextant's table reader against
-`pandas.read_csv` (the issue's target: at least 3× faster, using both cores).
+"""Reading the drift benchmark's files: Sextant's table reader against
+`pandas.read_csv` for CSV (the issue's target: at least 3× faster, using both cores)
+and against `pyarrow.parquet.read_table` for Parquet (the target: at least as fast).
 
 The files are bench/monitoring/drift.py's: N rows of 20 float columns (full precision)
 and 5 string columns, reference and current, seed 42. Sextant's side is
 `sextant expectations check FILE one.yaml` with one expectation that reads no column
 (`table_row_count_between`), so the command is the reader plus a process start; its
 time is the command's wall time. pandas' side is `pandas.read_csv(FILE)` in this
-process (no start-up). Both read each file --rounds times, alternately; medians.
+process (no start-up). For Parquet, the same command on the benchmark's Parquet files
+against pyarrow's `read_table` (on all cores) in this process. Each reads each file
+--rounds times, alternately; medians.
 
     cargo build --release -p sextant-cli
     ~/.cache/sextant/venv-e2e/bin/python bench/validation/read.py --rows 100000 --rounds 5
@@ -43,6 +46,16 @@ def tables(n: int):
     return pd.read_parquet(reference), pd.read_parquet(current)
 
 
+def sextant_read(binary: Path, path: Path, spec: Path, rows: int) -> float:
+    started = time.perf_counter()
+    done = subprocess.run([str(binary), "expectations", "check", str(path), str(spec), "--format", "json"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(done.stderr)
+    assert json.loads(done.stdout)["rows"] == rows
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -60,19 +73,28 @@ def main() -> None:
         files.append(path)
     spec = work / "one.yaml"
     spec.write_text("expectations:\n  - {expect: table_row_count_between, min: 1}\n")
+    import pyarrow.parquet as pq
+
+    parquet_files = []
+    for name, frame in [("reference", reference), ("current", current)]:
+        path = work / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
+        parquet_files.append(path)
     sextant, pandas = {f.name: [] for f in files}, {f.name: [] for f in files}
+    sextant_parquet, pyarrow = {f.name: [] for f in parquet_files}, {f.name: [] for f in parquet_files}
     for _ in range(args.rounds):
         for path in files:
-            started = time.perf_counter()
-            done = subprocess.run([str(binary), "expectations", "check", str(path), str(spec), "--format", "json"], capture_output=True, text=True)
-            sextant[path.name].append(time.perf_counter() - started)
-            if done.returncode != 0:
-                sys.exit(done.stderr)
-            assert json.loads(done.stdout)["rows"] == args.rows
+            sextant[path.name].append(sextant_read(binary, path, spec, args.rows))
             started = time.perf_counter()
             frame = pd.read_csv(path)
             pandas[path.name].append(time.perf_counter() - started)
             assert len(frame) == args.rows
+        for path in parquet_files:
+            sextant_parquet[path.name].append(sextant_read(binary, path, spec, args.rows))
+            started = time.perf_counter()
+            table = pq.read_table(path)
+            pyarrow[path.name].append(time.perf_counter() - started)
+            assert table.num_rows == args.rows
     result = {
         "rows": args.rows,
         "megabytes": {f.name: f.stat().st_size / 1e6 for f in files},
@@ -82,6 +104,12 @@ def main() -> None:
         "median_pandas_both_s": sum(statistics.median(v) for v in pandas.values()),
     }
     result["ratio"] = result["median_pandas_both_s"] / result["median_sextant_both_s"]
+    result["parquet_megabytes"] = {f.name: f.stat().st_size / 1e6 for f in parquet_files}
+    result["sextant_parquet_s"] = sextant_parquet
+    result["pyarrow_s"] = pyarrow
+    result["median_sextant_parquet_both_s"] = sum(statistics.median(v) for v in sextant_parquet.values())
+    result["median_pyarrow_both_s"] = sum(statistics.median(v) for v in pyarrow.values())
+    result["parquet_ratio"] = result["median_pyarrow_both_s"] / result["median_sextant_parquet_both_s"]
     out = REPO / "bench" / "results" / f"read-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

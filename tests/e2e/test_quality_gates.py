@@ -903,3 +903,58 @@ def test_a_spec_logged_with_the_model_gates_its_version(server, client, tracking
     lax = register(spec(0.5))
     result = wait_for_validation(server, name, lax)
     assert result["status"] == "failed" and result["spec_sha256"] == attached.json()["sha256"], json.dumps(result)
+
+
+@pytest.mark.sextant_only
+def test_models_fetched_by_name_are_cached_per_server_and_version(server, tmp_path):
+    """`scam/1` on two servers is two models: `sextant validate --model NAME/VERSION`
+    (and `predict`, which shares the download cache) must never answer with the other's
+    files, nor with those of a version deleted and registered again."""
+    import os
+
+    from conftest import _free_port, _stop, _wait_until_healthy
+
+    train, test = scam_calls(2000, seed=31), scam_calls(600, seed=32)
+    name = unique("cached")
+    holdout = tmp_path / "holdout.csv"
+    test.to_csv(holdout, index=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "task: {type: binary_classification, label: is_scam}\n"
+        f"datasets: {{test: {{uri: '{holdout}'}}}}\n"
+        "tests:\n  - {id: auc, kind: metric, dataset: test, metric: roc_auc, min: 0.7}\n"
+    )
+    cache = tmp_path / "cache"
+
+    def register(uri: str, labels: pd.Series) -> None:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        model = pipeline(LogisticRegression(max_iter=500)).fit(train[FEATURES], labels)
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                     input_example=train[FEATURES].head(3), serialization_format="cloudpickle")  # fmt: skip
+
+    def validate(uri: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sextant_bin(), "validate", "--model", f"{name}/1", "--spec", str(spec), "--cache-dir", str(cache), "--format", "json"],
+                              capture_output=True, text=True, env=dict(os.environ, SEXTANT_SERVER=uri), timeout=300)  # fmt: skip
+
+    port = _free_port()
+    other_uri = f"http://127.0.0.1:{port}"
+    log = tmp_path / "other.log"
+    with open(log, "wb") as out:
+        other = subprocess.Popen([sextant_bin(), "server", "--port", str(port), "--data-dir", str(tmp_path / "other")],
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        _wait_until_healthy(other, other_uri, log, 30.0, "second sextant")
+        register(server.uri, train["is_scam"])
+        # The other server's version 1 learnt shuffled labels: no better than chance.
+        register(other_uri, train["is_scam"].sample(frac=1.0, random_state=5).reset_index(drop=True))
+        first = validate(server.uri)
+        assert first.returncode == 0, first.stdout + first.stderr
+        second = validate(other_uri)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert json.loads(second.stdout)["failed_checks"] == ["auc/min"]
+    finally:
+        _stop(other)
+        mlflow.set_tracking_uri(server.uri)
+        mlflow.set_registry_uri(server.uri)

@@ -106,21 +106,53 @@ pub async fn predict(
 
 /// The local directory of `model`: itself when it is an MLflow model
 /// directory, else the registered model (NAME@ALIAS, NAME/VERSION) fetched
-/// from the server into the cache once.
+/// from the server into the cache once. The cache is keyed by the server,
+/// the version and its files' place and creation time: `scam/1` of another
+/// server, or of a model deleted and registered again, is another model.
 pub(crate) async fn model_dir(
     connection: &crate::client::Connection,
     model: &str,
     cache_dir: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
+    use sha2::{Digest, Sha256};
     if Path::new(model).join("MLmodel").is_file() {
         return Ok(PathBuf::from(model));
     }
     let server = crate::client::Client::new(connection)?.remote_server();
     let model = crate::deploy::resolve_remote_model(&server, model).await?;
+    let response = server
+        .get("/api/2.0/mlflow/model-versions/get")
+        .query(&[
+            ("name", model.name.clone()),
+            ("version", model.version.to_string()),
+        ])
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "the server answered {status}: {}",
+        body["message"].as_str().unwrap_or("")
+    );
+    let version = &body["model_version"];
+    let identity = format!(
+        "{}\n{}\n{}\n{}",
+        server.base_url,
+        version["source"].as_str().unwrap_or(""),
+        version["creation_timestamp"],
+        version["run_id"].as_str().unwrap_or("")
+    );
+    let key: String = Sha256::digest(identity.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let cache = cache_dir.map_or_else(crate::default_cache_dir, Path::to_path_buf);
-    let dir = cache
-        .join("models")
-        .join(format!("{}-{}", sanitize(&model.name), model.version));
+    let dir =
+        cache
+            .join("models")
+            .join(format!("{}-{}-{key}", sanitize(&model.name), model.version));
     if !dir.join("MLmodel").is_file() {
         sextant_server::serving::Source::Remote(server)
             .fetch_model(&model, &dir)
