@@ -930,7 +930,9 @@ def test_models_fetched_by_name_are_cached_per_server_and_version(server, tmp_pa
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         model = pipeline(LogisticRegression(max_iter=500)).fit(train[FEATURES], labels)
-        with mlflow.start_run():
+        # An experiment of each server's own: the session's active one lives on the first.
+        experiment = mlflow.MlflowClient(uri).create_experiment(unique("cache"))
+        with mlflow.start_run(experiment_id=experiment):
             mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
                                      input_example=train[FEATURES].head(3), serialization_format="cloudpickle")  # fmt: skip
 

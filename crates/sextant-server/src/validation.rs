@@ -116,8 +116,8 @@ pub(crate) async fn spec_for(
     let Ok(download) = state.artifacts().get(&path).await else {
         return Ok(None);
     };
-    // Read at most one byte past the limit: a larger file is refused by
-    // the parser's size check, not loaded whole.
+    // Read at most one byte past the limit: `start` refuses a larger file
+    // by its length, and it is never loaded whole.
     let mut bytes = Vec::with_capacity(download.size.min(MAX_LOGGED_SPEC_BYTES) as usize);
     let mut body = download.body;
     while let Some(chunk) = futures::StreamExt::next(&mut body).await {
