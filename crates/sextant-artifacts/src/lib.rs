@@ -362,6 +362,25 @@ impl ArtifactStore {
         Ok(Download { size, body })
     }
 
+    /// Reads a file whole into memory. A file over `limit` bytes is refused
+    /// with `TooLarge` before any of it is read, and so is a body that runs
+    /// past the limit whatever size the store announced.
+    pub async fn get_bytes(&self, path: &ArtifactPath, limit: u64) -> Result<Vec<u8>> {
+        let download = self.get(path).await?;
+        if download.size > limit {
+            return Err(ArtifactError::TooLarge { limit });
+        }
+        let mut bytes = Vec::with_capacity(download.size as usize);
+        let mut body = download.body;
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk?);
+            if bytes.len() as u64 > limit {
+                return Err(ArtifactError::TooLarge { limit });
+            }
+        }
+        Ok(bytes)
+    }
+
     /// Lists the direct children of a directory, directories first then
     /// files, each sorted by name. A file path or a missing directory lists
     /// as empty, as MLflow's proxy does.

@@ -388,18 +388,19 @@ fn sorted_order(x: &[f64]) -> Vec<u32> {
     order
 }
 
-/// Average ranks (ties share their mean rank) of the rows `keep` admits,
-/// walking `order` (from [`sorted_order`]) once; other rows stay NaN.
-fn ranks_among(x: &[f64], order: &[u32], keep: impl Fn(usize) -> bool) -> Vec<f64> {
+/// Average ranks (ties share their mean rank) of the rows holding a
+/// number, walking `order` (from [`sorted_order`]) once; other rows are NaN.
+fn ranks(x: &[f64], order: &[u32]) -> Vec<f64> {
     let mut ranks = vec![f64::NAN; x.len()];
-    ranks_among_into(x, order, keep, &mut Vec::new(), &mut ranks);
+    ranks_among_into(x, order, |_| true, &mut Vec::new(), &mut ranks);
     ranks
 }
 
-/// [`ranks_among`] into buffers the caller reuses from pair to pair (fresh
-/// 100k-row buffers for each of hundreds of pairs cost more in page
-/// faults than the ranking itself): `kept` gets the admitted rows in
-/// order, and only their places in `ranks` are written.
+/// Average ranks of the rows `keep` admits, into buffers the caller
+/// reuses from pair to pair (fresh 100k-row buffers for each of hundreds
+/// of pairs cost more in page faults than the ranking itself): `kept`
+/// gets the admitted rows in order, and only their places in `ranks` are
+/// written.
 fn ranks_among_into(
     x: &[f64],
     order: &[u32],
@@ -446,19 +447,52 @@ impl SharedRanks {
     /// rule of pandas and scipy). Average ranks of m rows sum to m(m+1)/2
     /// whatever the ties, so both means are (m+1)/2 and one pass over the
     /// shared rows gives the co-moments.
-    fn spearman(&mut self, x: &[f64], order_x: &[u32], y: &[f64], order_y: &[u32]) -> Option<f64> {
-        let shared_x = |row: usize| y[row].is_finite();
-        let shared_y = |row: usize| x[row].is_finite();
-        ranks_among_into(x, order_x, shared_x, &mut self.kept_x, &mut self.rank_x);
-        ranks_among_into(y, order_y, shared_y, &mut self.kept_y, &mut self.rank_y);
-        let m = self.kept_x.len();
+    ///
+    /// Each column comes with its sorted order and its own ranks: when the
+    /// other column misses no row, the shared rows are all of this one's,
+    /// and its own ranks serve unchanged (no second ranking).
+    fn spearman(
+        &mut self,
+        (x, order_x, own_ranks_x): (&[f64], &[u32], &[f64]),
+        (y, order_y, own_ranks_y): (&[f64], &[u32], &[f64]),
+    ) -> Option<f64> {
+        let x_complete = order_x.len() == x.len();
+        let y_complete = order_y.len() == y.len();
+        // x is ranked again unless only y is complete (then the shared rows
+        // are x's own); y unless x is complete.
+        let rank_x_again = !(y_complete && !x_complete);
+        if rank_x_again {
+            let shared = |row: usize| y[row].is_finite();
+            ranks_among_into(x, order_x, shared, &mut self.kept_x, &mut self.rank_x);
+        }
+        if !x_complete {
+            let shared = |row: usize| x[row].is_finite();
+            ranks_among_into(y, order_y, shared, &mut self.kept_y, &mut self.rank_y);
+        }
+        let rank_x: &[f64] = if rank_x_again {
+            &self.rank_x
+        } else {
+            own_ranks_x
+        };
+        let rank_y: &[f64] = if x_complete {
+            own_ranks_y
+        } else {
+            &self.rank_y
+        };
+        // The shared rows, from whichever column was ranked among them.
+        let shared_rows: &[usize] = if rank_x_again {
+            &self.kept_x
+        } else {
+            &self.kept_y
+        };
+        let m = shared_rows.len();
         if m < 2 {
             return None;
         }
         let mean = (m as f64 + 1.0) / 2.0;
         let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-        for &row in &self.kept_x {
-            let (a, b) = (self.rank_x[row] - mean, self.rank_y[row] - mean);
+        for &row in shared_rows {
+            let (a, b) = (rank_x[row] - mean, rank_y[row] - mean);
             sxy += a * b;
             sxx += a * a;
             syy += b * b;
@@ -555,27 +589,42 @@ fn correlations(
             categorical.push(codes);
         }
     }
-    let orders: Vec<Vec<u32>> = numeric.iter().map(|x| sorted_order(x)).collect();
-    let ranked: Vec<Vec<f64>> = numeric
-        .iter()
-        .zip(&orders)
-        .map(|(x, o)| ranks_among(x, o, |_| true))
-        .collect();
-    let centered_values: Vec<Option<Centered>> = numeric.iter().map(|x| Centered::of(x)).collect();
-    let centered_ranks: Vec<Option<Centered>> = ranked.iter().map(|x| Centered::of(x)).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    // Each column's order, ranks and centred forms, on every core.
+    let prepared = crate::map_parallel(&numeric, threads, |x| {
+        let order = sorted_order(x);
+        let ranks = ranks(x, &order);
+        let centered_values = Centered::of(x);
+        let centered_ranks = Centered::of(&ranks);
+        (order, ranks, centered_values, centered_ranks)
+    });
+    let mut orders = Vec::with_capacity(prepared.len());
+    let mut ranked = Vec::with_capacity(prepared.len());
+    let mut centered_values = Vec::with_capacity(prepared.len());
+    let mut centered_ranks = Vec::with_capacity(prepared.len());
+    for (order, ranks, values, ranks_centered) in prepared {
+        orders.push(order);
+        ranked.push(ranks);
+        centered_values.push(values);
+        centered_ranks.push(ranks_centered);
+    }
     let n = numeric.len();
     let pairs: Vec<(usize, usize)> = (0..n)
         .flat_map(|i| ((i + 1)..n).map(move |j| (i, j)))
         .collect();
     // Pairs on every core; each pair is independent.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(pairs.len().max(1));
+    let threads = threads.min(pairs.len().max(1));
     let results: Vec<(usize, usize, Option<f64>, Option<f64>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (pairs, numeric, orders, centered_values, centered_ranks) =
-                    (&pairs, &numeric, &orders, &centered_values, &centered_ranks);
+                let (pairs, numeric, orders, ranked, centered_values, centered_ranks) = (
+                    &pairs,
+                    &numeric,
+                    &orders,
+                    &ranked,
+                    &centered_values,
+                    &centered_ranks,
+                );
                 scope.spawn(move || {
                     let rows = numeric.first().map_or(0, Vec::len);
                     let mut buffers = SharedRanks::with_rows(rows);
@@ -597,7 +646,10 @@ fn correlations(
                             // each from its sorted order (no sort).
                             let rho = match (&centered_ranks[i], &centered_ranks[j]) {
                                 (Some(a), Some(b)) => a.correlation(b),
-                                _ => buffers.spearman(x, &orders[i], y, &orders[j]),
+                                _ => buffers.spearman(
+                                    (x, &orders[i], &ranked[i]),
+                                    (y, &orders[j], &ranked[j]),
+                                ),
                             };
                             (i, j, r, rho)
                         })
@@ -985,5 +1037,76 @@ impl ProfileReport {
             }
         }
         .into_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spearman's ρ the long way: keep the rows where both hold a number,
+    /// give each value its average rank by counting, and take Pearson's r
+    /// of the ranks.
+    fn spearman_by_definition(x: &[f64], y: &[f64]) -> Option<f64> {
+        let rows: Vec<usize> = (0..x.len())
+            .filter(|&i| x[i].is_finite() && y[i].is_finite())
+            .collect();
+        let rank = |v: &[f64], value: f64| {
+            let below = rows.iter().filter(|&&i| v[i] < value).count() as f64;
+            let equal = rows.iter().filter(|&&i| v[i] == value).count() as f64;
+            below + (equal + 1.0) / 2.0
+        };
+        let rx: Vec<f64> = rows.iter().map(|&i| rank(x, x[i])).collect();
+        let ry: Vec<f64> = rows.iter().map(|&i| rank(y, y[i])).collect();
+        pearson(&rx, &ry)
+    }
+
+    /// Complete and gappy columns, with ties, in both orders: the shortcut
+    /// that reuses a column's own ranks gives ρ by definition.
+    #[test]
+    fn spearman_with_gaps_reuses_own_ranks_correctly() {
+        let rows = 400;
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let complete: Vec<f64> = (0..rows).map(|_| (next() * 50.0).floor()).collect();
+        let other_complete: Vec<f64> = complete.iter().map(|v| v * 0.5 + next()).collect();
+        let gappy = |missing: f64, next: &mut dyn FnMut() -> f64| -> Vec<f64> {
+            (0..rows)
+                .map(|i| {
+                    if next() < missing {
+                        f64::NAN
+                    } else {
+                        complete[i] + (next() * 20.0).floor()
+                    }
+                })
+                .collect()
+        };
+        let gaps_a = gappy(0.1, &mut next);
+        let gaps_b = gappy(0.3, &mut next);
+        let columns = [complete.clone(), other_complete, gaps_a, gaps_b];
+        let orders: Vec<Vec<u32>> = columns.iter().map(|x| sorted_order(x)).collect();
+        let own: Vec<Vec<f64>> = columns
+            .iter()
+            .zip(&orders)
+            .map(|(x, o)| ranks(x, o))
+            .collect();
+        let mut buffers = SharedRanks::with_rows(rows);
+        for i in 0..columns.len() {
+            for j in 0..columns.len() {
+                let got = buffers
+                    .spearman(
+                        (&columns[i], &orders[i], &own[i]),
+                        (&columns[j], &orders[j], &own[j]),
+                    )
+                    .expect("a correlation");
+                let want = spearman_by_definition(&columns[i], &columns[j]).expect("one too");
+                assert!((got - want).abs() < 1e-12, "{i} {j}: {got} vs {want}");
+            }
+        }
     }
 }

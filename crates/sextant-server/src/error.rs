@@ -41,6 +41,14 @@ impl ApiError {
         }
     }
 
+    /// The message with an internal failure's detail too, for a record the
+    /// server keeps (a validation's result), not for a response body.
+    pub fn detail(&self) -> &str {
+        match self {
+            ApiError::User(_, message) | ApiError::Internal(message) => message,
+        }
+    }
+
     /// MLflow's message for an absent required field.
     pub fn missing(field: &str) -> ApiError {
         ApiError::invalid(format!("Missing value for required parameter '{field}'. See the API docs for more information about request parameters."))

@@ -89,6 +89,9 @@ pub(crate) struct SpecFor {
     pub sha256: String,
     /// Logged with the version rather than attached to the model.
     pub logged: bool,
+    /// A logged file over `MAX_LOGGED_SPEC_BYTES`, left unread (`text` is
+    /// empty).
+    pub too_large: bool,
 }
 
 /// The model's attached spec (the owners' gate, which a version's author
@@ -103,6 +106,7 @@ pub(crate) async fn spec_for(
             text: attached.spec,
             sha256: attached.sha256,
             logged: false,
+            too_large: false,
         }));
     }
     let found = state
@@ -113,25 +117,21 @@ pub(crate) async fn spec_for(
         return Ok(None);
     };
     let path = ArtifactPath::parse(&format!("{}/{LOGGED_SPEC_FILE}", root.as_str()))?;
-    let Ok(download) = state.artifacts().get(&path).await else {
-        return Ok(None);
+    // A larger file is never loaded: `start` refuses it by name.
+    let (text, too_large) = match state
+        .artifacts()
+        .get_bytes(&path, MAX_LOGGED_SPEC_BYTES)
+        .await
+    {
+        Ok(bytes) => (String::from_utf8_lossy(&bytes).into_owned(), false),
+        Err(sextant_artifacts::ArtifactError::TooLarge { .. }) => (String::new(), true),
+        Err(_) => return Ok(None),
     };
-    // Read at most one byte past the limit: `start` refuses a larger file
-    // by its length, and it is never loaded whole.
-    let mut bytes = Vec::with_capacity(download.size.min(MAX_LOGGED_SPEC_BYTES) as usize);
-    let mut body = download.body;
-    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-        bytes.extend_from_slice(&chunk?);
-        if bytes.len() as u64 > MAX_LOGGED_SPEC_BYTES {
-            bytes.truncate(MAX_LOGGED_SPEC_BYTES as usize + 1);
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
     Ok(Some(SpecFor {
         sha256: sextant_validate::sha256_hex(text.as_bytes()),
         text,
         logged: true,
+        too_large,
     }))
 }
 
@@ -152,25 +152,29 @@ pub(crate) async fn start(
     let Some(spec) = spec_for(state, name, version).await? else {
         return Ok(None);
     };
-    let refused = if spec.logged && spec.text.len() as u64 > MAX_LOGGED_SPEC_BYTES {
+    let refused = if spec.too_large {
         Some(format!(
             "the spec logged with the version ({LOGGED_SPEC_FILE}) is larger than {} KiB",
             MAX_LOGGED_SPEC_BYTES / 1024
         ))
     } else if spec.logged {
         match parse_spec(&spec.text) {
-            Err(ApiError::User(_, message)) | Err(ApiError::Internal(message)) => Some(format!(
-                "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {message}"
+            Err(err) => Some(format!(
+                "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {}",
+                err.detail()
             )),
             Ok(parsed) => match by {
-                Some(principal) => check_readable(state, principal, &parsed)
-                    .await
-                    .err()
-                    .map(|err| match err {
-                        ApiError::User(_, message) | ApiError::Internal(message) => format!(
-                            "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {message}"
-                        ),
-                    }),
+                Some(principal) => {
+                    check_readable(state, principal, &parsed)
+                        .await
+                        .err()
+                        .map(|err| {
+                            format!(
+                            "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {}",
+                            err.detail()
+                        )
+                        })
+                }
                 None => None,
             },
         }
@@ -370,12 +374,9 @@ async fn execute(state: &AppState, name: &str, version: i64, text: &str) -> Resu
     let mut staged = Vec::new();
     let mut files = BTreeMap::new();
     for (dataset, uri) in spec.uris() {
-        let path = stage_dataset(state, uri).await.map_err(|e| {
-            let cause = match &e {
-                ApiError::User(_, message) | ApiError::Internal(message) => message.clone(),
-            };
-            format!("dataset '{dataset}' ({uri}) cannot be read: {cause}")
-        })?;
+        let path = stage_dataset(state, uri)
+            .await
+            .map_err(|e| format!("dataset '{dataset}' ({uri}) cannot be read: {}", e.detail()))?;
         files.insert(dataset.to_string(), path.to_path_buf());
         staged.push(path);
     }

@@ -45,6 +45,24 @@ async fn conformance(store: ArtifactStore) {
         .expect("put large");
     assert_eq!(read_all(&store, "run/a.txt").await, small);
     assert_eq!(read_all(&store, "run/sub/large.bin").await, large);
+    // Whole reads: up to the limit, refused past it, absent as absent.
+    assert_eq!(
+        store
+            .get_bytes(&path("run/sub/large.bin"), large.len() as u64)
+            .await
+            .expect("get_bytes at the limit"),
+        large
+    );
+    assert!(matches!(
+        store
+            .get_bytes(&path("run/sub/large.bin"), large.len() as u64 - 1)
+            .await,
+        Err(ArtifactError::TooLarge { limit }) if limit == large.len() as u64 - 1
+    ));
+    assert!(matches!(
+        store.get_bytes(&path("run/none.bin"), LIMIT).await,
+        Err(ArtifactError::NotFound(_))
+    ));
 
     let listing = store.list(&path("run")).await.expect("list");
     let names: Vec<(String, bool)> = listing.iter().map(|f| (f.path.clone(), f.is_dir)).collect();

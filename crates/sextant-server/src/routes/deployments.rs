@@ -864,22 +864,14 @@ async fn tar_entry(
 ) -> Vec<Result<bytes::Bytes, std::io::Error>> {
     let io = |e: String| std::io::Error::other(e);
     let joined = format!("{}/{relative}", root.as_str().trim_end_matches('/'));
-    let download = match ArtifactPath::parse(joined.trim_start_matches('/')) {
-        Ok(path) => artifacts.get(&path).await.map_err(|e| io(e.to_string())),
-        Err(e) => Err(io(e.to_string())),
+    let content = match ArtifactPath::parse(joined.trim_start_matches('/')) {
+        Ok(path) => artifacts.get_bytes(&path, u64::MAX).await,
+        Err(e) => Err(e),
     };
-    let download = match download {
-        Ok(d) => d,
-        Err(e) => return vec![Err(e)],
+    let mut content = match content {
+        Ok(content) => content,
+        Err(e) => return vec![Err(io(e.to_string()))],
     };
-    let mut content = Vec::with_capacity(download.size as usize);
-    let mut body = download.body;
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(chunk) => content.extend_from_slice(&chunk),
-            Err(e) => return vec![Err(io(e.to_string()))],
-        }
-    }
     let mut header = tar::Header::new_gnu();
     if let Err(e) = header.set_path(&relative) {
         return vec![Err(e)];

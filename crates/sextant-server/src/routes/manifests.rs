@@ -7,7 +7,6 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -189,24 +188,19 @@ pub(crate) async fn check(
         )));
     };
     let location = crate::tables::run_artifact_location(&state, &run_id, &artifact_path).await?;
-    let (stored_sha256, manifest) = match state.artifacts().get(&location).await {
-        Ok(download) if download.size <= MAX_MANIFEST_BYTES => {
-            let mut hasher = Sha256::new();
-            let mut bytes = Vec::with_capacity(download.size as usize);
-            let mut body = download.body;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk?;
-                hasher.update(&chunk);
-                bytes.extend_from_slice(&chunk);
-            }
-            let hash = hasher
-                .finalize()
+    let (stored_sha256, manifest) = match state
+        .artifacts()
+        .get_bytes(&location, MAX_MANIFEST_BYTES)
+        .await
+    {
+        Ok(bytes) => {
+            let hash = Sha256::digest(&bytes)
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>();
             (Some(hash), serde_json::from_slice(&bytes).ok())
         }
-        Ok(_) => {
+        Err(sextant_artifacts::ArtifactError::TooLarge { .. }) => {
             return Err(ApiError::invalid(format!(
                 "'{artifact_path}' is larger than a manifest can be"
             )))

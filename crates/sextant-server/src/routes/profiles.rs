@@ -14,7 +14,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::StreamExt;
 use serde::Deserialize;
 use sextant_artifacts::ArtifactPath;
 use sextant_monitor::profile::{Profile, ProfileReport};
@@ -55,13 +54,16 @@ fn profile_path(name: &str, digest: &str, target: Option<&str>) -> ApiResult<Art
     ))?)
 }
 
+/// A stored profile is a few sketches per column; one larger than this is
+/// not one the server wrote, and is computed again rather than read.
+const MAX_STORED_PROFILE_BYTES: u64 = 256 << 20;
+
 async fn read_stored(state: &AppState, path: &ArtifactPath) -> Option<Profile> {
-    let download = state.artifacts().get(path).await.ok()?;
-    let mut bytes = Vec::with_capacity(download.size as usize);
-    let mut body = download.body;
-    while let Some(chunk) = body.next().await {
-        bytes.extend_from_slice(&chunk.ok()?);
-    }
+    let bytes = state
+        .artifacts()
+        .get_bytes(path, MAX_STORED_PROFILE_BYTES)
+        .await
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
