@@ -9,6 +9,7 @@
 //! profile of the whole ([`Profile::merge`]); duplicate rows and
 //! correlations need the rows together and are dropped by a merge.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
@@ -299,12 +300,20 @@ fn duplicate_rows(columns: &[std::sync::Arc<ColumnValues>], rows: usize) -> u64 
     hashes.windows(2).filter(|pair| pair[0] == pair[1]).count() as u64
 }
 
-fn numeric_values(column: &ColumnValues, sample: &[usize]) -> Option<Vec<f64>> {
+/// A column's numbers at the `sample` rows: the column itself when the
+/// sample is every row (`sample_rows` then lists them in order), so that
+/// 100k-row columns are not copied.
+fn numeric_values<'a>(column: &'a ColumnValues, sample: &[usize]) -> Option<Cow<'a, [f64]>> {
     match column {
-        ColumnValues::Numeric { values, .. } => Some(sample.iter().map(|&i| values[i]).collect()),
-        ColumnValues::Boolean { codes } => {
-            Some(sample.iter().map(|&i| f64::from(codes[i])).collect())
+        ColumnValues::Numeric { values, .. } if sample.len() == values.len() => {
+            Some(Cow::Borrowed(values))
         }
+        ColumnValues::Numeric { values, .. } => {
+            Some(Cow::Owned(sample.iter().map(|&i| values[i]).collect()))
+        }
+        ColumnValues::Boolean { codes } => Some(Cow::Owned(
+            sample.iter().map(|&i| f64::from(codes[i])).collect(),
+        )),
         _ => None,
     }
 }
@@ -329,54 +338,91 @@ struct Centered {
 }
 
 impl Centered {
+    fn admits(x: &[f64]) -> bool {
+        x.len() >= 2 && x.iter().all(|v| v.is_finite())
+    }
+
     fn of(x: &[f64]) -> Option<Centered> {
-        if x.len() < 2 || !x.iter().all(|v| v.is_finite()) {
-            return None;
+        Centered::admits(x).then(|| Centered::centre(x.to_vec()))
+    }
+
+    /// `of` without a copy: `x` is centred in place, or handed back when it
+    /// has gaps.
+    fn of_owned(x: Vec<f64>) -> Result<Centered, Vec<f64>> {
+        if Centered::admits(&x) {
+            Ok(Centered::centre(x))
+        } else {
+            Err(x)
         }
-        let mean = x.iter().sum::<f64>() / x.len() as f64;
-        let values: Vec<f64> = x.iter().map(|v| v - mean).collect();
-        let norm = values.iter().map(|v| v * v).sum::<f64>().sqrt();
-        Some(Centered { values, norm })
+    }
+
+    fn centre(mut values: Vec<f64>) -> Centered {
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        for v in &mut values {
+            *v -= mean;
+        }
+        let norm = dot(&values, &values).sqrt();
+        Centered { values, norm }
     }
 
     fn correlation(&self, other: &Centered) -> Option<f64> {
         if self.norm == 0.0 || other.norm == 0.0 {
             return None;
         }
-        let dot: f64 = self
-            .values
-            .iter()
-            .zip(&other.values)
-            .map(|(a, b)| a * b)
-            .sum();
-        Some(dot / (self.norm * other.norm))
+        Some(dot(&self.values, &other.values) / (self.norm * other.norm))
     }
 }
 
 /// Pearson's r over rows where both are present.
+///
+/// Two passes (means, then centred co-moments), each summed in `LANES`
+/// interleaved partial sums: independent lanes let the compiler use vector
+/// registers, where one running sum must be added in order.
 fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
-    let (mut n, mut sx, mut sy) = (0.0, 0.0, 0.0);
-    for (&a, &b) in x.iter().zip(y) {
-        if a.is_finite() && b.is_finite() {
-            n += 1.0;
-            sx += a;
-            sy += b;
+    let rows = x.len().min(y.len());
+    let (x, y) = (&x[..rows], &y[..rows]);
+    let shared = |a: f64, b: f64| a.is_finite() && b.is_finite();
+    let (mut n, mut sx, mut sy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
+        for k in 0..a.len() {
+            let keep = shared(a[k], b[k]);
+            n[k] += if keep { 1.0 } else { 0.0 };
+            sx[k] += if keep { a[k] } else { 0.0 };
+            sy[k] += if keep { b[k] } else { 0.0 };
         }
     }
+    let n: f64 = n.iter().sum();
     if n < 2.0 {
         return None;
     }
-    let (mx, my) = (sx / n, sy / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (&a, &b) in x.iter().zip(y) {
-        if a.is_finite() && b.is_finite() {
-            let (da, db) = (a - mx, b - my);
-            sxy += da * db;
-            sxx += da * da;
-            syy += db * db;
+    let (mx, my) = (sx.iter().sum::<f64>() / n, sy.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
+        for k in 0..a.len() {
+            let keep = shared(a[k], b[k]);
+            let da = if keep { a[k] - mx } else { 0.0 };
+            let db = if keep { b[k] - my } else { 0.0 };
+            sxy[k] += da * db;
+            sxx[k] += da * da;
+            syy[k] += db * db;
         }
     }
+    let (sxy, sxx, syy): (f64, f64, f64) = (sxy.iter().sum(), sxx.iter().sum(), syy.iter().sum());
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// Partial sums kept side by side in the sums above.
+const LANES: usize = 4;
+
+/// Σ aᵢ·bᵢ in `LANES` interleaved partial sums.
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut lanes = [0.0; LANES];
+    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
+        for k in 0..a.len() {
+            lanes[k] += a[k] * b[k];
+        }
+    }
+    lanes.iter().sum()
 }
 
 /// The rows of `x` holding a number, in increasing order of it.
@@ -392,7 +438,13 @@ fn sorted_order(x: &[f64]) -> Vec<u32> {
 /// number, walking `order` (from [`sorted_order`]) once; other rows are NaN.
 fn ranks(x: &[f64], order: &[u32]) -> Vec<f64> {
     let mut ranks = vec![f64::NAN; x.len()];
-    ranks_among_into(x, order, |_| true, &mut Vec::new(), &mut ranks);
+    ranks_among_into(
+        x,
+        order,
+        |_| true,
+        &mut Vec::with_capacity(order.len()),
+        &mut ranks,
+    );
     ranks
 }
 
@@ -448,9 +500,8 @@ impl SharedRanks {
     /// whatever the ties, so both means are (m+1)/2 and one pass over the
     /// shared rows gives the co-moments.
     ///
-    /// Each column comes with its sorted order and its own ranks: when the
-    /// other column misses no row, the shared rows are all of this one's,
-    /// and its own ranks serve unchanged (no second ranking).
+    /// Each column comes with its sorted order and, when it has gaps, its
+    /// own ranks (empty for a complete column).
     fn spearman(
         &mut self,
         (x, order_x, own_ranks_x): (&[f64], &[u32], &[f64]),
@@ -458,14 +509,16 @@ impl SharedRanks {
     ) -> Option<f64> {
         let x_complete = order_x.len() == x.len();
         let y_complete = order_y.len() == y.len();
-        // x is ranked again unless only y is complete (then the shared rows
-        // are x's own); y unless x is complete.
+        // A column's own ranks serve only when it has gaps and the other
+        // has none (the shared rows are then exactly its own); otherwise it
+        // is ranked again among the shared rows.
         let rank_x_again = !(y_complete && !x_complete);
+        let rank_y_again = !(x_complete && !y_complete);
         if rank_x_again {
             let shared = |row: usize| y[row].is_finite();
             ranks_among_into(x, order_x, shared, &mut self.kept_x, &mut self.rank_x);
         }
-        if !x_complete {
+        if rank_y_again {
             let shared = |row: usize| x[row].is_finite();
             ranks_among_into(y, order_y, shared, &mut self.kept_y, &mut self.rank_y);
         }
@@ -474,10 +527,10 @@ impl SharedRanks {
         } else {
             own_ranks_x
         };
-        let rank_y: &[f64] = if x_complete {
-            own_ranks_y
-        } else {
+        let rank_y: &[f64] = if rank_y_again {
             &self.rank_y
+        } else {
+            own_ranks_y
         };
         // The shared rows, from whichever column was ranked among them.
         let shared_rows: &[usize] = if rank_x_again {
@@ -591,12 +644,18 @@ fn correlations(
     }
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     // Each column's order, ranks and centred forms, on every core.
+    // A complete column's ranks are only ever used centred (paired with a
+    // column with gaps, it is ranked again among the shared rows), so they
+    // are centred in place; a column with gaps keeps its own ranks, which
+    // serve unchanged when it is paired with a complete column.
     let prepared = crate::map_parallel(&numeric, threads, |x| {
         let order = sorted_order(x);
-        let ranks = ranks(x, &order);
         let centered_values = Centered::of(x);
-        let centered_ranks = Centered::of(&ranks);
-        (order, ranks, centered_values, centered_ranks)
+        let (own_ranks, centered_ranks) = match Centered::of_owned(ranks(x, &order)) {
+            Ok(centered) => (Vec::new(), Some(centered)),
+            Err(own) => (own, None),
+        };
+        (order, own_ranks, centered_values, centered_ranks)
     });
     let mut orders = Vec::with_capacity(prepared.len());
     let mut ranked = Vec::with_capacity(prepared.len());
@@ -613,9 +672,9 @@ fn correlations(
         .flat_map(|i| ((i + 1)..n).map(move |j| (i, j)))
         .collect();
     // Pairs on every core; each pair is independent.
-    let threads = threads.min(pairs.len().max(1));
+    let pair_threads = threads.min(pairs.len().max(1));
     let results: Vec<(usize, usize, Option<f64>, Option<f64>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
+        let handles: Vec<_> = (0..pair_threads)
             .map(|t| {
                 let (pairs, numeric, orders, ranked, centered_values, centered_ranks) = (
                     &pairs,
@@ -626,12 +685,12 @@ fn correlations(
                     &centered_ranks,
                 );
                 scope.spawn(move || {
-                    let rows = numeric.first().map_or(0, Vec::len);
+                    let rows = numeric.first().map_or(0, |x| x.len());
                     let mut buffers = SharedRanks::with_rows(rows);
                     pairs
                         .iter()
                         .skip(t)
-                        .step_by(threads)
+                        .step_by(pair_threads)
                         .map(|&(i, j)| {
                             let (x, y) = (&numeric[i], &numeric[j]);
                             let r = match (&centered_values[i], &centered_values[j]) {
@@ -678,25 +737,18 @@ fn correlations(
         rows_used: sample.len(),
         pearson: pearson_matrix,
         spearman: spearman_matrix,
-        cramers_v: (0..categorical.len())
-            .map(|i| {
-                (0..categorical.len())
-                    .map(|j| {
-                        let ((a, la), (b, lb)) = (&categorical[i], &categorical[j]);
-                        cramers_v(a, *la, b, *lb)
-                    })
-                    .collect()
-            })
-            .collect(),
-        correlation_ratio: numeric
-            .iter()
-            .map(|y| {
-                categorical
-                    .iter()
-                    .map(|(g, levels)| correlation_ratio(y, g, *levels))
-                    .collect()
-            })
-            .collect(),
+        cramers_v: crate::map_parallel(&categorical, threads, |(a, la)| {
+            categorical
+                .iter()
+                .map(|(b, lb)| cramers_v(a, *la, b, *lb))
+                .collect()
+        }),
+        correlation_ratio: crate::map_parallel(&numeric, threads, |y| {
+            categorical
+                .iter()
+                .map(|(g, levels)| correlation_ratio(y, g, *levels))
+                .collect()
+        }),
         numeric_columns: numeric_names,
         categorical_columns: categorical_names,
     }
@@ -1090,10 +1142,17 @@ mod tests {
         let gaps_b = gappy(0.3, &mut next);
         let columns = [complete.clone(), other_complete, gaps_a, gaps_b];
         let orders: Vec<Vec<u32>> = columns.iter().map(|x| sorted_order(x)).collect();
+        // As `correlations` keeps them: own ranks for columns with gaps only.
         let own: Vec<Vec<f64>> = columns
             .iter()
             .zip(&orders)
-            .map(|(x, o)| ranks(x, o))
+            .map(|(x, o)| {
+                if o.len() == x.len() {
+                    Vec::new()
+                } else {
+                    ranks(x, o)
+                }
+            })
             .collect();
         let mut buffers = SharedRanks::with_rows(rows);
         for i in 0..columns.len() {
