@@ -7,7 +7,8 @@ The files are bench/monitoring/drift.py's: N rows of 20 float columns (full prec
 and 5 string columns, reference and current, seed 42. Sextant's side is
 `sextant expectations check FILE one.yaml` with one expectation that reads no column
 (`table_row_count_between`), so the command is the reader plus a process start; its
-time is the command's wall time. pandas' side is `pandas.read_csv(FILE)` in this
+time is the command's wall time (the same command on a one-row file is timed too, as
+the fixed cost of a process start). pandas' side is `pandas.read_csv(FILE)` in this
 process (no start-up). For Parquet, the same command on the benchmark's Parquet files
 against pyarrow's `read_table` (on all cores) in this process. Each reads each file
 --rounds times, alternately; medians.
@@ -73,6 +74,10 @@ def main() -> None:
         files.append(path)
     spec = work / "one.yaml"
     spec.write_text("expectations:\n  - {expect: table_row_count_between, min: 1}\n")
+    # The fixed cost on Sextant's side: the same command on a one-row file.
+    tiny = work / "tiny.csv"
+    tiny.write_text("a\n1\n")
+    start_up = []
     import pyarrow.parquet as pq
 
     parquet_files = []
@@ -83,6 +88,7 @@ def main() -> None:
     sextant, pandas = {f.name: [] for f in files}, {f.name: [] for f in files}
     sextant_parquet, pyarrow = {f.name: [] for f in parquet_files}, {f.name: [] for f in parquet_files}
     for _ in range(args.rounds):
+        start_up.append(sextant_read(binary, tiny, spec, 1))
         for path in files:
             sextant[path.name].append(sextant_read(binary, path, spec, args.rows))
             started = time.perf_counter()
@@ -104,6 +110,8 @@ def main() -> None:
         "median_pandas_both_s": sum(statistics.median(v) for v in pandas.values()),
     }
     result["ratio"] = result["median_pandas_both_s"] / result["median_sextant_both_s"]
+    result["sextant_one_row_s"] = start_up
+    result["median_sextant_one_row_s"] = statistics.median(start_up)
     result["parquet_megabytes"] = {f.name: f.stat().st_size / 1e6 for f in parquet_files}
     result["sextant_parquet_s"] = sextant_parquet
     result["pyarrow_s"] = pyarrow
