@@ -343,6 +343,82 @@ tests:
     assert outcomes["column_values_in_setlocation_of_call"]["unexpected_count"] == 5
 
 
+def test_weak_slices_are_found_merged_and_measured(world):
+    """A pipeline with a one-hot encoder, on a test set whose labels were corrupted in
+    one region and among sums between the median and the third quartile: the search names
+    those two segments (two adjacent bins of money_asked merged into one range), reports no segment inside them, and
+    its accuracies are scikit-learn's on the same rows. The clean test set passes."""
+    from sklearn.metrics import accuracy_score
+
+    root, test, model = world["root"], world["test"], world["logistic"]
+    corrupted = test.copy()
+    rng = np.random.default_rng(5)
+    unknown = corrupted["location_of_call"] == "unknown"
+    money = corrupted["money_asked"]
+    middle = (money >= money.quantile(0.5)) & (money < money.quantile(0.75))
+    flip = (unknown | middle) & (rng.random(len(corrupted)) < 0.7)
+    corrupted.loc[flip, "is_scam"] = 1 - corrupted.loc[flip, "is_scam"]
+    corrupted.to_csv(root / "corrupted.csv", index=False)
+    spec = root / "weak.yaml"
+    spec.write_text(
+        """
+task: {type: binary_classification, label: is_scam}
+datasets:
+  clean: {uri: test.csv}
+  corrupted: {uri: corrupted.csv}
+tests:
+  - id: weak.clean
+    kind: weak_slices
+    dataset: clean
+    metric: accuracy
+    features: [location_of_call, money_asked, caller_sex]
+    max_gap_to_overall: 0.2
+    bins: 8
+    min_support: 50
+  - id: weak.corrupted
+    kind: weak_slices
+    dataset: corrupted
+    metric: accuracy
+    features: [location_of_call, money_asked, caller_sex]
+    max_gap_to_overall: 0.2
+    bins: 8
+    min_support: 50
+"""
+    )
+    result = run_validate(str(root / "logistic"), spec, "--format", "json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    tests = {t["id"]: t for t in report["tests"]}
+    clean = tests["weak.clean"]
+    assert [a["verdict"] for a in clean["assertions"]] == ["passed"], clean
+    assert clean["details"]["segments_judged"] > 10
+
+    found = tests["weak.corrupted"]["details"]
+    names = [w["slice"] for w in found["weak_slices"]]
+    assert "location_of_call=unknown" in names, names
+    money_ranges = [n for n in names if n.startswith("money_asked in")]
+    assert len(money_ranges) == 1, found  # two adjacent bins, merged
+    assert not any(" and " in n and ("location_of_call=unknown" in n or "money_asked" in n) for n in names), names
+    predicted = model.predict(corrupted[FEATURES])
+    overall = accuracy_score(corrupted["is_scam"], predicted)
+    assert found["overall"] == pytest.approx(overall, abs=1e-12)
+    for weak in found["weak_slices"]:
+        if weak["slice"] == "location_of_call=unknown":
+            rows = unknown.to_numpy()
+        elif weak["slice"] in money_ranges:
+            low, high = (float(x) for x in weak["slice"].split("[")[1].rstrip(")]").split(", "))
+            assert low == pytest.approx(money.quantile(0.5), rel=0.02) and high == pytest.approx(money.quantile(0.75), rel=0.02)
+            rows = ((money >= low) & (money < high)).to_numpy()
+        else:
+            continue
+        assert weak["rows"] == int(rows.sum()), weak
+        assert weak["value"] == pytest.approx(accuracy_score(corrupted["is_scam"][rows], predicted[rows]), abs=1e-12)
+        assert weak["gap"] == pytest.approx(overall - weak["value"], abs=1e-12)
+    failed = set(report["failed_checks"])
+    assert "weak.corrupted[location_of_call=unknown]/gap_to_overall" in failed, failed
+    assert not any(c.startswith("weak.clean") for c in failed)
+
+
 def test_reports_in_junit_and_html(world):
     root = world["root"]
     spec = root / "behaviour.yaml"
@@ -405,6 +481,7 @@ tests:
         ("task:\n  type: binary\n  label: y\ntests: []\n", 2, "task.type"),
         ("task: {type: regression, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - {id: a, kind: metric, dataset: missing, metric: mae, max: 1}\n", 4, "tests[0].dataset"),
         ("task: {type: regression, label: y}\ntests:\n  - {id: a, kind: metric\n", 4, "not valid YAML"),
+        ("task: {type: regression, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - id: a\n    kind: weak_slices\n    dataset: t\n    metric: mae\n    features: [x]\n    max_gap_to_overall: 1\n    bins: 50\n", 10, "tests[0].bins"),
     ],
 )
 def test_malformed_specs_name_line_and_field(world, text, line, field):

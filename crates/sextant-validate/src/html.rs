@@ -123,6 +123,7 @@ pub fn render(report: &Report) -> String {
                         }
                     }
                     @if let Some(slices) = test.details.get("slices").and_then(Value::as_array) { (table(slices)) }
+                    @if let Some(weak) = test.details.get("weak_slices").and_then(Value::as_array) { (table(weak)) }
                     @if let Some(groups) = test.details.get("by_group").and_then(Value::as_array) { (table(groups)) }
                     @if let Some(rows) = test.details.get("failing_rows").and_then(Value::as_array) {
                         @if !rows.is_empty() { p class="muted" { "Sample of failing rows" } (table(rows)) }

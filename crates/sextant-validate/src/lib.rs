@@ -15,6 +15,7 @@ mod metrics;
 mod report;
 mod rng;
 mod runner;
+mod segments;
 mod spec;
 mod yaml;
 

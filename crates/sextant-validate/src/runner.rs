@@ -342,6 +342,89 @@ impl<'a> Runner<'a> {
                 result.details =
                     json!({ "metric": metric.name(), "overall": overall, "slices": table });
             }
+            TestKind::WeakSlices {
+                metric,
+                features,
+                max_gap_to_overall,
+                bins,
+                depth,
+                min_support,
+            } => {
+                let (key, frame) = view.expect("weak-slice tests have a dataset");
+                let outcomes = self.outcomes(Who::Candidate, &key, &frame)?;
+                let all = outcomes.labelled_rows(0..outcomes.rows());
+                result.rows = Some(all.len());
+                let Some(overall) = outcomes.evaluate(metric, &all, None) else {
+                    result.assertions.push(too_few(test, None, all.len()));
+                    return Ok(());
+                };
+                let higher_is_better = metric.higher_is_better();
+                let search = crate::segments::Search {
+                    features,
+                    bins: *bins,
+                    depth: *depth,
+                    min_support: *min_support,
+                };
+                let found = search.run(&frame, *max_gap_to_overall, |members| {
+                    let rows = outcomes.labelled_rows(members.iter().copied());
+                    let value = outcomes.evaluate(metric, &rows, None)?;
+                    let shortfall = if higher_is_better {
+                        overall - value
+                    } else {
+                        value - overall
+                    };
+                    Some((shortfall, value))
+                })?;
+                let mut table = Vec::new();
+                for (segment, shortfall, value) in &found.weak {
+                    let mut a = assertion(
+                        test,
+                        "gap_to_overall",
+                        Verdict::Failed,
+                        format!(
+                            "{} {} on {} rows, {} {} than overall ({}); allowed gap {}",
+                            metric.name(),
+                            fmt(*value),
+                            segment.rows.len(),
+                            fmt(*shortfall),
+                            if higher_is_better { "lower" } else { "higher" },
+                            fmt(overall),
+                            fmt(*max_gap_to_overall)
+                        ),
+                    );
+                    a.id = format!("{}[{}]/gap_to_overall", test.id, segment.name);
+                    a.value = Some(*value);
+                    a.threshold = Some(format!("gap <= {max_gap_to_overall}"));
+                    result.assertions.push(a);
+                    table.push(json!({
+                        "slice": segment.name,
+                        "rows": segment.rows.len(),
+                        "value": value,
+                        "gap": shortfall,
+                    }));
+                }
+                if found.weak.is_empty() {
+                    result.assertions.push(assertion(
+                        test,
+                        "gap_to_overall",
+                        Verdict::Passed,
+                        format!(
+                            "no segment of {} rows or more is more than {} {} overall ({}); {} segments judged",
+                            min_support,
+                            fmt(*max_gap_to_overall),
+                            if higher_is_better { "below" } else { "above" },
+                            fmt(overall),
+                            found.judged
+                        ),
+                    ));
+                }
+                result.details = json!({
+                    "metric": metric.name(),
+                    "overall": overall,
+                    "segments_judged": found.judged,
+                    "weak_slices": table,
+                });
+            }
             TestKind::Fairness {
                 sensitive_features,
                 metrics,

@@ -284,6 +284,16 @@ pub enum TestKind {
         max_gap_to_overall: Option<f64>,
         vs_baseline: Option<VsBaseline>,
     },
+    /// Segments searched for, not listed: each feature's categories,
+    /// quantile bins and missing values, and pairs of them (`depth` 2).
+    WeakSlices {
+        metric: Metric,
+        features: Vec<String>,
+        max_gap_to_overall: f64,
+        bins: usize,
+        depth: usize,
+        min_support: usize,
+    },
     Fairness {
         sensitive_features: Vec<String>,
         metrics: Vec<Metric>,
@@ -345,6 +355,7 @@ impl Test {
         match self.kind {
             TestKind::Metric { .. } => "metric",
             TestKind::SliceMetric { .. } => "slice_metric",
+            TestKind::WeakSlices { .. } => "weak_slices",
             TestKind::Fairness { .. } => "fairness",
             TestKind::ExpectLabel { .. } => "expect_label",
             TestKind::Invariance { .. } => "invariance",
@@ -614,6 +625,14 @@ fn parse_test(
             "max_gap_to_overall",
             "vs_baseline",
         ],
+        "weak_slices" => &[
+            "metric",
+            "features",
+            "max_gap_to_overall",
+            "bins",
+            "depth",
+            "min_support",
+        ],
         "fairness" => &["sensitive_features", "metrics", "expect", "min_group_rows"],
         "expect_label" => &["min_pass_rate"],
         "invariance" | "directional" => &["perturb", "expect"],
@@ -623,7 +642,7 @@ fn parse_test(
             return Err(reader.error(
                 &path("kind"),
                 format!(
-                    "unknown kind '{other}': expected one of metric, slice_metric, fairness, \
+                    "unknown kind '{other}': expected one of metric, slice_metric, weak_slices, fairness, \
                      expect_label, invariance, directional, expectations, budget"
                 ),
             ))
@@ -755,6 +774,42 @@ fn parse_test(
                 max: bound("max")?,
                 max_gap_to_overall: optional("max_gap_to_overall")?,
                 vs_baseline: vs_baseline("vs_baseline")?,
+            }
+        }
+        "weak_slices" => {
+            let features: Vec<String> = field("features")
+                .map(|v| reader.typed(&path("features"), v))
+                .transpose()?
+                .unwrap_or_default();
+            if features.is_empty() {
+                return Err(reader.error(&path("features"), "names at least one column to search"));
+            }
+            let max_gap_to_overall = optional("max_gap_to_overall")?
+                .ok_or_else(|| reader.error(at, "missing field `max_gap_to_overall`"))?;
+            if max_gap_to_overall.is_nan() || max_gap_to_overall < 0.0 {
+                return Err(reader.error(&path("max_gap_to_overall"), "must be 0 or more"));
+            }
+            let count = |name: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
+                let value: usize = field(name)
+                    .map(|v| reader.typed(&path(name), v))
+                    .transpose()?
+                    .unwrap_or(default);
+                if range.contains(&value) {
+                    Ok(value)
+                } else {
+                    Err(reader.error(
+                        &path(name),
+                        format!("must be between {} and {}", range.start(), range.end()),
+                    ))
+                }
+            };
+            TestKind::WeakSlices {
+                metric: metric("metric")?,
+                features,
+                max_gap_to_overall,
+                bins: count("bins", 4, 2..=20)?,
+                depth: count("depth", 2, 1..=2)?,
+                min_support: count("min_support", 30, 1..=usize::MAX)?,
             }
         }
         "fairness" => {
