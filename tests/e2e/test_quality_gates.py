@@ -367,7 +367,8 @@ datasets:
   clean: {uri: test.csv}
   corrupted: {uri: corrupted.csv}
 tests:
-  - id: weak.clean
+  - &search
+    id: weak.clean
     kind: weak_slices
     dataset: clean
     metric: accuracy
@@ -375,14 +376,7 @@ tests:
     max_gap_to_overall: 0.2
     bins: 8
     min_support: 50
-  - id: weak.corrupted
-    kind: weak_slices
-    dataset: corrupted
-    metric: accuracy
-    features: [location_of_call, money_asked, caller_sex]
-    max_gap_to_overall: 0.2
-    bins: 8
-    min_support: 50
+  - {<<: *search, id: weak.corrupted, dataset: corrupted}  # a YAML merge key
 """
     )
     result = run_validate(str(root / "logistic"), spec, "--format", "json")

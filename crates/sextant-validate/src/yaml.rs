@@ -66,6 +66,9 @@ enum Frame {
         key: Option<String>,
         path: String,
         anchor: usize,
+        /// Entries from merge keys (`<<: *anchor`), which the mapping's own
+        /// keys override whatever their order.
+        merged: Map<String, Value>,
     },
     Seq {
         items: Vec<Value>,
@@ -120,7 +123,35 @@ impl Builder {
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { map, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                map, key, merged, ..
+            }) => match key.take() {
+                Some(key) if key == MERGE_KEY => {
+                    // YAML's merge key: a mapping, or a list of them where
+                    // the earlier ones win.
+                    let sources = match value {
+                        Value::Object(source) => vec![source],
+                        Value::Array(items) if items.iter().all(Value::is_object) => items
+                            .into_iter()
+                            .filter_map(|item| match item {
+                                Value::Object(source) => Some(source),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => {
+                            self.fail(
+                                line,
+                                "a merge key `<<` takes a mapping or a list of mappings".into(),
+                            );
+                            return;
+                        }
+                    };
+                    for source in sources {
+                        for (k, v) in source {
+                            merged.entry(k).or_insert(v);
+                        }
+                    }
+                }
                 Some(key) => {
                     if map.contains_key(&key) {
                         self.fail(line, format!("key '{key}' appears twice"));
@@ -183,6 +214,7 @@ impl MarkedEventReceiver for Builder {
                     key: None,
                     path,
                     anchor,
+                    merged: Map::new(),
                 });
             }
             Event::SequenceStart(anchor, _) => {
@@ -199,7 +231,17 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Map { map, anchor, .. }) => (Value::Object(map), anchor),
+                    Some(Frame::Map {
+                        mut map,
+                        anchor,
+                        merged,
+                        ..
+                    }) => {
+                        for (k, v) in merged {
+                            map.entry(k).or_insert(v);
+                        }
+                        (Value::Object(map), anchor)
+                    }
                     Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
                     None => return,
                 };
@@ -209,6 +251,10 @@ impl MarkedEventReceiver for Builder {
         }
     }
 }
+
+/// The key whose mapping value is merged into the enclosing mapping
+/// (YAML 1.1's merge key type, which specs use to share a test's fields).
+const MERGE_KEY: &str = "<<";
 
 /// A scalar under YAML 1.2's core schema.
 fn scalar(text: &str, style: TScalarStyle) -> Value {
@@ -267,6 +313,25 @@ mod tests {
         assert!(error.message.contains("'a'"));
         let error = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(error.line >= 1);
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_the_mapping_does_not_say() {
+        let doc = parse(
+            "base: &b {kind: metric, min: 1, max: 2}\nother: &o {max: 9, extra: x}\n\
+             t: {<<: *b, min: 5}\nu:\n  min: 7\n  <<: [*o, *b]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.value["t"],
+            serde_json::json!({"kind": "metric", "min": 5, "max": 2})
+        );
+        assert_eq!(
+            doc.value["u"],
+            serde_json::json!({"kind": "metric", "min": 7, "max": 9, "extra": "x"})
+        );
+        let error = parse("t: {<<: 3}\n").unwrap_err();
+        assert!(error.message.contains("merge key"), "{}", error.message);
     }
 
     #[test]
