@@ -367,6 +367,10 @@ impl<'a> Runner<'a> {
                 };
                 let found = search.run(&frame, *max_gap_to_overall, |members| {
                     let rows = outcomes.labelled_rows(members.iter().copied());
+                    // Support counts labelled rows, the ones the metric sees.
+                    if rows.len() < *min_support {
+                        return None;
+                    }
                     let value = outcomes.evaluate(metric, &rows, None)?;
                     let shortfall = if higher_is_better {
                         overall - value
