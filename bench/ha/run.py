@@ -31,7 +31,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("SEXTANT_VENV", Path.home() / ".cache/sextant/venv-e2e"))
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/sextant/target"))
+# The release build's directory: $CARGO_TARGET_DIR, else this checkout's target/ (where a
+# plain `cargo build --release` puts it), else ~/.cache/sextant/target (scripts/test's).
+TARGET = Path(
+    os.environ.get("CARGO_TARGET_DIR")
+    or next(
+        (t for t in (REPO / "target", Path.home() / ".cache/sextant/target") if (t / "release" / "sextant").exists()),
+        REPO / "target",
+    )
+)
 if Path(sys.prefix).resolve() != VENV.resolve():
     python = VENV / "bin" / "python"
     if not python.exists():

@@ -38,7 +38,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("SEXTANT_EVIDENTLY_VENV", Path.home() / ".cache/sextant/venv-evidently"))
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/sextant/target"))
+# The release build's directory: $CARGO_TARGET_DIR, else this checkout's target/ (where a
+# plain `cargo build --release` puts it), else ~/.cache/sextant/target (scripts/test's).
+TARGET = Path(
+    os.environ.get("CARGO_TARGET_DIR")
+    or next(
+        (t for t in (REPO / "target", Path.home() / ".cache/sextant/target") if (t / "release" / "sextant").exists()),
+        REPO / "target",
+    )
+)
 SEXTANT = Path(os.environ.get("SEXTANT_BIN", TARGET / "release" / "sextant"))
 DATA = Path.home() / ".cache/sextant/bench-drift"
 REQUIREMENTS = REPO / "tests/monitoring/requirements.txt"

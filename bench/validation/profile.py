@@ -34,7 +34,15 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/sextant/target"))
+# The release build's directory: $CARGO_TARGET_DIR, else this checkout's target/ (where a
+# plain `cargo build --release` puts it), else ~/.cache/sextant/target (scripts/test's).
+TARGET = Path(
+    os.environ.get("CARGO_TARGET_DIR")
+    or next(
+        (t for t in (REPO / "target", Path.home() / ".cache/sextant/target") if (t / "release" / "sextant").exists()),
+        REPO / "target",
+    )
+)
 
 
 def make(rows: int) -> pd.DataFrame:
