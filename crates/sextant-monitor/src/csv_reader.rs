@@ -219,13 +219,16 @@ pub(crate) fn read(
     let body_start = header.position().byte() as usize;
     let header_lines = header.position().line() - 1;
     let body = &bytes[body_start.min(bytes.len())..];
+    // One scan: where the shares may be cut, and whether they can be split
+    // without the `csv` crate's state machine.
+    let quoted = memchr::memchr(b'"', body).is_some();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     let shares = if body.len() < PARALLEL_BYTES || threads == 1 {
         vec![(0, body.len())]
     } else {
-        split(body, threads)
+        split(body, threads, quoted)
     };
     let parsed: Vec<Result<Vec<Partial>, (usize, u64, String)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
@@ -234,7 +237,8 @@ pub(crate) fn read(
                 let share = &body[start..end];
                 let width = names.len();
                 scope.spawn(move || {
-                    parse_share(share, delimiter, width).map_err(|(line, m)| (start, line, m))
+                    parse_share(share, delimiter, width, quoted)
+                        .map_err(|(line, m)| (start, line, m))
                 })
             })
             .collect();
@@ -301,11 +305,11 @@ fn partial_len(partial: &Partial) -> usize {
 }
 
 /// `threads` shares of `body`, each ending after a newline outside quotes.
-fn split(body: &[u8], threads: usize) -> Vec<(usize, usize)> {
+fn split(body: &[u8], threads: usize, quoted: bool) -> Vec<(usize, usize)> {
     let targets: Vec<usize> = (1..threads).map(|k| body.len() * k / threads).collect();
     let mut cuts = Vec::with_capacity(threads + 1);
     cuts.push(0);
-    if !body.contains(&b'"') {
+    if !quoted {
         for target in targets {
             let from = target.max(*cuts.last().expect("a start"));
             if let Some(offset) = body[from..].iter().position(|&b| b == b'\n') {
@@ -338,7 +342,13 @@ fn split(body: &[u8], threads: usize) -> Vec<(usize, usize)> {
 }
 
 /// Tokenises and types one share. Errors carry the line within the share.
-fn parse_share(share: &[u8], delimiter: u8, width: usize) -> Result<Vec<Partial>, (u64, String)> {
+/// `quoted` says whether the body holds a quote anywhere (scanned once).
+fn parse_share(
+    share: &[u8],
+    delimiter: u8,
+    width: usize,
+    quoted: bool,
+) -> Result<Vec<Partial>, (u64, String)> {
     let mut columns: Vec<Partial> = (0..width)
         .map(|_| Partial::Unknown {
             missing: 0,
@@ -346,7 +356,7 @@ fn parse_share(share: &[u8], delimiter: u8, width: usize) -> Result<Vec<Partial>
         })
         .collect();
     let expected_rows = memchr::memchr_iter(b'\n', share).count() + 1;
-    if let Some(text) = plain_text(share, delimiter) {
+    if let Some(text) = plain_text(share, delimiter, quoted) {
         read_plain(text, delimiter, &mut columns, expected_rows)?;
         return Ok(columns);
     }
@@ -385,11 +395,8 @@ fn parse_share(share: &[u8], delimiter: u8, width: usize) -> Result<Vec<Partial>
 /// it as the `csv` crate does: valid UTF-8, no quote, and every carriage
 /// return the end of a line. Most files are; the state machine is then
 /// wasted work.
-fn plain_text(share: &[u8], delimiter: u8) -> Option<&str> {
-    if !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
-        return None;
-    }
-    if memchr::memchr(b'"', share).is_some() {
+fn plain_text(share: &[u8], delimiter: u8, quoted: bool) -> Option<&str> {
+    if quoted || !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
         return None;
     }
     if memchr::memchr_iter(b'\r', share).any(|at| share.get(at + 1) != Some(&b'\n')) {

@@ -135,12 +135,10 @@ impl Search<'_> {
                     continue;
                 }
                 // A run of adjacent weak bins of a number is one finding.
+                let is_range =
+                    |k: usize| matches!(feature.cells[k].condition, Condition::Range { .. });
                 let mut end = k + 1;
-                while end < feature.cells.len()
-                    && is_weak(end)
-                    && matches!(feature.cells[end].condition, Condition::Range { .. })
-                    && matches!(feature.cells[k].condition, Condition::Range { .. })
-                {
+                while is_range(k) && end < feature.cells.len() && is_weak(end) && is_range(end) {
                     end += 1;
                 }
                 flags[k..end].iter_mut().for_each(|f| *f = true);
