@@ -325,15 +325,11 @@ pub(crate) fn read_streaming(
             Err(StreamStop::Irregular) => return Ok(None),
         }
     }
-    let (rows, columns, fallback) = assemble(partials, names.len());
+    let (columns, fallback) = assemble(partials, names.len());
     if !fallback.is_empty() {
         return Ok(None);
     }
-    let columns = columns
-        .into_iter()
-        .map(|c| Arc::new(c.expect("every column is read")))
-        .collect();
-    Ok(Some((names, rows, columns)))
+    Ok(Some(finish(names, columns)))
 }
 
 /// One thread's share of a streamed file: the lines that start in
@@ -443,11 +439,7 @@ impl ShareReader<'_> {
 }
 
 /// Reads `bytes` (a whole CSV file with a header) into named columns.
-pub(crate) fn read(
-    path: &Path,
-    bytes: &[u8],
-    delimiter: u8,
-) -> Result<(Vec<String>, usize, Vec<Arc<ColumnValues>>), DatasetError> {
+pub(crate) fn read(path: &Path, bytes: &[u8], delimiter: u8) -> Result<ReadTable, DatasetError> {
     let csv_error = |line: u64, message: String| DatasetError::Csv {
         path: path.to_path_buf(),
         line,
@@ -528,7 +520,7 @@ pub(crate) fn read(
             }
         }
     }
-    let (rows, mut columns, fallback) = assemble(partials, names.len());
+    let (mut columns, fallback) = assemble(partials, names.len());
     if !fallback.is_empty() {
         for (column, values) in reparse_as_text(body, delimiter, &fallback)
             .map_err(|(line, m)| csv_error(header_lines + line, m))?
@@ -536,23 +528,27 @@ pub(crate) fn read(
             columns[column] = Some(values);
         }
     }
-    let columns = columns
+    Ok(finish(names, columns))
+}
+
+/// The table from its read columns. The row count is the first column's
+/// length once every column is read: a column read again as text has no
+/// count before that.
+fn finish(names: Vec<String>, columns: Vec<Option<ColumnValues>>) -> ReadTable {
+    let columns: Vec<Arc<ColumnValues>> = columns
         .into_iter()
         .map(|c| Arc::new(c.expect("every column is read")))
         .collect();
-    Ok((names, rows, columns))
+    let rows = columns.first().map_or(0, |c| c.len());
+    (names, rows, columns)
 }
 
-/// The shares' partial columns joined into columns, with the row count;
-/// the columns only a text re-read gets right are None and listed.
+/// The shares' partial columns joined into columns; the columns only a
+/// text re-read gets right are None and listed.
 fn assemble(
     mut partials: Vec<Vec<Partial>>,
     width: usize,
-) -> (usize, Vec<Option<ColumnValues>>, Vec<usize>) {
-    let rows = partials
-        .iter()
-        .map(|share| share.first().map_or(0, partial_len))
-        .sum();
+) -> (Vec<Option<ColumnValues>>, Vec<usize>) {
     let mut columns: Vec<Option<ColumnValues>> = Vec::with_capacity(width);
     let mut fallback = Vec::new();
     for column in 0..width {
@@ -568,17 +564,7 @@ fn assemble(
             }
         }
     }
-    (rows, columns, fallback)
-}
-
-fn partial_len(partial: &Partial) -> usize {
-    match partial {
-        Partial::Unknown { missing, .. } => *missing,
-        Partial::Int(v) | Partial::Float(v) => v.len(),
-        Partial::Bool(c) => c.len(),
-        Partial::Text { codes, .. } => codes.len(),
-        Partial::Fallback => 0,
-    }
+    (columns, fallback)
 }
 
 /// `threads` shares of `body`, each ending after a newline outside quotes.
@@ -683,9 +669,16 @@ fn plain_text(share: &[u8], delimiter: u8, quoted: bool) -> Option<&str> {
     std::str::from_utf8(share).ok()
 }
 
-/// Splits a `plain_text` share into records and fields with one vector
-/// scan for the delimiter and the newline. Like the `csv` crate it skips
-/// empty lines and counts lines from 1 for errors.
+/// Splits a `plain_text` share into records and fields and types them.
+/// Like the `csv` crate it skips empty lines and counts lines from 1 for
+/// errors.
+///
+/// A field of a column read as floats so far is parsed where it starts,
+/// and the parse itself finds where it ends: when the number is followed
+/// by the delimiter or the end of the line, it is the whole field, and the
+/// scan for the delimiter is saved (with the field's trimming and the
+/// column's dispatch). Anything else (text, spaces, `inf`, a missing
+/// value) is cut at the next delimiter and typed field by field.
 fn read_plain(
     text: &str,
     delimiter: u8,
@@ -696,8 +689,8 @@ fn read_plain(
     let bytes = text.as_bytes();
     let mut line = 1u64;
     let mut line_start = 0;
-    let mut field_start = 0;
     let mut column = 0;
+    let mut at = 0;
     let wrong_width = |line_number: u64, record: &str| {
         (
             line_number,
@@ -707,31 +700,55 @@ fn read_plain(
             ),
         )
     };
-    let ends = memchr::memchr2_iter(delimiter, b'\n', bytes).chain(std::iter::once(bytes.len()));
-    for end in ends {
-        let at_line_end = end == bytes.len() || bytes[end] == b'\n';
-        let mut field = &text[field_start..end];
-        if at_line_end {
-            field = field.strip_suffix('\r').unwrap_or(field);
-            if column == 0 && field.is_empty() {
-                // An empty line (or the end after the last newline).
-                line += 1;
-                line_start = end + 1;
-                field_start = end + 1;
-                continue;
+    loop {
+        // Where the field starting at `at` ends (at the delimiter, the
+        // newline, or the end of the text), if it was read as a number.
+        let number_end = match columns.get_mut(column) {
+            Some(Partial::Float(values)) => {
+                whole_number(bytes, at, delimiter).map(|(value, end)| {
+                    values.push(value);
+                    end
+                })
             }
-        }
-        match columns.get_mut(column) {
-            Some(partial) => partial.push(field, expected_rows),
+            _ => None,
+        };
+        let end = match number_end {
+            Some(end) => end,
             None => {
-                let record_end =
-                    memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |n| end + n);
-                return Err(wrong_width(line, &text[line_start..record_end]));
+                let end =
+                    memchr::memchr2(delimiter, b'\n', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+                let at_line_end = end == bytes.len() || bytes[end] == b'\n';
+                let mut field = &text[at..end];
+                if at_line_end {
+                    field = field.strip_suffix('\r').unwrap_or(field);
+                    if column == 0 && field.is_empty() {
+                        // An empty line (or the end after the last newline).
+                        if end == bytes.len() {
+                            return Ok(());
+                        }
+                        line += 1;
+                        line_start = end + 1;
+                        at = end + 1;
+                        continue;
+                    }
+                }
+                match columns.get_mut(column) {
+                    Some(partial) => partial.push(field, expected_rows),
+                    None => {
+                        let record_end =
+                            memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |n| end + n);
+                        return Err(wrong_width(line, &text[line_start..record_end]));
+                    }
+                }
+                end
             }
-        }
-        if at_line_end {
+        };
+        if end == bytes.len() || bytes[end] == b'\n' {
             if column + 1 != width {
                 return Err(wrong_width(line, &text[line_start..end]));
+            }
+            if end == bytes.len() {
+                return Ok(());
             }
             column = 0;
             line += 1;
@@ -739,9 +756,26 @@ fn read_plain(
         } else {
             column += 1;
         }
-        field_start = end + 1;
+        at = end + 1;
     }
-    Ok(())
+}
+
+/// The finite number that is the whole field starting at `at`, and where
+/// the field ends (the delimiter, the newline, or the end of `bytes`); a
+/// `\r` before the newline ends it too, as the line's end. None for
+/// anything else, which the caller cuts and types the general way. Reads
+/// exactly what `parse_float_field` reads: the parse stops where its
+/// grammar does, so a field it reads whole is one `str::parse` accepts.
+fn whole_number(bytes: &[u8], at: usize, delimiter: u8) -> Option<(f64, usize)> {
+    let (value, used) = fast_float2::parse_partial::<f64, _>(&bytes[at..]).ok()?;
+    let end = at + used;
+    let end = match bytes.get(end) {
+        None => end,
+        Some(&b) if b == delimiter || b == b'\n' => end,
+        Some(b'\r') if bytes.get(end + 1) == Some(&b'\n') => end + 1,
+        Some(_) => return None,
+    };
+    (used > 0 && value.is_finite()).then_some((value, end))
 }
 
 /// The shares of one column as one column, or None when their kinds mix
@@ -978,6 +1012,14 @@ mod tests {
             "a,b,c\n1,x,2.5\n2,y\n",
             "a,b,c\n1,x,2.5,9\n",
             "a\tb\tc\n1\tx\t2\n",
+            // Float columns read where the number starts, then fields the
+            // parse does not read whole.
+            "a,b\n1.5,x\n2.5,y\n 2.5,w\n2.5 ,v\ninf,u\n-inf,t\nnan,r\n,q\n3.5,p\r\n4.5,o",
+            "a,b\n1.5,x\n1e5x,z\n",
+            "a,b\n1.5,x\n1e309,z\n",
+            "a,b\n1.5,1.5\r\n-0.0,2e-3\r\n.5,5.\r\n+1,1E+2\n",
+            "a,b\n1.5,2.5\n3.5\n",
+            "a,b\n1.5,2.5\n3.5,4.5,5.5\n",
         ];
         for (i, text) in files.iter().enumerate() {
             let (delimiter, extension) = if text.contains('\t') {
