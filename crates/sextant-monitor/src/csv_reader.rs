@@ -1,14 +1,19 @@
 //! CSV into typed columns on every core.
 //!
-//! The file is read whole; its body is cut into one share per core at
-//! record boundaries (outside quoted fields), and each share is tokenised
-//! by the `csv` crate and typed as it goes: a column stays numbers while
-//! its fields parse as numbers, and becomes categories (interned, no
-//! string per field) when they do not. The shares' columns are then
-//! joined in order. The typing is exactly `csv_column`'s (pandas'
+//! A large file without quotes is streamed (`read_streaming`): each core
+//! reads its share of the file (the lines that start in its byte range) a
+//! chunk at a time into a buffer of its own, so the file is never held
+//! whole. Any other file is read whole and its body cut into one share per
+//! core at record boundaries outside quoted fields (`read`). A share
+//! without quotes is split by one vector scan for the delimiter and the
+//! newline, a float column's fields parsed where they start; a quoted one
+//! is tokenised by the `csv` crate. Fields are typed as they come: a column
+//! stays numbers while its fields parse as numbers, and becomes categories
+//! (interned, no string per field) when they do not. The shares' columns
+//! are then joined in order. The typing is exactly `csv_column`'s (pandas'
 //! `read_csv` rules); a column whose fields change kind in a way that
 //! loses their spelling (numbers, then text) is read again as text, the
-//! slow and exact way.
+//! slow and exact way (for a streamed file, by reading it whole).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
