@@ -796,6 +796,45 @@ def test_profile_figures_match_pandas_and_scipy(tmp_path):
     assert missing.returncode == 2 and "nope" in missing.stderr
 
 
+def test_compressed_and_indexed_csv_read_as_pandas_reads_them(tmp_path):
+    """Files as pandas users write them: `to_csv` with its index (an unnamed first
+    column), a repeated column name and pandas' missing spellings, compressed as the
+    name says. Sextant names and counts the columns as `pandas.read_csv` does."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    frame = pd.DataFrame({"amount": rng.gamma(2.0, 10.0, n).round(3), "city": rng.choice(["x", "y", "NA"], n)})
+    frame["amount2"] = frame["amount"] * 2
+    frame = frame.rename(columns={"amount2": "amount"})  # a repeated name, as pandas reads it back: amount.1
+    files = []
+    for name in ["plain.csv", "data.csv.gz", "data.csv.zip"]:
+        frame.to_csv(tmp_path / name)  # with the index: an unnamed first column
+        files.append(tmp_path / name)
+    for path in files:
+        expected = pd.read_csv(path)
+        assert list(expected.columns) == ["Unnamed: 0", "amount", "city", "amount.1"]
+        done = subprocess.run([sextant_bin(), "profile", str(path)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["rows"] == len(expected)
+        columns = {c["name"]: c for c in report["columns"]}
+        assert list(columns) == list(expected.columns), path.name
+        assert columns["amount.1"]["mean"] == pytest.approx(expected["amount.1"].mean(), rel=1e-12)
+        # "NA" is missing to pandas, and to Sextant.
+        assert columns["city"]["missing"] == int(expected["city"].isna().sum()) > 0
+        spec = tmp_path / "expectations.yaml"
+        spec.write_text("expectations:\n  - {expect: column_values_between, column: amount.1, min: 0}\n")
+        checked = subprocess.run([sextant_bin(), "expectations", "check", str(path), str(spec)], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    archive = tmp_path / "two.csv.zip"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as two:
+        two.writestr("a.csv", "x\n1\n")
+        two.writestr("b.csv", "x\n2\n")
+    refused = subprocess.run([sextant_bin(), "profile", str(archive)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "two.csv.zip" in refused.stderr and "exactly one file" in refused.stderr
+
+
 def test_inferred_expectations_pass_their_data_and_catch_changes(world):
     root = world["root"]
     inferred = subprocess.run([sextant_bin(), "expectations", "infer", str(root / "test.csv")], capture_output=True, text=True, timeout=120)

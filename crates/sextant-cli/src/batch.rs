@@ -288,20 +288,27 @@ fn rows_of(columns: &[NamedTensor], partition: Partition) -> Vec<NamedTensor> {
 
 /// Reads a Parquet or CSV file into one column tensor per column.
 pub(crate) fn read_columns(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let columns = match extension.as_str() {
-        "parquet" | "pq" => read_parquet(path)?,
-        "csv" => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("while reading {}", path.display()))?;
+    let suffix =
+        sextant_monitor::dataset::format_suffix(&path.to_string_lossy()).to_ascii_lowercase();
+    let parquet_magic = {
+        use std::io::Read;
+        let mut magic = [0u8; 4];
+        std::fs::File::open(path)
+            .and_then(|mut file| file.read_exact(&mut magic))
+            .is_ok()
+            && &magic == b"PAR1"
+    };
+    let columns = match suffix.as_str() {
+        _ if parquet_magic => read_parquet(path)?,
+        ".parquet" | ".pq" => read_parquet(path)?,
+        ".csv" | ".csv.gz" | ".csv.gzip" | ".csv.zst" | ".csv.zstd" | ".csv.zip" => {
+            let bytes = sextant_monitor::dataset::csv_bytes(path, u64::MAX)?;
             sextant_server::serving::read_csv_columns(&bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?
         }
-        other => bail!("cannot read '.{other}' files: use .parquet or .csv"),
+        other => {
+            bail!("cannot read '{other}' files: use .parquet or .csv (.csv.gz, .csv.zst, .csv.zip)")
+        }
     };
     if columns.is_empty() {
         bail!("{} has no columns", path.display());

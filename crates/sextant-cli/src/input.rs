@@ -59,12 +59,22 @@ pub(crate) struct SelectedInput {
     _downloads: Option<tempfile::TempDir>,
 }
 
+/// A table `predict` and `drift` both read, by its name: Parquet, or CSV
+/// (possibly compressed).
 fn is_data_file(name: &str) -> bool {
-    let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
-    matches!(
-        extension.to_ascii_lowercase().as_str(),
-        "parquet" | "pq" | "csv"
-    )
+    let name = name.to_ascii_lowercase();
+    let csv = [
+        ".csv",
+        ".csv.gz",
+        ".csv.gzip",
+        ".csv.zst",
+        ".csv.zstd",
+        ".csv.zip",
+    ];
+    [".parquet", ".pq"]
+        .iter()
+        .chain(&csv)
+        .any(|end| name.ends_with(end))
 }
 
 /// The share of `files` a partition takes: whole files when there are at

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use super::dataset::{
-    csv_column, intern, is_na_spelling, parse_float_field, ColumnValues, DatasetError, LabelIndex,
-    MISSING_CODE,
+    csv_column, intern, is_na_spelling, pandas_header, parse_float_field, ColumnValues,
+    DatasetError, LabelIndex, MISSING_CODE,
 };
 
 /// Below this many body bytes one thread reads the file.
@@ -275,10 +275,12 @@ pub(crate) fn read_streaming(
     let Some(header) = std::str::from_utf8(header).ok().filter(|_| plain_header) else {
         return Ok(None);
     };
-    let names: Vec<String> = header
-        .split(delimiter as char)
-        .map(str::to_string)
-        .collect();
+    let names = pandas_header(
+        header
+            .split(delimiter as char)
+            .map(str::to_string)
+            .collect(),
+    );
     let body_start = header_end + 1;
     let body_length = length - body_start;
     let cuts: Vec<usize> = (0..=threads)
@@ -458,7 +460,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], delimiter: u8) -> Result<ReadTable
     let has_header = header
         .read_record(&mut record)
         .map_err(|e| csv_error(e.position().map_or(1, |p| p.line()), e.to_string()))?;
-    let names: Vec<String> = record.iter().map(str::to_string).collect();
+    let names = pandas_header(record.iter().map(str::to_string).collect());
     if !has_header || names.is_empty() {
         return Err(DatasetError::NoHeader {
             path: path.to_path_buf(),

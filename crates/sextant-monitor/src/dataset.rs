@@ -39,8 +39,10 @@ pub enum DatasetError {
         line: u64,
         message: String,
     },
-    #[error("cannot tell the format of {path}: name it .csv or .parquet")]
+    #[error("cannot tell the format of {path}: name it .csv, .tsv or .parquet (a CSV may be compressed: .csv.gz, .csv.zst, .csv.zip)")]
     UnknownFormat { path: PathBuf },
+    #[error("{path} decompresses to more than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{path} has no column '{column}'")]
     NoSuchColumn { path: PathBuf, column: String },
     #[error("{path} has no header row")]
@@ -115,9 +117,17 @@ pub struct Table {
 }
 
 impl Table {
-    /// Opens a `.csv` or `.parquet` file (`.pq`, `.tsv` too). A Parquet file
-    /// is recognised by its magic bytes whatever its name.
+    /// Opens a `.csv` or `.parquet` file (`.pq`, `.tsv` too), a CSV
+    /// possibly compressed as pandas infers it from the name (`.gz`,
+    /// `.zst`, or a `.zip` holding one file). A Parquet file is recognised
+    /// by its magic bytes whatever its name.
     pub fn open(path: &Path) -> Result<Table, DatasetError> {
+        Table::open_bounded(path, u64::MAX)
+    }
+
+    /// [`Table::open`], refusing a compressed file that inflates to more
+    /// than `max_inflated_bytes` (a server reading files it did not write).
+    pub fn open_bounded(path: &Path, max_inflated_bytes: u64) -> Result<Table, DatasetError> {
         let io = |source| DatasetError::Io {
             path: path.to_path_buf(),
             source,
@@ -131,18 +141,35 @@ impl Table {
         if is_parquet {
             return Table::open_parquet(path);
         }
-        let extension = path
-            .extension()
-            .and_then(|e| e.to_str())
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
-        match extension.as_str() {
-            "csv" | "txt" => Table::open_csv(path, b','),
-            "tsv" => Table::open_csv(path, b'\t'),
-            "parquet" | "pq" => Table::open_parquet(path),
-            _ => Err(DatasetError::UnknownFormat {
-                path: path.to_path_buf(),
-            }),
+        let (inner, compression) = Compression::of(&name);
+        let delimiter = match inner.rsplit_once('.').map(|(_, e)| e) {
+            Some("csv" | "txt") => b',',
+            Some("tsv") => b'\t',
+            Some("parquet" | "pq") if compression.is_none() => return Table::open_parquet(path),
+            _ => {
+                return Err(DatasetError::UnknownFormat {
+                    path: path.to_path_buf(),
+                })
+            }
+        };
+        match compression {
+            None => Table::open_csv(path, delimiter),
+            Some(compression) => {
+                let bytes = inflate(path, compression, max_inflated_bytes)?;
+                let (names, rows, columns) = crate::csv_reader::read(path, &bytes, delimiter)?;
+                Ok(Table {
+                    path: path.to_path_buf(),
+                    names,
+                    rows,
+                    storage: Storage::InMemory(columns),
+                    added: Vec::new(),
+                })
+            }
         }
     }
 
@@ -385,12 +412,14 @@ impl Table {
             line: e.position().map_or(0, |p| p.line()),
             message: e.to_string(),
         };
-        let names: Vec<String> = reader
-            .headers()
-            .map_err(csv_error)?
-            .iter()
-            .map(str::to_string)
-            .collect();
+        let names = pandas_header(
+            reader
+                .headers()
+                .map_err(csv_error)?
+                .iter()
+                .map(str::to_string)
+                .collect(),
+        );
         if names.is_empty() {
             return Err(DatasetError::NoHeader {
                 path: path.to_path_buf(),
@@ -420,6 +449,114 @@ impl Table {
 
 /// Below this many bytes a file is read by one thread.
 const PARALLEL_READ_BYTES: u64 = 4 << 20;
+
+/// The end of `name` that tells [`Table::open`] its format (`.csv`,
+/// `.parquet`, `.csv.gz`…), for a copy staged under another name; `.csv`
+/// when the name says nothing readable.
+pub fn format_suffix(name: &str) -> String {
+    let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let plain = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric());
+    let parts: Vec<&str> = name.split('.').skip(1).collect();
+    match parts[..] {
+        [.., inner, outer]
+            if plain(inner)
+                && plain(outer)
+                && matches!(
+                    outer.to_ascii_lowercase().as_str(),
+                    "gz" | "gzip" | "zst" | "zstd" | "zip"
+                ) =>
+        {
+            format!(".{inner}.{outer}")
+        }
+        [.., last] if plain(last) => format!(".{last}"),
+        _ => ".csv".to_string(),
+    }
+}
+
+/// How a CSV file is compressed, as pandas infers it from the name.
+#[derive(Clone, Copy)]
+enum Compression {
+    Gzip,
+    Zstd,
+    /// A zip archive holding exactly one file.
+    Zip,
+}
+
+impl Compression {
+    /// A lower-case file name's compression, and the name without its
+    /// compression's extension.
+    fn of(name: &str) -> (&str, Option<Compression>) {
+        match name.rsplit_once('.') {
+            Some((inner, "gz" | "gzip")) => (inner, Some(Compression::Gzip)),
+            Some((inner, "zst" | "zstd")) => (inner, Some(Compression::Zstd)),
+            Some((inner, "zip")) => (inner, Some(Compression::Zip)),
+            _ => (name, None),
+        }
+    }
+}
+
+/// A CSV file's bytes as [`Table::open`] reads them: decompressed when its
+/// name says it is compressed (at most `limit` bytes then).
+pub fn csv_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, DatasetError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match Compression::of(&name).1 {
+        Some(compression) => inflate(path, compression, limit),
+        None => std::fs::read(path).map_err(|source| DatasetError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// A compressed file's content, at most `limit` bytes of it.
+fn inflate(path: &Path, compression: Compression, limit: u64) -> Result<Vec<u8>, DatasetError> {
+    use std::io::Read;
+    let io = |source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    let read = |reader: &mut dyn Read, bytes: &mut Vec<u8>| {
+        reader.take(limit.saturating_add(1)).read_to_end(bytes)
+    };
+    match compression {
+        Compression::Gzip => {
+            let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            read(&mut decoder, &mut bytes).map_err(io)?;
+        }
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(file).map_err(io)?;
+            read(&mut decoder, &mut bytes).map_err(io)?;
+        }
+        Compression::Zip => {
+            let zip_error = |e: zip::result::ZipError| io(std::io::Error::other(e.to_string()));
+            let mut archive = zip::ZipArchive::new(file).map_err(zip_error)?;
+            let files: Vec<usize> = (0..archive.len())
+                .filter(|&i| archive.by_index(i).is_ok_and(|f| f.is_file()))
+                .collect();
+            let [only] = files[..] else {
+                return Err(io(std::io::Error::other(format!(
+                    "a zip archive must hold exactly one file to be read as a table; this one holds {}",
+                    files.len()
+                ))));
+            };
+            let mut member = archive.by_index(only).map_err(zip_error)?;
+            read(&mut member, &mut bytes).map_err(io)?;
+        }
+    }
+    if bytes.len() as u64 > limit {
+        return Err(DatasetError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
 
 /// The file's bytes, its parts read on every core: copying from the page
 /// cache into fresh memory (and the kernel zeroing that memory) otherwise
@@ -793,7 +930,7 @@ pub(crate) fn csv_column(fields: Vec<String>) -> ColumnValues {
 }
 
 /// pandas' default `na_values` that can appear in a numeric column.
-pub(crate) fn is_na_spelling(field: &str) -> bool {
+pub fn is_na_spelling(field: &str) -> bool {
     matches!(
         field,
         "" | "NaN"
@@ -840,6 +977,40 @@ fn csv_floats(fields: &[String]) -> Option<Vec<f64>> {
         .collect()
 }
 
+/// A CSV header's names as `pandas.read_csv` gives them, so specs and
+/// reports name columns as a pandas user sees them: an empty name is
+/// `Unnamed: I` (I its position; what `to_csv` writes for an index without
+/// a name), and a repeated name gets `.1`, `.2`… skipping suffixed names
+/// the header already has (pandas' `TextReader._get_header`, the C
+/// parser's de-duplication).
+pub fn pandas_header(mut names: Vec<String>) -> Vec<String> {
+    for (i, name) in names.iter_mut().enumerate() {
+        if name.is_empty() {
+            *name = format!("Unnamed: {i}");
+        }
+    }
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for i in 0..names.len() {
+        let original = names[i].clone();
+        let mut name = original.clone();
+        let mut count = counts.get(&name).copied().unwrap_or(0);
+        if count > 0 {
+            while count > 0 {
+                counts.insert(original.clone(), count + 1);
+                name = format!("{original}.{count}");
+                if names.contains(&name) {
+                    count += 1;
+                } else {
+                    count = counts.get(&name).copied().unwrap_or(0);
+                }
+            }
+            names[i] = name.clone();
+        }
+        counts.insert(name, count + 1);
+    }
+    names
+}
+
 /// A trimmed, non-missing field as pandas reads a float: infinities by
 /// their spellings, other non-finite text refused.
 ///
@@ -870,6 +1041,95 @@ fn csv_booleans(fields: &[String]) -> Option<Vec<u32>> {
 
 #[cfg(test)]
 mod tests {
+    /// A CSV compressed with gzip, zstd or zip reads as the plain file
+    /// does; an archive of two files, a corrupt file and a file inflating
+    /// past the bound are refused, each naming the file.
+    #[test]
+    fn compressed_csv_reads_as_the_plain_file() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from(",id,city,score\n");
+        for i in 0..5000 {
+            text.push_str(&format!("{i},{i},c{},{}\n", i % 7, i as f64 / 8.0));
+        }
+        let plain = dir.path().join("t.csv");
+        std::fs::write(&plain, &text).unwrap();
+        let gz = dir.path().join("t.csv.gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        let zst = dir.path().join("T.CSV.ZST");
+        std::fs::write(&zst, zstd::stream::encode_all(text.as_bytes(), 1).unwrap()).unwrap();
+        let zip_file = |name: &str, members: &[&str]| {
+            let path = dir.path().join(name);
+            let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+            for member in members {
+                writer
+                    .start_file(*member, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                writer.write_all(text.as_bytes()).unwrap();
+            }
+            writer.finish().unwrap();
+            path
+        };
+        let zipped = zip_file("t.csv.zip", &["t.csv"]);
+        let expected = super::Table::open(&plain).unwrap();
+        assert_eq!(
+            expected.column_names(),
+            ["Unnamed: 0", "id", "city", "score"]
+        );
+        for path in [&gz, &zst, &zipped] {
+            let table = super::Table::open(path).unwrap();
+            assert_eq!(table.rows(), 5000, "{path:?}");
+            assert_eq!(table.column_names(), expected.column_names());
+            for name in expected.column_names() {
+                let (a, b) = (table.column(name).unwrap(), expected.column(name).unwrap());
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{path:?} {name}");
+            }
+        }
+        let two = zip_file("two.csv.zip", &["a.csv", "b.csv"]);
+        let corrupt = dir.path().join("bad.csv.gz");
+        std::fs::write(&corrupt, b"not gzip at all").unwrap();
+        for path in [&two, &corrupt] {
+            let error = super::Table::open(path).err().unwrap().to_string();
+            assert!(error.contains(&path.display().to_string()), "{error}");
+        }
+        for (name, suffix) in [
+            ("runs/1/data.CSV.gz", ".CSV.gz"),
+            ("data.parquet", ".parquet"),
+            ("archive.tar.gz", ".tar.gz"),
+            ("noext", ".csv"),
+            ("we.ird/na me.c$v", ".csv"),
+            ("a.csv.", ".csv"),
+        ] {
+            assert_eq!(super::format_suffix(name), suffix, "{name}");
+        }
+        let error = super::Table::open_bounded(&gz, 1000).err().unwrap();
+        assert!(
+            matches!(error, super::DatasetError::TooLarge { limit: 1000, .. }),
+            "{error}"
+        );
+        assert!(super::Table::open(&dir.path().join("t.parquet.gz")).is_err());
+    }
+
+    /// Headers with empty and repeated names, named as pandas 3.1's
+    /// `read_csv` names them (its output, recorded).
+    #[test]
+    fn header_names_are_pandas_names() {
+        let cases: [(&str, &[&str]); 6] = [
+            ("a,b,a,", &["a", "b", "a.1", "Unnamed: 3"]),
+            (",a,a,a.1,a", &["Unnamed: 0", "a", "a.2", "a.1", "a.3"]),
+            ("x,x.1,x,x", &["x", "x.1", "x.2", "x.3"]),
+            (",,", &["Unnamed: 0", "Unnamed: 1", "Unnamed: 2"]),
+            ("a,Unnamed: 1,", &["a", "Unnamed: 1", "Unnamed: 2"]),
+            ("a, a,a ", &["a", " a", "a "]),
+        ];
+        for (header, expected) in cases {
+            let names = super::pandas_header(header.split(',').map(str::to_string).collect());
+            assert_eq!(names, expected, "{header}");
+        }
+    }
+
     /// `parse_float_field` accepts and reads what `str::parse` does (its
     /// own infinity spellings aside): random spellings over digits, signs,
     /// points, exponents and the letters of `inf` and `nan`, and random

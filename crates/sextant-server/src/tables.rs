@@ -24,7 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// The largest table read from the artifact store in one go.
-const MAX_TABLE_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_TABLE_BYTES: u64 = 1 << 30;
 /// The longest prediction-log window read at once.
 const MAX_WINDOW_DAYS: i64 = 31;
 const DAY_US: i64 = 86_400_000_000;
@@ -210,13 +210,8 @@ pub(crate) async fn stage(
             }
             other => ApiError::from(other),
         })?;
-    let extension = Path::new(name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("csv")
-        .to_string();
     let file = tempfile::Builder::new()
-        .suffix(&format!(".{extension}"))
+        .suffix(&sextant_monitor::dataset::format_suffix(name))
         .tempfile()
         .map_err(|e| ApiError::Internal(format!("cannot stage a table: {e}")))?;
     let (file, path) = file.into_parts();
@@ -246,7 +241,7 @@ pub(crate) async fn stage(
 }
 
 fn open_staged(staged: tempfile::TempPath, description: String) -> ApiResult<LoadedTable> {
-    let table = Table::open(&staged).map_err(|e| {
+    let table = Table::open_bounded(&staged, MAX_TABLE_BYTES).map_err(|e| {
         ApiError::invalid(
             e.to_string()
                 .replace(&staged.display().to_string(), &description),
@@ -339,7 +334,8 @@ fn read_dataset(dataset: &sextant_core::Dataset, roots: &[PathBuf]) -> Result<Lo
             "dataset '{name}' is a file on the server's disk ('{uri}') outside the directories this server reads datasets from (--data-roots); log the table as a run artifact and give its path"
         ));
     };
-    let table = Table::open(&path).map_err(|e| format!("dataset '{name}': {e}"))?;
+    let table = Table::open_bounded(&path, MAX_TABLE_BYTES)
+        .map_err(|e| format!("dataset '{name}': {e}"))?;
     Ok(LoadedTable {
         table,
         description: format!("dataset '{name}' ({uri})"),

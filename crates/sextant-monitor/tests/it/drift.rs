@@ -214,7 +214,7 @@ fn bad_input_is_an_error_or_a_reported_skip() {
         .err()
         .unwrap()
         .to_string()
-        .contains(".csv or .parquet"));
+        .contains(".tsv or .parquet"));
     let ragged = write(&dir, "ragged.csv", "a,b\n1,2\n3\n");
     let error = Table::open(&ragged)
         .err()

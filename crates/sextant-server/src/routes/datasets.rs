@@ -519,14 +519,8 @@ pub(crate) async fn stage_file(
             version.files.len()
         )));
     };
-    let extension = std::path::Path::new(&version.source)
-        .extension()
-        .and_then(|e| e.to_str())
-        .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()))
-        .unwrap_or("csv")
-        .to_string();
     let staged = tempfile::Builder::new()
-        .suffix(&format!(".{extension}"))
+        .suffix(&sextant_monitor::dataset::format_suffix(&version.source))
         .tempfile()
         .map_err(|e| ApiError::Internal(format!("cannot stage a dataset: {e}")))?;
     let (handle, path) = staged.into_parts();

@@ -85,8 +85,18 @@ pub(crate) async fn put_reference(
         let path = ArtifactPath::parse(&profile_path(&name))?;
         return Ok(Json(reference_json(&stored, &path)));
     }
-    let is_parquet = bytes.starts_with(b"PAR1");
-    let extension = if is_parquet { "parquet" } else { "csv" };
+    // The upload has no name: its first bytes say what it is.
+    let extension = if bytes.starts_with(b"PAR1") {
+        "parquet"
+    } else if bytes.starts_with(&[0x1f, 0x8b]) {
+        "csv.gz"
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "csv.zst"
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        "csv.zip"
+    } else {
+        "csv"
+    };
     let table_bytes = bytes.clone();
     let open_upload = move || {
         let file = tempfile::Builder::new()
@@ -95,7 +105,11 @@ pub(crate) async fn put_reference(
             .map_err(|e| format!("cannot stage the table: {e}"))?;
         std::fs::write(file.path(), &table_bytes)
             .map_err(|e| format!("cannot stage the table: {e}"))?;
-        let table = sextant_monitor::dataset::Table::open(file.path()).map_err(|e| {
+        let table = sextant_monitor::dataset::Table::open_bounded(
+            file.path(),
+            crate::tables::MAX_TABLE_BYTES,
+        )
+        .map_err(|e| {
             // The staging file's name means nothing to the caller.
             e.to_string()
                 .replace(&file.path().display().to_string(), "the uploaded table")

@@ -106,7 +106,8 @@ pub(crate) async fn profile_of(
     let staged_name = staged.display().to_string();
     let column = target.map(str::to_string);
     let profile = tokio::task::spawn_blocking(move || {
-        let table = sextant_monitor::dataset::Table::open(&staged)?;
+        let table =
+            sextant_monitor::dataset::Table::open_bounded(&staged, crate::tables::MAX_TABLE_BYTES)?;
         Profile::of(&table, column.as_deref())
     })
     .await

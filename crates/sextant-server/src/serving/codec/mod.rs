@@ -560,6 +560,9 @@ pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
     if names.is_empty() || names.iter().all(String::is_empty) {
         return bad("the CSV body has no header row");
     }
+    // Named as MLflow's `pd.read_csv` names them (`Unnamed: 0`, `a.1`), as
+    // the table reader does.
+    let names = sextant_monitor::dataset::pandas_header(names);
     let mut columns: Vec<Vec<Cell>> = vec![Vec::new(); names.len()];
     for (r, record) in reader.records().enumerate() {
         let record = record.map_err(|e| BadRequest(format!("invalid CSV at data row {r}: {e}")))?;
@@ -586,7 +589,8 @@ pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
 
 fn csv_cell(field: &str) -> Cell {
     let trimmed = field.trim();
-    if trimmed.is_empty() || trimmed == "NaN" || trimmed == "nan" {
+    // pandas' missing-value spellings, as the table reader reads them.
+    if sextant_monitor::dataset::is_na_spelling(trimmed) {
         return Cell::Null;
     }
     if let Ok(i) = trimmed.parse::<i64>() {

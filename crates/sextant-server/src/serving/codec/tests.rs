@@ -128,6 +128,14 @@ fn csv_bodies_read_like_pandas() {
     assert!(b[0] == 2.5 && b[1].is_nan());
     assert!(message(scoring_csv(b"a,b\n1\n")).contains("1 fields"));
     assert!(message(scoring_csv(b"a,b\n")).contains("no data rows"));
+    // `to_csv`'s unnamed index, a repeated name and pandas' missing spellings.
+    let tensors = scoring_csv(b",a,a\n0,1,NA\n1,2,5\n").unwrap();
+    let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["Unnamed: 0", "a", "a.1"]);
+    let TensorData::F64(repeated) = &tensors[2].tensor.data else {
+        panic!("{:?}", tensors[2].tensor.data)
+    };
+    assert!(repeated[0].is_nan() && repeated[1] == 5.0);
 }
 
 #[test]
