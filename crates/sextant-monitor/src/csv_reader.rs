@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use super::dataset::{
-    csv_column, intern, is_na_spelling, pandas_header, parse_float_field, ColumnValues,
-    DatasetError, LabelIndex, MISSING_CODE,
+    csv_column, intern, is_blank_line, is_na_spelling, pandas_header, parse_float_field,
+    ColumnValues, DatasetError, LabelIndex, MISSING_CODE,
 };
 
 /// Below this many body bytes one thread reads the file.
@@ -644,7 +644,12 @@ fn parse_share(
             Err(e) => return Err((e.position().map_or(0, |p| p.line()), e.to_string())),
         }
         let line = || record.position().map_or(0, |p| p.line());
-        if record.len() != width {
+        let blank = record.len() == 1
+            && std::str::from_utf8(&record[0]).is_ok_and(|f| is_blank_line(f, delimiter));
+        if blank {
+            continue;
+        }
+        if record.len() > width {
             return Err((
                 line(),
                 format!(
@@ -653,8 +658,10 @@ fn parse_share(
                 ),
             ));
         }
-        for (column, field) in columns.iter_mut().zip(record.iter()) {
-            let text = std::str::from_utf8(field)
+        // A short record's missing fields are missing values, as pandas
+        // reads them.
+        for (i, column) in columns.iter_mut().enumerate() {
+            let text = std::str::from_utf8(record.get(i).unwrap_or_default())
                 .map_err(|_| (line(), "invalid UTF-8 in a field".to_string()))?;
             column.push(text, expected_rows);
         }
@@ -728,8 +735,9 @@ fn read_plain(
                 let mut field = &text[at..end];
                 if at_line_end {
                     field = field.strip_suffix('\r').unwrap_or(field);
-                    if column == 0 && field.is_empty() {
-                        // An empty line (or the end after the last newline).
+                    if column == 0 && is_blank_line(field, delimiter) {
+                        // An empty or blank line (or the end after the last
+                        // newline), which pandas skips.
                         if end == bytes.len() {
                             return Ok(());
                         }
@@ -751,8 +759,10 @@ fn read_plain(
             }
         };
         if end == bytes.len() || bytes[end] == b'\n' {
-            if column + 1 != width {
-                return Err(wrong_width(line, &text[line_start..end]));
+            // A short record's missing fields are missing values, as pandas
+            // reads them.
+            for partial in &mut columns[column + 1..] {
+                partial.push("", expected_rows);
             }
             if end == bytes.len() {
                 return Ok(());
@@ -891,6 +901,7 @@ fn reparse_as_text(
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
+        .flexible(true)
         .from_reader(body);
     let mut fields: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
     let mut record = csv::StringRecord::new();
@@ -899,6 +910,9 @@ fn reparse_as_text(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => return Err((e.position().map_or(0, |p| p.line()), e.to_string())),
+        }
+        if record.len() == 1 && is_blank_line(&record[0], delimiter) {
+            continue;
         }
         for (out, &column) in fields.iter_mut().zip(columns) {
             out.push(record.get(column).unwrap_or_default().to_string());
@@ -1112,19 +1126,69 @@ mod tests {
     }
 
     #[test]
-    fn a_short_record_names_its_line() {
+    fn a_long_record_names_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let mut text = String::from("a,b\n");
         for i in 0..200_000 {
             text.push_str(&format!("{i},{i}\n"));
         }
-        text.push_str("1\n");
-        let path = dir.path().join("short.csv");
+        text.push_str("1,2,3\n");
+        let path = dir.path().join("long.csv");
         std::fs::write(&path, text).unwrap();
         let error = Table::open(&path)
             .err()
-            .expect("a short record is refused")
+            .expect("a record longer than the header is refused")
             .to_string();
-        assert!(error.contains("line 200002"), "{error}");
+        assert!(
+            error.contains("line 200002") && error.contains("3 fields"),
+            "{error}"
+        );
+    }
+
+    /// Short records are padded with missing values and blank lines (spaces
+    /// and tabs only) skipped, as `pandas.read_csv` reads them (its output
+    /// on these files, recorded), by every path: plain, quoted, streamed.
+    #[test]
+    fn short_records_and_blank_lines_read_as_pandas_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = String::from("a,b,c\n");
+        let mut quoted = String::from("a,b,c\n");
+        let mut rows = 0;
+        while plain.len() < super::STREAM_BYTES as usize + 100_000 {
+            plain.push_str("1,2.5,x\n3\n  \n\t\r\n4,5.5\n");
+            quoted.push_str("1,2.5,\"x\"\n3\n  \n\t\r\n4,5.5\n");
+            rows += 3;
+        }
+        for (name, text) in [
+            (
+                "small.csv",
+                "a,b,c\n1,2.5,x\n3\n  \n\t\r\n4,5.5\n".to_string(),
+            ),
+            ("plain.csv", plain),
+            ("quoted.csv", quoted),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &text).unwrap();
+            let table = Table::open(&path).unwrap();
+            let expected_rows = if name == "small.csv" { 3 } else { rows };
+            assert_eq!(table.rows(), expected_rows, "{name}");
+            let ColumnValues::Numeric { values: b, .. } = &*table.column("b").unwrap() else {
+                panic!("{name}: b is numeric")
+            };
+            assert_eq!(b[0], 2.5);
+            assert!(b[1].is_nan() && b[2] == 5.5, "{name}: {:?}", &b[..3]);
+            let ColumnValues::Strings { codes, dictionary } = &*table.column("c").unwrap() else {
+                panic!("{name}: c is text")
+            };
+            assert_eq!(dictionary[codes[0] as usize], "x");
+            assert!(
+                codes[1..3]
+                    .iter()
+                    .all(|&c| c == crate::dataset::MISSING_CODE),
+                "{name}"
+            );
+            let slow = Table::open_csv_by_fields(&path, b',').unwrap();
+            assert_eq!(slow.rows(), expected_rows, "{name}");
+        }
     }
 }

@@ -405,7 +405,7 @@ impl Table {
         })?;
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
-            .flexible(false)
+            .flexible(true)
             .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
         let csv_error = |e: csv::Error| DatasetError::Csv {
             path: path.to_path_buf(),
@@ -428,8 +428,18 @@ impl Table {
         let mut fields: Vec<Vec<String>> = vec![Vec::new(); names.len()];
         let mut record = csv::StringRecord::new();
         while reader.read_record(&mut record).map_err(csv_error)? {
-            for (column, field) in fields.iter_mut().zip(record.iter()) {
-                column.push(field.to_string());
+            if record.len() == 1 && is_blank_line(&record[0], delimiter) {
+                continue;
+            }
+            if record.len() > names.len() {
+                return Err(DatasetError::Csv {
+                    path: path.to_path_buf(),
+                    line: record.position().map_or(0, |p| p.line()),
+                    message: "too many fields".into(),
+                });
+            }
+            for (i, column) in fields.iter_mut().enumerate() {
+                column.push(record.get(i).unwrap_or_default().to_string());
             }
         }
         let rows = fields.first().map_or(0, Vec::len);
@@ -899,6 +909,13 @@ fn arrow_display(array: &ArrayRef) -> Vec<Option<String>> {
 /// pandas' NaN spellings), booleans for `True`/`False` without gaps, and
 /// strings otherwise (empty fields missing).
 pub(crate) fn csv_column(fields: Vec<String>) -> ColumnValues {
+    if fields.is_empty() {
+        // A header without rows: pandas' `object`, text.
+        return ColumnValues::Strings {
+            codes: Vec::new(),
+            dictionary: Vec::new(),
+        };
+    }
     if let Some(values) = csv_integers(&fields) {
         return ColumnValues::Numeric {
             values,
@@ -975,6 +992,13 @@ fn csv_floats(fields: &[String]) -> Option<Vec<f64>> {
             parse_float_field(field)
         })
         .collect()
+}
+
+/// A line `pandas.read_csv` skips as blank: nothing but spaces and tabs
+/// (that are not the delimiter), as its tokenizer's `skip_blank_lines`.
+pub(crate) fn is_blank_line(line: &str, delimiter: u8) -> bool {
+    line.bytes()
+        .all(|b| (b == b' ' || b == b'\t' || b == b'\r') && b != delimiter)
 }
 
 /// A CSV header's names as `pandas.read_csv` gives them, so specs and

@@ -215,12 +215,17 @@ fn bad_input_is_an_error_or_a_reported_skip() {
         .unwrap()
         .to_string()
         .contains(".tsv or .parquet"));
-    let ragged = write(&dir, "ragged.csv", "a,b\n1,2\n3\n");
+    // A row longer than the header is an error naming the file and line (a
+    // shorter one is padded with missing values, as pandas reads it).
+    let ragged = write(&dir, "ragged.csv", "a,b\n1,2\n3,4,5\n");
     let error = Table::open(&ragged)
         .err()
-        .expect("ragged rows are an error")
+        .expect("a row longer than the header is an error")
         .to_string();
-    assert!(error.contains("ragged.csv"), "{error}");
+    assert!(
+        error.contains("ragged.csv") && error.contains("line 3"),
+        "{error}"
+    );
 
     // No shared column at all.
     let other = write(&dir, "other.csv", "z\n1\n");
