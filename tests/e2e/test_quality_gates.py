@@ -835,6 +835,51 @@ def test_compressed_and_indexed_csv_read_as_pandas_reads_them(tmp_path):
     assert refused.returncode == 2 and "two.csv.zip" in refused.stderr and "exactly one file" in refused.stderr
 
 
+def test_random_small_csv_files_read_as_pandas_reads_them(tmp_path):
+    """A differential check against `pandas.read_csv` on random small files: repeated,
+    empty and quoted header names, numbers, booleans, text, pandas' missing spellings,
+    padded and quoted fields, short rows, blank lines, CRLF and a missing final newline.
+    Names, rows, missing counts and whether a column is numeric, boolean or text agree.
+    (Rows longer than the header are left out: pandas then takes the first field as an
+    index, or refuses.)"""
+    import random
+
+    generator = random.Random(20261207)
+    tokens = ["1", "2.5", "-3", "", "NA", "nan", "x", "y z", '"q,1"', '"multi\nline"', "True", "false", " 4 ", "1e3", "inf", "-inf", "None", "0", "007"]
+
+    def kind(dtype) -> str:
+        return "number" if dtype.kind in "if" else "boolean" if dtype.kind == "b" else "text"
+
+    for case in range(150):
+        width = generator.randint(1, 4)
+        lines = [",".join(generator.choice(["a", "b", "", "a", "c d", '"h,1"']) for _ in range(width))]
+        for _ in range(generator.randint(0, 6)):
+            if generator.random() < 0.1:
+                lines.append(generator.choice(["", " ", "\t"]))
+            else:
+                fields = generator.randint(1, width) if generator.random() < 0.15 else width
+                lines.append(",".join(generator.choice(tokens) for _ in range(fields)))
+        text = "\n".join(lines) + generator.choice(["\n", "", "\r\n"])
+        path = tmp_path / f"case{case}.csv"
+        path.write_text(text)
+        done = subprocess.run([sextant_bin(), "profile", str(path)], capture_output=True, text=True, timeout=60)
+        try:
+            frame = pd.read_csv(path)
+        except pd.errors.EmptyDataError:  # no header at all: both refuse the file
+            assert done.returncode == 2 and "header" in done.stderr, (text, done.stderr)
+            continue
+        assert done.returncode == 0, (text, done.stderr)
+        report = json.loads(done.stdout)
+        ours = (
+            [c["name"] for c in report["columns"]],
+            report["rows"],
+            [c["missing"] for c in report["columns"]],
+            [{"integer": "number", "float": "number", "boolean": "boolean"}.get(c["kind"], "text") for c in report["columns"]],
+        )
+        theirs = (list(frame.columns), len(frame), [int(frame[c].isna().sum()) for c in frame.columns], [kind(frame[c].dtype) for c in frame.columns])
+        assert ours == theirs, text
+
+
 def test_inferred_expectations_pass_their_data_and_catch_changes(world):
     root = world["root"]
     inferred = subprocess.run([sextant_bin(), "expectations", "infer", str(root / "test.csv")], capture_output=True, text=True, timeout=120)

@@ -550,6 +550,7 @@ fn column_tensor(name: &str, cells: Vec<Cell>) -> Result<Tensor> {
 pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        .flexible(true)
         .from_reader(body);
     let names: Vec<String> = reader
         .headers()
@@ -566,15 +567,20 @@ pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
     let mut columns: Vec<Vec<Cell>> = vec![Vec::new(); names.len()];
     for (r, record) in reader.records().enumerate() {
         let record = record.map_err(|e| BadRequest(format!("invalid CSV at data row {r}: {e}")))?;
-        if record.len() != names.len() {
+        // As `pd.read_csv` (and the table reader): a blank line is skipped, a
+        // short row's missing fields are missing values, a long row refused.
+        if record.len() == 1 && record[0].bytes().all(|b| b == b' ' || b == b'\t') {
+            continue;
+        }
+        if record.len() > names.len() {
             return bad(format!(
                 "CSV row {r} has {} fields for {} columns",
                 record.len(),
                 names.len()
             ));
         }
-        for (c, field) in record.iter().enumerate() {
-            columns[c].push(csv_cell(field));
+        for (c, column) in columns.iter_mut().enumerate() {
+            column.push(record.get(c).map_or(Cell::Null, csv_cell));
         }
     }
     if columns[0].is_empty() {

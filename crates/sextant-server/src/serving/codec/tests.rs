@@ -126,7 +126,13 @@ fn csv_bodies_read_like_pandas() {
         panic!()
     };
     assert!(b[0] == 2.5 && b[1].is_nan());
-    assert!(message(scoring_csv(b"a,b\n1\n")).contains("1 fields"));
+    assert!(message(scoring_csv(b"a,b\n1,2,3\n")).contains("3 fields"));
+    // A short row is padded with missing values and a blank line skipped.
+    let padded = scoring_csv(b"a,b\n1\n  \n2,4\n").unwrap();
+    let TensorData::F64(b) = &padded[1].tensor.data else {
+        panic!("{:?}", padded[1].tensor.data)
+    };
+    assert!(b.len() == 2 && b[0].is_nan() && b[1] == 4.0);
     assert!(message(scoring_csv(b"a,b\n")).contains("no data rows"));
     // `to_csv`'s unnamed index, a repeated name and pandas' missing spellings.
     let tensors = scoring_csv(b",a,a\n0,1,NA\n1,2,5\n").unwrap();
