@@ -835,6 +835,36 @@ def test_compressed_and_indexed_csv_read_as_pandas_reads_them(tmp_path):
     assert refused.returncode == 2 and "two.csv.zip" in refused.stderr and "exactly one file" in refused.stderr
 
 
+def test_timestamp_columns_are_checked_and_counted(tmp_path):
+    """Dates and times in Parquet are not summarised, but expectations about their
+    missing, unique and distinct values hold as pandas computes them, and the profile
+    counts them (they read as all missing before)."""
+    rng = np.random.default_rng(5)
+    times = pd.Series(pd.to_datetime("2026-01-01") + pd.to_timedelta(rng.integers(0, 40, 500), unit="h"))
+    times[rng.random(500) < 0.1] = pd.NaT
+    frame = pd.DataFrame({"created_at": times, "day": times.dt.normalize(), "n": np.arange(500)})
+    path = tmp_path / "events.parquet"
+    frame.to_parquet(path)
+    spec = tmp_path / "expectations.yaml"
+    spec.write_text(
+        "expectations:\n"
+        "  - {expect: column_values_not_null, column: created_at}\n"
+        "  - {expect: column_values_unique, column: created_at}\n"
+        f"  - {{expect: column_distinct_count_between, column: day, min: {frame['day'].nunique()}, max: {frame['day'].nunique()}}}\n"
+    )
+    done = subprocess.run([sextant_bin(), "expectations", "check", str(path), str(spec), "--format", "json"], capture_output=True, text=True, timeout=60)
+    report = json.loads(done.stdout)
+    not_null, unique, distinct = report["expectations"]
+    assert not_null["unexpected_count"] == int(frame["created_at"].isna().sum()) > 0
+    present = frame["created_at"].dropna()
+    assert unique["unexpected_count"] == int(present.duplicated().sum()) > 0
+    assert distinct["success"] and distinct["observed"] == frame["day"].nunique()
+    profiled = subprocess.run([sextant_bin(), "profile", str(path)], capture_output=True, text=True, timeout=60)
+    columns = {c["name"]: c for c in json.loads(profiled.stdout)["columns"]}
+    assert columns["created_at"]["missing"] == int(frame["created_at"].isna().sum())
+    assert columns["created_at"]["distinct"] == present.nunique()
+
+
 def test_random_small_csv_files_read_as_pandas_reads_them(tmp_path):
     """A differential check against `pandas.read_csv` on random small files: repeated,
     empty and quoted header names, numbers, booleans, text, pandas' missing spellings,

@@ -68,7 +68,15 @@ pub enum ColumnValues {
     /// Booleans without gaps (pandas' `bool`), as codes into `["False", "True"]`.
     Boolean { codes: Vec<u32> },
     /// A type drift does not compare (dates, timestamps, nested values).
-    Unsupported { type_name: String },
+    Unsupported {
+        type_name: String,
+        /// Whether each row has a value.
+        present: Vec<bool>,
+        /// A key per row equal for equal values (a hash of their bits), when
+        /// the values are fixed-width (dates, times, durations); unused for
+        /// rows without a value.
+        keys: Option<Vec<u64>>,
+    },
 }
 
 impl ColumnValues {
@@ -76,7 +84,7 @@ impl ColumnValues {
         match self {
             ColumnValues::Numeric { values, .. } => values.len(),
             ColumnValues::Strings { codes, .. } | ColumnValues::Boolean { codes } => codes.len(),
-            ColumnValues::Unsupported { .. } => 0,
+            ColumnValues::Unsupported { present, .. } => present.len(),
         }
     }
 
@@ -634,7 +642,11 @@ enum ColumnBuilder {
         codes: Vec<u32>,
         missing: bool,
     },
-    Unsupported(String),
+    Unsupported {
+        type_name: String,
+        present: Vec<bool>,
+        keys: Option<Vec<u64>>,
+    },
 }
 
 impl ColumnBuilder {
@@ -661,7 +673,11 @@ impl ColumnBuilder {
                 codes: Vec::with_capacity(rows),
                 missing: false,
             },
-            other => ColumnBuilder::Unsupported(other.to_string()),
+            other => ColumnBuilder::Unsupported {
+                type_name: other.to_string(),
+                present: Vec::with_capacity(rows),
+                keys: other.primitive_width().map(|_| Vec::with_capacity(rows)),
+            },
         }
     }
 
@@ -724,7 +740,20 @@ impl ColumnBuilder {
                     }
                 }
             }
-            ColumnBuilder::Unsupported(_) => {}
+            ColumnBuilder::Unsupported { present, keys, .. } => {
+                present.extend((0..array.len()).map(|i| !array.is_null(i)));
+                if let Some(keys) = keys {
+                    let width = array.data_type().primitive_width().unwrap_or(0);
+                    let data = array.to_data();
+                    let bytes = data.buffers().first().map_or(&[][..], |b| b.as_slice());
+                    keys.extend((0..array.len()).map(|i| {
+                        let at = (data.offset() + i) * width;
+                        bytes
+                            .get(at..at + width)
+                            .map_or(0, sextant_stats::sketch::hash::hash_bytes)
+                    }));
+                }
+            }
         }
     }
 
@@ -746,7 +775,15 @@ impl ColumnBuilder {
                 codes,
                 missing: false,
             } => ColumnValues::Boolean { codes },
-            ColumnBuilder::Unsupported(type_name) => ColumnValues::Unsupported { type_name },
+            ColumnBuilder::Unsupported {
+                type_name,
+                present,
+                keys,
+            } => ColumnValues::Unsupported {
+                type_name,
+                present,
+                keys,
+            },
         }
     }
 }

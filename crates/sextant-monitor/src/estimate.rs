@@ -104,7 +104,7 @@ fn numbers(table: &Table, name: &str) -> Result<Vec<f64>, EstimateError> {
                 }
             })
             .collect(),
-        ColumnValues::Unsupported { type_name } => {
+        ColumnValues::Unsupported { type_name, .. } => {
             return Err(EstimateError::Invalid(format!(
                 "column '{name}' has type {type_name}, which cannot be used"
             )))

@@ -257,7 +257,20 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
             }
             profile.categories = Some(frequent);
         }
-        _ => {}
+        // Dates, times and nested values are not summarised, but their
+        // missing and distinct values are counted.
+        ColumnValues::Unsupported { present, keys, .. } => {
+            profile.missing = present.iter().filter(|&&p| !p).count() as u64;
+            profile.exact_distinct = keys.as_ref().map(|keys| {
+                let mut seen: Vec<u64> = (0..keys.len())
+                    .filter(|&i| present[i])
+                    .map(|i| keys[i])
+                    .collect();
+                seen.sort_unstable();
+                seen.dedup();
+                seen.len() as u64
+            });
+        }
     }
     profile
 }
@@ -1095,6 +1108,45 @@ impl ProfileReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Parquet column of timestamps with gaps is not summarised, but its
+    /// rows, missing and distinct values are counted (they read 0 before).
+    #[test]
+    fn timestamps_with_gaps_are_counted() {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("times.parquet");
+        let times: Vec<Option<i64>> = (0..30)
+            .map(|i| (i % 3 != 1).then_some(1_600_000_000_000_000 + (i % 3) * 86_400_000_000))
+            .collect();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "t",
+                std::sync::Arc::new(TimestampMicrosecondArray::from(times)) as ArrayRef,
+            ),
+            (
+                "n",
+                std::sync::Arc::new(Int64Array::from_iter_values(0..30)) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let table = crate::dataset::Table::open(&path).unwrap();
+        let profile = Profile::of(&table, None).unwrap();
+        let summary = profile.columns[0].summary(30);
+        assert_eq!(summary.kind, "unsupported");
+        assert_eq!(
+            (summary.count, summary.missing, summary.distinct),
+            (20, 10, 2)
+        );
+    }
 
     /// Spearman's ρ the long way: keep the rows where both hold a number,
     /// give each value its average rank by counting, and take Pearson's r

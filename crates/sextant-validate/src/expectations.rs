@@ -502,7 +502,7 @@ fn is_missing(column: &ColumnValues, i: usize) -> bool {
         ColumnValues::Numeric { values, .. } => values[i].is_nan(),
         ColumnValues::Strings { codes, .. } => codes[i] == MISSING_CODE,
         ColumnValues::Boolean { .. } => false,
-        ColumnValues::Unsupported { .. } => true,
+        ColumnValues::Unsupported { present, .. } => !present[i],
     }
 }
 
@@ -517,7 +517,10 @@ fn identity(column: &ColumnValues, i: usize) -> Option<u64> {
             (codes[i] != MISSING_CODE).then(|| u64::from(codes[i]))
         }
         ColumnValues::Boolean { codes } => Some(u64::from(codes[i])),
-        ColumnValues::Unsupported { .. } => None,
+        // Dates and times by their bits; nested values have no identity.
+        ColumnValues::Unsupported { present, keys, .. } => {
+            keys.as_ref().filter(|_| present[i]).map(|keys| keys[i])
+        }
     }
 }
 

@@ -494,7 +494,7 @@ fn perturb(column: &ColumnValues, perturbation: &Perturbation) -> Result<ColumnV
             };
             ColumnValues::Boolean { codes }
         }
-        (ColumnValues::Unsupported { type_name }, _) => {
+        (ColumnValues::Unsupported { type_name, .. }, _) => {
             return Err(format!("its type ({type_name}) cannot be perturbed"))
         }
     })

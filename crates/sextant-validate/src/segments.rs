@@ -236,7 +236,7 @@ impl Search<'_> {
                 })
                 .filter(|cell| !cell.rows.is_empty())
                 .collect(),
-            ColumnValues::Unsupported { type_name } => {
+            ColumnValues::Unsupported { type_name, .. } => {
                 return Err(format!(
                     "column '{name}' is of type {type_name}, which weak-slice search cannot cut"
                 ))

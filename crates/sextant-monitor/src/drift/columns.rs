@@ -79,12 +79,12 @@ pub(crate) fn check_compatible(
         ColumnValues::Boolean { .. } => "booleans",
         ColumnValues::Unsupported { .. } => "values of an unsupported type",
     };
-    if let ColumnValues::Unsupported { type_name } = reference {
+    if let ColumnValues::Unsupported { type_name, .. } = reference {
         return Err(format!(
             "the reference holds {type_name} values, which are not compared"
         ));
     }
-    if let ColumnValues::Unsupported { type_name } = current {
+    if let ColumnValues::Unsupported { type_name, .. } = current {
         return Err(format!(
             "the current data holds {type_name} values, which are not compared"
         ));

@@ -466,7 +466,7 @@ fn compare_column(
 
 fn unsupported_reason(values: &ColumnValues) -> String {
     match values {
-        ColumnValues::Unsupported { type_name } => {
+        ColumnValues::Unsupported { type_name, .. } => {
             format!("values of type {type_name} are not compared (dates and nested values have no drift method)")
         }
         _ => "every value is missing, so the column's type cannot be told".to_string(),

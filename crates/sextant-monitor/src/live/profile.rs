@@ -323,7 +323,7 @@ impl FeatureProfile {
             reason,
         };
         match (kind, values) {
-            (_, ColumnValues::Unsupported { type_name }) => Err(unprofilable(format!(
+            (_, ColumnValues::Unsupported { type_name, .. }) => Err(unprofilable(format!(
                 "values of type {type_name} are not monitored"
             ))),
             (FeatureKind::Numerical, ColumnValues::Numeric { values, .. }) => {
@@ -874,7 +874,7 @@ fn infer_kind(values: &ColumnValues) -> Inferred {
             }
         }
         ColumnValues::Boolean { .. } => Inferred::Kind(FeatureKind::Categorical),
-        ColumnValues::Unsupported { type_name } => {
+        ColumnValues::Unsupported { type_name, .. } => {
             Inferred::Untyped(format!("values of type {type_name} are not monitored"))
         }
     }
