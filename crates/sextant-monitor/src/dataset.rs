@@ -169,15 +169,23 @@ impl Table {
             None => Table::open_csv(path, delimiter),
             Some(compression) => {
                 let bytes = inflate(path, compression, max_inflated_bytes)?;
-                let (names, rows, columns) = crate::csv_reader::read(path, &bytes, delimiter)?;
-                Ok(Table {
-                    path: path.to_path_buf(),
-                    names,
-                    rows,
-                    storage: Storage::InMemory(columns),
-                    added: Vec::new(),
-                })
+                let read = crate::csv_reader::read(path, &bytes, delimiter)?;
+                Ok(Table::in_memory(path, read))
             }
+        }
+    }
+
+    /// A table of columns read whole (`names`, `rows`, `columns`).
+    fn in_memory(
+        path: &Path,
+        (names, rows, columns): (Vec<String>, usize, Vec<Arc<ColumnValues>>),
+    ) -> Table {
+        Table {
+            path: path.to_path_buf(),
+            names,
+            rows,
+            storage: Storage::InMemory(columns),
+            added: Vec::new(),
         }
     }
 
@@ -384,7 +392,7 @@ impl Table {
         let streamed = crate::csv_reader::read_streaming(path, delimiter)?;
         #[cfg(not(unix))]
         let streamed = None;
-        let (names, rows, columns) = match streamed {
+        let read = match streamed {
             Some(table) => table,
             None => {
                 let bytes = read_whole(path).map_err(|source| DatasetError::Io {
@@ -394,13 +402,7 @@ impl Table {
                 crate::csv_reader::read(path, &bytes, delimiter)?
             }
         };
-        Ok(Table {
-            path: path.to_path_buf(),
-            names,
-            rows,
-            storage: Storage::InMemory(columns),
-            added: Vec::new(),
-        })
+        Ok(Table::in_memory(path, read))
     }
 
     /// The same table read one field at a time with `csv_column` (the
