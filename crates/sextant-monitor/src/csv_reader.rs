@@ -269,7 +269,7 @@ pub(crate) fn read_streaming(
     };
     let header = &head[..header_end];
     let header = header.strip_suffix(b"\r").unwrap_or(header);
-    let plain_header = !header.is_empty()
+    let plain_header = !header.iter().all(|&b| b == b' ' || b == b'\t')
         && !header.starts_with(b"\xEF\xBB\xBF")
         && memchr::memchr2(b'"', b'\r', header).is_none();
     let Some(header) = std::str::from_utf8(header).ok().filter(|_| plain_header) else {
@@ -455,11 +455,18 @@ pub(crate) fn read(path: &Path, bytes: &[u8], delimiter: u8) -> Result<ReadTable
     let mut header = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
+        .flexible(true)
         .from_reader(bytes);
     let mut record = csv::StringRecord::new();
-    let has_header = header
-        .read_record(&mut record)
-        .map_err(|e| csv_error(e.position().map_or(1, |p| p.line()), e.to_string()))?;
+    // Blank lines before the header are skipped, as pandas skips them.
+    let has_header = loop {
+        let read = header
+            .read_record(&mut record)
+            .map_err(|e| csv_error(e.position().map_or(1, |p| p.line()), e.to_string()))?;
+        if !(read && record.len() == 1 && is_blank_line(&record[0], delimiter)) {
+            break read;
+        }
+    };
     let names = pandas_header(record.iter().map(str::to_string).collect());
     if !has_header || names.is_empty() {
         return Err(DatasetError::NoHeader {
@@ -1041,6 +1048,7 @@ mod tests {
             "a,b\n1.5,1.5\r\n-0.0,2e-3\r\n.5,5.\r\n+1,1E+2\n",
             "a,b\n1.5,2.5\n3.5\n",
             "a,b\n1.5,2.5\n3.5,4.5,5.5\n",
+            " \n\t\na,b\n1,2\n",
         ];
         for (i, text) in files.iter().enumerate() {
             let (delimiter, extension) = if text.contains('\t') {

@@ -416,21 +416,24 @@ impl Table {
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
+            .has_headers(false)
             .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
         let csv_error = |e: csv::Error| DatasetError::Csv {
             path: path.to_path_buf(),
             line: e.position().map_or(0, |p| p.line()),
             message: e.to_string(),
         };
-        let names = pandas_header(
-            reader
-                .headers()
-                .map_err(csv_error)?
-                .iter()
-                .map(str::to_string)
-                .collect(),
-        );
-        if names.is_empty() {
+        let mut header = csv::StringRecord::new();
+        // The first line that is not blank.
+        let mut found = false;
+        while reader.read_record(&mut header).map_err(csv_error)? {
+            if !(header.len() == 1 && is_blank_line(&header[0], delimiter)) {
+                found = true;
+                break;
+            }
+        }
+        let names = pandas_header(header.iter().map(str::to_string).collect());
+        if !found || names.is_empty() {
             return Err(DatasetError::NoHeader {
                 path: path.to_path_buf(),
             });
@@ -1052,6 +1055,13 @@ pub fn pandas_header(mut names: Vec<String>) -> Vec<String> {
             *name = format!("Unnamed: {i}");
         }
     }
+    // How many times each name is in the header as renamed so far (pandas
+    // asks `name in header` of the header it is renaming), so a wide header
+    // is not scanned once per repeated name.
+    let mut in_header: HashMap<String, usize> = HashMap::new();
+    for name in &names {
+        *in_header.entry(name.clone()).or_default() += 1;
+    }
     let mut counts: HashMap<String, usize> = HashMap::new();
     for i in 0..names.len() {
         let original = names[i].clone();
@@ -1061,12 +1071,16 @@ pub fn pandas_header(mut names: Vec<String>) -> Vec<String> {
             while count > 0 {
                 counts.insert(original.clone(), count + 1);
                 name = format!("{original}.{count}");
-                if names.contains(&name) {
+                if in_header.get(&name).is_some_and(|&n| n > 0) {
                     count += 1;
                 } else {
                     count = counts.get(&name).copied().unwrap_or(0);
                 }
             }
+            if let Some(n) = in_header.get_mut(&original) {
+                *n -= 1;
+            }
+            *in_header.entry(name.clone()).or_default() += 1;
             names[i] = name.clone();
         }
         counts.insert(name, count + 1);
