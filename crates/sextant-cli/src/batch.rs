@@ -288,27 +288,19 @@ fn rows_of(columns: &[NamedTensor], partition: Partition) -> Vec<NamedTensor> {
 
 /// Reads a Parquet or CSV file into one column tensor per column.
 pub(crate) fn read_columns(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
-    let suffix =
-        sextant_monitor::dataset::format_suffix(&path.to_string_lossy()).to_ascii_lowercase();
-    let parquet_magic = {
-        use std::io::Read;
-        let mut magic = [0u8; 4];
-        std::fs::File::open(path)
-            .and_then(|mut file| file.read_exact(&mut magic))
-            .is_ok()
-            && &magic == b"PAR1"
-    };
-    let columns = match suffix.as_str() {
-        _ if parquet_magic => read_parquet(path)?,
-        ".parquet" | ".pq" => read_parquet(path)?,
-        ".csv" | ".csv.gz" | ".csv.gzip" | ".csv.zst" | ".csv.zstd" | ".csv.zip" => {
-            let bytes = sextant_monitor::dataset::csv_bytes(path, u64::MAX)?;
-            sextant_server::serving::read_csv_columns(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?
-        }
-        other => {
-            bail!("cannot read '{other}' files: use .parquet or .csv (.csv.gz, .csv.zst, .csv.zip)")
-        }
+    use sextant_monitor::dataset::{has_parquet_magic, NamedFormat};
+    let format = NamedFormat::of(&path.file_name().unwrap_or_default().to_string_lossy());
+    let columns = if has_parquet_magic(path).unwrap_or(false) || format.is_parquet() {
+        read_parquet(path)?
+    } else if format.is_csv() {
+        let bytes = sextant_monitor::dataset::csv_bytes(path, u64::MAX)?;
+        sextant_server::serving::read_csv_columns(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?
+    } else {
+        bail!(
+            "cannot read '.{}' files: use .parquet or .csv (.csv.gz, .csv.zst, .csv.zip)",
+            format.extension
+        )
     };
     if columns.is_empty() {
         bail!("{} has no columns", path.display());

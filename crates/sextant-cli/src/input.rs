@@ -62,19 +62,8 @@ pub(crate) struct SelectedInput {
 /// A table `predict` and `drift` both read, by its name: Parquet, or CSV
 /// (possibly compressed).
 fn is_data_file(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    let csv = [
-        ".csv",
-        ".csv.gz",
-        ".csv.gzip",
-        ".csv.zst",
-        ".csv.zstd",
-        ".csv.zip",
-    ];
-    [".parquet", ".pq"]
-        .iter()
-        .chain(&csv)
-        .any(|end| name.ends_with(end))
+    let format = sextant_monitor::dataset::NamedFormat::of(name);
+    format.is_csv() || format.is_parquet()
 }
 
 /// The share of `files` a partition takes: whole files when there are at

@@ -140,32 +140,21 @@ impl Table {
             path: path.to_path_buf(),
             source,
         };
-        let mut magic = [0u8; 4];
-        let is_parquet = {
-            use std::io::Read;
-            let mut file = File::open(path).map_err(io)?;
-            file.read(&mut magic).map_err(io)? == 4 && &magic == b"PAR1"
-        };
-        if is_parquet {
+        if has_parquet_magic(path).map_err(io)? {
             return Table::open_parquet(path);
         }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
-        let (inner, compression) = Compression::of(&name);
-        let delimiter = match inner.rsplit_once('.').map(|(_, e)| e) {
-            Some("csv" | "txt") => b',',
-            Some("tsv") => b'\t',
-            Some("parquet" | "pq") if compression.is_none() => return Table::open_parquet(path),
+        let format = NamedFormat::of_path(path);
+        let delimiter = match format.extension.as_str() {
+            "csv" | "txt" => b',',
+            "tsv" => b'\t',
+            "parquet" | "pq" if format.compression.is_none() => return Table::open_parquet(path),
             _ => {
                 return Err(DatasetError::UnknownFormat {
                     path: path.to_path_buf(),
                 })
             }
         };
-        match compression {
+        match format.compression {
             None => Table::open_csv(path, delimiter),
             Some(compression) => {
                 let bytes = inflate(path, compression, max_inflated_bytes)?;
@@ -484,15 +473,67 @@ pub fn format_suffix(name: &str) -> String {
         [.., inner, outer]
             if plain(inner)
                 && plain(outer)
-                && matches!(
-                    outer.to_ascii_lowercase().as_str(),
-                    "gz" | "gzip" | "zst" | "zstd" | "zip"
-                ) =>
+                && Compression::of_extension(&outer.to_ascii_lowercase()).is_some() =>
         {
             format!(".{inner}.{outer}")
         }
         [.., last] if plain(last) => format!(".{last}"),
         _ => ".csv".to_string(),
+    }
+}
+
+/// Whether the file starts with Parquet's magic bytes (a Parquet file is
+/// read as one whatever its name).
+pub fn has_parquet_magic(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = File::open(path)?.read(&mut magic)?;
+    Ok(read == 4 && &magic == b"PAR1")
+}
+
+/// What a file's name says about reading it as a table, as pandas infers
+/// it: its extension (lower case) under a compression's, if any.
+pub struct NamedFormat {
+    /// `csv`, `tsv`, `txt`, `parquet`, `pq`, or whatever else the name has.
+    pub extension: String,
+    compression: Option<Compression>,
+}
+
+impl NamedFormat {
+    pub fn of(name: &str) -> NamedFormat {
+        let name = name.to_ascii_lowercase();
+        let (inner, compression) = match name.rsplit_once('.') {
+            Some((inner, outer)) => match Compression::of_extension(outer) {
+                Some(compression) => (inner, Some(compression)),
+                None => (name.as_str(), None),
+            },
+            None => (name.as_str(), None),
+        };
+        NamedFormat {
+            extension: inner
+                .rsplit_once('.')
+                .map_or(String::new(), |(_, e)| e.to_string()),
+            compression,
+        }
+    }
+
+    fn of_path(path: &Path) -> NamedFormat {
+        NamedFormat::of(
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// A CSV file, compressed or not (`.txt` and `.tsv` are not counted).
+    pub fn is_csv(&self) -> bool {
+        self.extension == "csv"
+    }
+
+    /// A Parquet file by its name (its content may say so too:
+    /// [`has_parquet_magic`]).
+    pub fn is_parquet(&self) -> bool {
+        self.compression.is_none() && matches!(self.extension.as_str(), "parquet" | "pq")
     }
 }
 
@@ -506,14 +547,13 @@ enum Compression {
 }
 
 impl Compression {
-    /// A lower-case file name's compression, and the name without its
-    /// compression's extension.
-    fn of(name: &str) -> (&str, Option<Compression>) {
-        match name.rsplit_once('.') {
-            Some((inner, "gz" | "gzip")) => (inner, Some(Compression::Gzip)),
-            Some((inner, "zst" | "zstd")) => (inner, Some(Compression::Zstd)),
-            Some((inner, "zip")) => (inner, Some(Compression::Zip)),
-            _ => (name, None),
+    /// The compression a lower-case extension names.
+    fn of_extension(extension: &str) -> Option<Compression> {
+        match extension {
+            "gz" | "gzip" => Some(Compression::Gzip),
+            "zst" | "zstd" => Some(Compression::Zstd),
+            "zip" => Some(Compression::Zip),
+            _ => None,
         }
     }
 }
@@ -521,12 +561,7 @@ impl Compression {
 /// A CSV file's bytes as [`Table::open`] reads them: decompressed when its
 /// name says it is compressed (at most `limit` bytes then).
 pub fn csv_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, DatasetError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    match Compression::of(&name).1 {
+    match NamedFormat::of_path(path).compression {
         Some(compression) => inflate(path, compression, limit),
         None => std::fs::read(path).map_err(|source| DatasetError::Io {
             path: path.to_path_buf(),
