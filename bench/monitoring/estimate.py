@@ -42,15 +42,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("SEXTANT_NANNYML_VENV", Path.home() / ".cache/sextant/venv-nannyml"))
-# The release build's directory: $CARGO_TARGET_DIR, else this checkout's target/ (where a
-# plain `cargo build --release` puts it), else ~/.cache/sextant/target (scripts/test's).
-TARGET = Path(
-    os.environ.get("CARGO_TARGET_DIR")
-    or next(
-        (t for t in (REPO / "target", Path.home() / ".cache/sextant/target") if (t / "release" / "sextant").exists()),
-        REPO / "target",
-    )
-)
+sys.path.insert(0, str(REPO / "bench"))
+from release_build import TARGET  # noqa: E402  ($CARGO_TARGET_DIR, else target/ or ~/.cache/sextant/target)
 SEXTANT = Path(os.environ.get("SEXTANT_BIN", TARGET / "release" / "sextant"))
 PACKAGES = ["nannyml==0.13.1", "lightgbm==4.5.0", "scikit-learn==1.9.1", "scipy==1.17.1",
             "numpy==2.4.6", "pandas==3.1.1", "pyarrow", "statsmodels"]

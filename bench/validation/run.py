@@ -44,15 +44,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 REPO = Path(__file__).resolve().parents[2]
-# The release build's directory: $CARGO_TARGET_DIR, else this checkout's target/ (where a
-# plain `cargo build --release` puts it), else ~/.cache/sextant/target (scripts/test's).
-TARGET = Path(
-    os.environ.get("CARGO_TARGET_DIR")
-    or next(
-        (t for t in (REPO / "target", Path.home() / ".cache/sextant/target") if (t / "release" / "sextant").exists()),
-        REPO / "target",
-    )
-)
+sys.path.insert(0, str(REPO / "bench"))
+from release_build import TARGET  # noqa: E402  ($CARGO_TARGET_DIR, else target/ or ~/.cache/sextant/target)
 NUMERIC = [f"x{i}" for i in range(8)]
 
 SPEC = """
