@@ -836,13 +836,22 @@ def test_compressed_and_indexed_csv_read_as_pandas_reads_them(tmp_path):
 
 
 def test_timestamp_columns_are_checked_and_counted(tmp_path):
-    """Dates and times in Parquet are not summarised, but expectations about their
-    missing, unique and distinct values hold as pandas computes them, and the profile
-    counts them (they read as all missing before)."""
+    """Dates, timestamps and durations in Parquet: expectations about their missing,
+    unique and distinct values hold as pandas computes them, the profile counts them
+    (they read as all missing before) and gives their range as pandas prints it, and
+    `expectations infer` proposes checks the same data passes."""
     rng = np.random.default_rng(5)
     times = pd.Series(pd.to_datetime("2026-01-01") + pd.to_timedelta(rng.integers(0, 40, 500), unit="h"))
     times[rng.random(500) < 0.1] = pd.NaT
-    frame = pd.DataFrame({"created_at": times, "day": times.dt.normalize(), "n": np.arange(500)})
+    frame = pd.DataFrame(
+        {
+            "created_at": times,
+            "day": times.dt.normalize(),
+            "date": times.dt.date,  # datetime.date objects: Parquet's date32
+            "waited": pd.to_timedelta(rng.integers(0, 200_000_000, 500), unit="ms"),
+            "n": np.arange(500),
+        }
+    )
     path = tmp_path / "events.parquet"
     frame.to_parquet(path)
     spec = tmp_path / "expectations.yaml"
@@ -863,6 +872,21 @@ def test_timestamp_columns_are_checked_and_counted(tmp_path):
     columns = {c["name"]: c for c in json.loads(profiled.stdout)["columns"]}
     assert columns["created_at"]["missing"] == int(frame["created_at"].isna().sum())
     assert columns["created_at"]["distinct"] == present.nunique()
+    kinds = {name: columns[name]["kind"] for name in ["created_at", "day", "date", "waited"]}
+    assert kinds == {"created_at": "datetime", "day": "datetime", "date": "date", "waited": "duration"}
+    for name in kinds:
+        values = frame[name].dropna()
+        assert (columns[name]["earliest"], columns[name]["latest"]) == (str(values.min()), str(values.max())), name
+    html = subprocess.run([sextant_bin(), "profile", str(path), "--format", "html"], capture_output=True, text=True, timeout=60)
+    assert str(frame["waited"].max()) in html.stdout
+    inferred = subprocess.run([sextant_bin(), "expectations", "infer", str(path)], capture_output=True, text=True, timeout=60)
+    assert inferred.returncode == 0, inferred.stderr
+    assert "column_values_not_null, column: \"created_at\", mostly:" in inferred.stdout
+    assert "column_values_unique, column: \"waited\"" not in inferred.stdout or frame["waited"].is_unique
+    proposed = tmp_path / "proposed.yaml"
+    proposed.write_text(inferred.stdout)
+    checked = subprocess.run([sextant_bin(), "expectations", "check", str(path), str(proposed)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_random_small_csv_files_read_as_pandas_reads_them(tmp_path):

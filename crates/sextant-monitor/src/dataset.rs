@@ -23,6 +23,8 @@ use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
+use crate::temporal::{Instants, TemporalScale};
+
 /// Why a table or one of its columns could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
@@ -76,6 +78,8 @@ pub enum ColumnValues {
         /// the values are fixed-width (dates, times, durations); unused for
         /// rows without a value.
         keys: Option<Vec<u64>>,
+        /// Dates, times, timestamps and durations as ordered integers.
+        instants: Option<Instants>,
     },
 }
 
@@ -686,6 +690,8 @@ enum ColumnBuilder {
         type_name: String,
         present: Vec<bool>,
         keys: Option<Vec<u64>>,
+        /// With the factor that brings stored integers to the scale.
+        instants: Option<(Instants, i64)>,
     },
 }
 
@@ -717,6 +723,10 @@ impl ColumnBuilder {
                 type_name: other.to_string(),
                 present: Vec::with_capacity(rows),
                 keys: other.primitive_width().map(|_| Vec::with_capacity(rows)),
+                instants: TemporalScale::of(other).map(|(scale, factor)| {
+                    let ticks = Vec::with_capacity(rows);
+                    (Instants { scale, ticks }, factor)
+                }),
             },
         }
     }
@@ -780,8 +790,16 @@ impl ColumnBuilder {
                     }
                 }
             }
-            ColumnBuilder::Unsupported { present, keys, .. } => {
+            ColumnBuilder::Unsupported {
+                present,
+                keys,
+                instants,
+                ..
+            } => {
                 present.extend((0..array.len()).map(|i| !array.is_null(i)));
+                if let Some((instants, factor)) = instants {
+                    append_ticks(&mut instants.ticks, *factor, array);
+                }
                 if let Some(keys) = keys {
                     let width = array.data_type().primitive_width().unwrap_or(0);
                     let data = array.to_data();
@@ -819,13 +837,33 @@ impl ColumnBuilder {
                 type_name,
                 present,
                 keys,
+                instants,
             } => ColumnValues::Unsupported {
                 type_name,
                 present,
                 keys,
+                instants: instants.map(|(instants, _)| instants),
             },
         }
     }
+}
+
+/// A temporal array's stored integers (32 or 64 bits wide, by its type)
+/// times `factor`; 0 where a row has no value.
+fn append_ticks(ticks: &mut Vec<i64>, factor: i64, array: &ArrayRef) {
+    let data = array.to_data();
+    let bytes = data.buffers().first().map_or(&[][..], |b| b.as_slice());
+    let width = array.data_type().primitive_width().unwrap_or(0);
+    ticks.extend((0..array.len()).map(|i| {
+        let at = (data.offset() + i) * width;
+        let stored = match bytes.get(at..at + width) {
+            _ if array.is_null(i) => 0,
+            Some(&[a, b, c, d]) => i64::from(i32::from_le_bytes([a, b, c, d])),
+            Some(eight) => eight.try_into().map_or(0, i64::from_le_bytes),
+            None => 0,
+        };
+        stored.saturating_mul(factor)
+    }));
 }
 
 /// The interning map's hasher: category labels are short and come from

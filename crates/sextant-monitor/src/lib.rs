@@ -27,6 +27,7 @@ pub mod estimate;
 pub mod live;
 pub mod performance;
 pub mod profile;
+pub mod temporal;
 
 /// `f` of every item, in order, computed on up to `threads` threads that
 /// each take the next item when done (items cost unequal time: a regular

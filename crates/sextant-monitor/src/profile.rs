@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sextant_stats::sketch::{FrequentItems, HyperLogLog, KllSketch, Moments};
 
 use crate::dataset::{ColumnValues, DatasetError, Table, MISSING_CODE};
+use crate::temporal::TemporalScale;
 
 /// Rows the correlations are computed on (a seeded sample beyond it).
 pub const CORRELATION_ROWS: usize = 200_000;
@@ -39,7 +40,8 @@ pub struct Profile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColumnProfile {
     pub name: String,
-    /// `integer`, `float`, `boolean`, `categorical` or `unsupported`.
+    /// `integer`, `float`, `boolean`, `categorical`, `date`, `datetime`,
+    /// `time`, `duration` or `unsupported`.
     pub kind: String,
     pub missing: u64,
     pub distinct: HyperLogLog,
@@ -51,6 +53,29 @@ pub struct ColumnProfile {
     /// (categories, integers); None after a merge.
     #[serde(default)]
     pub exact_distinct: Option<u64>,
+    /// The earliest and latest value of a date, time or duration column.
+    #[serde(default)]
+    pub temporal_range: Option<TemporalRange>,
+}
+
+/// A temporal column's smallest and largest value, on its scale.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TemporalRange {
+    pub scale: TemporalScale,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl TemporalRange {
+    /// The range of both; None when their scales differ (a merge of
+    /// files that typed the column differently).
+    fn merged(&self, other: &TemporalRange) -> Option<TemporalRange> {
+        (self.scale == other.scale).then(|| TemporalRange {
+            scale: self.scale,
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        })
+    }
 }
 
 /// Correlation matrices over `columns` (None where undefined).
@@ -144,6 +169,7 @@ impl Profile {
         }
         self.rows += other.rows;
         for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            let same_kind = a.kind == b.kind;
             a.exact_distinct = None;
             a.missing += b.missing;
             a.zeros += b.zeros;
@@ -173,6 +199,12 @@ impl Profile {
                 (None, Some(y)) => a.categories = Some(y.clone()),
                 _ => {}
             }
+            a.temporal_range = match (&a.temporal_range, &b.temporal_range) {
+                (Some(x), Some(y)) => x.merged(y),
+                // A part of the same kind without values has no range.
+                (x, y) if same_kind => x.as_ref().or(y.as_ref()).cloned(),
+                _ => None,
+            };
         }
         self.duplicate_rows = None;
         self.correlations = None;
@@ -196,6 +228,10 @@ fn kind_of(column: &ColumnValues) -> &'static str {
         ColumnValues::Numeric { .. } => "float",
         ColumnValues::Boolean { .. } => "boolean",
         ColumnValues::Strings { .. } => "categorical",
+        ColumnValues::Unsupported {
+            instants: Some(instants),
+            ..
+        } => instants.scale.kind_name(),
         ColumnValues::Unsupported { .. } => "unsupported",
     }
 }
@@ -211,6 +247,7 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
         zeros: 0,
         categories: None,
         exact_distinct: None,
+        temporal_range: None,
     };
     match column {
         ColumnValues::Numeric { values, integer } => {
@@ -257,10 +294,31 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
             }
             profile.categories = Some(frequent);
         }
-        // Dates, times and nested values are not summarised, but their
-        // missing and distinct values are counted.
-        ColumnValues::Unsupported { present, keys, .. } => {
+        // Nested values are not summarised, but their missing and distinct
+        // values are counted; dates and times have a range too.
+        ColumnValues::Unsupported {
+            present,
+            keys,
+            instants,
+            ..
+        } => {
             profile.missing = present.iter().filter(|&&p| !p).count() as u64;
+            profile.temporal_range = instants.as_ref().and_then(|instants| {
+                let mut present_ticks = instants
+                    .ticks
+                    .iter()
+                    .zip(present)
+                    .filter(|(_, &p)| p)
+                    .map(|(&t, _)| t);
+                let first = present_ticks.next()?;
+                let (min, max) =
+                    present_ticks.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t)));
+                Some(TemporalRange {
+                    scale: instants.scale,
+                    min,
+                    max,
+                })
+            });
             profile.exact_distinct = keys.as_ref().map(|keys| {
                 let mut seen: Vec<u64> = (0..keys.len())
                     .filter(|&i| present[i])
@@ -841,6 +899,12 @@ pub struct ColumnSummary {
     pub histogram: Vec<(f64, u64)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub top_categories: Vec<(String, u64)>,
+    /// A date, time or duration column's earliest and latest value, as
+    /// pandas prints them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest: Option<String>,
 }
 
 impl ColumnProfile {
@@ -870,7 +934,13 @@ impl ColumnProfile {
             outliers: None,
             histogram: Vec::new(),
             top_categories: Vec::new(),
+            earliest: None,
+            latest: None,
         };
+        if let Some(range) = &self.temporal_range {
+            summary.earliest = Some(range.scale.format(range.min));
+            summary.latest = Some(range.scale.format(range.max));
+        }
         if let Some(m) = &self.moments {
             summary.mean = m.mean();
             summary.std = m.std(1);
@@ -1065,9 +1135,11 @@ impl ProfileReport {
                                 td { (c.kind) }
                                 td { (c.missing) " (" (format!("{:.1}%", c.missing_share * 100.0)) ")" }
                                 td { (c.distinct) }
-                                td { (number(c.mean)) } td { (number(c.std)) } td { (number(c.min)) }
+                                td { (number(c.mean)) } td { (number(c.std)) }
+                                td { @if let Some(earliest) = &c.earliest { (earliest) } @else { (number(c.min)) } }
                                 td { (number(c.quantiles.iter().find(|(p, _)| *p == 0.5).map(|(_, v)| *v))) }
-                                td { (number(c.max)) } td { (c.zeros) }
+                                td { @if let Some(latest) = &c.latest { (latest) } @else { (number(c.max)) } }
+                                td { (c.zeros) }
                                 td { (c.outliers.map_or("—".into(), |o| o.to_string())) }
                                 td {
                                     @if !c.histogram.is_empty() { (bars(&c.histogram)) }
@@ -1109,8 +1181,9 @@ impl ProfileReport {
 mod tests {
     use super::*;
 
-    /// A Parquet column of timestamps with gaps is not summarised, but its
-    /// rows, missing and distinct values are counted (they read 0 before).
+    /// A Parquet column of timestamps with gaps: its rows, missing and
+    /// distinct values are counted (they read 0 before), and its range is
+    /// printed as dates.
     #[test]
     fn timestamps_with_gaps_are_counted() {
         use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
@@ -1141,10 +1214,21 @@ mod tests {
         let table = crate::dataset::Table::open(&path).unwrap();
         let profile = Profile::of(&table, None).unwrap();
         let summary = profile.columns[0].summary(30);
-        assert_eq!(summary.kind, "unsupported");
+        assert_eq!(summary.kind, "datetime");
         assert_eq!(
             (summary.count, summary.missing, summary.distinct),
             (20, 10, 2)
+        );
+        // 1_600_000_000 s is 2020-09-13 12:26:40 UTC; the latest is two days on.
+        assert_eq!(summary.earliest.as_deref(), Some("2020-09-13 12:26:40"));
+        assert_eq!(summary.latest.as_deref(), Some("2020-09-15 12:26:40"));
+        // A merge keeps the widest range.
+        let mut twice = profile.clone();
+        twice.merge(&profile).unwrap();
+        let merged = twice.columns[0].summary(60);
+        assert_eq!(
+            (merged.earliest, merged.latest),
+            (summary.earliest, summary.latest)
         );
     }
 

@@ -683,11 +683,15 @@ pub fn infer(profile: &sextant_monitor::profile::Profile, data: &str) -> String 
             "integer" | "float" => "numeric",
             "categorical" => "string",
             "boolean" => "boolean",
+            // No type or range to propose, but gaps and repeats to check.
+            "date" | "datetime" | "time" | "duration" => "temporal",
             _ => continue,
         };
-        out.push_str(&format!(
-            "  - {{expect: column_type, column: {name}, type: {kind}}}\n"
-        ));
+        if kind != "temporal" {
+            out.push_str(&format!(
+                "  - {{expect: column_type, column: {name}, type: {kind}}}\n"
+            ));
+        }
         if summary.missing == 0 {
             out.push_str(&format!(
                 "  - {{expect: column_values_not_null, column: {name}}}\n"

@@ -1,0 +1,185 @@
+//! Dates, times, timestamps and durations read from Parquet: their values
+//! as integers on one scale (so they order and subtract as the instants
+//! do), and their text as pandas prints them.
+
+use arrow_schema::{DataType, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// What a temporal column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstantKind {
+    /// Calendar dates (`Date32`, `Date64`).
+    Date,
+    /// Points in time, `utc` when the column names a time zone (Arrow then
+    /// stores UTC instants).
+    Datetime { utc: bool },
+    /// Times of day (`Time32`, `Time64`).
+    Time,
+    /// Lengths of time (`Duration`).
+    Duration,
+}
+
+/// A temporal column's scale: `ticks_per_second` ticks since 1970-01-01
+/// (dates and timestamps), since midnight (times) or since zero (durations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemporalScale {
+    pub kind: InstantKind,
+    pub ticks_per_second: i64,
+}
+
+/// A temporal column's values on its scale; rows without a value hold 0.
+#[derive(Debug, Clone)]
+pub struct Instants {
+    pub scale: TemporalScale,
+    pub ticks: Vec<i64>,
+}
+
+/// Seconds in a day: a `Date32` value counts days.
+const SECONDS_PER_DAY: i64 = 86_400;
+
+impl TemporalScale {
+    /// The scale of an Arrow type, and by how much its stored integers are
+    /// multiplied to reach it (only `Date32`'s days are rescaled); None
+    /// for a type that is not temporal.
+    pub fn of(data_type: &DataType) -> Option<(TemporalScale, i64)> {
+        let per_second = |unit: &TimeUnit| match unit {
+            TimeUnit::Second => 1,
+            TimeUnit::Millisecond => 1_000,
+            TimeUnit::Microsecond => 1_000_000,
+            TimeUnit::Nanosecond => 1_000_000_000,
+        };
+        let scale = |kind, ticks_per_second| TemporalScale {
+            kind,
+            ticks_per_second,
+        };
+        Some(match data_type {
+            DataType::Date32 => (scale(InstantKind::Date, 1), SECONDS_PER_DAY),
+            DataType::Date64 => (scale(InstantKind::Date, 1_000), 1),
+            DataType::Timestamp(unit, zone) => (
+                scale(
+                    InstantKind::Datetime {
+                        utc: zone.is_some(),
+                    },
+                    per_second(unit),
+                ),
+                1,
+            ),
+            DataType::Time32(unit) | DataType::Time64(unit) => {
+                (scale(InstantKind::Time, per_second(unit)), 1)
+            }
+            DataType::Duration(unit) => (scale(InstantKind::Duration, per_second(unit)), 1),
+            _ => return None,
+        })
+    }
+
+    /// The profile's name for the column's kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            InstantKind::Date => "date",
+            InstantKind::Datetime { .. } => "datetime",
+            InstantKind::Time => "time",
+            InstantKind::Duration => "duration",
+        }
+    }
+
+    /// `ticks` as pandas prints the value: `2026-01-31`,
+    /// `2026-01-31 04:05:06.500000` (`+00:00` when the column has a time
+    /// zone), `04:05:06`, `2 days 04:05:06`, `-1 days +23:59:59`.
+    pub fn format(&self, ticks: i64) -> String {
+        let seconds = ticks.div_euclid(self.ticks_per_second);
+        let fraction = ticks.rem_euclid(self.ticks_per_second);
+        let nanos = (fraction as i128 * 1_000_000_000 / self.ticks_per_second as i128) as u32;
+        match self.kind {
+            InstantKind::Date => {
+                chrono::DateTime::from_timestamp(seconds, 0).map(|t| t.date_naive().to_string())
+            }
+            InstantKind::Datetime { utc } => {
+                chrono::DateTime::from_timestamp(seconds, 0).map(|t| {
+                    let zone = if utc { "+00:00" } else { "" };
+                    format!(
+                        "{}{}{zone}",
+                        t.format("%Y-%m-%d %H:%M:%S"),
+                        fraction_text(nanos)
+                    )
+                })
+            }
+            InstantKind::Time => (0..SECONDS_PER_DAY)
+                .contains(&seconds)
+                .then(|| format!("{}{}", clock_text(seconds), fraction_text(nanos))),
+            InstantKind::Duration => {
+                let days = seconds.div_euclid(SECONDS_PER_DAY);
+                let sign = if days < 0 { "+" } else { "" };
+                Some(format!(
+                    "{days} days {sign}{}{}",
+                    clock_text(seconds.rem_euclid(SECONDS_PER_DAY)),
+                    fraction_text(nanos)
+                ))
+            }
+        }
+        // Out of chrono's range (years beyond ±262,143): the raw count.
+        .unwrap_or_else(|| format!("{ticks} ticks of 1/{} s", self.ticks_per_second))
+    }
+}
+
+/// `HH:MM:SS` of a second within a day.
+fn clock_text(second_of_day: i64) -> String {
+    format!(
+        "{:02}:{:02}:{:02}",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// pandas' fraction of a second: none when whole, six digits when whole
+/// microseconds, else nine.
+fn fraction_text(nanos: u32) -> String {
+    match nanos {
+        0 => String::new(),
+        _ if nanos % 1_000 == 0 => format!(".{:06}", nanos / 1_000),
+        _ => format!(".{nanos:09}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_print_as_pandas_prints_them() {
+        // Each expected text is `str()` of the pandas or datetime value.
+        let (date, days_to_seconds) = TemporalScale::of(&DataType::Date32).unwrap();
+        assert_eq!(date.format(20_454 * days_to_seconds), "2026-01-01");
+        let (micros, _) =
+            TemporalScale::of(&DataType::Timestamp(TimeUnit::Microsecond, None)).unwrap();
+        assert_eq!(
+            micros.format(1_767_225_600_500_000),
+            "2026-01-01 00:00:00.500000"
+        );
+        assert_eq!(micros.format(-1), "1969-12-31 23:59:59.999999");
+        let (nanos, _) =
+            TemporalScale::of(&DataType::Timestamp(TimeUnit::Nanosecond, None)).unwrap();
+        assert_eq!(
+            nanos.format(1_767_225_600_000_000_001),
+            "2026-01-01 00:00:00.000000001"
+        );
+        let (zoned, _) = TemporalScale::of(&DataType::Timestamp(
+            TimeUnit::Second,
+            Some("Europe/Paris".into()),
+        ))
+        .unwrap();
+        assert_eq!(zoned.format(0), "1970-01-01 00:00:00+00:00");
+        let (time, _) = TemporalScale::of(&DataType::Time64(TimeUnit::Nanosecond)).unwrap();
+        assert_eq!(time.format(3_723_000_000_000), "01:02:03");
+        assert_eq!(time.format(3_723_250_000_000), "01:02:03.250000");
+        let (duration, _) = TemporalScale::of(&DataType::Duration(TimeUnit::Millisecond)).unwrap();
+        assert_eq!(
+            duration.format(2 * 86_400_000 + 14_706_500),
+            "2 days 04:05:06.500000"
+        );
+        assert_eq!(duration.format(-1), "-1 days +23:59:59.999000");
+        assert_eq!(duration.format(0), "0 days 00:00:00");
+        assert!(TemporalScale::of(&DataType::Utf8).is_none());
+    }
+}
