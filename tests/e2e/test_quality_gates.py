@@ -894,8 +894,10 @@ def test_random_small_csv_files_read_as_pandas_reads_them(tmp_path):
     empty and quoted header names, numbers, booleans, text, pandas' missing spellings,
     padded and quoted fields, short rows, blank lines, CRLF and a missing final newline.
     Names, rows, missing counts and whether a column is numeric, boolean or text agree.
-    (Rows longer than the header are left out: pandas then takes the first field as an
-    index, or refuses.)"""
+    Some files have pandas' implicit index (R's `write.table` writes them): every record
+    has one or two more leading fields than the header has names, and those are the
+    index, not columns. (Other rows longer than the header are left out: pandas
+    refuses them, and so does Sextant, naming the line.)"""
     import random
 
     generator = random.Random(20261207)
@@ -907,12 +909,15 @@ def test_random_small_csv_files_read_as_pandas_reads_them(tmp_path):
     for case in range(150):
         width = generator.randint(1, 4)
         lines = [",".join(generator.choice(["a", "b", "", "a", "c d", '"h,1"']) for _ in range(width))]
-        for _ in range(generator.randint(0, 6)):
-            if generator.random() < 0.1:
+        index_fields = generator.choice([1, 2]) if generator.random() < 0.2 else 0
+        for row in range(generator.randint(1 if index_fields else 0, 6)):
+            index = "".join(f'"r{row}",' for _ in range(index_fields))
+            if generator.random() < 0.1 and not (index_fields and row == 0):
                 lines.append(generator.choice(["", " ", "\t"]))
             else:
-                fields = generator.randint(1, width) if generator.random() < 0.15 else width
-                lines.append(",".join(generator.choice(tokens) for _ in range(fields)))
+                # With an index, the first record is whole: it tells pandas the index's width.
+                fields = generator.randint(1, width) if generator.random() < 0.15 and not (index_fields and row == 0) else width
+                lines.append(index + ",".join(generator.choice(tokens) for _ in range(fields)))
         text = "\n".join(lines) + generator.choice(["\n", "", "\r\n"])
         path = tmp_path / f"case{case}.csv"
         path.write_text(text)

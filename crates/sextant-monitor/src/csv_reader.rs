@@ -475,6 +475,22 @@ pub(crate) fn read(path: &Path, bytes: &[u8], delimiter: u8) -> Result<ReadTable
     }
     let body_start = header.position().byte() as usize;
     let header_lines = header.position().line() - 1;
+    // pandas' implicit index: when the first record has more fields than
+    // the header names (R's `write.table` leaves the row names' column
+    // unnamed), the extra leading fields of every record are the index,
+    // not columns. They are read as columns of their own and dropped.
+    let first_record_width = loop {
+        match header.read_record(&mut record) {
+            Ok(true) if record.len() == 1 && is_blank_line(&record[0], delimiter) => continue,
+            Ok(true) => break record.len(),
+            _ => break 0,
+        }
+    };
+    let index_columns = first_record_width.saturating_sub(names.len());
+    let names: Vec<String> = (0..index_columns)
+        .map(|k| format!("index {k}"))
+        .chain(names)
+        .collect();
     let body = &bytes[body_start.min(bytes.len())..];
     // One scan: where the shares may be cut, and whether they can be split
     // without the `csv` crate's state machine.
@@ -542,7 +558,10 @@ pub(crate) fn read(path: &Path, bytes: &[u8], delimiter: u8) -> Result<ReadTable
             columns[column] = Some(values);
         }
     }
-    Ok(finish(names, columns))
+    let (mut names, rows, mut columns) = finish(names, columns);
+    names.drain(..index_columns);
+    columns.drain(..index_columns);
+    Ok((names, rows, columns))
 }
 
 /// The table from its read columns. The row count is the first column's
@@ -660,7 +679,7 @@ fn parse_share(
             return Err((
                 line(),
                 format!(
-                    "found record with {} fields, but the header has {width}",
+                    "found record with {} fields where {width} are expected (the header's names, and any index fields the first record has)",
                     record.len()
                 ),
             ));
@@ -716,7 +735,7 @@ fn read_plain(
         (
             line_number,
             format!(
-                "found record with {} fields, but the header has {width}",
+                "found record with {} fields where {width} are expected (the header's names, and any index fields the first record has)",
                 record.split(delimiter as char).count()
             ),
         )
@@ -1151,6 +1170,51 @@ mod tests {
             error.contains("line 200002") && error.contains("3 fields"),
             "{error}"
         );
+    }
+
+    /// pandas' implicit index: when the first record has more fields than
+    /// the header has names, its leading fields (and every record's) are
+    /// the index, not columns; by every path, small and streamed. What
+    /// pandas reads, recorded: `pd.read_csv(io.StringIO("a,b\n\n1,2,x\n3,4\n"))`
+    /// has columns a = [2, 4], b = ["x", NaN].
+    #[test]
+    fn leading_fields_beyond_the_header_are_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut large = String::from("a,b\n");
+        let mut rows = 0;
+        while large.len() < super::STREAM_BYTES as usize + 100_000 {
+            large.push_str(&format!("\"{rows}\",2,x\n\"{}\",4\n", rows + 1));
+            rows += 2;
+        }
+        let two_levels = "a,b\n\nk,1,2,x\nk,3,4\n".to_string();
+        for (name, text, expected_rows) in [
+            ("small.csv", "a,b\n\n1,2,x\n3,4\n".to_string(), 2),
+            ("two.csv", two_levels, 2),
+            ("large.csv", large, rows),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &text).unwrap();
+            let table = Table::open(&path).unwrap();
+            assert_eq!(table.column_names(), ["a", "b"], "{name}");
+            assert_eq!(table.rows(), expected_rows, "{name}");
+            let ColumnValues::Numeric { values: a, .. } = &*table.column("a").unwrap() else {
+                panic!("{name}: a is numeric")
+            };
+            assert_eq!(&a[..2], &[2.0, 4.0], "{name}");
+            let ColumnValues::Strings { codes, dictionary } = &*table.column("b").unwrap() else {
+                panic!("{name}: b is text")
+            };
+            assert_eq!(dictionary[codes[0] as usize], "x");
+            assert_eq!(codes[1], crate::dataset::MISSING_CODE);
+            let slow = Table::open_csv_by_fields(&path, b',').unwrap();
+            assert_eq!(slow.column_names(), table.column_names(), "{name}");
+            assert_eq!(slow.rows(), expected_rows, "{name}");
+        }
+        // A record longer than the first one is still refused, naming its line.
+        let path = dir.path().join("longer.csv");
+        std::fs::write(&path, "a,b\n1,2,x\n3,4,y,z\n").unwrap();
+        let error = Table::open(&path).err().expect("refused").to_string();
+        assert!(error.contains("line 3"), "{error}");
     }
 
     /// Short records are padded with missing values and blank lines (spaces

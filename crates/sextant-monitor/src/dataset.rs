@@ -433,14 +433,21 @@ impl Table {
         }
         let mut fields: Vec<Vec<String>> = vec![Vec::new(); names.len()];
         let mut record = csv::StringRecord::new();
+        // pandas' implicit index: the first record's fields beyond the
+        // header's names lead every record and are not columns.
+        let mut index_columns = None;
         while reader.read_record(&mut record).map_err(csv_error)? {
             if record.len() == 1 && is_blank_line(&record[0], delimiter) {
                 continue;
             }
+            let index_columns =
+                *index_columns.get_or_insert(record.len().saturating_sub(names.len()));
+            let line = record.position().map_or(0, |p| p.line());
+            let record: csv::StringRecord = record.iter().skip(index_columns).collect();
             if record.len() > names.len() {
                 return Err(DatasetError::Csv {
                     path: path.to_path_buf(),
-                    line: record.position().map_or(0, |p| p.line()),
+                    line,
                     message: "too many fields".into(),
                 });
             }
