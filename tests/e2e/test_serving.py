@@ -643,7 +643,11 @@ def test_batch_scoring_matches_the_library(own_server, data, tmp_path):
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
     X.to_parquet(tmp_path / "rows.parquet")
     X.to_csv(tmp_path / "rows.csv", index=False)
-    for source, target in [("rows.parquet", "out.parquet"), ("rows.csv", "out.csv")]:
+    X.to_csv(tmp_path / "rows.tsv.gz", sep="\t", index=False)
+    # An index without a name in the header: pandas' implicit index, read back as the index.
+    X.to_csv(tmp_path / "indexed.csv", index_label=False)
+    assert list(pd.read_csv(tmp_path / "indexed.csv").columns) == list(X.columns)
+    for source, target in [("rows.parquet", "out.parquet"), ("rows.csv", "out.csv"), ("rows.tsv.gz", "tsv.csv"), ("indexed.csv", "indexed_out.csv")]:
         sextant(uri, "predict", "--model", f"{name}@champion", "--input", str(tmp_path / source),
                 "--output", str(tmp_path / target), "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
         out = pd.read_parquet(tmp_path / target) if target.endswith("parquet") else pd.read_csv(tmp_path / target)

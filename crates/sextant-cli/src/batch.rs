@@ -292,13 +292,13 @@ pub(crate) fn read_columns(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
     let format = NamedFormat::of(&path.file_name().unwrap_or_default().to_string_lossy());
     let columns = if has_parquet_magic(path).unwrap_or(false) || format.is_parquet() {
         read_parquet(path)?
-    } else if format.is_csv() {
+    } else if let Some(delimiter) = format.delimiter() {
         let bytes = sextant_monitor::dataset::csv_bytes(path, u64::MAX)?;
-        sextant_server::serving::read_csv_columns(&bytes)
+        sextant_server::serving::read_delimited_columns(&bytes, delimiter)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?
     } else {
         bail!(
-            "cannot read '.{}' files: use .parquet or .csv (.csv.gz, .csv.zst, .csv.zip)",
+            "cannot read '.{}' files: use .parquet, .csv or .tsv (.csv.gz, .csv.zst, .csv.zip)",
             format.extension
         )
     };

@@ -60,10 +60,10 @@ pub(crate) struct SelectedInput {
 }
 
 /// A table `predict` and `drift` both read, by its name: Parquet, or CSV
-/// (possibly compressed).
+/// or TSV (possibly compressed).
 fn is_data_file(name: &str) -> bool {
     let format = sextant_monitor::dataset::NamedFormat::of(name);
-    format.is_csv() || format.is_parquet()
+    format.is_delimited_table() || format.is_parquet()
 }
 
 /// The share of `files` a partition takes: whole files when there are at

@@ -148,15 +148,13 @@ impl Table {
             return Table::open_parquet(path);
         }
         let format = NamedFormat::of_path(path);
-        let delimiter = match format.extension.as_str() {
-            "csv" | "txt" => b',',
-            "tsv" => b'\t',
-            "parquet" | "pq" if format.compression.is_none() => return Table::open_parquet(path),
-            _ => {
-                return Err(DatasetError::UnknownFormat {
-                    path: path.to_path_buf(),
-                })
-            }
+        if format.is_parquet() {
+            return Table::open_parquet(path);
+        }
+        let Some(delimiter) = format.delimiter() else {
+            return Err(DatasetError::UnknownFormat {
+                path: path.to_path_buf(),
+            });
         };
         match format.compression {
             None => Table::open_csv(path, delimiter),
@@ -536,9 +534,19 @@ impl NamedFormat {
         )
     }
 
-    /// A CSV file, compressed or not (`.txt` and `.tsv` are not counted).
-    pub fn is_csv(&self) -> bool {
-        self.extension == "csv"
+    /// A CSV or TSV file, compressed or not, as a directory's data files
+    /// are picked (`.txt` is read as CSV only when named).
+    pub fn is_delimited_table(&self) -> bool {
+        matches!(self.extension.as_str(), "csv" | "tsv")
+    }
+
+    /// The field delimiter of a file named as CSV (`.csv`, `.txt`) or TSV.
+    pub fn delimiter(&self) -> Option<u8> {
+        match self.extension.as_str() {
+            "csv" | "txt" => Some(b','),
+            "tsv" => Some(b'\t'),
+            _ => None,
+        }
     }
 
     /// A Parquet file by its name (its content may say so too:

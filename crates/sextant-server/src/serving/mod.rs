@@ -43,11 +43,13 @@ use sextant_serve::model::Layout;
 use sextant_serve::{Background, CallCost, NamedTensor};
 use tokio::sync::Semaphore;
 
-pub use self::codec::scoring_csv as read_csv_columns;
 pub use self::codec::BadRequest;
 pub(crate) use self::codec::{
     mlflow_predictions, oip_binary_output, oip_inputs, oip_output, scoring_json_with_params,
     ScoringParams,
+};
+pub use self::codec::{
+    scoring_csv as read_csv_columns, scoring_delimited as read_delimited_columns,
 };
 pub use self::loader::LoadedVersion;
 use self::loader::ModelCache;

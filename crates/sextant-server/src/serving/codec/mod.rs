@@ -548,8 +548,14 @@ fn column_tensor(name: &str, cells: Vec<Cell>) -> Result<Tensor> {
 /// A CSV body with a header row, as `pandas.read_csv` reads it: each cell
 /// an integer, a float, empty (a missing value) or text.
 pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
+    scoring_delimited(body, b',')
+}
+
+/// [`scoring_csv`] with another field delimiter (a TSV file's tab).
+pub fn scoring_delimited(body: &[u8], delimiter: u8) -> Result<Vec<NamedTensor>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        .delimiter(delimiter)
         .flexible(true)
         .from_reader(body);
     let names: Vec<String> = reader
@@ -565,6 +571,10 @@ pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
     // the table reader does.
     let names = sextant_monitor::dataset::pandas_header(names);
     let mut columns: Vec<Vec<Cell>> = vec![Vec::new(); names.len()];
+    // pandas' implicit index, as the table reader reads it: the first
+    // row's fields beyond the header's names lead every row and are the
+    // frame's index, which the model does not see.
+    let mut index_fields = None;
     for (r, record) in reader.records().enumerate() {
         let record = record.map_err(|e| BadRequest(format!("invalid CSV at data row {r}: {e}")))?;
         // As `pd.read_csv` (and the table reader): a blank line is skipped, a
@@ -572,15 +582,16 @@ pub fn scoring_csv(body: &[u8]) -> Result<Vec<NamedTensor>> {
         if record.len() == 1 && record[0].bytes().all(|b| b == b' ' || b == b'\t') {
             continue;
         }
-        if record.len() > names.len() {
+        let index_fields = *index_fields.get_or_insert(record.len().saturating_sub(names.len()));
+        if record.len() > names.len() + index_fields {
             return bad(format!(
                 "CSV row {r} has {} fields for {} columns",
                 record.len(),
-                names.len()
+                names.len() + index_fields
             ));
         }
         for (c, column) in columns.iter_mut().enumerate() {
-            column.push(record.get(c).map_or(Cell::Null, csv_cell));
+            column.push(record.get(index_fields + c).map_or(Cell::Null, csv_cell));
         }
     }
     if columns[0].is_empty() {

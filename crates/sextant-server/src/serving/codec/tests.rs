@@ -126,7 +126,20 @@ fn csv_bodies_read_like_pandas() {
         panic!()
     };
     assert!(b[0] == 2.5 && b[1].is_nan());
-    assert!(message(scoring_csv(b"a,b\n1,2,3\n")).contains("3 fields"));
+    assert!(message(scoring_csv(b"a,b\n1,2\n1,2,3\n")).contains("3 fields"));
+    // pandas' implicit index (`pd.read_csv(io.StringIO("a,b\n7,1,2\n8,3\n"))` has
+    // a = [1, 3], b = [2, NaN], index [7, 8]): the leading field is not a column.
+    let indexed = scoring_csv(b"a,b\n7,1,2\n8,3\n").unwrap();
+    assert_eq!(indexed.len(), 2);
+    assert_eq!(indexed[0].tensor.data, TensorData::I64(vec![1, 3]));
+    let TensorData::F64(b) = &indexed[1].tensor.data else {
+        panic!("{:?}", indexed[1].tensor.data)
+    };
+    assert!(b[0] == 2.0 && b[1].is_nan());
+    assert!(message(scoring_csv(b"a,b\n7,1,2\n8,3,4,5\n")).contains("4 fields"));
+    // A TSV file, as `sextant predict` reads one.
+    let tabbed = scoring_delimited(b"a\tb\n1\tx y\n", b'\t').unwrap();
+    assert_eq!(tabbed[0].tensor.data, TensorData::I64(vec![1]));
     // A short row is padded with missing values and a blank line skipped.
     let padded = scoring_csv(b"a,b\n1\n  \n2,4\n").unwrap();
     let TensorData::F64(b) = &padded[1].tensor.data else {
