@@ -298,7 +298,7 @@ pub(crate) fn read_columns(path: &Path) -> anyhow::Result<Vec<NamedTensor>> {
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?
     } else {
         bail!(
-            "cannot read '.{}' files: use .parquet, .csv or .tsv (.csv.gz, .csv.zst, .csv.zip)",
+            "cannot read '.{}' files: use .parquet, .csv or .tsv (.csv.gz, .csv.bz2, .csv.xz, .csv.zst, .csv.zip)",
             format.extension
         )
     };

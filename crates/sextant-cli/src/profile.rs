@@ -9,7 +9,7 @@ use sextant_monitor::profile::{Profile, ProfileReport};
 
 #[derive(clap::Args)]
 pub struct ProfileArgs {
-    /// The data: a .csv, .tsv or .parquet file (a CSV may be compressed: .csv.gz, .csv.zst, .csv.zip).
+    /// The data: a .csv, .tsv or .parquet file (a CSV may be compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zst, .csv.zip).
     data: PathBuf,
     /// The label column: each column's association with it.
     #[arg(long)]

@@ -434,12 +434,12 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
 pub enum ExpectationsCommand {
     /// Propose expectations from a file's profile (types, missing values, ranges, categories, uniqueness), as YAML to edit and then check with.
     Infer {
-        /// The data: a .csv, .tsv or .parquet file (a CSV may be compressed: .csv.gz, .csv.zst, .csv.zip).
+        /// The data: a .csv, .tsv or .parquet file (a CSV may be compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zst, .csv.zip).
         data: PathBuf,
     },
     /// Check a CSV or Parquet file against an expectations file (`expectations: [...]`, the vocabulary of a spec's expectations tests) in one read; exit 0 when every expectation holds, 1 when one fails, 2 when the check could not run.
     Check {
-        /// The data: a .csv, .tsv or .parquet file (a CSV may be compressed: .csv.gz, .csv.zst, .csv.zip).
+        /// The data: a .csv, .tsv or .parquet file (a CSV may be compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zst, .csv.zip).
         data: PathBuf,
         /// The expectations (YAML).
         expectations: PathBuf,

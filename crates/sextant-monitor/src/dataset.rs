@@ -41,7 +41,7 @@ pub enum DatasetError {
         line: u64,
         message: String,
     },
-    #[error("cannot tell the format of {path}: name it .csv, .tsv or .parquet (a CSV may be compressed: .csv.gz, .csv.zst, .csv.zip)")]
+    #[error("cannot tell the format of {path}: name it .csv, .tsv or .parquet (a CSV may be compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zst, .csv.zip)")]
     UnknownFormat { path: PathBuf },
     #[error("{path} decompresses to more than {limit} bytes")]
     TooLarge { path: PathBuf, limit: u64 },
@@ -560,6 +560,8 @@ impl NamedFormat {
 #[derive(Clone, Copy)]
 enum Compression {
     Gzip,
+    Bzip2,
+    Xz,
     Zstd,
     /// A zip archive holding exactly one file.
     Zip,
@@ -570,12 +572,17 @@ impl Compression {
     fn of_extension(extension: &str) -> Option<Compression> {
         match extension {
             "gz" | "gzip" => Some(Compression::Gzip),
+            "bz2" => Some(Compression::Bzip2),
+            "xz" => Some(Compression::Xz),
             "zst" | "zstd" => Some(Compression::Zstd),
             "zip" => Some(Compression::Zip),
             _ => None,
         }
     }
 }
+
+/// Decoder memory an `.xz` file may ask for, in KiB.
+const XZ_MEMORY_LIMIT_KIB: u32 = 256 * 1024;
 
 /// A CSV file's bytes as [`Table::open`] reads them: decompressed when its
 /// name says it is compressed (at most `limit` bytes then).
@@ -604,6 +611,22 @@ fn inflate(path: &Path, compression: Compression, limit: u64) -> Result<Vec<u8>,
     match compression {
         Compression::Gzip => {
             let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            read(&mut decoder, &mut bytes).map_err(io)?;
+        }
+        Compression::Bzip2 => {
+            let mut decoder = bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(file));
+            read(&mut decoder, &mut bytes).map_err(io)?;
+        }
+        Compression::Xz => {
+            // Concatenated streams too, as Python's `lzma` reads them. The
+            // memory limit refuses a header asking for a dictionary beyond
+            // what `xz -9e` uses (64 MiB) many times over: the server reads
+            // files it did not write.
+            let mut decoder = lzma_rust2::XzReader::new_mem_limit(
+                std::io::BufReader::new(file),
+                true,
+                XZ_MEMORY_LIMIT_KIB,
+            );
             read(&mut decoder, &mut bytes).map_err(io)?;
         }
         Compression::Zstd => {
@@ -1206,8 +1229,8 @@ fn csv_booleans(fields: &[String]) -> Option<Vec<u32>> {
 
 #[cfg(test)]
 mod tests {
-    /// A CSV compressed with gzip, zstd or zip reads as the plain file
-    /// does; an archive of two files, a corrupt file and a file inflating
+    /// A CSV compressed with gzip, bzip2, xz, zstd or zip reads as the
+    /// plain file does; an archive of two files, a corrupt file and a file inflating
     /// past the bound are refused, each naming the file.
     #[test]
     fn compressed_csv_reads_as_the_plain_file() {
@@ -1225,6 +1248,16 @@ mod tests {
         std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
         let zst = dir.path().join("T.CSV.ZST");
         std::fs::write(&zst, zstd::stream::encode_all(text.as_bytes(), 1).unwrap()).unwrap();
+        let bz2 = dir.path().join("t.csv.bz2");
+        let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        encoder.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&bz2, encoder.finish().unwrap()).unwrap();
+        let xz = dir.path().join("t.tsv.xz");
+        let tabbed = text.replace(',', "\t");
+        let mut encoder =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
+        encoder.write_all(tabbed.as_bytes()).unwrap();
+        std::fs::write(&xz, encoder.finish().unwrap()).unwrap();
         let zip_file = |name: &str, members: &[&str]| {
             let path = dir.path().join(name);
             let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
@@ -1243,7 +1276,7 @@ mod tests {
             expected.column_names(),
             ["Unnamed: 0", "id", "city", "score"]
         );
-        for path in [&gz, &zst, &zipped] {
+        for path in [&gz, &zst, &zipped, &bz2, &xz] {
             let table = super::Table::open(path).unwrap();
             assert_eq!(table.rows(), 5000, "{path:?}");
             assert_eq!(table.column_names(), expected.column_names());
@@ -1255,7 +1288,9 @@ mod tests {
         let two = zip_file("two.csv.zip", &["a.csv", "b.csv"]);
         let corrupt = dir.path().join("bad.csv.gz");
         std::fs::write(&corrupt, b"not gzip at all").unwrap();
-        for path in [&two, &corrupt] {
+        let corrupt_xz = dir.path().join("bad.csv.xz");
+        std::fs::write(&corrupt_xz, b"\xFD7zXZ\x00 and then nothing").unwrap();
+        for path in [&two, &corrupt, &corrupt_xz] {
             let error = super::Table::open(path).err().unwrap().to_string();
             assert!(error.contains(&path.display().to_string()), "{error}");
         }

@@ -92,6 +92,10 @@ pub(crate) async fn put_reference(
         "csv.gz"
     } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         "csv.zst"
+    } else if bytes.starts_with(b"BZh") {
+        "csv.bz2"
+    } else if bytes.starts_with(b"\xFD7zXZ\x00") {
+        "csv.xz"
     } else if bytes.starts_with(b"PK\x03\x04") {
         "csv.zip"
     } else {

@@ -255,6 +255,29 @@ async fn an_uploaded_reference_is_used_and_bad_uploads_are_refused(app: TestApp)
     )
     .await;
     assert_eq!(reply.status, 404, "{}", reply.body);
+    let reply = upload(
+        &app,
+        "/deployments/uploads/monitoring/reference",
+        b"BZh9 not really bzip2".to_vec(),
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    // A compressed upload is told by its first bytes (it has no name).
+    let compressed = {
+        use std::io::Write;
+        let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        encoder.write_all(csv.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    };
+    let reply = upload(
+        &app,
+        "/deployments/uploads/monitoring/reference?features=a,b,c",
+        compressed,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["reference_rows"], 5000);
 
     let reply = upload(
         &app,
