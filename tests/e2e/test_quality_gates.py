@@ -616,6 +616,16 @@ def test_failing_version_cannot_take_the_alias(server, client, tracking_uri, exp
         client.transition_model_version_stage(name, str(second), "Production")
     deploy = requests.post(f"{server.uri}/api/v1/deployments", json={"name": unique("gate"), "model": f"{name}/{second}"}, timeout=60)
     assert deploy.status_code == 409 and "failed validation" in deploy.json()["message"], deploy.text
+    # A shadow may run it (it answers no one), but promoting the shadow is refused.
+    deployment = unique("gate")
+    created = requests.post(f"{server.uri}/api/v1/deployments", json={"name": deployment, "model": f"{name}/{first}"}, timeout=120)
+    assert created.status_code == 200, created.text
+    shadowed = requests.post(f"{server.uri}/api/v1/deployments/{deployment}/shadow", json={"model": f"{name}/{second}"}, timeout=120)
+    assert shadowed.status_code == 200, shadowed.text
+    promoted = requests.post(f"{server.uri}/api/v1/deployments/{deployment}/promote", json={}, timeout=60)
+    assert promoted.status_code == 409 and "failed validation" in promoted.json()["message"], promoted.text
+    live = requests.get(f"{server.uri}/api/v1/deployments/{deployment}", timeout=10).json()
+    assert [(a["model"]["version"], a["role"]) for a in live["spec"]["arms"] if a["role"] == "live"] == [(str(first), "live")], live
     # The reports are there for people: JSON in the answer, HTML beside it.
     page = requests.get(f"{server.uri}/api/v1/registered-models/{name}/versions/{second}/validation/report.html", timeout=10)
     assert page.status_code == 200 and "inv.domestic_region/pass_rate" in page.text

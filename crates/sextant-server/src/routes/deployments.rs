@@ -18,8 +18,8 @@ use sextant_api::deployments as dto;
 use sextant_api::ErrorCode;
 use sextant_artifacts::ArtifactPath;
 use sextant_core::{
-    validate_deployment_name, AbPolicy, CanaryPolicy, DeploymentRevision, DeploymentSettings,
-    DeploymentSpec, ModelRef, Permission, ResourceKind,
+    validate_deployment_name, AbPolicy, Arm, ArmRole, CanaryPolicy, DeploymentRevision,
+    DeploymentSettings, DeploymentSpec, ModelRef, Permission, ResourceKind,
 };
 use sextant_governance::Principal;
 use sextant_store::DeploymentRecord;
@@ -331,6 +331,12 @@ async fn change(
     };
     let spec = next(&current, &history)?;
     spec.validate().map_err(|e| conflict(e.0))?;
+    // Every version the change puts on live traffic passes the quality
+    // gate, however it got there: promote and rollback make a shadow or
+    // standby arm live without naming a model.
+    for model in newly_live(&current, &spec) {
+        crate::validation::gate(state, &model.name, model.version, "deployment").await?;
+    }
     // The alias the deployment follows moves with its primary, by the rules
     // of a direct move, or nothing changes.
     let alias_move = follow::needed(state.store(), &spec).await;
@@ -360,6 +366,25 @@ async fn change(
         Extension(spec_note(name, Some(&record.spec), &json)),
         Json(to_dto(&updated, &spec)),
     ))
+}
+
+/// The versions `next` serves live traffic with that `current` does not.
+fn newly_live<'a>(current: &DeploymentSpec, next: &'a DeploymentSpec) -> Vec<&'a ModelRef> {
+    let live = |arm: &Arm| arm.role == ArmRole::Live && arm.weight > 0;
+    let mut models: Vec<&ModelRef> = Vec::new();
+    for arm in next.arms.iter().filter(|arm| live(arm)) {
+        let served = current.arms.iter().any(|old| {
+            live(old) && old.model.name == arm.model.name && old.model.version == arm.model.version
+        });
+        if !served
+            && !models
+                .iter()
+                .any(|m| m.name == arm.model.name && m.version == arm.model.version)
+        {
+            models.push(&arm.model);
+        }
+    }
+    models
 }
 
 #[utoipa::path(patch, path = "/api/v1/deployments/{name}", tag = "deployments", params(("name" = String, Path)),
