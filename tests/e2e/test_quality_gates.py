@@ -720,6 +720,11 @@ def test_server_validates_on_a_stored_dataset(server, client, tracking_uri, expe
     status = subprocess.run([sextant_bin(), "gates", "status", f"{name}/{info.registered_model_version}", "--format", "json"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert status.returncode == 0 and json.loads(status.stdout)["status"] == "passed"
+    # The same spec in a CI job: `sextant validate` fetches the stored dataset itself.
+    ci = subprocess.run([sextant_bin(), "validate", "--model", f"{name}/{info.registered_model_version}", "--spec", str(spec_file), "--format", "json"],
+                        capture_output=True, text=True, env=env, timeout=300)
+    assert ci.returncode == 0, ci.stdout + ci.stderr
+    assert json.loads(ci.stdout)["datasets"][0]["sha256"] == hashlib.sha256(holdout.read_bytes()).hexdigest()
 
 
 def test_profile_figures_match_pandas_and_scipy(tmp_path):

@@ -254,14 +254,15 @@ async fn resolve_dataset(
         if version["kind"] == "directory" {
             bail!("dataset {dataset} is a directory; a validation reads one file");
         }
-        let file_name = version["files"][0]["path"]
+        // A file version's path is empty: its name (and so its format, as
+        // the server reads it) is the one it was pushed from.
+        let named = version["files"][0]["path"]
             .as_str()
-            .unwrap_or("data")
-            .rsplit('/')
-            .next()
-            .unwrap_or("data")
-            .to_string();
-        let local = target_dir.join(file_name);
+            .filter(|path| !path.is_empty())
+            .or(version["source"].as_str())
+            .unwrap_or_default();
+        let suffix = sextant_monitor::dataset::format_suffix(named);
+        let local = target_dir.join(format!("data{suffix}"));
         crate::datasets::pull_version(&client, dataset, wanted, &local).await?;
         return Ok(local);
     }
@@ -296,7 +297,7 @@ pub enum GatesCommand {
         /// The registered model.
         #[arg(long)]
         model: String,
-        /// The spec (YAML); its datasets must be run artifacts (runs:/RUN_ID/PATH).
+        /// The spec (YAML); its datasets must be on the server: run artifacts (runs:/RUN_ID/PATH) or stored datasets (dataset:NAME@DIGEST).
         spec: PathBuf,
     },
     /// A version's validation: status, failed checks; exits 1 when it failed, 2 when it could not run, 3 while pending.
