@@ -509,6 +509,17 @@ def test_unreadable_dataset_is_named(world):
     report = json.loads(result.stdout)
     assert report["status"] == "error"
     assert "holdout" in report["tests"][0]["assertions"][0]["message"]
+    # A misspelt label column cannot run (exit 2, naming it), rather than failing on no labelled rows.
+    (root / "labelled.csv").write_text(world["test"].to_csv(index=False))
+    spec.write_text(
+        "task: {type: binary_classification, label: is_scamm}\n"
+        "datasets: {holdout: {uri: labelled.csv}}\n"
+        "tests:\n  - {id: a, kind: metric, dataset: holdout, metric: accuracy, min: 0.5}\n"
+    )
+    result = run_validate(str(root / "logistic"), spec, "--format", "json")
+    assert result.returncode == 2, result.stdout
+    message = json.loads(result.stdout)["tests"][0]["assertions"][0]["message"]
+    assert "no label column 'is_scamm'" in message and "is_scam" in message, message
 
 
 # ---------------------------------------------------------------------------------------

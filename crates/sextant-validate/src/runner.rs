@@ -268,6 +268,24 @@ impl<'a> Runner<'a> {
         };
         if let Some((_, frame)) = &view {
             result.rows = Some(frame.rows());
+            // A test that compares predictions with labels cannot run
+            // without them: a misspelt `task.label` is an error, not a
+            // failure on zero labelled rows.
+            let needs_labels = matches!(
+                test.kind,
+                TestKind::Metric { .. }
+                    | TestKind::SliceMetric { .. }
+                    | TestKind::WeakSlices { .. }
+                    | TestKind::Fairness { .. }
+                    | TestKind::ExpectLabel { .. }
+            );
+            let label = &self.spec.task.label;
+            if needs_labels && !frame.has(label) {
+                return Err(format!(
+                    "the dataset has no label column '{label}' (task.label; it has {})",
+                    frame.names().join(", ")
+                ));
+            }
         }
         match &test.kind {
             TestKind::Metric {
