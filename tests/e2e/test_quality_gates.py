@@ -782,6 +782,10 @@ def test_profile_figures_match_pandas_and_scipy(tmp_path):
         present = values.dropna()
         for p, estimate in column["quantiles"]:
             assert (present < estimate).mean() - 0.02 <= p <= (present <= estimate).mean() + 0.02, (name, p)
+        # The histogram is numpy's, exactly: 20 bins between min and max.
+        counts, edges = np.histogram(present, bins=20)
+        assert [c for _, c in column["histogram"]] == counts.tolist(), name
+        assert [e for e, _ in column["histogram"]] == pytest.approx(edges[:-1].tolist(), rel=1e-12, abs=1e-12)
     assert columns["count"]["distinct"] == 4 and columns["region"]["distinct"] == 3
     assert dict(map(tuple, columns["region"]["top_categories"])) == frame["region"].value_counts().to_dict()
 

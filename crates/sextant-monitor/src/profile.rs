@@ -56,6 +56,66 @@ pub struct ColumnProfile {
     /// The earliest and latest value of a date, time or duration column.
     #[serde(default)]
     pub temporal_range: Option<TemporalRange>,
+    /// A number column's exact histogram (None after a merge: the bins
+    /// of two parts differ, and the quantile sketch estimates it).
+    #[serde(default)]
+    pub histogram: Option<Histogram>,
+}
+
+/// Bins of a column's finite values: `HISTOGRAM_BINS` of equal width
+/// between `low` and `high`, each `[lower, upper)` but the last, which
+/// holds `high` (numpy's `histogram`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Histogram {
+    pub low: f64,
+    pub high: f64,
+    pub counts: Vec<u64>,
+}
+
+/// Bins in a profile's histograms.
+const HISTOGRAM_BINS: usize = 20;
+
+impl Histogram {
+    /// The histogram of `values`' finite values; None when they have
+    /// fewer than two distinct values.
+    fn of(values: &[f64], low: f64, high: f64) -> Option<Histogram> {
+        if !(low.is_finite() && high.is_finite() && high > low) {
+            return None;
+        }
+        let mut counts = vec![0u64; HISTOGRAM_BINS];
+        let last = HISTOGRAM_BINS - 1;
+        let scale = HISTOGRAM_BINS as f64 / (high - low);
+        let width = (high - low) / HISTOGRAM_BINS as f64;
+        // numpy's edges (`linspace`), and its correction of a value the
+        // scaled index put one bin off by rounding.
+        let edge = |k: usize| {
+            if k == HISTOGRAM_BINS {
+                high
+            } else {
+                k as f64 * width + low
+            }
+        };
+        for &x in values.iter().filter(|x| x.is_finite()) {
+            let mut bin = (((x - low) * scale) as usize).min(last);
+            if x < edge(bin) {
+                bin -= 1;
+            } else if bin != last && x >= edge(bin + 1) {
+                bin += 1;
+            }
+            counts[bin] += 1;
+        }
+        Some(Histogram { low, high, counts })
+    }
+
+    /// (lower edge, count) per bin.
+    fn bins(&self) -> Vec<(f64, u64)> {
+        let width = (self.high - self.low) / self.counts.len() as f64;
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(k, &count)| (k as f64 * width + self.low, count))
+            .collect()
+    }
 }
 
 /// A temporal column's smallest and largest value, on its scale.
@@ -199,6 +259,7 @@ impl Profile {
                 (None, Some(y)) => a.categories = Some(y.clone()),
                 _ => {}
             }
+            a.histogram = None;
             a.temporal_range = match (&a.temporal_range, &b.temporal_range) {
                 (Some(x), Some(y)) => x.merged(y),
                 // A part of the same kind without values has no range.
@@ -248,6 +309,7 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
         categories: None,
         exact_distinct: None,
         temporal_range: None,
+        histogram: None,
     };
     match column {
         ColumnValues::Numeric { values, integer } => {
@@ -271,6 +333,10 @@ fn profile_column(name: &str, column: &ColumnValues) -> ColumnProfile {
                 profile.distinct.insert_f64(x);
                 profile.zeros += u64::from(x == 0.0);
             }
+            profile.histogram = quantiles
+                .min()
+                .zip(quantiles.max())
+                .and_then(|(low, high)| Histogram::of(values, low, high));
             profile.moments = Some(moments);
             profile.quantiles = Some(quantiles);
         }
@@ -894,7 +960,9 @@ pub struct ColumnSummary {
     /// from the quantile sketch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outliers: Option<u64>,
-    /// 20 equal-width bins between min and max: (lower edge, count).
+    /// 20 equal-width bins between min and max: (lower edge, count); exact
+    /// for one table (numpy's `histogram`), estimated from the quantile
+    /// sketch in a merged profile.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub histogram: Vec<(f64, u64)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -960,7 +1028,9 @@ impl ColumnProfile {
                         Some(((cdf[0] + (1.0 - cdf[1])) * n).round().max(0.0) as u64);
                 }
             }
-            if let (Some(lo), Some(hi)) = (q.min(), q.max()) {
+            if let Some(exact) = &self.histogram {
+                summary.histogram = exact.bins();
+            } else if let (Some(lo), Some(hi)) = (q.min(), q.max()) {
                 if hi > lo {
                     let edges: Vec<f64> =
                         (1..20).map(|k| lo + (hi - lo) * k as f64 / 20.0).collect();
@@ -1180,6 +1250,32 @@ impl ProfileReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Histograms count every finite value once, in numpy's bins: the
+    /// maximum in the last, values on an edge in the bin above it.
+    #[test]
+    fn histograms_are_exact() {
+        let mut values: Vec<f64> = (0..100).map(f64::from).collect();
+        values.extend([f64::NAN, f64::INFINITY]);
+        let histogram = Histogram::of(&values, 0.0, 99.0).unwrap();
+        assert_eq!(histogram.counts.iter().sum::<u64>(), 100);
+        // Edges at 0, 4.95, 9.9, …: 0..=4 in the first bin, 5..=9 in the second.
+        assert_eq!(histogram.counts[0], 5);
+        assert_eq!(histogram.counts[19], 5, "99 is in the last bin");
+        // Each value is counted in the bin whose edges hold it (the scaled
+        // index alone can be one off by rounding).
+        let edges = Histogram::of(&[0.0, 0.3, 0.6, 1.0], 0.0, 1.0).unwrap();
+        let bins = edges.bins();
+        let at = |x: f64| bins.iter().rposition(|(lower, _)| *lower <= x).unwrap();
+        for (k, (_, count)) in bins.iter().enumerate() {
+            let expected = [0.0, 0.3, 0.6, 1.0]
+                .iter()
+                .filter(|&&x| at(x).min(19) == k)
+                .count() as u64;
+            assert_eq!(*count, expected, "bin {k}");
+        }
+        assert!(Histogram::of(&[2.0, 2.0], 2.0, 2.0).is_none());
+    }
 
     /// A Parquet column of timestamps with gaps: its rows, missing and
     /// distinct values are counted (they read 0 before), and its range is
