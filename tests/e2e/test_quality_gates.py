@@ -694,6 +694,20 @@ def test_expectations_check_on_a_file(world):
     assert failed.returncode == 1
     outcome = json.loads(failed.stdout)["expectations"][0]
     assert outcome["unexpected_count"] == 7 and outcome["unexpected_rows"][0] == {"row": 0, "value": -5.0}
+    # For a CI job: JUnit XML (one test case per expectation) and an HTML page, same exit code.
+    import xml.etree.ElementTree as ET
+
+    junit = subprocess.run([sextant_bin(), "expectations", "check", str(root / "bad-money.csv"), str(root / "expectations.yaml"), "--format", "junit"],
+                           capture_output=True, text=True, timeout=120)
+    assert junit.returncode == 1
+    suites = ET.fromstring(junit.stdout)
+    assert suites.get("tests") == "4" and suites.get("failures") == "1", junit.stdout
+    failure = suites.find(".//testcase/failure")
+    assert failure is not None and "7 unexpected rows" in failure.get("message")
+    page = subprocess.run([sextant_bin(), "expectations", "check", str(root / "bad-money.csv"), str(root / "expectations.yaml"), "--format", "html"],
+                          capture_output=True, text=True, timeout=120)
+    assert page.returncode == 1 and page.stdout.startswith("<!DOCTYPE html>") and "column_values_between" in page.stdout
+    assert "<script" not in page.stdout
     (root / "broken.yaml").write_text("expectations:\n  - {expect: column_values_between, column: money_asked}\n")
     broken = check(root / "test.csv", root / "broken.yaml")
     assert broken.returncode == 2 and "line 2" in broken.stderr and "expectations[0]" in broken.stderr

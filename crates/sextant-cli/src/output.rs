@@ -18,11 +18,11 @@ pub enum Format {
     Table,
     /// The server's JSON, pretty-printed.
     Json,
-    /// `sextant validate` only: the report as a self-contained HTML page
-    /// (other commands print JSON).
+    /// `sextant validate` and `expectations check`: the report as a
+    /// self-contained HTML page (`profile` too; other commands print JSON).
     Html,
-    /// `sextant validate` only: the report as JUnit XML (other commands
-    /// print JSON).
+    /// `sextant validate` and `expectations check`: the report as JUnit XML
+    /// (other commands print JSON).
     Junit,
 }
 

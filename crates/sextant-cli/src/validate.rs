@@ -484,7 +484,12 @@ pub fn expectations(connection: &Connection, command: ExpectationsCommand) -> an
         crate::output::Format::Auto => std::io::stdout().is_terminal(),
         _ => false,
     };
-    if readable {
+    let data_name = data.display().to_string();
+    if crate::output::format() == crate::output::Format::Junit {
+        print!("{}", checked.to_junit(&data_name));
+    } else if crate::output::format() == crate::output::Format::Html {
+        print!("{}", checked.to_html(&data_name));
+    } else if readable {
         let mut out = String::new();
         for outcome in &checked.outcomes {
             let mark = match (&outcome.error, outcome.success) {

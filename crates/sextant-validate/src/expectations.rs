@@ -582,6 +582,65 @@ pub struct Checked {
     pub seconds: f64,
 }
 
+impl Checked {
+    /// JUnit XML for a CI job: one test case per expectation, in one
+    /// suite named after the data.
+    pub fn to_junit(&self, data: &str) -> String {
+        use crate::report::xml;
+        let failures = self
+            .outcomes
+            .iter()
+            .filter(|o| o.error.is_none() && !o.success)
+            .count();
+        let errors = self.outcomes.iter().filter(|o| o.error.is_some()).count();
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        out.push_str(&format!(
+            "<testsuites name=\"sextant expectations check\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
+            self.outcomes.len(),
+            self.seconds
+        ));
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
+            xml(data),
+            self.outcomes.len(),
+            self.seconds
+        ));
+        for (k, outcome) in self.outcomes.iter().enumerate() {
+            let name = match &outcome.column {
+                Some(column) => format!("{k}:{}({column})", outcome.expectation),
+                None => format!("{k}:{}", outcome.expectation),
+            };
+            out.push_str(&format!(
+                "    <testcase classname=\"expectations\" name=\"{}\">",
+                xml(&name)
+            ));
+            if let Some(error) = &outcome.error {
+                out.push_str(&format!("<error message=\"{}\"/>", xml(error)));
+            } else if !outcome.success {
+                let message = match outcome.unexpected_count {
+                    Some(n) => format!(
+                        "{n} unexpected rows; first {}",
+                        Value::from(outcome.unexpected_rows.clone())
+                    ),
+                    None => format!("observed {}", outcome.observed),
+                };
+                out.push_str(&format!(
+                    "<failure type=\"blocking\" message=\"{}\"/>",
+                    xml(&message)
+                ));
+            }
+            out.push_str("</testcase>\n");
+        }
+        out.push_str("  </testsuite>\n</testsuites>\n");
+        out
+    }
+
+    /// A self-contained HTML page (inline CSS, no script).
+    pub fn to_html(&self, data: &str) -> String {
+        crate::html::render_checked(self, data)
+    }
+}
+
 /// Parses an expectations file; errors name the line and field.
 pub fn parse_file(
     text: &str,

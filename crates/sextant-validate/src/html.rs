@@ -14,6 +14,47 @@ td,th{border-bottom:1px solid #e3e6ee;padding:.3rem .5rem;text-align:left;vertic
 .badge.passed{background:#dcfce7}.badge.failed{background:#fee2e2}.badge.error{background:#ffedd5}\
 code{font-size:.9em}.muted{color:#6b7280}";
 
+/// A file's expectations checked, as one page: each expectation's verdict,
+/// what was observed and the first unexpected rows.
+pub(crate) fn render_checked(checked: &crate::expectations::Checked, data: &str) -> String {
+    let status = if checked.outcomes.iter().any(|o| o.error.is_some()) {
+        "error"
+    } else if checked.success {
+        "passed"
+    } else {
+        "failed"
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Expectations on " (data) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "Expectations on " code { (data) } " " span.badge.(status) { (status) } }
+                p.muted { (checked.rows) " rows, " (checked.columns) " columns, checked in " (format!("{:.2}", checked.seconds)) " s" }
+                table {
+                    tr { th { "Expectation" } th { "Column" } th { "Verdict" } th { "Observed" } th { "Unexpected" } th { "First unexpected rows" } }
+                    @for o in &checked.outcomes {
+                        @let verdict = if o.error.is_some() { "error" } else if o.success { "passed" } else { "failed" };
+                        tr {
+                            td { code { (o.expectation) } }
+                            td { @if let Some(c) = &o.column { code { (c) } } }
+                            td.(verdict) { (verdict) }
+                            td { @if let Some(e) = &o.error { (e) } @else { (cell(&o.observed)) } }
+                            td { @if let Some(n) = o.unexpected_count { (n) " (" (format!("{:.2}%", o.unexpected_share.unwrap_or(0.0) * 100.0)) ")" } }
+                            td { (o.unexpected_rows.iter().map(cell).collect::<Vec<_>>().join(", ")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
 fn verdict_class(v: Verdict) -> &'static str {
     match v {
         Verdict::Passed => "passed",
