@@ -476,6 +476,7 @@ tests:
         ("task: {type: regression, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - {id: a, kind: metric, dataset: missing, metric: mae, max: 1}\n", 4, "tests[0].dataset"),
         ("task: {type: regression, label: y}\ntests:\n  - {id: a, kind: metric\n", 4, "not valid YAML"),
         ("task: {type: regression, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - id: a\n    kind: weak_slices\n    dataset: t\n    metric: mae\n    features: [x]\n    max_gap_to_overall: 1\n    bins: 50\n", 10, "tests[0].bins"),
+        ("task: {type: regression, label: y}\ndatasets: {t: {uri: a.csv}}\ntests:\n  - id: a\n    kind: metric\n    dataset: t\n    metric: mae\n    max: high\n", 8, "tests[0].max: must be a number"),
     ],
 )
 def test_malformed_specs_name_line_and_field(world, text, line, field):

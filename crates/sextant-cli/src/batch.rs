@@ -118,6 +118,16 @@ pub(crate) async fn model_dir(
     if Path::new(model).join("MLmodel").is_file() {
         return Ok(PathBuf::from(model));
     }
+    if Path::new(model).is_dir() {
+        bail!("{model} is a directory without an MLmodel file: not an MLflow model");
+    }
+    let reference = model.strip_prefix("models:/").unwrap_or(model);
+    if !reference.contains('@') && !reference.contains('/') {
+        bail!(
+            "'{model}' is neither a local MLflow model directory (there is no such directory) \
+             nor a registered model: use NAME@ALIAS, NAME/VERSION or NAME/latest"
+        );
+    }
     let server = crate::client::Client::new(connection)?.remote_server();
     let model = crate::deploy::resolve_remote_model(&server, model).await?;
     let response = server

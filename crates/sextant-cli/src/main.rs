@@ -585,7 +585,7 @@ fn apply_config_file() -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     if let Err(err) = apply_config_file() {
-        eprintln!("sextant: error: {err:#}");
+        eprintln!("sextant: error: {}", error_text(&err));
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
@@ -678,10 +678,27 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // The one message a failed start must show, whatever RUST_LOG says.
-            eprintln!("sextant: error: {err:#}");
+            eprintln!("sextant: error: {}", error_text(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, `: `-separated, as `{:#}` writes them, but
+/// without a cause the message before it already quotes (errors that put
+/// their source in their own message).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.is_empty() {
+            text = cause;
+        } else if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -964,6 +981,23 @@ pub(crate) async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    /// A cause the message already quotes is not repeated; others are.
+    #[test]
+    fn error_text_quotes_each_cause_once() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let table = sextant_monitor::dataset::DatasetError::Io {
+            path: "data.csv".into(),
+            source: missing,
+        };
+        let err = anyhow::Error::new(table);
+        assert_eq!(
+            super::error_text(&err),
+            "cannot read data.csv: no such file"
+        );
+        let wrapped = anyhow::anyhow!("no such file").context("while loading");
+        assert_eq!(super::error_text(&wrapped), "while loading: no such file");
+    }
 
     /// Every subcommand says what it does and every argument what it takes:
     /// `sextant <command> --help` is the documentation most users read.

@@ -446,7 +446,9 @@ impl ModelRuntime for LinearModel {
             .flatten()
         {
             return Err(Error::input(format!(
-                "row {} column {} is {}: a linear model needs finite values",
+                "row {}, column {} of the matrix the linear model receives (after any \
+                 preprocessing steps) is {}: a linear model needs finite values, as \
+                 scikit-learn's does (impute missing values, e.g. with SimpleImputer)",
                 position / n_features,
                 position % n_features,
                 features[position]

@@ -704,6 +704,13 @@ fn parse_test(
                 value: n.as_f64().unwrap_or(f64::NAN),
                 bootstrap: false,
             })),
+            Some(v) if !v.is_object() => Err(reader.error(
+                &path(name),
+                format!(
+                    "must be a number, or {{value: NUMBER, significance: …}}; found {}",
+                    serde_json::to_string(v).unwrap_or_default()
+                ),
+            )),
             Some(v) => {
                 #[derive(Deserialize)]
                 #[serde(deny_unknown_fields)]
