@@ -922,12 +922,32 @@ def test_timestamp_columns_are_checked_and_counted(tmp_path):
     for name in kinds:
         values = frame[name].dropna()
         assert (columns[name]["earliest"], columns[name]["latest"]) == (str(values.min()), str(values.max())), name
+    # Rows that differ only in a timestamp are not duplicates (pandas' `duplicated`).
+    assert json.loads(profiled.stdout)["duplicate_rows"] == int(frame.duplicated().sum())
     html = subprocess.run([sextant_bin(), "profile", str(path), "--format", "html"], capture_output=True, text=True, timeout=60)
     assert str(frame["waited"].max()) in html.stdout
     inferred = subprocess.run([sextant_bin(), "expectations", "infer", str(path)], capture_output=True, text=True, timeout=60)
     assert inferred.returncode == 0, inferred.stderr
     assert "column_values_not_null, column: \"created_at\", mostly:" in inferred.stdout
     assert "column_values_unique, column: \"waited\"" not in inferred.stdout or frame["waited"].is_unique
+    assert "column_type, column: \"date\", type: date" in inferred.stdout
+    # Ranges and types of dates, as Great Expectations checks them on datetime columns.
+    late = frame["created_at"] > pd.Timestamp("2026-01-02 12:00")
+    bounded = tmp_path / "bounded.yaml"
+    bounded.write_text(
+        "expectations:\n"
+        "  - {expect: column_values_between, column: created_at, max: '2026-01-02 12:00:00'}\n"
+        "  - {expect: column_values_between, column: date, min: 2026-01-01, max: 2026-01-02}\n"
+        "  - {expect: column_type, column: created_at, type: datetime}\n"
+        "  - {expect: column_values_between, column: created_at, min: 5}\n"
+    )
+    ranged = subprocess.run([sextant_bin(), "expectations", "check", str(path), str(bounded), "--format", "json"], capture_output=True, text=True, timeout=60)
+    between, dates, typed, numeric = json.loads(ranged.stdout)["expectations"]
+    assert between["unexpected_count"] == int(late.sum()) > 0
+    assert dates["unexpected_count"] == int((frame["date"].dropna() > pd.Timestamp("2026-01-02").date()).sum())
+    assert typed["success"] and typed["observed"] == "datetime"
+    assert "write `min` as text" in numeric["error"]
+    assert ranged.returncode == 2
     proposed = tmp_path / "proposed.yaml"
     proposed.write_text(inferred.stdout)
     checked = subprocess.run([sextant_bin(), "expectations", "check", str(path), str(proposed)], capture_output=True, text=True, timeout=60)

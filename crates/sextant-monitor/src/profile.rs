@@ -429,6 +429,17 @@ fn duplicate_rows(columns: &[std::sync::Arc<ColumnValues>], rows: usize) -> u64 
                     *h = mix64(*h ^ u64::from(c));
                 }
             }
+            // Dates and times by their values' keys; nested values, which
+            // have none, are not compared.
+            ColumnValues::Unsupported {
+                present,
+                keys: Some(keys),
+                ..
+            } => {
+                for ((h, &key), &present) in hashes.iter_mut().zip(keys).zip(present) {
+                    *h = mix64(*h ^ if present { key } else { u64::MAX });
+                }
+            }
             ColumnValues::Unsupported { .. } => {}
         }
     }

@@ -122,6 +122,57 @@ impl TemporalScale {
     }
 }
 
+impl TemporalScale {
+    /// A bound written as pandas or ISO 8601 writes it, on this scale: a
+    /// date (`2026-01-31`, its midnight) or a date and time
+    /// (`2026-01-31 04:05:06.5`, `T` too, with an optional `Z` or
+    /// `±HH:MM` offset; without one a zoned column reads it as UTC) for
+    /// dates and timestamps, `04:05:06[.5]` for times of day. Durations
+    /// take no bounds.
+    pub fn parse(&self, text: &str) -> Result<i64, String> {
+        use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+        let text = text.trim();
+        let nanos_to_ticks = |seconds: i64, nanos: u32| {
+            seconds
+                .checked_mul(self.ticks_per_second)
+                .and_then(|t| {
+                    t.checked_add(i64::from(nanos) * self.ticks_per_second / 1_000_000_000)
+                })
+                .ok_or_else(|| format!("'{text}' is out of the column's range"))
+        };
+        match self.kind {
+            InstantKind::Date | InstantKind::Datetime { .. } => {
+                let instant = if let Ok(zoned) = chrono::DateTime::parse_from_rfc3339(text) {
+                    zoned.naive_utc()
+                } else if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                    date.and_time(NaiveTime::MIN)
+                } else {
+                    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+                        .iter()
+                        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "'{text}' is not a date or a timestamp (2026-01-31, \
+                                 2026-01-31 04:05:06, 2026-01-31T04:05:06Z)"
+                            )
+                        })?
+                };
+                let utc = instant.and_utc();
+                nanos_to_ticks(utc.timestamp(), utc.timestamp_subsec_nanos())
+            }
+            InstantKind::Time => {
+                let time = NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
+                    .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
+                    .map_err(|_| format!("'{text}' is not a time of day (04:05:06)"))?;
+                nanos_to_ticks(i64::from(time.num_seconds_from_midnight()), time.nanosecond())
+            }
+            InstantKind::Duration => {
+                Err("a duration column takes no `min` or `max` (its missing, unique and distinct values can be checked)".into())
+            }
+        }
+    }
+}
+
 /// `HH:MM:SS` of a second within a day.
 fn clock_text(second_of_day: i64) -> String {
     format!(
@@ -181,5 +232,34 @@ mod tests {
         assert_eq!(duration.format(-1), "-1 days +23:59:59.999000");
         assert_eq!(duration.format(0), "0 days 00:00:00");
         assert!(TemporalScale::of(&DataType::Utf8).is_none());
+    }
+
+    /// A bound reads back to the ticks its text came from.
+    #[test]
+    fn bounds_parse_on_the_column_scale() {
+        let (micros, _) =
+            TemporalScale::of(&DataType::Timestamp(TimeUnit::Microsecond, None)).unwrap();
+        for ticks in [1_767_225_600_500_000, -1, 0, 1_767_225_600_000_000] {
+            assert_eq!(micros.parse(&micros.format(ticks)), Ok(ticks));
+        }
+        assert_eq!(micros.parse("2026-01-01"), Ok(1_767_225_600_000_000));
+        assert_eq!(
+            micros.parse("2026-01-01T01:00:00+01:00"),
+            Ok(1_767_225_600_000_000)
+        );
+        assert_eq!(
+            micros.parse("2026-01-01T00:00:00Z"),
+            Ok(1_767_225_600_000_000)
+        );
+        assert!(micros
+            .parse("January 1st")
+            .unwrap_err()
+            .contains("not a date"));
+        let (date, days) = TemporalScale::of(&DataType::Date32).unwrap();
+        assert_eq!(date.parse("2026-01-01"), Ok(20_454 * days));
+        let (time, _) = TemporalScale::of(&DataType::Time64(TimeUnit::Nanosecond)).unwrap();
+        assert_eq!(time.parse("01:02:03.25"), Ok(3_723_250_000_000));
+        let (duration, _) = TemporalScale::of(&DataType::Duration(TimeUnit::Second)).unwrap();
+        assert!(duration.parse("1 days").is_err());
     }
 }

@@ -23,6 +23,14 @@ pub struct Expectation {
     pub mostly: f64,
 }
 
+/// A bound of `column_values_between`: a number, or a date or time as
+/// text for a temporal column.
+#[derive(Debug, Clone)]
+pub enum Limit {
+    Number(f64),
+    Instant(String),
+}
+
 #[derive(Debug, Clone)]
 pub enum Kind {
     TableRowCountBetween {
@@ -38,8 +46,8 @@ pub enum Kind {
         from_schema: bool,
     },
     ValuesBetween {
-        min: Option<f64>,
-        max: Option<f64>,
+        min: Option<Limit>,
+        max: Option<Limit>,
     },
     ValuesUnique,
     ValuesMatchRegex(regex::Regex),
@@ -171,11 +179,19 @@ impl Expectation {
                         let t = text("type")?;
                         if !matches!(
                             t.as_str(),
-                            "numeric" | "integer" | "float" | "string" | "boolean"
+                            "numeric"
+                                | "integer"
+                                | "float"
+                                | "string"
+                                | "boolean"
+                                | "date"
+                                | "datetime"
+                                | "time"
+                                | "duration"
                         ) {
                             return Err(err(
                                 "type",
-                                "must be numeric, integer, float, string or boolean".into(),
+                                "must be numeric, integer, float, string, boolean, date, datetime, time or duration".into(),
                             ));
                         }
                         Kind::ColumnType(t)
@@ -205,7 +221,21 @@ impl Expectation {
                         }
                     }
                     "column_values_between" => {
-                        let (min, max) = bounds()?;
+                        let limit = |key: &str| {
+                            match object.get(key) {
+                            None | Some(Value::Null) => Ok(None),
+                            Some(Value::String(text)) if !text.trim().is_empty() => {
+                                Ok(Some(Limit::Instant(text.clone())))
+                            }
+                            Some(v) => v.as_f64().map(|x| Some(Limit::Number(x))).ok_or_else(|| {
+                                err(key, "must be a number (or, for dates and times, a date or time as text)".into())
+                            }),
+                        }
+                        };
+                        let (min, max) = (limit("min")?, limit("max")?);
+                        if min.is_none() && max.is_none() {
+                            return Err(err("", format!("{name} needs `min`, `max` or both")));
+                        }
                         Kind::ValuesBetween { min, max }
                     }
                     "column_values_match_regex" => {
@@ -304,6 +334,10 @@ impl Expectation {
             ColumnValues::Numeric { .. } => "float",
             ColumnValues::Strings { .. } => "string",
             ColumnValues::Boolean { .. } => "boolean",
+            ColumnValues::Unsupported {
+                instants: Some(instants),
+                ..
+            } => instants.scale.kind_name(),
             ColumnValues::Unsupported { .. } => "unsupported",
         };
         // A row-wise check: `fails(row)` is Some(true) when the row breaks
@@ -409,6 +443,42 @@ impl Expectation {
                 }
             }
             Kind::ValuesBetween { min, max } => {
+                if let ColumnValues::Unsupported {
+                    instants: Some(instants),
+                    present,
+                    ..
+                } = column
+                {
+                    // Dates and times: the bounds are read on the column's scale.
+                    let ticks = |limit: &Option<Limit>, key: &str| {
+                        match limit {
+                        None => Ok(None),
+                        Some(Limit::Instant(text)) => instants.scale.parse(text).map(Some),
+                        Some(Limit::Number(_)) => Err(format!(
+                            "'{name}' holds {type_name} values: write `{key}` as text, e.g. '2026-01-31' or '2026-01-31 08:00:00'"
+                        )),
+                    }
+                    };
+                    let (low, high) = match (ticks(min, "min"), ticks(max, "max")) {
+                        (Ok(low), Ok(high)) => (low, high),
+                        (Err(message), _) | (_, Err(message)) => {
+                            outcome.error = Some(message);
+                            outcome.observed = json!({ "type": type_name });
+                            return outcome;
+                        }
+                    };
+                    let values = &instants.ticks;
+                    row_check(
+                        &|i| {
+                            present[i].then(|| {
+                                low.is_some_and(|l| values[i] < l)
+                                    || high.is_some_and(|h| values[i] > h)
+                            })
+                        },
+                        false,
+                    );
+                    return outcome;
+                }
                 if !matches!(
                     column,
                     ColumnValues::Numeric { .. } | ColumnValues::Boolean { .. }
@@ -417,8 +487,22 @@ impl Expectation {
                     outcome.observed = json!({ "type": type_name });
                     return outcome;
                 }
+                let number = |limit: &Option<Limit>| match limit {
+                    Some(Limit::Number(x)) => Ok(Some(*x)),
+                    None => Ok(None),
+                    Some(Limit::Instant(text)) => {
+                        Err(format!("'{name}' holds numbers, and '{text}' is not one"))
+                    }
+                };
+                let (low, high) = match (number(min), number(max)) {
+                    (Ok(low), Ok(high)) => (low, high),
+                    (Err(message), _) | (_, Err(message)) => {
+                        outcome.error = Some(message);
+                        return outcome;
+                    }
+                };
                 row_check(
-                    &|i| column.scalar(i).as_f64().map(|x| !within(x, *min, *max)),
+                    &|i| column.scalar(i).as_f64().map(|x| !within(x, low, high)),
                     false,
                 );
             }
@@ -742,15 +826,13 @@ pub fn infer(profile: &sextant_monitor::profile::Profile, data: &str) -> String 
             "integer" | "float" => "numeric",
             "categorical" => "string",
             "boolean" => "boolean",
-            // No type or range to propose, but gaps and repeats to check.
-            "date" | "datetime" | "time" | "duration" => "temporal",
+            // No range: new data is usually later than what was seen.
+            temporal @ ("date" | "datetime" | "time" | "duration") => temporal,
             _ => continue,
         };
-        if kind != "temporal" {
-            out.push_str(&format!(
-                "  - {{expect: column_type, column: {name}, type: {kind}}}\n"
-            ));
-        }
+        out.push_str(&format!(
+            "  - {{expect: column_type, column: {name}, type: {kind}}}\n"
+        ));
         if summary.missing == 0 {
             out.push_str(&format!(
                 "  - {{expect: column_values_not_null, column: {name}}}\n"

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sextant_monitor::dataset::{ColumnValues, Table, MISSING_CODE};
+use sextant_monitor::temporal::Instants;
 use sextant_serve::{NamedTensor, Tensor, TensorData};
 
 use crate::rng::Rng;
@@ -188,7 +189,22 @@ impl Frame {
                     ColumnValues::Boolean { codes } => ColumnValues::Boolean {
                         codes: indices.iter().map(|&i| codes[i]).collect(),
                     },
-                    other => other.clone(),
+                    ColumnValues::Unsupported {
+                        type_name,
+                        present,
+                        keys,
+                        instants,
+                    } => ColumnValues::Unsupported {
+                        type_name: type_name.clone(),
+                        present: indices.iter().map(|&i| present[i]).collect(),
+                        keys: keys
+                            .as_ref()
+                            .map(|keys| indices.iter().map(|&i| keys[i]).collect()),
+                        instants: instants.as_ref().map(|instants| Instants {
+                            scale: instants.scale,
+                            ticks: indices.iter().map(|&i| instants.ticks[i]).collect(),
+                        }),
+                    },
                 })
             })
             .collect();
