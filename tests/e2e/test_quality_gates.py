@@ -597,6 +597,11 @@ def test_failing_version_cannot_take_the_alias(server, client, tracking_uri, exp
     local = requests.put(f"{server.uri}/api/v1/registered-models/{name}/validation-spec",
                          json={"spec": spec.replace(f"runs:/{run.info.run_id}/data/holdout.csv", "/etc/passwd")}, timeout=10)
     assert local.status_code == 400 and "run artifacts" in local.json()["message"]
+    # A mistyped artifact or dataset is refused when attached, not found wanting on the next version.
+    for wrong in [f"runs:/{run.info.run_id}/data/holdout.cvs", "dataset:no-such-dataset@latest"]:
+        absent = requests.put(f"{server.uri}/api/v1/registered-models/{name}/validation-spec",
+                              json={"spec": spec.replace(f"runs:/{run.info.run_id}/data/holdout.csv", wrong)}, timeout=10)
+        assert absent.status_code == 400 and wrong in absent.json()["message"], absent.text
     attached = requests.put(f"{server.uri}/api/v1/registered-models/{name}/validation-spec", json={"spec": spec}, timeout=10)
     assert attached.status_code == 200, attached.text
     assert attached.json()["tests"] == ["perf.auc", "slice.location", "inv.domestic_region", "data.holdout"]

@@ -83,6 +83,43 @@ pub(crate) async fn check_readable(
     Ok(())
 }
 
+/// Every dataset an attached spec names exists now, so that a mistyped path
+/// is refused when the spec is attached rather than showing as an error on
+/// the next version.
+pub(crate) async fn check_datasets_exist(state: &AppState, spec: &Spec) -> ApiResult<()> {
+    for (name, uri) in spec.uris() {
+        let missing = |why: String| {
+            ApiError::invalid(format!(
+                "Invalid validation spec: dataset '{name}' ({uri}): {why}"
+            ))
+        };
+        // A user's mistake becomes the spec's; a failure of ours stays one.
+        let explained = |error: ApiError| match error {
+            ApiError::User(_, why) => missing(why),
+            internal => internal,
+        };
+        if let Some(stored) = uri.strip_prefix("dataset:") {
+            let (dataset, wanted) = stored.split_once('@').unwrap_or((stored, "latest"));
+            let _version = crate::routes::datasets::get_version(
+                axum::extract::State(state.clone()),
+                axum::extract::Path((dataset.to_string(), wanted.to_string())),
+            )
+            .await
+            .map_err(explained)?;
+        } else if let Some((run_id, path)) =
+            uri.strip_prefix("runs:/").and_then(|r| r.split_once('/'))
+        {
+            let location = crate::tables::run_artifact_location(state, run_id, path)
+                .await
+                .map_err(explained)?;
+            if !state.artifacts().exists(&location).await.unwrap_or(false) {
+                return Err(missing(format!("run '{run_id}' has no artifact '{path}'")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The spec a version is validated against.
 pub(crate) struct SpecFor {
     pub text: String,

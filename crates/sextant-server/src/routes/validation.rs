@@ -72,6 +72,7 @@ pub(crate) async fn put_spec(
 ) -> ApiResult<(Extension<AuditNote>, Json<dto::ValidationSpec>)> {
     let spec = crate::validation::parse_spec(&request.spec)?;
     crate::validation::check_readable(&state, &principal, &spec).await?;
+    crate::validation::check_datasets_exist(&state, &spec).await?;
     let before = state.store().validation_spec(&name).await?;
     let record = state
         .store()
