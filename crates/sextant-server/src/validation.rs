@@ -499,7 +499,8 @@ pub(crate) async fn gate(
     let Some(validation) = state.store().version_validation(name, version).await? else {
         return refuse(format!(
             "Version {version} of '{name}' has not been validated against the model's spec: \
-             POST /api/v1/registered-models/{name}/versions/{version}/validation runs it"
+             `sextant gates run {name}/{version}` (POST \
+             /api/v1/registered-models/{name}/versions/{version}/validation) runs it"
         ));
     };
     match validation.status {

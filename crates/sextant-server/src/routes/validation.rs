@@ -110,7 +110,11 @@ pub(crate) async fn get_validation(
         .version_validation(&name, version)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!("Version {version} of '{name}' has no validation"))
+            ApiError::not_found(format!(
+                "Version {version} of '{name}' has no validation (it was registered before a spec \
+                 applied to it): `sextant gates run {name}/{version}` or POST \
+                 /api/v1/registered-models/{name}/versions/{version}/validation runs one"
+            ))
         })?;
     Ok(Json(found.into()))
 }
