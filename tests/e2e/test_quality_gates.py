@@ -756,6 +756,9 @@ def test_server_validates_on_a_stored_dataset(server, client, tracking_uri, expe
                         capture_output=True, text=True, env=env, timeout=300)
     assert ci.returncode == 0, ci.stdout + ci.stderr
     assert json.loads(ci.stdout)["datasets"][0]["sha256"] == hashlib.sha256(holdout.read_bytes()).hexdigest()
+    detached = subprocess.run([sextant_bin(), "gates", "detach", "--model", name], capture_output=True, text=True, env=env, timeout=60)
+    assert detached.returncode == 0 and json.loads(detached.stdout) == {"model": name, "validation_spec": "detached"}, detached.stdout
+    assert requests.get(f"{server.uri}/api/v1/registered-models/{name}/validation-spec", timeout=10).status_code == 404
 
 
 def test_profile_figures_match_pandas_and_scipy(tmp_path):

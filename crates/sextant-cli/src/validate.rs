@@ -425,7 +425,9 @@ pub async fn gates(connection: &Connection, command: GatesCommand) -> anyhow::Re
                     None,
                 )
                 .await?;
-            crate::output::print(&serde_json::Value::Null);
+            crate::output::print(
+                &serde_json::json!({ "model": model, "validation_spec": "detached" }),
+            );
         }
     }
     Ok(())
