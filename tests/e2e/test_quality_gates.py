@@ -291,6 +291,9 @@ def test_invariance_catches_a_location_sensitive_model(world):
     invariance = next(t for t in report["tests"] if t["id"] == "inv.domestic_region")
     assert invariance["rows"] == 1500
     assert invariance["details"]["failing_rows"], "failing rows are sampled"
+    # With their inputs, so a reader sees which calls were treated differently.
+    sampled = invariance["details"]["failing_rows"][0]
+    assert sampled["values"]["location_of_call"] in {"same_region", "other_region"}, sampled
 
 
 def test_expectations_catch_an_injected_bad_column(world):

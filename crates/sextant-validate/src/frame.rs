@@ -171,6 +171,18 @@ impl Frame {
             })
     }
 
+    /// Row `row`'s values by column name, for a report's sample of failing
+    /// rows (a person needs the inputs to see why).
+    pub fn row_json(&self, row: usize) -> Value {
+        Value::Object(
+            self.names
+                .iter()
+                .zip(&self.columns)
+                .map(|(name, column)| (name.clone(), column.scalar(row).to_json()))
+                .collect(),
+        )
+    }
+
     /// The rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Frame {
         let columns = self

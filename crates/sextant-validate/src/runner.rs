@@ -489,6 +489,7 @@ impl<'a> Runner<'a> {
                             "row": i,
                             "expected": outcomes.classes.get(outcomes.truth[i] as usize),
                             "predicted": outcomes.classes.get(outcomes.predicted[i] as usize),
+                            "values": frame.row_json(i),
                         }));
                     }
                 }
@@ -528,9 +529,12 @@ impl<'a> Runner<'a> {
                     if ok {
                         passed += 1;
                     } else if failing.len() < 10 {
-                        failing.push(
-                            json!({"row": i, "label_flipped": flipped, "score_delta": delta}),
-                        );
+                        failing.push(json!({
+                            "row": i,
+                            "label_flipped": flipped,
+                            "score_delta": delta,
+                            "values": frame.row_json(i),
+                        }));
                     }
                 }
                 result.assertions.push(pass_rate(
@@ -587,7 +591,9 @@ impl<'a> Runner<'a> {
                     if ok {
                         passed += 1;
                     } else if failing.len() < 10 {
-                        failing.push(json!({"row": i, "before": a, "after": b}));
+                        failing.push(
+                            json!({"row": i, "before": a, "after": b, "values": frame.row_json(i)}),
+                        );
                     }
                 }
                 let direction = if *increasing {
