@@ -13,7 +13,12 @@ process (no start-up). For Parquet, the same command on the benchmark's Parquet 
 against pyarrow's `read_table` (on all cores) in this process. Each reads each file
 --rounds times, alternately; medians.
 
+When the `read_table` example is built, the reader is also timed as the peers are:
+inside one process that has already started and has read the files before
+(`crates/sextant-monitor/examples/read_table.rs`, fed the files' names one per line).
+
     cargo build --release -p sextant-cli
+    cargo build --release -p sextant-monitor --example read_table   # optional: the warm reader
     ~/.cache/sextant/venv-e2e/bin/python bench/validation/read.py --rows 100000 --rounds 5
 
 Writes bench/results/read-<time>.json.
@@ -86,18 +91,38 @@ def main() -> None:
         path = work / f"{name}.parquet"
         frame.to_parquet(path, index=False)
         parquet_files.append(path)
+    # The warm reader: one process for the whole run, reading a file per line asked.
+    warm_binary = TARGET / "release" / "examples" / "read_table"
+    warm = (
+        subprocess.Popen([str(warm_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        if warm_binary.exists()
+        else None
+    )
+
+    def warm_read(path: Path, rows: int) -> float:
+        warm.stdin.write(f"{path}\n")
+        warm.stdin.flush()
+        seconds, read_rows = warm.stdout.readline().split()
+        assert int(read_rows) == rows, (seconds, read_rows)
+        return float(seconds)
+
+    sextant_warm = {f.name: [] for f in files + parquet_files}
     sextant, pandas = {f.name: [] for f in files}, {f.name: [] for f in files}
     sextant_parquet, pyarrow = {f.name: [] for f in parquet_files}, {f.name: [] for f in parquet_files}
     for _ in range(args.rounds):
         start_up.append(sextant_read(binary, tiny, spec, 1))
         for path in files:
             sextant[path.name].append(sextant_read(binary, path, spec, args.rows))
+            if warm:
+                sextant_warm[path.name].append(warm_read(path, args.rows))
             started = time.perf_counter()
             frame = pd.read_csv(path)
             pandas[path.name].append(time.perf_counter() - started)
             assert len(frame) == args.rows
         for path in parquet_files:
             sextant_parquet[path.name].append(sextant_read(binary, path, spec, args.rows))
+            if warm:
+                sextant_warm[path.name].append(warm_read(path, args.rows))
             started = time.perf_counter()
             table = pq.read_table(path)
             pyarrow[path.name].append(time.perf_counter() - started)
@@ -127,6 +152,14 @@ def main() -> None:
     result["parquet_ratio_net_of_start"] = result["median_pyarrow_both_s"] / (
         result["median_sextant_parquet_both_s"] - start_up_both
     )
+    if warm:
+        warm.stdin.close()
+        warm.wait()
+        result["sextant_warm_s"] = sextant_warm
+        result["median_sextant_warm_csv_both_s"] = sum(statistics.median(sextant_warm[f.name]) for f in files)
+        result["median_sextant_warm_parquet_both_s"] = sum(statistics.median(sextant_warm[f.name]) for f in parquet_files)
+        result["warm_ratio"] = result["median_pandas_both_s"] / result["median_sextant_warm_csv_both_s"]
+        result["warm_parquet_ratio"] = result["median_pyarrow_both_s"] / result["median_sextant_warm_parquet_both_s"]
     out = REPO / "bench" / "results" / f"read-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
