@@ -592,7 +592,7 @@ mod tests {
         );
         let input = NamedTensor::new("input", Tensor::f64_matrix(1, 2, vec![1.0, f64::NAN]));
         match m.predict(&[input]) {
-            Err(Error::Input(message)) => assert!(message.contains("row 0 column 1"), "{message}"),
+            Err(Error::Input(message)) => assert!(message.contains("row 0, column 1"), "{message}"),
             other => panic!("expected an input error, got {other:?}"),
         }
     }
