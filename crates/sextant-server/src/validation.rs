@@ -112,7 +112,12 @@ pub(crate) async fn check_datasets_exist(state: &AppState, spec: &Spec) -> ApiRe
             let location = crate::tables::run_artifact_location(state, run_id, path)
                 .await
                 .map_err(explained)?;
-            if !state.artifacts().exists(&location).await.unwrap_or(false) {
+            let exists = state
+                .artifacts()
+                .exists(&location)
+                .await
+                .map_err(|e| explained(e.into()))?;
+            if !exists {
                 return Err(missing(format!("run '{run_id}' has no artifact '{path}'")));
             }
         }

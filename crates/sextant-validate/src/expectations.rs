@@ -23,6 +23,9 @@ pub struct Expectation {
     pub mostly: f64,
 }
 
+/// What `column_values_between`'s bounds may be.
+const LIMIT_TYPES: &str = "must be a number (or, for dates and times, a date or time as text)";
+
 /// A bound of `column_values_between`: a number, or a date or time as
 /// text for a temporal column.
 #[derive(Debug, Clone)]
@@ -221,16 +224,20 @@ impl Expectation {
                         }
                     }
                     "column_values_between" => {
-                        let limit = |key: &str| {
-                            match object.get(key) {
+                        // A number, or text: a date or time for a temporal
+                        // column (a number written as text is a number).
+                        let limit = |key: &str| match object.get(key) {
                             None | Some(Value::Null) => Ok(None),
                             Some(Value::String(text)) if !text.trim().is_empty() => {
-                                Ok(Some(Limit::Instant(text.clone())))
+                                Ok(Some(match text.trim().parse::<f64>() {
+                                    Ok(x) => Limit::Number(x),
+                                    Err(_) => Limit::Instant(text.clone()),
+                                }))
                             }
-                            Some(v) => v.as_f64().map(|x| Some(Limit::Number(x))).ok_or_else(|| {
-                                err(key, "must be a number (or, for dates and times, a date or time as text)".into())
-                            }),
-                        }
+                            Some(v) => v
+                                .as_f64()
+                                .map(|x| Some(Limit::Number(x)))
+                                .ok_or_else(|| err(key, LIMIT_TYPES.into())),
                         };
                         let (min, max) = (limit("min")?, limit("max")?);
                         if min.is_none() && max.is_none() {
@@ -881,6 +888,32 @@ mod tests {
             .map(|i| identity(column, i).is_some_and(|key| !seen.insert(key)))
             .collect();
         (repeated, seen.len())
+    }
+
+    /// A bound is a number (also written as text) or, for dates and
+    /// times, text; anything else names the field.
+    #[test]
+    fn between_bounds_are_numbers_or_instants() {
+        let text = "expectations:\n\
+                    \x20 - {expect: column_values_between, column: a, min: '5', max: 7}\n\
+                    \x20 - {expect: column_values_between, column: t, min: 2026-01-01}\n";
+        let (parsed, _) = parse_file(text).unwrap();
+        assert!(matches!(
+            parsed[0].kind,
+            Kind::ValuesBetween {
+                min: Some(Limit::Number(5.0)),
+                max: Some(Limit::Number(7.0))
+            }
+        ));
+        assert!(matches!(
+            &parsed[1].kind,
+            Kind::ValuesBetween { min: Some(Limit::Instant(day)), max: None } if day == "2026-01-01"
+        ));
+        let error =
+            parse_file("expectations:\n  - {expect: column_values_between, column: a, min: [1]}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("line 2") && error.contains("min"), "{error}");
     }
 
     #[test]
