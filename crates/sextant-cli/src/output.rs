@@ -82,7 +82,7 @@ pub fn readable_text(value: &Value) -> String {
                 }
                 for (other, value) in map.iter().filter(|(k, _)| *k != key) {
                     if !value.is_null() {
-                        let _ = writeln!(out, "{}: {}", other, scalar_text(value));
+                        let _ = writeln!(out, "{}: {}", other, field_text(other, value));
                     }
                 }
             }
@@ -143,7 +143,7 @@ fn write_fields(out: &mut String, map: &Map<String, Value>, indent: usize) {
                 let _ = writeln!(out, "{pad}{key}: {}", list_text(items));
             }
             scalar => {
-                let _ = writeln!(out, "{pad}{key}: {}", scalar_text(scalar));
+                let _ = writeln!(out, "{pad}{key}: {}", field_text(key, scalar));
             }
         }
     }
@@ -179,7 +179,14 @@ fn write_table(out: &mut String, rows: &[Value], indent: usize) {
         .map(|row| {
             columns
                 .iter()
-                .map(|column| row.get(*column).map(cell_text).unwrap_or_default())
+                .map(|column| {
+                    row.get(*column)
+                        .map(|value| match instant_text(column, value) {
+                            Some(instant) => instant,
+                            None => cell_text(value),
+                        })
+                        .unwrap_or_default()
+                })
                 .collect()
         })
         .collect();
@@ -223,7 +230,10 @@ fn cell_text(value: &Value) -> String {
             .filter(|(_, v)| !v.is_null())
             .map(|(key, v)| match v {
                 Value::Object(_) => format!("{key}={{{}}}", cell_text(v)),
-                _ => format!("{key}={}", cell_text(v)),
+                _ => format!(
+                    "{key}={}",
+                    instant_text(key, v).unwrap_or_else(|| cell_text(v))
+                ),
             })
             .collect::<Vec<_>>()
             .join(" "),
@@ -255,6 +265,35 @@ fn list_text(items: &[Value]) -> String {
     shown.join(", ")
 }
 
+/// A plain field's value: an instant as a date and time, anything else as is.
+fn field_text(key: &str, value: &Value) -> String {
+    instant_text(key, value).unwrap_or_else(|| scalar_text(value))
+}
+
+/// A field named as an instant (`created_at`, `start_time`,
+/// `last_updated_timestamp`, …) holding an integer, as UTC date and time.
+/// The server counts instants from the Unix epoch in milliseconds (MLflow's
+/// unit) and, in places, seconds or microseconds; the unit is told by the
+/// size (seconds reach 10¹¹ only in the year 5138, milliseconds reach 10¹⁴
+/// only in the year 5138 too), so JSON output keeps the raw number and a
+/// person reads a date.
+fn instant_text(key: &str, value: &Value) -> Option<String> {
+    let named_instant = key.ends_with("_at")
+        || key.ends_with("_time")
+        || key.contains("timestamp")
+        || key.ends_with("_at_us")
+        || key.ends_with("_at_ms");
+    let number = value.as_i64().filter(|_| named_instant)?;
+    let micros = match number.unsigned_abs() {
+        0 => return None,
+        n if n < 100_000_000_000 => number.checked_mul(1_000_000)?,
+        n if n < 100_000_000_000_000 => number.checked_mul(1_000)?,
+        _ => number,
+    };
+    let instant = chrono::DateTime::from_timestamp_micros(micros)?;
+    Some(instant.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
 fn scalar_text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
@@ -268,6 +307,27 @@ mod tests {
     use serde_json::json;
 
     use super::readable_text;
+
+    #[test]
+    fn instants_read_as_dates_whatever_their_unit() {
+        let text = readable_text(&json!({
+            "validations": [
+                {"version": "3", "started_at": 1_765_152_000_000_i64, "finished_at": null},
+                {"version": "4", "started_at": 1_765_152_000_i64},
+            ],
+            "alert": 0,
+        }));
+        assert_eq!(text.matches("2025-12-08 00:00:00 UTC").count(), 2, "{text}");
+        let fields = readable_text(
+            &json!({"received_at_us": 1_765_152_000_123_456_i64, "rows": 1_765_152_000_i64}),
+        );
+        assert!(
+            fields.contains("received_at_us: 2025-12-08 00:00:00 UTC"),
+            "{fields}"
+        );
+        // Only fields named as instants are read as dates.
+        assert!(fields.contains("rows: 1765152000"), "{fields}");
+    }
 
     #[test]
     fn objects_in_cells_read_as_key_value_pairs() {

@@ -27,6 +27,14 @@ use super::dataset::{
 /// Below this many body bytes one thread reads the file.
 const PARALLEL_BYTES: usize = 1 << 20;
 
+/// Threads reading one file: one per core, at most 8 (each holds its own
+/// share's columns until they are joined).
+pub(crate) fn reader_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
 /// One column of one share, typed so far.
 enum Partial {
     /// Only missing values so far: `missing` of them; `exact` while each
@@ -249,9 +257,7 @@ pub(crate) fn read_streaming(
         path: path.to_path_buf(),
         source,
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let threads = reader_threads();
     if threads == 1 || !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
         return Ok(None);
     }
@@ -495,9 +501,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], delimiter: u8) -> Result<ReadTable
     // One scan: where the shares may be cut, and whether they can be split
     // without the `csv` crate's state machine.
     let quoted = memchr::memchr(b'"', body).is_some();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let threads = reader_threads();
     let shares = if body.len() < PARALLEL_BYTES || threads == 1 {
         vec![(0, body.len())]
     } else {

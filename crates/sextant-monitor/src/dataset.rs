@@ -664,9 +664,7 @@ fn inflate(path: &Path, compression: Compression, limit: u64) -> Result<Vec<u8>,
 #[cfg(unix)]
 fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let threads = crate::csv_reader::reader_threads();
     let file = File::open(path)?;
     let length = file.metadata()?.len();
     if threads == 1 || length < PARALLEL_READ_BYTES {
@@ -1149,7 +1147,7 @@ fn csv_floats(fields: &[String]) -> Option<Vec<f64>> {
 
 /// A line `pandas.read_csv` skips as blank: nothing but spaces and tabs
 /// (that are not the delimiter), as its tokenizer's `skip_blank_lines`.
-pub(crate) fn is_blank_line(line: &str, delimiter: u8) -> bool {
+pub fn is_blank_line(line: &str, delimiter: u8) -> bool {
     line.bytes()
         .all(|b| (b == b' ' || b == b'\t' || b == b'\r') && b != delimiter)
 }

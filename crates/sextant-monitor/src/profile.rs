@@ -478,167 +478,232 @@ fn codes_of(column: &ColumnValues, sample: &[usize]) -> Option<(Vec<u32>, usize)
     }
 }
 
-/// A column without missing values, centred, with its norm: Pearson's r
-/// of two such columns is one dot product.
-struct Centered {
-    values: Vec<f64>,
-    norm: f64,
-}
-
-impl Centered {
-    fn admits(x: &[f64]) -> bool {
-        x.len() >= 2 && x.iter().all(|v| v.is_finite())
-    }
-
-    fn of(x: &[f64]) -> Option<Centered> {
-        Centered::admits(x).then(|| Centered::centre(x.to_vec()))
-    }
-
-    /// `of` without a copy: `x` is centred in place, or handed back when it
-    /// has gaps.
-    fn of_owned(x: Vec<f64>) -> Result<Centered, Vec<f64>> {
-        if Centered::admits(&x) {
-            Ok(Centered::centre(x))
-        } else {
-            Err(x)
-        }
-    }
-
-    fn centre(mut values: Vec<f64>) -> Centered {
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        for v in &mut values {
-            *v -= mean;
-        }
-        let norm = dot(&values, &values).sqrt();
-        Centered { values, norm }
-    }
-
-    fn correlation(&self, other: &Centered) -> Option<f64> {
-        if self.norm == 0.0 || other.norm == 0.0 {
-            return None;
-        }
-        Some(dot(&self.values, &other.values) / (self.norm * other.norm))
-    }
-}
-
 /// Pearson's r over rows where both are present.
-///
-/// Two passes (means, then centred co-moments), each summed in `LANES`
-/// interleaved partial sums: independent lanes let the compiler use vector
-/// registers, where one running sum must be added in order.
 fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    pearson_about(x, y, finite_mean(x), finite_mean(y))
+}
+
+/// The mean of the numbers of `x` (0 when it has none).
+fn finite_mean(x: &[f64]) -> f64 {
+    let (mut n, mut sum) = (0.0, 0.0);
+    for &v in x {
+        if v.is_finite() {
+            n += 1.0;
+            sum += v;
+        }
+    }
+    if n > 0.0 {
+        sum / n
+    } else {
+        0.0
+    }
+}
+
+/// Pearson's r over rows where both are present, in one pass over values
+/// shifted by `centre_x` and `centre_y` (each column's own mean): with
+/// a = x − cx and b = y − cy, r = (Σab − ΣaΣb/n) / √((Σa² − (Σa)²/n)(Σb² −
+/// (Σb)²/n)). The shift keeps the sums near zero, so the subtractions do
+/// not cancel (the shifted-data algorithm; Chan, Golub & LeVeque 1983).
+/// The sums run in `LANES` interleaved partial sums: independent lanes let
+/// the compiler use vector registers, where one running sum must be added
+/// in order.
+fn pearson_about(x: &[f64], y: &[f64], centre_x: f64, centre_y: f64) -> Option<f64> {
     let rows = x.len().min(y.len());
     let (x, y) = (&x[..rows], &y[..rows]);
-    let shared = |a: f64, b: f64| a.is_finite() && b.is_finite();
-    let (mut n, mut sx, mut sy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let mut n = [0.0; LANES];
+    let (mut sa, mut sb) = ([0.0; LANES], [0.0; LANES]);
+    let (mut sab, mut saa, mut sbb) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
     for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
         for k in 0..a.len() {
-            let keep = shared(a[k], b[k]);
+            let keep = a[k].is_finite() && b[k].is_finite();
+            let da = if keep { a[k] - centre_x } else { 0.0 };
+            let db = if keep { b[k] - centre_y } else { 0.0 };
             n[k] += if keep { 1.0 } else { 0.0 };
-            sx[k] += if keep { a[k] } else { 0.0 };
-            sy[k] += if keep { b[k] } else { 0.0 };
+            sa[k] += da;
+            sb[k] += db;
+            sab[k] += da * db;
+            saa[k] += da * da;
+            sbb[k] += db * db;
         }
     }
-    let n: f64 = n.iter().sum();
+    let total = |lanes: [f64; LANES]| lanes.iter().sum::<f64>();
+    let n = total(n);
     if n < 2.0 {
         return None;
     }
-    let (mx, my) = (sx.iter().sum::<f64>() / n, sy.iter().sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
-        for k in 0..a.len() {
-            let keep = shared(a[k], b[k]);
-            let da = if keep { a[k] - mx } else { 0.0 };
-            let db = if keep { b[k] - my } else { 0.0 };
-            sxy[k] += da * db;
-            sxx[k] += da * da;
-            syy[k] += db * db;
-        }
-    }
-    let (sxy, sxx, syy): (f64, f64, f64) = (sxy.iter().sum(), sxx.iter().sum(), syy.iter().sum());
-    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+    let (sa, sb) = (total(sa), total(sb));
+    let sxy = total(sab) - sa * sb / n;
+    let sxx = total(saa) - sa * sa / n;
+    let syy = total(sbb) - sb * sb / n;
+    (sxx > 0.0 && syy > 0.0).then(|| (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0))
 }
 
 /// Partial sums kept side by side in the sums above.
 const LANES: usize = 4;
 
-/// Σ aᵢ·bᵢ in `LANES` interleaved partial sums.
-fn dot(x: &[f64], y: &[f64]) -> f64 {
+/// Σ (xᵢ − cx)(yᵢ − cy) over columns without gaps, in `LANES` interleaved
+/// partial sums; the deviations are taken on the fly rather than from
+/// centred copies (which cost as much memory as the columns themselves).
+fn co_moment(x: &[f64], y: &[f64], centre_x: f64, centre_y: f64) -> f64 {
     let mut lanes = [0.0; LANES];
     for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
         for k in 0..a.len() {
-            lanes[k] += a[k] * b[k];
+            lanes[k] += (a[k] - centre_x) * (b[k] - centre_y);
         }
     }
     lanes.iter().sum()
 }
 
-/// The rows of `x` holding a number, in increasing order of it.
-fn sorted_order(x: &[f64]) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..x.len() as u32)
-        .filter(|&i| x[i as usize].is_finite())
-        .collect();
-    order.sort_unstable_by(|&a, &b| x[a as usize].total_cmp(&x[b as usize]));
-    order
+/// Σ (2·rank_xᵢ − m − 1)(2·rank_yᵢ − m − 1) over the rows `shared` admits:
+/// co-moments of doubled ranks about their mean m + 1, in integers (a
+/// doubled average rank is an integer, and |Σ| ≤ m³ fits an `i64` for any
+/// sample a profile takes), so Spearman's ρ is exact up to its last
+/// division. Returns (Σab, Σa², Σb²).
+fn rank_co_moments(
+    rank_x: &[u32],
+    rank_y: &[u32],
+    ranked: usize,
+    shared: impl Fn(usize) -> bool,
+) -> (i64, i64, i64) {
+    let mean = ranked as i64 + 1;
+    let (mut sxy, mut sxx, mut syy) = (0i64, 0i64, 0i64);
+    for (row, (&a, &b)) in rank_x.iter().zip(rank_y).enumerate() {
+        let keep = i64::from(shared(row));
+        let (a, b) = (keep * (i64::from(a) - mean), keep * (i64::from(b) - mean));
+        sxy += a * b;
+        sxx += a * a;
+        syy += b * b;
+    }
+    (sxy, sxx, syy)
 }
 
-/// Average ranks (ties share their mean rank) of the rows holding a
-/// number, walking `order` (from [`sorted_order`]) once; other rows are NaN.
-fn ranks(x: &[f64], order: &[u32]) -> Vec<f64> {
-    let mut ranks = vec![f64::NAN; x.len()];
-    ranks_among_into(
-        x,
-        order,
-        |_| true,
-        &mut Vec::with_capacity(order.len()),
-        &mut ranks,
-    );
-    ranks
+/// r from co-moments, undefined when either column is constant.
+fn correlation_of(sxy: f64, sxx: f64, syy: f64) -> Option<f64> {
+    (sxx > 0.0 && syy > 0.0).then(|| (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0))
 }
 
-/// Average ranks of the rows `keep` admits, into buffers the caller
-/// reuses from pair to pair (fresh 100k-row buffers for each of hundreds
-/// of pairs cost more in page faults than the ranking itself): `kept`
-/// gets the admitted rows in order, and only their places in `ranks` are
-/// written.
-fn ranks_among_into(
-    x: &[f64],
-    order: &[u32],
-    keep: impl Fn(usize) -> bool,
-    kept: &mut Vec<usize>,
-    ranks: &mut [f64],
-) {
-    kept.clear();
-    kept.extend(order.iter().map(|&i| i as usize).filter(|&i| keep(i)));
+/// A column's numbers in increasing order: the row each came from, and
+/// which neighbours are equal.
+struct Sorted {
+    rows: Vec<u32>,
+    /// Bit k is set when the k-th and (k+1)-th numbers are equal.
+    ties: Vec<u64>,
+}
+
+impl Sorted {
+    /// Sorts (key, row) pairs, the key ordering as the numbers do, by radix
+    /// (a pass per byte of the key that varies): linear, where a comparison
+    /// sort of 100k rows makes some 1.7 million comparisons.
+    fn of(x: &[f64]) -> Sorted {
+        // `+ 0.0` makes −0 and 0, which are equal, one key.
+        let mut keyed: Vec<(u64, u32)> = x
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(row, &v)| (order_key(v + 0.0), row as u32))
+            .collect();
+        radsort::sort_by_key(&mut keyed, |&(key, _)| key);
+        let mut ties = vec![0u64; keyed.len().div_ceil(64)];
+        for (k, pair) in keyed.windows(2).enumerate() {
+            if pair[0].0 == pair[1].0 {
+                ties[k / 64] |= 1 << (k % 64);
+            }
+        }
+        Sorted {
+            rows: keyed.iter().map(|&(_, row)| row).collect(),
+            ties,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn equals_next(&self, k: usize) -> bool {
+        self.ties[k / 64] >> (k % 64) & 1 == 1
+    }
+}
+
+/// An unsigned key ordered as `f64::total_cmp` orders the numbers: the
+/// sign bit flipped for positives, every bit for negatives.
+fn order_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// Doubled average ranks (ties share the mean of the ranks they span;
+/// doubled, a half rank is an integer) of the rows `keep` admits, walking
+/// the sorted column once, into a buffer the caller reuses from pair to
+/// pair (fresh 100k-row buffers for each of hundreds of pairs cost more in
+/// page faults than the ranking itself). Only the admitted rows' places in
+/// `ranks` are written; their count is returned.
+fn ranks_among_into(sorted: &Sorted, keep: impl Fn(usize) -> bool, ranks: &mut [u32]) -> usize {
+    let rows = &sorted.rows;
+    let mut ranked = 0u32;
     let mut start = 0;
-    while start < kept.len() {
+    while start < rows.len() {
         let mut end = start + 1;
-        while end < kept.len() && x[kept[end]] == x[kept[start]] {
+        while end < rows.len() && sorted.equals_next(end - 1) {
             end += 1;
         }
-        let rank = (start + end + 1) as f64 / 2.0;
-        for &i in &kept[start..end] {
-            ranks[i] = rank;
+        if end == start + 1 {
+            let row = rows[start] as usize;
+            if keep(row) {
+                ranked += 1;
+                ranks[row] = 2 * ranked;
+            }
+        } else {
+            let group = &rows[start..end];
+            let admitted = group.iter().filter(|&&row| keep(row as usize)).count() as u32;
+            // Ranks ranked + 1 ..= ranked + admitted average to
+            // ranked + (admitted + 1) / 2.
+            let doubled = 2 * ranked + admitted + 1;
+            for &row in group {
+                if keep(row as usize) {
+                    ranks[row as usize] = doubled;
+                }
+            }
+            ranked += admitted;
         }
         start = end;
+    }
+    ranked as usize
+}
+
+/// Which rows of a column hold a number, a bit each: 100k rows fit the
+/// fastest cache, where the column itself does not (ranking a column among
+/// the rows another shares asks at random rows).
+struct Presence(Vec<u64>);
+
+impl Presence {
+    fn of(x: &[f64]) -> Presence {
+        let mut bits = vec![0u64; x.len().div_ceil(64)];
+        for (row, v) in x.iter().enumerate() {
+            bits[row / 64] |= u64::from(v.is_finite()) << (row % 64);
+        }
+        Presence(bits)
+    }
+
+    fn has(&self, row: usize) -> bool {
+        self.0[row / 64] >> (row % 64) & 1 == 1
     }
 }
 
 /// Buffers for Spearman's ρ of columns with gaps, reused across pairs.
 struct SharedRanks {
-    kept_x: Vec<usize>,
-    kept_y: Vec<usize>,
-    rank_x: Vec<f64>,
-    rank_y: Vec<f64>,
+    rank_x: Vec<u32>,
+    rank_y: Vec<u32>,
 }
 
 impl SharedRanks {
     fn with_rows(rows: usize) -> SharedRanks {
         SharedRanks {
-            kept_x: Vec::with_capacity(rows),
-            kept_y: Vec::with_capacity(rows),
-            rank_x: vec![0.0; rows],
-            rank_y: vec![0.0; rows],
+            rank_x: vec![0; rows],
+            rank_y: vec![0; rows],
         }
     }
 
@@ -648,57 +713,40 @@ impl SharedRanks {
     /// whatever the ties, so both means are (m+1)/2 and one pass over the
     /// shared rows gives the co-moments.
     ///
-    /// Each column comes with its sorted order and, when it has gaps, its
-    /// own ranks (empty for a complete column).
+    /// Each column comes sorted and with its own doubled ranks among its
+    /// numbers.
     fn spearman(
         &mut self,
-        (x, order_x, own_ranks_x): (&[f64], &[u32], &[f64]),
-        (y, order_y, own_ranks_y): (&[f64], &[u32], &[f64]),
+        (x, sorted_x, own_ranks_x): (&Presence, &Sorted, &[u32]),
+        (y, sorted_y, own_ranks_y): (&Presence, &Sorted, &[u32]),
     ) -> Option<f64> {
-        let x_complete = order_x.len() == x.len();
-        let y_complete = order_y.len() == y.len();
-        // A column's own ranks serve only when it has gaps and the other
-        // has none (the shared rows are then exactly its own); otherwise it
-        // is ranked again among the shared rows.
-        let rank_x_again = !(y_complete && !x_complete);
-        let rank_y_again = !(x_complete && !y_complete);
-        if rank_x_again {
-            let shared = |row: usize| y[row].is_finite();
-            ranks_among_into(x, order_x, shared, &mut self.kept_x, &mut self.rank_x);
-        }
-        if rank_y_again {
-            let shared = |row: usize| x[row].is_finite();
-            ranks_among_into(y, order_y, shared, &mut self.kept_y, &mut self.rank_y);
-        }
-        let rank_x: &[f64] = if rank_x_again {
-            &self.rank_x
-        } else {
+        let rows = own_ranks_x.len();
+        let x_complete = sorted_x.len() == rows;
+        let y_complete = sorted_y.len() == rows;
+        // A column's own ranks serve when the other has no gaps (the shared
+        // rows are then exactly its own); otherwise it is ranked again
+        // among the shared rows.
+        let mut shared = sorted_x.len().min(sorted_y.len());
+        let rank_x: &[u32] = if y_complete {
             own_ranks_x
-        };
-        let rank_y: &[f64] = if rank_y_again {
-            &self.rank_y
         } else {
+            shared = ranks_among_into(sorted_x, |row| y.has(row), &mut self.rank_x);
+            &self.rank_x
+        };
+        let rank_y: &[u32] = if x_complete {
             own_ranks_y
-        };
-        // The shared rows, from whichever column was ranked among them.
-        let shared_rows: &[usize] = if rank_x_again {
-            &self.kept_x
         } else {
-            &self.kept_y
+            shared = ranks_among_into(sorted_y, |row| x.has(row), &mut self.rank_y);
+            &self.rank_y
         };
-        let m = shared_rows.len();
-        if m < 2 {
+        if shared < 2 {
             return None;
         }
-        let mean = (m as f64 + 1.0) / 2.0;
-        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-        for &row in shared_rows {
-            let (a, b) = (rank_x[row] - mean, rank_y[row] - mean);
-            sxy += a * b;
-            sxx += a * a;
-            syy += b * b;
-        }
-        (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+        // The shared rows in row order (the rank buffers hold stale values
+        // elsewhere).
+        let (sxy, sxx, syy) =
+            rank_co_moments(rank_x, rank_y, shared, |row| x.has(row) && y.has(row));
+        correlation_of(sxy as f64, sxx as f64, syy as f64)
     }
 }
 
@@ -742,32 +790,74 @@ fn cramers_v(a: &[u32], levels_a: usize, b: &[u32], levels_b: usize) -> Option<f
 /// Correlation ratio η = sqrt(Σ_g n_g (ȳ_g − ȳ)² / Σ (y − ȳ)²) of `y`
 /// given the categories `g` (Pearson 1903).
 fn correlation_ratio(y: &[f64], g: &[u32], levels: usize) -> Option<f64> {
+    correlation_ratio_about(y, g, levels, finite_mean(y))
+}
+
+/// [`correlation_ratio`] in one pass over `y` shifted by `centre` (its own
+/// mean): with u = y − centre, the total Σ(y − ȳ)² is Σu² − n·ū², and the
+/// groups' deviations are those of their means of u. The shift keeps the
+/// subtraction from cancelling, as in [`pearson_about`].
+fn correlation_ratio_about(y: &[f64], g: &[u32], levels: usize, centre: f64) -> Option<f64> {
     let mut sums = vec![0.0; levels];
-    let mut counts = vec![0.0; levels];
-    let (mut total, mut n) = (0.0, 0.0);
+    let mut counts = vec![0u32; levels];
+    let (mut total, mut squares, mut n) = (0.0, 0.0, 0u32);
     for (&v, &c) in y.iter().zip(g) {
         if v.is_finite() && c != MISSING_CODE {
-            sums[c as usize] += v;
-            counts[c as usize] += 1.0;
-            total += v;
-            n += 1.0;
+            let u = v - centre;
+            sums[c as usize] += u;
+            counts[c as usize] += 1;
+            total += u;
+            squares += u * u;
+            n += 1;
         }
     }
-    if n < 2.0 {
+    if n < 2 {
         return None;
     }
+    let n = f64::from(n);
     let mean = total / n;
     let between: f64 = (0..levels)
-        .filter(|&c| counts[c] > 0.0)
-        .map(|c| counts[c] * (sums[c] / counts[c] - mean).powi(2))
+        .filter(|&c| counts[c] > 0)
+        .map(|c| {
+            let count = f64::from(counts[c]);
+            count * (sums[c] / count - mean).powi(2)
+        })
         .sum();
-    let within_total: f64 = y
-        .iter()
-        .zip(g)
-        .filter(|(v, c)| v.is_finite() && **c != MISSING_CODE)
-        .map(|(v, _)| (v - mean).powi(2))
-        .sum();
-    (within_total > 0.0).then(|| (between / within_total).sqrt())
+    let within_total = squares - n * mean * mean;
+    (within_total > 0.0).then(|| (between / within_total).sqrt().min(1.0))
+}
+
+/// What the pairs of one numeric column share, computed once.
+struct PreparedColumn {
+    mean: f64,
+    present: Presence,
+    sorted: Sorted,
+    /// Doubled average ranks among the column's numbers (0 where it has
+    /// none).
+    ranks: Vec<u32>,
+    /// Without gaps: Σ(x − x̄)² and the doubled ranks' Σ(2r − n − 1)², the
+    /// denominators of every pair of two such columns.
+    complete: Option<(f64, i64)>,
+}
+
+impl PreparedColumn {
+    fn of(x: &[f64]) -> PreparedColumn {
+        let mean = finite_mean(x);
+        let sorted = Sorted::of(x);
+        let mut ranks = vec![0; x.len()];
+        let ranked = ranks_among_into(&sorted, |_| true, &mut ranks);
+        let complete = (ranked == x.len()).then(|| {
+            let (_, rank_squares, _) = rank_co_moments(&ranks, &ranks, ranked, |_| true);
+            (co_moment(x, x, mean, mean), rank_squares)
+        });
+        PreparedColumn {
+            mean,
+            present: Presence::of(x),
+            sorted,
+            ranks,
+            complete,
+        }
+    }
 }
 
 fn correlations(
@@ -791,30 +881,8 @@ fn correlations(
         }
     }
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    // Each column's order, ranks and centred forms, on every core.
-    // A complete column's ranks are only ever used centred (paired with a
-    // column with gaps, it is ranked again among the shared rows), so they
-    // are centred in place; a column with gaps keeps its own ranks, which
-    // serve unchanged when it is paired with a complete column.
-    let prepared = crate::map_parallel(&numeric, threads, |x| {
-        let order = sorted_order(x);
-        let centered_values = Centered::of(x);
-        let (own_ranks, centered_ranks) = match Centered::of_owned(ranks(x, &order)) {
-            Ok(centered) => (Vec::new(), Some(centered)),
-            Err(own) => (own, None),
-        };
-        (order, own_ranks, centered_values, centered_ranks)
-    });
-    let mut orders = Vec::with_capacity(prepared.len());
-    let mut ranked = Vec::with_capacity(prepared.len());
-    let mut centered_values = Vec::with_capacity(prepared.len());
-    let mut centered_ranks = Vec::with_capacity(prepared.len());
-    for (order, ranks, values, ranks_centered) in prepared {
-        orders.push(order);
-        ranked.push(ranks);
-        centered_values.push(values);
-        centered_ranks.push(ranks_centered);
-    }
+    // Each column's sorted form, ranks and sums of squares, on every core.
+    let prepared = crate::map_parallel(&numeric, threads, |x| PreparedColumn::of(x));
     let n = numeric.len();
     let pairs: Vec<(usize, usize)> = (0..n)
         .flat_map(|i| ((i + 1)..n).map(move |j| (i, j)))
@@ -824,14 +892,7 @@ fn correlations(
     let results: Vec<(usize, usize, Option<f64>, Option<f64>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..pair_threads)
             .map(|t| {
-                let (pairs, numeric, orders, ranked, centered_values, centered_ranks) = (
-                    &pairs,
-                    &numeric,
-                    &orders,
-                    &ranked,
-                    &centered_values,
-                    &centered_ranks,
-                );
+                let (pairs, numeric, prepared) = (&pairs, &numeric, &prepared);
                 scope.spawn(move || {
                     let rows = numeric.first().map_or(0, |x| x.len());
                     let mut buffers = SharedRanks::with_rows(rows);
@@ -841,23 +902,28 @@ fn correlations(
                         .step_by(pair_threads)
                         .map(|&(i, j)| {
                             let (x, y) = (&numeric[i], &numeric[j]);
-                            let r = match (&centered_values[i], &centered_values[j]) {
-                                (Some(a), Some(b)) => a.correlation(b),
-                                _ => pearson(x, y),
-                            };
+                            let (a, b) = (&prepared[i], &prepared[j]);
+                            // Two columns without gaps share every row: their
+                            // means, ranks and sums of squares serve as they
+                            // are, and one pass gives each co-moment.
+                            if let (Some((xx, rxx)), Some((yy, ryy))) = (a.complete, b.complete) {
+                                let r = correlation_of(co_moment(x, y, a.mean, b.mean), xx, yy);
+                                let (rxy, _, _) =
+                                    rank_co_moments(&a.ranks, &b.ranks, x.len(), |_| true);
+                                let rho = correlation_of(rxy as f64, rxx as f64, ryy as f64);
+                                return (i, j, r, rho);
+                            }
+                            let r = pearson_about(x, y, a.mean, b.mean);
                             // Spearman's ρ is Pearson's r of the ranks, ranked
                             // over the rows where both are present (pandas'
-                            // and scipy's pairwise rule): the columns' own
-                            // ranks serve when neither misses a value, else
-                            // both are ranked again among the shared rows,
-                            // each from its sorted order (no sort).
-                            let rho = match (&centered_ranks[i], &centered_ranks[j]) {
-                                (Some(a), Some(b)) => a.correlation(b),
-                                _ => buffers.spearman(
-                                    (x, &orders[i], &ranked[i]),
-                                    (y, &orders[j], &ranked[j]),
-                                ),
-                            };
+                            // and scipy's pairwise rule): a column's own
+                            // ranks serve when the other misses no value,
+                            // else it is ranked again among the shared rows,
+                            // from its sorted form (no sort).
+                            let rho = buffers.spearman(
+                                (&a.present, &a.sorted, &a.ranks),
+                                (&b.present, &b.sorted, &b.ranks),
+                            );
                             (i, j, r, rho)
                         })
                         .collect::<Vec<_>>()
@@ -869,6 +935,7 @@ fn correlations(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
+    let indices: Vec<usize> = (0..n).collect();
     let mut pearson_matrix: Vec<Vec<Option<f64>>> = vec![vec![None; n]; n];
     let mut spearman_matrix: Vec<Vec<Option<f64>>> = vec![vec![None; n]; n];
     for i in 0..n {
@@ -891,10 +958,12 @@ fn correlations(
                 .map(|(b, lb)| cramers_v(a, *la, b, *lb))
                 .collect()
         }),
-        correlation_ratio: crate::map_parallel(&numeric, threads, |y| {
+        correlation_ratio: crate::map_parallel(&indices, threads, |&i| {
             categorical
                 .iter()
-                .map(|(g, levels)| correlation_ratio(y, g, *levels))
+                .map(|(g, levels)| {
+                    correlation_ratio_about(&numeric[i], g, *levels, prepared[i].mean)
+                })
                 .collect()
         }),
         numeric_columns: numeric_names,
@@ -1339,6 +1408,24 @@ mod tests {
         );
     }
 
+    /// Pearson's r in two passes (means, then co-moments) over the rows
+    /// where both hold a number.
+    fn pearson_by_definition(x: &[f64], y: &[f64]) -> f64 {
+        let rows: Vec<usize> = (0..x.len())
+            .filter(|&i| x[i].is_finite() && y[i].is_finite())
+            .collect();
+        let n = rows.len() as f64;
+        let mx = rows.iter().map(|&i| x[i]).sum::<f64>() / n;
+        let my = rows.iter().map(|&i| y[i]).sum::<f64>() / n;
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for &i in &rows {
+            sxy += (x[i] - mx) * (y[i] - my);
+            sxx += (x[i] - mx).powi(2);
+            syy += (y[i] - my).powi(2);
+        }
+        sxy / (sxx * syy).sqrt()
+    }
+
     /// Spearman's ρ the long way: keep the rows where both hold a number,
     /// give each value its average rank by counting, and take Pearson's r
     /// of the ranks.
@@ -1356,10 +1443,11 @@ mod tests {
         pearson(&rx, &ry)
     }
 
-    /// Complete and gappy columns, with ties, in both orders: the shortcut
-    /// that reuses a column's own ranks gives ρ by definition.
+    /// Complete and gappy columns, with ties, in both orders: the shortcuts
+    /// (a column's own ranks and mean reused, integer co-moments) give r and
+    /// ρ by definition.
     #[test]
-    fn spearman_with_gaps_reuses_own_ranks_correctly() {
+    fn correlations_with_gaps_and_ties_match_their_definitions() {
         let rows = 400;
         let mut state = 7u64;
         let mut next = move || {
@@ -1383,30 +1471,33 @@ mod tests {
         };
         let gaps_a = gappy(0.1, &mut next);
         let gaps_b = gappy(0.3, &mut next);
-        let columns = [complete.clone(), other_complete, gaps_a, gaps_b];
-        let orders: Vec<Vec<u32>> = columns.iter().map(|x| sorted_order(x)).collect();
-        // As `correlations` keeps them: own ranks for columns with gaps only.
-        let own: Vec<Vec<f64>> = columns
-            .iter()
-            .zip(&orders)
-            .map(|(x, o)| {
-                if o.len() == x.len() {
-                    Vec::new()
-                } else {
-                    ranks(x, o)
-                }
+        // Signed zeros are equal values, so tied.
+        let zeros: Vec<f64> = (0..rows)
+            .map(|i| match i % 3 {
+                0 => -0.0,
+                1 => 0.0,
+                _ => complete[i],
             })
             .collect();
-        let mut buffers = SharedRanks::with_rows(rows);
+        let columns = [complete.clone(), other_complete, gaps_a, gaps_b, zeros];
+        let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+        let values: Vec<std::sync::Arc<ColumnValues>> = columns
+            .iter()
+            .map(|x| {
+                std::sync::Arc::new(ColumnValues::Numeric {
+                    values: x.clone(),
+                    integer: false,
+                })
+            })
+            .collect();
+        let found = correlations(&names, &values, &sample_rows(rows, CORRELATION_ROWS));
         for i in 0..columns.len() {
             for j in 0..columns.len() {
-                let got = buffers
-                    .spearman(
-                        (&columns[i], &orders[i], &own[i]),
-                        (&columns[j], &orders[j], &own[j]),
-                    )
-                    .expect("a correlation");
+                let got = found.spearman[i][j].expect("a correlation");
                 let want = spearman_by_definition(&columns[i], &columns[j]).expect("one too");
+                assert!((got - want).abs() < 1e-12, "{i} {j}: {got} vs {want}");
+                let got = found.pearson[i][j].expect("a correlation");
+                let want = pearson_by_definition(&columns[i], &columns[j]);
                 assert!((got - want).abs() < 1e-12, "{i} {j}: {got} vs {want}");
             }
         }

@@ -579,7 +579,7 @@ pub fn scoring_delimited(body: &[u8], delimiter: u8) -> Result<Vec<NamedTensor>>
         let record = record.map_err(|e| BadRequest(format!("invalid CSV at data row {r}: {e}")))?;
         // As `pd.read_csv` (and the table reader): a blank line is skipped, a
         // short row's missing fields are missing values, a long row refused.
-        if record.len() == 1 && record[0].bytes().all(|b| b == b' ' || b == b'\t') {
+        if record.len() == 1 && sextant_monitor::dataset::is_blank_line(&record[0], delimiter) {
             continue;
         }
         let index_fields = *index_fields.get_or_insert(record.len().saturating_sub(names.len()));
