@@ -951,9 +951,15 @@ def test_timestamp_columns_are_checked_and_counted(tmp_path):
         "  - {expect: column_values_between, column: date, min: 2026-01-01, max: 2026-01-02}\n"
         "  - {expect: column_type, column: created_at, type: datetime}\n"
         "  - {expect: column_values_between, column: created_at, min: 5}\n"
+        "  - {expect: column_values_between, column: waited, min: '1h30m', max: '1 days 12:00:00'}\n"
+        "  - {expect: column_values_between, column: waited, max: PT20H}\n"
     )
     ranged = subprocess.run([sextant_bin(), "expectations", "check", str(path), str(bounded), "--format", "json"], capture_output=True, text=True, timeout=60)
-    between, dates, typed, numeric = json.loads(ranged.stdout)["expectations"]
+    between, dates, typed, numeric, waited, iso = json.loads(ranged.stdout)["expectations"]
+    # Durations' bounds read as `pandas.Timedelta` reads them.
+    outside = ~frame["waited"].between(pd.Timedelta("1h30m"), pd.Timedelta("1 days 12:00:00"))
+    assert waited["unexpected_count"] == int(outside.sum()) > 0
+    assert iso["unexpected_count"] == int((frame["waited"] > pd.Timedelta("PT20H")).sum()) > 0
     assert between["unexpected_count"] == int(late.sum()) > 0
     assert dates["unexpected_count"] == int((frame["date"].dropna() > pd.Timestamp("2026-01-02").date()).sum())
     assert typed["success"] and typed["observed"] == "datetime"

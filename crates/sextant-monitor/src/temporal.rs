@@ -127,8 +127,9 @@ impl TemporalScale {
     /// date (`2026-01-31`, its midnight) or a date and time
     /// (`2026-01-31 04:05:06.5`, `T` too, with an optional `Z` or
     /// `±HH:MM` offset; without one a zoned column reads it as UTC) for
-    /// dates and timestamps, `04:05:06[.5]` for times of day. Durations
-    /// take no bounds.
+    /// dates and timestamps, `04:05:06[.5]` for times of day, and for
+    /// durations what `pandas.Timedelta` reads (see [`duration_nanos`]). A
+    /// bound finer than the column's unit is cut to it.
     pub fn parse(&self, text: &str) -> Result<i64, String> {
         use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
         let text = text.trim();
@@ -147,15 +148,20 @@ impl TemporalScale {
                 } else if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
                     date.and_time(NaiveTime::MIN)
                 } else {
-                    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
-                        .iter()
-                        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-                        .ok_or_else(|| {
-                            format!(
-                                "'{text}' is not a date or a timestamp (2026-01-31, \
+                    [
+                        "%Y-%m-%d %H:%M:%S%.f",
+                        "%Y-%m-%dT%H:%M:%S%.f",
+                        "%Y-%m-%d %H:%M",
+                        "%Y-%m-%dT%H:%M",
+                    ]
+                    .iter()
+                    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "'{text}' is not a date or a timestamp (2026-01-31, \
                                  2026-01-31 04:05:06, 2026-01-31T04:05:06Z)"
-                            )
-                        })?
+                        )
+                    })?
                 };
                 let utc = instant.and_utc();
                 nanos_to_ticks(utc.timestamp(), utc.timestamp_subsec_nanos())
@@ -164,13 +170,181 @@ impl TemporalScale {
                 let time = NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
                     .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
                     .map_err(|_| format!("'{text}' is not a time of day (04:05:06)"))?;
-                nanos_to_ticks(i64::from(time.num_seconds_from_midnight()), time.nanosecond())
+                nanos_to_ticks(
+                    i64::from(time.num_seconds_from_midnight()),
+                    time.nanosecond(),
+                )
             }
             InstantKind::Duration => {
-                Err("a duration column takes no `min` or `max` (its missing, unique and distinct values can be checked)".into())
+                let nanos = duration_nanos(text).map_err(|why| {
+                    format!(
+                        "'{text}' is not a duration ({why}; write e.g. '2 days 04:05:06', \
+                         '90s', '1h30m' or 'PT1H30M')"
+                    )
+                })?;
+                i64::try_from(nanos * i128::from(self.ticks_per_second) / 1_000_000_000)
+                    .map_err(|_| format!("'{text}' is out of the column's range"))
             }
         }
     }
+}
+
+/// A length of time in nanoseconds, from the text `pandas.Timedelta`
+/// reads: its own printing (`2 days 04:05:06.5`, `-1 days +23:59:59`,
+/// `04:05:06`), amounts with units (`90s`, `1h30m`, `2 days`, `1.5 hours`,
+/// `500ms`, `-3 min`), or ISO 8601 (`P2DT4H`, `PT30M`, `-PT1.5S`). Each
+/// amount carries its own sign, as in pandas' `-1 days +23:59:59`. Where
+/// pandas guesses, the text is refused: a number without a unit (pandas
+/// counts nanoseconds) and ISO 8601 months (`P1M`, a minute to pandas).
+pub fn duration_nanos(text: &str) -> Result<i128, String> {
+    let text = text.trim();
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'-') => (-1, &text[1..]),
+        Some(b'+') => (1, &text[1..]),
+        _ => (1, text),
+    };
+    if rest.starts_with(['P', 'p']) {
+        return iso_duration_nanos(&rest[1..]).map(|n| sign * n);
+    }
+    let mut total: i128 = 0;
+    let mut rest = text;
+    let mut amounts = 0;
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (sign, after_sign) = match rest.as_bytes()[0] {
+            b'-' => (-1, &rest[1..]),
+            b'+' => (1, &rest[1..]),
+            _ => (1, rest),
+        };
+        let (whole, fraction, after_number) = decimal(after_sign.trim_start())?;
+        rest = after_number.trim_start();
+        if let Some(clock) = rest.strip_prefix(':') {
+            // HH:MM[:SS[.f]]: the number read was the hours.
+            if fraction.is_some() {
+                return Err("a clock's hours are whole".into());
+            }
+            let (minutes, _, after_minutes) = decimal(clock)?;
+            let mut nanos = whole * 3_600 * NANOS_PER_SECOND + minutes * 60 * NANOS_PER_SECOND;
+            rest = after_minutes;
+            if let Some(seconds) = rest.strip_prefix(':') {
+                let (seconds, fraction, after_seconds) = decimal(seconds)?;
+                nanos += amount_nanos(seconds, fraction, NANOS_PER_SECOND);
+                rest = after_seconds;
+            }
+            total += sign * nanos;
+        } else {
+            let unit_length = rest
+                .find(|c: char| !c.is_alphabetic())
+                .unwrap_or(rest.len());
+            let (unit, after_unit) = rest.split_at(unit_length);
+            if unit.is_empty() {
+                return Err(format!("'{}' has no unit", after_sign.trim()));
+            }
+            total += sign * amount_nanos(whole, fraction, unit_nanos(unit)?);
+            rest = after_unit;
+        }
+        amounts += 1;
+    }
+    if amounts == 0 {
+        return Err("it is empty".into());
+    }
+    Ok(total)
+}
+
+const NANOS_PER_SECOND: i128 = 1_000_000_000;
+
+/// ISO 8601's `[nW][nD][T[nH][nM][nS]]`, after its `P`.
+fn iso_duration_nanos(text: &str) -> Result<i128, String> {
+    let mut total = 0;
+    let mut in_time = false;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err("'P' names no amount".into());
+    }
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix(['T', 't']) {
+            in_time = true;
+            rest = after;
+            continue;
+        }
+        let (whole, fraction, after) = decimal(rest)?;
+        let designator = after
+            .chars()
+            .next()
+            .ok_or("an ISO 8601 amount needs its letter")?;
+        let unit = match (designator.to_ascii_uppercase(), in_time) {
+            ('W', false) => 7 * 86_400 * NANOS_PER_SECOND,
+            ('D', false) => 86_400 * NANOS_PER_SECOND,
+            ('H', true) => 3_600 * NANOS_PER_SECOND,
+            ('M', true) => 60 * NANOS_PER_SECOND,
+            ('S', true) => NANOS_PER_SECOND,
+            ('Y' | 'M', false) => return Err("years and months have no fixed length".into()),
+            (other, _) => return Err(format!("'{other}' is not an ISO 8601 unit here")),
+        };
+        total += amount_nanos(whole, fraction, unit);
+        rest = &after[designator.len_utf8()..];
+    }
+    Ok(total)
+}
+
+/// A decimal number's whole part and fraction digits (up to nine are
+/// kept), and the text after it.
+fn decimal(text: &str) -> Result<(i128, Option<&str>, &str), String> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (whole, rest) = text.split_at(digits);
+    let (fraction, rest) = match rest.strip_prefix('.') {
+        Some(after) => {
+            let length = after.bytes().take_while(u8::is_ascii_digit).count();
+            (Some(&after[..length]), &after[length..])
+        }
+        None => (None, rest),
+    };
+    if whole.is_empty() && fraction.is_none_or(str::is_empty) {
+        return Err(format!("a number is missing before '{text}'"));
+    }
+    let whole = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse::<i128>()
+            .map_err(|_| format!("'{whole}' is too large"))?
+    };
+    Ok((whole, fraction, rest))
+}
+
+/// `whole.fraction` units of `unit` nanoseconds each.
+fn amount_nanos(whole: i128, fraction: Option<&str>, unit: i128) -> i128 {
+    let mut nanos = whole.saturating_mul(unit);
+    if let Some(digits) = fraction {
+        let kept = &digits[..digits.len().min(18)];
+        if let Ok(numerator) = kept.parse::<i128>() {
+            nanos += numerator * unit / 10i128.pow(kept.len() as u32);
+        }
+    }
+    nanos
+}
+
+/// Nanoseconds in a unit as pandas spells it (`M` alone, months, has no
+/// fixed length and is refused).
+fn unit_nanos(unit: &str) -> Result<i128, String> {
+    const SECOND: i128 = NANOS_PER_SECOND;
+    if unit == "M" || unit == "Y" || unit == "y" {
+        return Err(format!("'{unit}' has no fixed length"));
+    }
+    Ok(match unit.to_lowercase().as_str() {
+        "w" | "week" | "weeks" => 7 * 86_400 * SECOND,
+        "d" | "day" | "days" => 86_400 * SECOND,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3_600 * SECOND,
+        "m" | "min" | "mins" | "minute" | "minutes" | "t" => 60 * SECOND,
+        "s" | "sec" | "secs" | "second" | "seconds" => SECOND,
+        "ms" | "milli" | "millis" | "millisecond" | "milliseconds" | "l" => 1_000_000,
+        "us" | "µs" | "μs" | "micro" | "micros" | "microsecond" | "microseconds" | "u" => 1_000,
+        "ns" | "nano" | "nanos" | "nanosecond" | "nanoseconds" | "n" => 1,
+        _ => return Err(format!("'{unit}' is not a unit of time")),
+    })
 }
 
 /// `HH:MM:SS` of a second within a day.
@@ -259,7 +433,44 @@ mod tests {
         assert_eq!(date.parse("2026-01-01"), Ok(20_454 * days));
         let (time, _) = TemporalScale::of(&DataType::Time64(TimeUnit::Nanosecond)).unwrap();
         assert_eq!(time.parse("01:02:03.25"), Ok(3_723_250_000_000));
-        let (duration, _) = TemporalScale::of(&DataType::Duration(TimeUnit::Second)).unwrap();
-        assert!(duration.parse("1 days").is_err());
+        let (duration, _) = TemporalScale::of(&DataType::Duration(TimeUnit::Millisecond)).unwrap();
+        for ticks in [2 * 86_400_000 + 14_706_500, -1, 0, 86_399_999] {
+            assert_eq!(duration.parse(&duration.format(ticks)), Ok(ticks));
+        }
+        assert!(duration
+            .parse("forever")
+            .unwrap_err()
+            .contains("not a duration"));
+    }
+
+    /// Each text and its length as `pandas.Timedelta(text).value` gives it.
+    #[test]
+    fn durations_read_as_pandas_reads_them() {
+        let cases: [(&str, i128); 16] = [
+            ("2 days 04:05:06.5", 187_506_500_000_000),
+            ("-1 days +23:59:59", -1_000_000_000),
+            ("04:05:06", 14_706_000_000_000),
+            ("1 days", 86_400_000_000_000),
+            ("90s", 90_000_000_000),
+            ("1h30m", 5_400_000_000_000),
+            ("1.5 hours", 5_400_000_000_000),
+            ("500ms", 500_000_000),
+            ("-3 min", -180_000_000_000),
+            ("2W", 1_209_600_000_000_000),
+            ("10us", 10_000),
+            ("7ns", 7),
+            ("P2DT4H", 187_200_000_000_000),
+            ("PT30M", 1_800_000_000_000),
+            ("-PT1.5S", -1_500_000_000),
+            ("P1W", 604_800_000_000_000),
+        ];
+        for (text, nanos) in cases {
+            assert_eq!(duration_nanos(text), Ok(nanos), "{text}");
+        }
+        // Refused where pandas guesses: a bare number (pandas: nanoseconds),
+        // `P1M` (pandas: a minute), an empty text (pandas: NaT).
+        for bad in ["", "10", "3 M", "P1M", "1 fortnight", "P"] {
+            assert!(duration_nanos(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -457,14 +457,17 @@ impl Expectation {
                 } = column
                 {
                     // Dates and times: the bounds are read on the column's scale.
-                    let ticks = |limit: &Option<Limit>, key: &str| {
-                        match limit {
+                    let ticks = |limit: &Option<Limit>, key: &str| match limit {
                         None => Ok(None),
                         Some(Limit::Instant(text)) => instants.scale.parse(text).map(Some),
                         Some(Limit::Number(_)) => Err(format!(
-                            "'{name}' holds {type_name} values: write `{key}` as text, e.g. '2026-01-31' or '2026-01-31 08:00:00'"
+                            "'{name}' holds {type_name} values: write `{key}` as text, e.g. {}",
+                            match type_name {
+                                "duration" => "'2 days 04:00:00', '90s' or 'PT1H30M'",
+                                "time" => "'08:00:00'",
+                                _ => "'2026-01-31' or '2026-01-31 08:00:00'",
+                            }
                         )),
-                    }
                     };
                     let (low, high) = match (ticks(min, "min"), ticks(max, "max")) {
                         (Ok(low), Ok(high)) => (low, high),
