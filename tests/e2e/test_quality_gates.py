@@ -862,7 +862,7 @@ def test_compressed_and_indexed_csv_read_as_pandas_reads_them(tmp_path):
     frame["amount2"] = frame["amount"] * 2
     frame = frame.rename(columns={"amount2": "amount"})  # a repeated name, as pandas reads it back: amount.1
     files = []
-    for name in ["plain.csv", "data.csv.gz", "data.csv.zip", "data.csv.bz2", "data.csv.xz"]:
+    for name in ["plain.csv", "data.csv.gz", "data.csv.zip", "data.csv.bz2", "data.csv.xz", "data.csv.tar", "data.csv.tar.gz"]:
         frame.to_csv(tmp_path / name)  # with the index: an unnamed first column
         files.append(tmp_path / name)
     for path in files:

@@ -41,7 +41,7 @@ pub enum DatasetError {
         line: u64,
         message: String,
     },
-    #[error("cannot tell the format of {path}: name it .csv, .tsv or .parquet (a CSV may be compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zst, .csv.zip)")]
+    #[error("cannot tell the format of {path}: name it .csv, .tsv or .parquet (a CSV may be compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zst, .csv.zip, .csv.tar, .csv.tar.gz)")]
     UnknownFormat { path: PathBuf },
     #[error("{path} decompresses to more than {limit} bytes")]
     TooLarge { path: PathBuf, limit: u64 },
@@ -131,7 +131,8 @@ pub struct Table {
 impl Table {
     /// Opens a `.csv` or `.parquet` file (`.pq`, `.tsv` too), a CSV
     /// possibly compressed as pandas infers it from the name (`.gz`,
-    /// `.zst`, or a `.zip` holding one file). A Parquet file is recognised
+    /// `.bz2`, `.xz`, `.zst`, or a `.zip` or `.tar[.gz|.bz2|.xz]` holding
+    /// one file). A Parquet file is recognised
     /// by its magic bytes whatever its name.
     pub fn open(path: &Path) -> Result<Table, DatasetError> {
         Table::open_bounded(path, u64::MAX)
@@ -479,6 +480,15 @@ pub fn format_suffix(name: &str) -> String {
     let plain = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric());
     let parts: Vec<&str> = name.split('.').skip(1).collect();
     match parts[..] {
+        [.., inner, "tar", outer]
+            if plain(inner)
+                && matches!(
+                    Compression::of_extension(&outer.to_ascii_lowercase()),
+                    Some(Compression::Gzip | Compression::Bzip2 | Compression::Xz)
+                ) =>
+        {
+            format!(".{inner}.tar.{outer}")
+        }
         [.., inner, outer]
             if plain(inner)
                 && plain(outer)
@@ -513,6 +523,16 @@ impl NamedFormat {
         let name = name.to_ascii_lowercase();
         let (inner, compression) = match name.rsplit_once('.') {
             Some((inner, outer)) => match Compression::of_extension(outer) {
+                // `.tar.gz`, `.tar.bz2`, `.tar.xz`: an archive compressed
+                // whole (pandas' `tar` compression).
+                Some(stream @ (Compression::Gzip | Compression::Bzip2 | Compression::Xz))
+                    if inner.ends_with(".tar") =>
+                {
+                    (
+                        &inner[..inner.len() - ".tar".len()],
+                        Some(Compression::Tar(Some(TarStream::of(stream)))),
+                    )
+                }
                 Some(compression) => (inner, Some(compression)),
                 None => (name.as_str(), None),
             },
@@ -565,6 +585,27 @@ enum Compression {
     Zstd,
     /// A zip archive holding exactly one file.
     Zip,
+    /// A tar archive holding exactly one file, itself compressed whole
+    /// (`.tar.gz`) or not (`.tar`).
+    Tar(Option<TarStream>),
+}
+
+/// How a tar archive is compressed (pandas reads these three).
+#[derive(Clone, Copy)]
+enum TarStream {
+    Gzip,
+    Bzip2,
+    Xz,
+}
+
+impl TarStream {
+    fn of(stream: Compression) -> TarStream {
+        match stream {
+            Compression::Bzip2 => TarStream::Bzip2,
+            Compression::Xz => TarStream::Xz,
+            _ => TarStream::Gzip,
+        }
+    }
 }
 
 impl Compression {
@@ -576,6 +617,7 @@ impl Compression {
             "xz" => Some(Compression::Xz),
             "zst" | "zstd" => Some(Compression::Zstd),
             "zip" => Some(Compression::Zip),
+            "tar" => Some(Compression::Tar(None)),
             _ => None,
         }
     }
@@ -608,26 +650,55 @@ fn inflate(path: &Path, compression: Compression, limit: u64) -> Result<Vec<u8>,
     let read = |reader: &mut dyn Read, bytes: &mut Vec<u8>| {
         reader.take(limit.saturating_add(1)).read_to_end(bytes)
     };
+    // Concatenated streams too, as Python's `gzip`, `bz2` and `lzma` read
+    // them. The xz memory limit refuses a header asking for a dictionary
+    // beyond what `xz -9e` uses (64 MiB) many times over: the server reads
+    // files it did not write.
+    let gzip = |file| flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+    let bzip2 = |file| bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(file));
+    let xz = |file| {
+        lzma_rust2::XzReader::new_mem_limit(
+            std::io::BufReader::new(file),
+            true,
+            XZ_MEMORY_LIMIT_KIB,
+        )
+    };
     match compression {
         Compression::Gzip => {
-            let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-            read(&mut decoder, &mut bytes).map_err(io)?;
+            read(&mut gzip(file), &mut bytes).map_err(io)?;
         }
         Compression::Bzip2 => {
-            let mut decoder = bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(file));
-            read(&mut decoder, &mut bytes).map_err(io)?;
+            read(&mut bzip2(file), &mut bytes).map_err(io)?;
         }
         Compression::Xz => {
-            // Concatenated streams too, as Python's `lzma` reads them. The
-            // memory limit refuses a header asking for a dictionary beyond
-            // what `xz -9e` uses (64 MiB) many times over: the server reads
-            // files it did not write.
-            let mut decoder = lzma_rust2::XzReader::new_mem_limit(
-                std::io::BufReader::new(file),
-                true,
-                XZ_MEMORY_LIMIT_KIB,
-            );
-            read(&mut decoder, &mut bytes).map_err(io)?;
+            read(&mut xz(file), &mut bytes).map_err(io)?;
+        }
+        Compression::Tar(stream) => {
+            let stream: Box<dyn Read> = match stream {
+                None => Box::new(std::io::BufReader::new(file)),
+                Some(TarStream::Gzip) => Box::new(gzip(file)),
+                Some(TarStream::Bzip2) => Box::new(bzip2(file)),
+                Some(TarStream::Xz) => Box::new(xz(file)),
+            };
+            // Headers and padding add a few KiB to the file: reading stops
+            // soon after the bound, whatever the archive claims.
+            let mut archive = tar::Archive::new(stream.take(limit.saturating_add(1 << 20)));
+            let mut files = 0;
+            for entry in archive.entries().map_err(io)? {
+                let mut entry = entry.map_err(io)?;
+                if !entry.header().entry_type().is_file() {
+                    continue;
+                }
+                files += 1;
+                if files > 1 || read(&mut entry, &mut bytes).map_err(io)? as u64 > limit {
+                    break;
+                }
+            }
+            if files != 1 {
+                return Err(io(std::io::Error::other(
+                    "a tar archive must hold exactly one file to be read as a table",
+                )));
+            }
         }
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(file).map_err(io)?;
@@ -1269,12 +1340,37 @@ mod tests {
             path
         };
         let zipped = zip_file("t.csv.zip", &["t.csv"]);
+        let tar_file = |name: &str, members: &[&str]| {
+            let mut builder = tar::Builder::new(Vec::new());
+            for member in members {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(text.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder
+                    .append_data(&mut header, member, text.as_bytes())
+                    .unwrap();
+            }
+            let archive = builder.into_inner().unwrap();
+            let path = dir.path().join(name);
+            if name.ends_with(".gz") {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder.write_all(&archive).unwrap();
+                std::fs::write(&path, encoder.finish().unwrap()).unwrap();
+            } else {
+                std::fs::write(&path, archive).unwrap();
+            }
+            path
+        };
+        let tarred = tar_file("t.csv.tar", &["t.csv"]);
+        let tarred_gz = tar_file("t.csv.tar.gz", &["inside/t.csv"]);
         let expected = super::Table::open(&plain).unwrap();
         assert_eq!(
             expected.column_names(),
             ["Unnamed: 0", "id", "city", "score"]
         );
-        for path in [&gz, &zst, &zipped, &bz2, &xz] {
+        for path in [&gz, &zst, &zipped, &bz2, &xz, &tarred, &tarred_gz] {
             let table = super::Table::open(path).unwrap();
             assert_eq!(table.rows(), 5000, "{path:?}");
             assert_eq!(table.column_names(), expected.column_names());
@@ -1288,7 +1384,8 @@ mod tests {
         std::fs::write(&corrupt, b"not gzip at all").unwrap();
         let corrupt_xz = dir.path().join("bad.csv.xz");
         std::fs::write(&corrupt_xz, b"\xFD7zXZ\x00 and then nothing").unwrap();
-        for path in [&two, &corrupt, &corrupt_xz] {
+        let two_tarred = tar_file("two.csv.tar.gz", &["a.csv", "b.csv"]);
+        for path in [&two, &corrupt, &corrupt_xz, &two_tarred] {
             let error = super::Table::open(path).err().unwrap().to_string();
             assert!(error.contains(&path.display().to_string()), "{error}");
         }
@@ -1296,17 +1393,21 @@ mod tests {
             ("runs/1/data.CSV.gz", ".CSV.gz"),
             ("data.parquet", ".parquet"),
             ("archive.tar.gz", ".tar.gz"),
+            ("runs/1/data.csv.tar.gz", ".csv.tar.gz"),
+            ("data.tsv.tar", ".tsv.tar"),
             ("noext", ".csv"),
             ("we.ird/na me.c$v", ".csv"),
             ("a.csv.", ".csv"),
         ] {
             assert_eq!(super::format_suffix(name), suffix, "{name}");
         }
-        let error = super::Table::open_bounded(&gz, 1000).err().unwrap();
-        assert!(
-            matches!(error, super::DatasetError::TooLarge { limit: 1000, .. }),
-            "{error}"
-        );
+        for bomb in [&gz, &tarred_gz] {
+            let error = super::Table::open_bounded(bomb, 1000).err().unwrap();
+            assert!(
+                matches!(error, super::DatasetError::TooLarge { limit: 1000, .. }),
+                "{error}"
+            );
+        }
         assert!(super::Table::open(&dir.path().join("t.parquet.gz")).is_err());
     }
 
