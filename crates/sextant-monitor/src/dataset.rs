@@ -973,22 +973,6 @@ fn append_ticks(ticks: &mut Vec<i64>, factor: i64, array: &ArrayRef) {
     }));
 }
 
-/// The interning map's hasher: category labels are short and come from
-/// files, not from an adversary holding a socket, so SipHash's flood
-/// resistance buys nothing here and its cost showed in profiles.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct LabelHasher(u64);
-
-impl std::hash::Hasher for LabelHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = sextant_stats::sketch::hash::hash_bytes(bytes) ^ self.0.rotate_left(5);
-    }
-}
-
 /// Where each label of a dictionary is, by hash: codes into the dictionary
 /// beside their label's hash, so a label is hashed once, stored once (in
 /// the dictionary), and growing the table never hashes a label again.
@@ -998,11 +982,16 @@ pub(crate) struct LabelIndex {
     table: hashbrown::HashTable<(u64, u32)>,
 }
 
+/// A label's hash for interning: the fast hash of the sketches (SipHash's
+/// cost showed in profiles), seeded once per process at random. Labels come
+/// from uploaded files: with a seed known in advance, whoever reads the
+/// hash's source could search out labels that share their table slots,
+/// and reading a column of them would take quadratic time.
 fn label_hash(text: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = LabelHasher::default();
-    hasher.write(text.as_bytes());
-    hasher.finish()
+    use std::hash::BuildHasher;
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u64));
+    sextant_stats::sketch::hash::hash_bytes_seeded(text.as_bytes(), seed)
 }
 
 pub(crate) fn intern(text: &str, dictionary: &mut Vec<String>, index: &mut LabelIndex) -> u32 {
