@@ -365,3 +365,122 @@ def test_a_logged_validation_spec_cannot_read_another_users_run(secured, as_user
     with pytest.raises(MlflowException) as refused:
         client.set_registered_model_alias(model, "candidate", version)
     assert "could not be validated" in str(refused.value)
+
+
+def _settled(secured, model, version):
+    deadline = time.monotonic() + 60
+    while True:
+        result = api(secured, "GET", f"/api/v1/registered-models/{model}/versions/{version}/validation")
+        if result["status"] != "pending" or time.monotonic() > deadline:
+            return result
+        time.sleep(0.25)
+
+
+def test_a_spec_cannot_borrow_permissions(secured, as_user, tmp_path):
+    """Mallory's spec may not query Victor's model as its baseline (its figures on her
+    rows would leak his model, and whether its versions exist), neither attached nor
+    logged; and when an admin runs her refused logged spec again, it is still checked
+    against her, the version's registrant, not against the admin."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    suffix = os.urandom(4).hex()
+    victor, mallory = f"victor-{suffix}", f"mallory-{suffix}"
+    for user in (victor, mallory):
+        api(secured, "POST", "/api/v1/users", json={"username": user, "password": f"{user}-password"})
+    X = np.random.default_rng(3).normal(size=(80, 2))
+    y = (X[:, 0] > 0).astype(int)
+    (tmp_path / "labels.csv").write_text("a,b,label\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(X, y)))
+    as_user(victor, f"{victor}-password")
+    mlflow.set_experiment(f"victor-{suffix}")
+    with mlflow.start_run() as private:
+        mlflow.log_artifact(str(tmp_path / "labels.csv"), artifact_path="data")
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:2])
+    secret_model = f"secret-{suffix}"
+    mlflow.register_model(info.model_uri, secret_model)
+
+    client = as_user(mallory, f"{mallory}-password")
+    mlflow.set_experiment(f"mallory-{suffix}")
+    with mlflow.start_run():
+        mine = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:2])
+        mlflow.log_artifact(str(tmp_path / "labels.csv"), artifact_path="data")
+        own_run = mlflow.active_run().info.run_id
+    model = f"probe-{suffix}"
+    version = mlflow.register_model(mine.model_uri, model).version
+    probing = (
+        "task: {type: binary_classification, label: label}\n"
+        f"baseline: {{model: 'models:/{secret_model}/1'}}\n"
+        f"datasets: {{probe: {{uri: 'runs:/{own_run}/data/labels.csv'}}}}\n"
+        "tests:\n  - {id: p, kind: metric, dataset: probe, metric: selection_rate, min: 0, vs_baseline: {max_drop: 1}}\n"
+    )
+    for baseline in (f"models:/{secret_model}/1", f"models:/{secret_model}/9", "models:/no-such-model@champion"):
+        refused = requests.put(
+            f"{secured['uri']}/api/v1/registered-models/{model}/validation-spec",
+            auth=(mallory, f"{mallory}-password"),
+            json={"spec": probing.replace(f"models:/{secret_model}/1", baseline)},
+            timeout=30,
+        )
+        # The same refusal whether or not the model or version exists.
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error_code"] == "PERMISSION_DENIED" and "baseline" in refused.json()["message"]
+
+    # Logged with a version instead: refused at registration, and again when an admin
+    # asks for it to run (the spec also reads Victor's run).
+    stealing = probing.replace(f"runs:/{own_run}/", f"runs:/{private.info.run_id}/")
+    (tmp_path / "sextant-validation.yaml").write_text(stealing)
+    with mlflow.start_run():
+        logged = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:2])
+    client.log_model_artifact(logged.model_id, str(tmp_path / "sextant-validation.yaml"))
+    peek = f"peek-{suffix}"
+    peek_version = mlflow.register_model(logged.model_uri, peek).version
+    first = _settled(secured, peek, peek_version)
+    assert first["status"] == "error" and mallory in first["message"], first
+    api(secured, "POST", f"/api/v1/registered-models/{peek}/versions/{peek_version}/validation")
+    again = _settled(secured, peek, peek_version)
+    assert again["status"] == "error" and again["report"] is None, again
+    assert mallory in again["message"] and "Permission denied" in again["message"], again
+
+
+def test_a_dataset_name_is_its_first_pushers(secured, tmp_path):
+    """Victor's quality gate reads `dataset:NAME` (its latest version): Mallory cannot
+    push a version of her own under his name, while he can; a version record must state
+    its chunks' true sizes (they bound what the server stages), and sizes that overflow
+    are a 400, not a crash."""
+    import hashlib
+
+    suffix = os.urandom(4).hex()
+    victor, mallory = f"victor-{suffix}", f"mallory-{suffix}"
+    for user in (victor, mallory):
+        api(secured, "POST", "/api/v1/users", json={"username": user, "password": f"{user}-password"})
+    data = tmp_path / "holdout.csv"
+    data.write_text("a,label\n1,0\n2,1\n")
+    name = f"holdout-{suffix}"
+    sextant(secured, "datasets", "push", str(data), "--name", name, user=victor, password=f"{victor}-password")
+    data.write_text("a,label\n1,1\n2,0\n")
+    squatted = sextant(secured, "datasets", "push", str(data), "--name", name, user=mallory, password=f"{mallory}-password", check=False)
+    assert squatted.returncode != 0 and f"dataset '{name}' is {victor}'s" in squatted.stderr, squatted.stderr
+    latest = api(secured, "GET", f"/api/v1/datasets/{name}/versions/latest")
+    assert latest["created_by"] == victor
+    sextant(secured, "datasets", "push", str(data), "--name", name, user=victor, password=f"{victor}-password")
+    # Her own names are hers.
+    sextant(secured, "datasets", "push", str(data), "--name", f"mine-{suffix}", user=mallory, password=f"{mallory}-password")
+
+    chunk = b"x" * 1000
+    sha = hashlib.sha256(chunk).hexdigest()
+    auth = (mallory, f"{mallory}-password")
+    stored = requests.put(f"{secured['uri']}/api/v1/datasets/chunks/{sha}", data=chunk, auth=auth, timeout=30)
+    assert stored.status_code == 200, stored.text
+    whole = hashlib.sha256(chunk * 300).hexdigest()
+    for chunks, says in (
+        ([[sha, 1]] * 300, "holds 1000 bytes, not 1"),
+        ([[sha, 2**64 - 1], [sha, 1]], "overflow"),
+    ):
+        claimed = sum(size for _, size in chunks) % 2**64
+        response = requests.post(
+            f"{secured['uri']}/api/v1/datasets/amplified-{suffix}/versions",
+            auth=auth,
+            json={"kind": "file", "source": "amp.csv", "files": [{"path": "", "bytes": claimed, "sha256": whole, "chunks": chunks}]},
+            timeout=30,
+        )
+        assert response.status_code == 400, response.text
+        assert says in response.json()["message"], response.text

@@ -344,6 +344,20 @@ impl ArtifactStore {
         }
     }
 
+    /// The size of the file at `path` (its metadata only), None when there
+    /// is none.
+    pub async fn size(&self, path: &ArtifactPath) -> Result<Option<u64>> {
+        if path.is_root() {
+            return Ok(None);
+        }
+        self.refuse_links(path)?;
+        match self.backend.head(&self.object_path(path)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Opens a file for download.
     pub async fn get(&self, path: &ArtifactPath) -> Result<Download> {
         if path.is_root() {

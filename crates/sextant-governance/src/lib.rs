@@ -454,6 +454,13 @@ impl Governance {
         .await
     }
 
+    /// A user as the permission checks see them, with every scope: for
+    /// work done on their behalf later (a logged spec is checked against its
+    /// version's registrant, whoever asks for it to run).
+    pub async fn principal_of_user(&self, user_id: i64) -> Result<Principal, AuthError> {
+        self.principal(user_id, None, None).await
+    }
+
     async fn principal(
         &self,
         user_id: i64,

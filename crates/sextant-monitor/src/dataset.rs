@@ -145,12 +145,19 @@ impl Table {
             path: path.to_path_buf(),
             source,
         };
-        if has_parquet_magic(path).map_err(io)? {
-            return Table::open_parquet(path);
-        }
         let format = NamedFormat::of_path(path);
-        if format.is_parquet() {
-            return Table::open_parquet(path);
+        if has_parquet_magic(path).map_err(io)? || format.is_parquet() {
+            // Parquet compresses a repeated value to nothing: its cells,
+            // eight bytes each once decoded, are held to the same bound.
+            let table = Table::open_parquet(path)?;
+            let cells = (table.rows as u64).saturating_mul(table.names.len() as u64);
+            if cells.saturating_mul(8) > max_inflated_bytes {
+                return Err(DatasetError::TooLarge {
+                    path: path.to_path_buf(),
+                    limit: max_inflated_bytes,
+                });
+            }
+            return Ok(table);
         }
         let Some(delimiter) = format.delimiter() else {
             return Err(DatasetError::UnknownFormat {

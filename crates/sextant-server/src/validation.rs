@@ -50,12 +50,34 @@ pub(crate) fn spec_runs(spec: &Spec) -> Vec<String> {
 }
 
 /// The runs a spec reads must be readable by whoever attaches it or logs
-/// it with a version: its report shows values from their data.
+/// it with a version: its report shows values from their data. So must its
+/// baseline model: the report shows the baseline's figures on the spec's
+/// rows, which would otherwise query a model one may not read (and tell
+/// which of its versions and aliases exist).
 pub(crate) async fn check_readable(
     state: &AppState,
     principal: &Principal,
     spec: &Spec,
 ) -> ApiResult<()> {
+    if let Some(baseline) = &spec.baseline {
+        let bare = baseline
+            .model
+            .strip_prefix("models:/")
+            .unwrap_or(&baseline.model);
+        let model = bare
+            .rsplit_once('@')
+            .or_else(|| bare.rsplit_once('/'))
+            .map_or(bare, |(model, _)| model);
+        if !principal.may(ResourceKind::RegisteredModel, model, Permission::Read) {
+            return Err(ApiError::User(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "Permission denied: user '{}' lacks read permission on registered model '{model}', the spec's baseline",
+                    principal.name()
+                ),
+            ));
+        }
+    }
     for run_id in spec_runs(spec) {
         let experiment = state
             .governance()
@@ -180,16 +202,45 @@ pub(crate) async fn spec_for(
 /// A logged spec larger than this is refused unread.
 const MAX_LOGGED_SPEC_BYTES: u64 = 1024 * 1024;
 
+/// Who registered `version` of `name`, as the permission checks see them:
+/// a logged spec may read only what they may read, whoever later asks for
+/// the validation to run again (an admin re-running it must not lend it
+/// their permissions).
+async fn registrant(state: &AppState, name: &str, version: i64) -> Result<Principal, String> {
+    let governance = state.governance();
+    if !governance.auth_enabled() {
+        return Ok(Principal::Anonymous);
+    }
+    let found = state
+        .store()
+        .get_model_version(name, &version.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    let nobody = || {
+        "the version has no registrant whose permissions its spec could be checked against"
+            .to_string()
+    };
+    let username = found.user_id.ok_or_else(nobody)?;
+    let user = state
+        .store()
+        .get_user(&username)
+        .await
+        .map_err(|_| nobody())?;
+    governance
+        .principal_of_user(user.user_id)
+        .await
+        .map_err(|e| format!("its registrant '{username}' cannot be checked: {e}"))
+}
+
 /// Starts validating `version` of `name` when it has a spec (attached to
 /// the model or logged with the version): the version is pending at once,
-/// and the result lands when the run ends. `by` is who registered or asked
-/// for it; a logged spec may only read runs they may read (absent when a
-/// restarted server resumes a validation that already passed that check).
+/// and the result lands when the run ends. A logged spec may only read
+/// runs and models its version's registrant may read (an attached one was
+/// checked against whoever attached it).
 pub(crate) async fn start(
     state: &AppState,
     name: &str,
     version: i64,
-    by: Option<&Principal>,
 ) -> ApiResult<Option<VersionValidation>> {
     let Some(spec) = spec_for(state, name, version).await? else {
         return Ok(None);
@@ -205,20 +256,19 @@ pub(crate) async fn start(
                 "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {}",
                 err.detail()
             )),
-            Ok(parsed) => match by {
-                Some(principal) => {
-                    check_readable(state, principal, &parsed)
+            Ok(parsed) => {
+                let checked = match registrant(state, name, version).await {
+                    Ok(principal) => check_readable(state, &principal, &parsed)
                         .await
-                        .err()
-                        .map(|err| {
-                            format!(
-                            "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {}",
-                            err.detail()
-                        )
-                        })
-                }
-                None => None,
-            },
+                        .map_err(|err| err.detail().to_string()),
+                    Err(why) => Err(why),
+                };
+                checked.err().map(|why| {
+                    format!(
+                        "the spec logged with the version ({LOGGED_SPEC_FILE}) is refused: {why}"
+                    )
+                })
+            }
         }
     } else {
         None
@@ -246,7 +296,7 @@ pub(crate) async fn resume_pending(state: &AppState) {
         return;
     };
     for validation in pending {
-        if let Err(err) = start(state, &validation.name, validation.version, None).await {
+        if let Err(err) = start(state, &validation.name, validation.version).await {
             tracing::warn!(model = %validation.name, version = validation.version, cause = ?err, "cannot resume a validation");
         }
     }

@@ -66,6 +66,8 @@ enum Frame {
         key: Option<String>,
         path: String,
         anchor: usize,
+        /// `Builder::nodes` when the mapping started.
+        started_at: usize,
         /// Entries from merge keys (`<<: *anchor`), which the mapping's own
         /// keys override whatever their order.
         merged: Map<String, Value>,
@@ -74,6 +76,8 @@ enum Frame {
         items: Vec<Value>,
         path: String,
         anchor: usize,
+        /// `Builder::nodes` when the sequence started.
+        started_at: usize,
     },
 }
 
@@ -82,7 +86,12 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Value>,
     lines: HashMap<String, usize>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchored value with its count of nodes.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Nodes in the document so far, each alias counting its anchor's:
+    /// a few hundred bytes of nested aliases would otherwise expand to
+    /// billions (the "billion laughs").
+    nodes: usize,
     error: Option<String>,
     error_line: usize,
 }
@@ -111,10 +120,11 @@ impl Builder {
         }
     }
 
-    /// Adds a finished node to its parent (or makes it the document).
-    fn add(&mut self, value: Value, anchor: usize, line: usize) {
+    /// Adds a finished node of `nodes` nodes to its parent (or makes it the
+    /// document).
+    fn add(&mut self, value: Value, nodes: usize, anchor: usize, line: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), nodes));
         }
         match self.stack.last_mut() {
             None => {
@@ -191,17 +201,28 @@ impl MarkedEventReceiver for Builder {
                     self.lines.insert(path, line);
                 }
                 let value = scalar(&text, style);
-                self.add(value, anchor, line);
+                self.nodes += 1;
+                self.add(value, 1, anchor, line);
             }
             Event::Alias(anchor) => {
                 if !self.expecting_key() {
                     let path = self.child_path();
                     self.lines.insert(path, line);
                 }
-                match self.anchors.get(&anchor).cloned() {
-                    Some(value) => self.add(value, 0, line),
-                    None => self.fail(line, "alias to an unknown anchor".into()),
+                let Some(&(_, nodes)) = self.anchors.get(&anchor) else {
+                    self.fail(line, "alias to an unknown anchor".into());
+                    return;
+                };
+                self.nodes = self.nodes.saturating_add(nodes);
+                if self.nodes > MAX_NODES {
+                    self.fail(
+                        line,
+                        format!("the document expands to more than {MAX_NODES} values (each alias repeats its anchor's)"),
+                    );
+                    return;
                 }
+                let value = self.anchors[&anchor].0.clone();
+                self.add(value, nodes, 0, line);
             }
             Event::MappingStart(anchor, _) => {
                 if self.expecting_key() {
@@ -214,6 +235,7 @@ impl MarkedEventReceiver for Builder {
                     key: None,
                     path,
                     anchor,
+                    started_at: self.nodes,
                     merged: Map::new(),
                 });
             }
@@ -227,30 +249,42 @@ impl MarkedEventReceiver for Builder {
                     items: Vec::new(),
                     path,
                     anchor,
+                    started_at: self.nodes,
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                let (value, anchor) = match self.stack.pop() {
+                let (value, anchor, started_at) = match self.stack.pop() {
                     Some(Frame::Map {
                         mut map,
                         anchor,
+                        started_at,
                         merged,
                         ..
                     }) => {
                         for (k, v) in merged {
                             map.entry(k).or_insert(v);
                         }
-                        (Value::Object(map), anchor)
+                        (Value::Object(map), anchor, started_at)
                     }
-                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
+                    Some(Frame::Seq {
+                        items,
+                        anchor,
+                        started_at,
+                        ..
+                    }) => (Value::Array(items), anchor, started_at),
                     None => return,
                 };
-                self.add(value, anchor, line);
+                self.nodes += 1;
+                self.add(value, self.nodes - started_at, anchor, line);
             }
             _ => {}
         }
     }
 }
+
+/// Values a document may hold, its aliases expanded: far beyond any spec
+/// (an inline table of 10,000 rows × 20 fields is 200,000).
+const MAX_NODES: usize = 1_000_000;
 
 /// The key whose mapping value is merged into the enclosing mapping
 /// (YAML 1.1's merge key type, which specs use to share a test's fields).
@@ -332,6 +366,31 @@ mod tests {
         );
         let error = parse("t: {<<: 3}\n").unwrap_err();
         assert!(error.message.contains("merge key"), "{}", error.message);
+    }
+
+    /// Nested aliases that would expand to millions of values are refused
+    /// at once, naming the line, rather than built.
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let mut text = String::from("a0: &a0 [\"xxxxxxxx\"]\n");
+        for level in 1..8 {
+            let previous = format!("*a{}", level - 1);
+            let copies = vec![previous; 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{copies}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let error = parse(&text).err().expect("refused");
+        assert!(
+            error.message.contains("expands to more than"),
+            "{}",
+            error.message
+        );
+        // `a6`, seventh line, would hold two million.
+        assert_eq!(error.line, 7);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // Up to `a5` (200,000 values) is a large document, not an attack.
+        let five: String = text.lines().take(6).map(|l| format!("{l}\n")).collect();
+        assert!(parse(&five).is_ok());
     }
 
     #[test]

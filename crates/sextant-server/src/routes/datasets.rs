@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use sextant_api::ErrorCode;
 use sextant_artifacts::ArtifactPath;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -300,14 +301,22 @@ pub(crate) async fn create_version(
                 file.path
             )));
         }
-        let chunked: u64 = file.chunks.iter().map(|(_, size)| size).sum();
+        let chunked = file
+            .chunks
+            .iter()
+            .try_fold(0u64, |total, (_, size)| total.checked_add(*size))
+            .ok_or_else(|| {
+                ApiError::invalid(format!("file '{}': its chunks' sizes overflow", file.path))
+            })?;
         if chunked != file.bytes {
             return Err(ApiError::invalid(format!(
                 "file '{}': its chunks add up to {chunked} bytes, not {}",
                 file.path, file.bytes
             )));
         }
-        bytes += file.bytes;
+        bytes = bytes
+            .checked_add(file.bytes)
+            .ok_or_else(|| ApiError::invalid("the files' sizes overflow"))?;
     }
     let all_chunks: Vec<String> = request
         .files
@@ -317,23 +326,70 @@ pub(crate) async fn create_version(
     if let Some(bad) = all_chunks.iter().find(|c| !is_sha256(c)) {
         return Err(ApiError::invalid(format!("'{bad}' is not a SHA-256")));
     }
-    let mut unique = all_chunks.clone();
-    unique.sort();
-    unique.dedup();
-    let absent: Vec<String> = futures::stream::iter(unique)
-        .map(|sha| {
+    // Each chunk once, with the size the record claims for it: a chunk is
+    // stored under its content's hash, so one chunk has one size.
+    let mut claimed: Vec<(String, u64)> = request
+        .files
+        .iter()
+        .flat_map(|f| f.chunks.iter().cloned())
+        .collect();
+    claimed.sort();
+    claimed.dedup();
+    if let Some(pair) = claimed.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(ApiError::invalid(format!(
+            "chunk {} is listed with two sizes",
+            pair[0].0
+        )));
+    }
+    let stored_sizes: Vec<(String, u64, ApiResult<Option<u64>>)> = futures::stream::iter(claimed)
+        .map(|(sha, size)| {
             let state = state.clone();
-            async move { (!exists(&state, &chunk_path(&sha)).await).then_some(sha) }
+            async move {
+                let stored = state.artifacts().size(&chunk_path(&sha)).await;
+                (sha, size, stored.map_err(ApiError::from))
+            }
         })
         .buffered(16)
-        .filter_map(|missing| async move { missing })
         .collect()
         .await;
+    let mut absent = Vec::new();
+    for (sha, size, stored) in stored_sizes {
+        match stored? {
+            None => absent.push(sha),
+            // The sizes bound what profiling and validation stage: they
+            // must be the chunks' own.
+            Some(actual) if actual != size => {
+                return Err(ApiError::invalid(format!(
+                    "chunk {sha} holds {actual} bytes, not {size}"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
     if let Some(first) = absent.first() {
         return Err(ApiError::invalid(format!(
             "{} chunks of this version are not stored (the first: {first}); upload them first",
             absent.len()
         )));
+    }
+    // A name belongs to whoever pushed its first version: specs and runs
+    // name a dataset's latest version, and another user's push would
+    // replace the data their quality gate judges.
+    if let Some(axum::Extension(sextant_governance::Principal::User(caller))) = &principal {
+        if !caller.is_admin {
+            let versions = versions_of(&state, &name).await?;
+            // Newest first: the last is the first pushed.
+            let owner = versions.last().map(|v| v.created_by.as_str());
+            let pushed_before = versions.iter().any(|v| v.created_by == caller.username);
+            if let (Some(owner), false) = (owner, pushed_before) {
+                return Err(ApiError::User(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "Permission denied: dataset '{name}' is {owner}'s; push under another name"
+                    ),
+                ));
+            }
+        }
     }
     let digest_hex = content_digest(&request.kind, &request.files);
     let path = version_path(&name, &digest_hex);

@@ -636,9 +636,7 @@ pub(crate) async fn create_model_version(
     }
     let version = state.store().create_model_version(&new).await?;
     // A model with a validation spec validates every new version.
-    if let Err(err) =
-        crate::validation::start(&state, &version.name, version.version, Some(&principal)).await
-    {
+    if let Err(err) = crate::validation::start(&state, &version.name, version.version).await {
         tracing::warn!(model = %version.name, version = version.version, cause = ?err, "cannot start the validation");
     }
     Ok(model_version(&version))
