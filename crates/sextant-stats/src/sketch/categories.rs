@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::frequent::FrequentItems;
-use super::hash::StableBuildHasher;
+use super::hash::MapBuildHasher;
 use super::histogram::shares_of;
 use super::MergeError;
 
@@ -24,7 +24,7 @@ pub const DEFAULT_UNSEEN_CAPACITY: usize = 32;
 #[serde(from = "Vec<String>", into = "Vec<String>")]
 pub struct CategoryVocabulary {
     categories: Vec<String>,
-    index: HashMap<String, u32, StableBuildHasher>,
+    index: HashMap<String, u32, MapBuildHasher>,
 }
 
 impl CategoryVocabulary {
@@ -35,7 +35,7 @@ impl CategoryVocabulary {
     {
         let mut vocabulary = Self {
             categories: Vec::new(),
-            index: HashMap::with_hasher(StableBuildHasher),
+            index: HashMap::with_hasher(MapBuildHasher),
         };
         for category in categories {
             let category = category.into();

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::StableBuildHasher;
+use super::hash::MapBuildHasher;
 
 /// An item with its estimated count and guaranteed bounds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ pub struct FrequentItems {
     /// `heap_position[slot]` = index of `slot` in `heap`.
     heap_position: Vec<u32>,
     /// Item → slot.
-    index: HashMap<String, u32, StableBuildHasher>,
+    index: HashMap<String, u32, MapBuildHasher>,
 }
 
 impl FrequentItems {
@@ -83,7 +83,7 @@ impl FrequentItems {
             counters: Vec::new(),
             heap: Vec::new(),
             heap_position: Vec::new(),
-            index: HashMap::with_hasher(StableBuildHasher),
+            index: HashMap::with_hasher(MapBuildHasher),
         }
     }
 
@@ -206,8 +206,8 @@ impl FrequentItems {
         if other.total == 0 {
             return;
         }
-        let mut merged: HashMap<String, Counter, StableBuildHasher> =
-            HashMap::with_capacity_and_hasher(self.len() + other.len(), StableBuildHasher);
+        let mut merged: HashMap<String, Counter, MapBuildHasher> =
+            HashMap::with_capacity_and_hasher(self.len() + other.len(), MapBuildHasher);
         for counter in self.counters.drain(..) {
             let mut counter = counter;
             match other.counter(&counter.item) {

@@ -107,14 +107,17 @@ pub fn hash_f64(value: f64) -> u64 {
     mix64(canonical.to_bits() ^ SECRET0)
 }
 
-/// [`Hasher`] over [`hash_bytes_seeded`], for the bounded in-memory maps
-/// the sketches keep (faster than SipHash, and deterministic).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StableHasher {
+/// [`Hasher`] over [`hash_bytes_seeded`], for the in-memory maps the
+/// sketches keep (faster than SipHash). Its seed is drawn once per process:
+/// the maps' keys come from uploaded data (a reference's categories), and
+/// with a seed known in advance crafted keys could share slots and make
+/// each lookup a scan. Nothing depends on the maps' order.
+#[derive(Debug, Clone, Copy)]
+pub struct MapHasher {
     state: u64,
 }
 
-impl Hasher for StableHasher {
+impl Hasher for MapHasher {
     #[inline]
     fn finish(&self) -> u64 {
         self.state
@@ -133,16 +136,19 @@ impl Hasher for StableHasher {
     }
 }
 
-/// [`BuildHasher`] producing [`StableHasher`]s.
+/// [`BuildHasher`] producing [`MapHasher`]s.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct StableBuildHasher;
+pub struct MapBuildHasher;
 
-impl BuildHasher for StableBuildHasher {
-    type Hasher = StableHasher;
+impl BuildHasher for MapBuildHasher {
+    type Hasher = MapHasher;
 
     #[inline]
-    fn build_hasher(&self) -> StableHasher {
-        StableHasher::default()
+    fn build_hasher(&self) -> MapHasher {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed =
+            *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u64));
+        MapHasher { state: seed }
     }
 }
 
