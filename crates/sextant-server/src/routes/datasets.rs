@@ -582,6 +582,9 @@ pub(crate) async fn stage_file(
     let (handle, path) = staged.into_parts();
     let mut out = tokio::fs::File::from_std(handle);
     let mut whole = Sha256::new();
+    // The record's size bounds what callers agreed to stage (a record from
+    // before chunk sizes were checked may understate it): no more is written.
+    let mut written = 0u64;
     for (sha, _) in &file.chunks {
         if !is_sha256(sha) {
             return Err(ApiError::invalid(format!(
@@ -593,6 +596,13 @@ pub(crate) async fn stage_file(
         let mut chunk = Sha256::new();
         while let Some(bytes) = body.next().await {
             let bytes = bytes?;
+            written = written.saturating_add(bytes.len() as u64);
+            if written > file.bytes {
+                return Err(ApiError::invalid(format!(
+                    "dataset '{name}': its chunks hold more than the {} bytes its record states",
+                    file.bytes
+                )));
+            }
             chunk.update(&bytes);
             whole.update(&bytes);
             tokio::io::AsyncWriteExt::write_all(&mut out, &bytes)
