@@ -315,7 +315,15 @@ impl Table {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        // The row groups' counts, which the reader decodes (the footer's
+        // total is a separate field a forged file may understate).
+        let rows = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|group| u64::try_from(group.num_rows()).unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX);
         Ok(Table {
             path: path.to_path_buf(),
             names,
@@ -487,8 +495,9 @@ pub fn format_suffix(name: &str) -> String {
     let plain = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric());
     let parts: Vec<&str> = name.split('.').skip(1).collect();
     match parts[..] {
-        [.., inner, "tar", outer]
-            if plain(inner)
+        [.., inner, tar, outer]
+            if tar.eq_ignore_ascii_case("tar")
+                && plain(inner)
                 && matches!(
                     Compression::of_extension(&outer.to_ascii_lowercase()),
                     Some(Compression::Gzip | Compression::Bzip2 | Compression::Xz)
@@ -1390,6 +1399,7 @@ mod tests {
             ("data.parquet", ".parquet"),
             ("archive.tar.gz", ".tar.gz"),
             ("runs/1/data.csv.tar.gz", ".csv.tar.gz"),
+            ("data.csv.TAR.gz", ".csv.tar.gz"),
             ("data.tsv.tar", ".tsv.tar"),
             ("noext", ".csv"),
             ("we.ird/na me.c$v", ".csv"),

@@ -478,9 +478,53 @@ fn codes_of(column: &ColumnValues, sample: &[usize]) -> Option<(Vec<u32>, usize)
     }
 }
 
-/// Pearson's r over rows where both are present.
+/// Pearson's r over rows where both are present; None when either is
+/// constant on those rows.
+///
+/// Two passes (the means of the shared rows, then the co-moments about
+/// them): one pass about another centre cancels when the shared rows sit
+/// far from it. Each pass sums in `LANES` interleaved partial sums:
+/// independent lanes let the compiler use vector registers, where one
+/// running sum must be added in order.
 fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
-    pearson_about(x, y, finite_mean(x), finite_mean(y))
+    let rows = x.len().min(y.len());
+    let (x, y) = (&x[..rows], &y[..rows]);
+    let shared = |a: f64, b: f64| a.is_finite() && b.is_finite();
+    let (mut n, mut sx, mut sy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let (mut low_x, mut high_x) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut low_y, mut high_y) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
+        for k in 0..a.len() {
+            let keep = shared(a[k], b[k]);
+            n[k] += if keep { 1.0 } else { 0.0 };
+            sx[k] += if keep { a[k] } else { 0.0 };
+            sy[k] += if keep { b[k] } else { 0.0 };
+            if keep {
+                (low_x, high_x) = (low_x.min(a[k]), high_x.max(a[k]));
+                (low_y, high_y) = (low_y.min(b[k]), high_y.max(b[k]));
+            }
+        }
+    }
+    let total = |lanes: [f64; LANES]| lanes.iter().sum::<f64>();
+    let n = total(n);
+    // A constant's mean need not equal it (ten 0.1s average to
+    // 0.0999…), which would leave a tiny Σ(x − x̄)² and a meaningless r.
+    if n < 2.0 || low_x == high_x || low_y == high_y {
+        return None;
+    }
+    let (mx, my) = (total(sx) / n, total(sy) / n);
+    let (mut sxy, mut sxx, mut syy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
+        for k in 0..a.len() {
+            let keep = shared(a[k], b[k]);
+            let da = if keep { a[k] - mx } else { 0.0 };
+            let db = if keep { b[k] - my } else { 0.0 };
+            sxy[k] += da * db;
+            sxx[k] += da * da;
+            syy[k] += db * db;
+        }
+    }
+    correlation_of(total(sxy), total(sxx), total(syy))
 }
 
 /// The mean of the numbers of `x` (0 when it has none).
@@ -497,45 +541,6 @@ fn finite_mean(x: &[f64]) -> f64 {
     } else {
         0.0
     }
-}
-
-/// Pearson's r over rows where both are present, in one pass over values
-/// shifted by `centre_x` and `centre_y` (each column's own mean): with
-/// a = x − cx and b = y − cy, r = (Σab − ΣaΣb/n) / √((Σa² − (Σa)²/n)(Σb² −
-/// (Σb)²/n)). The shift keeps the sums near zero, so the subtractions do
-/// not cancel (the shifted-data algorithm; Chan, Golub & LeVeque 1983).
-/// The sums run in `LANES` interleaved partial sums: independent lanes let
-/// the compiler use vector registers, where one running sum must be added
-/// in order.
-fn pearson_about(x: &[f64], y: &[f64], centre_x: f64, centre_y: f64) -> Option<f64> {
-    let rows = x.len().min(y.len());
-    let (x, y) = (&x[..rows], &y[..rows]);
-    let mut n = [0.0; LANES];
-    let (mut sa, mut sb) = ([0.0; LANES], [0.0; LANES]);
-    let (mut sab, mut saa, mut sbb) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
-        for k in 0..a.len() {
-            let keep = a[k].is_finite() && b[k].is_finite();
-            let da = if keep { a[k] - centre_x } else { 0.0 };
-            let db = if keep { b[k] - centre_y } else { 0.0 };
-            n[k] += if keep { 1.0 } else { 0.0 };
-            sa[k] += da;
-            sb[k] += db;
-            sab[k] += da * db;
-            saa[k] += da * da;
-            sbb[k] += db * db;
-        }
-    }
-    let total = |lanes: [f64; LANES]| lanes.iter().sum::<f64>();
-    let n = total(n);
-    if n < 2.0 {
-        return None;
-    }
-    let (sa, sb) = (total(sa), total(sb));
-    let sxy = total(sab) - sa * sb / n;
-    let sxx = total(saa) - sa * sa / n;
-    let syy = total(sbb) - sb * sb / n;
-    (sxx > 0.0 && syy > 0.0).then(|| (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0))
 }
 
 /// Partial sums kept side by side in the sums above.
@@ -788,42 +793,37 @@ fn cramers_v(a: &[u32], levels_a: usize, b: &[u32], levels_b: usize) -> Option<f
 }
 
 /// Correlation ratio η = sqrt(Σ_g n_g (ȳ_g − ȳ)² / Σ (y − ȳ)²) of `y`
-/// given the categories `g` (Pearson 1903).
+/// given the categories `g` (Pearson 1903), over rows where both are
+/// present, in two passes (the means, then the total sum of squares about
+/// them); None when `y` is constant on those rows.
 fn correlation_ratio(y: &[f64], g: &[u32], levels: usize) -> Option<f64> {
-    correlation_ratio_about(y, g, levels, finite_mean(y))
-}
-
-/// [`correlation_ratio`] in one pass over `y` shifted by `centre` (its own
-/// mean): with u = y − centre, the total Σ(y − ȳ)² is Σu² − n·ū², and the
-/// groups' deviations are those of their means of u. The shift keeps the
-/// subtraction from cancelling, as in [`pearson_about`].
-fn correlation_ratio_about(y: &[f64], g: &[u32], levels: usize, centre: f64) -> Option<f64> {
     let mut sums = vec![0.0; levels];
-    let mut counts = vec![0u32; levels];
-    let (mut total, mut squares, mut n) = (0.0, 0.0, 0u32);
+    let mut counts = vec![0.0; levels];
+    let (mut total, mut n) = (0.0, 0.0);
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
     for (&v, &c) in y.iter().zip(g) {
         if v.is_finite() && c != MISSING_CODE {
-            let u = v - centre;
-            sums[c as usize] += u;
-            counts[c as usize] += 1;
-            total += u;
-            squares += u * u;
-            n += 1;
+            sums[c as usize] += v;
+            counts[c as usize] += 1.0;
+            total += v;
+            n += 1.0;
+            (low, high) = (low.min(v), high.max(v));
         }
     }
-    if n < 2 {
+    if n < 2.0 || low == high {
         return None;
     }
-    let n = f64::from(n);
     let mean = total / n;
     let between: f64 = (0..levels)
-        .filter(|&c| counts[c] > 0)
-        .map(|c| {
-            let count = f64::from(counts[c]);
-            count * (sums[c] / count - mean).powi(2)
-        })
+        .filter(|&c| counts[c] > 0.0)
+        .map(|c| counts[c] * (sums[c] / counts[c] - mean).powi(2))
         .sum();
-    let within_total = squares - n * mean * mean;
+    let within_total: f64 = y
+        .iter()
+        .zip(g)
+        .filter(|(v, c)| v.is_finite() && **c != MISSING_CODE)
+        .map(|(v, _)| (v - mean).powi(2))
+        .sum();
     (within_total > 0.0).then(|| (between / within_total).sqrt().min(1.0))
 }
 
@@ -906,14 +906,22 @@ fn correlations(
                             // Two columns without gaps share every row: their
                             // means, ranks and sums of squares serve as they
                             // are, and one pass gives each co-moment.
+                            // (A column is constant exactly when its ranks'
+                            // sum of squares is zero: its r is undefined,
+                            // whatever rounding leaves in Σ(x − x̄)².)
                             if let (Some((xx, rxx)), Some((yy, ryy))) = (a.complete, b.complete) {
-                                let r = correlation_of(co_moment(x, y, a.mean, b.mean), xx, yy);
+                                let constant = rxx == 0 || ryy == 0;
+                                let r = (!constant)
+                                    .then(|| {
+                                        correlation_of(co_moment(x, y, a.mean, b.mean), xx, yy)
+                                    })
+                                    .flatten();
                                 let (rxy, _, _) =
                                     rank_co_moments(&a.ranks, &b.ranks, x.len(), |_| true);
                                 let rho = correlation_of(rxy as f64, rxx as f64, ryy as f64);
                                 return (i, j, r, rho);
                             }
-                            let r = pearson_about(x, y, a.mean, b.mean);
+                            let r = pearson(x, y);
                             // Spearman's ρ is Pearson's r of the ranks, ranked
                             // over the rows where both are present (pandas'
                             // and scipy's pairwise rule): a column's own
@@ -961,9 +969,7 @@ fn correlations(
         correlation_ratio: crate::map_parallel(&indices, threads, |&i| {
             categorical
                 .iter()
-                .map(|(g, levels)| {
-                    correlation_ratio_about(&numeric[i], g, *levels, prepared[i].mean)
-                })
+                .map(|(g, levels)| correlation_ratio(&numeric[i], g, *levels))
                 .collect()
         }),
         numeric_columns: numeric_names,
@@ -1406,6 +1412,51 @@ mod tests {
             (merged.earliest, merged.latest),
             (summary.earliest, summary.latest)
         );
+    }
+
+    /// Gaps that follow a regime: the rows two columns share sit far from
+    /// a column's own mean, where a one-pass sum about that mean cancels
+    /// (r came out as 1.0 for 0.995); and a column constant on the shared
+    /// rows, or constant but for rounding, has no r, ρ or η.
+    #[test]
+    fn correlations_survive_far_regimes_and_constants() {
+        let rows = 1000;
+        let noise = |i: usize| ((i * 7919) % 1000) as f64 / 1000.0;
+        let y: Vec<f64> = (0..rows)
+            .map(|i| {
+                if i % 2 == 0 {
+                    f64::NAN
+                } else {
+                    noise(i) + noise(i * 3) * 0.1
+                }
+            })
+            .collect();
+        let x: Vec<f64> = (0..rows)
+            .map(|i| if i % 2 == 0 { 0.0 } else { 1e7 + noise(i) })
+            .collect();
+        let got = pearson(&x, &y).unwrap();
+        let want = pearson_by_definition(&x, &y);
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        let tenths = vec![0.1; rows];
+        let constant_where_shared: Vec<f64> = (0..rows)
+            .map(|i| if i % 2 == 0 { noise(i) } else { 0.1 })
+            .collect();
+        assert_eq!(pearson(&tenths, &x), None);
+        assert_eq!(pearson(&constant_where_shared, &y), None);
+        let groups: Vec<u32> = (0..rows as u32).map(|i| i % 3).collect();
+        assert_eq!(correlation_ratio(&tenths, &groups, 3), None);
+        let names: Vec<String> = ["tenths", "x"].iter().map(|n| n.to_string()).collect();
+        let values: Vec<std::sync::Arc<ColumnValues>> = [tenths, x]
+            .into_iter()
+            .map(|values| {
+                std::sync::Arc::new(ColumnValues::Numeric {
+                    values,
+                    integer: false,
+                })
+            })
+            .collect();
+        let found = correlations(&names, &values, &sample_rows(rows, CORRELATION_ROWS));
+        assert_eq!((found.pearson[0][1], found.spearman[0][1]), (None, None));
     }
 
     /// Pearson's r in two passes (means, then co-moments) over the rows

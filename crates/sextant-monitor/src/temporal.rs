@@ -182,8 +182,10 @@ impl TemporalScale {
                          '90s', '1h30m' or 'PT1H30M')"
                     )
                 })?;
-                i64::try_from(nanos * i128::from(self.ticks_per_second) / 1_000_000_000)
-                    .map_err(|_| format!("'{text}' is out of the column's range"))
+                nanos
+                    .checked_mul(i128::from(self.ticks_per_second))
+                    .and_then(|scaled| i64::try_from(scaled / 1_000_000_000).ok())
+                    .ok_or_else(|| format!("'{text}' is out of the column's range"))
             }
         }
     }
@@ -192,49 +194,61 @@ impl TemporalScale {
 /// A length of time in nanoseconds, from the text `pandas.Timedelta`
 /// reads: its own printing (`2 days 04:05:06.5`, `-1 days +23:59:59`,
 /// `04:05:06`), amounts with units (`90s`, `1h30m`, `2 days`, `1.5 hours`,
-/// `500ms`, `-3 min`), or ISO 8601 (`P2DT4H`, `PT30M`, `-PT1.5S`). Each
-/// amount carries its own sign, as in pandas' `-1 days +23:59:59`. Where
-/// pandas guesses, the text is refused: a number without a unit (pandas
-/// counts nanoseconds) and ISO 8601 months (`P1M`, a minute to pandas).
+/// `500ms`, `-3 min`), or ISO 8601 (`P2DT4H`, `PT30M`, `-PT1.5S`). As in
+/// pandas, a leading minus negates every amount with a unit, and a clock
+/// (`hh:mm:ss`) only when it comes first (`-1 days 23:59:59` is a second
+/// short of zero); no other minus is allowed. Where pandas guesses, the text
+/// is refused: a number without a unit (pandas counts nanoseconds) and ISO
+/// 8601 months (`P1M`, a minute to pandas).
 pub fn duration_nanos(text: &str) -> Result<i128, String> {
     let text = text.trim();
     let (sign, rest) = match text.as_bytes().first() {
-        Some(b'-') => (-1, &text[1..]),
-        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, text[1..].trim_start()),
+        Some(b'+') => (1, text[1..].trim_start()),
         _ => (1, text),
     };
     if rest.starts_with(['P', 'p']) {
         return iso_duration_nanos(&rest[1..]).map(|n| sign * n);
     }
+    let too_large = || format!("'{text}' is too large");
     let mut total: i128 = 0;
-    let mut rest = text;
+    let mut rest = rest;
     let mut amounts = 0;
     loop {
         rest = rest.trim_start_matches([' ', ',']);
         if rest.is_empty() {
             break;
         }
-        let (sign, after_sign) = match rest.as_bytes()[0] {
-            b'-' => (-1, &rest[1..]),
-            b'+' => (1, &rest[1..]),
-            _ => (1, rest),
+        let after_sign = match rest.as_bytes()[0] {
+            b'-' => return Err("only a leading minus is allowed".into()),
+            b'+' => rest[1..].trim_start(),
+            _ => rest,
         };
-        let (whole, fraction, after_number) = decimal(after_sign.trim_start())?;
+        let (whole, fraction, after_number) = decimal(after_sign)?;
         rest = after_number.trim_start();
-        if let Some(clock) = rest.strip_prefix(':') {
-            // HH:MM[:SS[.f]]: the number read was the hours.
-            if fraction.is_some() {
-                return Err("a clock's hours are whole".into());
+        let nanos = if let Some(clock) = rest.strip_prefix(':') {
+            // hh:mm:ss[.f]: the number read was the hours.
+            let (minutes, minute_fraction, after_minutes) = decimal(clock)?;
+            let Some(seconds) = after_minutes.strip_prefix(':') else {
+                return Err("a clock is hh:mm:ss".into());
+            };
+            if fraction.is_some() || minute_fraction.is_some() {
+                return Err("a clock is hh:mm:ss".into());
             }
-            let (minutes, _, after_minutes) = decimal(clock)?;
-            let mut nanos = whole * 3_600 * NANOS_PER_SECOND + minutes * 60 * NANOS_PER_SECOND;
-            rest = after_minutes;
-            if let Some(seconds) = rest.strip_prefix(':') {
-                let (seconds, fraction, after_seconds) = decimal(seconds)?;
-                nanos += amount_nanos(seconds, fraction, NANOS_PER_SECOND);
-                rest = after_seconds;
+            let (seconds, fraction, after_seconds) = decimal(seconds)?;
+            rest = after_seconds;
+            let clock = whole
+                .checked_mul(3_600)
+                .and_then(|h| h.checked_add(minutes.checked_mul(60)?))
+                .and_then(|s| s.checked_add(seconds))
+                .and_then(|s| amount_nanos(s, fraction, NANOS_PER_SECOND))
+                .ok_or_else(too_large)?;
+            // A leading minus reaches a clock only when nothing precedes it.
+            if amounts == 0 {
+                sign * clock
+            } else {
+                clock
             }
-            total += sign * nanos;
         } else {
             let unit_length = rest
                 .find(|c: char| !c.is_alphabetic())
@@ -243,9 +257,10 @@ pub fn duration_nanos(text: &str) -> Result<i128, String> {
             if unit.is_empty() {
                 return Err(format!("'{}' has no unit", after_sign.trim()));
             }
-            total += sign * amount_nanos(whole, fraction, unit_nanos(unit)?);
             rest = after_unit;
-        }
+            sign * amount_nanos(whole, fraction, unit_nanos(unit)?).ok_or_else(too_large)?
+        };
+        total = total.checked_add(nanos).ok_or_else(too_large)?;
         amounts += 1;
     }
     if amounts == 0 {
@@ -258,12 +273,10 @@ const NANOS_PER_SECOND: i128 = 1_000_000_000;
 
 /// ISO 8601's `[nW][nD][T[nH][nM][nS]]`, after its `P`.
 fn iso_duration_nanos(text: &str) -> Result<i128, String> {
-    let mut total = 0;
+    let mut total: i128 = 0;
     let mut in_time = false;
+    let mut amounts = 0;
     let mut rest = text;
-    if rest.is_empty() {
-        return Err("'P' names no amount".into());
-    }
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix(['T', 't']) {
             in_time = true;
@@ -284,8 +297,14 @@ fn iso_duration_nanos(text: &str) -> Result<i128, String> {
             ('Y' | 'M', false) => return Err("years and months have no fixed length".into()),
             (other, _) => return Err(format!("'{other}' is not an ISO 8601 unit here")),
         };
-        total += amount_nanos(whole, fraction, unit);
+        total = amount_nanos(whole, fraction, unit)
+            .and_then(|nanos| total.checked_add(nanos))
+            .ok_or("it is too large")?;
+        amounts += 1;
         rest = &after[designator.len_utf8()..];
+    }
+    if amounts == 0 {
+        return Err("'P' names no amount".into());
     }
     Ok(total)
 }
@@ -315,16 +334,18 @@ fn decimal(text: &str) -> Result<(i128, Option<&str>, &str), String> {
     Ok((whole, fraction, rest))
 }
 
-/// `whole.fraction` units of `unit` nanoseconds each.
-fn amount_nanos(whole: i128, fraction: Option<&str>, unit: i128) -> i128 {
-    let mut nanos = whole.saturating_mul(unit);
+/// `whole.fraction` units of `unit` nanoseconds each, None when too large.
+fn amount_nanos(whole: i128, fraction: Option<&str>, unit: i128) -> Option<i128> {
+    let mut nanos = whole.checked_mul(unit)?;
     if let Some(digits) = fraction {
+        // Eighteen digits are finer than any unit's nanosecond; more are cut.
         let kept = &digits[..digits.len().min(18)];
         if let Ok(numerator) = kept.parse::<i128>() {
-            nanos += numerator * unit / 10i128.pow(kept.len() as u32);
+            let part = numerator.checked_mul(unit)? / 10i128.pow(kept.len() as u32);
+            nanos = nanos.checked_add(part)?;
         }
     }
-    nanos
+    Some(nanos)
 }
 
 /// Nanoseconds in a unit as pandas spells it (`M` alone, months, has no
@@ -441,6 +462,11 @@ mod tests {
             .parse("forever")
             .unwrap_err()
             .contains("not a duration"));
+        let (nanos, _) = TemporalScale::of(&DataType::Duration(TimeUnit::Nanosecond)).unwrap();
+        assert!(nanos
+            .parse("1000000000000000000000000000000ns")
+            .unwrap_err()
+            .contains("out of the column's range"));
     }
 
     /// Each text and its length as `pandas.Timedelta(text).value` gives it.
@@ -467,9 +493,38 @@ mod tests {
         for (text, nanos) in cases {
             assert_eq!(duration_nanos(text), Ok(nanos), "{text}");
         }
-        // Refused where pandas guesses: a bare number (pandas: nanoseconds),
-        // `P1M` (pandas: a minute), an empty text (pandas: NaT).
-        for bad in ["", "10", "3 M", "P1M", "1 fortnight", "P"] {
+        // A leading minus negates every amount with a unit, and a clock only
+        // when it comes first.
+        for (text, nanos) in [
+            ("-1h30m", -5_400_000_000_000),
+            ("-1 days 2 hours", -93_600_000_000_000),
+            ("-1 days 23:59:59", -1_000_000_000),
+            ("-23:59:59", -86_399_000_000_000),
+            ("- 1h", -3_600_000_000_000),
+            ("-P1DT1H", -90_000_000_000_000),
+        ] {
+            assert_eq!(duration_nanos(text), Ok(nanos), "{text}");
+        }
+        // Refused where pandas refuses or guesses: a later minus, a clock
+        // without seconds, a bare number (pandas: nanoseconds), `P1M`
+        // (pandas: a minute), an empty text (pandas: NaT); and numbers too
+        // large for the arithmetic.
+        for bad in [
+            "",
+            "10",
+            "3 M",
+            "P1M",
+            "1 fortnight",
+            "P",
+            "PT",
+            "1 days -1 hours",
+            "1h -30m",
+            "10:00",
+            "1:30.5",
+            "99999999999999999999999999999:00:00",
+            "170141183460469231731687303715884105727.5s",
+            "170141183460469231731687303715884105727w 1w",
+        ] {
             assert!(duration_nanos(bad).is_err(), "{bad}");
         }
     }

@@ -201,8 +201,11 @@ impl MarkedEventReceiver for Builder {
                     self.lines.insert(path, line);
                 }
                 let value = scalar(&text, style);
-                self.nodes += 1;
-                self.add(value, 1, anchor, line);
+                // Long text weighs more: ten aliases of a long string copy
+                // its bytes ten times, not one node.
+                let weight = 1 + text.len() / SCALAR_BYTES_PER_NODE;
+                self.nodes = self.nodes.saturating_add(weight);
+                self.add(value, weight, anchor, line);
             }
             Event::Alias(anchor) => {
                 if !self.expecting_key() {
@@ -282,9 +285,12 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
-/// Values a document may hold, its aliases expanded: far beyond any spec
-/// (an inline table of 10,000 rows × 20 fields is 200,000).
+/// Values a document may hold, its aliases expanded, a scalar counting one
+/// more for every `SCALAR_BYTES_PER_NODE` bytes of its text: far beyond any
+/// spec (an inline table of 10,000 rows × 20 short fields is 200,000), and
+/// at most some 16 MB of expanded text.
 const MAX_NODES: usize = 1_000_000;
+const SCALAR_BYTES_PER_NODE: usize = 16;
 
 /// The key whose mapping value is merged into the enclosing mapping
 /// (YAML 1.1's merge key type, which specs use to share a test's fields).
@@ -388,6 +394,21 @@ mod tests {
         // `a6`, seventh line, would hold two million.
         assert_eq!(error.line, 7);
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // A long string repeated by aliases counts its bytes.
+        let long = "x".repeat(900_000);
+        let copies = |name: &str| vec![format!("*{name}"); 10].join(", ");
+        let repeated = format!(
+            "a: &a \"{long}\"\nb: &b [{}]\nc: &c [{}]\nd: &d [{}]\n",
+            copies("a"),
+            copies("b"),
+            copies("c")
+        );
+        let error = parse(&repeated).err().expect("refused");
+        assert!(
+            error.message.contains("expands to more than"),
+            "{}",
+            error.message
+        );
         // Up to `a5` (200,000 values) is a large document, not an attack.
         let five: String = text.lines().take(6).map(|l| format!("{l}\n")).collect();
         assert!(parse(&five).is_ok());
