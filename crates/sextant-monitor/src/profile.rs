@@ -480,51 +480,71 @@ fn codes_of(column: &ColumnValues, sample: &[usize]) -> Option<(Vec<u32>, usize)
 
 /// Pearson's r over rows where both are present; None when either is
 /// constant on those rows.
-///
-/// Two passes (the means of the shared rows, then the co-moments about
-/// them): one pass about another centre cancels when the shared rows sit
-/// far from it. Each pass sums in `LANES` interleaved partial sums:
-/// independent lanes let the compiler use vector registers, where one
-/// running sum must be added in order.
 fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    (varies_where_shared(x, y) && varies_where_shared(y, x))
+        .then(|| pearson_unchecked(x, y))
+        .flatten()
+}
+
+/// Whether `values` holds two different numbers on rows where `other`
+/// holds one too.
+fn varies_where_shared(values: &[f64], other: &[f64]) -> bool {
+    let mut shared = values
+        .iter()
+        .zip(other)
+        .filter(|(v, o)| v.is_finite() && o.is_finite())
+        .map(|(v, _)| *v);
+    shared
+        .next()
+        .is_some_and(|first| shared.any(|v| v != first))
+}
+
+/// [`pearson`] for columns known to vary on their shared rows (a constant's
+/// mean need not equal it, ten 0.1s average to 0.0999…, which would leave a
+/// tiny Σ(x − x̄)² and a meaningless r).
+///
+/// One pass over values shifted by the first shared row's (the
+/// shifted-data algorithm; Chan, Golub & LeVeque 1983): with a = x − x₀ and
+/// b = y − y₀, Σ(x − x̄)(y − ȳ) = Σab − ΣaΣb/n. The subtraction loses about
+/// ((x₀ − x̄)/σ)² of the precision, and a shared value lies within σ√(n−1)
+/// of the shared rows' mean (Samuelson's inequality), so at most n·ε is
+/// lost whatever the data; shifting by a column's own mean instead is
+/// unbounded when the shared rows sit far from it. The sums run in `LANES`
+/// interleaved partial sums: independent lanes let the compiler use vector
+/// registers, where one running sum must be added in order.
+fn pearson_unchecked(x: &[f64], y: &[f64]) -> Option<f64> {
     let rows = x.len().min(y.len());
     let (x, y) = (&x[..rows], &y[..rows]);
     let shared = |a: f64, b: f64| a.is_finite() && b.is_finite();
-    let (mut n, mut sx, mut sy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    let (mut low_x, mut high_x) = (f64::INFINITY, f64::NEG_INFINITY);
-    let (mut low_y, mut high_y) = (f64::INFINITY, f64::NEG_INFINITY);
+    let first = (0..rows).find(|&i| shared(x[i], y[i]))?;
+    let (x0, y0) = (x[first], y[first]);
+    let mut n = [0.0; LANES];
+    let (mut sa, mut sb) = ([0.0; LANES], [0.0; LANES]);
+    let (mut sab, mut saa, mut sbb) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
     for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
         for k in 0..a.len() {
             let keep = shared(a[k], b[k]);
+            let da = if keep { a[k] - x0 } else { 0.0 };
+            let db = if keep { b[k] - y0 } else { 0.0 };
             n[k] += if keep { 1.0 } else { 0.0 };
-            sx[k] += if keep { a[k] } else { 0.0 };
-            sy[k] += if keep { b[k] } else { 0.0 };
-            if keep {
-                (low_x, high_x) = (low_x.min(a[k]), high_x.max(a[k]));
-                (low_y, high_y) = (low_y.min(b[k]), high_y.max(b[k]));
-            }
+            sa[k] += da;
+            sb[k] += db;
+            sab[k] += da * db;
+            saa[k] += da * da;
+            sbb[k] += db * db;
         }
     }
     let total = |lanes: [f64; LANES]| lanes.iter().sum::<f64>();
     let n = total(n);
-    // A constant's mean need not equal it (ten 0.1s average to
-    // 0.0999…), which would leave a tiny Σ(x − x̄)² and a meaningless r.
-    if n < 2.0 || low_x == high_x || low_y == high_y {
+    if n < 2.0 {
         return None;
     }
-    let (mx, my) = (total(sx) / n, total(sy) / n);
-    let (mut sxy, mut sxx, mut syy) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
-        for k in 0..a.len() {
-            let keep = shared(a[k], b[k]);
-            let da = if keep { a[k] - mx } else { 0.0 };
-            let db = if keep { b[k] - my } else { 0.0 };
-            sxy[k] += da * db;
-            sxx[k] += da * da;
-            syy[k] += db * db;
-        }
-    }
-    correlation_of(total(sxy), total(sxx), total(syy))
+    let (sa, sb) = (total(sa), total(sb));
+    correlation_of(
+        total(sab) - sa * sb / n,
+        total(saa) - sa * sa / n,
+        total(sbb) - sb * sb / n,
+    )
 }
 
 /// The mean of the numbers of `x` (0 when it has none).
@@ -712,11 +732,13 @@ impl SharedRanks {
         }
     }
 
-    /// Spearman's ρ over the rows where both `x` and `y` hold a number:
-    /// Pearson's r of their average ranks among those rows (the pairwise
-    /// rule of pandas and scipy). Average ranks of m rows sum to m(m+1)/2
-    /// whatever the ties, so both means are (m+1)/2 and one pass over the
-    /// shared rows gives the co-moments.
+    /// The co-moments of Spearman's ρ over the rows where both `x` and `y`
+    /// hold a number (None when fewer than two do): ρ is Pearson's r of
+    /// their average ranks among those rows (the pairwise rule of pandas and
+    /// scipy). Average ranks of m rows sum to m(m+1)/2 whatever the ties, so
+    /// both means are (m+1)/2 and one pass over the shared rows gives the
+    /// co-moments. A column is constant on those rows exactly when its
+    /// ranks' sum of squares is zero.
     ///
     /// Each column comes sorted and with its own doubled ranks among its
     /// numbers.
@@ -724,7 +746,7 @@ impl SharedRanks {
         &mut self,
         (x, sorted_x, own_ranks_x): (&Presence, &Sorted, &[u32]),
         (y, sorted_y, own_ranks_y): (&Presence, &Sorted, &[u32]),
-    ) -> Option<f64> {
+    ) -> Option<(i64, i64, i64)> {
         let rows = own_ranks_x.len();
         let x_complete = sorted_x.len() == rows;
         let y_complete = sorted_y.len() == rows;
@@ -749,9 +771,9 @@ impl SharedRanks {
         }
         // The shared rows in row order (the rank buffers hold stale values
         // elsewhere).
-        let (sxy, sxx, syy) =
-            rank_co_moments(rank_x, rank_y, shared, |row| x.has(row) && y.has(row));
-        correlation_of(sxy as f64, sxx as f64, syy as f64)
+        Some(rank_co_moments(rank_x, rank_y, shared, |row| {
+            x.has(row) && y.has(row)
+        }))
     }
 }
 
@@ -794,36 +816,43 @@ fn cramers_v(a: &[u32], levels_a: usize, b: &[u32], levels_b: usize) -> Option<f
 
 /// Correlation ratio η = sqrt(Σ_g n_g (ȳ_g − ȳ)² / Σ (y − ȳ)²) of `y`
 /// given the categories `g` (Pearson 1903), over rows where both are
-/// present, in two passes (the means, then the total sum of squares about
-/// them); None when `y` is constant on those rows.
+/// present; None when `y` is constant on those rows. One pass over `y`
+/// shifted by its first kept value, as in [`pearson_unchecked`] (whose
+/// bound on the precision lost holds here too): with u = y − y₀, the total
+/// Σ(y − ȳ)² is Σu² − n·ū², and the groups' deviations are those of their
+/// means of u.
 fn correlation_ratio(y: &[f64], g: &[u32], levels: usize) -> Option<f64> {
+    let kept = |v: f64, c: u32| v.is_finite() && c != MISSING_CODE;
+    let first = y.iter().zip(g).position(|(&v, &c)| kept(v, c))?;
+    let shift = y[first];
     let mut sums = vec![0.0; levels];
-    let mut counts = vec![0.0; levels];
-    let (mut total, mut n) = (0.0, 0.0);
-    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut counts = vec![0u32; levels];
+    let (mut total, mut squares, mut n) = (0.0, 0.0, 0u32);
+    let mut varies = false;
     for (&v, &c) in y.iter().zip(g) {
-        if v.is_finite() && c != MISSING_CODE {
-            sums[c as usize] += v;
-            counts[c as usize] += 1.0;
-            total += v;
-            n += 1.0;
-            (low, high) = (low.min(v), high.max(v));
+        if kept(v, c) {
+            let u = v - shift;
+            sums[c as usize] += u;
+            counts[c as usize] += 1;
+            total += u;
+            squares += u * u;
+            n += 1;
+            varies |= u != 0.0;
         }
     }
-    if n < 2.0 || low == high {
+    if n < 2 || !varies {
         return None;
     }
+    let n = f64::from(n);
     let mean = total / n;
     let between: f64 = (0..levels)
-        .filter(|&c| counts[c] > 0.0)
-        .map(|c| counts[c] * (sums[c] / counts[c] - mean).powi(2))
+        .filter(|&c| counts[c] > 0)
+        .map(|c| {
+            let count = f64::from(counts[c]);
+            count * (sums[c] / count - mean).powi(2)
+        })
         .sum();
-    let within_total: f64 = y
-        .iter()
-        .zip(g)
-        .filter(|(v, c)| v.is_finite() && **c != MISSING_CODE)
-        .map(|(v, _)| (v - mean).powi(2))
-        .sum();
+    let within_total = squares - n * mean * mean;
     (within_total > 0.0).then(|| (between / within_total).sqrt().min(1.0))
 }
 
@@ -921,17 +950,20 @@ fn correlations(
                                 let rho = correlation_of(rxy as f64, rxx as f64, ryy as f64);
                                 return (i, j, r, rho);
                             }
-                            let r = pearson(x, y);
                             // Spearman's ρ is Pearson's r of the ranks, ranked
                             // over the rows where both are present (pandas'
                             // and scipy's pairwise rule): a column's own
                             // ranks serve when the other misses no value,
                             // else it is ranked again among the shared rows,
                             // from its sorted form (no sort).
-                            let rho = buffers.spearman(
+                            let Some((rxy, rxx, ryy)) = buffers.spearman(
                                 (&a.present, &a.sorted, &a.ranks),
                                 (&b.present, &b.sorted, &b.ranks),
-                            );
+                            ) else {
+                                return (i, j, None, None);
+                            };
+                            let rho = correlation_of(rxy as f64, rxx as f64, ryy as f64);
+                            let r = rho.and_then(|_| pearson_unchecked(x, y));
                             (i, j, r, rho)
                         })
                         .collect::<Vec<_>>()
