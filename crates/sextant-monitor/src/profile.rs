@@ -625,7 +625,7 @@ impl Sorted {
             .iter()
             .enumerate()
             .filter(|(_, v)| v.is_finite())
-            .map(|(row, &v)| (order_key(v + 0.0), row as u32))
+            .map(|(row, &v)| (sextant_stats::sort::order_key(v + 0.0), row as u32))
             .collect();
         radsort::sort_by_key(&mut keyed, |&(key, _)| key);
         let mut ties = vec![0u64; keyed.len().div_ceil(64)];
@@ -646,17 +646,6 @@ impl Sorted {
 
     fn equals_next(&self, k: usize) -> bool {
         self.ties[k / 64] >> (k % 64) & 1 == 1
-    }
-}
-
-/// An unsigned key ordered as `f64::total_cmp` orders the numbers: the
-/// sign bit flipped for positives, every bit for negatives.
-fn order_key(v: f64) -> u64 {
-    let bits = v.to_bits();
-    if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | (1 << 63)
     }
 }
 

@@ -30,7 +30,7 @@ pub fn sorted_floats(values: impl IntoIterator<Item = f64>) -> Vec<f64> {
 
 /// Maps a float to an integer with the same order as `f64::total_cmp`:
 /// positive floats get the sign bit set, negative ones are inverted.
-fn order_key(value: f64) -> u64 {
+pub fn order_key(value: f64) -> u64 {
     let bits = value.to_bits();
     if bits >> 63 == 1 {
         !bits
